@@ -1,0 +1,71 @@
+// Package registry is where Plato's processes find each other: gateways and state servers announce
+// themselves and their live load; ipconf, gateways and state servers watch. The implementation is a
+// NATS JetStream key-value bucket (registry_nats.go), so a process that dies without deregistering
+// disappears once its entry's TTL passes.
+package registry
+
+import (
+	"context"
+	"time"
+)
+
+// Role is what a registered process does.
+type Role string
+
+const (
+	RoleGateway Role = "gateway"
+	RoleState   Role = "state"
+)
+
+// Load is a gateway's live load, reported every second.
+type Load struct {
+	// Conns is the number of open device connections.
+	Conns int64 `json:"conns"`
+	// BytesInPerSec and BytesOutPerSec are device traffic over the last second.
+	BytesInPerSec  float64 `json:"bytes_in_ps"`
+	BytesOutPerSec float64 `json:"bytes_out_ps"`
+	// BandwidthBytesPerSec is the capacity the gateway was configured with; remaining bandwidth is
+	// this minus in+out.
+	BandwidthBytesPerSec float64 `json:"bandwidth_bps"`
+}
+
+// Node is one registered process.
+type Node struct {
+	ID   string `json:"id"`
+	Role Role   `json:"role"`
+	// Endpoint is the device-facing "host:port" (gateways only).
+	Endpoint string `json:"endpoint,omitempty"`
+	// RPCNetwork ("tcp" or "unix") and RPCAddr are where its Kitex service listens.
+	RPCNetwork string    `json:"rpc_network"`
+	RPCAddr    string    `json:"rpc_addr"`
+	Load       Load      `json:"load"`
+	StartedAt  time.Time `json:"started_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
+}
+
+// EventType says whether a node appeared/changed or went away.
+type EventType int
+
+const (
+	EventPut EventType = iota
+	EventDelete
+)
+
+// Event is one change seen by a watcher. For EventDelete only Node.ID and Node.Role are set.
+type Event struct {
+	Type EventType
+	Node Node
+}
+
+// Registry registers this process and watches the others.
+type Registry interface {
+	// Put registers or refreshes n; an entry not refreshed within the TTL expires.
+	Put(ctx context.Context, n Node) error
+	// Delete deregisters a node (clean shutdown).
+	Delete(ctx context.Context, role Role, id string) error
+	// List returns the live nodes of a role.
+	List(ctx context.Context, role Role) ([]Node, error)
+	// Watch streams the current nodes of a role as EventPut, then every change, until ctx ends;
+	// the channel is closed then.
+	Watch(ctx context.Context, role Role) (<-chan Event, error)
+}

@@ -1,0 +1,39 @@
+// What a business server implements: Plato delivers uplinks and connection events to it.
+namespace go plato.business
+
+enum EventKind {
+    UPLINK = 0        // a device sent a message; answer accepted (code 0) or refused
+    CONNECTED = 1     // a device logged in
+    DISCONNECTED = 2  // a device connection closed
+}
+
+struct Event {
+    1: EventKind kind
+    2: string app_id
+    3: string did
+    4: string uid
+    5: i64 conn_id
+    6: i64 seq        // UPLINK: the device's sequence number on this connection
+    7: binary payload // UPLINK: the message body
+    8: i32 reason     // DISCONNECTED: protocol close code
+    9: string gateway_id
+}
+
+struct Result {
+    // 0 accepted; otherwise a business error code (>= 2000) sent to the device in its uplink ACK.
+    1: i32 code
+    2: string message
+}
+
+struct DeliverRequest {
+    1: list<Event> events
+}
+
+struct DeliverResponse {
+    // One result per event, in order. Missing results count as accepted.
+    1: list<Result> results
+}
+
+service Business {
+    DeliverResponse Deliver(1: DeliverRequest req)
+}

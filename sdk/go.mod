@@ -1,0 +1,3 @@
+module github.com/platoim/plato/sdk
+
+go 1.26
