@@ -1,6 +1,9 @@
 package protocol
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
 
 // Body layouts. Strings are a u16 length then UTF-8 bytes; a payload is the rest of the body.
 // Decoders ignore bytes after the last field they know, so later versions may append fields.
@@ -209,7 +212,12 @@ func (m *ResumeAck) Decode(b []byte) error {
 
 func appendString(dst []byte, s string) []byte {
 	if len(s) > MaxString {
-		s = s[:MaxString]
+		// Cut on a rune boundary so the field stays valid UTF-8.
+		n := MaxString
+		for n > MaxString-utf8.UTFMax && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		s = s[:n]
 	}
 	dst = binary.BigEndian.AppendUint16(dst, uint16(len(s)))
 	return append(dst, s...)

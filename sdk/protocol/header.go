@@ -46,7 +46,8 @@ func PutHeader(b []byte, h Header) {
 }
 
 // ParseHeader decodes and checks the fixed header in b (at least HeaderLen bytes). maxBody is the
-// largest body the caller accepts; a larger length is refused before the body is read.
+// largest body the caller accepts, clamped to [0, HardMaxBody]; a larger length is refused before the
+// body is read.
 func ParseHeader(b []byte, maxBody int) (Header, error) {
 	if len(b) < HeaderLen {
 		return Header{}, errorf(CodeMalformed, "header: %d bytes, need %d", len(b), HeaderLen)
@@ -66,6 +67,8 @@ func ParseHeader(b []byte, maxBody int) (Header, error) {
 	if !h.Signal.Known() {
 		return Header{}, errorf(CodeUnknownSignal, "header: unknown signal 0x%02x", b[3])
 	}
+	// A negative maxBody would otherwise convert to a huge unsigned bound and disable the check.
+	maxBody = max(0, min(maxBody, HardMaxBody))
 	if uint64(h.Length) > uint64(maxBody) {
 		return Header{}, errorf(CodeFrameTooLarge, "header: body of %d bytes exceeds the maximum of %d", h.Length, maxBody)
 	}

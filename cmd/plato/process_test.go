@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/platoim/plato/core/demo"
+	"github.com/platoim/plato/core/natsd"
+	"github.com/platoim/plato/core/platform/platformtest"
+	"github.com/platoim/plato/sdk/client"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// platoBinary builds cmd/plato once per test run.
+func platoBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "plato-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "plato")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// proc is a running plato process whose stdout lines are collected.
+type proc struct {
+	t     *testing.T
+	name  string
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	lines []string
+	more  chan struct{}
+	exit  chan error
+	errb  *strings.Builder
+}
+
+func startProc(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(platoBinary(t), args...)
+	cmd.Env = append(os.Environ(), "PLATO_LOG__LEVEL=warn")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, name: name, cmd: cmd, more: make(chan struct{}, 1), exit: make(chan error, 1), errb: &strings.Builder{}}
+	cmd.Stderr = &lockedWriter{b: p.errb, mu: &p.mu}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s: %v", name, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			p.mu.Unlock()
+			select {
+			case p.more <- struct{}{}:
+			default:
+			}
+		}
+		p.exit <- cmd.Wait()
+		close(p.more)
+	}()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+		}
+	})
+	return p
+}
+
+type lockedWriter struct {
+	b  *strings.Builder
+	mu *sync.Mutex
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+// waitLine returns the first submatch of re in stdout, waiting up to 60s.
+func (p *proc) waitLine(re *regexp.Regexp) string {
+	p.t.Helper()
+	deadline := time.After(60 * time.Second)
+	for {
+		p.mu.Lock()
+		for _, l := range p.lines {
+			if m := re.FindStringSubmatch(l); m != nil {
+				p.mu.Unlock()
+				return m[len(m)-1]
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case _, ok := <-p.more:
+			if !ok {
+				p.t.Fatalf("%s exited before printing %s; stderr:\n%s", p.name, re, p.stderr())
+			}
+		case <-deadline:
+			p.t.Fatalf("%s did not print %s; stderr:\n%s", p.name, re, p.stderr())
+		}
+	}
+}
+
+func (p *proc) stderr() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.errb.String()
+}
+
+// interrupt sends SIGINT and checks a clean exit.
+func (p *proc) interrupt() {
+	p.t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-p.exit:
+		if err != nil {
+			p.t.Errorf("%s exited with %v after SIGINT; stderr:\n%s", p.name, err, p.stderr())
+		}
+	case <-time.After(30 * time.Second):
+		p.t.Errorf("%s did not stop within 30s of SIGINT", p.name)
+		_ = p.cmd.Process.Kill()
+	}
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+var (
+	reIPConf  = regexp.MustCompile(`ipconf\s+(http://\S+)`)
+	reGateway = regexp.MustCompile(`gateway\s+(\S+)\s+\(device`)
+	reRunning = regexp.MustCompile(`(Plato is running)`)
+)
+
+func chatBetween(t *testing.T, ipconfURL string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var alice, bob *client.Client
+	// Gateways appear in ipconf after their first load report.
+	platformtest.Eventually(t, 20*time.Second, "ipconf to hand out a gateway", func() bool {
+		_, err := client.FetchEndpoints(ctx, nil, ipconfURL, "demo", "alice")
+		return err == nil
+	})
+	var err error
+	if alice, err = client.Dial(ctx, client.Config{IPConfURL: ipconfURL, AppID: "demo", DID: "alice"}); err != nil {
+		t.Fatalf("alice: %v", err)
+	}
+	defer alice.Close()
+	if bob, err = client.Dial(ctx, client.Config{IPConfURL: ipconfURL, AppID: "demo", DID: "bob"}); err != nil {
+		t.Fatalf("bob: %v", err)
+	}
+	defer bob.Close()
+	send := func(from *client.Client, to *client.Client, toDID, fromDID, text string) {
+		payload, _ := json.Marshal(demo.Message{To: toDID, Text: text})
+		if err := from.Send(ctx, payload); err != nil {
+			t.Fatalf("%s sending: %v", fromDID, err)
+		}
+		select {
+		case m := <-to.Messages():
+			var d demo.Delivered
+			if err := json.Unmarshal(m.Payload, &d); err != nil || d.From != fromDID || d.Text != text {
+				t.Fatalf("%s got %q, want %s: %s", toDID, m.Payload, fromDID, text)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s got nothing from %s", toDID, fromDID)
+		}
+	}
+	send(alice, bob, "bob", "alice", "hello bob")
+	send(bob, alice, "alice", "bob", "hi alice")
+}
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "plato.yaml")
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestRolesAsSeparateProcesses(t *testing.T) {
+	ctx := context.Background()
+	ns, err := natsd.Start(ctx, natsd.Config{Host: "127.0.0.1", Port: 0, StoreDir: t.TempDir()}, platformtest.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	stateAddr, demoAddr := freePort(t), freePort(t)
+	cfg := writeConfig(t, fmt.Sprintf(`
+data_dir: %s
+nats: {url: %q}
+auth: {token_secret: %q}
+registry: {ttl: 3s}
+ipconf: {addr: "127.0.0.1:0"}
+gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
+state: {addr: %q, business: {default: %q}}
+demo: {addr: %q}
+`, t.TempDir(), ns.ClientURL(), platformtest.Secret, stateAddr, demoAddr, demoAddr))
+
+	st := startProc(t, "state", "state", "--config", cfg)
+	st.waitLine(reRunning)
+	dm := startProc(t, "demo", "demo", "--config", cfg)
+	dm.waitLine(reRunning)
+	gw := startProc(t, "gateway", "gateway", "--config", cfg)
+	gw.waitLine(reGateway)
+	ip := startProc(t, "ipconf", "ipconf", "--config", cfg)
+	chatBetween(t, ip.waitLine(reIPConf))
+
+	for _, p := range []*proc{ip, gw, dm, st} {
+		p.interrupt()
+	}
+}
+
+func TestUp(t *testing.T) {
+	cfg := writeConfig(t, fmt.Sprintf(`
+data_dir: %s
+nats: {embedded: {port: 0}}
+auth: {token_secret: %q}
+ipconf: {addr: "127.0.0.1:0"}
+gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
+state: {addr: "127.0.0.1:0", business: {default: "127.0.0.1:0"}}
+demo: {enabled: true, addr: "127.0.0.1:0"}
+`, t.TempDir(), platformtest.Secret))
+	up := startProc(t, "up", "up", "--config", cfg)
+	for _, re := range []string{`nats\s+(nats://\S+)`, `state\s+(\S+)`, `demo\s+(\S+)`} {
+		up.waitLine(regexp.MustCompile(re))
+	}
+	up.waitLine(reGateway)
+	chatBetween(t, up.waitLine(reIPConf))
+	up.interrupt()
+}
+
+func TestBadConfigIsExplained(t *testing.T) {
+	out, err := exec.Command(platoBinary(t), "gateway", "--set", "gateway.max_body=1", "--set", "gateway.addr=nowhere").CombinedOutput()
+	if err == nil {
+		t.Fatalf("plato gateway with a bad config succeeded:\n%s", out)
+	}
+	for _, want := range []string{"gateway.max_body", "gateway.addr", `"nowhere"`} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output does not name %s:\n%s", want, out)
+		}
+	}
+	out, _ = exec.Command(platoBinary(t), "bogus").CombinedOutput()
+	if !strings.Contains(string(out), `unknown command "bogus"`) {
+		t.Errorf("unknown command output:\n%s", out)
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"up", "--help"}, {"gateway", "--help"}, {"chat", "--help"}} {
+		cmd := exec.Command(platoBinary(t), args...)
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Errorf("plato %v: %v\n%s", args, err, out)
+		}
+		if len(out) == 0 {
+			t.Errorf("plato %v printed nothing", args)
+		}
+	}
+}

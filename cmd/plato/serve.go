@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cloudwego/kitex/pkg/klog"
+
+	"github.com/platoim/plato/core/config"
+	"github.com/platoim/plato/core/platform"
+)
+
+// DefaultConfigFile is read when --config is not given and the file exists.
+const DefaultConfigFile = "configs/plato.yaml"
+
+// commonFlags are the flags every server command takes.
+type commonFlags struct {
+	config  string
+	set     multiFlag
+	natsURL string
+	dataDir string
+	addr    string
+}
+
+type multiFlag []string
+
+func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
+func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
+
+func (c *commonFlags) register(fs *flag.FlagSet, addrKey string) {
+	fs.StringVar(&c.config, "config", "", "YAML config file (default "+DefaultConfigFile+" when it exists)")
+	fs.Var(&c.set, "set", "override one setting, key=value with a dotted key (repeatable), e.g. --set gateway.max_body=131072")
+	fs.StringVar(&c.natsURL, "nats", "", "URL of an external NATS (sets nats.url)")
+	fs.StringVar(&c.dataDir, "data-dir", "", "data directory (sets data_dir)")
+	if addrKey != "" {
+		fs.StringVar(&c.addr, "addr", "", "listen address (sets "+addrKey+")")
+	}
+}
+
+// load reads the configuration: defaults, file, PLATO_* environment, then flags.
+func (c *commonFlags) load(addrKey string) (config.Config, error) {
+	path := c.config
+	if path == "" {
+		if _, err := os.Stat(DefaultConfigFile); err == nil {
+			path = DefaultConfigFile
+		}
+	}
+	ov := map[string]string{}
+	for _, s := range c.set {
+		k, v, err := config.ParseOverride(s)
+		if err != nil {
+			return config.Config{}, fmt.Errorf("--set %q: %w", s, err)
+		}
+		ov[k] = v
+	}
+	if c.natsURL != "" {
+		ov["nats.url"] = c.natsURL
+	}
+	if c.dataDir != "" {
+		ov["data_dir"] = c.dataDir
+	}
+	if c.addr != "" && addrKey != "" {
+		ov[addrKey] = c.addr
+	}
+	cfg, _, err := config.Load(path, os.Environ(), ov)
+	return cfg, err
+}
+
+func newLogger(cfg config.Log, w io.Writer) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(cfg.Level))
+	opts := &slog.HandlerOptions{Level: lvl}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if cfg.Format == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	// Kitex logs through its own global logger; keep it to warnings on the same stream.
+	klog.SetOutput(w)
+	klog.SetLevel(klog.LevelWarn)
+	return slog.New(h)
+}
+
+var roleAddrKeys = map[string]string{
+	"ipconf": "ipconf.addr", "gateway": "gateway.addr", "state": "state.addr", "demo": "demo.addr",
+}
+
+// roleCommand runs one role as its own process against the configured NATS.
+func roleCommand(role string) func(context.Context, []string, io.Writer, io.Writer) error {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		fs := flag.NewFlagSet("plato "+role, flag.ContinueOnError)
+		fs.SetOutput(stderr)
+		var cf commonFlags
+		cf.register(fs, roleAddrKeys[role])
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		cfg, err := cf.load(roleAddrKeys[role])
+		if err != nil {
+			return err
+		}
+		return serve(ctx, cfg, []string{role}, stdout, stderr)
+	}
+}
+
+func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("plato up", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cf commonFlags
+	cf.register(fs, "")
+	roles := fs.String("roles", strings.Join(platform.AllRoles, ","), "roles to run in this process")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := cf.load("")
+	if err != nil {
+		return err
+	}
+	rs, err := platform.ParseRoles(*roles)
+	if err != nil {
+		return err
+	}
+	if !cfg.Demo.Enabled {
+		rs = without(rs, platform.RoleDemo)
+	}
+	if cfg.NATS.URL != "" {
+		rs = without(rs, platform.RoleNATS)
+	}
+	return serve(ctx, cfg, rs, stdout, stderr)
+}
+
+func without(rs []string, r string) []string {
+	out := rs[:0:0]
+	for _, x := range rs {
+		if x != r {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// serve starts roles, prints where they listen, and runs until ctx ends (Ctrl-C).
+func serve(ctx context.Context, cfg config.Config, roles []string, stdout, stderr io.Writer) error {
+	logger := newLogger(cfg.Log, stderr)
+	p, err := platform.Start(ctx, cfg, roles, logger)
+	if err != nil {
+		return err
+	}
+	printAddresses(stdout, p)
+	<-ctx.Done()
+	fmt.Fprintln(stdout, "shutting down...")
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := p.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutting down: %w", err)
+	}
+	fmt.Fprintln(stdout, "stopped")
+	return nil
+}
+
+func printAddresses(w io.Writer, p *platform.Platform) {
+	fmt.Fprintln(w, "Plato is running:")
+	if p.NATS != nil {
+		fmt.Fprintf(w, "  nats      %s  (embedded, JetStream data in %s)\n", p.NATS.ClientURL(), p.NATSStoreDir())
+	} else {
+		fmt.Fprintf(w, "  nats      %s  (external)\n", p.NATSURL())
+	}
+	if p.State != nil {
+		fmt.Fprintf(w, "  state     %s  (Kitex RPC: gateways and business servers)\n", p.State.Addr())
+	}
+	if p.Gateway != nil {
+		fmt.Fprintf(w, "  gateway   %s  (device TCP; state reaches it at %s)\n", p.Gateway.Addr(), p.Gateway.RPCAddr())
+	}
+	if p.IPConf != nil {
+		fmt.Fprintf(w, "  ipconf    http://%s  (GET /ip/list?app_id=demo&did=alice)\n", p.IPConf.Addr())
+	}
+	if p.Demo != nil {
+		fmt.Fprintf(w, "  demo      %s  (chat business server)\n", p.Demo.Addr())
+		fmt.Fprintln(w, "Try it: run `plato chat --did alice` and `plato chat --did bob` in two terminals, then type `@bob hello`.")
+	}
+	fmt.Fprintln(w, "Ctrl-C stops.")
+}

@@ -1,0 +1,172 @@
+package batch
+
+import (
+	"context"
+	"errors"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+var (
+	// ErrFull is returned by Add when the item's lane already holds Config.MaxQueue waiting items.
+	ErrFull = errors.New("batch: lane queue full")
+	// ErrClosed is returned by Add once Close has been called.
+	ErrClosed = errors.New("batch: batcher closed")
+)
+
+// Config tunes a Batcher. The zero Config is valid and means all defaults.
+type Config struct {
+	// MaxSize is the largest batch handed to SendFunc. Default 128 (used when <= 0).
+	MaxSize int
+	// MaxDelay is how long a lane that was idle lingers after its first item before sending a batch
+	// that is not full. Default 1ms (used when 0); a negative value sends at once.
+	MaxDelay time.Duration
+	// Lanes is the number of independent ordered lanes, each with its own goroutine. Default 4
+	// (used when <= 0).
+	Lanes int
+	// MaxQueue is how many items may wait in one lane, not counting the batch being sent, before
+	// Add returns ErrFull. Default 8192 (used when <= 0).
+	MaxQueue int
+}
+
+const (
+	defaultMaxSize  = 128
+	defaultMaxDelay = time.Millisecond
+	defaultLanes    = 4
+	defaultMaxQueue = 8192
+)
+
+// SendFunc delivers one batch. items is never empty, holds at most Config.MaxSize items in Add
+// order, and is reused once SendFunc returns, so it must not be kept. ctx is owned by the Batcher
+// and is cancelled only when the context given to Close expires; sends still pending then are
+// made with the cancelled ctx so that the callee can fail them rather than have them vanish.
+type SendFunc[T any] func(ctx context.Context, items []T)
+
+// Batcher queues items per lane and sends them in batches. Make one with New; the zero Batcher is
+// not usable. A Batcher runs one goroutine per lane until Close.
+type Batcher[T any] struct {
+	send     SendFunc[T]
+	lanes    []*lane[T]
+	maxSize  int
+	maxQueue int
+	delay    time.Duration // <= 0: no linger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	closeOnce sync.Once
+	live      atomic.Int32  // lane goroutines still running
+	done      chan struct{} // closed when the last one returns
+}
+
+// New makes a Batcher with cfg's values (defaults for zero fields) and starts its lane
+// goroutines. send must not be nil. Close must be called to stop the goroutines.
+func New[T any](cfg Config, send SendFunc[T]) *Batcher[T] {
+	if send == nil {
+		panic("batch: New with nil SendFunc")
+	}
+	if cfg.MaxSize <= 0 {
+		cfg.MaxSize = defaultMaxSize
+	}
+	if cfg.MaxDelay == 0 {
+		cfg.MaxDelay = defaultMaxDelay
+	}
+	if cfg.Lanes <= 0 {
+		cfg.Lanes = defaultLanes
+	}
+	if cfg.MaxQueue <= 0 {
+		cfg.MaxQueue = defaultMaxQueue
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &Batcher[T]{
+		send: send,
+		// A batch can never be bigger than the queue it is taken from; capping here also lets a
+		// full queue end the linger.
+		maxSize:  min(cfg.MaxSize, cfg.MaxQueue),
+		maxQueue: cfg.MaxQueue,
+		delay:    cfg.MaxDelay,
+		ctx:      ctx,
+		cancel:   cancel,
+		lanes:    make([]*lane[T], cfg.Lanes),
+		done:     make(chan struct{}),
+	}
+	b.live.Store(int32(cfg.Lanes))
+	for i := range b.lanes {
+		l := &lane[T]{wake: make(chan struct{}, 1)}
+		b.lanes[i] = l
+		go b.run(l)
+	}
+	return b
+}
+
+// Add queues item on the lane that key maps to (keys are hashed onto Config.Lanes lanes, so equal
+// keys always share a lane). It never blocks: it returns ErrFull when that lane already holds
+// Config.MaxQueue waiting items, and ErrClosed once Close has been called.
+func (b *Batcher[T]) Add(key uint64, item T) error {
+	l := b.lanes[b.index(key)]
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return ErrClosed
+	}
+	if l.count >= b.maxQueue {
+		l.mu.Unlock()
+		return ErrFull
+	}
+	l.push(item, b.maxSize)
+	// Wake the lane goroutine only on the transitions it waits for, so that a busy lane costs no
+	// channel operation per item.
+	wake := l.state == stateIdle || (l.state == stateLinger && l.count >= b.maxSize)
+	if wake {
+		l.state = stateBusy
+	}
+	l.mu.Unlock()
+	if wake {
+		l.signal()
+	}
+	return nil
+}
+
+// index maps a key onto a lane. The multiply spreads keys that differ only in low or high bits
+// (sequential ids, ids with a common stride); the high-word multiply avoids a division.
+func (b *Batcher[T]) index(key uint64) int {
+	hi, _ := bits.Mul64(key*0x9E3779B97F4A7C15, uint64(len(b.lanes)))
+	return int(hi)
+}
+
+// Close stops accepting items, flushes everything already queued and waits until every lane
+// goroutine has finished, or until ctx is done. In that case it cancels the context given to
+// SendFunc and returns ctx.Err(); the lanes still hand their remaining items to SendFunc, with
+// the cancelled context, but Close does not wait for that. Close may be called more than once;
+// every call waits in the same way.
+func (b *Batcher[T]) Close(ctx context.Context) error {
+	b.closeOnce.Do(func() {
+		for _, l := range b.lanes {
+			l.mu.Lock()
+			l.closed = true
+			l.mu.Unlock()
+			l.signal()
+		}
+	})
+	select {
+	case <-b.done:
+		return nil
+	default:
+	}
+	select {
+	case <-b.done:
+		return nil
+	case <-ctx.Done():
+		b.cancel()
+		return ctx.Err()
+	}
+}
+
+func (b *Batcher[T]) exit() {
+	if b.live.Add(-1) == 0 {
+		b.cancel() // releases the context; no send can start any more
+		close(b.done)
+	}
+}

@@ -1,0 +1,122 @@
+package batch
+
+import (
+	"sync"
+	"time"
+)
+
+// What the lane goroutine is waiting for; Add signals only on the transitions that matter to it.
+const (
+	stateBusy   uint8 = iota // taking or sending a batch: will look at the queue afterwards anyway
+	stateIdle                // waiting for a first item
+	stateLinger              // waiting for a full batch or the linger timer
+)
+
+// lane is one ordered queue with its own goroutine.
+type lane[T any] struct {
+	mu sync.Mutex
+	// ring holds the waiting items. With the goroutine's send buffer it forms the double buffer:
+	// Add writes here while the previous batch is being sent from the other, and neither is
+	// reallocated in the steady state. Its length is a power of two.
+	ring   []T
+	head   int
+	count  int
+	state  uint8
+	closed bool
+	wake   chan struct{} // capacity 1: a pending wake-up is never lost, and never blocks
+	_      [64]byte      // keep lanes' locks off each other's cache lines
+}
+
+func (l *lane[T]) signal() {
+	select {
+	case l.wake <- struct{}{}:
+	default:
+	}
+}
+
+// push appends item; the caller holds mu and has checked MaxQueue.
+func (l *lane[T]) push(item T, firstCap int) {
+	if l.count == len(l.ring) {
+		l.grow(firstCap)
+	}
+	l.ring[(l.head+l.count)&(len(l.ring)-1)] = item
+	l.count++
+}
+
+// grow doubles the full ring; it only happens while a lane's backlog reaches a new high.
+func (l *lane[T]) grow(firstCap int) {
+	n := 2 * len(l.ring)
+	if n == 0 {
+		n = 1
+		for n < firstCap {
+			n <<= 1
+		}
+	}
+	r := make([]T, n)
+	k := copy(r, l.ring[l.head:])
+	copy(r[k:], l.ring[:l.head])
+	l.ring, l.head = r, 0
+}
+
+// take moves up to len(dst) of the oldest items into dst and returns how many; mu must be held.
+func (l *lane[T]) take(dst []T) int {
+	n := min(l.count, len(dst))
+	first := min(n, len(l.ring)-l.head)
+	copy(dst, l.ring[l.head:l.head+first])
+	copy(dst[first:n], l.ring[:n-first])
+	// Clear what was taken so the queue does not keep items (and what they point to) alive.
+	clear(l.ring[l.head : l.head+first])
+	clear(l.ring[:n-first])
+	l.head = (l.head + n) & (len(l.ring) - 1)
+	l.count -= n
+	return n
+}
+
+// run is the lane goroutine: wait, maybe linger, take a batch, send it, repeat until closed and
+// drained.
+func (b *Batcher[T]) run(l *lane[T]) {
+	defer b.exit()
+	batch := make([]T, b.maxSize)
+	var linger *time.Timer
+	if b.delay > 0 {
+		linger = time.NewTimer(time.Hour)
+		linger.Stop()
+	}
+	wasIdle := true // no send has happened yet
+	for {
+		l.mu.Lock()
+		// Loops, not ifs: a wake-up may be stale (a Close, or an Add racing the linger timer).
+		for l.count == 0 && !l.closed {
+			wasIdle = true
+			l.state = stateIdle
+			l.mu.Unlock()
+			<-l.wake
+			l.mu.Lock()
+		}
+		if l.count == 0 { // closed and drained
+			l.mu.Unlock()
+			return
+		}
+		// Only a lane that was idle lingers: items that piled up during a send are already late.
+		if wasIdle && linger != nil && l.count < b.maxSize && !l.closed {
+			linger.Reset(b.delay)
+			for expired := false; !expired && l.count < b.maxSize && !l.closed; {
+				l.state = stateLinger
+				l.mu.Unlock()
+				select {
+				case <-l.wake:
+				case <-linger.C:
+					expired = true
+				}
+				l.mu.Lock()
+			}
+			linger.Stop()
+		}
+		wasIdle = false
+		l.state = stateBusy
+		n := l.take(batch)
+		l.mu.Unlock()
+		b.send(b.ctx, batch[:n])
+		clear(batch[:n]) // the callee is done with it; do not pin its items until the next batch
+	}
+}

@@ -1,0 +1,227 @@
+// Package config is Plato's configuration: one struct for every role, loaded by koanf in the order
+// defaults -> YAML file -> environment (PLATO_ prefix) -> command-line overrides, then validated with
+// messages that name the field and where it came from.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Defaults for every field that has one; Default() assembles them.
+const (
+	DefaultDataDir          = "./data"
+	DefaultNATSHost         = "127.0.0.1"
+	DefaultNATSPort         = 4222
+	DefaultRegistryBucket   = "plato_registry"
+	DefaultRegistryTTL      = 5 * time.Second
+	DefaultTokenTTL         = 24 * time.Hour
+	DefaultIPConfAddr       = "127.0.0.1:8080"
+	DefaultMaxEndpoints     = 8
+	DefaultStaleAfter       = 5 * time.Second
+	DefaultGatewayAddr      = "127.0.0.1:8900"
+	DefaultMaxBody          = 64 << 10
+	DefaultLoginTimeout     = 10 * time.Second
+	DefaultReadTimeout      = 30 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultWriteQueue       = 1024
+	DefaultBandwidth        = 125_000_000 // bytes/s: a 1 Gbit/s NIC
+	DefaultReportInterval   = time.Second
+	DefaultStateAddr        = "127.0.0.1:8901"
+	DefaultHeartbeat        = 30 * time.Second
+	DefaultHeartbeatTimeout = 90 * time.Second
+	DefaultMaxInflight      = 1024
+	DefaultBusinessAddr     = "127.0.0.1:8902"
+	DefaultBusinessTimeout  = 3 * time.Second
+	DefaultPushTimeout      = 5 * time.Second
+	DefaultBatchSize        = 128
+	DefaultBatchDelay       = 500 * time.Microsecond
+	DefaultBatchLanes       = 4
+	DefaultRPCTimeout       = 3 * time.Second
+	DefaultLogLevel         = "info"
+	DefaultLogFormat        = "text"
+	// DevTokenSecret is the secret the shipped configs use so `make up` works out of the box.
+	// Plato logs a warning when it is in use; a fleet must set its own.
+	DevTokenSecret = "plato-dev-secret-change-me-please"
+)
+
+// Config is the whole configuration; each role reads its own section plus the shared ones.
+type Config struct {
+	// DataDir holds the embedded NATS store and the unix sockets of co-located roles. Default ./data.
+	DataDir string `koanf:"data_dir"`
+	Log     Log    `koanf:"log"`
+	NATS    NATS   `koanf:"nats"`
+	// Registry is where gateways and state servers announce themselves.
+	Registry Registry `koanf:"registry"`
+	Auth     Auth     `koanf:"auth"`
+	IPConf   IPConf   `koanf:"ipconf"`
+	Gateway  Gateway  `koanf:"gateway"`
+	State    State    `koanf:"state"`
+	Demo     Demo     `koanf:"demo"`
+}
+
+// Log configures the process logger (log/slog on stderr).
+type Log struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `koanf:"level"`
+	// Format is text or json. Default text.
+	Format string `koanf:"format"`
+}
+
+// NATS says which NATS the platform uses.
+type NATS struct {
+	// URL of an external NATS cluster ("nats://host:4222,..."). Empty: `plato up` embeds a server and
+	// the other roles connect to the embedded default address.
+	URL      string       `koanf:"url"`
+	Embedded EmbeddedNATS `koanf:"embedded"`
+}
+
+// EmbeddedNATS configures the server `plato up` starts when NATS.URL is empty.
+type EmbeddedNATS struct {
+	// Host to listen on. Default 127.0.0.1.
+	Host string `koanf:"host"`
+	// Port to listen on; 0 picks a free one. Default 4222.
+	Port int `koanf:"port"`
+	// StoreDir is the JetStream directory. Default <data_dir>/nats.
+	StoreDir string `koanf:"store_dir"`
+}
+
+// Registry configures the NATS key-value bucket of live processes.
+type Registry struct {
+	// Bucket name. Default plato_registry.
+	Bucket string `koanf:"bucket"`
+	// TTL after which a process that stopped reporting disappears. Default 5s.
+	TTL time.Duration `koanf:"ttl"`
+}
+
+// Auth configures access tokens, issued by ipconf and verified at login.
+type Auth struct {
+	// TokenSecret signs tokens (HMAC-SHA256); at least 16 bytes, the same on every ipconf and gateway.
+	TokenSecret string `koanf:"token_secret"`
+	// TokenTTL is how long a token stays valid. Default 24h.
+	TokenTTL time.Duration `koanf:"token_ttl"`
+}
+
+// IPConf configures the endpoint dispatch service.
+type IPConf struct {
+	// Addr is the HTTP listen address. Default 127.0.0.1:8080.
+	Addr string `koanf:"addr"`
+	// MaxEndpoints is how many ranked endpoints a device gets. Default 8.
+	MaxEndpoints int `koanf:"max_endpoints"`
+	// StaleAfter drops a gateway whose last load report is older than this. Default 5s.
+	StaleAfter time.Duration `koanf:"stale_after"`
+}
+
+// Gateway configures the device-facing TCP server.
+type Gateway struct {
+	// ID names this gateway in the registry. Default gw-<hostname>-<pid>.
+	ID string `koanf:"id"`
+	// Addr is the device TCP listen address. Default 127.0.0.1:8900.
+	Addr string `koanf:"addr"`
+	// Advertise is the "host:port" ipconf hands to devices. Default: the listen address.
+	Advertise string `koanf:"advertise"`
+	// RPCAddr is where the gateway's Kitex service listens for the state server: a unix socket path,
+	// or host:port across machines. Default <data_dir>/gateway-<id>.sock.
+	RPCAddr string `koanf:"rpc_addr"`
+	// MaxBody is the largest frame body accepted from a device. Default 65536.
+	MaxBody int `koanf:"max_body"`
+	// LoginTimeout closes a connection that has not sent Login by then (code 1206). Default 10s.
+	LoginTimeout time.Duration `koanf:"login_timeout"`
+	// ReadTimeout bounds how long a partly received frame may take to complete. Default 30s.
+	ReadTimeout time.Duration `koanf:"read_timeout"`
+	// WriteTimeout bounds a blocked write to a device before it is closed as a slow consumer. Default 10s.
+	WriteTimeout time.Duration `koanf:"write_timeout"`
+	// WriteQueue is how many frames may wait for a device's socket before it is closed as a slow
+	// consumer (code 1205). Default 1024.
+	WriteQueue int `koanf:"write_queue"`
+	// Bandwidth is the capacity in bytes/s reported to ipconf for scoring. Default 125000000 (1 Gbit/s).
+	Bandwidth float64 `koanf:"bandwidth"`
+	// ReportInterval is how often load is published to the registry. Default 1s.
+	ReportInterval time.Duration `koanf:"report_interval"`
+	// Batch tunes frames forwarded to the state server.
+	Batch Batch `koanf:"batch"`
+}
+
+// State configures the state server.
+type State struct {
+	// ID names this state server in the registry. Default state-<hostname>-<pid>.
+	ID string `koanf:"id"`
+	// Addr is the Kitex listen address for gateways and business servers. Default 127.0.0.1:8901.
+	Addr string `koanf:"addr"`
+	// Advertise is the address gateways dial. Default: the listen address.
+	Advertise string `koanf:"advertise"`
+	// HeartbeatInterval is told to devices at login. Default 30s.
+	HeartbeatInterval time.Duration `koanf:"heartbeat_interval"`
+	// HeartbeatTimeout closes a connection silent for this long (code 1201). Default 90s.
+	HeartbeatTimeout time.Duration `koanf:"heartbeat_timeout"`
+	// MaxInflight bounds the downlinks per connection waiting for the device's ACK. Default 1024.
+	MaxInflight int `koanf:"max_inflight"`
+	// PushTimeout is the longest a business Push with wait_ack waits. Default 5s.
+	PushTimeout time.Duration `koanf:"push_timeout"`
+	// RPCTimeout bounds each call to a gateway. Default 3s.
+	RPCTimeout time.Duration `koanf:"rpc_timeout"`
+	Business   Business      `koanf:"business"`
+	// Batch tunes frames pushed to gateways and events delivered to business servers.
+	Batch Batch `koanf:"batch"`
+}
+
+// Business says where each app's business server is.
+type Business struct {
+	// Default is the business server of app IDs not listed in Apps: host:port or a unix socket path.
+	// Empty means such app IDs have none: their uplinks are refused with code 1304.
+	Default string `koanf:"default"`
+	// Apps maps an app ID to its business server address.
+	Apps map[string]string `koanf:"apps"`
+	// Timeout bounds each delivery call. Default 3s.
+	Timeout time.Duration `koanf:"timeout"`
+}
+
+// Batch tunes micro-batching on one hop.
+type Batch struct {
+	// MaxSize is the most items per RPC. Default 128.
+	MaxSize int `koanf:"max_size"`
+	// MaxDelay is how long the first item of a batch waits for company. Default 500µs.
+	MaxDelay time.Duration `koanf:"max_delay"`
+	// Lanes are independent ordered streams (a connection always uses the same one). Default 4.
+	Lanes int `koanf:"lanes"`
+}
+
+// Demo configures the demo chat business server `plato up` starts.
+type Demo struct {
+	// Enabled starts it with `plato up`. Default true in configs/plato.yaml.
+	Enabled bool `koanf:"enabled"`
+	// Addr is its Kitex listen address. Default 127.0.0.1:8902.
+	Addr string `koanf:"addr"`
+}
+
+// Default returns the configuration with every default filled in.
+func Default() Config {
+	b := Batch{MaxSize: DefaultBatchSize, MaxDelay: DefaultBatchDelay, Lanes: DefaultBatchLanes}
+	return Config{
+		DataDir:  DefaultDataDir,
+		Log:      Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
+		NATS:     NATS{Embedded: EmbeddedNATS{Host: DefaultNATSHost, Port: DefaultNATSPort}},
+		Registry: Registry{Bucket: DefaultRegistryBucket, TTL: DefaultRegistryTTL},
+		Auth:     Auth{TokenTTL: DefaultTokenTTL},
+		IPConf:   IPConf{Addr: DefaultIPConfAddr, MaxEndpoints: DefaultMaxEndpoints, StaleAfter: DefaultStaleAfter},
+		Gateway: Gateway{
+			Addr: DefaultGatewayAddr, MaxBody: DefaultMaxBody, LoginTimeout: DefaultLoginTimeout,
+			ReadTimeout: DefaultReadTimeout, WriteTimeout: DefaultWriteTimeout, WriteQueue: DefaultWriteQueue,
+			Bandwidth: DefaultBandwidth, ReportInterval: DefaultReportInterval, Batch: b,
+		},
+		State: State{
+			Addr: DefaultStateAddr, HeartbeatInterval: DefaultHeartbeat, HeartbeatTimeout: DefaultHeartbeatTimeout,
+			MaxInflight: DefaultMaxInflight, PushTimeout: DefaultPushTimeout, RPCTimeout: DefaultRPCTimeout,
+			Business: Business{Timeout: DefaultBusinessTimeout}, Batch: b,
+		},
+		Demo: Demo{Addr: DefaultBusinessAddr},
+	}
+}
+
+// NATSURL is the URL roles connect to: the external one, or the embedded server's default address.
+func (c *Config) NATSURL() string {
+	if c.NATS.URL != "" {
+		return c.NATS.URL
+	}
+	return fmt.Sprintf("nats://%s:%d", c.NATS.Embedded.Host, c.NATS.Embedded.Port)
+}

@@ -1,0 +1,96 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "plato.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+const secret = "0123456789abcdef0123"
+
+func TestPrecedence(t *testing.T) {
+	path := writeFile(t, `
+auth: {token_secret: "`+secret+`"}
+gateway: {addr: "127.0.0.1:9001", max_body: 2048, login_timeout: 3s}
+state: {business: {apps: {chat: "127.0.0.1:7000"}}}
+`)
+	env := []string{"PLATO_GATEWAY__ADDR=127.0.0.1:9002", "PLATO_STATE__HEARTBEAT_TIMEOUT=2m", "HOME=/root"}
+	cfg, src, err := Load(path, env, map[string]string{"gateway.addr": "127.0.0.1:9003"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.File != path {
+		t.Errorf("source file %q", src.File)
+	}
+	if cfg.Gateway.Addr != "127.0.0.1:9003" {
+		t.Errorf("gateway.addr = %q: flags must win over env and file", cfg.Gateway.Addr)
+	}
+	if cfg.Gateway.MaxBody != 2048 || cfg.Gateway.LoginTimeout != 3*time.Second {
+		t.Errorf("file values not applied: %+v", cfg.Gateway)
+	}
+	if cfg.State.HeartbeatTimeout != 2*time.Minute {
+		t.Errorf("env value not applied: heartbeat_timeout %v", cfg.State.HeartbeatTimeout)
+	}
+	if cfg.State.Business.Apps["chat"] != "127.0.0.1:7000" {
+		t.Errorf("business apps: %v", cfg.State.Business.Apps)
+	}
+	if cfg.State.HeartbeatInterval != DefaultHeartbeat || cfg.IPConf.Addr != DefaultIPConfAddr {
+		t.Errorf("defaults lost: %v %q", cfg.State.HeartbeatInterval, cfg.IPConf.Addr)
+	}
+}
+
+func TestValidationNamesEveryBadKey(t *testing.T) {
+	path := writeFile(t, `
+auth: {token_secret: "short"}
+gateway: {addr: "nowhere", max_body: 1}
+state: {heartbeat_interval: 10s, heartbeat_timeout: 5s}
+log: {level: loud}
+`)
+	_, _, err := Load(path, nil, nil)
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, want := range []string{"auth.token_secret", "gateway.addr", "gateway.max_body", "state.heartbeat_timeout", "log.level", path} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+}
+
+func TestMissingFileAndBadYAML(t *testing.T) {
+	if _, _, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), nil, nil); err == nil || !strings.Contains(err.Error(), "nope.yaml") {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, _, err := Load(writeFile(t, "gateway: [unclosed"), nil, nil); err == nil || !strings.Contains(err.Error(), "parsing config file") {
+		t.Errorf("bad yaml: %v", err)
+	}
+	if _, _, err := Load(writeFile(t, "gateway: {login_timeout: soon}"), []string{"PLATO_AUTH__TOKEN_SECRET=" + secret}, nil); err == nil {
+		t.Error("a duration that does not parse was accepted")
+	}
+}
+
+func TestShippedConfigIsValid(t *testing.T) {
+	if _, _, err := Load(filepath.Join("..", "..", "configs", "plato.yaml"), nil, nil); err != nil {
+		t.Fatalf("configs/plato.yaml: %v", err)
+	}
+}
+
+func TestParseOverride(t *testing.T) {
+	if k, v, err := ParseOverride("gateway.addr=1.2.3.4:5=6"); err != nil || k != "gateway.addr" || v != "1.2.3.4:5=6" {
+		t.Errorf("got %q %q %v", k, v, err)
+	}
+	if _, _, err := ParseOverride("novalue"); err == nil {
+		t.Error("accepted an override without =")
+	}
+}

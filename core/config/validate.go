@@ -1,0 +1,125 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// Validate checks every field a role relies on and names the offending key.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+	}
+	hostPort := func(key, v string, allowEmpty bool) {
+		if v == "" {
+			if !allowEmpty {
+				bad(key, "is required (host:port)")
+			}
+			return
+		}
+		if _, _, err := net.SplitHostPort(v); err != nil {
+			bad(key, "%q is not host:port: %v", v, err)
+		}
+	}
+	addrOrSocket := func(key, v string) {
+		if v == "" || strings.Contains(v, "/") {
+			return
+		}
+		hostPort(key, v, true)
+	}
+	positive := func(key string, d time.Duration) {
+		if d <= 0 {
+			bad(key, "must be a positive duration, got %v", d)
+		}
+	}
+	atLeast := func(key string, v, lo int) {
+		if v < lo {
+			bad(key, "must be at least %d, got %d", lo, v)
+		}
+	}
+
+	if c.DataDir == "" {
+		bad("data_dir", "is required")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "%q is not one of debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "%q is not one of text, json", c.Log.Format)
+	}
+	if c.NATS.Embedded.Port < 0 || c.NATS.Embedded.Port > 65535 {
+		bad("nats.embedded.port", "%d is not a port", c.NATS.Embedded.Port)
+	}
+	if c.Registry.Bucket == "" || strings.ContainsAny(c.Registry.Bucket, " .*>") {
+		bad("registry.bucket", "%q is not a valid bucket name (letters, digits, - and _)", c.Registry.Bucket)
+	}
+	positive("registry.ttl", c.Registry.TTL)
+	if len(c.Auth.TokenSecret) < 16 {
+		bad("auth.token_secret", "must be at least 16 bytes (set it in the config file or PLATO_AUTH__TOKEN_SECRET)")
+	}
+	positive("auth.token_ttl", c.Auth.TokenTTL)
+
+	hostPort("ipconf.addr", c.IPConf.Addr, false)
+	atLeast("ipconf.max_endpoints", c.IPConf.MaxEndpoints, 1)
+	positive("ipconf.stale_after", c.IPConf.StaleAfter)
+
+	g := &c.Gateway
+	hostPort("gateway.addr", g.Addr, false)
+	hostPort("gateway.advertise", g.Advertise, true)
+	addrOrSocket("gateway.rpc_addr", g.RPCAddr)
+	if g.MaxBody < 64 || g.MaxBody > 16<<20 {
+		bad("gateway.max_body", "must be between 64 and 16777216 bytes, got %d", g.MaxBody)
+	}
+	positive("gateway.login_timeout", g.LoginTimeout)
+	positive("gateway.read_timeout", g.ReadTimeout)
+	positive("gateway.write_timeout", g.WriteTimeout)
+	atLeast("gateway.write_queue", g.WriteQueue, 1)
+	if g.Bandwidth <= 0 {
+		bad("gateway.bandwidth", "must be positive bytes/s, got %v", g.Bandwidth)
+	}
+	positive("gateway.report_interval", g.ReportInterval)
+	c.validateBatch("gateway.batch", g.Batch, bad)
+
+	s := &c.State
+	hostPort("state.addr", s.Addr, false)
+	hostPort("state.advertise", s.Advertise, true)
+	positive("state.heartbeat_interval", s.HeartbeatInterval)
+	positive("state.heartbeat_timeout", s.HeartbeatTimeout)
+	if s.HeartbeatTimeout > 0 && s.HeartbeatTimeout <= s.HeartbeatInterval {
+		bad("state.heartbeat_timeout", "(%v) must be longer than state.heartbeat_interval (%v)", s.HeartbeatTimeout, s.HeartbeatInterval)
+	}
+	atLeast("state.max_inflight", s.MaxInflight, 1)
+	positive("state.push_timeout", s.PushTimeout)
+	positive("state.rpc_timeout", s.RPCTimeout)
+	positive("state.business.timeout", s.Business.Timeout)
+	addrOrSocket("state.business.default", s.Business.Default)
+	for app, addr := range s.Business.Apps {
+		if addr == "" {
+			bad("state.business.apps."+app, "is empty")
+		}
+		addrOrSocket("state.business.apps."+app, addr)
+	}
+	c.validateBatch("state.batch", s.Batch, bad)
+	hostPort("demo.addr", c.Demo.Addr, !c.Demo.Enabled)
+	return errors.Join(errs...)
+}
+
+func (c *Config) validateBatch(key string, b Batch, bad func(string, string, ...any)) {
+	if b.MaxSize < 1 {
+		bad(key+".max_size", "must be at least 1, got %d", b.MaxSize)
+	}
+	if b.MaxDelay < 0 {
+		bad(key+".max_delay", "must not be negative, got %v", b.MaxDelay)
+	}
+	if b.Lanes < 1 || b.Lanes > 256 {
+		bad(key+".lanes", "must be between 1 and 256, got %d", b.Lanes)
+	}
+}

@@ -1,0 +1,16 @@
+// Package gateway is Plato's device-facing TCP server. It keeps sockets and frames and nothing else:
+// it parses the fixed header, checks the login token as a cheap first gate, forwards every frame to
+// the state server that owns the connection in micro-batches over Kitex, and writes the frames the
+// state server pushes back.
+//
+// Concurrency and memory rules:
+//   - Sockets live on netpoll's reactor: no goroutine per connection. A goroutine exists for a
+//     connection only while netpoll runs its OnRequest (a frame is arriving) or while a flusher drains
+//     its write queue.
+//   - Each conn has one mutex guarding its write queue and lifecycle fields. Exactly one flusher at a
+//     time writes to the netpoll connection (netpoll's writer is not safe for concurrent use); other
+//     writers append to the queue, bounded by gateway.write_queue, past which the device is closed as
+//     a slow consumer (code 1205) instead of growing memory.
+//   - The connection table is sharded by connection ID; the did index maps app ID + did to the
+//     connection that logged in last.
+package gateway

@@ -1,0 +1,193 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bytedance/gopkg/util/gopool"
+	"github.com/cloudwego/kitex/server"
+	"github.com/cloudwego/netpoll"
+
+	"github.com/platoim/plato/core/config"
+	"github.com/platoim/plato/core/registry"
+	"github.com/platoim/plato/core/timewheel"
+	gwservice "github.com/platoim/plato/idl/kitex_gen/plato/gateway/gateway"
+	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/token"
+)
+
+// Config is the gateway section of Plato's configuration plus what the process decides.
+type Config struct {
+	config.Gateway
+	// RPCTimeout bounds each call to a state server.
+	RPCTimeout time.Duration
+}
+
+// Gateway is one running gateway.
+type Gateway struct {
+	cfg     Config
+	reg     registry.Registry
+	tokens  *token.Signer
+	log     *slog.Logger
+	conns   *table
+	links   *stateLinks
+	wheel   *timewheel.Wheel
+	writers gopool.Pool
+	metrics metrics
+	nextID  atomic.Uint64
+
+	loop      netpoll.EventLoop
+	ln        net.Listener
+	rpcLn     net.Listener
+	rpc       server.Server
+	startedAt time.Time
+	cancel    context.CancelFunc
+	done      sync.WaitGroup
+	stopOnce  sync.Once
+	lastRates rates
+}
+
+// New prepares a gateway; Start runs it.
+func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.Logger) (*Gateway, error) {
+	if cfg.ID == "" {
+		return nil, errors.New("gateway: ID is required")
+	}
+	if cfg.RPCAddr == "" {
+		return nil, errors.New("gateway: RPC address is required")
+	}
+	if cfg.RPCTimeout <= 0 {
+		cfg.RPCTimeout = config.DefaultRPCTimeout
+	}
+	gw := &Gateway{
+		cfg: cfg, reg: reg, tokens: tokens,
+		log:     logger.With("role", "gateway", "gateway", cfg.ID),
+		conns:   newTable(),
+		wheel:   timewheel.New(100*time.Millisecond, 1024),
+		writers: gopool.NewPool("plato-gateway-writers-"+cfg.ID, 1<<16, gopool.NewConfig()),
+	}
+	gw.links = newStateLinks(gw)
+	return gw, nil
+}
+
+// Start listens for devices and for the state server, joins the registry and starts reporting load.
+// It returns once both listeners are open.
+func (gw *Gateway) Start(ctx context.Context) error {
+	ctx, gw.cancel = context.WithCancel(ctx)
+	gw.startedAt = time.Now()
+	var err error
+	if gw.ln, err = netpoll.CreateListener("tcp", gw.cfg.Addr); err != nil {
+		return fmt.Errorf("gateway: listening for devices on %s: %w", gw.cfg.Addr, err)
+	}
+	if gw.rpcLn, err = listenRPC(gw.cfg.RPCAddr); err != nil {
+		gw.ln.Close()
+		return fmt.Errorf("gateway: listening for the state server on %s: %w", gw.cfg.RPCAddr, err)
+	}
+	gw.rpc = gwservice.NewServer(&pushHandler{gw}, server.WithListener(gw.rpcLn), server.WithExitWaitTime(time.Second))
+	gw.done.Add(1)
+	go func() {
+		defer gw.done.Done()
+		if err := gw.rpc.Run(); err != nil {
+			gw.log.Error("gateway RPC server stopped", "err", err)
+		}
+	}()
+	gw.wheel.Start()
+	if err := gw.links.watch(ctx); err != nil {
+		gw.Shutdown(context.Background())
+		return err
+	}
+	gw.loop, err = netpoll.NewEventLoop(gw.onRequest,
+		netpoll.WithOnConnect(gw.onConnect),
+		netpoll.WithReadTimeout(gw.cfg.ReadTimeout),
+		netpoll.WithWriteTimeout(gw.cfg.WriteTimeout),
+	)
+	if err != nil {
+		gw.Shutdown(context.Background())
+		return fmt.Errorf("gateway: creating event loop: %w", err)
+	}
+	gw.done.Add(1)
+	go func() {
+		defer gw.done.Done()
+		if err := gw.loop.Serve(gw.ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			gw.log.Error("device listener stopped", "err", err)
+		}
+	}()
+	if err := gw.report(ctx); err != nil {
+		gw.Shutdown(context.Background())
+		return err
+	}
+	gw.done.Add(1)
+	go gw.reportLoop(ctx)
+	gw.log.Info("gateway listening", "devices", gw.Addr(), "rpc", gw.cfg.RPCAddr)
+	return nil
+}
+
+// Addr is the device listen address.
+func (gw *Gateway) Addr() string { return gw.ln.Addr().String() }
+
+// RPCAddr is where the state server reaches this gateway.
+func (gw *Gateway) RPCAddr() string { return gw.rpcLn.Addr().String() }
+
+// Endpoint is what ipconf hands to devices.
+func (gw *Gateway) Endpoint() string {
+	if gw.cfg.Advertise != "" {
+		return gw.cfg.Advertise
+	}
+	return gw.Addr()
+}
+
+// Shutdown leaves the registry so no new device is sent here, tells every device to reconnect
+// elsewhere (Close 1204), and stops. It is safe to call more than once.
+func (gw *Gateway) Shutdown(ctx context.Context) error {
+	var err error
+	gw.stopOnce.Do(func() {
+		if gw.cancel != nil {
+			gw.cancel()
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if derr := gw.reg.Delete(dctx, registry.RoleGateway, gw.cfg.ID); derr != nil {
+			gw.log.Warn("leaving the registry failed", "err", derr)
+		}
+		cancel()
+		gw.conns.each(func(c *conn) { c.closeWith(protocol.CodeShuttingDown, "gateway shutting down") })
+		if gw.loop != nil {
+			err = gw.loop.Shutdown(ctx)
+		} else if gw.ln != nil {
+			gw.ln.Close()
+		}
+		// Close events of the connections just closed still go out before the links close.
+		gw.links.closeAll(ctx)
+		if gw.rpc != nil {
+			_ = gw.rpc.Stop()
+		} else if gw.rpcLn != nil {
+			gw.rpcLn.Close()
+		}
+		gw.wheel.Stop()
+		gw.done.Wait()
+		if strings.Contains(gw.cfg.RPCAddr, "/") {
+			_ = os.Remove(gw.cfg.RPCAddr)
+		}
+	})
+	return err
+}
+
+// listenRPC opens a unix socket when addr is a path (co-located roles), TCP otherwise.
+func listenRPC(addr string) (net.Listener, error) {
+	if strings.Contains(addr, "/") {
+		// A socket file left by a process that died is in the way; one still in use is not ours to take.
+		if c, err := net.DialTimeout("unix", addr, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%s is in use by another process", addr)
+		}
+		_ = os.Remove(addr)
+		return net.Listen("unix", addr)
+	}
+	return net.Listen("tcp", addr)
+}

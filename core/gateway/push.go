@@ -1,0 +1,51 @@
+package gateway
+
+import (
+	"context"
+
+	"github.com/platoim/plato/idl/kitex_gen/plato/common"
+	gwrpc "github.com/platoim/plato/idl/kitex_gen/plato/gateway"
+)
+
+// pushHandler is the gateway's Kitex service: the state server's frames for devices.
+type pushHandler struct{ gw *Gateway }
+
+var _ gwrpc.Gateway = (*pushHandler)(nil)
+
+// Push queues each frame on its connection; connections this gateway no longer holds are
+// reported back so the state server forgets them.
+func (h *pushHandler) Push(_ context.Context, req *gwrpc.PushRequest) (*gwrpc.PushResponse, error) {
+	resp := &gwrpc.PushResponse{}
+	for _, f := range req.Frames {
+		c := h.gw.conns.get(uint64(f.ConnId))
+		if c == nil {
+			resp.Gone = append(resp.Gone, f.ConnId)
+			continue
+		}
+		if f.Action == common.DownAction_LOGIN_OK {
+			c.mu.Lock()
+			ok := c.state == statePending
+			if ok {
+				c.state = stateLoggedIn
+			}
+			key := didKey(c.appID, c.did)
+			c.mu.Unlock()
+			if ok {
+				h.gw.conns.bindDID(key, c)
+				h.gw.metrics.logins.Add(1)
+			}
+		}
+		if f.Action == common.DownAction_SEND_AND_CLOSE {
+			c.mu.Lock()
+			if c.state != stateClosing {
+				c.state = stateClosing
+				c.reason = closeCode(f)
+			}
+			c.mu.Unlock()
+		}
+		if !c.enqueue(f) {
+			resp.Gone = append(resp.Gone, f.ConnId)
+		}
+	}
+	return resp, nil
+}

@@ -1,0 +1,210 @@
+package gateway
+
+import (
+	"context"
+	"time"
+
+	"github.com/cloudwego/netpoll"
+
+	"github.com/platoim/plato/idl/kitex_gen/plato/common"
+	"github.com/platoim/plato/sdk/protocol"
+)
+
+type connCtxKey struct{}
+
+// onConnect registers a new socket and arms its login timer.
+func (gw *Gateway) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
+	c := &conn{id: gw.nextID.Add(1), nc: nc, gw: gw}
+	gw.conns.add(c)
+	gw.metrics.accepted.Add(1)
+	c.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() {
+		c.mu.Lock()
+		waiting := c.state == stateNew
+		c.mu.Unlock()
+		if waiting {
+			c.closeWith(protocol.CodeLoginTimeout, "no Login within "+gw.cfg.LoginTimeout.String())
+		}
+	})
+	_ = nc.AddCloseCallback(func(netpoll.Connection) error {
+		gw.onClose(c)
+		return nil
+	})
+	return context.WithValue(ctx, connCtxKey{}, c)
+}
+
+// onRequest reads every complete frame. netpoll calls it again while input remains, so it must
+// consume all input or close: a partial frame blocks in Peek/Next up to the read timeout.
+func (gw *Gateway) onRequest(ctx context.Context, nc netpoll.Connection) error {
+	c, _ := ctx.Value(connCtxKey{}).(*conn)
+	r := nc.Reader()
+	defer r.Release()
+	if c == nil {
+		return nc.Close()
+	}
+	for r.Len() > 0 {
+		c.mu.Lock()
+		closing := c.state == stateClosing || c.closed
+		c.mu.Unlock()
+		if closing {
+			// Discard what arrives after we decided to close, so netpoll does not spin on it.
+			return r.Skip(r.Len())
+		}
+		hb, err := r.Peek(protocol.HeaderLen)
+		if err != nil {
+			c.abort(protocol.CodeClientClose)
+			return err
+		}
+		h, err := protocol.ParseHeader(hb, gw.cfg.MaxBody)
+		if err != nil {
+			gw.protocolError(c, r, err)
+			return nil
+		}
+		if err := r.Skip(protocol.HeaderLen); err != nil {
+			return err
+		}
+		body, err := r.ReadBinary(int(h.Length))
+		if err != nil {
+			c.abort(protocol.CodeClientClose)
+			return err
+		}
+		gw.metrics.bytesIn.Add(int64(protocol.HeaderLen + len(body)))
+		gw.metrics.framesIn.Add(1)
+		gw.handle(c, h, body)
+	}
+	return nil
+}
+
+func (gw *Gateway) protocolError(c *conn, r netpoll.Reader, err error) {
+	code, ok := protocol.CodeOf(err)
+	if !ok {
+		code = protocol.CodeMalformed
+	}
+	gw.metrics.protocolErrors.Add(1)
+	gw.log.Debug("closing connection on protocol error", "conn", c.id, "err", err)
+	c.closeWith(code, err.Error())
+	_ = r.Skip(r.Len())
+}
+
+// handle acts on one frame: login is checked here, everything else goes to the state server.
+func (gw *Gateway) handle(c *conn, h protocol.Header, body []byte) {
+	if !h.Signal.FromDevice() {
+		c.closeWith(protocol.CodeBadDirection, h.Signal.String()+" is sent by servers only")
+		return
+	}
+	c.mu.Lock()
+	st, link := c.state, c.link
+	c.mu.Unlock()
+	switch h.Signal {
+	case protocol.SigClose:
+		c.mu.Lock()
+		c.reason = protocol.CodeClientClose
+		c.mu.Unlock()
+		c.abort(protocol.CodeClientClose)
+		return
+	case protocol.SigLogin:
+		if st != stateNew {
+			c.closeWith(protocol.CodeAlreadyLogged, "Login on a connection that already sent one")
+			return
+		}
+		gw.login(c, h, body)
+		return
+	case protocol.SigResume:
+		if st != stateNew {
+			c.closeWith(protocol.CodeAlreadyLogged, "Resume on a connection that already logged in")
+			return
+		}
+		// Resuming a previous connection's state needs the reconnect machinery, which this version
+		// does not have: say so, and keep the socket open for a Login.
+		ack := (&protocol.ResumeAck{Code: protocol.CodeResumeRejected, Message: "resume is not supported by this server: send Login"}).Append(nil)
+		c.enqueue(&common.DownFrame{ConnId: int64(c.id), Signal: int8(protocol.SigResumeAck), Seq: int64(h.Seq), Body: ack})
+		return
+	}
+	if st == stateNew || link == nil {
+		c.closeWith(protocol.CodeNotLoggedIn, h.Signal.String()+" before Login")
+		return
+	}
+	gw.forward(c, link, &common.UpEvent{
+		ConnId: int64(c.id), Kind: common.UpKind_FRAME, Signal: int8(h.Signal), Flags: int16(h.Flags), Seq: int64(h.Seq), Body: body,
+	})
+}
+
+func (gw *Gateway) login(c *conn, h protocol.Header, body []byte) {
+	var m protocol.Login
+	reject := func(code protocol.Code, msg string) {
+		ack := (&protocol.LoginAck{Code: code, Message: msg}).Append(nil)
+		c.mu.Lock()
+		c.state = stateClosing
+		c.reason = code
+		c.mu.Unlock()
+		gw.metrics.loginsRefused.Add(1)
+		c.enqueue(&common.DownFrame{ConnId: int64(c.id), Action: common.DownAction_SEND_AND_CLOSE, Signal: int8(protocol.SigLoginAck), Seq: int64(h.Seq), Body: ack})
+	}
+	if err := m.Decode(body); err != nil {
+		reject(protocol.CodeMalformed, err.Error())
+		return
+	}
+	if m.AppID == "" || m.DID == "" {
+		reject(protocol.CodeMalformed, "Login needs app_id and did")
+		return
+	}
+	if err := gw.tokens.Verify(m.Token, m.AppID, m.DID, time.Now()); err != nil {
+		code, ok := protocol.CodeOf(err)
+		if !ok {
+			code = protocol.CodeTokenInvalid
+		}
+		reject(code, err.Error())
+		return
+	}
+	link := gw.links.pick(m.DID)
+	if link == nil {
+		reject(protocol.CodeStateLost, "no state server available; retry later")
+		return
+	}
+	c.mu.Lock()
+	if c.state != stateNew {
+		c.mu.Unlock()
+		return
+	}
+	c.state = statePending
+	c.appID, c.did, c.link = m.AppID, m.DID, link
+	c.mu.Unlock()
+	c.loginTimer.Stop()
+	gw.forward(c, link, &common.UpEvent{
+		ConnId: int64(c.id), Kind: common.UpKind_FRAME, Signal: int8(protocol.SigLogin), Seq: int64(h.Seq), Body: body,
+		AppId: m.AppID, Did: m.DID, Uid: m.UID, RemoteAddr: c.nc.RemoteAddr().String(),
+	})
+}
+
+// forward queues ev for the connection's state server; a full queue means the state server is not
+// keeping up, and the device is told to come back later rather than buffering without bound.
+func (gw *Gateway) forward(c *conn, l *stateLink, ev *common.UpEvent) {
+	if err := l.batch.Add(c.id, ev); err != nil {
+		gw.metrics.forwardRefused.Add(1)
+		c.closeWith(protocol.CodeOverloaded, "state server queue full")
+	}
+}
+
+// onClose runs once when the socket is gone, whoever closed it.
+func (gw *Gateway) onClose(c *conn) {
+	c.mu.Lock()
+	c.closed = true
+	c.queue = nil
+	link, app, did, reason := c.link, c.appID, c.did, c.reason
+	c.mu.Unlock()
+	c.loginTimer.Stop()
+	key := ""
+	if did != "" {
+		key = didKey(app, did)
+	}
+	gw.conns.remove(c, key)
+	gw.metrics.closed.Add(1)
+	if link == nil {
+		return
+	}
+	if reason == 0 {
+		reason = protocol.CodeClientClose
+	}
+	if err := link.batch.Add(c.id, &common.UpEvent{ConnId: int64(c.id), Kind: common.UpKind_CLOSED, Reason: int32(reason)}); err != nil {
+		gw.log.Warn("could not tell the state server a connection closed", "conn", c.id, "err", err)
+	}
+}

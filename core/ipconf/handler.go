@@ -1,0 +1,123 @@
+package ipconf
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/cloudwego/hertz/pkg/app"
+	hertz "github.com/cloudwego/hertz/pkg/app/server"
+
+	"github.com/platoim/plato/sdk/protocol"
+)
+
+// listResponse is the body of GET /ip/list.
+type listResponse struct {
+	AppID     string     `json:"app_id"`
+	DID       string     `json:"did"`
+	Endpoints []Endpoint `json:"endpoints"`
+	Token     string     `json:"token"`
+	// TokenExpiresAt is Unix seconds.
+	TokenExpiresAt int64 `json:"token_expires_at"`
+}
+
+// errorResponse is the body of every failed request.
+type errorResponse struct {
+	Error errorBody `json:"error"`
+}
+
+type errorBody struct {
+	Code    protocol.Code `json:"code"`
+	Message string        `json:"message"`
+}
+
+func (s *Server) routes(h *hertz.Hertz) {
+	h.GET("/ip/list", s.handleList)
+	h.GET("/healthz", s.handleHealth)
+	h.NoRoute(func(_ context.Context, c *app.RequestContext) {
+		writeError(c, http.StatusNotFound, protocol.CodeInvalidArgument, "no such path")
+	})
+	h.NoMethod(func(_ context.Context, c *app.RequestContext) {
+		writeError(c, http.StatusMethodNotAllowed, protocol.CodeInvalidArgument, "method not allowed")
+	})
+}
+
+// handleList answers GET /ip/list?app_id=A&did=D with the ranked endpoints and a token.
+func (s *Server) handleList(_ context.Context, c *app.RequestContext) {
+	appID, msg := param(c, "app_id")
+	if msg != "" {
+		writeError(c, http.StatusBadRequest, protocol.CodeInvalidArgument, msg)
+		return
+	}
+	did, msg := param(c, "did")
+	if msg != "" {
+		writeError(c, http.StatusBadRequest, protocol.CodeInvalidArgument, msg)
+		return
+	}
+	now := time.Now()
+	eps := s.scorer.Rank(now, s.cfg.MaxEndpoints, make([]Endpoint, 0, s.cfg.MaxEndpoints))
+	if len(eps) == 0 {
+		writeError(c, http.StatusServiceUnavailable, protocol.CodeNoGateway, protocol.CodeNoGateway.String())
+		return
+	}
+	tok, exp := s.signer.Issue(appID, did, now)
+	writeJSON(c, http.StatusOK, listResponse{
+		AppID: appID, DID: did, Endpoints: eps, Token: tok, TokenExpiresAt: exp.Unix(),
+	})
+}
+
+// handleHealth answers GET /healthz. ipconf is healthy even with no gateway: that is the
+// gateways' problem, which /ip/list reports with 503.
+func (s *Server) handleHealth(_ context.Context, c *app.RequestContext) {
+	writeJSON(c, http.StatusOK, struct {
+		Status   string `json:"status"`
+		Gateways int    `json:"gateways"`
+	}{"ok", s.scorer.Len()})
+}
+
+// param returns query parameter name, or a message naming it if it is missing, empty, longer
+// than MaxParamLen or not printable UTF-8.
+func param(c *app.RequestContext, name string) (string, string) {
+	v := c.QueryArgs().Peek(name)
+	switch {
+	case len(v) == 0:
+		return "", name + " is required"
+	case len(v) > MaxParamLen:
+		return "", name + " is longer than 128 bytes"
+	case !printable(v):
+		return "", name + " must be printable UTF-8"
+	}
+	return string(v), ""
+}
+
+func printable(b []byte) bool {
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r == utf8.RuneError && n <= 1 || !unicode.IsPrint(r) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+func writeError(c *app.RequestContext, status int, code protocol.Code, msg string) {
+	writeJSON(c, status, errorResponse{Error: errorBody{Code: code, Message: msg}})
+}
+
+// writeJSON encodes with encoding/json rather than Hertz's c.JSON, whose codec is chosen by build
+// tags and CPU; the answer's bytes should not depend on that.
+func writeJSON(c *app.RequestContext, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		// Only our own fixed structs get here.
+		c.AbortWithStatus(http.StatusInternalServerError)
+		return
+	}
+	// Tokens are per device: no cache may keep an answer.
+	c.Response.Header.Set("Cache-Control", "no-store")
+	c.Data(status, "application/json; charset=utf-8", body)
+}

@@ -1,0 +1,240 @@
+// Package platform starts any set of Plato's roles in one process with one configuration: all of
+// them for `plato up`, one for `plato gateway` and the other role commands, and any mix for tests.
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/platoim/plato/core/config"
+	"github.com/platoim/plato/core/demo"
+	"github.com/platoim/plato/core/gateway"
+	"github.com/platoim/plato/core/ipconf"
+	"github.com/platoim/plato/core/natsd"
+	"github.com/platoim/plato/core/registry"
+	"github.com/platoim/plato/core/state"
+	"github.com/platoim/plato/sdk/token"
+)
+
+// Role names accepted by Start.
+const (
+	RoleNATS    = "nats"
+	RoleIPConf  = "ipconf"
+	RoleState   = "state"
+	RoleGateway = "gateway"
+	RoleDemo    = "demo"
+)
+
+// AllRoles is what `plato up` runs, in start order.
+var AllRoles = []string{RoleNATS, RoleDemo, RoleState, RoleGateway, RoleIPConf}
+
+// Platform is a set of running roles.
+type Platform struct {
+	Config  config.Config
+	NATS    *natsd.Server
+	IPConf  *ipconf.Server
+	State   *state.Server
+	Gateway *gateway.Gateway
+	Demo    *demo.Server
+
+	natsURL string
+	nc      *nats.Conn
+	log     *slog.Logger
+	stops   []func(context.Context) error
+}
+
+// ParseRoles splits "nats,state" and checks each name.
+func ParseRoles(s string) ([]string, error) {
+	var out []string
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		if !slices.Contains(AllRoles, r) {
+			return nil, fmt.Errorf("unknown role %q (roles: %s)", r, strings.Join(AllRoles, ", "))
+		}
+		out = append(out, r)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no role given")
+	}
+	return out, nil
+}
+
+// Start runs roles (in AllRoles order, whatever order they are given in) and returns once each is
+// listening. On error everything already started is stopped.
+func Start(ctx context.Context, cfg config.Config, roles []string, logger *slog.Logger) (*Platform, error) {
+	p := &Platform{Config: cfg, log: logger}
+	if err := p.start(ctx, roles); err != nil {
+		_ = p.Shutdown(context.Background())
+		return nil, err
+	}
+	return p, nil
+}
+
+func (p *Platform) start(ctx context.Context, roles []string) error {
+	cfg := &p.Config
+	has := func(r string) bool { return slices.Contains(roles, r) }
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("resolving data_dir: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return fmt.Errorf("creating data_dir: %w", err)
+	}
+	host, _ := os.Hostname()
+	pid := os.Getpid()
+
+	p.natsURL = cfg.NATSURL()
+	if has(RoleNATS) {
+		if cfg.NATS.URL != "" {
+			return fmt.Errorf("nats.url is %q: an external NATS is configured, so the nats role must not run", cfg.NATS.URL)
+		}
+		store := cfg.NATS.Embedded.StoreDir
+		if store == "" {
+			store = filepath.Join(dataDir, "nats")
+		}
+		p.NATS, err = natsd.Start(ctx, natsd.Config{
+			Host: cfg.NATS.Embedded.Host, Port: cfg.NATS.Embedded.Port, StoreDir: store, ServerName: "plato-" + sanitize(host),
+		}, p.log)
+		if err != nil {
+			return fmt.Errorf("starting embedded NATS: %w", err)
+		}
+		p.stops = append(p.stops, func(context.Context) error { p.NATS.Shutdown(); return nil })
+		p.natsURL = p.NATS.ClientURL()
+	}
+	needRegistry := has(RoleState) || has(RoleGateway) || has(RoleIPConf)
+	var reg registry.Registry
+	if needRegistry {
+		nc, js, err := registry.Connect(ctx, p.natsURL, "plato", p.log)
+		if err != nil {
+			return fmt.Errorf("connecting to NATS at %s: %w", p.natsURL, err)
+		}
+		p.nc = nc
+		p.stops = append(p.stops, func(context.Context) error { nc.Close(); return nil })
+		reg, err = registry.NewNATS(ctx, js, cfg.Registry.Bucket, cfg.Registry.TTL)
+		if err != nil {
+			return fmt.Errorf("opening the registry: %w", err)
+		}
+	}
+	var signer *token.Signer
+	if has(RoleGateway) || has(RoleIPConf) {
+		if cfg.Auth.TokenSecret == config.DevTokenSecret {
+			p.log.Warn("auth.token_secret is the development default: set your own before exposing Plato")
+		}
+		if signer, err = token.NewSigner([]byte(cfg.Auth.TokenSecret), cfg.Auth.TokenTTL); err != nil {
+			return fmt.Errorf("auth.token_secret: %w", err)
+		}
+	}
+	if has(RoleDemo) {
+		// The demo starts before the state server so that, with port 0, the state server can be
+		// pointed at the address the demo actually got.
+		p.Demo = demo.New(cfg.Demo.Addr, func() string {
+			if p.State != nil {
+				return p.State.Addr()
+			}
+			return cfg.State.Addr
+		}, p.log)
+		if err := p.Demo.Start(ctx); err != nil {
+			return err
+		}
+		p.stops = append(p.stops, p.Demo.Shutdown)
+		if cfg.State.Business.Default == cfg.Demo.Addr {
+			cfg.State.Business.Default = p.Demo.Addr()
+		}
+	}
+	if has(RoleState) {
+		sc := state.Config{State: cfg.State, MaxBody: cfg.Gateway.MaxBody, ReportInterval: cfg.Gateway.ReportInterval}
+		if sc.ID == "" {
+			sc.ID = fmt.Sprintf("state-%s-%d", sanitize(host), pid)
+		}
+		if p.State, err = state.New(sc, reg, p.log); err != nil {
+			return err
+		}
+		if err := p.State.Start(ctx); err != nil {
+			return err
+		}
+		p.stops = append(p.stops, p.State.Shutdown)
+	}
+	if has(RoleGateway) {
+		gc := gateway.Config{Gateway: cfg.Gateway, RPCTimeout: cfg.State.RPCTimeout}
+		if gc.ID == "" {
+			gc.ID = fmt.Sprintf("gw-%s-%d", sanitize(host), pid)
+		}
+		if gc.RPCAddr == "" {
+			gc.RPCAddr = filepath.Join(dataDir, "gateway-"+gc.ID+".sock")
+		}
+		if p.Gateway, err = gateway.New(gc, reg, signer, p.log); err != nil {
+			return err
+		}
+		if err := p.Gateway.Start(ctx); err != nil {
+			return err
+		}
+		p.stops = append(p.stops, p.Gateway.Shutdown)
+	}
+	if has(RoleIPConf) {
+		p.IPConf, err = ipconf.New(ipconf.Config{
+			Addr: cfg.IPConf.Addr, TokenSecret: []byte(cfg.Auth.TokenSecret), TokenTTL: cfg.Auth.TokenTTL,
+			MaxEndpoints: cfg.IPConf.MaxEndpoints, StaleAfter: cfg.IPConf.StaleAfter,
+		}, reg, p.log)
+		if err != nil {
+			return err
+		}
+		if err := p.IPConf.Start(ctx); err != nil {
+			return err
+		}
+		p.stops = append(p.stops, p.IPConf.Shutdown)
+	}
+	return nil
+}
+
+// NATSURL is the NATS the roles use.
+func (p *Platform) NATSURL() string { return p.natsURL }
+
+// Shutdown stops the roles in reverse start order: devices are told to go elsewhere before the
+// state server and NATS go away.
+func (p *Platform) Shutdown(ctx context.Context) error {
+	var errs []error
+	for i := len(p.stops) - 1; i >= 0; i-- {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := p.stops[i](sctx); err != nil && !errors.Is(err, context.Canceled) {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	p.stops = nil
+	return errors.Join(errs...)
+}
+
+// sanitize keeps names usable as registry keys and file names.
+func sanitize(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			b[i] = '-'
+		}
+	}
+	if len(b) == 0 {
+		return "host"
+	}
+	return string(b)
+}
+
+// NATSStoreDir is the embedded NATS's JetStream directory.
+func (p *Platform) NATSStoreDir() string {
+	if p.Config.NATS.Embedded.StoreDir != "" {
+		return p.Config.NATS.Embedded.StoreDir
+	}
+	d, _ := filepath.Abs(p.Config.DataDir)
+	return filepath.Join(d, "nats")
+}

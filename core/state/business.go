@@ -1,0 +1,116 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/cloudwego/kitex/client"
+	"github.com/cloudwego/kitex/pkg/kerrors"
+
+	"github.com/platoim/plato/core/batch"
+	"github.com/platoim/plato/idl/kitex_gen/plato/business"
+	bizservice "github.com/platoim/plato/idl/kitex_gen/plato/business/business"
+	"github.com/platoim/plato/sdk/protocol"
+)
+
+// bizItem is one event for a business server and what to do with its result.
+type bizItem struct {
+	ev   *business.Event
+	done func(code protocol.Code, msg string) // nil for notifications
+}
+
+// businessLink delivers events to one business server in ordered micro-batches.
+type businessLink struct {
+	addr  string
+	cli   bizservice.Client
+	batch *batch.Batcher[bizItem]
+}
+
+// businesses maps app IDs to their business server, one link per distinct address.
+type businesses struct {
+	s      *Server
+	mu     sync.Mutex
+	byAddr map[string]*businessLink
+}
+
+// forApp returns the link for appID, or nil when the app has no business server configured.
+func (b *businesses) forApp(appID string) (*businessLink, error) {
+	addr, ok := b.s.cfg.Business.Apps[appID]
+	if !ok {
+		addr = b.s.cfg.Business.Default
+	}
+	if addr == "" {
+		return nil, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if l := b.byAddr[addr]; l != nil {
+		return l, nil
+	}
+	cli, err := bizservice.NewClient("plato-business",
+		client.WithHostPorts(addr),
+		client.WithRPCTimeout(b.s.cfg.Business.Timeout),
+		client.WithConnectTimeout(time.Second),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("creating business client for %s: %w", addr, err)
+	}
+	l := &businessLink{addr: addr, cli: cli}
+	bc := b.s.cfg.Batch
+	l.batch = batch.New(batch.Config{MaxSize: bc.MaxSize, MaxDelay: bc.MaxDelay, Lanes: bc.Lanes},
+		func(ctx context.Context, items []bizItem) { b.s.deliverBusiness(ctx, l, items) })
+	b.byAddr[addr] = l
+	return l, nil
+}
+
+func (b *businesses) closeAll(ctx context.Context) {
+	b.mu.Lock()
+	links := b.byAddr
+	b.byAddr = map[string]*businessLink{}
+	b.mu.Unlock()
+	for _, l := range links {
+		_ = l.batch.Close(ctx)
+	}
+}
+
+// deliverBusiness sends one batch and hands each event its result. A failed call fails every
+// uplink in it with a code the device can act on (retry later); notifications are logged.
+func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []bizItem) {
+	events := make([]*business.Event, len(items))
+	for i, it := range items {
+		events[i] = it.ev
+	}
+	resp, err := l.cli.Deliver(ctx, &business.DeliverRequest{Events: events})
+	if err != nil {
+		code := protocol.CodeBusinessUnavailable
+		if errors.Is(err, kerrors.ErrRPCTimeout) {
+			code = protocol.CodeBusinessTimeout
+		}
+		s.metrics.businessErrors.Add(1)
+		s.log.Warn("delivering to business server failed", "addr", l.addr, "events", len(items), "err", err)
+		for _, it := range items {
+			if it.done != nil {
+				it.done(code, "business server: "+err.Error())
+			}
+		}
+		return
+	}
+	for i, it := range items {
+		if it.done == nil {
+			continue
+		}
+		if i < len(resp.Results) && resp.Results[i] != nil && resp.Results[i].Code != 0 {
+			// Business codes live in 2000-2999 so they never collide with Plato's own.
+			c := resp.Results[i].Code
+			if c < 2000 || c > 2999 {
+				c = 2000
+			}
+			it.done(protocol.Code(c), resp.Results[i].Message)
+			continue
+		}
+		it.done(protocol.CodeOK, "")
+	}
+}

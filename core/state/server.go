@@ -1,0 +1,168 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cloudwego/kitex/server"
+
+	"github.com/platoim/plato/core/config"
+	"github.com/platoim/plato/core/registry"
+	"github.com/platoim/plato/core/timewheel"
+	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
+)
+
+// Config is the state section of Plato's configuration plus what the process decides.
+type Config struct {
+	config.State
+	// MaxBody is the device frame limit, so a push too large for devices is refused up front.
+	MaxBody int
+	// ReportInterval is how often the state server refreshes its registry entry.
+	ReportInterval time.Duration
+}
+
+// Server is one running state server.
+type Server struct {
+	cfg       Config
+	reg       registry.Registry
+	log       *slog.Logger
+	conns     *conns
+	gateways  *gateways
+	business  *businesses
+	wheel     *timewheel.Wheel
+	metrics   metrics
+	msgID     atomic.Uint64
+	ln        net.Listener
+	rpc       server.Server
+	startedAt time.Time
+	cancel    context.CancelFunc
+	done      sync.WaitGroup
+	stopOnce  sync.Once
+}
+
+// handler is the Kitex State service.
+type handler struct{ s *Server }
+
+// New prepares a state server; Start runs it.
+func New(cfg Config, reg registry.Registry, logger *slog.Logger) (*Server, error) {
+	if cfg.ID == "" {
+		return nil, errors.New("state: ID is required")
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = config.DefaultMaxBody
+	}
+	if cfg.ReportInterval <= 0 {
+		cfg.ReportInterval = config.DefaultReportInterval
+	}
+	s := &Server{
+		cfg: cfg, reg: reg,
+		log:   logger.With("role", "state", "state", cfg.ID),
+		conns: newConns(),
+		wheel: timewheel.New(100*time.Millisecond, 1024),
+	}
+	s.gateways = &gateways{s: s, byID: map[string]*gatewayLink{}}
+	s.business = &businesses{s: s, byAddr: map[string]*businessLink{}}
+	s.msgID.Store(uint64(time.Now().UnixNano()))
+	return s, nil
+}
+
+func (s *Server) nextMsgID() uint64 { return s.msgID.Add(1) }
+
+// Start listens, watches gateways and joins the registry. It returns once listening.
+func (s *Server) Start(ctx context.Context) error {
+	ctx, s.cancel = context.WithCancel(ctx)
+	s.startedAt = time.Now()
+	var err error
+	if s.ln, err = net.Listen("tcp", s.cfg.Addr); err != nil {
+		return fmt.Errorf("state: listening on %s: %w", s.cfg.Addr, err)
+	}
+	s.rpc = stateservice.NewServer(&handler{s}, server.WithListener(s.ln), server.WithExitWaitTime(time.Second))
+	s.done.Add(1)
+	go func() {
+		defer s.done.Done()
+		if err := s.rpc.Run(); err != nil {
+			s.log.Error("state RPC server stopped", "err", err)
+		}
+	}()
+	s.wheel.Start()
+	if err := s.gateways.watch(ctx); err != nil {
+		s.Shutdown(context.Background())
+		return err
+	}
+	if err := s.register(ctx); err != nil {
+		s.Shutdown(context.Background())
+		return err
+	}
+	s.done.Add(1)
+	go s.registerLoop(ctx)
+	s.log.Info("state server listening", "rpc", s.Addr())
+	return nil
+}
+
+// Addr is the RPC listen address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+func (s *Server) advertise() string {
+	if s.cfg.Advertise != "" {
+		return s.cfg.Advertise
+	}
+	return s.Addr()
+}
+
+func (s *Server) register(ctx context.Context) error {
+	n := registry.Node{
+		ID: s.cfg.ID, Role: registry.RoleState, RPCNetwork: "tcp", RPCAddr: s.advertise(),
+		Load:      registry.Load{Conns: int64(s.conns.len())},
+		StartedAt: s.startedAt, UpdatedAt: time.Now(),
+	}
+	if err := s.reg.Put(ctx, n); err != nil {
+		return fmt.Errorf("state: registering in the registry: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) registerLoop(ctx context.Context) {
+	defer s.done.Done()
+	t := time.NewTicker(s.cfg.ReportInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.register(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("refreshing registry entry failed", "err", err)
+			}
+		}
+	}
+}
+
+// Shutdown leaves the registry, flushes what is queued for gateways and business servers, and stops.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() {
+		if s.cancel != nil {
+			s.cancel()
+		}
+		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if err := s.reg.Delete(dctx, registry.RoleState, s.cfg.ID); err != nil {
+			s.log.Warn("leaving the registry failed", "err", err)
+		}
+		cancel()
+		if s.rpc != nil {
+			_ = s.rpc.Stop()
+		} else if s.ln != nil {
+			s.ln.Close()
+		}
+		s.gateways.closeAll(ctx)
+		s.business.closeAll(ctx)
+		s.wheel.Stop()
+		s.done.Wait()
+	})
+	return nil
+}
