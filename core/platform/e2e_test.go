@@ -88,12 +88,12 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("a business refusal reaches the device as the uplink ACK code", func(t *testing.T) {
-		biz.Answer = func(ev *business.Event) *business.Result_ {
+		biz.SetAnswer(func(ev *business.Event) *business.Result_ {
 			if bytes.Equal(ev.Payload, []byte("refuse me")) {
 				return &business.Result_{Code: 2042, Message: "not today"}
 			}
 			return nil
-		}
+		})
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		err := alice.Send(ctx, []byte("refuse me"))

@@ -15,13 +15,13 @@ import (
 	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
 )
 
-// Business is a real Kitex business server that records every event and answers uplinks with
-// Answer (accept when nil).
+// Business is a real Kitex business server that records every event and answers uplinks as
+// SetAnswer says (accepting all by default).
 type Business struct {
-	Addr   string
-	Answer func(ev *business.Event) *business.Result_
+	Addr string
 
 	mu     sync.Mutex
+	answer func(ev *business.Event) *business.Result_
 	events []*business.Event
 	notify chan struct{}
 }
@@ -33,6 +33,7 @@ func StartBusiness(t testing.TB) *Business {
 	if err != nil {
 		t.Fatalf("listening: %v", err)
 	}
+	quietKitex()
 	b := &Business{Addr: ln.Addr().String(), notify: make(chan struct{}, 1)}
 	svr := bizservice.NewServer(b, server.WithListener(ln), server.WithExitWaitTime(100*time.Millisecond))
 	go func() { _ = svr.Run() }()
@@ -47,8 +48,8 @@ func (b *Business) Deliver(_ context.Context, req *business.DeliverRequest) (*bu
 	for _, ev := range req.Events {
 		b.events = append(b.events, ev)
 		r := &business.Result_{}
-		if ev.Kind == business.EventKind_UPLINK && b.Answer != nil {
-			if a := b.Answer(ev); a != nil {
+		if ev.Kind == business.EventKind_UPLINK && b.answer != nil {
+			if a := b.answer(ev); a != nil {
 				r = a
 			}
 		}
@@ -60,6 +61,13 @@ func (b *Business) Deliver(_ context.Context, req *business.DeliverRequest) (*bu
 	default:
 	}
 	return resp, nil
+}
+
+// SetAnswer decides the result of each uplink from now on; a nil result accepts.
+func (b *Business) SetAnswer(f func(ev *business.Event) *business.Result_) {
+	b.mu.Lock()
+	b.answer = f
+	b.mu.Unlock()
 }
 
 // Events returns what was delivered so far, optionally only of one kind for one did.

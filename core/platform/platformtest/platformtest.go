@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,8 +38,7 @@ func Config(t testing.TB) config.Config {
 
 // Logger writes to the test log when PLATO_TEST_LOG is set, and nowhere otherwise.
 func Logger(t testing.TB) *slog.Logger {
-	// Kitex logs through a process-wide logger; tests want only its warnings.
-	klog.SetLevel(klog.LevelWarn)
+	quietKitex()
 	if os.Getenv("PLATO_TEST_LOG") == "" {
 		return slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -48,6 +48,12 @@ func Logger(t testing.TB) *slog.Logger {
 type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
+
+var kitexOnce sync.Once
+
+// quietKitex keeps Kitex's process-wide logger to warnings. Its setter is not synchronised, so it
+// runs once, before the first Kitex server of the test binary starts.
+func quietKitex() { kitexOnce.Do(func() { klog.SetLevel(klog.LevelWarn) }) }
 
 // Start runs roles with cfg and stops them when the test ends.
 func Start(t testing.TB, cfg config.Config, roles ...string) *platform.Platform {
