@@ -20,6 +20,7 @@ import (
 	"github.com/platoim/plato/core/natsd"
 	"github.com/platoim/plato/core/platform/platformtest"
 	"github.com/platoim/plato/sdk/client"
+	"github.com/platoim/plato/sdk/protocol"
 )
 
 var (
@@ -263,8 +264,28 @@ demo: {enabled: true, addr: "127.0.0.1:0"}
 		up.waitLine(regexp.MustCompile(re))
 	}
 	up.waitLine(reGateway)
-	chatBetween(t, up.waitLine(reIPConf))
+	ipconfURL := up.waitLine(reIPConf)
+	chatBetween(t, ipconfURL)
+
+	// A device still connected at Ctrl-C is told to go elsewhere, and the shutdown is clean.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	stay, err := client.Dial(ctx, client.Config{IPConfURL: ipconfURL, AppID: "demo", DID: "stays"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	up.interrupt()
+	select {
+	case <-stay.Done():
+		if code, _ := protocol.CodeOf(stay.Err()); code != protocol.CodeShuttingDown {
+			t.Errorf("device connection ended with %v, want code %d", stay.Err(), protocol.CodeShuttingDown)
+		}
+	case <-ctx.Done():
+		t.Error("device connection still open after shutdown")
+	}
+	if e := up.stderr(); strings.Contains(e, "level=ERROR") || strings.Contains(e, "[Error]") {
+		t.Errorf("shutdown logged errors:\n%s", e)
+	}
 }
 
 func TestBadConfigIsExplained(t *testing.T) {

@@ -13,9 +13,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cloudwego/kitex/client"
 	"github.com/cloudwego/kitex/server"
 
+	"github.com/platoim/plato/core/rpcopt"
 	"github.com/platoim/plato/idl/kitex_gen/plato/business"
 	bizservice "github.com/platoim/plato/idl/kitex_gen/plato/business/business"
 	"github.com/platoim/plato/idl/kitex_gen/plato/state"
@@ -68,7 +68,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.ln, err = net.Listen("tcp", s.addr); err != nil {
 		return fmt.Errorf("demo: listening on %s: %w", s.addr, err)
 	}
-	s.rpc = bizservice.NewServer(s, server.WithListener(s.ln), server.WithExitWaitTime(time.Second))
+	s.rpc = bizservice.NewServer(s, rpcopt.Server(s.ln)...)
 	s.wg.Add(2)
 	go func() {
 		defer s.wg.Done()
@@ -82,7 +82,7 @@ func (s *Server) Start(ctx context.Context) error {
 		for p := range s.pushes {
 			if s.state == nil {
 				addr := s.stateAddr()
-				cli, err := stateservice.NewClient("plato-state", client.WithHostPorts(addr), client.WithRPCTimeout(5*time.Second))
+				cli, err := stateservice.NewClient("plato-state", rpcopt.Client(addr, 5*time.Second)...)
 				if err != nil {
 					s.log.Error("cannot create state client; dropping push", "state", addr, "err", err)
 					continue

@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/bytedance/gopkg/util/gopool"
-	"github.com/cloudwego/kitex/server"
 	"github.com/cloudwego/netpoll"
+
+	"github.com/cloudwego/kitex/server"
 
 	"github.com/platoim/plato/core/config"
 	"github.com/platoim/plato/core/registry"
+	"github.com/platoim/plato/core/rpcopt"
 	"github.com/platoim/plato/core/timewheel"
 	gwservice "github.com/platoim/plato/idl/kitex_gen/plato/gateway/gateway"
 	"github.com/platoim/plato/sdk/protocol"
@@ -90,7 +92,7 @@ func (gw *Gateway) Start(ctx context.Context) error {
 		gw.ln.Close()
 		return fmt.Errorf("gateway: listening for the state server on %s: %w", gw.cfg.RPCAddr, err)
 	}
-	gw.rpc = gwservice.NewServer(&pushHandler{gw}, server.WithListener(gw.rpcLn), server.WithExitWaitTime(time.Second))
+	gw.rpc = gwservice.NewServer(&pushHandler{gw}, rpcopt.Server(gw.rpcLn)...)
 	gw.done.Add(1)
 	go func() {
 		defer gw.done.Done()
@@ -157,6 +159,7 @@ func (gw *Gateway) Shutdown(ctx context.Context) error {
 		}
 		cancel()
 		gw.conns.each(func(c *conn) { c.closeWith(protocol.CodeShuttingDown, "gateway shutting down") })
+		gw.awaitDrain(ctx, drainTimeout)
 		if gw.loop != nil {
 			err = gw.loop.Shutdown(ctx)
 		} else if gw.ln != nil {
@@ -176,6 +179,17 @@ func (gw *Gateway) Shutdown(ctx context.Context) error {
 		}
 	})
 	return err
+}
+
+// drainTimeout bounds how long Shutdown waits for devices to be told and closed; netpoll's own
+// shutdown would close idle sockets at once, before their Close frame is written.
+const drainTimeout = 5 * time.Second
+
+func (gw *Gateway) awaitDrain(ctx context.Context, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for gw.conns.len() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // listenRPC opens a unix socket when addr is a path (co-located roles), TCP otherwise.

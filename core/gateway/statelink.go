@@ -7,10 +7,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cloudwego/kitex/client"
-
 	"github.com/platoim/plato/core/batch"
 	"github.com/platoim/plato/core/registry"
+	"github.com/platoim/plato/core/rpcopt"
 	"github.com/platoim/plato/idl/kitex_gen/plato/common"
 	"github.com/platoim/plato/idl/kitex_gen/plato/state"
 	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
@@ -129,11 +128,7 @@ func (s *stateLinks) closeAll(ctx context.Context) {
 }
 
 func (gw *Gateway) newStateLink(n registry.Node) (*stateLink, error) {
-	cli, err := stateservice.NewClient("plato-state",
-		client.WithHostPorts(n.RPCAddr),
-		client.WithRPCTimeout(gw.cfg.RPCTimeout),
-		client.WithConnectTimeout(time.Second),
-	)
+	cli, err := stateservice.NewClient("plato-state", rpcopt.Client(n.RPCAddr, gw.cfg.RPCTimeout)...)
 	if err != nil {
 		return nil, fmt.Errorf("creating state client for %s: %w", n.RPCAddr, err)
 	}

@@ -37,8 +37,9 @@ func (g *logger) log(level slog.Level, format string, v []any) {
 	g.l.Log(ctx, level, fmt.Sprintf(format, v...))
 }
 
-// Noticef is nats' normal operational message (startup, listening): Info.
-func (g *logger) Noticef(format string, v ...any) { g.log(slog.LevelInfo, format, v) }
+// Noticef is nats' startup banner and routine notices: Debug, so `plato up` prints only what
+// Plato itself says at Info (where NATS listens and its data directory).
+func (g *logger) Noticef(format string, v ...any) { g.log(slog.LevelDebug, format, v) }
 
 func (g *logger) Warnf(format string, v ...any) { g.log(slog.LevelWarn, format, v) }
 

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
-	"github.com/cloudwego/kitex/client"
 	"github.com/cloudwego/kitex/pkg/kerrors"
 
 	"github.com/platoim/plato/core/batch"
+	"github.com/platoim/plato/core/rpcopt"
 	"github.com/platoim/plato/idl/kitex_gen/plato/business"
 	bizservice "github.com/platoim/plato/idl/kitex_gen/plato/business/business"
 	"github.com/platoim/plato/sdk/protocol"
@@ -50,11 +49,7 @@ func (b *businesses) forApp(appID string) (*businessLink, error) {
 	if l := b.byAddr[addr]; l != nil {
 		return l, nil
 	}
-	cli, err := bizservice.NewClient("plato-business",
-		client.WithHostPorts(addr),
-		client.WithRPCTimeout(b.s.cfg.Business.Timeout),
-		client.WithConnectTimeout(time.Second),
-	)
+	cli, err := bizservice.NewClient("plato-business", rpcopt.Client(addr, b.s.cfg.Business.Timeout)...)
 	if err != nil {
 		return nil, fmt.Errorf("creating business client for %s: %w", addr, err)
 	}

@@ -6,10 +6,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/cloudwego/kitex/client"
-
 	"github.com/platoim/plato/core/batch"
 	"github.com/platoim/plato/core/registry"
+	"github.com/platoim/plato/core/rpcopt"
 	"github.com/platoim/plato/idl/kitex_gen/plato/common"
 	gwrpc "github.com/platoim/plato/idl/kitex_gen/plato/gateway"
 	gwservice "github.com/platoim/plato/idl/kitex_gen/plato/gateway/gateway"
@@ -63,11 +62,7 @@ func (g *gateways) put(n registry.Node) {
 	if old != nil && old.addr == n.RPCAddr {
 		return
 	}
-	cli, err := gwservice.NewClient("plato-gateway",
-		client.WithHostPorts(n.RPCAddr),
-		client.WithRPCTimeout(g.s.cfg.RPCTimeout),
-		client.WithConnectTimeout(time.Second),
-	)
+	cli, err := gwservice.NewClient("plato-gateway", rpcopt.Client(n.RPCAddr, g.s.cfg.RPCTimeout)...)
 	if err != nil {
 		g.s.log.Error("cannot reach gateway", "gateway", n.ID, "addr", n.RPCAddr, "err", err)
 		return

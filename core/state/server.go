@@ -14,6 +14,7 @@ import (
 
 	"github.com/platoim/plato/core/config"
 	"github.com/platoim/plato/core/registry"
+	"github.com/platoim/plato/core/rpcopt"
 	"github.com/platoim/plato/core/timewheel"
 	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
 )
@@ -82,7 +83,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.ln, err = net.Listen("tcp", s.cfg.Addr); err != nil {
 		return fmt.Errorf("state: listening on %s: %w", s.cfg.Addr, err)
 	}
-	s.rpc = stateservice.NewServer(&handler{s}, server.WithListener(s.ln), server.WithExitWaitTime(time.Second))
+	s.rpc = stateservice.NewServer(&handler{s}, rpcopt.Server(s.ln)...)
 	s.done.Add(1)
 	go func() {
 		defer s.done.Done()

@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cloudwego/kitex/client"
-	"github.com/cloudwego/kitex/server"
-
+	"github.com/platoim/plato/core/rpcopt"
 	"github.com/platoim/plato/idl/kitex_gen/plato/business"
 	bizservice "github.com/platoim/plato/idl/kitex_gen/plato/business/business"
 	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
@@ -35,7 +33,7 @@ func StartBusiness(t testing.TB) *Business {
 	}
 	quietKitex()
 	b := &Business{Addr: ln.Addr().String(), notify: make(chan struct{}, 1)}
-	svr := bizservice.NewServer(b, server.WithListener(ln), server.WithExitWaitTime(100*time.Millisecond))
+	svr := bizservice.NewServer(b, rpcopt.Server(ln)...)
 	go func() { _ = svr.Run() }()
 	t.Cleanup(func() { _ = svr.Stop() })
 	return b
@@ -97,7 +95,7 @@ func (b *Business) WaitEvents(t testing.TB, kind business.EventKind, did string,
 // StateClient is a Kitex client for a state server, as a business server would use.
 func StateClient(t testing.TB, addr string) stateservice.Client {
 	t.Helper()
-	c, err := stateservice.NewClient("plato-state", client.WithHostPorts(addr), client.WithRPCTimeout(10*time.Second))
+	c, err := stateservice.NewClient("plato-state", rpcopt.Client(addr, 10*time.Second)...)
 	if err != nil {
 		t.Fatalf("state client: %v", err)
 	}
