@@ -3,13 +3,21 @@ GO        ?= go
 BIN       := bin/plato
 GOFLAGS_T := -race -count=1 -timeout 12m
 
-.PHONY: up build test vet fmt fmt-check gen bench clean
+.PHONY: up build plugins test vet fmt fmt-check gen bench clean
 
 up: build ## build and run the whole platform with configs/plato.yaml
 	./$(BIN) up
 
-build: ## build bin/plato
+build: plugins ## build bin/plato and the reference plugins
 	$(GO) build -o $(BIN) ./cmd/plato
+
+plugins: ## build each plugins/<name> into bin/plugins/<name>
+	@mkdir -p bin/plugins
+	@for d in plugins/*/; do \
+		n=$$(basename $$d); [ -f $$d/main.go ] || continue; \
+		echo "$(GO) build -o bin/plugins/$$n ./plugins/$$n"; \
+		$(GO) build -o bin/plugins/$$n ./plugins/$$n || exit 1; \
+	done
 
 test: fmt-check vet ## every test, with the race detector, both modules
 	$(GO) test $(GOFLAGS_T) ./...
@@ -26,11 +34,15 @@ fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '/kitex_gen/')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
-gen: ## regenerate Kitex code from idl/*.thrift
+gen: ## regenerate Kitex code from idl/*.thrift and the stage protocol's gRPC code
 	rm -rf idl/kitex_gen
 	for f in idl/gateway.thrift idl/state.thrift idl/business.thrift; do \
 		$(GO) tool kitex -module github.com/platoim/plato -gen-path idl/kitex_gen $$f || exit 1; \
 	done
+	@command -v protoc >/dev/null || { echo "make gen needs protoc (Debian: apt-get install protobuf-compiler)"; exit 1; }
+	mkdir -p bin/gen && $(GO) build -o bin/gen/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
+	cd sdk/stage/internal/pb && PATH=$(CURDIR)/bin/gen:$$PATH protoc --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative stage.proto
 
 bench: ## microbenchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -5,6 +5,7 @@ enum EventKind {
     UPLINK = 0        // a device sent a message; answer accepted (code 0) or refused
     CONNECTED = 1     // a device logged in
     DISCONNECTED = 2  // a device connection closed
+    UNDELIVERED = 3   // a downlink was given up on (the retransmit stage ran out of attempts, or the connection closed first)
 }
 
 struct Event {
@@ -17,6 +18,8 @@ struct Event {
     7: binary payload // UPLINK: the message body
     8: i32 reason     // DISCONNECTED: protocol close code
     9: string gateway_id
+    10: i64 msg_id    // UNDELIVERED: the message given up on (seq is its downlink seq)
+    11: i32 attempts  // UNDELIVERED: how many times it was sent
 }
 
 struct Result {

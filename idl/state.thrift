@@ -17,6 +17,7 @@ enum PushStatus {
     OFFLINE = 2   // the did has no logged-in connection of this app
     TIMEOUT = 3   // wait_ack was set and the device did not ACK in time
     FAILED = 4    // the gateway could not be reached or refused it
+    REJECTED = 5  // a pipeline stage rejected or dropped it; code and message say why
 }
 
 struct PushTarget {
@@ -24,6 +25,8 @@ struct PushTarget {
     2: i64 conn_id   // 0 when the did is offline
     3: PushStatus status
     4: i64 seq       // the downlink sequence number the device sees
+    5: i32 code      // REJECTED: the stage's code
+    6: string message
 }
 
 struct PushRequest {
@@ -33,6 +36,8 @@ struct PushRequest {
     // Wait until every online target ACKed or timeout_ms passed.
     4: bool wait_ack
     5: i32 timeout_ms
+    // Push to every did bound to this session (by a stage's Host.Bind) in addition to dids.
+    6: string session
 }
 
 struct PushResponse {

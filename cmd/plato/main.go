@@ -23,12 +23,14 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"up":      {"run the whole platform on this machine (embedded NATS, state, gateway, ipconf, demo)", runUp},
-		"ipconf":  {"run the endpoint dispatch HTTP service", roleCommand("ipconf")},
-		"gateway": {"run a device gateway", roleCommand("gateway")},
-		"state":   {"run a state server", roleCommand("state")},
-		"demo":    {"run the demo chat business server", roleCommand("demo")},
-		"chat":    {"a terminal chat client for the demo business server", runChat},
+		"up":       {"run the whole platform on this machine (embedded NATS, state, gateway, ipconf, demo)", runUp},
+		"ipconf":   {"run the endpoint dispatch HTTP service", roleCommand("ipconf")},
+		"gateway":  {"run a device gateway", roleCommand("gateway")},
+		"state":    {"run a state server", roleCommand("state")},
+		"demo":     {"run the demo chat business server", roleCommand("demo")},
+		"chat":     {"a terminal chat client for the demo business server", runChat},
+		"pipeline": {"check pipeline YAML: plato pipeline validate FILE|DIR", runPipeline},
+		"plugin":   {"scaffold a pipeline stage: plato plugin new NAME", runPlugin},
 		"version": {"print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "plato", version)
 			return nil

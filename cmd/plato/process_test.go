@@ -316,3 +316,55 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+// TestScaffoldedStageRunsInThePipeline follows docs/plugins.md: `plato plugin new`, build, list it
+// in a pipeline YAML, and see it act on real traffic through `plato up`.
+func TestScaffoldedStageRunsInThePipeline(t *testing.T) {
+	work := t.TempDir()
+	repo := platformtest.RepoRoot()
+	out, err := exec.Command(platoBinary(t), "plugin", "new", "--dir", work, "--sdk", filepath.Join(repo, "sdk"), "sizelimit").CombinedOutput()
+	if err != nil {
+		t.Fatalf("plugin new: %v\n%s", err, out)
+	}
+	dir := filepath.Join(work, "sizelimit")
+	for _, args := range [][]string{{"mod", "tidy"}, {"test", "./..."}, {"build", "-o", "sizelimit", "."}} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go %v in the scaffolded plugin: %v\n%s", args, err, b)
+		}
+	}
+	pipes := t.TempDir()
+	yaml := fmt.Sprintf("version: 1\nstages:\n  - name: sizelimit\n    plugin: %s\n    signals: [uplink]\n    config: {max_bytes: 8}\n", filepath.Join(dir, "sizelimit"))
+	if err := os.WriteFile(filepath.Join(pipes, "default.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := writeConfig(t, fmt.Sprintf(`
+data_dir: %s
+nats: {embedded: {port: 0}}
+auth: {token_secret: %q}
+ipconf: {addr: "127.0.0.1:0"}
+gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
+state: {addr: "127.0.0.1:0", business: {default: "127.0.0.1:0"}}
+pipeline: {dir: %q}
+demo: {enabled: true, addr: "127.0.0.1:0"}
+`, t.TempDir(), platformtest.Secret, pipes))
+	up := startProc(t, "up", "up", "--config", cfg)
+	ipconfURL := up.waitLine(reIPConf)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	platformtest.Eventually(t, 20*time.Second, "ipconf to hand out a gateway", func() bool {
+		_, err := client.FetchEndpoints(ctx, nil, ipconfURL, "demo", "gus")
+		return err == nil
+	})
+	c, err := client.Dial(ctx, client.Config{IPConfURL: ipconfURL, AppID: "demo", DID: "gus"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if code, _ := protocol.CodeOf(c.Send(ctx, []byte(`{"to":"gus","text":"far too long for the limit"}`))); code != 2001 {
+		t.Fatalf("an uplink over max_bytes got code %d, want 2001 from the scaffolded stage", code)
+	}
+	c.Close()
+	up.interrupt()
+}

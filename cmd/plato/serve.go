@@ -147,7 +147,7 @@ func without(rs []string, r string) []string {
 // serve starts roles, prints where they listen, and runs until ctx ends (Ctrl-C).
 func serve(ctx context.Context, cfg config.Config, roles []string, stdout, stderr io.Writer) error {
 	logger := newLogger(cfg.Log, stderr)
-	p, err := platform.Start(ctx, cfg, roles, logger)
+	p, err := platform.Start(ctx, cfg, roles, logger, platform.Options{Builtins: builtins()})
 	if err != nil {
 		return err
 	}
@@ -173,6 +173,9 @@ func printAddresses(w io.Writer, p *platform.Platform) {
 	if p.State != nil {
 		fmt.Fprintf(w, "  state     %s  (Kitex RPC: gateways and business servers)\n", p.State.Addr())
 	}
+	if p.Pipelines != nil {
+		fmt.Fprintf(w, "  pipeline  %s  (per-app stages; edit a file to reload it)\n", p.Config.Pipeline.Dir)
+	}
 	if p.Gateway != nil {
 		fmt.Fprintf(w, "  gateway   %s  (device TCP; state reaches it at %s)\n", p.Gateway.Addr(), p.Gateway.RPCAddr())
 	}
@@ -181,7 +184,11 @@ func printAddresses(w io.Writer, p *platform.Platform) {
 	}
 	if p.Demo != nil {
 		fmt.Fprintf(w, "  demo      %s  (chat business server)\n", p.Demo.Addr())
-		fmt.Fprintln(w, "Try it: run `plato chat --did alice` and `plato chat --did bob` in two terminals, then type `@bob hello`.")
+		self := "plato"
+		if strings.Contains(os.Args[0], "/") {
+			self = os.Args[0]
+		}
+		fmt.Fprintf(w, "Try it: run `%s chat --did alice` and `%s chat --did bob` in two terminals, then type `@bob hello`.\n", self, self)
 	}
 	fmt.Fprintln(w, "Ctrl-C stops.")
 }

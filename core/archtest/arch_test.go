@@ -1,5 +1,6 @@
-// Package archtest enforces the import rules of docs/architecture.md: the SDK depends on nothing but
-// the standard library, core never imports cmd, and the roles talk to each other only over RPC.
+// Package archtest enforces the import rules of docs/architecture.md: the device-side SDK depends on
+// nothing but the standard library and the stage SDK only on go-plugin and gRPC, plugins only on the
+// SDK, core never imports cmd, and the roles talk to each other only over RPC.
 package archtest
 
 import (
@@ -37,14 +38,39 @@ func isStd(p string) bool {
 	return !strings.Contains(first, ".")
 }
 
-func TestSDKUsesOnlyTheStandardLibrary(t *testing.T) {
+func TestSDKDependencies(t *testing.T) {
+	// What sdk/stage may pull into a plugin author's build: go-plugin and gRPC with what they need.
+	stageAllowed := []string{
+		"github.com/hashicorp/go-plugin", "github.com/hashicorp/go-hclog", "github.com/hashicorp/yamux",
+		"github.com/oklog/run", "github.com/mattn/go-colorable", "github.com/mattn/go-isatty", "github.com/fatih/color",
+		"google.golang.org/grpc", "google.golang.org/protobuf", "google.golang.org/genproto",
+		"golang.org/x/net", "golang.org/x/sys", "golang.org/x/text", "github.com/golang/protobuf",
+	}
 	for pkg, ds := range deps(t, filepath.Join(repoRoot(t), "sdk"), "./...") {
+		isStage := strings.HasPrefix(pkg, "github.com/platoim/plato/sdk/stage")
 		for _, d := range ds {
-			if !isStd(d) && !strings.HasPrefix(d, "github.com/platoim/plato/sdk") {
-				t.Errorf("%s depends on %s: sdk/ must stay dependency-free", pkg, d)
+			if isStd(d) || strings.HasPrefix(d, "github.com/platoim/plato/sdk") {
+				continue
+			}
+			if isStage && hasAnyPrefix(d, stageAllowed) {
+				continue
+			}
+			if isStage {
+				t.Errorf("%s depends on %s: sdk/stage may use only go-plugin and gRPC", pkg, d)
+			} else {
+				t.Errorf("%s depends on %s: the device SDK must stay dependency-free", pkg, d)
 			}
 		}
 	}
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func TestImportDirection(t *testing.T) {
@@ -54,8 +80,20 @@ func TestImportDirection(t *testing.T) {
 		{mod + "core/gateway", mod + "core/state", "the gateway reaches the state server over RPC only"},
 		{mod + "core/state", mod + "core/gateway", "the state server reaches gateways over RPC only"},
 		{mod + "core/ipconf", mod + "core/gateway", "ipconf knows gateways from the registry only"},
+		{mod + "pipeline", mod + "cmd/", "pipeline must not import cmd"},
+		{mod + "plugins/", mod + "core/", "plugins are built against the SDK only, like a business team's"},
+		{mod + "plugins/", mod + "pipeline", "plugins are built against the SDK only, like a business team's"},
+		{mod + "sdk/", mod + "core/", "the SDK must not import the servers"},
 	}
 	for pkg, ds := range deps(t, repoRoot(t), "./...") {
+		// pipeline may use core's leaf utilities (batching, timers), nothing else of core.
+		if strings.HasPrefix(pkg, mod+"pipeline") {
+			for _, d := range ds {
+				if strings.HasPrefix(d, mod+"core/") && d != mod+"core/batch" && d != mod+"core/timewheel" {
+					t.Errorf("%s imports %s: pipeline may use only core/batch and core/timewheel of core", pkg, d)
+				}
+			}
+		}
 		for _, r := range rules {
 			if !strings.HasPrefix(pkg, r.from) {
 				continue

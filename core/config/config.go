@@ -40,6 +40,8 @@ const (
 	DefaultRPCTimeout       = 3 * time.Second
 	DefaultLogLevel         = "info"
 	DefaultLogFormat        = "text"
+	DefaultPluginDir        = "bin/plugins"
+	DefaultPipelineLanes    = 64
 	// DevTokenSecret is the secret the shipped configs use so `make up` works out of the box.
 	// Plato logs a warning when it is in use; a fleet must set its own.
 	DevTokenSecret = "plato-dev-secret-change-me-please"
@@ -57,7 +59,22 @@ type Config struct {
 	IPConf   IPConf   `koanf:"ipconf"`
 	Gateway  Gateway  `koanf:"gateway"`
 	State    State    `koanf:"state"`
+	Pipeline Pipeline `koanf:"pipeline"`
 	Demo     Demo     `koanf:"demo"`
+}
+
+// Pipeline configures the per-app pipelines of stages the state server runs every signal through
+// (docs/pipeline.md).
+type Pipeline struct {
+	// Dir holds one YAML file per app ID (<app_id>.yaml) and default.yaml for the others. Empty: no
+	// pipeline; signals go straight to Plato's own handling. configs/plato.yaml sets configs/pipelines.
+	Dir string `koanf:"dir"`
+	// PluginDir is where relative plugin paths in the YAML resolve. Default bin/plugins.
+	PluginDir string `koanf:"plugin_dir"`
+	// Lanes are parallel ordered workers; a connection's signals always use the same one. Default 64.
+	Lanes int `koanf:"lanes"`
+	// Watch reloads an app's pipeline when its file changes. Default true.
+	Watch bool `koanf:"watch"`
 }
 
 // Log configures the process logger (log/slog on stderr).
@@ -214,7 +231,8 @@ func Default() Config {
 			MaxInflight: DefaultMaxInflight, PushTimeout: DefaultPushTimeout, RPCTimeout: DefaultRPCTimeout,
 			Business: Business{Timeout: DefaultBusinessTimeout}, Batch: b,
 		},
-		Demo: Demo{Addr: DefaultBusinessAddr},
+		Pipeline: Pipeline{PluginDir: DefaultPluginDir, Lanes: DefaultPipelineLanes, Watch: true},
+		Demo:     Demo{Addr: DefaultBusinessAddr},
 	}
 }
 

@@ -108,6 +108,12 @@ func (c *Config) Validate() error {
 		addrOrSocket("state.business.apps."+app, addr)
 	}
 	c.validateBatch("state.batch", s.Batch, bad)
+	if c.Pipeline.Dir != "" && c.Pipeline.PluginDir == "" {
+		bad("pipeline.plugin_dir", "is required when pipeline.dir is set")
+	}
+	if c.Pipeline.Lanes < 1 || c.Pipeline.Lanes > 4096 {
+		bad("pipeline.lanes", "must be between 1 and 4096, got %d", c.Pipeline.Lanes)
+	}
 	hostPort("demo.addr", c.Demo.Addr, !c.Demo.Enabled)
 	return errors.Join(errs...)
 }

@@ -33,7 +33,8 @@ func (s *syncBuffer) String() string {
 
 func TestStartRandomPortWithJetStream(t *testing.T) {
 	var logs syncBuffer
-	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	// NATS' routine notices are logged at debug level (Plato's own line says where it listens).
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/platoim/plato/core/config"
 	"github.com/platoim/plato/core/demo"
@@ -22,6 +23,8 @@ import (
 	"github.com/platoim/plato/core/natsd"
 	"github.com/platoim/plato/core/registry"
 	"github.com/platoim/plato/core/state"
+	"github.com/platoim/plato/pipeline"
+	"github.com/platoim/plato/sdk/stage"
 	"github.com/platoim/plato/sdk/token"
 )
 
@@ -34,8 +37,19 @@ const (
 	RoleDemo    = "demo"
 )
 
+// TokenSecretEnv is the environment variable of auth.token_secret; plugin processes get it too.
+const TokenSecretEnv = "PLATO_AUTH__TOKEN_SECRET"
+
 // AllRoles is what `plato up` runs, in start order.
 var AllRoles = []string{RoleNATS, RoleDemo, RoleState, RoleGateway, RoleIPConf}
+
+// Options are what a process adds to the configuration.
+type Options struct {
+	// Builtins are the trusted stages a pipeline YAML may run in-process as "builtin:<name>".
+	Builtins map[string]func() stage.Stage
+	// Meter records the platform's metrics; nil records nothing.
+	Meter metric.Meter
+}
 
 // Platform is a set of running roles.
 type Platform struct {
@@ -45,7 +59,10 @@ type Platform struct {
 	State   *state.Server
 	Gateway *gateway.Gateway
 	Demo    *demo.Server
+	// Pipelines runs the state server's per-app stages (nil without a state role or pipeline.dir).
+	Pipelines *pipeline.Pipelines
 
+	opts    Options
 	natsURL string
 	nc      *nats.Conn
 	log     *slog.Logger
@@ -73,8 +90,8 @@ func ParseRoles(s string) ([]string, error) {
 
 // Start runs roles (in AllRoles order, whatever order they are given in) and returns once each is
 // listening. On error everything already started is stopped.
-func Start(ctx context.Context, cfg config.Config, roles []string, logger *slog.Logger) (*Platform, error) {
-	p := &Platform{Config: cfg, log: logger}
+func Start(ctx context.Context, cfg config.Config, roles []string, logger *slog.Logger, opts Options) (*Platform, error) {
+	p := &Platform{Config: cfg, log: logger, opts: opts}
 	if err := p.start(ctx, roles); err != nil {
 		_ = p.Shutdown(context.Background())
 		return nil, err
@@ -161,6 +178,11 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		if p.State, err = state.New(sc, reg, p.log); err != nil {
 			return err
 		}
+		if cfg.Pipeline.Dir != "" {
+			if err := p.startPipelines(ctx); err != nil {
+				return err
+			}
+		}
 		if err := p.State.Start(ctx); err != nil {
 			return err
 		}
@@ -194,6 +216,37 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 			return err
 		}
 		p.stops = append(p.stops, p.IPConf.Shutdown)
+	}
+	return nil
+}
+
+// startPipelines loads every app's pipeline and starts its plugin processes; they stop after the
+// state server does.
+func (p *Platform) startPipelines(ctx context.Context) error {
+	pc := p.Config.Pipeline
+	var env []string
+	if secret := p.Config.Auth.TokenSecret; secret != "" && os.Getenv(TokenSecretEnv) == "" {
+		// The auth stage checks what ipconf signs: hand it the platform's secret the way an
+		// operator would, through the environment, never through pipeline YAML.
+		env = append(env, TokenSecretEnv+"="+secret)
+	}
+	pipes, err := pipeline.New(ctx, pipeline.Config{
+		Dir: pc.Dir, PluginDir: pc.PluginDir, Builtins: p.opts.Builtins, Lanes: pc.Lanes, Env: env,
+	}, p.State.Host(), p.log, p.opts.Meter)
+	if err != nil {
+		return fmt.Errorf("loading pipelines from %s: %w", pc.Dir, err)
+	}
+	p.Pipelines = pipes
+	p.stops = append(p.stops, pipes.Close)
+	p.State.UsePipeline(pipes)
+	if pc.Watch {
+		wctx, cancel := context.WithCancel(context.Background())
+		p.stops = append(p.stops, func(context.Context) error { cancel(); return nil })
+		go func() {
+			if err := pipes.Watch(wctx); err != nil && wctx.Err() == nil {
+				p.log.Error("pipeline watcher stopped; edits will not reload", "dir", pc.Dir, "err", err)
+			}
+		}()
 	}
 	return nil
 }

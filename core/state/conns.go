@@ -70,10 +70,11 @@ type connState struct {
 	remote   string
 	gw       *gatewayLink
 	lastSeen atomic.Int64 // unix nanoseconds of the last frame
-	hbTimer  *timewheel.Timer
 
 	mu          sync.Mutex
 	closed      bool
+	loggedIn    bool
+	hbTimer     *timewheel.Timer
 	lastUpSeq   uint64
 	nextDownSeq uint64
 	// upInflight counts uplinks the business server has not answered; a duplicate's ACK waits in
@@ -141,14 +142,23 @@ func (c *conns) byDID(app, did string) *connState {
 	return cs
 }
 
-// add registers cs and makes it its did's connection, returning the connection it replaced.
-func (c *conns) add(cs *connState) (replaced *connState) {
+// addPending registers cs by key only: its login is still in the pipeline, so it is not yet its
+// did's connection. It reports false when the key is taken.
+func (c *conns) addPending(cs *connState) bool {
 	s := c.keyShard(cs.key)
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, taken := s.byKey[cs.key]; taken {
+		return false
+	}
 	s.byKey[cs.key] = cs
-	s.mu.Unlock()
+	return true
+}
+
+// activate makes cs its did's connection, returning the connection it replaced.
+func (c *conns) activate(cs *connState) (replaced *connState) {
 	key := didKey(cs.appID, cs.did)
-	s = c.didShard(key)
+	s := c.didShard(key)
 	s.mu.Lock()
 	replaced = s.byDID[key]
 	s.byDID[key] = cs

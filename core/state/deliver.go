@@ -7,11 +7,14 @@ import (
 	"github.com/platoim/plato/idl/kitex_gen/plato/business"
 	"github.com/platoim/plato/idl/kitex_gen/plato/common"
 	"github.com/platoim/plato/idl/kitex_gen/plato/state"
+	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/stage"
 )
 
-// Deliver takes a gateway's batch of device events. It never blocks on I/O: answers and business
-// deliveries are queued on their own batchers, so the gateway's lane moves on at once.
+// Deliver takes a gateway's batch of device events. It never blocks on I/O: each event is handed to
+// the app's pipeline (whose lanes keep a connection's events in order) and finished in the
+// pipeline's callback; answers and business deliveries are queued on their own batchers.
 func (h *handler) Deliver(_ context.Context, req *state.DeliverRequest) (*state.DeliverResponse, error) {
 	s := h.s
 	l := s.gateways.get(req.GatewayId)
@@ -28,7 +31,7 @@ func (h *handler) Deliver(_ context.Context, req *state.DeliverRequest) (*state.
 		key := connKey{gw: req.GatewayId, id: uint64(ev.ConnId)}
 		if ev.Kind == common.UpKind_CLOSED {
 			if cs := s.conns.get(key); cs != nil {
-				s.closeConn(cs, protocol.Code(ev.Reason))
+				s.disconnect(cs, protocol.Code(ev.Reason))
 			}
 			continue
 		}
@@ -47,40 +50,111 @@ func (h *handler) Deliver(_ context.Context, req *state.DeliverRequest) (*state.
 		}
 		cs.lastSeen.Store(now)
 		s.metrics.framesIn.Add(1)
+		seq := uint64(ev.Seq)
 		switch sig {
 		case protocol.SigHeartbeat:
-			s.send(cs, common.DownAction_SEND, protocol.SigHeartbeatAck, 0, uint64(ev.Seq), nil)
+			s.through(stage.Event{Signal: stage.SignalHeartbeat, Conn: cs.stageConn(), Seq: seq}, true, func(pipeline.Outcome) {
+				s.send(cs, common.DownAction_SEND, protocol.SigHeartbeatAck, 0, seq, nil)
+			})
 		case protocol.SigUplink:
-			s.uplink(cs, uint64(ev.Seq), ev.Body)
+			payload := ev.Body
+			s.through(stage.Event{Signal: stage.SignalUplink, Conn: cs.stageConn(), Seq: seq, Payload: payload}, false, func(out pipeline.Outcome) {
+				s.uplinkOutcome(cs, seq, payload, out)
+			})
 		case protocol.SigDownlinkAck:
-			s.downlinkAck(cs, uint64(ev.Seq))
+			s.through(stage.Event{Signal: stage.SignalDownlinkAck, Conn: cs.stageConn(), Seq: seq, MsgID: cs.inflightMsg(seq)}, true, func(pipeline.Outcome) {
+				s.downlinkAck(cs, seq)
+			})
 		}
 	}
 	return &state.DeliverResponse{}, nil
 }
 
+// login records the connection at once (so its next frames find it) and lets the pipeline decide.
 func (s *Server) login(l *gatewayLink, key connKey, ev *common.UpEvent) {
 	var m protocol.Login
-	_ = m.Decode(ev.Body) // the gateway decoded it already; this is for the fields it does not forward
-	if old := s.conns.get(key); old != nil {
+	_ = m.Decode(ev.Body) // the gateway decoded it already; this is for the token and platform
+	cs := &connState{key: key, appID: ev.AppId, did: ev.Did, uid: ev.Uid, remote: ev.RemoteAddr, gw: l}
+	cs.lastSeen.Store(time.Now().UnixNano())
+	if !s.conns.addPending(cs) {
 		body := (&protocol.LoginAck{Code: protocol.CodeAlreadyLogged, Message: "already logged in"}).Append(nil)
 		s.sendTo(l, key.id, common.DownAction_SEND, protocol.SigLoginAck, uint64(ev.Seq), body)
 		return
 	}
-	cs := &connState{key: key, appID: ev.AppId, did: ev.Did, uid: ev.Uid, remote: ev.RemoteAddr, gw: l}
-	cs.lastSeen.Store(time.Now().UnixNano())
+	seq := uint64(ev.Seq)
+	sev := stage.Event{Signal: stage.SignalLogin, Conn: cs.stageConn(), Seq: seq, Token: m.Token, Platform: m.Platform}
+	s.through(sev, false, func(out pipeline.Outcome) {
+		if out.Verdict != stage.Continue {
+			s.refuseLogin(cs, seq, out)
+			return
+		}
+		s.acceptLogin(cs, seq, m.Platform)
+	})
+}
+
+func (s *Server) acceptLogin(cs *connState, seq uint64, platform string) {
+	cs.mu.Lock()
+	if cs.closed {
+		cs.mu.Unlock()
+		return
+	}
+	cs.loggedIn = true
+	cs.mu.Unlock()
 	s.armHeartbeat(cs)
-	if replaced := s.conns.add(cs); replaced != nil {
+	if replaced := s.conns.activate(cs); replaced != nil && replaced != cs {
 		// One did is one device: its newest connection wins.
 		s.kick(replaced, protocol.CodeReplaced, "the same did logged in on another connection")
 	}
 	s.metrics.logins.Add(1)
 	s.notify(cs, business.EventKind_CONNECTED, 0)
 	ack := (&protocol.LoginAck{
-		Code: protocol.CodeOK, ConnID: key.id, HeartbeatMs: uint32(s.cfg.HeartbeatInterval / time.Millisecond),
+		Code: protocol.CodeOK, ConnID: cs.key.id, HeartbeatMs: uint32(s.cfg.HeartbeatInterval / time.Millisecond),
 	}).Append(nil)
-	s.send(cs, common.DownAction_LOGIN_OK, protocol.SigLoginAck, 0, uint64(ev.Seq), ack)
-	s.log.Debug("login", "app", cs.appID, "did", cs.did, "uid", cs.uid, "gateway", key.gw, "conn", key.id, "platform", m.Platform)
+	s.send(cs, common.DownAction_LOGIN_OK, protocol.SigLoginAck, 0, seq, ack)
+	s.log.Debug("login", "app", cs.appID, "did", cs.did, "uid", cs.uid, "gateway", cs.key.gw, "conn", cs.key.id, "platform", platform)
+}
+
+// refuseLogin answers a login a stage rejected, and forgets the connection.
+func (s *Server) refuseLogin(cs *connState, seq uint64, out pipeline.Outcome) {
+	s.metrics.pipelineRejected.Add(1)
+	code, msg := rejection(out)
+	body := (&protocol.LoginAck{Code: code, Message: msg}).Append(nil)
+	s.send(cs, common.DownAction_SEND_AND_CLOSE, protocol.SigLoginAck, 0, seq, body)
+	cs.mu.Lock()
+	cs.closed = true
+	cs.mu.Unlock()
+	s.conns.remove(cs)
+}
+
+// rejection turns a stage's verdict into what the device is told.
+func rejection(out pipeline.Outcome) (protocol.Code, string) {
+	code, msg := protocol.Code(out.Code), out.Message
+	if code == 0 {
+		code = protocol.CodeForbidden
+	}
+	if out.Stage != "" {
+		msg = out.Stage + ": " + msg
+	}
+	return code, msg
+}
+
+func (s *Server) uplinkOutcome(cs *connState, seq uint64, payload []byte, out pipeline.Outcome) {
+	switch out.Verdict {
+	case stage.Reject:
+		s.metrics.pipelineRejected.Add(1)
+		code, msg := rejection(out)
+		s.ackUplink(cs, seq, code, msg)
+		return
+	case stage.Drop:
+		// A stage swallowed it on purpose (a filter): the device is done with it.
+		s.metrics.pipelineRejected.Add(1)
+		s.ackUplink(cs, seq, protocol.CodeOK, "")
+		return
+	}
+	if out.Payload != nil {
+		payload = out.Payload
+	}
+	s.uplink(cs, seq, payload)
 }
 
 // uplink hands a device message to its business server; the device's ACK waits for the answer.
@@ -142,17 +216,27 @@ func (s *Server) ackDuplicate(cs *connState, seq uint64) {
 
 // notify tells the app's business server about a connection event, in order with its uplinks.
 func (s *Server) notify(cs *connState, kind business.EventKind, reason protocol.Code) {
+	s.notifyEvent(cs, &business.Event{
+		Kind: kind, AppId: cs.appID, Did: cs.did, Uid: cs.uid, ConnId: int64(cs.key.id),
+		Reason: int32(reason), GatewayId: cs.key.gw,
+	})
+}
+
+func (s *Server) notifyEvent(cs *connState, ev *business.Event) {
 	l, err := s.business.forApp(cs.appID)
 	if err != nil || l == nil {
 		return
 	}
-	ev := &business.Event{
-		Kind: kind, AppId: cs.appID, Did: cs.did, Uid: cs.uid, ConnId: int64(cs.key.id),
-		Reason: int32(reason), GatewayId: cs.key.gw,
-	}
 	if err := l.batch.Add(cs.key.id, bizItem{ev: ev}); err != nil {
-		s.log.Warn("business event dropped: queue full", "app", cs.appID, "did", cs.did, "kind", kind.String())
+		s.log.Warn("business event dropped: queue full", "app", cs.appID, "did", cs.did, "kind", ev.Kind.String())
 	}
+}
+
+// inflightMsg is the msg ID of the downlink with seq, or 0 when it is not in flight.
+func (cs *connState) inflightMsg(seq uint64) uint64 {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.inflight[seq].msgID
 }
 
 func (s *Server) downlinkAck(cs *connState, seq uint64) {
@@ -175,22 +259,37 @@ func (s *Server) downlinkAck(cs *connState, seq uint64) {
 func (s *Server) kick(cs *connState, code protocol.Code, msg string) {
 	body := (&protocol.Close{Code: code, Message: msg}).Append(nil)
 	s.send(cs, common.DownAction_SEND_AND_CLOSE, protocol.SigClose, 0, 0, body)
-	s.closeConn(cs, code)
+	s.disconnect(cs, code)
 }
 
-// closeConn forgets a connection once, stops its timer, and tells the business server.
-func (s *Server) closeConn(cs *connState, reason protocol.Code) {
+// disconnect runs the disconnect signal through the pipeline (stages clean up there), then
+// forgets the connection. It is safe to call more than once.
+func (s *Server) disconnect(cs *connState, reason protocol.Code) {
 	cs.mu.Lock()
 	if cs.closed {
 		cs.mu.Unlock()
 		return
 	}
 	cs.closed = true
+	loggedIn := cs.loggedIn
+	hb := cs.hbTimer
+	cs.mu.Unlock()
+	if hb != nil {
+		hb.Stop()
+	}
+	if !loggedIn {
+		s.conns.remove(cs)
+		return
+	}
+	s.through(stage.Event{Signal: stage.SignalDisconnect, Conn: cs.stageConn(), Reason: uint16(reason)}, true, func(pipeline.Outcome) {
+		s.forget(cs, reason)
+	})
+}
+
+func (s *Server) forget(cs *connState, reason protocol.Code) {
+	cs.mu.Lock()
 	cs.inflight, cs.order = nil, nil
 	cs.mu.Unlock()
-	if cs.hbTimer != nil {
-		cs.hbTimer.Stop()
-	}
 	if s.conns.remove(cs) {
 		s.metrics.closed.Add(1)
 		s.notify(cs, business.EventKind_DISCONNECTED, reason)
@@ -201,15 +300,19 @@ func (s *Server) closeConn(cs *connState, reason protocol.Code) {
 // lastSeen and re-arms for the rest, so frames never touch the wheel.
 func (s *Server) armHeartbeat(cs *connState) {
 	timeout := s.cfg.HeartbeatTimeout
-	var check func()
-	check = func() {
+	check := func() {
 		idle := time.Duration(time.Now().UnixNano() - cs.lastSeen.Load())
 		if idle >= timeout {
 			s.metrics.heartbeatTimeouts.Add(1)
 			s.kick(cs, protocol.CodeHeartbeatTimeout, "no frame for "+timeout.String())
 			return
 		}
-		cs.hbTimer.Reset(timeout - idle)
+		cs.mu.Lock()
+		t := cs.hbTimer
+		cs.mu.Unlock()
+		t.Reset(timeout - idle)
 	}
+	cs.mu.Lock()
 	cs.hbTimer = s.wheel.AfterFunc(timeout, check)
+	cs.mu.Unlock()
 }

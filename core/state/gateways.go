@@ -70,7 +70,7 @@ func (g *gateways) put(n registry.Node) {
 	l := &gatewayLink{id: n.ID, addr: n.RPCAddr, cli: cli}
 	b := g.s.cfg.Batch
 	l.batch = batch.New(batch.Config{MaxSize: b.MaxSize, MaxDelay: b.MaxDelay, Lanes: b.Lanes},
-		func(ctx context.Context, frames []*common.DownFrame) { g.s.push(ctx, l, frames) })
+		func(ctx context.Context, frames []*common.DownFrame) { g.s.pushFrames(ctx, l, frames) })
 	g.mu.Lock()
 	g.byID[n.ID] = l
 	g.mu.Unlock()
@@ -91,7 +91,7 @@ func (g *gateways) remove(id string) {
 	}
 	g.s.log.Warn("gateway left; dropping its connections", "gateway", id)
 	for _, cs := range g.s.conns.ofGateway(id) {
-		g.s.closeConn(cs, protocol.CodeStateLost)
+		g.s.disconnect(cs, protocol.CodeStateLost)
 	}
 	go g.closeLink(l)
 }
@@ -112,8 +112,8 @@ func (g *gateways) closeAll(ctx context.Context) {
 	}
 }
 
-// push sends one batch of frames to a gateway; connections it no longer holds are forgotten.
-func (s *Server) push(ctx context.Context, l *gatewayLink, frames []*common.DownFrame) {
+// pushFrames sends one batch of frames to a gateway; connections it no longer holds are forgotten.
+func (s *Server) pushFrames(ctx context.Context, l *gatewayLink, frames []*common.DownFrame) {
 	resp, err := l.cli.Push(ctx, &gwrpc.PushRequest{Frames: frames})
 	if err != nil {
 		s.metrics.pushErrors.Add(1)
@@ -122,7 +122,7 @@ func (s *Server) push(ctx context.Context, l *gatewayLink, frames []*common.Down
 	}
 	for _, id := range resp.Gone {
 		if cs := s.conns.get(connKey{gw: l.id, id: uint64(id)}); cs != nil {
-			s.closeConn(cs, protocol.CodeClientClose)
+			s.disconnect(cs, protocol.CodeClientClose)
 		}
 	}
 }

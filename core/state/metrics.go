@@ -6,6 +6,8 @@ type metrics struct {
 	logins, closed, framesIn, uplinks, duplicates atomic.Int64
 	downlinks, downlinkAcks, inflightEvicted      atomic.Int64
 	heartbeatTimeouts, pushErrors, businessErrors atomic.Int64
+	pipelineRefused, pipelineRejected             atomic.Int64
+	retransmits, undelivered                      atomic.Int64
 }
 
 // Stats is a snapshot of the state server's counters since it started.
@@ -22,6 +24,10 @@ type Stats struct {
 	HeartbeatTimeouts int64
 	PushErrors        int64
 	BusinessErrors    int64
+	PipelineRefused   int64
+	PipelineRejected  int64
+	Retransmits       int64
+	Undelivered       int64
 }
 
 // Stats returns the current counters.
@@ -32,5 +38,7 @@ func (s *Server) Stats() Stats {
 		Uplinks: m.uplinks.Load(), Duplicates: m.duplicates.Load(), Downlinks: m.downlinks.Load(),
 		DownlinkAcks: m.downlinkAcks.Load(), InflightEvicted: m.inflightEvicted.Load(),
 		HeartbeatTimeouts: m.heartbeatTimeouts.Load(), PushErrors: m.pushErrors.Load(), BusinessErrors: m.businessErrors.Load(),
+		PipelineRefused: m.pipelineRefused.Load(), PipelineRejected: m.pipelineRejected.Load(),
+		Retransmits: m.retransmits.Load(), Undelivered: m.undelivered.Load(),
 	}
 }

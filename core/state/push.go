@@ -3,11 +3,14 @@ package state
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/platoim/plato/idl/kitex_gen/plato/common"
 	"github.com/platoim/plato/idl/kitex_gen/plato/state"
+	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/stage"
 )
 
 // MaxPushTargets bounds the dids of one Push request.
@@ -21,27 +24,45 @@ func stateError(code protocol.Code, format string, args ...any) *state.StateErro
 // every online target ACKed or the timeout passed.
 func (h *handler) Push(ctx context.Context, req *state.PushRequest) (*state.PushResponse, error) {
 	s := h.s
+	dids := req.Dids
+	if req.Session != "" {
+		dids = append(dids[:len(dids):len(dids)], s.sessions.members(req.AppId, req.Session)...)
+	}
 	switch {
 	case req.AppId == "":
 		return nil, stateError(protocol.CodeInvalidArgument, "app_id is required")
-	case len(req.Dids) == 0:
-		return nil, stateError(protocol.CodeInvalidArgument, "dids is empty")
-	case len(req.Dids) > MaxPushTargets:
-		return nil, stateError(protocol.CodeInvalidArgument, "%d dids exceed the maximum of %d per push", len(req.Dids), MaxPushTargets)
+	case len(dids) == 0 && req.Session == "":
+		return nil, stateError(protocol.CodeInvalidArgument, "dids is empty and no session is named")
+	case len(dids) > MaxPushTargets:
+		return nil, stateError(protocol.CodeInvalidArgument, "%d targets exceed the maximum of %d per push", len(dids), MaxPushTargets)
 	case len(req.Payload)+8 > s.cfg.MaxBody:
 		return nil, stateError(protocol.CodeInvalidArgument, "payload of %d bytes exceeds the device maximum of %d", len(req.Payload), s.cfg.MaxBody-8)
 	}
-	msgID := s.nextMsgID()
-	body := (&protocol.Downlink{MsgID: msgID, Payload: req.Payload}).Append(nil)
-	resp := &state.PushResponse{MsgId: int64(msgID), Targets: make([]*state.PushTarget, len(req.Dids))}
-	var w *waiter
-	if req.WaitAck {
-		w = &waiter{acked: make([]bool, len(req.Dids)), done: make(chan struct{})}
+	timeout := s.cfg.PushTimeout
+	if req.TimeoutMs > 0 && time.Duration(req.TimeoutMs)*time.Millisecond < timeout {
+		timeout = time.Duration(req.TimeoutMs) * time.Millisecond
 	}
-	for i, did := range req.Dids {
+	resp := s.push(ctx, req.AppId, dids, req.Payload, req.WaitAck, timeout)
+	return resp, nil
+}
+
+// push runs one downlink per target connection through the pipeline and sends what continues.
+func (s *Server) push(ctx context.Context, appID string, dids []string, payload []byte, waitAck bool, timeout time.Duration) *state.PushResponse {
+	msgID := s.nextMsgID()
+	resp := &state.PushResponse{MsgId: int64(msgID), Targets: make([]*state.PushTarget, len(dids))}
+	var w *waiter
+	if waitAck {
+		w = &waiter{acked: make([]bool, len(dids)), done: make(chan struct{})}
+	}
+	// Outcomes arrive from pipeline lanes; the response is complete when all have, or at the
+	// deadline, after which late outcomes no longer touch the response being encoded.
+	var mu sync.Mutex
+	finished := false
+	var pending sync.WaitGroup
+	for i, did := range dids {
 		t := &state.PushTarget{Did: did, Status: state.PushStatus_OFFLINE}
 		resp.Targets[i] = t
-		cs := s.conns.byDID(req.AppId, did)
+		cs := s.conns.byDID(appID, did)
 		if cs == nil {
 			continue
 		}
@@ -51,44 +72,75 @@ func (h *handler) Push(ctx context.Context, req *state.PushRequest) (*state.Push
 			continue
 		}
 		t.Seq = int64(seq)
-		if !s.send(cs, common.DownAction_SEND, protocol.SigDownlink, 0, seq, body) {
-			t.Status = state.PushStatus_FAILED
-			s.untrack(cs, seq, w, i)
-			continue
-		}
-		t.Status = state.PushStatus_SENT
-		s.metrics.downlinks.Add(1)
+		pending.Add(1)
+		ev := stage.Event{Signal: stage.SignalDownlink, Conn: cs.stageConn(), Seq: seq, MsgID: msgID, Payload: payload}
+		s.through(ev, false, func(out pipeline.Outcome) {
+			defer pending.Done()
+			status, code, msg := s.downlinkOutcome(cs, seq, msgID, payload, out, w, i)
+			mu.Lock()
+			if !finished {
+				t.Status, t.Code, t.Message = status, int32(code), msg
+			}
+			mu.Unlock()
+		})
 	}
-	if w == nil {
-		return resp, nil
-	}
-	w.arm()
-	{
-		timeout := s.cfg.PushTimeout
-		if req.TimeoutMs > 0 && time.Duration(req.TimeoutMs)*time.Millisecond < timeout {
-			timeout = time.Duration(req.TimeoutMs) * time.Millisecond
-		}
-		t := time.NewTimer(timeout)
+	tctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	waitGroup(tctx, &pending)
+	if w != nil {
+		w.arm()
 		select {
 		case <-w.done:
-		case <-t.C:
-		case <-ctx.Done():
+		case <-tctx.Done():
 		}
-		t.Stop()
 	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
+	finished = true
 	for i, t := range resp.Targets {
-		if t.Status != state.PushStatus_SENT {
+		if w == nil || t.Status != state.PushStatus_SENT {
 			continue
 		}
-		if w.acked[i] {
+		w.mu.Lock()
+		acked := w.acked[i]
+		w.mu.Unlock()
+		if acked {
 			t.Status = state.PushStatus_ACKED
 		} else {
 			t.Status = state.PushStatus_TIMEOUT
 		}
 	}
-	return resp, nil
+	return resp
+}
+
+// downlinkOutcome sends the downlink a pipeline let through, or forgets one it stopped.
+func (s *Server) downlinkOutcome(cs *connState, seq, msgID uint64, payload []byte, out pipeline.Outcome, w *waiter, idx int) (state.PushStatus, protocol.Code, string) {
+	if out.Verdict != stage.Continue {
+		s.metrics.pipelineRejected.Add(1)
+		s.untrack(cs, seq, w, idx)
+		code, msg := rejection(out)
+		return state.PushStatus_REJECTED, code, msg
+	}
+	if out.Payload != nil {
+		payload = out.Payload
+	}
+	body := (&protocol.Downlink{MsgID: msgID, Payload: payload}).Append(nil)
+	if !s.send(cs, common.DownAction_SEND, protocol.SigDownlink, 0, seq, body) {
+		s.untrack(cs, seq, w, idx)
+		return state.PushStatus_FAILED, 0, "gateway queue full"
+	}
+	s.metrics.downlinks.Add(1)
+	return state.PushStatus_SENT, 0, ""
+}
+
+// waitGroup waits for wg or until ctx ends.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
 }
 
 // track assigns the connection's next downlink sequence number and remembers it until the ACK.
@@ -96,7 +148,7 @@ func (h *handler) Push(ctx context.Context, req *state.PushRequest) (*state.Push
 func (s *Server) track(cs *connState, msgID uint64, w *waiter, idx int) (uint64, bool) {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if cs.closed {
+	if cs.closed || !cs.loggedIn {
 		return 0, false
 	}
 	cs.nextDownSeq++
@@ -125,7 +177,7 @@ func (s *Server) untrack(cs *connState, seq uint64, w *waiter, idx int) {
 	delete(cs.inflight, seq)
 	cs.mu.Unlock()
 	if w != nil {
-		w.ack(idx) // not waited for any more; the caller reports FAILED
+		w.ack(idx) // not waited for any more; the caller reports why
 	}
 }
 

@@ -39,6 +39,8 @@ type Server struct {
 	wheel     *timewheel.Wheel
 	metrics   metrics
 	msgID     atomic.Uint64
+	pipe      Pipeline
+	sessions  *sessions
 	ln        net.Listener
 	rpc       server.Server
 	startedAt time.Time
@@ -69,6 +71,7 @@ func New(cfg Config, reg registry.Registry, logger *slog.Logger) (*Server, error
 	}
 	s.gateways = &gateways{s: s, byID: map[string]*gatewayLink{}}
 	s.business = &businesses{s: s, byAddr: map[string]*businessLink{}}
+	s.sessions = newSessions()
 	s.msgID.Store(uint64(time.Now().UnixNano()))
 	return s, nil
 }

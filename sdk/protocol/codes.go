@@ -52,6 +52,7 @@ const (
 	CodeOverloaded          Code = 1303 // Plato is shedding load; retry later
 	CodeNoBusiness          Code = 1304 // no business server is configured for this app ID
 	CodeNoGateway           Code = 1305 // ipconf knows no live gateway to hand out
+	CodePipelineFailed      Code = 1306 // a fail-closed pipeline stage failed or timed out; retry later
 
 	CodeInvalidArgument Code = 1401 // a Plato RPC request is malformed
 	CodeAppMismatch     Code = 1402 // the request names an app ID the caller may not reach
@@ -87,6 +88,7 @@ var codeText = map[Code]string{
 	CodeOverloaded:          "overloaded",
 	CodeNoBusiness:          "no business server for app",
 	CodeNoGateway:           "no gateway available",
+	CodePipelineFailed:      "pipeline stage failed",
 	CodeInvalidArgument:     "invalid argument",
 	CodeAppMismatch:         "app ID mismatch",
 }

@@ -58,11 +58,17 @@ func quietKitex() { kitexOnce.Do(func() { klog.SetLevel(klog.LevelWarn) }) }
 // Start runs roles with cfg and stops them when the test ends.
 func Start(t testing.TB, cfg config.Config, roles ...string) *platform.Platform {
 	t.Helper()
+	return StartWith(t, cfg, platform.Options{}, roles...)
+}
+
+// StartWith is Start with platform options (builtin stages, a meter).
+func StartWith(t testing.TB, cfg config.Config, opts platform.Options, roles ...string) *platform.Platform {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatalf("test config: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := platform.Start(ctx, cfg, roles, Logger(t))
+	p, err := platform.Start(ctx, cfg, roles, Logger(t), opts)
 	if err != nil {
 		cancel()
 		t.Fatalf("starting %v: %v", roles, err)

@@ -15,6 +15,7 @@ const (
 	EventKind_UPLINK       EventKind = 0
 	EventKind_CONNECTED    EventKind = 1
 	EventKind_DISCONNECTED EventKind = 2
+	EventKind_UNDELIVERED  EventKind = 3
 )
 
 func (p EventKind) String() string {
@@ -25,6 +26,8 @@ func (p EventKind) String() string {
 		return "CONNECTED"
 	case EventKind_DISCONNECTED:
 		return "DISCONNECTED"
+	case EventKind_UNDELIVERED:
+		return "UNDELIVERED"
 	}
 	return "<UNSET>"
 }
@@ -37,6 +40,8 @@ func EventKindFromString(s string) (EventKind, error) {
 		return EventKind_CONNECTED, nil
 	case "DISCONNECTED":
 		return EventKind_DISCONNECTED, nil
+	case "UNDELIVERED":
+		return EventKind_UNDELIVERED, nil
 	}
 	return EventKind(0), fmt.Errorf("not a valid EventKind string")
 }
@@ -66,6 +71,8 @@ type Event struct {
 	Payload   []byte    `thrift:"payload,7" frugal:"7,default,binary" json:"payload"`
 	Reason    int32     `thrift:"reason,8" frugal:"8,default,i32" json:"reason"`
 	GatewayId string    `thrift:"gateway_id,9" frugal:"9,default,string" json:"gateway_id"`
+	MsgId     int64     `thrift:"msg_id,10" frugal:"10,default,i64" json:"msg_id"`
+	Attempts  int32     `thrift:"attempts,11" frugal:"11,default,i32" json:"attempts"`
 }
 
 func NewEvent() *Event {
@@ -110,6 +117,14 @@ func (p *Event) GetReason() (v int32) {
 func (p *Event) GetGatewayId() (v string) {
 	return p.GatewayId
 }
+
+func (p *Event) GetMsgId() (v int64) {
+	return p.MsgId
+}
+
+func (p *Event) GetAttempts() (v int32) {
+	return p.Attempts
+}
 func (p *Event) SetKind(val EventKind) {
 	p.Kind = val
 }
@@ -137,6 +152,12 @@ func (p *Event) SetReason(val int32) {
 func (p *Event) SetGatewayId(val string) {
 	p.GatewayId = val
 }
+func (p *Event) SetMsgId(val int64) {
+	p.MsgId = val
+}
+func (p *Event) SetAttempts(val int32) {
+	p.Attempts = val
+}
 
 func (p *Event) String() string {
 	if p == nil {
@@ -146,15 +167,17 @@ func (p *Event) String() string {
 }
 
 var fieldIDToName_Event = map[int16]string{
-	1: "kind",
-	2: "app_id",
-	3: "did",
-	4: "uid",
-	5: "conn_id",
-	6: "seq",
-	7: "payload",
-	8: "reason",
-	9: "gateway_id",
+	1:  "kind",
+	2:  "app_id",
+	3:  "did",
+	4:  "uid",
+	5:  "conn_id",
+	6:  "seq",
+	7:  "payload",
+	8:  "reason",
+	9:  "gateway_id",
+	10: "msg_id",
+	11: "attempts",
 }
 
 type Result_ struct {

@@ -13,11 +13,12 @@ import (
 type PushStatus int64
 
 const (
-	PushStatus_SENT    PushStatus = 0
-	PushStatus_ACKED   PushStatus = 1
-	PushStatus_OFFLINE PushStatus = 2
-	PushStatus_TIMEOUT PushStatus = 3
-	PushStatus_FAILED  PushStatus = 4
+	PushStatus_SENT     PushStatus = 0
+	PushStatus_ACKED    PushStatus = 1
+	PushStatus_OFFLINE  PushStatus = 2
+	PushStatus_TIMEOUT  PushStatus = 3
+	PushStatus_FAILED   PushStatus = 4
+	PushStatus_REJECTED PushStatus = 5
 )
 
 func (p PushStatus) String() string {
@@ -32,6 +33,8 @@ func (p PushStatus) String() string {
 		return "TIMEOUT"
 	case PushStatus_FAILED:
 		return "FAILED"
+	case PushStatus_REJECTED:
+		return "REJECTED"
 	}
 	return "<UNSET>"
 }
@@ -48,6 +51,8 @@ func PushStatusFromString(s string) (PushStatus, error) {
 		return PushStatus_TIMEOUT, nil
 	case "FAILED":
 		return PushStatus_FAILED, nil
+	case "REJECTED":
+		return PushStatus_REJECTED, nil
 	}
 	return PushStatus(0), fmt.Errorf("not a valid PushStatus string")
 }
@@ -125,10 +130,12 @@ func (p *DeliverResponse) String() string {
 var fieldIDToName_DeliverResponse = map[int16]string{}
 
 type PushTarget struct {
-	Did    string     `thrift:"did,1" frugal:"1,default,string" json:"did"`
-	ConnId int64      `thrift:"conn_id,2" frugal:"2,default,i64" json:"conn_id"`
-	Status PushStatus `thrift:"status,3" frugal:"3,default,PushStatus" json:"status"`
-	Seq    int64      `thrift:"seq,4" frugal:"4,default,i64" json:"seq"`
+	Did     string     `thrift:"did,1" frugal:"1,default,string" json:"did"`
+	ConnId  int64      `thrift:"conn_id,2" frugal:"2,default,i64" json:"conn_id"`
+	Status  PushStatus `thrift:"status,3" frugal:"3,default,PushStatus" json:"status"`
+	Seq     int64      `thrift:"seq,4" frugal:"4,default,i64" json:"seq"`
+	Code    int32      `thrift:"code,5" frugal:"5,default,i32" json:"code"`
+	Message string     `thrift:"message,6" frugal:"6,default,string" json:"message"`
 }
 
 func NewPushTarget() *PushTarget {
@@ -153,6 +160,14 @@ func (p *PushTarget) GetStatus() (v PushStatus) {
 func (p *PushTarget) GetSeq() (v int64) {
 	return p.Seq
 }
+
+func (p *PushTarget) GetCode() (v int32) {
+	return p.Code
+}
+
+func (p *PushTarget) GetMessage() (v string) {
+	return p.Message
+}
 func (p *PushTarget) SetDid(val string) {
 	p.Did = val
 }
@@ -164,6 +179,12 @@ func (p *PushTarget) SetStatus(val PushStatus) {
 }
 func (p *PushTarget) SetSeq(val int64) {
 	p.Seq = val
+}
+func (p *PushTarget) SetCode(val int32) {
+	p.Code = val
+}
+func (p *PushTarget) SetMessage(val string) {
+	p.Message = val
 }
 
 func (p *PushTarget) String() string {
@@ -178,6 +199,8 @@ var fieldIDToName_PushTarget = map[int16]string{
 	2: "conn_id",
 	3: "status",
 	4: "seq",
+	5: "code",
+	6: "message",
 }
 
 type PushRequest struct {
@@ -186,6 +209,7 @@ type PushRequest struct {
 	Payload   []byte   `thrift:"payload,3" frugal:"3,default,binary" json:"payload"`
 	WaitAck   bool     `thrift:"wait_ack,4" frugal:"4,default,bool" json:"wait_ack"`
 	TimeoutMs int32    `thrift:"timeout_ms,5" frugal:"5,default,i32" json:"timeout_ms"`
+	Session   string   `thrift:"session,6" frugal:"6,default,string" json:"session"`
 }
 
 func NewPushRequest() *PushRequest {
@@ -214,6 +238,10 @@ func (p *PushRequest) GetWaitAck() (v bool) {
 func (p *PushRequest) GetTimeoutMs() (v int32) {
 	return p.TimeoutMs
 }
+
+func (p *PushRequest) GetSession() (v string) {
+	return p.Session
+}
 func (p *PushRequest) SetAppId(val string) {
 	p.AppId = val
 }
@@ -229,6 +257,9 @@ func (p *PushRequest) SetWaitAck(val bool) {
 func (p *PushRequest) SetTimeoutMs(val int32) {
 	p.TimeoutMs = val
 }
+func (p *PushRequest) SetSession(val string) {
+	p.Session = val
+}
 
 func (p *PushRequest) String() string {
 	if p == nil {
@@ -243,6 +274,7 @@ var fieldIDToName_PushRequest = map[int16]string{
 	3: "payload",
 	4: "wait_ack",
 	5: "timeout_ms",
+	6: "session",
 }
 
 type PushResponse struct {

@@ -1,0 +1,98 @@
+package state
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/platoim/plato/idl/kitex_gen/plato/business"
+	"github.com/platoim/plato/idl/kitex_gen/plato/common"
+	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/stage"
+)
+
+// Host returns what pipeline stages may ask of the state server. The pipeline wraps it and
+// provides timers and per-stage state itself.
+func (s *Server) Host() stage.Host { return stageHost{s} }
+
+type stageHost struct{ s *Server }
+
+var _ stage.Host = stageHost{}
+
+var errPipelineOwned = errors.New("timers and stage state are provided by the pipeline host")
+
+func (h stageHost) Push(ctx context.Context, appID string, dids []string, payload []byte) (stage.PushResult, error) {
+	s := h.s
+	if appID == "" || len(dids) == 0 || len(dids) > MaxPushTargets {
+		return stage.PushResult{}, fmt.Errorf("push: need an app ID and 1 to %d dids", MaxPushTargets)
+	}
+	if len(payload)+8 > s.cfg.MaxBody {
+		return stage.PushResult{}, fmt.Errorf("push: payload of %d bytes exceeds the device maximum of %d", len(payload), s.cfg.MaxBody-8)
+	}
+	resp := s.push(ctx, appID, dids, payload, false, s.cfg.PushTimeout)
+	out := stage.PushResult{MsgID: uint64(resp.MsgId), Targets: make([]stage.PushTarget, len(resp.Targets))}
+	for i, t := range resp.Targets {
+		out.Targets[i] = stage.PushTarget{DID: t.Did, ConnID: uint64(t.ConnId), Status: uint8(t.Status), Seq: uint64(t.Seq)}
+	}
+	return out, nil
+}
+
+// Resend writes a downlink again with the retransmit flag, bypassing the pipeline.
+func (h stageHost) Resend(_ context.Context, conn stage.Conn, seq, msgID uint64, payload []byte) error {
+	cs := h.s.conns.get(connKey{gw: conn.GatewayID, id: conn.ConnID})
+	if cs == nil {
+		return fmt.Errorf("resend: connection %s/%d is gone", conn.GatewayID, conn.ConnID)
+	}
+	body := (&protocol.Downlink{MsgID: msgID, Payload: payload}).Append(nil)
+	if !h.s.send(cs, common.DownAction_SEND, protocol.SigDownlink, protocol.FlagRetransmit, seq, body) {
+		return fmt.Errorf("resend: gateway %s queue full", conn.GatewayID)
+	}
+	h.s.metrics.retransmits.Add(1)
+	return nil
+}
+
+// Undelivered tells the app's business server a downlink was given up on.
+func (h stageHost) Undelivered(_ context.Context, conn stage.Conn, seq, msgID uint64, attempts int) error {
+	l, err := h.s.business.forApp(conn.AppID)
+	if err != nil {
+		return fmt.Errorf("undelivered: %w", err)
+	}
+	if l == nil {
+		return nil
+	}
+	ev := &business.Event{
+		Kind: business.EventKind_UNDELIVERED, AppId: conn.AppID, Did: conn.DID, Uid: conn.UID,
+		ConnId: int64(conn.ConnID), Seq: int64(seq), MsgId: int64(msgID), Attempts: int32(attempts), GatewayId: conn.GatewayID,
+	}
+	if err := l.batch.Add(conn.ConnID, bizItem{ev: ev}); err != nil {
+		return fmt.Errorf("undelivered: business queue: %w", err)
+	}
+	h.s.metrics.undelivered.Add(1)
+	return nil
+}
+
+func (h stageHost) Bind(_ context.Context, appID, session string, dids []string) error {
+	if appID == "" || session == "" {
+		return errors.New("bind: app ID and session are required")
+	}
+	h.s.sessions.bind(appID, session, dids)
+	return nil
+}
+
+func (h stageHost) Unbind(_ context.Context, appID, session string, dids []string) error {
+	h.s.sessions.unbind(appID, session, dids)
+	return nil
+}
+
+func (stageHost) SetTimer(context.Context, string, string, time.Duration, []byte) error {
+	return errPipelineOwned
+}
+func (stageHost) CancelTimer(context.Context, string, string) error { return errPipelineOwned }
+func (stageHost) Get(context.Context, string, string) ([]byte, bool, error) {
+	return nil, false, errPipelineOwned
+}
+func (stageHost) Put(context.Context, string, string, []byte, time.Duration) error {
+	return errPipelineOwned
+}
+func (stageHost) Delete(context.Context, string, string) error { return errPipelineOwned }

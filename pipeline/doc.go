@@ -1,0 +1,57 @@
+// Package pipeline is the state server's pipeline host: it runs every device signal through the
+// ordered stages that the app's pipeline YAML lists, each a plugin process (hashicorp/go-plugin over
+// gRPC, launched and supervised here) or a trusted in-process stage, and hands back one Outcome per
+// signal.
+//
+// # Life cycle
+//
+// New loads every file of Config.Dir (pipeline/config), starts the stages' processes, checks that
+// each implements the signals its YAML lists and calls its Init. Run queues a signal; Watch (or
+// Reload) swaps in a new chain when a file changes; Close drains the queues and stops every process.
+//
+// # Ordering
+//
+// The one hard rule: the done callbacks of the signals of one connection (Conn.GatewayID +
+// Conn.ConnID) are called in the order Run was called for them, after every stage, also across a
+// hot reload and a plugin restart. It holds by construction:
+//
+//   - Run hashes the connection onto one of Config.Lanes lanes (core/batch). A lane is a FIFO with
+//     one goroutine and at most one batch in flight: it takes up to Config.BatchSize queued
+//     signals, runs them through the chains, calls done for each in queue order, and only then
+//     takes the next batch.
+//   - A lane loads the current set of chains once per batch (one atomic load) and keeps it for the
+//     whole batch. A reload stores a new set; batches already taken finish on the old one, and the
+//     reload stops the old chain's stages only once no batch holds it any more.
+//   - Inside a batch, signals are grouped by their app's chain, keeping queue order inside a group,
+//     and each stage gets one call (or several consecutive calls, when its batch.max_size is
+//     smaller) with the signals still continuing that it listens to. A connection never has two
+//     calls in flight to one stage, which is what sdk/stage promises a stage.
+//   - A plugin restart or a binary swap changes which process the next call goes to, never the
+//     order of calls.
+//
+// Batching: a lane's batch forms while its previous batch is in the chain (core/batch), so
+// batches grow with load and an idle lane sends at once (Config.Linger adds a wait). A stage's
+// batch.max_size splits its calls; there is no per-stage wait, since a stage cannot wait for
+// signals that earlier stages have not handled yet.
+//
+// Timer signals (a stage's Host.SetTimer firing) go through the lane of hash(app, key) and reach
+// only the stage that set them; they are not ordered with any connection's signals.
+//
+// # Failures
+//
+// A stage call that errors, times out (the stage's timeout) or finds the stage's process down is a
+// failure of every signal in that call: with on_failure fail_closed they are rejected with code
+// 1306 (CodePipelineFailed) and a message naming the stage; with fail_open the stage is skipped for
+// them. Nothing waits for a process to come back. A crashed plugin is restarted with exponential
+// backoff; one whose calls time out three times in a row is killed and restarted.
+//
+// # Concurrency rules
+//
+//   - Run, Reload, Watch and Close are safe for concurrent use.
+//   - Run never blocks: a full lane returns ErrBackpressure.
+//   - done is called on a lane goroutine and must be quick and must not block; it may call Run.
+//     A done that panics is recovered and logged.
+//   - Stages may call their Host from any goroutine; Host.SetTimer/Get/Put/Delete are served here,
+//     the rest by the Host given to New. State and timers belong to the pair (pipeline, stage
+//     name), so they survive the stage's process restarting and a reload that keeps the stage.
+package pipeline

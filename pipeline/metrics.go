@@ -1,0 +1,80 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+)
+
+// metrics are the pipeline's OpenTelemetry instruments; every measurement carries the attributes
+// app (the pipeline: an app ID or "default") and stage.
+type metrics struct {
+	calls    metric.Int64Counter     // Process calls made (batches)
+	failures metric.Int64Counter     // calls that failed, and batches that found the stage down
+	skipped  metric.Int64Counter     // signals that skipped a failed fail_open stage
+	restarts metric.Int64Counter     // plugin processes restarted by their supervisor
+	latency  metric.Float64Histogram // duration of a Process call
+}
+
+// instAttrs are an instance's attribute sets, built once so a measurement allocates no attributes.
+type instAttrs struct {
+	base    metric.MeasurementOption
+	reasons [numReasons]metric.MeasurementOption
+}
+
+func newInstAttrs(pipeline, stage string) instAttrs {
+	app, st := attribute.String("app", pipeline), attribute.String("stage", stage)
+	a := instAttrs{base: metric.WithAttributeSet(attribute.NewSet(app, st))}
+	for r := range numReasons {
+		a.reasons[r] = metric.WithAttributeSet(attribute.NewSet(app, st, attribute.String("reason", r.String())))
+	}
+	return a
+}
+
+func newMetrics(meter metric.Meter) (*metrics, error) {
+	if meter == nil {
+		meter = noop.NewMeterProvider().Meter("github.com/platoim/plato/pipeline")
+	}
+	m := &metrics{}
+	var err, e error
+	m.calls, e = meter.Int64Counter("plato_pipeline_stage_calls_total",
+		metric.WithDescription("Batch calls made to a pipeline stage."), metric.WithUnit("{call}"))
+	err = errors.Join(err, e)
+	m.failures, e = meter.Int64Counter("plato_pipeline_stage_failures_total",
+		metric.WithDescription("Batch calls to a pipeline stage that failed (reason error or timeout) or found its process down (reason down)."),
+		metric.WithUnit("{call}"))
+	err = errors.Join(err, e)
+	m.skipped, e = meter.Int64Counter("plato_pipeline_stage_skipped_total",
+		metric.WithDescription("Signals that skipped a failed fail_open pipeline stage."), metric.WithUnit("{signal}"))
+	err = errors.Join(err, e)
+	m.restarts, e = meter.Int64Counter("plato_pipeline_stage_restarts_total",
+		metric.WithDescription("Pipeline stage plugin processes restarted after a crash, a hang or a failed health check."),
+		metric.WithUnit("{restart}"))
+	err = errors.Join(err, e)
+	m.latency, e = meter.Float64Histogram("plato_pipeline_stage_latency_seconds",
+		metric.WithDescription("Duration of one batch call to a pipeline stage."), metric.WithUnit("s"),
+		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+	err = errors.Join(err, e)
+	return m, err
+}
+
+func (m *metrics) call(ctx context.Context, in *instance, d time.Duration) {
+	m.calls.Add(ctx, 1, in.attrs.base)
+	m.latency.Record(ctx, d.Seconds(), in.attrs.base)
+}
+
+func (m *metrics) failure(in *instance, r reason) {
+	m.failures.Add(context.Background(), 1, in.attrs.reasons[r])
+}
+
+func (m *metrics) skip(in *instance, n int) {
+	m.skipped.Add(context.Background(), int64(n), in.attrs.base)
+}
+
+func (m *metrics) restart(in *instance) {
+	m.restarts.Add(context.Background(), 1, in.attrs.base)
+}

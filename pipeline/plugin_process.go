@@ -1,0 +1,136 @@
+package pipeline
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/platoim/plato/sdk/stage"
+)
+
+// hangTimeouts is how many calls in a row must time out before a plugin counts as hung and is
+// killed: one slow batch is the stage's business (its policy applies), three in a row is a
+// process that stopped answering.
+const hangTimeouts = 3
+
+// proc is one process of a stage (or its in-process Processor): what a batch is sent to.
+type proc struct {
+	pr       stage.Processor
+	client   *plugin.Client // nil in process
+	process  *os.Process    // nil in process
+	pid      int
+	started  time.Time
+	inflight atomic.Int64 // batches being processed; a swap or retire waits for zero
+	timeouts atomic.Int32 // consecutive timed-out calls
+	hung     atomic.Bool  // set on the hangTimeouts-th: the supervisor kills it
+	stopOnce sync.Once
+}
+
+// startPlugin launches the plugin binary of spec and dispenses its Processor. It does not Describe
+// or Init it (startProc does).
+func (in *instance) startPlugin(ctx context.Context, spec stageSpec) (*proc, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(spec.path)
+	cmd.Env = append(os.Environ(), in.p.cfg.Env...)
+	cmd.SysProcAttr = pluginProcAttr()
+	cc := &plugin.ClientConfig{
+		HandshakeConfig:  stage.Handshake,
+		VersionedPlugins: stage.VersionedPlugins(),
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Logger:           newHCLogger(in.log),
+		StartTimeout:     in.p.cfg.StartTimeout,
+		// What the plugin writes to os.Stderr after Serve (stray prints, not its logger) still
+		// reaches the host's log; its stdout is the handshake's and then discarded.
+		SyncStderr: slog.NewLogLogger(in.log.Handler(), slog.LevelInfo).Writer(),
+	}
+	if spec.pinned {
+		sum, err := hex.DecodeString(spec.hash)
+		if err != nil {
+			return nil, fmt.Errorf("decoding sha256 of %s: %w", spec.path, err)
+		}
+		cc.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
+	}
+	client := plugin.NewClient(cc)
+	pr, err := stage.Dispense(client)
+	if err != nil {
+		client.Kill()
+		return nil, fmt.Errorf("starting plugin %s: %w", spec.path, err)
+	}
+	p := &proc{pr: pr, client: client, started: time.Now()}
+	if cmd.Process != nil {
+		p.process, p.pid = cmd.Process, cmd.Process.Pid
+	}
+	in.log.Info("stage process started", "path", spec.path, "pid", p.pid)
+	return p, nil
+}
+
+// pingTimeout bounds a health check: go-plugin's own Ping has no deadline, and a frozen process
+// would hold the supervisor forever.
+const pingTimeout = 2 * time.Second
+
+// healthy checks a plugin over go-plugin's gRPC health service; an in-process stage is always
+// healthy.
+func (p *proc) healthy(ctx context.Context) error {
+	if p.client == nil {
+		return nil
+	}
+	if p.client.Exited() {
+		return errors.New("plugin process exited")
+	}
+	rpc, err := p.client.Client()
+	if err != nil {
+		return fmt.Errorf("connecting to plugin: %w", err)
+	}
+	g, ok := rpc.(*plugin.GRPCClient)
+	if !ok {
+		return fmt.Errorf("pinging plugin: unexpected protocol client %T", rpc)
+	}
+	ctx, cancel := context.WithTimeout(ctx, pingTimeout)
+	defer cancel()
+	req := &grpc_health_v1.HealthCheckRequest{Service: plugin.GRPCServiceName}
+	resp, err := grpc_health_v1.NewHealthClient(g.Conn).Check(ctx, req)
+	if err != nil {
+		return fmt.Errorf("pinging plugin: %w", err)
+	}
+	if st := resp.GetStatus(); st != grpc_health_v1.HealthCheckResponse_SERVING {
+		return fmt.Errorf("pinging plugin: status %v", st)
+	}
+	return nil
+}
+
+// exited reports whether the plugin process is gone.
+func (p *proc) exited() bool { return p.client != nil && p.client.Exited() }
+
+// stop closes the stage and ends its process gracefully (go-plugin gives it two seconds before a
+// SIGKILL), waiting until it is gone.
+func (p *proc) stop() {
+	p.stopOnce.Do(func() {
+		_ = p.pr.Close()
+		if p.client != nil {
+			p.client.Kill()
+		}
+	})
+}
+
+// signalKill sends SIGKILL to a hung or dead process; stop then reaps it without the two-second
+// grace period (os.Process never signals a pid it has already reaped).
+func (p *proc) signalKill() {
+	if p.process != nil && !p.exited() {
+		_ = p.process.Kill()
+	}
+}

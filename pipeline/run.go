@@ -1,0 +1,77 @@
+package pipeline
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/platoim/plato/core/batch"
+	"github.com/platoim/plato/sdk/stage"
+)
+
+// item is one queued signal. It is stored by value in the lane's ring, so queuing allocates
+// nothing of its own.
+type item struct {
+	ev   stage.Event
+	done func(Outcome)
+	// target is set for a timer signal: the one stage (pipeline + name) that set the timer.
+	target *scope
+}
+
+// Run queues ev on its connection's lane and returns at once; done (which may be nil) is called
+// exactly once with the outcome, on a lane goroutine, after the done of every earlier signal of
+// the same connection. Run returns ErrBackpressure when the lane is full and ErrClosed after
+// Close; done is not called then.
+func (p *Pipelines) Run(ev stage.Event, done func(Outcome)) error {
+	if ev.Signal == stage.SignalTimer {
+		return errors.New("running a signal: timer signals come from Host.SetTimer only")
+	}
+	return laneErr(p.lanes.Add(connKey(ev.Conn), item{ev: ev, done: done}))
+}
+
+// enqueueTimer queues a fired timer for the stage that set it, on the lane of its app and key.
+func (p *Pipelines) enqueueTimer(target *scope, appID, key string, data []byte) error {
+	ev := stage.Event{Signal: stage.SignalTimer, Conn: stage.Conn{AppID: appID}, TimerKey: key, TimerData: data}
+	return laneErr(p.lanes.Add(timerKey(appID, key), item{ev: ev, target: target}))
+}
+
+func laneErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, batch.ErrFull):
+		return ErrBackpressure
+	case errors.Is(err, batch.ErrClosed):
+		return ErrClosed
+	}
+	return fmt.Errorf("queuing a signal: %w", err)
+}
+
+// FNV-1a, inlined so hashing a connection allocates nothing.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+// connKey is the lane key of a connection: its gateway and its ID on that gateway.
+func connKey(c stage.Conn) uint64 {
+	h := fnvString(fnvOffset, c.GatewayID)
+	h ^= c.ConnID
+	h *= fnvPrime
+	return h
+}
+
+// timerKey is the lane key of a timer signal.
+func timerKey(appID, key string) uint64 {
+	h := fnvString(fnvOffset, appID)
+	h ^= 0xff // separator: ("ab","c") and ("a","bc") differ
+	h *= fnvPrime
+	return fnvString(h, key)
+}

@@ -1,0 +1,36 @@
+// Package stage is what a business team imports to write a pipeline stage for Plato, and what
+// Plato's pipeline host uses to run one. A stage is plain Go: a type with an Info method, an Init
+// method, and a handler method for each signal it cares about (OnLogin, OnUplink, ...). Its main is
+// one call:
+//
+//	func main() { stage.Serve(&myStage{}) }
+//
+// The same stage can run out of process (a plugin binary the host launches with hashicorp/go-plugin,
+// speaking gRPC) or, when trusted, in the host's process (InProcess). Both are seen by the host
+// through Processor, so a pipeline YAML switches between them without code changes. Package
+// stagetest runs a stage behind an in-memory gRPC connection for unit tests.
+//
+// Concurrency: the host sends batches of events; events of one connection always arrive in order,
+// in one batch at a time, but batches of different connections may be handled concurrently, so a
+// stage's handlers must be safe for concurrent use. Handlers should be quick: the host applies the
+// stage's timeout to each batch, and the handler's ctx carries that deadline (out of process too).
+//
+// Ownership: the event a handler gets, and the byte slices in it (Payload, Data), are valid only
+// during the call: the SDK reuses the event for the next one, and in process the payload is the
+// host's buffer. Copy what you keep. A Reply's Payload belongs to the host once returned; do not
+// change it afterwards (returning the event's own Payload is fine).
+//
+// Strings: a stage always sees valid UTF-8 in events (devices are not trusted to send it, and gRPC
+// cannot carry anything else): invalid bytes arrive replaced by U+FFFD, in process too.
+//
+// Failures: a handler that panics fails its whole batch (Process returns a *BatchError) and the
+// panic is logged with its stack; the stage keeps running. An unknown signal, or one without a handler,
+// continues unchanged.
+//
+// Output: a plugin's stdout belongs to go-plugin's handshake: print nothing before Serve. Log
+// through the *slog.Logger in InitRequest (it writes hclog-style JSON to stderr, which the host
+// relays at each line's level under the stage's name).
+//
+// Lifetime: a plugin process exits by itself when its host process is gone, even if the host was
+// killed with SIGKILL.
+package stage

@@ -1,0 +1,79 @@
+// Command testplugin is the stage plugin that sdk/stage's tests build and launch as a real process.
+// Its uplink handler acts on the payload:
+//
+//	"reject"  rejects with code 2001
+//	"panic"   panics (the batch fails)
+//	"sleep"   sleeps until its context ends (or 30s), then 200ms more
+//	"host"    calls Host.Push, Put and Get, and rewrites the payload to the value it read back
+//	"print"   prints 1 MiB to stdout (after Serve: must not break anything), then echoes
+//	anything else is echoed (rewritten to itself)
+//
+// Login rejects the token "bad"; every other signal continues.
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/platoim/plato/sdk/stage"
+)
+
+type testStage struct {
+	host stage.Host
+}
+
+func (s *testStage) Info() stage.Info { return stage.Info{Name: "testplugin", Version: "1.0.0"} }
+
+func (s *testStage) Init(_ context.Context, req stage.InitRequest) error {
+	s.host = req.Host
+	req.Logger.Info("testplugin initialised", "pipeline", req.Pipeline, "stage", req.Stage, "config", string(req.Config))
+	return nil
+}
+
+func (s *testStage) OnLogin(_ context.Context, ev *stage.LoginEvent) stage.Reply {
+	if ev.Token == "bad" {
+		return stage.RejectWith(2002, "bad token")
+	}
+	return stage.Reply{}
+}
+
+func (s *testStage) OnUplink(ctx context.Context, ev *stage.UplinkEvent) stage.Reply {
+	switch string(ev.Payload) {
+	case "reject":
+		return stage.RejectWith(2001, "rejected by testplugin")
+	case "panic":
+		panic("testplugin: panic payload")
+	case "sleep":
+		select {
+		case <-ctx.Done():
+		case <-time.After(30 * time.Second):
+		}
+		time.Sleep(200 * time.Millisecond) // overrun the deadline, so the host gives up first
+		return stage.Reply{Verdict: stage.Drop}
+	case "host":
+		app := ev.Conn.AppID
+		if _, err := s.host.Push(ctx, app, []string{ev.Conn.DID}, []byte("pushed")); err != nil {
+			return stage.RejectWith(2999, "push: "+err.Error())
+		}
+		if err := s.host.Put(ctx, app, "last:"+ev.Conn.DID, []byte("stored"), time.Minute); err != nil {
+			return stage.RejectWith(2999, "put: "+err.Error())
+		}
+		v, ok, err := s.host.Get(ctx, app, "last:"+ev.Conn.DID)
+		if err != nil || !ok {
+			return stage.RejectWith(2999, fmt.Sprintf("get: %v %v", ok, err))
+		}
+		return stage.Rewrite(v)
+	case "print":
+		line := append(bytes.Repeat([]byte("x"), 1023), '\n')
+		for range 1024 {
+			_, _ = os.Stdout.Write(line)
+		}
+		fmt.Println("testplugin printed to stdout")
+	}
+	return stage.Rewrite(ev.Payload)
+}
+
+func main() { stage.Serve(&testStage{}) }

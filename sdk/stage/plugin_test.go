@@ -1,0 +1,465 @@
+package stage_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	hclog "github.com/hashicorp/go-hclog"
+	plugin "github.com/hashicorp/go-plugin"
+
+	"github.com/platoim/plato/sdk/stage"
+	"github.com/platoim/plato/sdk/stage/stagetest"
+)
+
+// These tests and benchmarks build internal/testplugin with `go build` and run it as a real
+// plugin process, through go-plugin, exactly as the state server does.
+
+const helperEnv = "PLATO_STAGE_TEST_HOST_HELPER" // set: this test binary plays a host (see runHostHelper)
+
+func TestMain(m *testing.M) {
+	if bin := os.Getenv(helperEnv); bin != "" {
+		runHostHelper(bin)
+		return
+	}
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	buildOnce sync.Once
+	buildDir  string
+	buildBin  string
+	buildErr  error
+)
+
+// pluginBinary builds internal/testplugin once per test binary.
+func pluginBinary(tb testing.TB) string {
+	tb.Helper()
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "stage-testplugin-"); buildErr != nil {
+			return
+		}
+		buildBin = filepath.Join(buildDir, "testplugin")
+		cmd := exec.Command("go", "build", "-o", buildBin, "./internal/testplugin")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./internal/testplugin: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		tb.Fatal(buildErr)
+	}
+	return buildBin
+}
+
+// lockedBuffer collects the host-side log (where go-plugin relays the plugin's stderr).
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+type running struct {
+	client *plugin.Client
+	proc   stage.Processor
+	host   *stagetest.Host
+	log    *lockedBuffer
+}
+
+func clientConfig(bin string, logOut io.Writer) *plugin.ClientConfig {
+	return &plugin.ClientConfig{
+		HandshakeConfig:  stage.Handshake,
+		VersionedPlugins: stage.VersionedPlugins(),
+		Cmd:              exec.Command(bin),
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         os.Getenv("NOTLS") == "",
+		Logger:           hclog.New(&hclog.LoggerOptions{Name: "host", Output: logOut, Level: hclog.Info}),
+	}
+}
+
+// startPlugin launches the test plugin, dispenses and inits it with a fake Host.
+func startPlugin(tb testing.TB) *running {
+	tb.Helper()
+	r := &running{host: stagetest.NewHost(), log: &lockedBuffer{}}
+	r.client = plugin.NewClient(clientConfig(pluginBinary(tb), r.log))
+	tb.Cleanup(r.client.Kill)
+	var err error
+	if r.proc, err = stage.Dispense(r.client); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = r.proc.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err = r.proc.Init(ctx, stage.InitRequest{Pipeline: "demo", Stage: "test", Config: []byte(`{"a":1}`), Host: r.host})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r
+}
+
+func uplink(did string, seq uint64, payload string) stage.Event {
+	return stage.Event{Signal: stage.SignalUplink, Conn: stage.Conn{AppID: "demo", DID: did, ConnID: 1, GatewayID: "gw"},
+		Seq: seq, Payload: []byte(payload)}
+}
+
+func process(p stage.Processor, timeout time.Duration, events ...stage.Event) ([]stage.Reply, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	replies := make([]stage.Reply, len(events))
+	return replies, p.Process(ctx, events, replies)
+}
+
+func TestRealPlugin(t *testing.T) {
+	r := startPlugin(t)
+
+	info, sigs, err := r.proc.Describe(context.Background())
+	if err != nil || info != (stage.Info{Name: "testplugin", Version: "1.0.0"}) ||
+		fmt.Sprint(sigs) != "[login uplink]" {
+		t.Fatalf("describe: %+v %v %v", info, sigs, err)
+	}
+
+	replies, err := process(r.proc, 5*time.Second, uplink("d1", 1, "hello"), uplink("d1", 2, "reject"), uplink("d1", 3, "host"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !replies[0].Replace || string(replies[0].Payload) != "hello" {
+		t.Errorf("echo: %+v", replies[0])
+	}
+	if replies[1].Verdict != stage.Reject || replies[1].Code != 2001 {
+		t.Errorf("reject: %+v", replies[1])
+	}
+	if string(replies[2].Payload) != "stored" {
+		t.Errorf("host round trip: %+v", replies[2])
+	}
+	if p := r.host.Pushes(); len(p) != 1 || p[0].DIDs[0] != "d1" || string(p[0].Payload) != "pushed" {
+		t.Errorf("pushes: %+v", p)
+	}
+	if v, ok := r.host.State("demo", "last:d1"); !ok || string(v) != "stored" {
+		t.Errorf("state: %q %v", v, ok)
+	}
+
+	login := stage.Event{Signal: stage.SignalLogin, Conn: stage.Conn{AppID: "demo", DID: "d1"}, Token: "bad"}
+	if replies, err := process(r.proc, 5*time.Second, login); err != nil || replies[0].Code != 2002 {
+		t.Errorf("login: %v %+v", err, replies)
+	}
+
+	// A panic fails its batch only.
+	_, err = process(r.proc, 5*time.Second, uplink("d1", 4, "ok"), uplink("d1", 5, "panic"))
+	var be *stage.BatchError
+	if !errors.As(err, &be) || !strings.Contains(be.Message, "panic payload") {
+		t.Errorf("panic: %v", err)
+	}
+
+	// A deadline returns promptly.
+	start := time.Now()
+	if _, err := process(r.proc, 200*time.Millisecond, uplink("d1", 6, "sleep")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("sleep: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("deadline took %v", d)
+	}
+
+	// Printing to stdout after Serve (1 MiB) breaks nothing.
+	for i := range 3 {
+		if replies, err := process(r.proc, 10*time.Second, uplink("d1", uint64(10+i), "print")); err != nil || string(replies[0].Payload) != "print" {
+			t.Fatalf("print %d: %v %+v", i, err, replies)
+		}
+	}
+	if replies, err := process(r.proc, 5*time.Second, uplink("d1", 20, "after")); err != nil || string(replies[0].Payload) != "after" {
+		t.Fatalf("after print: %v %+v", err, replies)
+	}
+
+	// The plugin's slog line reached the host's log at its level, under the plugin's name.
+	if log := r.log.String(); !regexpMatch(`\[INFO\] +host\.testplugin: testplugin initialised: .*pipeline=demo`, log) {
+		t.Errorf("plugin log not relayed at INFO; host log:\n%s", log)
+	}
+	if r.client.Exited() {
+		t.Error("plugin exited")
+	}
+}
+
+func TestRealPluginKilledMidStream(t *testing.T) {
+	r := startPlugin(t)
+	if _, err := process(r.proc, 5*time.Second, uplink("d1", 1, "warm")); err != nil {
+		t.Fatal(err)
+	}
+	const waiters = 8
+	errs := make(chan error, waiters)
+	for i := range waiters {
+		go func() {
+			_, err := process(r.proc, 30*time.Second, uplink("d1", uint64(i), "sleep"))
+			errs <- err
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // let the batches reach the plugin
+	pid := r.client.ReattachConfig().Pid
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	for range waiters {
+		select {
+		case err := <-errs:
+			if err == nil || errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("waiter: %v, want the broken stream's error", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a Process call hung after the plugin was killed")
+		}
+	}
+	t.Logf("all waiters failed %v after SIGKILL", time.Since(killed))
+	start := time.Now()
+	if _, err := process(r.proc, 10*time.Second, uplink("d1", 99, "x")); err == nil {
+		t.Error("Process succeeded on a dead plugin")
+	} else if d := time.Since(start); d > 3*time.Second {
+		t.Errorf("Process on a dead plugin took %v: %v", d, err)
+	}
+}
+
+// TestPluginExitsWhenHostIsKilled starts a host (this test binary, see runHostHelper) that starts
+// the plugin, SIGKILLs the host, and expects the orphaned plugin to exit by itself.
+func TestPluginExitsWhenHostIsKilled(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("checks processes through /proc")
+	}
+	bin := pluginBinary(t)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), helperEnv+"="+bin)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("reading the helper's plugin pid: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "plugin pid ")))
+	if err != nil {
+		t.Fatalf("helper said %q", line)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	if !alive(pid) {
+		t.Fatal("plugin not running before the host was killed")
+	}
+	_ = cmd.Process.Signal(syscall.SIGKILL)
+	_ = cmd.Wait()
+	deadline := time.Now().Add(5 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatal("plugin still running 5s after its host was SIGKILLed")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// runHostHelper is the host of TestPluginExitsWhenHostIsKilled: it starts the plugin, prints its
+// pid, and waits to be killed.
+func runHostHelper(bin string) {
+	c := plugin.NewClient(clientConfig(bin, os.Stderr))
+	p, err := stage.Dispense(c)
+	if err == nil {
+		_, _, err = p.Describe(context.Background())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "host helper:", err)
+		c.Kill()
+		os.Exit(1)
+	}
+	fmt.Printf("plugin pid %d\n", c.ReattachConfig().Pid)
+	select {}
+}
+
+// alive reports whether pid is a running (not zombie) process.
+func alive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	// pid (comm) state ...
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z' && s[i+2] != 'X'
+}
+
+func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
+
+// benchStage is BenchmarkProcess's in-process stage: the test plugin's echo path.
+type benchStage struct{}
+
+func (benchStage) Info() stage.Info                              { return stage.Info{Name: "bench"} }
+func (benchStage) Init(context.Context, stage.InitRequest) error { return nil }
+func (benchStage) OnUplink(_ context.Context, ev *stage.UplinkEvent) stage.Reply {
+	return stage.Rewrite(ev.Payload)
+}
+
+var benchBatches = []int{1, 16, 256}
+
+// benchEvents is a batch of n uplinks of 128-byte payloads from n connections.
+func benchEvents(n int) []stage.Event {
+	payload := bytes.Repeat([]byte("p"), 128)
+	evs := make([]stage.Event, n)
+	for i := range evs {
+		evs[i] = stage.Event{Signal: stage.SignalUplink, Seq: uint64(i), Payload: payload,
+			Conn: stage.Conn{AppID: "demo", DID: fmt.Sprintf("device-%06d", i), UID: "user", ConnID: uint64(i),
+				GatewayID: "gw-1", RemoteAddr: "10.0.0.1:50000"},
+			TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	}
+	return evs
+}
+
+// cpuMeter reports the CPU time the host (this process) and the plugin process spent during a
+// benchmark, per message, next to wall time: on a small machine the two processes compete for
+// cores, and CPU time is the cost that scales.
+type cpuMeter struct {
+	pluginPID        int
+	host0, plugin0   time.Duration
+	hostOK, pluginOK bool
+}
+
+func startCPU(pluginPID int) *cpuMeter {
+	m := &cpuMeter{pluginPID: pluginPID}
+	m.host0, m.hostOK = hostCPU()
+	m.plugin0, m.pluginOK = procCPU(pluginPID)
+	return m
+}
+
+func (m *cpuMeter) report(b *testing.B, msgs int) {
+	if h, ok := hostCPU(); ok && m.hostOK {
+		b.ReportMetric(float64((h-m.host0).Nanoseconds())/float64(msgs), "host-cpu-ns/msg")
+	}
+	if m.pluginPID == 0 {
+		return
+	}
+	if p, ok := procCPU(m.pluginPID); ok && m.pluginOK {
+		b.ReportMetric(float64((p-m.plugin0).Nanoseconds())/float64(msgs), "plugin-cpu-ns/msg")
+	}
+}
+
+func hostCPU() (time.Duration, bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+}
+
+// procCPU reads a process's user+system time from /proc (Linux; clock ticks of 10ms).
+func procCPU(pid int) (time.Duration, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, false
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 13 {
+		return 0, false
+	}
+	ut, err1 := strconv.ParseInt(fields[11], 10, 64)
+	st, err2 := strconv.ParseInt(fields[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(ut+st) * 10 * time.Millisecond, true
+}
+
+// BenchmarkProcess measures the per-message cost of Process, one caller at a time: through a real
+// plugin process (go-plugin, AutoMTLS, gRPC bidi stream over a unix socket), and InProcess. An op
+// is one batch; ns/msg is the wall time per message. allocs/op and B/op count the host process
+// only (the plugin's work is in another process).
+func BenchmarkProcess(b *testing.B) {
+	r := startPlugin(b)
+	procs := []struct {
+		name string
+		p    stage.Processor
+		pid  int
+	}{{"plugin", r.proc, r.client.ReattachConfig().Pid}, {"inprocess", stage.InProcess(benchStage{}), 0}}
+	for _, pr := range procs {
+		for _, n := range benchBatches {
+			b.Run(fmt.Sprintf("%s/batch=%d", pr.name, n), func(b *testing.B) {
+				events, replies := benchEvents(n), make([]stage.Reply, n)
+				ctx := context.Background()
+				b.ReportAllocs()
+				b.ResetTimer()
+				cpu := startCPU(pr.pid)
+				for range b.N {
+					if err := pr.p.Process(ctx, events, replies); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
+				cpu.report(b, b.N*n)
+			})
+		}
+	}
+}
+
+// BenchmarkProcessParallel is BenchmarkProcess with GOMAXPROCS callers sharing the plugin's one
+// stream, as the state server's lanes do: ns/msg is wall time over all messages (throughput).
+func BenchmarkProcessParallel(b *testing.B) {
+	r := startPlugin(b)
+	for _, n := range benchBatches {
+		b.Run(fmt.Sprintf("plugin/batch=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := startCPU(r.client.ReattachConfig().Pid)
+			b.RunParallel(func(pb *testing.PB) {
+				events, replies := benchEvents(n), make([]stage.Reply, n)
+				for pb.Next() {
+					if err := r.proc.Process(context.Background(), events, replies); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
+			cpu.report(b, b.N*n)
+		})
+	}
+}
+
+// BenchmarkDescribeRoundTrip is one unary gRPC call to the same plugin process: the machine's
+// floor for a host<->plugin round trip, to read BenchmarkProcess's batch=1 against.
+func BenchmarkDescribeRoundTrip(b *testing.B) {
+	r := startPlugin(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		if _, _, err := r.proc.Describe(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,218 @@
+package stage
+
+import (
+	"context"
+	"log/slog"
+	"time"
+)
+
+// Signal names a kind of event, as written in pipeline YAML.
+type Signal string
+
+// The signals a stage can handle.
+const (
+	SignalLogin       Signal = "login"        // a device logs in (token, did, uid)
+	SignalUplink      Signal = "uplink"       // a device message on its way to the business server
+	SignalDownlink    Signal = "downlink"     // a business message on its way to a device
+	SignalDownlinkAck Signal = "downlink_ack" // a device acknowledged a downlink
+	SignalHeartbeat   Signal = "heartbeat"    // a device keep-alive
+	SignalDisconnect  Signal = "disconnect"   // a device connection closed
+	// SignalTimer is a timer the stage set with Host.SetTimer firing; it goes to that stage only and
+	// is never listed in YAML.
+	SignalTimer Signal = "timer"
+)
+
+// Signals are the signals a pipeline YAML may list, in the order they are documented.
+var Signals = []Signal{SignalLogin, SignalUplink, SignalDownlink, SignalDownlinkAck, SignalHeartbeat, SignalDisconnect}
+
+// Conn identifies the device connection an event belongs to.
+type Conn struct {
+	AppID string
+	DID   string
+	UID   string
+	// ConnID is unique per gateway; GatewayID and ConnID together name a connection.
+	ConnID     uint64
+	GatewayID  string
+	RemoteAddr string
+}
+
+// Info describes a stage; the host checks it against the pipeline YAML.
+type Info struct {
+	Name    string
+	Version string
+}
+
+// InitRequest is what the host tells a stage before any event.
+type InitRequest struct {
+	// Pipeline is the app ID whose pipeline this stage instance serves, or "default".
+	Pipeline string
+	// Stage is the stage's name in the pipeline YAML.
+	Stage string
+	// Config is the stage's config block from the YAML, as JSON ("{}" when absent).
+	Config []byte
+	// Host lets the stage act on the platform.
+	Host Host
+	// Logger writes to the host's log under the stage's name.
+	Logger *slog.Logger
+}
+
+// Stage is the part every stage implements. Handlers are optional: implement the ones for the
+// signals the stage handles (LoginHandler, UplinkHandler, ...); the host sends only those.
+type Stage interface {
+	Info() Info
+	// Init is called once per process start, before any event. An error stops the stage from
+	// loading and is shown to the operator.
+	Init(ctx context.Context, req InitRequest) error
+}
+
+// LoginEvent is a device logging in. The gateway has already checked the token's signature when
+// the token gate is on; an auth stage may check again, and more.
+type LoginEvent struct {
+	Conn     Conn
+	Seq      uint64
+	Token    string
+	Platform string
+	// TraceParent is the W3C trace context of the signal, for stages that trace.
+	TraceParent string
+}
+
+// UplinkEvent is a device message on its way to the business server.
+type UplinkEvent struct {
+	Conn        Conn
+	Seq         uint64
+	Payload     []byte
+	TraceParent string
+}
+
+// DownlinkEvent is a business message on its way to one device connection.
+type DownlinkEvent struct {
+	Conn        Conn
+	Seq         uint64
+	MsgID       uint64
+	Payload     []byte
+	TraceParent string
+}
+
+// DownlinkAckEvent is a device acknowledging the downlink with Seq.
+type DownlinkAckEvent struct {
+	Conn        Conn
+	Seq         uint64
+	MsgID       uint64 // 0 when the host no longer knows the message
+	TraceParent string
+}
+
+// HeartbeatEvent is a device keep-alive.
+type HeartbeatEvent struct {
+	Conn Conn
+	Seq  uint64
+}
+
+// DisconnectEvent is a device connection that closed, with the protocol close code.
+type DisconnectEvent struct {
+	Conn   Conn
+	Reason uint16
+}
+
+// TimerEvent is a timer this stage set, firing.
+type TimerEvent struct {
+	AppID string
+	Key   string
+	Data  []byte
+}
+
+// The handler interfaces. A reply with the zero value lets the signal continue unchanged.
+type (
+	LoginHandler interface {
+		OnLogin(ctx context.Context, ev *LoginEvent) Reply
+	}
+	UplinkHandler interface {
+		OnUplink(ctx context.Context, ev *UplinkEvent) Reply
+	}
+	DownlinkHandler interface {
+		OnDownlink(ctx context.Context, ev *DownlinkEvent) Reply
+	}
+	DownlinkAckHandler interface {
+		OnDownlinkAck(ctx context.Context, ev *DownlinkAckEvent) Reply
+	}
+	HeartbeatHandler interface {
+		OnHeartbeat(ctx context.Context, ev *HeartbeatEvent) Reply
+	}
+	DisconnectHandler interface {
+		OnDisconnect(ctx context.Context, ev *DisconnectEvent) Reply
+	}
+	TimerHandler interface {
+		OnTimer(ctx context.Context, ev *TimerEvent) Reply
+	}
+)
+
+// Verdict is what happens to a signal after a stage.
+type Verdict uint8
+
+const (
+	// Continue passes the signal to the next stage (and then to Plato's own handling).
+	Continue Verdict = iota
+	// Reject stops the signal; the device is told Code (a refused login is closed, a refused
+	// uplink gets an UplinkAck with Code, a refused downlink is not sent).
+	Reject
+	// Drop stops the signal silently: later stages and Plato's own handling never see it.
+	Drop
+)
+
+// Reply is a handler's answer. The zero Reply continues unchanged.
+type Reply struct {
+	Verdict Verdict
+	// Code and Message explain a Reject: a Plato code (docs/protocol.md) or a business code
+	// (2000-2999).
+	Code    uint16
+	Message string
+	// Payload, when Replace is set, replaces the uplink's or downlink's payload for later stages.
+	Payload []byte
+	Replace bool
+}
+
+// RejectWith returns a Reply that rejects with code and message.
+func RejectWith(code uint16, message string) Reply {
+	return Reply{Verdict: Reject, Code: code, Message: message}
+}
+
+// Rewrite returns a Reply that continues with payload in place of the original.
+func Rewrite(payload []byte) Reply { return Reply{Payload: payload, Replace: true} }
+
+// Host is what a stage may ask of the platform. Calls from an out-of-process stage travel back to the
+// host over gRPC; each is bounded by ctx.
+type Host interface {
+	// Push sends a new downlink to dids of appID; it passes through the app's pipeline like any other.
+	Push(ctx context.Context, appID string, dids []string, payload []byte) (PushResult, error)
+	// Resend writes a downlink again, with the retransmit flag and its original seq, to the
+	// connection, bypassing the pipeline. It fails when the connection is gone.
+	Resend(ctx context.Context, conn Conn, seq, msgID uint64, payload []byte) error
+	// Undelivered tells the app's business server a downlink was given up on.
+	Undelivered(ctx context.Context, conn Conn, seq, msgID uint64, attempts int) error
+	// Bind adds dids to a session of appID; Unbind removes them.
+	Bind(ctx context.Context, appID, session string, dids []string) error
+	Unbind(ctx context.Context, appID, session string, dids []string) error
+	// SetTimer makes the host call this stage's OnTimer with key and data after d; setting a key
+	// again replaces its timer. CancelTimer removes it. Keys are per app and per stage.
+	SetTimer(ctx context.Context, appID, key string, d time.Duration, data []byte) error
+	CancelTimer(ctx context.Context, appID, key string) error
+	// Get, Put and Delete are small per-app, per-stage state kept by the host: it survives the
+	// stage's process restarting. A ttl of 0 keeps a value until it is deleted.
+	Get(ctx context.Context, appID, key string) ([]byte, bool, error)
+	Put(ctx context.Context, appID, key string, value []byte, ttl time.Duration) error
+	Delete(ctx context.Context, appID, key string) error
+}
+
+// PushResult reports a Push.
+type PushResult struct {
+	MsgID   uint64
+	Targets []PushTarget
+}
+
+// PushTarget is one did's outcome; Status uses the state server's PushStatus numbering
+// (0 sent, 2 offline, 4 failed).
+type PushTarget struct {
+	DID    string
+	ConnID uint64
+	Status uint8
+	Seq    uint64
+}

@@ -1,0 +1,110 @@
+package stage
+
+import (
+	"fmt"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// encodeResults encodes a Results answering batch id with replies (plugin side). A payload
+// travels only when it replaces.
+func encodeResults(id uint64, replies []Reply) []byte {
+	est := 16
+	for i := range replies {
+		est += 24 + len(replies[i].Message) + len(replies[i].Payload)
+	}
+	b := make([]byte, 0, est)
+	b = appendVarint(b, fResultsID, id)
+	for i := range replies {
+		r := &replies[i]
+		msg := clean(r.Message)
+		var payload []byte
+		if r.Replace {
+			payload = r.Payload
+		}
+		size := sizeVarint(fResVerdict, uint64(r.Verdict)) + sizeVarint(fResCode, uint64(r.Code)) +
+			sizeStr(fResMessage, msg) + sizeBytes(fResPayload, payload)
+		if r.Replace {
+			size += protowire.SizeTag(fResReplace) + 1
+		}
+		b = protowire.AppendTag(b, fResultsResults, protowire.BytesType)
+		b = protowire.AppendVarint(b, uint64(size))
+		b = appendVarint(b, fResVerdict, uint64(r.Verdict))
+		b = appendVarint(b, fResCode, uint64(r.Code))
+		b = appendStr(b, fResMessage, msg)
+		b = appendBytes(b, fResPayload, payload)
+		if r.Replace {
+			b = appendVarint(b, fResReplace, 1)
+		}
+	}
+	return b
+}
+
+// encodeFailure encodes a Results that fails batch id as a whole.
+func encodeFailure(id uint64, msg string) []byte {
+	b := appendVarint(nil, fResultsID, id)
+	return appendStr(b, fResultsError, clean(msg))
+}
+
+// peekResults reads a Results' id and whole-batch error (host side, in the receiving goroutine);
+// the caller who waits for it decodes the replies with decodeResults.
+func peekResults(b []byte) (id uint64, failure string, err error) {
+	err = forEachField(b, func(n protowire.Number, t protowire.Type, v []byte, x uint64) error {
+		switch {
+		case n == fResultsID && t == protowire.VarintType:
+			id = x
+		case n == fResultsError && t == protowire.BytesType:
+			failure = string(v)
+		}
+		return nil
+	})
+	return id, failure, err
+}
+
+// decodeResults decodes a Results' replies into replies, which must be exactly as many. b must be
+// the caller's own copy: payloads are sub-slices of it.
+func decodeResults(b []byte, replies []Reply) error {
+	i := 0
+	err := forEachField(b, func(n protowire.Number, t protowire.Type, v []byte, _ uint64) error {
+		if n != fResultsResults || t != protowire.BytesType {
+			return nil
+		}
+		if i >= len(replies) {
+			i++
+			return nil
+		}
+		r := &replies[i]
+		*r = Reply{}
+		i++
+		return forEachField(v, func(n protowire.Number, t protowire.Type, v []byte, x uint64) error {
+			switch {
+			case n == fResVerdict && t == protowire.VarintType:
+				r.Verdict = Verdict(x)
+			case n == fResCode && t == protowire.VarintType:
+				r.Code = uint16(x)
+			case n == fResMessage && t == protowire.BytesType:
+				r.Message = string(v)
+			case n == fResPayload && t == protowire.BytesType:
+				r.Payload = v
+			case n == fResReplace && t == protowire.VarintType:
+				r.Replace = x != 0
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if i != len(replies) {
+		return fmt.Errorf("stage returned %d results for %d events", i, len(replies))
+	}
+	for k := range replies {
+		r := &replies[k]
+		if !r.Replace {
+			r.Payload = nil
+		} else if r.Payload == nil {
+			r.Payload = []byte{} // an empty replacement, as the plugin returned it
+		}
+	}
+	return nil
+}
