@@ -11,9 +11,14 @@
 // stagetest runs a stage behind an in-memory gRPC connection for unit tests.
 //
 // Concurrency: the host sends batches of events; events of one connection always arrive in order,
-// in one batch at a time, but batches of different connections may be handled concurrently, so a
+// in one batch at a time, but batches of different connections may be handled concurrently, and a
+// timer the stage set fires concurrently with the events of the connection it concerns, so a
 // stage's handlers must be safe for concurrent use. Handlers should be quick: the host applies the
-// stage's timeout to each batch, and the handler's ctx carries that deadline (out of process too).
+// stage's timeout to each batch.
+//
+// Verdicts: login, uplink and downlink are decisions (continue, reject, drop). heartbeat,
+// downlink_ack, disconnect and timer are notifications: the host acts on them whatever the stage
+// replies, and under backpressure it may handle them without the pipeline rather than lose them.
 //
 // Ownership: the event a handler gets, and the byte slices in it (Payload, Data), are valid only
 // during the call: the SDK reuses the event for the next one, and in process the payload is the

@@ -181,7 +181,8 @@ func Rewrite(payload []byte) Reply { return Reply{Payload: payload, Replace: tru
 // Host is what a stage may ask of the platform. Calls from an out-of-process stage travel back to the
 // host over gRPC; each is bounded by ctx.
 type Host interface {
-	// Push sends a new downlink to dids of appID; it passes through the app's pipeline like any other.
+	// Push sends a new downlink to dids of appID; it passes through the app's pipeline like any
+	// other, this stage's OnDownlink included.
 	Push(ctx context.Context, appID string, dids []string, payload []byte) (PushResult, error)
 	// Resend writes a downlink again, with the retransmit flag and its original seq, to the
 	// connection, bypassing the pipeline. It fails when the connection is gone.
@@ -196,7 +197,8 @@ type Host interface {
 	SetTimer(ctx context.Context, appID, key string, d time.Duration, data []byte) error
 	CancelTimer(ctx context.Context, appID, key string) error
 	// Get, Put and Delete are small per-app, per-stage state kept by the host: it survives the
-	// stage's process restarting. A ttl of 0 keeps a value until it is deleted.
+	// stage's process restarting or being swapped, not the state server restarting (it lives in
+	// the state server's memory). A ttl of 0 keeps a value until it is deleted.
 	Get(ctx context.Context, appID, key string) ([]byte, bool, error)
 	Put(ctx context.Context, appID, key string, value []byte, ttl time.Duration) error
 	Delete(ctx context.Context, appID, key string) error
