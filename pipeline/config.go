@@ -3,6 +3,8 @@ package pipeline
 import (
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/platoim/plato/sdk/stage"
 )
 
@@ -54,6 +56,9 @@ type Config struct {
 	// Env is added to the host's environment for plugin processes ("KEY=value"), so settings such
 	// as secrets reach plugins without being written into pipeline YAML.
 	Env []string
+	// Tracer starts a "plato.stage" span per stage call for each signal whose TraceParent is
+	// sampled (trace.go). Nil: no spans.
+	Tracer trace.Tracer
 }
 
 func (c Config) withDefaults() Config {

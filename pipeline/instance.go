@@ -53,6 +53,7 @@ func (p *Pipelines) newInstance(ctx context.Context, pipeline, name string, spec
 		return nil, err
 	}
 	in.cur.Store(pr)
+	p.metrics.seed(in)
 	if spec.builtin == "" {
 		sctx, cancel := context.WithCancel(p.life)
 		in.kick = make(chan struct{}, 1)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/platoim/plato/sdk/stage"
 )
 
@@ -17,6 +19,7 @@ type laneScratch struct {
 	sel    []int    // the items of the step being run
 	evs    []stage.Event
 	reps   []stage.Reply
+	spans  []trace.Span // of the step being called; see trace.go
 }
 
 func (sc *laneScratch) reset(n int) {

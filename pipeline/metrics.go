@@ -62,6 +62,18 @@ func newMetrics(meter metric.Meter) (*metrics, error) {
 	return m, err
 }
 
+// seed reports zero for an instance's counters, so that each series exists (and a rate over it
+// starts) from the instance's start rather than from its first failure or restart.
+func (m *metrics) seed(in *instance) {
+	ctx := context.Background()
+	m.calls.Add(ctx, 0, in.attrs.base)
+	m.skipped.Add(ctx, 0, in.attrs.base)
+	m.restarts.Add(ctx, 0, in.attrs.base)
+	for r := range numReasons {
+		m.failures.Add(ctx, 0, in.attrs.reasons[r])
+	}
+}
+
 func (m *metrics) call(ctx context.Context, in *instance, d time.Duration) {
 	m.calls.Add(ctx, 1, in.attrs.base)
 	m.latency.Record(ctx, d.Seconds(), in.attrs.base)

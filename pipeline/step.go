@@ -53,6 +53,7 @@ func (p *Pipelines) callStep(ctx context.Context, st *step, items []item, sel []
 		p.failed(st, sel, sc, reasonDown, nil)
 		return
 	}
+	traced := p.startStageSpans(st, in.pipeline, evs, sc)
 	cctx, cancel := context.WithTimeout(ctx, st.timeout)
 	start := time.Now()
 	err := process(cctx, pr.pr, evs, reps)
@@ -68,6 +69,9 @@ func (p *Pipelines) callStep(ctx context.Context, st *step, items []item, sel []
 	cancel()
 	pr.inflight.Add(-1)
 	p.metrics.call(ctx, in, time.Since(start))
+	if traced {
+		endStageSpans(sc, reps, err)
+	}
 	if err != nil {
 		p.metrics.failure(in, r)
 		in.callFailed(pr, r)

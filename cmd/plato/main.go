@@ -31,6 +31,7 @@ func commands() map[string]command {
 		"chat":     {"a terminal chat client for the demo business server", runChat},
 		"pipeline": {"check pipeline YAML: plato pipeline validate FILE|DIR", runPipeline},
 		"plugin":   {"scaffold a pipeline stage: plato plugin new NAME", runPlugin},
+		"bench":    {"load-test a running platform: plato bench connect|uplink|downlink|broadcast", runBench},
 		"version": {"print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "plato", version)
 			return nil

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -65,7 +67,8 @@ type proc struct {
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(platoBinary(t), args...)
-	cmd.Env = append(os.Environ(), "PLATO_LOG__LEVEL=warn")
+	// Several processes of one test run side by side: each gets its own admin port.
+	cmd.Env = append(os.Environ(), "PLATO_LOG__LEVEL=warn", "PLATO_ADMIN__ADDR=127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -151,6 +154,20 @@ func (p *proc) interrupt() {
 		p.t.Errorf("%s did not stop within 30s of SIGINT", p.name)
 		_ = p.cmd.Process.Kill()
 	}
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v", url, resp.Status, err)
+	}
+	return string(b)
 }
 
 func freePort(t *testing.T) string {
@@ -266,6 +283,14 @@ demo: {enabled: true, addr: "127.0.0.1:0"}
 	up.waitLine(reGateway)
 	ipconfURL := up.waitLine(reIPConf)
 	chatBetween(t, ipconfURL)
+
+	// One admin server for the whole process, with every role's metrics.
+	metrics := httpGet(t, up.waitLine(regexp.MustCompile(`admin\s+(http://\S+)`))+"/metrics")
+	for _, name := range []string{"plato_gateway_connections ", "plato_state_logins_total ", "plato_ipconf_gateways ", "plato_nats_connected 1"} {
+		if !strings.Contains(metrics, "\n"+name) {
+			t.Errorf("/metrics has no %q line", name)
+		}
+	}
 
 	// A device still connected at Ctrl-C is told to go elsewhere, and the shutdown is clean.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -182,6 +182,15 @@ func printAddresses(w io.Writer, p *platform.Platform) {
 	if p.IPConf != nil {
 		fmt.Fprintf(w, "  ipconf    http://%s  (GET /ip/list?app_id=demo&did=alice)\n", p.IPConf.Addr())
 	}
+	if p.Admin != nil {
+		fmt.Fprintf(w, "  admin     http://%s  (GET /metrics for Prometheus, GET /healthz)\n", p.Admin.Addr())
+	}
+	switch t := p.Config.Telemetry.Traces; t.Exporter {
+	case config.TraceExporterStdout:
+		fmt.Fprintf(w, "  traces    %s  (JSON lines, sampling %g)\n", t.File, t.Sampling)
+	case config.TraceExporterOTLP:
+		fmt.Fprintf(w, "  traces    otlp://%s  (OTLP gRPC, sampling %g)\n", t.Endpoint, t.Sampling)
+	}
 	if p.Demo != nil {
 		fmt.Fprintf(w, "  demo      %s  (chat business server)\n", p.Demo.Addr())
 		self := "plato"

@@ -42,6 +42,9 @@ const (
 	DefaultLogFormat        = "text"
 	DefaultPluginDir        = "bin/plugins"
 	DefaultPipelineLanes    = 64
+	DefaultAdminAddr        = "127.0.0.1:9464"
+	DefaultTraceExporter    = TraceExporterNone
+	DefaultTraceSampling    = 0.01
 	// DevTokenSecret is the secret the shipped configs use so `make up` works out of the box.
 	// Plato logs a warning when it is in use; a fleet must set its own.
 	DevTokenSecret = "plato-dev-secret-change-me-please"
@@ -61,6 +64,41 @@ type Config struct {
 	State    State    `koanf:"state"`
 	Pipeline Pipeline `koanf:"pipeline"`
 	Demo     Demo     `koanf:"demo"`
+	// Admin is the process's operations HTTP server (/metrics, /healthz).
+	Admin     Admin     `koanf:"admin"`
+	Telemetry Telemetry `koanf:"telemetry"`
+}
+
+// Admin configures the one operations HTTP server a process runs, whatever its roles.
+type Admin struct {
+	// Addr serves GET /metrics (Prometheus text) and GET /healthz. Default 127.0.0.1:9464; empty
+	// turns it off; port 0 picks a free one.
+	Addr string `koanf:"addr"`
+}
+
+// Trace exporters accepted by telemetry.traces.exporter.
+const (
+	TraceExporterNone   = "none"   // no spans are recorded
+	TraceExporterStdout = "stdout" // JSON lines, one span per line, to telemetry.traces.file
+	TraceExporterOTLP   = "otlp"   // OTLP over gRPC to telemetry.traces.endpoint
+)
+
+// Telemetry configures OpenTelemetry (docs/observability.md). Metrics need no setting: they are
+// always recorded and served on admin.addr.
+type Telemetry struct {
+	Traces Traces `koanf:"traces"`
+}
+
+// Traces configures tracing.
+type Traces struct {
+	// Exporter is none, stdout or otlp. Default none.
+	Exporter string `koanf:"exporter"`
+	// File receives the stdout exporter's spans (appended). Required with stdout.
+	File string `koanf:"file"`
+	// Endpoint is the OTLP gRPC collector (host:port, plaintext). Required with otlp.
+	Endpoint string `koanf:"endpoint"`
+	// Sampling is the fraction of signals traced, 0 to 1. Default 0.01.
+	Sampling float64 `koanf:"sampling"`
 }
 
 // Pipeline configures the per-app pipelines of stages the state server runs every signal through
@@ -233,6 +271,10 @@ func Default() Config {
 		},
 		Pipeline: Pipeline{PluginDir: DefaultPluginDir, Lanes: DefaultPipelineLanes, Watch: true},
 		Demo:     Demo{Addr: DefaultBusinessAddr},
+		Admin:    Admin{Addr: DefaultAdminAddr},
+		Telemetry: Telemetry{Traces: Traces{
+			Exporter: DefaultTraceExporter, Sampling: DefaultTraceSampling,
+		}},
 	}
 }
 

@@ -94,3 +94,37 @@ func TestParseOverride(t *testing.T) {
 		t.Error("accepted an override without =")
 	}
 }
+
+func TestTelemetryKeys(t *testing.T) {
+	env := []string{"PLATO_AUTH__TOKEN_SECRET=" + secret}
+	cfg, _, err := Load("", env, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Admin.Addr != DefaultAdminAddr || cfg.Telemetry.Traces.Exporter != TraceExporterNone || cfg.Telemetry.Traces.Sampling != DefaultTraceSampling {
+		t.Errorf("defaults: admin %q, traces %+v", cfg.Admin.Addr, cfg.Telemetry.Traces)
+	}
+	cfg, _, err = Load("", append(env, "PLATO_TELEMETRY__TRACES__SAMPLING=0.5", "PLATO_ADMIN__ADDR="), map[string]string{
+		"telemetry.traces.exporter": "stdout", "telemetry.traces.file": "/tmp/spans.jsonl",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Telemetry.Traces.Sampling != 0.5 || cfg.Admin.Addr != "" || cfg.Telemetry.Traces.File != "/tmp/spans.jsonl" {
+		t.Errorf("overrides: admin %q, traces %+v", cfg.Admin.Addr, cfg.Telemetry.Traces)
+	}
+	for _, tc := range []struct {
+		set  map[string]string
+		want string
+	}{
+		{map[string]string{"telemetry.traces.exporter": "jaeger"}, "telemetry.traces.exporter"},
+		{map[string]string{"telemetry.traces.exporter": "stdout"}, "telemetry.traces.file"},
+		{map[string]string{"telemetry.traces.exporter": "otlp"}, "telemetry.traces.endpoint"},
+		{map[string]string{"telemetry.traces.sampling": "1.5"}, "telemetry.traces.sampling"},
+		{map[string]string{"admin.addr": "nowhere"}, "admin.addr"},
+	} {
+		if _, _, err := Load("", env, tc.set); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: %v, want an error naming %s", tc.set, err, tc.want)
+		}
+	}
+}

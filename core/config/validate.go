@@ -115,6 +115,8 @@ func (c *Config) Validate() error {
 		bad("pipeline.lanes", "must be between 1 and 4096, got %d", c.Pipeline.Lanes)
 	}
 	hostPort("demo.addr", c.Demo.Addr, !c.Demo.Enabled)
+	hostPort("admin.addr", c.Admin.Addr, true)
+	c.validateTraces(bad)
 	return errors.Join(errs...)
 }
 
@@ -127,5 +129,26 @@ func (c *Config) validateBatch(key string, b Batch, bad func(string, string, ...
 	}
 	if b.Lanes < 1 || b.Lanes > 256 {
 		bad(key+".lanes", "must be between 1 and 256, got %d", b.Lanes)
+	}
+}
+
+func (c *Config) validateTraces(bad func(string, string, ...any)) {
+	t := c.Telemetry.Traces
+	switch t.Exporter {
+	case TraceExporterNone:
+	case TraceExporterStdout:
+		if t.File == "" {
+			bad("telemetry.traces.file", "is required when telemetry.traces.exporter is stdout")
+		}
+	case TraceExporterOTLP:
+		if _, _, err := net.SplitHostPort(t.Endpoint); err != nil {
+			bad("telemetry.traces.endpoint", "%q is not host:port (required when telemetry.traces.exporter is otlp)", t.Endpoint)
+		}
+	default:
+		bad("telemetry.traces.exporter", "%q is not one of none, stdout, otlp", t.Exporter)
+	}
+	// NaN fails both comparisons, so it is refused too.
+	if !(t.Sampling >= 0 && t.Sampling <= 1) {
+		bad("telemetry.traces.sampling", "must be between 0 and 1, got %v", t.Sampling)
 	}
 }

@@ -77,6 +77,8 @@ func (c *conn) flush() {
 
 		closeAfter := false
 		n := 0
+		// Frames per signal, added to the shared counters once per flush rather than per frame.
+		var sent [16]int64
 		for _, f := range q {
 			buf, err := w.Malloc(protocol.HeaderLen + len(f.Body))
 			if err != nil {
@@ -88,6 +90,7 @@ func (c *conn) flush() {
 			})
 			copy(buf[protocol.HeaderLen:], f.Body)
 			n += len(buf)
+			sent[uint8(f.Signal)&15]++
 			if f.Action == common.DownAction_SEND_AND_CLOSE {
 				closeAfter = true
 				break
@@ -95,8 +98,20 @@ func (c *conn) flush() {
 		}
 		err := w.Flush()
 		c.gw.metrics.bytesOut.Add(int64(n))
+		for sig, k := range sent {
+			if k > 0 {
+				c.gw.metrics.framesOut.AddN(uint8(sig), k)
+			}
+		}
 		if err != nil {
-			// A write that timed out means the device stopped reading.
+			// A write that timed out means the device stopped reading. It is counted once per
+			// connection: one already closing for another reason (a full queue) is not again.
+			c.mu.Lock()
+			first := c.reason == 0
+			c.mu.Unlock()
+			if first {
+				c.gw.metrics.slowConsumers.Add(1)
+			}
 			c.abort(protocol.CodeSlowConsumer)
 			return
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/cloudwego/netpoll"
 
 	"github.com/cloudwego/kitex/server"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/platoim/plato/core/config"
 	"github.com/platoim/plato/core/registry"
@@ -31,6 +32,8 @@ type Config struct {
 	config.Gateway
 	// RPCTimeout bounds each call to a state server.
 	RPCTimeout time.Duration
+	// Meter receives the gateway's metrics (docs/observability.md); nil records none.
+	Meter metric.Meter
 }
 
 // Gateway is one running gateway.
@@ -44,7 +47,9 @@ type Gateway struct {
 	wheel   *timewheel.Wheel
 	writers gopool.Pool
 	metrics metrics
-	nextID  atomic.Uint64
+	// instruments reads metrics for the Meter; unregistered at Shutdown.
+	instruments metric.Registration
+	nextID      atomic.Uint64
 
 	loop      netpoll.EventLoop
 	ln        net.Listener
@@ -76,6 +81,11 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 		writers: gopool.NewPool("plato-gateway-writers-"+cfg.ID, 1<<16, gopool.NewConfig()),
 	}
 	gw.links = newStateLinks(gw)
+	instruments, err := gw.instrument(cfg.Meter)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: creating metrics: %w", err)
+	}
+	gw.instruments = instruments
 	return gw, nil
 }
 
@@ -177,6 +187,7 @@ func (gw *Gateway) Shutdown(ctx context.Context) error {
 		if strings.Contains(gw.cfg.RPCAddr, "/") {
 			_ = os.Remove(gw.cfg.RPCAddr)
 		}
+		_ = gw.instruments.Unregister()
 	})
 	return err
 }

@@ -3,16 +3,30 @@ package gateway
 import (
 	"sync/atomic"
 
+	"github.com/platoim/plato/core/rpcopt"
+	"github.com/platoim/plato/core/telemetry"
 	"github.com/platoim/plato/idl/kitex_gen/plato/common"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
-// metrics are the gateway's counters; Stats exposes a snapshot and the load report reads them.
+// metrics are the gateway's counters: plain atomics on the hot path, read by Stats, the load
+// report and the observable instruments of telemetry.go.
 type metrics struct {
-	accepted, closed, logins, loginsRefused atomic.Int64
-	framesIn, bytesIn, bytesOut             atomic.Int64
-	protocolErrors, slowConsumers           atomic.Int64
-	forwardRefused, deliverErrors           atomic.Int64
+	accepted atomic.Int64
+	// closed counts closed connections by reason code.
+	closed telemetry.Codes
+	// logins counts login answers by code: 0 is a login the state server accepted, any other code
+	// a refusal (here, for a bad token, or by the state server's pipeline).
+	logins              telemetry.Codes
+	framesIn, framesOut telemetry.Signals
+	bytesIn, bytesOut   atomic.Int64
+	protocolErrors      telemetry.Codes
+	slowConsumers       atomic.Int64
+	forwardRefused      atomic.Int64
+	// stateErrors counts failed State.Deliver calls by kind (each retry counts); deliverErrors
+	// counts the batches dropped after the last retry.
+	stateErrors   [rpcopt.NumErrKinds]atomic.Int64
+	deliverErrors atomic.Int64
 }
 
 // Stats is a snapshot of the gateway's counters since it started.
@@ -23,6 +37,7 @@ type Stats struct {
 	Logins         int64
 	LoginsRefused  int64
 	FramesIn       int64
+	FramesOut      int64
 	BytesIn        int64
 	BytesOut       int64
 	ProtocolErrors int64
@@ -34,11 +49,12 @@ type Stats struct {
 // Stats returns the current counters.
 func (gw *Gateway) Stats() Stats {
 	m := &gw.metrics
+	ok := m.logins.Load(int(protocol.CodeOK))
 	return Stats{
-		Conns: gw.conns.len(), Accepted: m.accepted.Load(), Closed: m.closed.Load(), Logins: m.logins.Load(),
-		LoginsRefused: m.loginsRefused.Load(), FramesIn: m.framesIn.Load(), BytesIn: m.bytesIn.Load(),
-		BytesOut: m.bytesOut.Load(), ProtocolErrors: m.protocolErrors.Load(), SlowConsumers: m.slowConsumers.Load(),
-		ForwardRefused: m.forwardRefused.Load(), DeliverErrors: m.deliverErrors.Load(),
+		Conns: gw.conns.len(), Accepted: m.accepted.Load(), Closed: m.closed.Total(), Logins: ok,
+		LoginsRefused: m.logins.Total() - ok, FramesIn: m.framesIn.Total(), FramesOut: m.framesOut.Total(),
+		BytesIn: m.bytesIn.Load(), BytesOut: m.bytesOut.Load(), ProtocolErrors: m.protocolErrors.Total(),
+		SlowConsumers: m.slowConsumers.Load(), ForwardRefused: m.forwardRefused.Load(), DeliverErrors: m.deliverErrors.Load(),
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 
 	"github.com/platoim/plato/idl/kitex_gen/plato/common"
 	gwrpc "github.com/platoim/plato/idl/kitex_gen/plato/gateway"
+	"github.com/platoim/plato/sdk/protocol"
 )
 
 // pushHandler is the gateway's Kitex service: the state server's frames for devices.
@@ -32,16 +33,22 @@ func (h *pushHandler) Push(_ context.Context, req *gwrpc.PushRequest) (*gwrpc.Pu
 			c.mu.Unlock()
 			if ok {
 				h.gw.conns.bindDID(key, c)
-				h.gw.metrics.logins.Add(1)
+				h.gw.metrics.logins.Add(int(protocol.CodeOK))
 			}
 		}
 		if f.Action == common.DownAction_SEND_AND_CLOSE {
+			code := closeCode(f)
 			c.mu.Lock()
+			// A LoginAck that closes a login still pending is the state server refusing it.
+			refused := c.state == statePending && protocol.Signal(f.Signal) == protocol.SigLoginAck
 			if c.state != stateClosing {
 				c.state = stateClosing
-				c.reason = closeCode(f)
+				c.reason = code
 			}
 			c.mu.Unlock()
+			if refused {
+				h.gw.metrics.logins.Add(int(code))
+			}
 		}
 		if !c.enqueue(f) {
 			resp.Gone = append(resp.Gone, f.ConnId)

@@ -68,7 +68,7 @@ func (gw *Gateway) onRequest(ctx context.Context, nc netpoll.Connection) error {
 			return err
 		}
 		gw.metrics.bytesIn.Add(int64(protocol.HeaderLen + len(body)))
-		gw.metrics.framesIn.Add(1)
+		gw.metrics.framesIn.Add(uint8(h.Signal))
 		gw.handle(c, h, body)
 	}
 	return nil
@@ -79,7 +79,7 @@ func (gw *Gateway) protocolError(c *conn, r netpoll.Reader, err error) {
 	if !ok {
 		code = protocol.CodeMalformed
 	}
-	gw.metrics.protocolErrors.Add(1)
+	gw.metrics.protocolErrors.Add(int(code))
 	gw.log.Debug("closing connection on protocol error", "conn", c.id, "err", err)
 	c.closeWith(code, err.Error())
 	_ = r.Skip(r.Len())
@@ -136,7 +136,7 @@ func (gw *Gateway) login(c *conn, h protocol.Header, body []byte) {
 		c.state = stateClosing
 		c.reason = code
 		c.mu.Unlock()
-		gw.metrics.loginsRefused.Add(1)
+		gw.metrics.logins.Add(int(code))
 		c.enqueue(&common.DownFrame{ConnId: int64(c.id), Action: common.DownAction_SEND_AND_CLOSE, Signal: int8(protocol.SigLoginAck), Seq: int64(h.Seq), Body: ack})
 	}
 	if err := m.Decode(body); err != nil {
@@ -197,12 +197,12 @@ func (gw *Gateway) onClose(c *conn) {
 		key = didKey(app, did)
 	}
 	gw.conns.remove(c, key)
-	gw.metrics.closed.Add(1)
-	if link == nil {
-		return
-	}
 	if reason == 0 {
 		reason = protocol.CodeClientClose
+	}
+	gw.metrics.closed.Add(int(reason))
+	if link == nil {
+		return
 	}
 	if err := link.batch.Add(c.id, &common.UpEvent{ConnId: int64(c.id), Kind: common.UpKind_CLOSED, Reason: int32(reason)}); err != nil {
 		gw.log.Warn("could not tell the state server a connection closed", "conn", c.id, "err", err)

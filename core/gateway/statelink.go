@@ -149,6 +149,7 @@ func (gw *Gateway) deliver(ctx context.Context, l *stateLink, events []*common.U
 		if err == nil {
 			return
 		}
+		gw.metrics.stateErrors[rpcopt.KindOf(err)].Add(1)
 		select {
 		case <-l.gone:
 			return

@@ -35,6 +35,11 @@ type errorBody struct {
 }
 
 func (s *Server) routes(h *hertz.Hertz) {
+	// Counting in a middleware sees every answer, the 404s and 405s included.
+	h.Use(func(ctx context.Context, c *app.RequestContext) {
+		c.Next(ctx)
+		s.requests.Add(c.Response.StatusCode())
+	})
 	h.GET("/ip/list", s.handleList)
 	h.GET("/healthz", s.handleHealth)
 	h.NoRoute(func(_ context.Context, c *app.RequestContext) {

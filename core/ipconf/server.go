@@ -13,8 +13,10 @@ import (
 
 	hertz "github.com/cloudwego/hertz/pkg/app/server"
 	"github.com/cloudwego/hertz/pkg/network/netpoll"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/platoim/plato/core/registry"
+	"github.com/platoim/plato/core/telemetry"
 	"github.com/platoim/plato/sdk/token"
 )
 
@@ -57,6 +59,8 @@ type Config struct {
 	// StaleAfter leaves out a gateway whose last load report is older than this. Default
 	// DefaultStaleAfter.
 	StaleAfter time.Duration
+	// Meter receives ipconf's metrics (docs/observability.md); nil records none.
+	Meter metric.Meter
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -95,6 +99,12 @@ type Server struct {
 	signer   *token.Signer
 	scorer   *Scorer
 
+	// requests counts answers by HTTP status; watchRestarts counts registry watches started
+	// again after one broke. instruments publishes them and is unregistered at Shutdown.
+	requests      telemetry.Codes
+	watchRestarts atomic.Int64
+	instruments   metric.Registration
+
 	// stopped is read by the HTTP goroutine while Start may hold mu, hence atomic.
 	stopped atomic.Bool
 
@@ -125,14 +135,18 @@ func New(cfg Config, reg registry.Registry, logger *slog.Logger) (*Server, error
 	if err != nil {
 		return nil, fmt.Errorf("creating ipconf server: %w", err)
 	}
-	return &Server{
+	s := &Server{
 		cfg:      c,
 		reg:      reg,
 		log:      logger.With("component", "ipconf"),
 		hertzLog: logger.With("component", "hertz"),
 		signer:   signer,
 		scorer:   NewScorer(DefaultWindow, c.StaleAfter),
-	}, nil
+	}
+	if s.instruments, err = s.instrument(c.Meter); err != nil {
+		return nil, fmt.Errorf("creating ipconf server: metrics: %w", err)
+	}
+	return s, nil
 }
 
 // Start begins watching the registry and listening for HTTP, and returns once requests are
@@ -293,6 +307,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			return errors.Join(errs...)
 		}
 	}
+	_ = s.instruments.Unregister()
 	s.log.Info("ipconf stopped")
 	return errors.Join(errs...)
 }

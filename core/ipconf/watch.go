@@ -36,6 +36,7 @@ func (s *Server) watch(ctx context.Context) {
 			return
 		case <-time.After(backoff):
 		}
+		s.watchRestarts.Add(1)
 		backoff = min(backoff*2, rewatchMax)
 	}
 }

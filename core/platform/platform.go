@@ -11,10 +11,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/platoim/plato/core/config"
 	"github.com/platoim/plato/core/demo"
@@ -23,6 +25,7 @@ import (
 	"github.com/platoim/plato/core/natsd"
 	"github.com/platoim/plato/core/registry"
 	"github.com/platoim/plato/core/state"
+	"github.com/platoim/plato/core/telemetry"
 	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/stage"
 	"github.com/platoim/plato/sdk/token"
@@ -47,8 +50,13 @@ var AllRoles = []string{RoleNATS, RoleDemo, RoleState, RoleGateway, RoleIPConf}
 type Options struct {
 	// Builtins are the trusted stages a pipeline YAML may run in-process as "builtin:<name>".
 	Builtins map[string]func() stage.Stage
-	// Meter records the platform's metrics; nil records nothing.
+	// Meter records the platform's metrics. Nil: the process's own MeterProvider
+	// (core/telemetry), served on admin.addr as /metrics; with a Meter from elsewhere, /metrics
+	// serves only the Go runtime and process metrics.
 	Meter metric.Meter
+	// Tracer starts the platform's spans. Nil: the process's own TracerProvider, built from
+	// telemetry.traces (exporter none: no spans).
+	Tracer trace.Tracer
 }
 
 // Platform is a set of running roles.
@@ -61,8 +69,14 @@ type Platform struct {
 	Demo    *demo.Server
 	// Pipelines runs the state server's per-app stages (nil without a state role or pipeline.dir).
 	Pipelines *pipeline.Pipelines
+	// Telemetry holds the process's OTel providers; Admin serves /metrics and /healthz (nil when
+	// admin.addr is empty).
+	Telemetry *telemetry.Telemetry
+	Admin     *telemetry.Admin
 
 	opts    Options
+	meter   metric.Meter
+	tracer  *telemetry.Tracer
 	natsURL string
 	nc      *nats.Conn
 	log     *slog.Logger
@@ -96,6 +110,9 @@ func Start(ctx context.Context, cfg config.Config, roles []string, logger *slog.
 		_ = p.Shutdown(context.Background())
 		return nil, err
 	}
+	if p.Admin != nil {
+		p.Admin.SetReady()
+	}
 	return p, nil
 }
 
@@ -111,6 +128,9 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 	}
 	host, _ := os.Hostname()
 	pid := os.Getpid()
+	if err := p.startTelemetry(ctx, fmt.Sprintf("%s-%d", sanitize(host), pid)); err != nil {
+		return err
+	}
 
 	p.natsURL = cfg.NATSURL()
 	if has(RoleNATS) {
@@ -139,10 +159,17 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		}
 		p.nc = nc
 		p.stops = append(p.stops, func(context.Context) error { nc.Close(); return nil })
-		reg, err = registry.NewNATS(ctx, js, cfg.Registry.Bucket, cfg.Registry.TTL)
+		kv, err := registry.NewNATS(ctx, js, cfg.Registry.Bucket, cfg.Registry.TTL)
 		if err != nil {
 			return fmt.Errorf("opening the registry: %w", err)
 		}
+		putErrors := new(atomic.Int64)
+		reg = countedRegistry{Registry: kv, putErrors: putErrors}
+		instruments, err := p.instrumentNATS(putErrors)
+		if err != nil {
+			return fmt.Errorf("creating NATS metrics: %w", err)
+		}
+		p.stops = append(p.stops, func(context.Context) error { return instruments.Unregister() })
 	}
 	var signer *token.Signer
 	if has(RoleGateway) || has(RoleIPConf) {
@@ -171,7 +198,10 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		}
 	}
 	if has(RoleState) {
-		sc := state.Config{State: cfg.State, MaxBody: cfg.Gateway.MaxBody, ReportInterval: cfg.Gateway.ReportInterval}
+		sc := state.Config{
+			State: cfg.State, MaxBody: cfg.Gateway.MaxBody, ReportInterval: cfg.Gateway.ReportInterval,
+			Meter: p.meter, Tracer: p.tracer,
+		}
 		if sc.ID == "" {
 			sc.ID = fmt.Sprintf("state-%s-%d", sanitize(host), pid)
 		}
@@ -189,7 +219,7 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		p.stops = append(p.stops, p.State.Shutdown)
 	}
 	if has(RoleGateway) {
-		gc := gateway.Config{Gateway: cfg.Gateway, RPCTimeout: cfg.State.RPCTimeout}
+		gc := gateway.Config{Gateway: cfg.Gateway, RPCTimeout: cfg.State.RPCTimeout, Meter: p.meter}
 		if gc.ID == "" {
 			gc.ID = fmt.Sprintf("gw-%s-%d", sanitize(host), pid)
 		}
@@ -207,7 +237,7 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 	if has(RoleIPConf) {
 		p.IPConf, err = ipconf.New(ipconf.Config{
 			Addr: cfg.IPConf.Addr, TokenSecret: []byte(cfg.Auth.TokenSecret), TokenTTL: cfg.Auth.TokenTTL,
-			MaxEndpoints: cfg.IPConf.MaxEndpoints, StaleAfter: cfg.IPConf.StaleAfter,
+			MaxEndpoints: cfg.IPConf.MaxEndpoints, StaleAfter: cfg.IPConf.StaleAfter, Meter: p.meter,
 		}, reg, p.log)
 		if err != nil {
 			return err
@@ -232,7 +262,8 @@ func (p *Platform) startPipelines(ctx context.Context) error {
 	}
 	pipes, err := pipeline.New(ctx, pipeline.Config{
 		Dir: pc.Dir, PluginDir: pc.PluginDir, Builtins: p.opts.Builtins, Lanes: pc.Lanes, Env: env,
-	}, p.State.Host(), p.log, p.opts.Meter)
+		Tracer: p.tracer.Trace(),
+	}, p.State.Host(), p.log, p.meter)
 	if err != nil {
 		return fmt.Errorf("loading pipelines from %s: %w", pc.Dir, err)
 	}
@@ -257,6 +288,9 @@ func (p *Platform) NATSURL() string { return p.natsURL }
 // Shutdown stops the roles in reverse start order: devices are told to go elsewhere before the
 // state server and NATS go away.
 func (p *Platform) Shutdown(ctx context.Context) error {
+	if p.Admin != nil {
+		p.Admin.Draining()
+	}
 	var errs []error
 	for i := len(p.stops) - 1; i >= 0; i-- {
 		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)

@@ -7,6 +7,9 @@ import (
 	"sync"
 
 	"github.com/cloudwego/kitex/pkg/kerrors"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/platoim/plato/core/batch"
 	"github.com/platoim/plato/core/rpcopt"
@@ -19,6 +22,7 @@ import (
 type bizItem struct {
 	ev   *business.Event
 	done func(code protocol.Code, msg string) // nil for notifications
+	sp   *sigSpan                             // the uplink's trace, when it is sampled
 }
 
 // businessLink delivers events to one business server in ordered micro-batches.
@@ -78,13 +82,16 @@ func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []b
 	for i, it := range items {
 		events[i] = it.ev
 	}
+	spans := s.startDeliverSpans(l, items)
 	resp, err := l.cli.Deliver(ctx, &business.DeliverRequest{Events: events})
+	endDeliverSpans(spans, err)
 	if err != nil {
 		code := protocol.CodeBusinessUnavailable
 		if errors.Is(err, kerrors.ErrRPCTimeout) {
 			code = protocol.CodeBusinessTimeout
 		}
-		s.metrics.businessErrors.Add(1)
+		s.metrics.businessFailed.Add(int64(len(items)))
+		s.metrics.rpcError(peerBusiness, err)
 		s.log.Warn("delivering to business server failed", "addr", l.addr, "events", len(items), "err", err)
 		for _, it := range items {
 			if it.done != nil {
@@ -107,5 +114,35 @@ func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []b
 			continue
 		}
 		it.done(protocol.CodeOK, "")
+	}
+}
+
+// startDeliverSpans starts a "plato.business.deliver" span under each sampled uplink of a batch;
+// nil (and nothing allocated) when none is sampled.
+func (s *Server) startDeliverSpans(l *businessLink, items []bizItem) []trace.Span {
+	var spans []trace.Span
+	for i, it := range items {
+		if it.sp == nil {
+			continue
+		}
+		if spans == nil {
+			spans = make([]trace.Span, len(items))
+		}
+		sp := it.sp.child(s.tracer.Trace(), "plato.business.deliver")
+		sp.SetAttributes(attribute.String("peer.address", l.addr), attribute.Int("batch.events", len(items)))
+		spans[i] = sp
+	}
+	return spans
+}
+
+func endDeliverSpans(spans []trace.Span, err error) {
+	for _, sp := range spans {
+		if sp == nil {
+			continue
+		}
+		if err != nil {
+			sp.SetStatus(codes.Error, err.Error())
+		}
+		sp.End()
 	}
 }

@@ -60,6 +60,7 @@ type inflight struct {
 	msgID uint64
 	w     *waiter
 	idx   int
+	sent  int64 // unix nanoseconds of the Push, for the ACK latency histogram
 }
 
 // connState is what the state server knows about one logged-in connection.

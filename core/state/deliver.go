@@ -53,17 +53,22 @@ func (h *handler) Deliver(_ context.Context, req *state.DeliverRequest) (*state.
 		seq := uint64(ev.Seq)
 		switch sig {
 		case protocol.SigHeartbeat:
-			s.through(stage.Event{Signal: stage.SignalHeartbeat, Conn: cs.stageConn(), Seq: seq}, true, func(pipeline.Outcome) {
+			sp := s.startSignal(stage.SignalHeartbeat, cs.appID)
+			s.through(stage.Event{Signal: stage.SignalHeartbeat, Conn: cs.stageConn(), Seq: seq, TraceParent: sp.traceParent()}, true, func(pipeline.Outcome) {
 				s.send(cs, common.DownAction_SEND, protocol.SigHeartbeatAck, 0, seq, nil)
+				sp.end(protocol.CodeOK)
 			})
 		case protocol.SigUplink:
 			payload := ev.Body
-			s.through(stage.Event{Signal: stage.SignalUplink, Conn: cs.stageConn(), Seq: seq, Payload: payload}, false, func(out pipeline.Outcome) {
-				s.uplinkOutcome(cs, seq, payload, out)
+			sp := s.startSignal(stage.SignalUplink, cs.appID)
+			s.through(stage.Event{Signal: stage.SignalUplink, Conn: cs.stageConn(), Seq: seq, Payload: payload, TraceParent: sp.traceParent()}, false, func(out pipeline.Outcome) {
+				s.uplinkOutcome(cs, seq, payload, out, sp)
 			})
 		case protocol.SigDownlinkAck:
-			s.through(stage.Event{Signal: stage.SignalDownlinkAck, Conn: cs.stageConn(), Seq: seq, MsgID: cs.inflightMsg(seq)}, true, func(pipeline.Outcome) {
+			sp := s.startSignal(stage.SignalDownlinkAck, cs.appID)
+			s.through(stage.Event{Signal: stage.SignalDownlinkAck, Conn: cs.stageConn(), Seq: seq, MsgID: cs.inflightMsg(seq), TraceParent: sp.traceParent()}, true, func(pipeline.Outcome) {
 				s.downlinkAck(cs, seq)
+				sp.end(protocol.CodeOK)
 			})
 		}
 	}
@@ -76,27 +81,31 @@ func (s *Server) login(l *gatewayLink, key connKey, ev *common.UpEvent) {
 	_ = m.Decode(ev.Body) // the gateway decoded it already; this is for the token and platform
 	cs := &connState{key: key, appID: ev.AppId, did: ev.Did, uid: ev.Uid, remote: ev.RemoteAddr, gw: l}
 	cs.lastSeen.Store(time.Now().UnixNano())
+	sp := s.startSignal(stage.SignalLogin, ev.AppId)
 	if !s.conns.addPending(cs) {
 		body := (&protocol.LoginAck{Code: protocol.CodeAlreadyLogged, Message: "already logged in"}).Append(nil)
 		s.sendTo(l, key.id, common.DownAction_SEND, protocol.SigLoginAck, uint64(ev.Seq), body)
+		sp.end(protocol.CodeAlreadyLogged)
 		return
 	}
 	seq := uint64(ev.Seq)
-	sev := stage.Event{Signal: stage.SignalLogin, Conn: cs.stageConn(), Seq: seq, Token: m.Token, Platform: m.Platform}
+	sev := stage.Event{Signal: stage.SignalLogin, Conn: cs.stageConn(), Seq: seq, Token: m.Token, Platform: m.Platform, TraceParent: sp.traceParent()}
 	s.through(sev, false, func(out pipeline.Outcome) {
 		if out.Verdict != stage.Continue {
-			s.refuseLogin(cs, seq, out)
+			sp.end(s.refuseLogin(cs, seq, out))
 			return
 		}
-		s.acceptLogin(cs, seq, m.Platform)
+		sp.end(s.acceptLogin(cs, seq, m.Platform))
 	})
 }
 
-func (s *Server) acceptLogin(cs *connState, seq uint64, platform string) {
+// acceptLogin makes the connection its did's and answers LOGIN_OK; it returns the login's code
+// (1209 when the device left while the login was in the pipeline).
+func (s *Server) acceptLogin(cs *connState, seq uint64, platform string) protocol.Code {
 	cs.mu.Lock()
 	if cs.closed {
 		cs.mu.Unlock()
-		return
+		return protocol.CodeClientClose
 	}
 	cs.loggedIn = true
 	cs.mu.Unlock()
@@ -112,11 +121,15 @@ func (s *Server) acceptLogin(cs *connState, seq uint64, platform string) {
 	}).Append(nil)
 	s.send(cs, common.DownAction_LOGIN_OK, protocol.SigLoginAck, 0, seq, ack)
 	s.log.Debug("login", "app", cs.appID, "did", cs.did, "uid", cs.uid, "gateway", cs.key.gw, "conn", cs.key.id, "platform", platform)
+	return protocol.CodeOK
 }
 
-// refuseLogin answers a login a stage rejected, and forgets the connection.
-func (s *Server) refuseLogin(cs *connState, seq uint64, out pipeline.Outcome) {
-	s.metrics.pipelineRejected.Add(1)
+// refuseLogin answers a login a stage rejected (or the pipeline refused), forgets the connection,
+// and returns the code the device was told.
+func (s *Server) refuseLogin(cs *connState, seq uint64, out pipeline.Outcome) protocol.Code {
+	if out.Stage != "" {
+		s.metrics.loginsRejected.Add(1)
+	}
 	code, msg := rejection(out)
 	body := (&protocol.LoginAck{Code: code, Message: msg}).Append(nil)
 	s.send(cs, common.DownAction_SEND_AND_CLOSE, protocol.SigLoginAck, 0, seq, body)
@@ -124,6 +137,7 @@ func (s *Server) refuseLogin(cs *connState, seq uint64, out pipeline.Outcome) {
 	cs.closed = true
 	cs.mu.Unlock()
 	s.conns.remove(cs)
+	return code
 }
 
 // rejection turns a stage's verdict into what the device is told.
@@ -138,30 +152,33 @@ func rejection(out pipeline.Outcome) (protocol.Code, string) {
 	return code, msg
 }
 
-func (s *Server) uplinkOutcome(cs *connState, seq uint64, payload []byte, out pipeline.Outcome) {
+func (s *Server) uplinkOutcome(cs *connState, seq uint64, payload []byte, out pipeline.Outcome, sp *sigSpan) {
 	switch out.Verdict {
 	case stage.Reject:
-		s.metrics.pipelineRejected.Add(1)
+		if out.Stage != "" { // not the pipeline refusing it for a full lane
+			s.metrics.uplinksRejected.Add(1)
+		}
 		code, msg := rejection(out)
-		s.ackUplink(cs, seq, code, msg)
+		s.ackUplink(cs, seq, code, msg, sp)
 		return
 	case stage.Drop:
 		// A stage swallowed it on purpose (a filter): the device is done with it.
-		s.metrics.pipelineRejected.Add(1)
-		s.ackUplink(cs, seq, protocol.CodeOK, "")
+		s.metrics.uplinksRejected.Add(1)
+		s.ackUplink(cs, seq, protocol.CodeOK, "", sp)
 		return
 	}
 	if out.Payload != nil {
 		payload = out.Payload
 	}
-	s.uplink(cs, seq, payload)
+	s.uplink(cs, seq, payload, sp)
 }
 
 // uplink hands a device message to its business server; the device's ACK waits for the answer.
-func (s *Server) uplink(cs *connState, seq uint64, payload []byte) {
+func (s *Server) uplink(cs *connState, seq uint64, payload []byte, sp *sigSpan) {
 	cs.mu.Lock()
 	if seq <= cs.lastUpSeq {
 		s.metrics.duplicates.Add(1)
+		sp.end(protocol.CodeDuplicate) // its ACK may wait for earlier uplinks; the answer is decided
 		if cs.upInflight > 0 {
 			cs.dupAcks = append(cs.dupAcks, seq)
 			cs.mu.Unlock()
@@ -175,7 +192,7 @@ func (s *Server) uplink(cs *connState, seq uint64, payload []byte) {
 	cs.mu.Unlock()
 	l, err := s.business.forApp(cs.appID)
 	if err != nil || l == nil {
-		s.ackUplink(cs, seq, protocol.CodeNoBusiness, "no business server for app "+cs.appID)
+		s.ackUplink(cs, seq, protocol.CodeNoBusiness, "no business server for app "+cs.appID, sp)
 		return
 	}
 	s.metrics.uplinks.Add(1)
@@ -187,7 +204,7 @@ func (s *Server) uplink(cs *connState, seq uint64, payload []byte) {
 	cs.upInflight++
 	cs.mu.Unlock()
 	done := func(code protocol.Code, msg string) {
-		s.ackUplink(cs, seq, code, msg)
+		s.ackUplink(cs, seq, code, msg, sp)
 		cs.mu.Lock()
 		cs.upInflight--
 		var dups []uint64
@@ -199,19 +216,22 @@ func (s *Server) uplink(cs *connState, seq uint64, payload []byte) {
 			s.ackDuplicate(cs, d)
 		}
 	}
-	if err := l.batch.Add(cs.key.id, bizItem{ev: ev, done: done}); err != nil {
-		s.metrics.businessErrors.Add(1)
+	if err := l.batch.Add(cs.key.id, bizItem{ev: ev, done: done, sp: sp}); err != nil {
+		s.metrics.businessQueueFull.Add(1)
 		done(protocol.CodeOverloaded, "business delivery queue full")
 	}
 }
 
-func (s *Server) ackUplink(cs *connState, seq uint64, code protocol.Code, msg string) {
+// ackUplink answers an uplink, and ends its span (sp may be nil).
+func (s *Server) ackUplink(cs *connState, seq uint64, code protocol.Code, msg string, sp *sigSpan) {
+	s.metrics.uplinkAcks.Add(int(code))
 	body := (&protocol.Ack{Code: code, Message: msg}).Append(nil)
 	s.send(cs, common.DownAction_SEND, protocol.SigUplinkAck, 0, seq, body)
+	sp.end(code)
 }
 
 func (s *Server) ackDuplicate(cs *connState, seq uint64) {
-	s.ackUplink(cs, seq, protocol.CodeDuplicate, "sequence number not above the last one; not delivered again")
+	s.ackUplink(cs, seq, protocol.CodeDuplicate, "sequence number not above the last one; not delivered again", nil)
 }
 
 // notify tells the app's business server about a connection event, in order with its uplinks.
@@ -228,6 +248,7 @@ func (s *Server) notifyEvent(cs *connState, ev *business.Event) {
 		return
 	}
 	if err := l.batch.Add(cs.key.id, bizItem{ev: ev}); err != nil {
+		s.metrics.businessQueueFull.Add(1)
 		s.log.Warn("business event dropped: queue full", "app", cs.appID, "did", cs.did, "kind", ev.Kind.String())
 	}
 }
@@ -250,6 +271,7 @@ func (s *Server) downlinkAck(cs *connState, seq uint64) {
 		return
 	}
 	s.metrics.downlinkAcks.Add(1)
+	s.ackLatency.Record(context.Background(), time.Duration(time.Now().UnixNano()-in.sent).Seconds())
 	if in.w != nil {
 		in.w.ack(in.idx)
 	}
@@ -281,8 +303,10 @@ func (s *Server) disconnect(cs *connState, reason protocol.Code) {
 		s.conns.remove(cs)
 		return
 	}
-	s.through(stage.Event{Signal: stage.SignalDisconnect, Conn: cs.stageConn(), Reason: uint16(reason)}, true, func(pipeline.Outcome) {
+	sp := s.startSignal(stage.SignalDisconnect, cs.appID)
+	s.through(stage.Event{Signal: stage.SignalDisconnect, Conn: cs.stageConn(), Reason: uint16(reason), TraceParent: sp.traceParent()}, true, func(pipeline.Outcome) {
 		s.forget(cs, reason)
+		sp.end(protocol.CodeOK)
 	})
 }
 
@@ -291,7 +315,7 @@ func (s *Server) forget(cs *connState, reason protocol.Code) {
 	cs.inflight, cs.order = nil, nil
 	cs.mu.Unlock()
 	if s.conns.remove(cs) {
-		s.metrics.closed.Add(1)
+		s.metrics.closed.Add(int(reason))
 		s.notify(cs, business.EventKind_DISCONNECTED, reason)
 	}
 }

@@ -116,7 +116,8 @@ func (g *gateways) closeAll(ctx context.Context) {
 func (s *Server) pushFrames(ctx context.Context, l *gatewayLink, frames []*common.DownFrame) {
 	resp, err := l.cli.Push(ctx, &gwrpc.PushRequest{Frames: frames})
 	if err != nil {
-		s.metrics.pushErrors.Add(1)
+		s.metrics.pushFailed.Add(int64(len(frames)))
+		s.metrics.rpcError(peerGateway, err)
 		s.log.Warn("pushing to gateway failed", "gateway", l.id, "frames", len(frames), "err", err)
 		return
 	}
@@ -136,7 +137,7 @@ func (s *Server) send(cs *connState, action common.DownAction, sig protocol.Sign
 		f.Did = cs.did
 	}
 	if err := cs.gw.batch.Add(cs.key.id, f); err != nil {
-		s.metrics.pushErrors.Add(1)
+		s.metrics.pushQueueFull.Add(1)
 		return false
 	}
 	return true

@@ -66,6 +66,7 @@ func (h stageHost) Undelivered(_ context.Context, conn stage.Conn, seq, msgID ui
 		ConnId: int64(conn.ConnID), Seq: int64(seq), MsgId: int64(msgID), Attempts: int32(attempts), GatewayId: conn.GatewayID,
 	}
 	if err := l.batch.Add(conn.ConnID, bizItem{ev: ev}); err != nil {
+		h.s.metrics.businessQueueFull.Add(1)
 		return fmt.Errorf("undelivered: business queue: %w", err)
 	}
 	h.s.metrics.undelivered.Add(1)

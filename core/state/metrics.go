@@ -1,14 +1,41 @@
 package state
 
-import "sync/atomic"
+import (
+	"sync/atomic"
 
+	"github.com/platoim/plato/core/rpcopt"
+	"github.com/platoim/plato/core/telemetry"
+)
+
+// Peers of the state server's Kitex clients, the index of rpcErrors.
+const (
+	peerGateway = iota
+	peerBusiness
+	numPeers
+)
+
+var peerNames = [numPeers]string{"gateway", "business"}
+
+// metrics are the state server's counters: plain atomics on the hot path, read by Stats and by the
+// observable instruments of telemetry.go. Only the ACK latency histogram is an OTel instrument
+// itself (it records without attributes, which allocates nothing).
 type metrics struct {
-	logins, closed, framesIn, uplinks, duplicates atomic.Int64
-	downlinks, downlinkAcks, inflightEvicted      atomic.Int64
-	heartbeatTimeouts, pushErrors, businessErrors atomic.Int64
-	pipelineRefused, pipelineRejected             atomic.Int64
-	retransmits, undelivered                      atomic.Int64
+	logins, framesIn, uplinks, duplicates atomic.Int64
+	closed                                telemetry.Codes // by reason
+	uplinkAcks                            telemetry.Codes // every UplinkAck, by code
+	downlinks, downlinkAcks               atomic.Int64
+	inflightEvicted, heartbeatTimeouts    atomic.Int64
+	retransmits, undelivered              atomic.Int64
+	pipelineRefused                       atomic.Int64
+	// rejected counts signals a stage rejected or dropped, by signal.
+	loginsRejected, uplinksRejected, downlinksRejected atomic.Int64
+	// Frames or events that never left: the queue was full, or the RPC carrying them failed.
+	pushQueueFull, pushFailed         atomic.Int64
+	businessQueueFull, businessFailed atomic.Int64
+	rpcErrors                         [numPeers][rpcopt.NumErrKinds]atomic.Int64
 }
+
+func (m *metrics) rpcError(peer int, err error) { m.rpcErrors[peer][rpcopt.KindOf(err)].Add(1) }
 
 // Stats is a snapshot of the state server's counters since it started.
 type Stats struct {
@@ -34,11 +61,14 @@ type Stats struct {
 func (s *Server) Stats() Stats {
 	m := &s.metrics
 	return Stats{
-		Conns: s.conns.len(), Logins: m.logins.Load(), Closed: m.closed.Load(), FramesIn: m.framesIn.Load(),
+		Conns: s.conns.len(), Logins: m.logins.Load(), Closed: m.closed.Total(), FramesIn: m.framesIn.Load(),
 		Uplinks: m.uplinks.Load(), Duplicates: m.duplicates.Load(), Downlinks: m.downlinks.Load(),
 		DownlinkAcks: m.downlinkAcks.Load(), InflightEvicted: m.inflightEvicted.Load(),
-		HeartbeatTimeouts: m.heartbeatTimeouts.Load(), PushErrors: m.pushErrors.Load(), BusinessErrors: m.businessErrors.Load(),
-		PipelineRefused: m.pipelineRefused.Load(), PipelineRejected: m.pipelineRejected.Load(),
-		Retransmits: m.retransmits.Load(), Undelivered: m.undelivered.Load(),
+		HeartbeatTimeouts: m.heartbeatTimeouts.Load(),
+		PushErrors:        m.pushQueueFull.Load() + m.pushFailed.Load(),
+		BusinessErrors:    m.businessQueueFull.Load() + m.businessFailed.Load(),
+		PipelineRefused:   m.pipelineRefused.Load(),
+		PipelineRejected:  m.loginsRejected.Load() + m.uplinksRejected.Load() + m.downlinksRejected.Load(),
+		Retransmits:       m.retransmits.Load(), Undelivered: m.undelivered.Load(),
 	}
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"github.com/platoim/plato/pipeline"
+	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/stage"
 )
 
@@ -28,7 +29,7 @@ func (s *Server) through(ev stage.Event, mustHandle bool, done func(pipeline.Out
 			done(pipeline.Outcome{})
 			return
 		}
-		done(pipeline.Outcome{Verdict: stage.Reject, Code: uint16(1303), Message: "pipeline queue full; retry later"})
+		done(pipeline.Outcome{Verdict: stage.Reject, Code: uint16(protocol.CodeOverloaded), Message: "pipeline queue full; retry later"})
 	}
 }
 

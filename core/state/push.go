@@ -73,10 +73,12 @@ func (s *Server) push(ctx context.Context, appID string, dids []string, payload 
 		}
 		t.Seq = int64(seq)
 		pending.Add(1)
-		ev := stage.Event{Signal: stage.SignalDownlink, Conn: cs.stageConn(), Seq: seq, MsgID: msgID, Payload: payload}
+		sp := s.startSignal(stage.SignalDownlink, appID)
+		ev := stage.Event{Signal: stage.SignalDownlink, Conn: cs.stageConn(), Seq: seq, MsgID: msgID, Payload: payload, TraceParent: sp.traceParent()}
 		s.through(ev, false, func(out pipeline.Outcome) {
 			defer pending.Done()
 			status, code, msg := s.downlinkOutcome(cs, seq, msgID, payload, out, w, i)
+			sp.end(code)
 			mu.Lock()
 			if !finished {
 				t.Status, t.Code, t.Message = status, int32(code), msg
@@ -116,7 +118,9 @@ func (s *Server) push(ctx context.Context, appID string, dids []string, payload 
 // downlinkOutcome sends the downlink a pipeline let through, or forgets one it stopped.
 func (s *Server) downlinkOutcome(cs *connState, seq, msgID uint64, payload []byte, out pipeline.Outcome, w *waiter, idx int) (state.PushStatus, protocol.Code, string) {
 	if out.Verdict != stage.Continue {
-		s.metrics.pipelineRejected.Add(1)
+		if out.Stage != "" {
+			s.metrics.downlinksRejected.Add(1)
+		}
 		s.untrack(cs, seq, w, idx)
 		code, msg := rejection(out)
 		return state.PushStatus_REJECTED, code, msg
@@ -161,7 +165,7 @@ func (s *Server) track(cs *connState, msgID uint64, w *waiter, idx int) (uint64,
 		cs.order = cs.order[1:]
 		s.metrics.inflightEvicted.Add(1)
 	}
-	cs.inflight[seq] = inflight{msgID: msgID, w: w, idx: idx}
+	cs.inflight[seq] = inflight{msgID: msgID, w: w, idx: idx, sent: time.Now().UnixNano()}
 	cs.order = append(cs.order, seq)
 	if len(cs.order) > 2*s.cfg.MaxInflight {
 		cs.compactOrder()

@@ -11,10 +11,12 @@ import (
 	"time"
 
 	"github.com/cloudwego/kitex/server"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/platoim/plato/core/config"
 	"github.com/platoim/plato/core/registry"
 	"github.com/platoim/plato/core/rpcopt"
+	"github.com/platoim/plato/core/telemetry"
 	"github.com/platoim/plato/core/timewheel"
 	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
 )
@@ -26,27 +28,36 @@ type Config struct {
 	MaxBody int
 	// ReportInterval is how often the state server refreshes its registry entry.
 	ReportInterval time.Duration
+	// Meter receives the state server's metrics (docs/observability.md); nil records none.
+	Meter metric.Meter
+	// Tracer starts a trace for the sampled signals; nil traces nothing.
+	Tracer *telemetry.Tracer
 }
 
 // Server is one running state server.
 type Server struct {
-	cfg       Config
-	reg       registry.Registry
-	log       *slog.Logger
-	conns     *conns
-	gateways  *gateways
-	business  *businesses
-	wheel     *timewheel.Wheel
-	metrics   metrics
-	msgID     atomic.Uint64
-	pipe      Pipeline
-	sessions  *sessions
-	ln        net.Listener
-	rpc       server.Server
-	startedAt time.Time
-	cancel    context.CancelFunc
-	done      sync.WaitGroup
-	stopOnce  sync.Once
+	cfg      Config
+	reg      registry.Registry
+	log      *slog.Logger
+	conns    *conns
+	gateways *gateways
+	business *businesses
+	wheel    *timewheel.Wheel
+	metrics  metrics
+	// ackLatency and instruments are the OTel side of metrics; instruments is unregistered at
+	// Shutdown.
+	ackLatency  metric.Float64Histogram
+	instruments metric.Registration
+	tracer      *telemetry.Tracer
+	msgID       atomic.Uint64
+	pipe        Pipeline
+	sessions    *sessions
+	ln          net.Listener
+	rpc         server.Server
+	startedAt   time.Time
+	cancel      context.CancelFunc
+	done        sync.WaitGroup
+	stopOnce    sync.Once
 }
 
 // handler is the Kitex State service.
@@ -65,14 +76,20 @@ func New(cfg Config, reg registry.Registry, logger *slog.Logger) (*Server, error
 	}
 	s := &Server{
 		cfg: cfg, reg: reg,
-		log:   logger.With("role", "state", "state", cfg.ID),
-		conns: newConns(),
-		wheel: timewheel.New(100*time.Millisecond, 1024),
+		log:    logger.With("role", "state", "state", cfg.ID),
+		conns:  newConns(),
+		wheel:  timewheel.New(100*time.Millisecond, 1024),
+		tracer: cfg.Tracer,
 	}
 	s.gateways = &gateways{s: s, byID: map[string]*gatewayLink{}}
 	s.business = &businesses{s: s, byAddr: map[string]*businessLink{}}
 	s.sessions = newSessions()
 	s.msgID.Store(uint64(time.Now().UnixNano()))
+	instruments, err := s.instrument(cfg.Meter)
+	if err != nil {
+		return nil, fmt.Errorf("state: creating metrics: %w", err)
+	}
+	s.instruments = instruments
 	return s, nil
 }
 
@@ -167,6 +184,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.business.closeAll(ctx)
 		s.wheel.Stop()
 		s.done.Wait()
+		_ = s.instruments.Unregister()
 	})
 	return nil
 }

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/cloudwego/kitex/pkg/klog"
+
+	"github.com/platoim/plato/core/bench"
+	"github.com/platoim/plato/core/platform"
+)
+
+const benchUsage = `Usage: plato bench [flags] SCENARIO
+
+Load-tests a running platform (make up, or separate processes) through real sockets on loopback,
+then prints one JSON summary line on stdout. Scenarios:
+
+  connect    N devices log in and stay, heartbeating: connect rate, connect latency, and the
+             gateway processes' RSS growth per connection
+  uplink     N devices send uplinks for the duration, closed loop (--window per device) or open
+             loop (--rate in total): ACKed msgs/s, frame-sent to UplinkAck latency, lost/duplicated
+  downlink   the business pushes to each did through State.Push: push-to-receipt latency
+  broadcast  one push of the same message to all N dids per --interval (session broadcast is not
+             built yet): time until the last device has it
+
+Devices above --per-worker (15,000, under a common limit of 20,000 open files per process) are
+spread over worker processes, each connecting from its own source address 127.0.0.2, 127.0.0.3...
+so that more than 64k connections fit on one box; the gateway side then needs several gateway
+processes too (docs/operations.md).
+Limits: --devices 200000, --duration 10m, --rate 1000000; loopback targets only.
+
+Flags:
+`
+
+// runBench is `plato bench`: the parent, or with --worker one of its worker processes.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("plato bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, benchUsage)
+		fs.PrintDefaults()
+	}
+	var o bench.Options
+	var gateways, pids listFlag
+	fs.StringVar(&o.IPConfURL, "ipconf", bench.DefaultIPConfURL, "ipconf base URL: gateway endpoints, and tokens without --token-secret")
+	fs.Var(&gateways, "gateway", "gateway endpoint host:port to use instead of ipconf's list (repeatable or comma-separated)")
+	fs.StringVar(&o.StateAddr, "state", bench.DefaultStateAddr, "State service address the business pushes through (downlink, broadcast)")
+	fs.StringVar(&o.AppID, "app", bench.DefaultAppID, "app ID of the simulated devices")
+	fs.IntVar(&o.Devices, "devices", bench.DefaultDevices, "number of devices (at most 200000)")
+	fs.DurationVar(&o.Duration, "duration", bench.DefaultDuration, "length of the measured phase, after every device connected (at most 10m)")
+	fs.IntVar(&o.Window, "window", 1, "closed loop: messages in flight per device (uplink, downlink)")
+	fs.Float64Var(&o.Rate, "rate", 0, "open loop: messages per second in total, instead of --window (uplink, downlink; at most 1000000)")
+	fs.DurationVar(&o.Interval, "interval", bench.DefaultInterval, "time between broadcast rounds")
+	fs.DurationVar(&o.Heartbeat, "heartbeat", 0, "heartbeat idle devices this often (default: the server's heartbeat_ms)")
+	// The default is read after parsing, so --help never prints a secret from the environment.
+	fs.StringVar(&o.TokenSecret, "token-secret", "", "mint tokens locally with this secret instead of one ipconf call per device (default $"+platform.TokenSecretEnv+")")
+	fs.IntVar(&o.Concurrency, "concurrency", bench.DefaultConcurrency, "logins in flight per worker")
+	fs.Float64Var(&o.ConnectRate, "connect-rate", 0, "at most this many logins per second in total (default: unpaced)")
+	fs.IntVar(&o.Workers, "workers", 0, "worker processes carrying the devices (default: one per --per-worker devices)")
+	fs.IntVar(&o.PerWorker, "per-worker", bench.DefaultPerWorker, "most devices per worker process")
+	fs.BoolVar(&o.Baseline, "baseline", false, "also run against a bare netpoll echo server with the same settings and report ratios")
+	fs.StringVar(&o.Sink, "sink", bench.DefaultSink, `did that uplinks address: payload {"to":"<sink>","text":"<seq>"}`)
+	fs.StringVar(&o.Business, "business", "", "serve a business server on this address that accepts every uplink and pushes nothing, instead of the demo's (route the app to it: plato up --set state.business.apps.bench=ADDR)")
+	fs.DurationVar(&o.Drain, "drain", bench.DefaultDrain, "how long to wait for outstanding answers after the measured phase")
+	fs.Var(&pids, "gateway-pid", "pid of a gateway process whose RSS to measure (repeatable; default: found by listening port)")
+	report := fs.String("report", "", "also write an HTML report with latency and throughput charts to this file")
+	worker := fs.Bool("worker", false, "internal: run as a worker process of a parent plato bench (spec on stdin)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	// Kitex (the State client) logs through its own global logger: warnings only, on stderr.
+	klog.SetOutput(stderr)
+	klog.SetLevel(klog.LevelWarn)
+	if *worker {
+		// Not ctx: Ctrl-C is the parent's to handle; a worker ends by command, stdin EOF or its
+		// spec's deadline.
+		return bench.RunWorker(context.Background(), os.Stdin, stdout)
+	}
+	// The scenario may come before or after the flags.
+	if fs.NArg() > 0 {
+		o.Scenario = fs.Arg(0)
+		if err := fs.Parse(fs.Args()[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("unexpected arguments %q: give one scenario", fs.Args())
+		}
+	}
+	if o.Scenario == "" {
+		fs.Usage()
+		return errors.New("give a scenario: connect, uplink, downlink or broadcast")
+	}
+	windowSet := false
+	fs.Visit(func(f *flag.Flag) { windowSet = windowSet || f.Name == "window" })
+	if o.Rate > 0 && !windowSet {
+		o.Window = 0 // --rate alone selects the open loop
+	}
+	if o.TokenSecret == "" {
+		o.TokenSecret = os.Getenv(platform.TokenSecretEnv)
+	}
+	o.Gateways = gateways.values
+	for _, p := range pids.values {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			return fmt.Errorf("--gateway-pid %q: not a pid", p)
+		}
+		o.GatewayPIDs = append(o.GatewayPIDs, n)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding this executable to start workers: %w", err)
+	}
+	o.WorkerCommand = func() *exec.Cmd { return exec.Command(exe, "bench", "--worker") }
+	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
+		o.Progress = stderr
+	}
+	s, err := bench.Run(ctx, o)
+	if err != nil {
+		return err
+	}
+	line, err := s.JSON()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s\n", line)
+	if *report != "" {
+		if err := writeBenchReport(*report, s); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "report written to %s\n", *report)
+	}
+	return nil
+}
+
+func writeBenchReport(path string, s *bench.Summary) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	if err := bench.WriteReport(f, s); err != nil {
+		f.Close()
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	return f.Close()
+}
+
+// isTerminal reports whether f is a character device (a terminal, not a file or pipe).
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// listFlag collects a repeatable, comma-separable flag.
+type listFlag struct{ values []string }
+
+func (l *listFlag) String() string { return strings.Join(l.values, ",") }
+
+func (l *listFlag) Set(s string) error {
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			l.values = append(l.values, v)
+		}
+	}
+	return nil
+}

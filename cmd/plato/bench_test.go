@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/platoim/plato/core/platform"
+	"github.com/platoim/plato/core/platform/platformtest"
+	"github.com/platoim/plato/sdk/client"
+)
+
+func TestBenchFlags(t *testing.T) {
+	t.Setenv(platform.TokenSecretEnv, "secret-from-the-environment")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"bench", "--help"}, 0, "broadcast"},
+		{[]string{"bench"}, 1, "give a scenario"},
+		{[]string{"bench", "--devices", "300000", "uplink"}, 1, "devices 300000: must be 1 to 200000"},
+		{[]string{"bench", "uplink", "--duration", "11m"}, 1, "at most 10m0s"},
+		{[]string{"bench", "uplink", "--rate", "2000000"}, 1, "rate 2e+06"},
+		{[]string{"bench", "uplink", "--rate", "10", "--window", "2"}, 1, "not both"},
+		{[]string{"bench", "connect", "--ipconf", "http://10.0.0.1:8080"}, 1, "loopback"},
+		{[]string{"bench", "connect", "--gateway-pid", "x"}, 1, "not a pid"},
+		{[]string{"bench", "connect", "extra"}, 1, "give one scenario"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(tc.args, &out, &errb)
+		if code != tc.code || !strings.Contains(out.String()+errb.String(), tc.want) {
+			t.Errorf("plato %v: exit %d, want %d with %q; output:\n%s%s", tc.args, code, tc.code, tc.want, out.String(), errb.String())
+		}
+		if strings.Contains(out.String()+errb.String(), "secret-from-the-environment") {
+			t.Errorf("plato %v printed the token secret", tc.args)
+		}
+	}
+}
+
+// TestBenchAgainstUp runs the built binary the way docs/performance.md does: `plato up` in one
+// process, `plato bench` with two worker processes (re-executing itself with --worker) in others.
+func TestBenchAgainstUp(t *testing.T) {
+	cfg := writeConfig(t, fmt.Sprintf(`
+data_dir: %s
+nats: {embedded: {port: 0}}
+auth: {token_secret: %q}
+ipconf: {addr: "127.0.0.1:0"}
+gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
+state: {addr: "127.0.0.1:0", business: {default: "127.0.0.1:0"}}
+demo: {enabled: true, addr: "127.0.0.1:0"}
+`, t.TempDir(), platformtest.Secret))
+	up := startProc(t, "up", "up", "--config", cfg)
+	stateAddr := up.waitLine(regexp.MustCompile(`state\s+(\S+)`))
+	up.waitLine(reGateway)
+	ipconfURL := up.waitLine(reIPConf)
+	platformtest.Eventually(t, 20*time.Second, "ipconf to hand out a gateway", func() bool {
+		l, err := client.FetchEndpoints(context.Background(), nil, ipconfURL, "bench", "probe")
+		return err == nil && len(l.Endpoints) > 0
+	})
+	report := filepath.Join(t.TempDir(), "bench.html")
+	cmd := exec.Command(platoBinary(t), "bench", "uplink", "--ipconf", ipconfURL, "--state", stateAddr,
+		"--devices", "8", "--workers", "2", "--duration", "1s", "--window", "2", "--report", report)
+	cmd.Env = append(os.Environ(), platform.TokenSecretEnv+"="+platformtest.Secret)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("plato bench: %v\n%s", err, stderr.String())
+	}
+	var s struct {
+		Devices, Connected, Workers            int
+		Sent, Acked, Lost, Duplicated, Refused uint64
+		BytesPerConn                           float64                    `json:"bytes_per_conn"`
+		Latency                                struct{ P50, P99 float64 } `json:"latency_us"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &s); err != nil {
+		t.Fatalf("stdout is not one JSON line: %v\n%s", err, stdout.String())
+	}
+	if s.Workers != 2 || s.Connected != 8 || s.Acked == 0 || s.Acked != s.Sent || s.Lost != 0 || s.Duplicated != 0 || s.Refused != 0 {
+		t.Errorf("summary %+v\n%s", s, stdout.String())
+	}
+	if s.Latency.P50 <= 0 || s.Latency.P99 < s.Latency.P50 {
+		t.Errorf("latency %+v", s.Latency)
+	}
+	// The gateway is another process here: its RSS was found by its listening port.
+	if !strings.Contains(stdout.String(), "resident set of process(es)") {
+		t.Errorf("the gateway process was not found for RSS:\n%s", stdout.String())
+	}
+	page, err := os.ReadFile(report)
+	if err != nil || !bytes.Contains(page, []byte("<svg")) {
+		t.Errorf("report: %v", err)
+	}
+	up.interrupt()
+}

@@ -1,0 +1,108 @@
+package bench
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Broadcast to a session is not built yet (sessions are bound by pipeline stages; a business
+// cannot create one). So the broadcast scenario is what a business can do today: one push of the
+// same message to all N dids, in calls of at most 10,000 dids (the State Push limit) made at once,
+// one round per interval. The summary says so.
+
+// roundOutcome is what the push of one round returned.
+type roundOutcome struct {
+	expected uint64 // targets the server sent it to
+	refused  uint64
+}
+
+// startBroadcast pushes rounds from the parent while the workers run, and returns stopWhen, which
+// reports when every round has been received (or the drain ran out), and wait, which returns once
+// the pushes are over.
+func (r *runner) startBroadcast(ctx context.Context, tg target, start time.Time, out *targetResult) (stopWhen func() bool, wait func(), err error) {
+	o := r.opts
+	var p pusher
+	chunk := maxPushTargets
+	if tg.echoPush {
+		p, err = newEchoPusher(tg.endpoints, o.AppID, -1)
+		chunk = maxEchoPush
+	} else {
+		p, err = newKitexPusher(tg.stateAddr, o.AppID)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	runID := r.runID + "-" + tg.name
+	targets := make([]pushTarget, o.Devices)
+	for i := range targets {
+		targets[i] = pushTarget{idx: i, did: didOf(runID, i)}
+	}
+	n := maxRounds(o.Duration, o.Interval)
+	out.rounds = make([]roundOutcome, n+1)
+	out.calls = (o.Devices + chunk - 1) / chunk
+	if tg.echoPush {
+		per := (o.Devices + len(tg.endpoints) - 1) / len(tg.endpoints)
+		out.calls = len(tg.endpoints) * ((per + chunk - 1) / chunk)
+	}
+	var mu sync.Mutex
+	var finished atomic.Bool
+	var finishedAt time.Time
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer p.close()
+		var wg sync.WaitGroup
+		for k := 1; k <= n; k++ {
+			at := start.Add(time.Duration(k-1) * o.Interval)
+			if !at.Before(start.Add(o.Duration)) {
+				break
+			}
+			select {
+			case <-time.After(time.Until(at)):
+			case <-ctx.Done():
+			}
+			if ctx.Err() != nil {
+				break
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				st := p.push(ctx, targets, newPayload(kindBroadcast, broadcastIdx, uint64(k)))
+				mu.Lock()
+				defer mu.Unlock()
+				for _, s := range st {
+					if s == "" {
+						out.rounds[k].expected++
+					} else {
+						out.rounds[k].refused++
+						out.pushCodes = mergeCounts(out.pushCodes, map[string]int{s: 1})
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		mu.Lock()
+		finishedAt = time.Now()
+		mu.Unlock()
+		finished.Store(true)
+	}()
+	stopWhen = func() bool {
+		// Workers take "stop" during the measured phase as an interruption: never before its end.
+		if !finished.Load() || time.Since(start) < o.Duration {
+			return false
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if time.Since(finishedAt) > o.Drain {
+			return true
+		}
+		var want uint64
+		for _, ro := range out.rounds {
+			want += ro.expected
+		}
+		return r.prog.doneTotal() >= want
+	}
+	return stopWhen, func() { <-done }, nil
+}

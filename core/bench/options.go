@@ -1,0 +1,248 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os/exec"
+	"slices"
+	"time"
+)
+
+// Scenarios.
+const (
+	ScenarioConnect   = "connect"
+	ScenarioUplink    = "uplink"
+	ScenarioDownlink  = "downlink"
+	ScenarioBroadcast = "broadcast"
+)
+
+// Scenarios lists every scenario name.
+var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast}
+
+// Hard limits: a bench is a bounded experiment, never an open-ended load generator.
+const (
+	MaxDevices  = 200_000
+	MaxDuration = 10 * time.Minute
+	MaxRate     = 1_000_000
+	MaxWindow   = 4096
+	// DefaultPerWorker keeps a worker process well under a 20,000 open-file limit (one socket per
+	// device plus a few for the worker itself).
+	DefaultPerWorker = 15_000
+)
+
+// Defaults.
+const (
+	DefaultIPConfURL   = "http://127.0.0.1:8080"
+	DefaultStateAddr   = "127.0.0.1:8901"
+	DefaultAppID       = "bench"
+	DefaultDevices     = 100
+	DefaultDuration    = 10 * time.Second
+	DefaultConcurrency = 200
+	DefaultSink        = "bench-sink"
+	DefaultDrain       = 5 * time.Second
+	DefaultInterval    = time.Second
+	// openLoopOutstanding bounds unanswered uplinks per connection in open loop; beyond it the
+	// bench skips a send (and says so) rather than queueing without bound.
+	openLoopOutstanding = 1024
+)
+
+// Options configure one bench run. The zero value of each field means its default.
+type Options struct {
+	// Scenario is connect, uplink, downlink or broadcast.
+	Scenario string
+	// IPConfURL is where endpoints (and, without TokenSecret, tokens) come from. Default
+	// http://127.0.0.1:8080.
+	IPConfURL string
+	// Gateways, when set, are the device endpoints to use instead of asking ipconf.
+	Gateways []string
+	// StateAddr is the State service the business pushes through (downlink, broadcast). Default
+	// 127.0.0.1:8901.
+	StateAddr string
+	// AppID of every simulated device. Default "bench".
+	AppID string
+	// Devices is how many devices connect. Default 100, at most MaxDevices.
+	Devices int
+	// Duration of the measured phase, after every device connected. Default 10s, at most 10m.
+	Duration time.Duration
+	// Window is the closed loop's messages in flight per device (uplink, downlink). Default 1 when
+	// Rate is 0.
+	Window int
+	// Rate, when set, is the open loop's total messages per second (uplink, downlink).
+	Rate float64
+	// Interval is the time between broadcast rounds. Default 1s.
+	Interval time.Duration
+	// Heartbeat overrides how often idle devices send a Heartbeat. Default: the server's heartbeat_ms.
+	Heartbeat time.Duration
+	// TokenSecret, when set, mints tokens locally (sdk/token) instead of one ipconf call per device.
+	TokenSecret string
+	// Concurrency is how many logins each worker has in flight. Default 200.
+	Concurrency int
+	// ConnectRate caps logins per second over all workers. Default 0: as fast as Concurrency allows.
+	ConnectRate float64
+	// Workers is how many workers carry the devices: processes started with WorkerCommand, or
+	// goroutine groups in this process without one. Default 0: ceil(Devices/PerWorker).
+	Workers int
+	// PerWorker is the most devices one worker may hold. Default 15,000.
+	PerWorker int
+	// Baseline also runs the same scenario against a bare netpoll echo server and reports ratios.
+	Baseline bool
+	// Sink is the did uplinks are addressed to. Default bench-sink.
+	Sink string
+	// Business, when set, is where the bench serves its own business server, which accepts every
+	// uplink and pushes nothing (see sinkBusiness). The platform must route AppID to it.
+	Business string
+	// Drain is how long to wait for outstanding answers after the measured phase. Default 5s.
+	Drain time.Duration
+	// GatewayPIDs are the processes whose RSS is the gateway's; default: found by listening port.
+	GatewayPIDs []int
+	// WorkerCommand returns a command that runs `plato bench --worker` (RunWorker on its stdin and
+	// stdout). Nil runs every worker in this process.
+	WorkerCommand func() *exec.Cmd
+	// Progress, when set, receives a live progress line (\r-terminated) about twice a second.
+	Progress io.Writer
+}
+
+func (o *Options) setDefaults() {
+	def := func(p *string, v string) {
+		if *p == "" {
+			*p = v
+		}
+	}
+	def(&o.IPConfURL, DefaultIPConfURL)
+	def(&o.StateAddr, DefaultStateAddr)
+	def(&o.AppID, DefaultAppID)
+	def(&o.Sink, DefaultSink)
+	if o.Devices == 0 {
+		o.Devices = DefaultDevices
+	}
+	if o.Duration == 0 {
+		o.Duration = DefaultDuration
+	}
+	if o.Window == 0 && o.Rate == 0 {
+		o.Window = 1
+	}
+	if o.Interval == 0 {
+		o.Interval = DefaultInterval
+	}
+	if o.Concurrency == 0 {
+		o.Concurrency = DefaultConcurrency
+	}
+	if o.PerWorker == 0 {
+		o.PerWorker = DefaultPerWorker
+	}
+	if o.Drain == 0 {
+		o.Drain = DefaultDrain
+	}
+}
+
+// validate checks limits and that every target is on loopback.
+func (o *Options) validate() error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if !slices.Contains(Scenarios, o.Scenario) {
+		bad("unknown scenario %q (scenarios: connect, uplink, downlink, broadcast)", o.Scenario)
+	}
+	if o.Devices < 1 || o.Devices > MaxDevices {
+		bad("devices %d: must be 1 to %d", o.Devices, MaxDevices)
+	}
+	if o.Duration <= 0 || o.Duration > MaxDuration {
+		bad("duration %v: must be above 0 and at most %v", o.Duration, MaxDuration)
+	}
+	if o.Rate < 0 || o.Rate > MaxRate {
+		bad("rate %v: must be 0 to %d messages per second", o.Rate, MaxRate)
+	}
+	if o.Window < 0 || o.Window > MaxWindow {
+		bad("window %d: must be 1 to %d", o.Window, MaxWindow)
+	}
+	if o.Window > 0 && o.Rate > 0 {
+		bad("give a window (closed loop) or a rate (open loop), not both")
+	}
+	if o.Interval < 100*time.Millisecond || o.Interval > time.Minute {
+		bad("interval %v: must be 100ms to 1m", o.Interval)
+	}
+	if o.Heartbeat < 0 || (o.Heartbeat > 0 && o.Heartbeat < 100*time.Millisecond) {
+		bad("heartbeat %v: must be at least 100ms", o.Heartbeat)
+	}
+	if o.Concurrency < 1 || o.Concurrency > 10_000 {
+		bad("concurrency %d: must be 1 to 10000", o.Concurrency)
+	}
+	if o.ConnectRate < 0 || o.ConnectRate > MaxRate {
+		bad("connect rate %v: must be 0 to %d per second", o.ConnectRate, MaxRate)
+	}
+	if o.Workers < 0 || o.Workers > 64 {
+		bad("workers %d: must be 0 (automatic) to 64", o.Workers)
+	}
+	if o.PerWorker < 1 || o.PerWorker > 60_000 {
+		bad("per-worker %d: must be 1 to 60000", o.PerWorker)
+	}
+	if o.Workers > 0 && o.Devices > o.Workers*o.PerWorker {
+		bad("%d devices do not fit in %d workers of at most %d", o.Devices, o.Workers, o.PerWorker)
+	}
+	if o.Drain < 0 || o.Drain > time.Minute {
+		bad("drain %v: must be 0 to 1m", o.Drain)
+	}
+	if o.Sink == "" || o.AppID == "" {
+		bad("app ID and sink must not be empty")
+	}
+	if err := checkLoopbackURL(o.IPConfURL); err != nil {
+		errs = append(errs, err)
+	}
+	for _, g := range o.Gateways {
+		if err := checkLoopbackAddr("gateway", g); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if o.Business != "" {
+		if err := checkLoopbackAddr("business", o.Business); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if o.Scenario == ScenarioDownlink || o.Scenario == ScenarioBroadcast {
+		if err := checkLoopbackAddr("state", o.StateAddr); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// errNotLoopback is wrapped by every refusal of a target outside 127.0.0.0/8 (or ::1).
+var errNotLoopback = errors.New("plato bench only generates load on loopback (127.0.0.0/8)")
+
+func checkLoopbackURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return fmt.Errorf("ipconf URL %q: want http://host:port", raw)
+	}
+	return checkLoopbackHost("ipconf", u.Hostname())
+}
+
+func checkLoopbackAddr(what, addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s address %q: want host:port", what, addr)
+	}
+	return checkLoopbackHost(what, host)
+}
+
+// checkLoopbackHost accepts a loopback IP, or a name all of whose addresses are loopback.
+func checkLoopbackHost(what, host string) error {
+	if ip := net.ParseIP(host); ip != nil {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("refusing %s target %s: %w", what, host, errNotLoopback)
+		}
+		return nil
+	}
+	ips, err := net.LookupIP(host)
+	if err != nil || len(ips) == 0 {
+		return fmt.Errorf("refusing %s target %s: cannot resolve it to check it is loopback", what, host)
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() {
+			return fmt.Errorf("refusing %s target %s (%s): %w", what, host, ip, errNotLoopback)
+		}
+	}
+	return nil
+}

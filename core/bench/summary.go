@@ -1,0 +1,153 @@
+package bench
+
+import (
+	"encoding/json"
+	"math"
+)
+
+// Summary is the bench's result: the JSON line `plato bench` prints on stdout. Plato's figures are
+// at the top level; with --baseline the echo server's are under "baseline" and "ratios" divides
+// Plato's by them (so below 1 is slower for rates, above 1 is slower for latency and memory).
+type Summary struct {
+	Scenario string `json:"scenario"`
+	Devices  int    `json:"devices"`
+	// Duration is the measured phase in seconds (after every device connected, before the drain).
+	Duration float64 `json:"duration"`
+	// Mode is "closed" (Window in flight per device) or "open" (Rate per second in total), for
+	// uplink and downlink.
+	Mode   string  `json:"mode,omitempty"`
+	Window int     `json:"window,omitempty"`
+	Rate   float64 `json:"rate,omitempty"`
+	Figures
+	Baseline *Figures           `json:"baseline,omitempty"`
+	Ratios   map[string]float64 `json:"ratios,omitempty"`
+	// Workers is how many processes carried the devices (0: this process).
+	Workers int      `json:"workers"`
+	Notes   []string `json:"notes"`
+}
+
+// Figures are one target's results. For uplink, sent/acked count uplinks and their ACKs (code 0);
+// for downlink and broadcast, deliveries pushed and received; for connect, logins attempted and
+// succeeded. lost = sent - acked - refused, counted after the drain; duplicated counts answers or
+// deliveries seen twice.
+type Figures struct {
+	Connected  int     `json:"connected"`
+	Sent       uint64  `json:"sent"`
+	Acked      uint64  `json:"acked"`
+	Refused    uint64  `json:"refused"`
+	Lost       uint64  `json:"lost"`
+	Duplicated uint64  `json:"duplicated"`
+	Unexpected uint64  `json:"unexpected"`
+	Skipped    uint64  `json:"skipped"`
+	MsgsPerSec float64 `json:"msgs_per_sec"`
+	// Latency is frame sent to UplinkAck (uplink), push call to device receipt (downlink,
+	// broadcast), or token request to LoginAck (connect).
+	Latency        Latency `json:"latency_us"`
+	ConnectRate    float64 `json:"connect_rate"`
+	ConnectLatency Latency `json:"connect_latency_us"`
+	// BytesPerConn is the server processes' RSS growth over the connect phase per connection.
+	BytesPerConn float64 `json:"bytes_per_conn"`
+	// ClientBytesPerConn is the same for the bench's own workers: its overhead.
+	ClientBytesPerConn float64 `json:"client_bytes_per_conn"`
+	// ServerCPU and ClientCPU are the cores the server processes and the bench's workers kept busy
+	// during the measured phase (CPU seconds per second).
+	ServerCPU       float64        `json:"server_cpu_cores"`
+	ClientCPU       float64        `json:"client_cpu_cores"`
+	ConnectFailures map[string]int `json:"connect_failures,omitempty"`
+	Codes           map[string]int `json:"codes,omitempty"`
+	Dropped         map[string]int `json:"dropped,omitempty"`
+	Heartbeats      Heartbeats     `json:"heartbeats"`
+	OtherDownlinks  uint64         `json:"other_downlinks,omitempty"`
+	// Retransmitted counts downlinks that arrived with the retransmit flag (the retransmit stage
+	// resent them); duplicates are usually these.
+	Retransmitted uint64            `json:"retransmitted,omitempty"`
+	Broadcast     *BroadcastFigures `json:"broadcast,omitempty"`
+	// Servers break BytesPerConn down by server process when devices went to several.
+	Servers []ServerFigures `json:"servers,omitempty"`
+	// Business is what the bench's own business server (--business) was delivered.
+	Business *BusinessFigures `json:"business,omitempty"`
+
+	// For the HTML report.
+	hist       *Histogram
+	perSec     []uint64
+	sentPerSec []uint64
+}
+
+// ServerFigures are one server process's share: the devices sent to its endpoint and its RSS
+// growth per device. WithState marks a process that also runs the state server (plato up).
+type ServerFigures struct {
+	Endpoint     string  `json:"endpoint"`
+	PIDs         []int   `json:"pids"`
+	Devices      int     `json:"devices"`
+	BytesPerConn float64 `json:"bytes_per_conn"`
+	WithState    bool    `json:"with_state,omitempty"`
+}
+
+// BusinessFigures count the uplinks the bench's business server received: received should equal
+// acked (an ACK means the business has the message); duplicated counts a (did, seq) seen twice.
+type BusinessFigures struct {
+	Received   uint64 `json:"received"`
+	Duplicated uint64 `json:"duplicated"`
+}
+
+// Heartbeats counts the devices' heartbeats and their answers.
+type Heartbeats struct {
+	Sent  uint64 `json:"sent"`
+	Acked uint64 `json:"acked"`
+}
+
+// BroadcastFigures describe the rounds of a broadcast.
+type BroadcastFigures struct {
+	Rounds  int `json:"rounds"`
+	Targets int `json:"targets"`
+	// Calls is how many push calls one round took (the State Push takes 10,000 dids at most).
+	Calls int `json:"calls_per_round"`
+	// LastDevice is, over the rounds, the time until the last device had the round's message.
+	LastDevice Latency `json:"last_device_us"`
+	// Complete counts rounds that every target received.
+	Complete int `json:"complete_rounds"`
+}
+
+// Latency is a distribution in microseconds (0.1 µs resolution).
+type Latency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Max  float64 `json:"max"`
+	Mean float64 `json:"mean"`
+}
+
+// latencyOf summarises a histogram of nanoseconds.
+func latencyOf(h *Histogram) Latency {
+	if h == nil || h.Count() == 0 {
+		return Latency{}
+	}
+	us := func(ns float64) float64 { return math.Round(ns/100) / 10 }
+	return Latency{
+		P50: us(float64(h.Quantile(0.5))), P90: us(float64(h.Quantile(0.9))), P99: us(float64(h.Quantile(0.99))),
+		P999: us(float64(h.Quantile(0.999))), Max: us(float64(h.Max())), Mean: us(h.Mean()),
+	}
+}
+
+// ratios divides Plato's figures by the baseline's, for those both have.
+func ratios(p, b *Figures) map[string]float64 {
+	out := map[string]float64{}
+	add := func(name string, x, y float64) {
+		if x > 0 && y > 0 {
+			out[name] = math.Round(x/y*1000) / 1000
+		}
+	}
+	add("msgs_per_sec", p.MsgsPerSec, b.MsgsPerSec)
+	add("latency_p50", p.Latency.P50, b.Latency.P50)
+	add("latency_p99", p.Latency.P99, b.Latency.P99)
+	add("connect_rate", p.ConnectRate, b.ConnectRate)
+	add("bytes_per_conn", p.BytesPerConn, b.BytesPerConn)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// JSON is the summary as one line (no newline).
+func (s *Summary) JSON() ([]byte, error) { return json.Marshal(s) }

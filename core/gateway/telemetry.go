@@ -1,0 +1,68 @@
+package gateway
+
+import (
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/platoim/plato/core/rpcopt"
+	"github.com/platoim/plato/core/telemetry"
+	"github.com/platoim/plato/sdk/protocol"
+)
+
+// signalsIn and signalsOut label the frames counters, by each signal's name in docs/protocol.md:
+// what a device may send, and what a server sends (Close goes both ways). A frame of the wrong
+// direction closes the connection (1009) and shows there.
+var signalsIn, signalsOut = func() (in, out map[uint8]string) {
+	in, out = map[uint8]string{}, map[uint8]string{}
+	for s := protocol.SigLogin; s.Known(); s++ {
+		if s.FromDevice() {
+			in[uint8(s)] = s.String()
+		}
+		if !s.FromDevice() || s == protocol.SigClose {
+			out[uint8(s)] = s.String()
+		}
+	}
+	return in, out
+}()
+
+// instrument publishes the gateway's counters as observable instruments (docs/observability.md):
+// they are read when metrics are collected, so a frame costs an atomic add and nothing more.
+func (gw *Gateway) instrument(meter metric.Meter) (metric.Registration, error) {
+	m := &gw.metrics
+	o := telemetry.NewObservables(meter)
+	o.GaugeValue("plato_gateway_connections", "{connection}", "Open device connections.",
+		func() int64 { return int64(gw.conns.len()) })
+	o.CounterValue("plato_gateway_connections_accepted_total", "{connection}", "Device connections accepted.", m.accepted.Load)
+	o.CounterByCode("plato_gateway_connections_closed_total", "{connection}",
+		"Device connections closed, by reason (the close code: 1209 the device closed, 1201 heartbeat timeout, ...).", "reason", &m.closed)
+	o.Counter("plato_gateway_logins_total", "{login}",
+		"Login answers: result ok (code 0) or refused, by code (a bad token here, or the state server's refusal).",
+		func(emit telemetry.Emit) {
+			m.logins.Each(func(code int, label string, n int64) {
+				result := "refused"
+				if code == int(protocol.CodeOK) {
+					result = "ok"
+				}
+				emit(n, attribute.String("result", result), attribute.String("code", label))
+			})
+		})
+	o.CounterBySignal("plato_gateway_frames_in_total", "{frame}", "Frames read from devices, by signal.", &m.framesIn, signalsIn)
+	o.CounterBySignal("plato_gateway_frames_out_total", "{frame}", "Frames written to devices, by signal.", &m.framesOut, signalsOut)
+	o.CounterValue("plato_gateway_bytes_in_total", "By", "Bytes read from devices (headers included).", m.bytesIn.Load)
+	o.CounterValue("plato_gateway_bytes_out_total", "By", "Bytes written to devices (headers included).", m.bytesOut.Load)
+	o.CounterByCode("plato_gateway_protocol_errors_total", "{error}",
+		"Connections closed for breaking the protocol, by code (1001 bad magic, 1003 frame too large, ...).", "code", &m.protocolErrors)
+	o.CounterValue("plato_gateway_slow_consumers_total", "{connection}",
+		"Connections closed because the device did not read (write queue full or write timeout).", m.slowConsumers.Load)
+	o.CounterValue("plato_gateway_forward_refused_total", "{frame}",
+		"Frames refused because the queue toward the state server was full (the device got Close 1303).", m.forwardRefused.Load)
+	o.Counter("plato_gateway_state_rpc_errors_total", "{call}", "Failed State.Deliver calls to a state server, by kind; each retry counts.",
+		func(emit telemetry.Emit) {
+			for k := range rpcopt.NumErrKinds {
+				emit(m.stateErrors[k].Load(), attribute.String("kind", k.String()))
+			}
+		})
+	o.CounterValue("plato_gateway_state_batches_dropped_total", "{batch}",
+		"Batches of device events dropped after the last retry to an unreachable state server.", m.deliverErrors.Load)
+	return o.Register()
+}

@@ -1,0 +1,82 @@
+package platform
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/platoim/plato/core/registry"
+	"github.com/platoim/plato/core/telemetry"
+)
+
+// startTelemetry builds the process's providers and its admin server before any role, so that a
+// port conflict on admin.addr fails the start at once and /healthz answers "starting" meanwhile.
+// Both stop after every role (they are the first stops registered): spans ended while the roles
+// shut down are still flushed.
+func (p *Platform) startTelemetry(ctx context.Context, instance string) error {
+	tel, err := telemetry.New(ctx, telemetry.Settings{Traces: p.Config.Telemetry.Traces, Instance: instance})
+	if err != nil {
+		return fmt.Errorf("starting telemetry: %w", err)
+	}
+	p.Telemetry = tel
+	p.stops = append(p.stops, tel.Shutdown)
+	p.meter, p.tracer = p.opts.Meter, telemetry.NewTracer(p.opts.Tracer)
+	if p.meter == nil {
+		p.meter = tel.Meter()
+	}
+	if p.tracer == nil {
+		p.tracer = tel.Tracer()
+	}
+	if addr := p.Config.Admin.Addr; addr != "" {
+		if p.Admin, err = telemetry.StartAdmin(addr, tel.Registry, p.health, p.log); err != nil {
+			return err
+		}
+		p.stops = append(p.stops, p.Admin.Shutdown)
+	}
+	return nil
+}
+
+// health is what /healthz reports once the roles started: the process is fine while it can reach
+// NATS, which every role but the demo needs to find its peers.
+func (p *Platform) health() error {
+	if p.nc != nil && !p.nc.IsConnected() {
+		return errors.New("not connected to NATS at " + p.natsURL + " (" + p.nc.Status().String() + ")")
+	}
+	return nil
+}
+
+// countedRegistry is the registry the roles use, counting failed puts: a role that cannot refresh
+// its entry disappears from its peers after registry.ttl.
+type countedRegistry struct {
+	registry.Registry
+	putErrors *atomic.Int64
+}
+
+func (r countedRegistry) Put(ctx context.Context, n registry.Node) error {
+	err := r.Registry.Put(ctx, n)
+	if err != nil {
+		r.putErrors.Add(1)
+	}
+	return err
+}
+
+// instrumentNATS publishes the NATS connection's state and the registry's put errors.
+func (p *Platform) instrumentNATS(putErrors *atomic.Int64) (metric.Registration, error) {
+	nc := p.nc
+	o := telemetry.NewObservables(p.meter)
+	o.GaugeValue("plato_nats_connected", "1", "1 while the process's NATS connection is up, 0 while it is reconnecting or closed.",
+		func() int64 {
+			if nc.IsConnected() {
+				return 1
+			}
+			return 0
+		})
+	o.CounterValue("plato_nats_reconnects_total", "{reconnect}", "Times the NATS connection was re-established.",
+		func() int64 { return int64(nc.Stats().Reconnects) })
+	o.CounterValue("plato_registry_put_errors_total", "{put}",
+		"Failed registry puts (a gateway's load report, a state server's refresh).", putErrors.Load)
+	return o.Register()
+}

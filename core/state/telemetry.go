@@ -1,0 +1,72 @@
+package state
+
+import (
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/platoim/plato/core/rpcopt"
+	"github.com/platoim/plato/core/telemetry"
+)
+
+// ackLatencyBuckets span a device on the same LAN (a millisecond) to one on a bad mobile link
+// retried by the retransmit stage (tens of seconds).
+var ackLatencyBuckets = []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60}
+
+// instrument creates the state server's instruments (docs/observability.md). Counters are
+// observable: read from the atomics when metrics are collected, so a signal costs an atomic add.
+func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
+	if meter == nil {
+		meter = noop.NewMeterProvider().Meter(telemetry.ScopeName)
+	}
+	var err error
+	s.ackLatency, err = meter.Float64Histogram("plato_state_downlink_ack_latency_seconds",
+		metric.WithUnit("s"), metric.WithExplicitBucketBoundaries(ackLatencyBuckets...),
+		metric.WithDescription("Time from a business Push to the device's DownlinkAck of that downlink."))
+	if err != nil {
+		return nil, err
+	}
+	m := &s.metrics
+	o := telemetry.NewObservables(meter)
+	o.GaugeValue("plato_state_connections", "{connection}", "Logged-in connections (and logins in the pipeline) held.",
+		func() int64 { return int64(s.conns.len()) })
+	o.CounterValue("plato_state_logins_total", "{login}", "Logins accepted.", m.logins.Load)
+	o.CounterByCode("plato_state_connections_closed_total", "{connection}",
+		"Logged-in connections forgotten, by reason (close code).", "reason", &m.closed)
+	o.CounterValue("plato_state_frames_in_total", "{frame}", "Frames of logged-in connections received from gateways.", m.framesIn.Load)
+	o.CounterByCode("plato_state_uplinks_total", "{uplink}",
+		"Uplinks answered, by the UplinkAck code: 0 delivered, 2000-2999 the business refused, 1008 duplicate, 1301/1302/1303/1304/1306 failures.",
+		"code", &m.uplinkAcks)
+	o.CounterValue("plato_state_duplicates_total", "{uplink}", "Uplinks with a sequence number not above the last (answered 1008, not delivered).", m.duplicates.Load)
+	o.CounterValue("plato_state_downlinks_sent_total", "{downlink}", "Downlinks queued to a gateway for a device (retransmits not included).", m.downlinks.Load)
+	o.CounterValue("plato_state_downlink_acks_total", "{ack}", "DownlinkAcks that closed an in-flight downlink.", m.downlinkAcks.Load)
+	o.CounterValue("plato_state_downlinks_evicted_total", "{downlink}", "In-flight downlinks forgotten unACKed because a connection reached state.max_inflight.", m.inflightEvicted.Load)
+	o.CounterValue("plato_state_heartbeat_timeouts_total", "{connection}", "Connections closed for silence (Close 1201).", m.heartbeatTimeouts.Load)
+	o.CounterValue("plato_state_retransmits_total", "{downlink}", "Downlinks sent again by a stage (Host.Resend).", m.retransmits.Load)
+	o.CounterValue("plato_state_undelivered_total", "{downlink}", "Downlinks a stage gave up on and reported to the business server (Host.Undelivered).", m.undelivered.Load)
+	o.CounterValue("plato_state_pipeline_refused_total", "{signal}", "Signals refused because their pipeline lane was full (1303, or skipped for ACKs and disconnects).", m.pipelineRefused.Load)
+	o.Counter("plato_state_pipeline_rejected_total", "{signal}", "Signals a stage rejected or dropped, by signal.", func(emit telemetry.Emit) {
+		emit(m.loginsRejected.Load(), attribute.String("signal", "login"))
+		emit(m.uplinksRejected.Load(), attribute.String("signal", "uplink"))
+		emit(m.downlinksRejected.Load(), attribute.String("signal", "downlink"))
+	})
+	o.Counter("plato_state_business_errors_total", "{event}", "Events for business servers that were not delivered: reason queue_full, or rpc (the Deliver call failed).",
+		func(emit telemetry.Emit) {
+			emit(m.businessQueueFull.Load(), attribute.String("reason", "queue_full"))
+			emit(m.businessFailed.Load(), attribute.String("reason", "rpc"))
+		})
+	o.Counter("plato_state_gateway_push_errors_total", "{frame}", "Frames for devices that did not reach their gateway: reason queue_full, or rpc (the Push call failed).",
+		func(emit telemetry.Emit) {
+			emit(m.pushQueueFull.Load(), attribute.String("reason", "queue_full"))
+			emit(m.pushFailed.Load(), attribute.String("reason", "rpc"))
+		})
+	o.Counter("plato_state_rpc_errors_total", "{call}", "Failed Kitex client calls, by peer (gateway Push, business Deliver) and kind.",
+		func(emit telemetry.Emit) {
+			for p := range numPeers {
+				for k := range rpcopt.NumErrKinds {
+					emit(m.rpcErrors[p][k].Load(), attribute.String("peer", peerNames[p]), attribute.String("kind", k.String()))
+				}
+			}
+		})
+	return o.Register()
+}

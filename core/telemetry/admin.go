@@ -1,0 +1,92 @@
+package telemetry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Admin is a process's operations HTTP server: GET /metrics and GET /healthz. It is plain
+// net/http: it serves a scraper every few seconds, not devices.
+type Admin struct {
+	ln    net.Listener
+	srv   *http.Server
+	done  chan struct{}
+	ready atomic.Bool
+	// stopping is set by Draining: health turns 503 before the roles stop, so a load balancer
+	// stops sending first.
+	stopping atomic.Bool
+	health   func() error
+}
+
+// StartAdmin listens on addr (port 0 picks a free one) and serves reg on /metrics and health on
+// /healthz. health (nil: always fine) is asked on every /healthz once SetReady was called;
+// before that, and after Draining, /healthz answers 503.
+func StartAdmin(addr string, reg *prometheus.Registry, health func() error, log *slog.Logger) (*Admin, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin.addr: listening on %s: %w", addr, err)
+	}
+	a := &Admin{ln: ln, done: make(chan struct{}), health: health}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		// A metric that fails to collect is logged and left out; the others are still served.
+		ErrorHandling: promhttp.ContinueOnError,
+	}))
+	mux.HandleFunc("GET /healthz", a.serveHealth)
+	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	go func() {
+		defer close(a.done)
+		if err := a.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	return a, nil
+}
+
+// Addr is the listen address.
+func (a *Admin) Addr() string { return a.ln.Addr().String() }
+
+// SetReady makes /healthz report the health function instead of "starting".
+func (a *Admin) SetReady() { a.ready.Store(true) }
+
+// Draining makes /healthz answer 503 "stopping" from now on.
+func (a *Admin) Draining() { a.stopping.Store(true) }
+
+func (a *Admin) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	status, code, detail := "ok", http.StatusOK, ""
+	switch {
+	case a.stopping.Load():
+		status, code = "stopping", http.StatusServiceUnavailable
+	case !a.ready.Load():
+		status, code = "starting", http.StatusServiceUnavailable
+	case a.health != nil:
+		if err := a.health(); err != nil {
+			status, code, detail = "unhealthy", http.StatusServiceUnavailable, err.Error()
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(struct {
+		Status string `json:"status"`
+		Error  string `json:"error,omitempty"`
+	}{status, detail})
+}
+
+// Shutdown stops the server, letting a scrape in flight finish until ctx ends.
+func (a *Admin) Shutdown(ctx context.Context) error {
+	err := a.srv.Shutdown(ctx)
+	<-a.done
+	return err
+}
