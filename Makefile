@@ -22,6 +22,9 @@ plugins: ## build each plugins/<name> into bin/plugins/<name>
 test: fmt-check vet ## every test, with the race detector, both modules
 	$(GO) test $(GOFLAGS_T) ./...
 	cd sdk && $(GO) test $(GOFLAGS_T) ./...
+	@# Allocation tests skip themselves under -race, which allocates: run them once without it.
+	$(GO) test -count=1 -run 'Alloc|DoesNotAllocate|AllocatesNothing' ./core/batch ./core/ipconf ./core/telemetry
+	cd sdk && $(GO) test -count=1 -run 'Allocates' ./stage
 
 vet:
 	$(GO) vet ./...

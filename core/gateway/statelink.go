@@ -57,20 +57,9 @@ func (s *stateLinks) pick(did string) *stateLink {
 
 // watch follows the registry until ctx ends.
 func (s *stateLinks) watch(ctx context.Context) error {
-	events, err := s.gw.reg.Watch(ctx, registry.RoleState)
-	if err != nil {
+	if err := registry.Follow(ctx, s.gw.reg, registry.RoleState, s.put, s.remove); err != nil {
 		return fmt.Errorf("watching state servers: %w", err)
 	}
-	go func() {
-		for ev := range events {
-			switch ev.Type {
-			case registry.EventPut:
-				s.put(ev.Node)
-			case registry.EventDelete:
-				s.remove(ev.Node.ID)
-			}
-		}
-	}()
 	return nil
 }
 

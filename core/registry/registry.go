@@ -69,3 +69,23 @@ type Registry interface {
 	// the channel is closed then.
 	Watch(ctx context.Context, role Role) (<-chan Event, error)
 }
+
+// Follow watches role and calls put for every node that appears or changes and remove for every
+// node that goes away, on one goroutine, until ctx ends. It returns once the watch is set up.
+func Follow(ctx context.Context, r Registry, role Role, put func(Node), remove func(id string)) error {
+	events, err := r.Watch(ctx, role)
+	if err != nil {
+		return err
+	}
+	go func() {
+		for ev := range events {
+			switch ev.Type {
+			case EventPut:
+				put(ev.Node)
+			case EventDelete:
+				remove(ev.Node.ID)
+			}
+		}
+	}()
+	return nil
+}

@@ -38,20 +38,9 @@ func (g *gateways) get(id string) *gatewayLink {
 }
 
 func (g *gateways) watch(ctx context.Context) error {
-	events, err := g.s.reg.Watch(ctx, registry.RoleGateway)
-	if err != nil {
+	if err := registry.Follow(ctx, g.s.reg, registry.RoleGateway, g.put, g.remove); err != nil {
 		return fmt.Errorf("watching gateways: %w", err)
 	}
-	go func() {
-		for ev := range events {
-			switch ev.Type {
-			case registry.EventPut:
-				g.put(ev.Node)
-			case registry.EventDelete:
-				g.remove(ev.Node.ID)
-			}
-		}
-	}()
 	return nil
 }
 
