@@ -11,7 +11,7 @@ import (
 )
 
 // BenchmarkRun is the per-signal cost of Run through a one-stage chain, from Run to done, with
-// 1024 connections spread over the default 64 lanes; batch is both the lane batch size and the
+// 1024 connections spread over the default lanes; batch is both the lane batch size and the
 // stage's batch.max_size. "inprocess" is a builtin stage (stage.InProcess), "plugin" is
 // sdk/stage's test plugin as a real process over gRPC; both echo the payload as a rewrite.
 //

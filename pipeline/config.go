@@ -10,7 +10,7 @@ import (
 
 // Defaults for the zero fields of Config.
 const (
-	DefaultLanes        = 64
+	DefaultLanes        = 16
 	DefaultQueueLimit   = 8192
 	DefaultBatchSize    = 128
 	DefaultStateLimit   = 64 << 20
@@ -30,7 +30,7 @@ type Config struct {
 	// Builtins are the trusted in-process stages, by the name a YAML's builtin field uses. A
 	// builtin missing here is a load error.
 	Builtins map[string]func() stage.Stage
-	// Lanes is the number of ordered lanes running in parallel. Default DefaultLanes (64).
+	// Lanes is the number of ordered lanes running in parallel. Default DefaultLanes (16).
 	Lanes int
 	// QueueLimit is how many signals may wait in one lane before Run returns ErrBackpressure.
 	// Default DefaultQueueLimit (8192).

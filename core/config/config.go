@@ -41,7 +41,7 @@ const (
 	DefaultLogLevel         = "info"
 	DefaultLogFormat        = "text"
 	DefaultPluginDir        = "bin/plugins"
-	DefaultPipelineLanes    = 64
+	DefaultPipelineLanes    = 16
 	DefaultAdminAddr        = "127.0.0.1:9464"
 	DefaultTraceExporter    = TraceExporterNone
 	DefaultTraceSampling    = 0.01
@@ -109,7 +109,9 @@ type Pipeline struct {
 	Dir string `koanf:"dir"`
 	// PluginDir is where relative plugin paths in the YAML resolve. Default bin/plugins.
 	PluginDir string `koanf:"plugin_dir"`
-	// Lanes are parallel ordered workers; a connection's signals always use the same one. Default 64.
+	// Lanes are parallel ordered workers; a connection's signals always use the same one. Default 16:
+	// more lanes split the same traffic into smaller batches, which costs plugin round trips
+	// (docs/performance.md, pipeline lanes).
 	Lanes int `koanf:"lanes"`
 	// Watch reloads an app's pipeline when its file changes. Default true.
 	Watch bool `koanf:"watch"`
