@@ -38,9 +38,15 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 gen: ## regenerate Kitex code from idl/*.thrift and the stage protocol's gRPC code
-	rm -rf idl/kitex_gen
-	for f in idl/gateway.thrift idl/state.thrift idl/business.thrift; do \
+	@# Internal services (gateway <-> state) live in the server module; what business servers
+	@# use (business.thrift, plato.thrift) lives in the sdk module, under sdk/rpc.
+	rm -rf idl/kitex_gen sdk/rpc
+	for f in idl/gateway.thrift idl/state.thrift; do \
 		$(GO) tool kitex -module github.com/platoim/plato -gen-path idl/kitex_gen $$f || exit 1; \
+	done
+	mkdir -p bin/gen && $(GO) build -o bin/gen/kitex github.com/cloudwego/kitex/tool/cmd/kitex
+	for f in business.thrift plato.thrift; do \
+		(cd sdk && ../bin/gen/kitex -module github.com/platoim/plato/sdk -gen-path rpc ../idl/$$f) || exit 1; \
 	done
 	@command -v protoc >/dev/null || { echo "make gen needs protoc (Debian: apt-get install protobuf-compiler)"; exit 1; }
 	mkdir -p bin/gen && $(GO) build -o bin/gen/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc

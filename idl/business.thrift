@@ -1,4 +1,6 @@
-// What a business server implements: Plato delivers uplinks and connection events to it.
+// What a business server implements: Plato delivers uplinks and connection events to it, and asks it
+// which sessions a device joins. Business servers import the generated code from
+// github.com/platoim/plato/sdk/rpc (or use sdk/business, which wraps it).
 namespace go plato.business
 
 enum EventKind {
@@ -6,6 +8,7 @@ enum EventKind {
     CONNECTED = 1     // a device logged in
     DISCONNECTED = 2  // a device connection closed
     UNDELIVERED = 3   // a downlink was given up on (the retransmit stage ran out of attempts, or the connection closed first)
+    RESUMED = 4       // a device resumed its previous connection (reserved: Resume is answered 1208 today)
 }
 
 struct Event {
@@ -37,6 +40,22 @@ struct DeliverResponse {
     1: list<Result> results
 }
 
+// A device is logging in: which sessions should its connection join? Asked by the sessionbind stage.
+struct SessionsRequest {
+    1: string app_id
+    2: string did
+    3: string uid
+    4: i64 conn_id
+    5: string gateway_id
+    6: string platform
+}
+
+struct SessionsResponse {
+    // Sessions (chats, groups, rooms) the connection joins; empty joins none.
+    1: list<string> sessions
+}
+
 service Business {
     DeliverResponse Deliver(1: DeliverRequest req)
+    SessionsResponse Sessions(1: SessionsRequest req)
 }

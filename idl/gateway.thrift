@@ -12,6 +12,26 @@ struct PushResponse {
     1: list<i64> gone
 }
 
+// One connection joining or leaving a session in the gateway's local session index.
+struct SessionChange {
+    1: i64 conn_id
+    2: string session
+    3: bool join   // false: leave
+}
+
+struct SessionsRequest {
+    // Applied in order.
+    1: list<SessionChange> changes
+}
+
+struct SessionsResponse {
+    // Connections the gateway no longer holds; their changes were ignored.
+    1: list<i64> gone
+}
+
 service Gateway {
     PushResponse Push(1: PushRequest req)
+    // Keeps the gateway's session -> connections index in step with the state server's, so that a
+    // session broadcast is fanned out locally.
+    SessionsResponse Sessions(1: SessionsRequest req)
 }

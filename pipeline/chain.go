@@ -57,6 +57,8 @@ func signalBit(s stage.Signal) signalSet {
 		return 1 << 4
 	case stage.SignalDisconnect:
 		return 1 << 5
+	case stage.SignalRoute:
+		return 1 << 6
 	}
 	return 0 // timers and unknown signals: reach no stage by signal
 }

@@ -9,7 +9,7 @@ import (
 )
 
 // stageHost is the stage.Host one stage instance is given at Init. Push, Resend, Undelivered,
-// Bind and Unbind go to the state server's Host; timers and state are served here, in the stage's
+// Bind, Unbind, Sessions and Join go to the state server's Host; timers and state are served here, in the stage's
 // scope, so two stages' keys never collide and survive a restart of the stage's process.
 //
 // A stage of an app's own pipeline may act for that app only; a stage of the default pipeline
@@ -88,6 +88,28 @@ func (h *stageHost) Unbind(ctx context.Context, appID, session string, dids []st
 		return err
 	}
 	return b.Unbind(ctx, appID, session, dids)
+}
+
+func (h *stageHost) Sessions(ctx context.Context, conn stage.Conn) ([]string, error) {
+	if err := h.check(conn.AppID); err != nil {
+		return nil, err
+	}
+	b, err := h.base()
+	if err != nil {
+		return nil, err
+	}
+	return b.Sessions(ctx, conn)
+}
+
+func (h *stageHost) Join(ctx context.Context, conn stage.Conn, sessions []string) error {
+	if err := h.check(conn.AppID); err != nil {
+		return err
+	}
+	b, err := h.base()
+	if err != nil {
+		return err
+	}
+	return b.Join(ctx, conn, sessions)
 }
 
 func (h *stageHost) SetTimer(_ context.Context, appID, key string, d time.Duration, data []byte) error {

@@ -31,4 +31,7 @@ type Outcome struct {
 	Payload []byte
 	// Stage names the stage that rejected or dropped the signal; empty for Continue.
 	Stage string
+	// Route and QoS are what the stages chose for a route signal (zero: no stage had an opinion).
+	Route stage.Route
+	QoS   stage.QoS
 }

@@ -25,7 +25,12 @@ func (p *Pipelines) Run(ev stage.Event, done func(Outcome)) error {
 	if ev.Signal == stage.SignalTimer {
 		return errors.New("running a signal: timer signals come from Host.SetTimer only")
 	}
-	return laneErr(p.lanes.Add(connKey(ev.Conn), item{ev: ev, done: done}))
+	key := connKey(ev.Conn)
+	if ev.Signal == stage.SignalRoute {
+		// A push has no connection: spread pushes over the lanes by message.
+		key = (fnvOffset ^ ev.MsgID) * fnvPrime
+	}
+	return laneErr(p.lanes.Add(key, item{ev: ev, done: done}))
 }
 
 // enqueueTimer queues a fired timer for the stage that set it, on the lane of its app and key.

@@ -101,6 +101,13 @@ func apply(out *Outcome, st *step, rep *stage.Reply) {
 		if rep.Replace {
 			out.Payload = rep.Payload
 		}
+		// Route choices: a later stage's opinion overrides an earlier one's.
+		if rep.Route != stage.RouteDefault {
+			out.Route = rep.Route
+		}
+		if rep.QoS != stage.QoSDefault {
+			out.QoS = rep.QoS
+		}
 	case stage.Reject:
 		out.Verdict, out.Code, out.Message, out.Stage = stage.Reject, rep.Code, rep.Message, st.name
 	case stage.Drop:

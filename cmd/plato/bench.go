@@ -53,6 +53,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&gateways, "gateway", "gateway endpoint host:port to use instead of ipconf's list (repeatable or comma-separated)")
 	fs.StringVar(&o.StateAddr, "state", bench.DefaultStateAddr, "State service address the business pushes through (downlink, broadcast)")
 	fs.StringVar(&o.AppID, "app", bench.DefaultAppID, "app ID of the simulated devices")
+	fs.StringVar(&o.AppKey, "app-key", bench.DefaultAppKey, "the app's business key (state.business.keys.<app>), for pushes")
 	fs.IntVar(&o.Devices, "devices", bench.DefaultDevices, "number of devices (at most 200000)")
 	fs.DurationVar(&o.Duration, "duration", bench.DefaultDuration, "length of the measured phase, after every device connected (at most 10m)")
 	fs.IntVar(&o.Window, "window", 1, "closed loop: messages in flight per device (uplink, downlink)")

@@ -55,7 +55,7 @@ nats: {embedded: {port: 0}}
 auth: {token_secret: %q}
 ipconf: {addr: "127.0.0.1:0"}
 gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
-state: {addr: "127.0.0.1:0", business: {default: "127.0.0.1:0"}}
+state: {addr: "127.0.0.1:0", business: {default: "127.0.0.1:0", keys: {demo: platformtest-key-demo, bench: platformtest-key-bench}}}
 demo: {enabled: true, addr: "127.0.0.1:0"}
 `, t.TempDir(), platformtest.Secret))
 	up := startProc(t, "up", "up", "--config", cfg)

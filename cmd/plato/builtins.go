@@ -4,7 +4,9 @@ import (
 	"sort"
 
 	"github.com/platoim/plato/plugins/auth/authstage"
+	"github.com/platoim/plato/plugins/qosroute/qosroutestage"
 	"github.com/platoim/plato/plugins/retransmit/retransmitstage"
+	"github.com/platoim/plato/plugins/sessionbind/sessionbindstage"
 	"github.com/platoim/plato/sdk/stage"
 )
 
@@ -12,8 +14,10 @@ import (
 // same code as the plugin binaries in plugins/, through one explicit registry.
 func builtins() map[string]func() stage.Stage {
 	return map[string]func() stage.Stage{
-		"auth":       authstage.New,
-		"retransmit": retransmitstage.New,
+		"auth":        authstage.New,
+		"qosroute":    qosroutestage.New,
+		"retransmit":  retransmitstage.New,
+		"sessionbind": sessionbindstage.New,
 	}
 }
 

@@ -10,20 +10,44 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/platoim/plato/core/demo"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
-// runChat is a terminal client for the demo chat: "@bob hello" sends "hello" to bob.
+const chatHelp = `Commands:
+  @bob hello       a direct message to the device bob
+  #lobby hello     a message to the room lobby (join it first)
+  hello            a message to the current room: the last one joined or written to
+  /join lobby      join a room; you stay in it across logins until you leave it
+  /leave lobby     leave a room
+  /who [lobby]     who is in a room now (default: the current room)
+  /help            this help
+  /quit            leave (Ctrl-D does too)
+`
+
+// runChat is a terminal client for the demo chat business server (core/demo), on the device SDK.
 func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("plato chat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "Usage: plato chat --did NAME [--room ROOM]... [flags]\n\n"+
+			"Connects as a device to the platform `plato up` runs and chats through its demo business server:\n"+
+			"direct messages between devices, and rooms (Plato sessions) that you stay in across logins.\n\n"+
+			chatHelp+"\nFlags:\n")
+		fs.PrintDefaults()
+	}
 	ipconfURL := fs.String("ipconf", "http://127.0.0.1:8080", "ipconf URL")
 	app := fs.String("app", "demo", "app ID")
 	did := fs.String("did", "", "this device's ID (required)")
 	uid := fs.String("uid", "", "user ID (default: the did)")
+	var rooms []string
+	fs.Func("room", "join room `ROOM` at start (repeat for several)", func(v string) error {
+		rooms = append(rooms, v)
+		return nil
+	})
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -38,7 +62,8 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("connecting: %w", err)
 	}
 	defer c.Close()
-	fmt.Fprintf(stdout, "connected to %s as %s (conn %d). Type \"@did message\" to send, /quit to leave.\n", c.Endpoint(), *did, c.ConnID())
+	out := &syncWriter{w: stdout}
+	out.printf("connected to %s as %s (conn %d). Type /help for commands.\n", c.Endpoint(), *did, c.ConnID())
 
 	go func() {
 		for {
@@ -47,17 +72,35 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				if !ok {
 					return
 				}
-				var d demo.Delivered
-				if json.Unmarshal(m.Payload, &d) == nil && d.From != "" {
-					fmt.Fprintf(stdout, "[%s] %s\n", d.From, d.Text)
-				} else {
-					fmt.Fprintf(stdout, "[msg %d] %s\n", m.MsgID, m.Payload)
-				}
+				out.printf("%s\n", formatDownlink(m))
 			case <-c.Done():
 				return
 			}
 		}
 	}()
+
+	current := ""
+	// send sends in, and adopts its room as the current one if the demo took it.
+	send := func(in chatInput) error {
+		payload, _ := json.Marshal(in.msg)
+		if err := c.Send(ctx, payload); err != nil {
+			var pe *protocol.Error
+			if errors.As(err, &pe) {
+				out.printf("not sent (%d): %s\n", uint16(pe.Code), refusalText(pe))
+				return nil
+			}
+			return fmt.Errorf("sending: %w", err)
+		}
+		if in.room != nil {
+			current = *in.room
+		}
+		return nil
+	}
+	for _, r := range rooms {
+		if err := send(chatInput{msg: &demo.Message{Join: r}, room: &r}); err != nil {
+			return err
+		}
+	}
 
 	lines := make(chan string)
 	go func() {
@@ -77,27 +120,110 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			if !ok {
 				return nil
 			}
-			line = strings.TrimSpace(line)
-			if line == "" {
-				continue
-			}
-			if line == "/quit" {
+			in := parseChatLine(line, current)
+			switch {
+			case in.quit:
 				return nil
-			}
-			to, text, found := strings.Cut(strings.TrimPrefix(line, "@"), " ")
-			if !strings.HasPrefix(line, "@") || !found {
-				fmt.Fprintln(stdout, `say "@did message", e.g. "@bob hello"`)
-				continue
-			}
-			payload, _ := json.Marshal(demo.Message{To: to, Text: text})
-			if err := c.Send(ctx, payload); err != nil {
-				var pe *protocol.Error
-				if errors.As(err, &pe) {
-					fmt.Fprintf(stdout, "not sent: %v\n", pe)
-					continue
+			case in.note != "":
+				out.printf("%s", in.note)
+			case in.msg != nil:
+				if err := send(in); err != nil {
+					return err
 				}
-				return fmt.Errorf("sending: %w", err)
 			}
 		}
 	}
+}
+
+// chatInput is what a line typed in the chat asks for: a message to send, a note to print, or quit.
+type chatInput struct {
+	msg  *demo.Message
+	room *string // the current room once msg is accepted
+	note string
+	quit bool
+}
+
+// parseChatLine reads one typed line; current is the current room ("" for none).
+func parseChatLine(line, current string) chatInput {
+	line = strings.TrimSpace(line)
+	if line == "" {
+		return chatInput{}
+	}
+	cmd, rest, _ := strings.Cut(line, " ")
+	rest = strings.TrimSpace(rest)
+	switch {
+	case cmd == "/quit" || cmd == "/exit":
+		return chatInput{quit: true}
+	case cmd == "/help":
+		return chatInput{note: chatHelp}
+	case cmd == "/join" && rest != "":
+		return chatInput{msg: &demo.Message{Join: rest}, room: &rest}
+	case cmd == "/leave" && rest != "":
+		in := chatInput{msg: &demo.Message{Leave: rest}}
+		if rest == current {
+			none := ""
+			in.room = &none
+		}
+		return in
+	case cmd == "/who":
+		if rest == "" {
+			rest = current
+		}
+		if rest == "" {
+			return chatInput{note: "say which room: /who lobby\n"}
+		}
+		return chatInput{msg: &demo.Message{Who: rest}}
+	case strings.HasPrefix(cmd, "/"):
+		return chatInput{note: "unknown command " + cmd + "; /help lists them\n"}
+	case len(cmd) > 1 && cmd[0] == '@' && rest != "":
+		return chatInput{msg: &demo.Message{To: cmd[1:], Text: rest}}
+	case len(cmd) > 1 && cmd[0] == '#' && rest != "":
+		room := cmd[1:]
+		return chatInput{msg: &demo.Message{Room: room, Text: rest}, room: &room}
+	case cmd[0] == '@' || cmd[0] == '#':
+		return chatInput{note: `say "@bob hello" or "#lobby hello"` + "\n"}
+	case current != "":
+		return chatInput{msg: &demo.Message{Room: current, Text: line}}
+	}
+	return chatInput{note: `no current room: "@bob hello" to message bob, "/join lobby" to join a room (/help)` + "\n"}
+}
+
+// formatDownlink renders a downlink from the demo: "[lobby] alice: hi" for a room, "@alice: hi" for
+// a direct message, "* ..." for the demo's own notices.
+func formatDownlink(m client.Message) string {
+	var d demo.Delivered
+	if json.Unmarshal(m.Payload, &d) != nil || d.From == "" {
+		return fmt.Sprintf("[msg %d] %s", m.MsgID, m.Payload)
+	}
+	switch {
+	case d.From == demo.System && d.Room != "" && d.Who != nil:
+		return fmt.Sprintf("[%s] online: %s", d.Room, strings.Join(d.Who, ", "))
+	case d.From == demo.System && d.Room != "":
+		return fmt.Sprintf("[%s] * %s", d.Room, d.Text)
+	case d.From == demo.System:
+		return "* " + d.Text
+	case d.Room != "":
+		return fmt.Sprintf("[%s] %s: %s", d.Room, d.From, d.Text)
+	}
+	return fmt.Sprintf("@%s: %s", d.From, d.Text)
+}
+
+// refusalText explains a refused uplink in the chat's own terms where it can.
+func refusalText(pe *protocol.Error) string {
+	if pe.Msg != "" {
+		return pe.Msg
+	}
+	return pe.Code.String()
+}
+
+// syncWriter lets the reader goroutine and the input loop print without interleaving lines.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) printf(format string, args ...any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	fmt.Fprintf(s.w, format, args...)
 }

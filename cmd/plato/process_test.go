@@ -248,7 +248,7 @@ auth: {token_secret: %q}
 registry: {ttl: 3s}
 ipconf: {addr: "127.0.0.1:0"}
 gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
-state: {addr: %q, business: {default: %q}}
+state: {addr: %q, business: {default: %q, keys: {demo: platformtest-key-demo, bench: platformtest-key-bench}}}
 demo: {addr: %q}
 `, t.TempDir(), ns.ClientURL(), platformtest.Secret, stateAddr, demoAddr, demoAddr))
 
@@ -273,7 +273,7 @@ nats: {embedded: {port: 0}}
 auth: {token_secret: %q}
 ipconf: {addr: "127.0.0.1:0"}
 gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
-state: {addr: "127.0.0.1:0", business: {default: "127.0.0.1:0"}}
+state: {addr: "127.0.0.1:0", business: {default: "127.0.0.1:0", keys: {demo: platformtest-key-demo, bench: platformtest-key-bench}}}
 demo: {enabled: true, addr: "127.0.0.1:0"}
 `, t.TempDir(), platformtest.Secret))
 	up := startProc(t, "up", "up", "--config", cfg)
@@ -370,7 +370,7 @@ nats: {embedded: {port: 0}}
 auth: {token_secret: %q}
 ipconf: {addr: "127.0.0.1:0"}
 gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
-state: {addr: "127.0.0.1:0", business: {default: "127.0.0.1:0"}}
+state: {addr: "127.0.0.1:0", business: {default: "127.0.0.1:0", keys: {demo: platformtest-key-demo, bench: platformtest-key-bench}}}
 pipeline: {dir: %q}
 demo: {enabled: true, addr: "127.0.0.1:0"}
 `, t.TempDir(), platformtest.Secret, pipes))

@@ -48,16 +48,28 @@ func TestSDKDependencies(t *testing.T) {
 	}
 	for pkg, ds := range deps(t, filepath.Join(repoRoot(t), "sdk"), "./...") {
 		isStage := strings.HasPrefix(pkg, "github.com/platoim/plato/sdk/stage")
+		isBusiness := strings.HasPrefix(pkg, "github.com/platoim/plato/sdk/business") ||
+			strings.HasPrefix(pkg, "github.com/platoim/plato/sdk/rpc")
 		for _, d := range ds {
-			if isStd(d) || strings.HasPrefix(d, "github.com/platoim/plato/sdk") {
+			if isStd(d) {
 				continue
 			}
-			if isStage && hasAnyPrefix(d, stageAllowed) {
+			if strings.HasPrefix(d, "github.com/platoim/plato/sdk") {
+				// The device and stage SDKs must not pull the business SDK's Kitex in.
+				if !isBusiness && (strings.HasPrefix(d, "github.com/platoim/plato/sdk/business") ||
+					strings.HasPrefix(d, "github.com/platoim/plato/sdk/rpc")) {
+					t.Errorf("%s depends on %s: only the business SDK may use Kitex", pkg, d)
+				}
 				continue
 			}
-			if isStage {
+			switch {
+			case isBusiness:
+				continue // a business server speaks Kitex, with all Kitex needs; it must not import the servers (TestImportDirection)
+			case isStage && hasAnyPrefix(d, stageAllowed):
+				continue
+			case isStage:
 				t.Errorf("%s depends on %s: sdk/stage may use only go-plugin and gRPC", pkg, d)
-			} else {
+			default:
 				t.Errorf("%s depends on %s: the device SDK must stay dependency-free", pkg, d)
 			}
 		}

@@ -60,6 +60,7 @@ func tinyOptions(p *platform.Platform, scenario string) Options {
 		Devices:     10,
 		Duration:    time.Second,
 		TokenSecret: platformtest.Secret,
+		AppKey:      platformtest.KeyOf(DefaultAppID),
 		Drain:       3 * time.Second,
 	}
 }

@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// Broadcast to a session is not built yet (sessions are bound by pipeline stages; a business
-// cannot create one). So the broadcast scenario is what a business can do today: one push of the
-// same message to all N dids, in calls of at most 10,000 dids (the State Push limit) made at once,
-// one round per interval. The summary says so.
+// The broadcast scenario binds every device to one session through Plato's RPC, then pushes one
+// at-most-once message to that session per round: the app's pipeline (qosroute) picks the path,
+// a NATS broadcast for sessions of at least broadcast_min_members. The baseline's echo server has
+// no sessions: it fans one frame out to the dids of each push connection.
 
 // roundOutcome is what the push of one round returned.
 type roundOutcome struct {
@@ -23,13 +23,16 @@ type roundOutcome struct {
 // the pushes are over.
 func (r *runner) startBroadcast(ctx context.Context, tg target, start time.Time, out *targetResult) (stopWhen func() bool, wait func(), err error) {
 	o := r.opts
+	if !tg.echoPush {
+		return r.startSessionBroadcast(ctx, tg, start, out)
+	}
 	var p pusher
 	chunk := maxPushTargets
 	if tg.echoPush {
 		p, err = newEchoPusher(tg.endpoints, o.AppID, -1)
 		chunk = maxEchoPush
 	} else {
-		p, err = newKitexPusher(tg.stateAddr, o.AppID)
+		p, err = newKitexPusher(tg.stateAddr, o.AppID, o.AppKey)
 	}
 	if err != nil {
 		return nil, nil, err

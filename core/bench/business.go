@@ -11,8 +11,8 @@ import (
 	"github.com/cloudwego/kitex/server"
 
 	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/idl/kitex_gen/plato/business"
-	bizservice "github.com/platoim/plato/idl/kitex_gen/plato/business/business"
+	"github.com/platoim/plato/sdk/rpc/plato/business"
+	bizservice "github.com/platoim/plato/sdk/rpc/plato/business/business"
 )
 
 // sinkBusiness is the bench's own business server (Options.Business): it accepts every uplink at
@@ -97,4 +97,10 @@ func uplinkSeq(p []byte) (uint64, bool) {
 	}
 	n, err := strconv.ParseUint(string(digits), 10, 64)
 	return n, err == nil
+}
+
+// Sessions implements the Business service: bench devices join no session at login (the broadcast
+// scenario binds them through Plato's RPC).
+func (s *sinkBusiness) Sessions(context.Context, *business.SessionsRequest) (*business.SessionsResponse, error) {
+	return &business.SessionsResponse{}, nil
 }

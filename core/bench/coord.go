@@ -55,6 +55,7 @@ type targetResult struct {
 	rounds    []roundOutcome
 	calls     int
 	pushCodes map[string]int
+	route     string // the path Plato's pushes took (direct, broadcast)
 }
 
 // connectBudget bounds the connect phase: generous for the slowest honest case (a token from ipconf
@@ -111,7 +112,7 @@ func (r *runner) runTarget(ctx context.Context, tg target) (*targetResult, error
 		hs = append(hs, h)
 		first, count := workerRange(o.Devices, r.workers, k)
 		spec := WorkerSpec{
-			Role: roleDevices, Worker: k, Scenario: o.Scenario, AppID: o.AppID, RunID: r.runID + "-" + tg.name,
+			Role: roleDevices, Worker: k, Scenario: o.Scenario, AppID: o.AppID, AppKey: o.AppKey, RunID: r.runID + "-" + tg.name,
 			First: first, Count: count, Endpoints: tg.endpoints, TokenMode: tg.tokenMode, TokenSecret: o.TokenSecret,
 			IPConfURL: o.IPConfURL, StateAddr: tg.stateAddr, EchoPush: tg.echoPush, Window: o.Window,
 			Rate: o.Rate * float64(count) / float64(o.Devices), Duration: o.Duration, Interval: o.Interval,

@@ -114,7 +114,7 @@ func gatewayProcesses(endpoints []string) ([]int, map[string][]int, error) {
 }
 
 func broadcastFigures(t *targetResult, devices int) *BroadcastFigures {
-	b := &BroadcastFigures{Targets: devices, Calls: t.calls}
+	b := &BroadcastFigures{Targets: devices, Calls: t.calls, Route: t.route}
 	var last Histogram
 	for k, ro := range t.rounds {
 		if ro.expected == 0 && ro.refused == 0 {

@@ -22,7 +22,7 @@ func runDevices(ctx context.Context, spec WorkerSpec, cmds <-chan string, out *r
 		if spec.EchoPush {
 			f.pusher, err = newEchoPusher(spec.Endpoints, spec.AppID, spec.Worker)
 		} else {
-			f.pusher, err = newKitexPusher(spec.StateAddr, spec.AppID)
+			f.pusher, err = newKitexPusher(spec.StateAddr, spec.AppID, spec.AppKey)
 		}
 		if err != nil {
 			return err

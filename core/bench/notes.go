@@ -37,13 +37,13 @@ func scenarioNotes(s *Summary, o Options) []string {
 			out = append(out, fmt.Sprintf("the business server pushed %d downlinks back (the demo tells the sender when the recipient is offline); the devices ACKed them, load on top of the uplinks", s.OtherDownlinks))
 		}
 	case ScenarioDownlink:
-		out = append(out, "each push is one State.Push call for one did; latency runs from the call to the device reading the Downlink")
+		out = append(out, "each push is one Plato Push call for one did; latency runs from the call to the device reading the Downlink")
 	case ScenarioBroadcast:
-		calls := 0
-		if s.Broadcast != nil {
-			calls = s.Broadcast.Calls
+		route := "?"
+		if s.Broadcast != nil && s.Broadcast.Route != "" {
+			route = s.Broadcast.Route
 		}
-		out = append(out, fmt.Sprintf("session broadcast not available yet: pushing to %d dids per round (%d concurrent push calls of at most %d dids), one round every %v; last_device_us is per round the time until the last device had it", o.Devices, calls, maxPushTargets, o.Interval))
+		out = append(out, fmt.Sprintf("the %d devices are bound to one session through Plato's RPC (Bind); each round is one at-most-once Push to the session, one round every %v, which went %s (the qosroute stage's broadcast_min_members decides); last_device_us is per round the time until the last device had it", o.Devices, o.Interval, route))
 	}
 	if o.Scenario == ScenarioUplink && s.Refused > 0 {
 		msg := fmt.Sprintf("%d of %d uplinks were refused (%s); msgs_per_sec and latency count accepted ones only", s.Refused, s.Sent, formatCounts(s.Codes))

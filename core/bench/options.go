@@ -38,6 +38,7 @@ const (
 	DefaultIPConfURL   = "http://127.0.0.1:8080"
 	DefaultStateAddr   = "127.0.0.1:8901"
 	DefaultAppID       = "bench"
+	DefaultAppKey      = "plato-dev-bench-key-change-me"
 	DefaultDevices     = 100
 	DefaultDuration    = 10 * time.Second
 	DefaultConcurrency = 200
@@ -63,6 +64,9 @@ type Options struct {
 	StateAddr string
 	// AppID of every simulated device. Default "bench".
 	AppID string
+	// AppKey is the app's business key, for pushing through Plato's RPC (downlink, broadcast).
+	// Default DefaultAppKey, the development key configs/plato.yaml gives app bench.
+	AppKey string
 	// Devices is how many devices connect. Default 100, at most MaxDevices.
 	Devices int
 	// Duration of the measured phase, after every device connected. Default 10s, at most 10m.
@@ -114,6 +118,7 @@ func (o *Options) setDefaults() {
 	def(&o.IPConfURL, DefaultIPConfURL)
 	def(&o.StateAddr, DefaultStateAddr)
 	def(&o.AppID, DefaultAppID)
+	def(&o.AppKey, DefaultAppKey)
 	def(&o.Sink, DefaultSink)
 	if o.Devices == 0 {
 		o.Devices = DefaultDevices

@@ -27,6 +27,7 @@ type WorkerSpec struct {
 	Worker   int    `json:"worker"`
 	Scenario string `json:"scenario,omitempty"`
 	AppID    string `json:"app_id,omitempty"`
+	AppKey   string `json:"app_key,omitempty"`
 	// RunID prefixes every did, so two runs (or Plato and baseline) never share a device.
 	RunID string `json:"run_id,omitempty"`
 	// First and Count are this worker's device indexes: First .. First+Count-1.

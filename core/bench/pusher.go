@@ -12,8 +12,8 @@ import (
 	"github.com/cloudwego/kitex/pkg/connpool"
 
 	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/idl/kitex_gen/plato/state"
-	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
+	"github.com/platoim/plato/sdk/rpc/plato/api"
+	apiservice "github.com/platoim/plato/sdk/rpc/plato/api/plato"
 )
 
 // pushTarget is one device a push goes to.
@@ -22,7 +22,7 @@ type pushTarget struct {
 	did string
 }
 
-// pusher is the business side of downlink and broadcast: Plato's State.Push, or the echo server's
+// pusher is the business side of downlink and broadcast: Plato's Push, or the echo server's
 // push connection for the baseline.
 type pusher interface {
 	// push sends payload to targets and returns, per target, "" when it went out or why not
@@ -40,22 +40,22 @@ const pushTimeout = 5 * time.Second
 
 // kitexPusher pushes through Plato's State service, as a business server does.
 type kitexPusher struct {
-	appID string
-	cli   stateservice.Client
+	caller *api.Caller
+	cli    apiservice.Client
 }
 
-func newKitexPusher(addr, appID string) (*kitexPusher, error) {
+func newKitexPusher(addr, appID, key string) (*kitexPusher, error) {
 	opts := append(rpcopt.Client(addr, pushTimeout),
 		// Kitex keeps 10 idle connections per address by default; the bench's concurrent pushes
 		// would then open and close connections all the time and measure that instead.
 		client.WithLongConnection(connpool.IdleConfig{
 			MaxIdlePerAddress: pushConcurrency, MaxIdleGlobal: pushConcurrency, MaxIdleTimeout: time.Minute,
 		}))
-	cli, err := stateservice.NewClient("plato-state", opts...)
+	cli, err := apiservice.NewClient("plato", opts...)
 	if err != nil {
-		return nil, fmt.Errorf("creating the state client for %s: %w", addr, err)
+		return nil, fmt.Errorf("creating the Plato RPC client for %s: %w", addr, err)
 	}
-	return &kitexPusher{appID: appID, cli: cli}, nil
+	return &kitexPusher{caller: &api.Caller{AppId: appID, Key: key}, cli: cli}, nil
 }
 
 // maxPushTargets is the State service's limit of dids per Push (core/state.MaxPushTargets).
@@ -75,7 +75,7 @@ func (p *kitexPusher) push(ctx context.Context, targets []pushTarget, payload []
 			for i, t := range chunk {
 				dids[i] = t.did
 			}
-			resp, err := p.cli.Push(ctx, &state.PushRequest{AppId: p.appID, Dids: dids, Payload: payload})
+			resp, err := p.cli.Push(ctx, &api.PushRequest{Caller: p.caller, Dids: dids, Payload: payload})
 			if err != nil {
 				for i := range res {
 					res[i] = "push error: " + rpcErrClass(err)
@@ -85,7 +85,7 @@ func (p *kitexPusher) push(ctx context.Context, targets []pushTarget, payload []
 			for i := range res {
 				res[i] = "push no answer"
 				if i < len(resp.Targets) {
-					if st := resp.Targets[i].Status; st != state.PushStatus_SENT && st != state.PushStatus_ACKED {
+					if st := resp.Targets[i].Status; st != api.PushStatus_SENT && st != api.PushStatus_ACKED {
 						res[i] = "push " + st.String()
 					} else {
 						res[i] = ""
@@ -100,7 +100,7 @@ func (p *kitexPusher) push(ctx context.Context, targets []pushTarget, payload []
 
 // rpcErrClass shortens a Kitex error to a few words, so failures aggregate into a few counters.
 func rpcErrClass(err error) string {
-	var se *state.StateError
+	var se *api.PlatoError
 	switch {
 	case errors.As(err, &se):
 		return fmt.Sprintf("code %d", se.Code)

@@ -100,12 +100,15 @@ type Heartbeats struct {
 type BroadcastFigures struct {
 	Rounds  int `json:"rounds"`
 	Targets int `json:"targets"`
-	// Calls is how many push calls one round took (the State Push takes 10,000 dids at most).
+	// Calls is how many push calls one round took: one session push for Plato; the baseline's echo
+	// server takes at most a few thousand dids per call.
 	Calls int `json:"calls_per_round"`
 	// LastDevice is, over the rounds, the time until the last device had the round's message.
 	LastDevice Latency `json:"last_device_us"`
 	// Complete counts rounds that every target received.
 	Complete int `json:"complete_rounds"`
+	// Route is the path Plato's session pushes took: direct or broadcast (empty for the baseline).
+	Route string `json:"route,omitempty"`
 }
 
 // Latency is a distribution in microseconds (0.1 µs resolution).

@@ -48,6 +48,8 @@ const (
 	// DevTokenSecret is the secret the shipped configs use so `make up` works out of the box.
 	// Plato logs a warning when it is in use; a fleet must set its own.
 	DevTokenSecret = "plato-dev-secret-change-me-please"
+	// DevDemoKey is the business key of the demo app in the shipped configs (see DevTokenSecret).
+	DevDemoKey = "plato-dev-demo-key-change-me"
 )
 
 // Config is the whole configuration; each role reads its own section plus the shared ones.
@@ -229,6 +231,10 @@ type Business struct {
 	Default string `koanf:"default"`
 	// Apps maps an app ID to its business server address.
 	Apps map[string]string `koanf:"apps"`
+	// Keys maps an app ID to the key its business servers present on every call to Plato's RPC
+	// (docs/business.md). An app without a key cannot call it. At least 16 bytes; keep them out of
+	// files: PLATO_STATE__BUSINESS__KEYS__<APP>=...
+	Keys map[string]string `koanf:"keys"`
 	// Timeout bounds each delivery call. Default 3s.
 	Timeout time.Duration `koanf:"timeout"`
 }

@@ -107,6 +107,11 @@ func (c *Config) Validate() error {
 		}
 		addrOrSocket("state.business.apps."+app, addr)
 	}
+	for app, key := range s.Business.Keys {
+		if len(key) < 16 {
+			bad("state.business.keys."+app, "must be at least 16 bytes, got %d", len(key))
+		}
+	}
 	c.validateBatch("state.batch", s.Batch, bad)
 	if c.Pipeline.Dir != "" && c.Pipeline.PluginDir == "" {
 		bad("pipeline.plugin_dir", "is required when pipeline.dir is set")

@@ -1,151 +1,122 @@
-// Package demo is the tiny chat business server `plato up` starts, so a newcomer can talk between
-// two terminals: an uplink {"to":"bob","text":"hi"} from alice becomes a downlink
-// {"from":"alice","text":"hi"} to bob. It uses only Plato's public RPC (the Business service it
-// implements and the State service's Push), as any business server would.
+// Package demo is the group chat business server `plato up` starts, so a newcomer can talk between
+// terminals (`plato chat`). It is built only on sdk/business, as any business server would be:
+// Plato delivers it the devices' uplinks and asks it which rooms a device joins at login; it calls
+// Plato's RPC to push messages and to bind devices to rooms (Plato sessions). Message lists the
+// commands, Delivered what devices receive, and the Code constants its refusals.
 package demo
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
-	"net"
+	"maps"
 	"sync"
-	"time"
 
-	"github.com/cloudwego/kitex/server"
-
-	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/idl/kitex_gen/plato/business"
-	bizservice "github.com/platoim/plato/idl/kitex_gen/plato/business/business"
-	"github.com/platoim/plato/idl/kitex_gen/plato/state"
-	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
+	"github.com/platoim/plato/sdk/business"
 )
 
-// Message is what chat clients send as an uplink payload.
-type Message struct {
-	To   string `json:"to"`
-	Text string `json:"text"`
+// Config configures the demo.
+type Config struct {
+	// Addr is where it listens for Plato (demo.addr); port 0 picks one, see Server.Addr.
+	Addr string
+	// StateAddr returns Plato's RPC address (a state server's state.addr). It is asked on the first
+	// call to Plato, so the state server may start after the demo. nil means business.DefaultAddr.
+	StateAddr func() string
+	// Keys maps app IDs to their key (state.business.keys). The demo serves the apps listed; the
+	// uplinks of others are refused with CodeUnknownApp.
+	Keys map[string]string
 }
-
-// Delivered is what chat clients receive as a downlink payload.
-type Delivered struct {
-	From string `json:"from"`
-	Text string `json:"text"`
-}
-
-// Business codes the demo answers uplinks with (business codes are 2000-2999).
-const (
-	CodeBadMessage = 2001 // the payload is not {"to":...,"text":...}
-)
 
 // Server is the demo business server.
 type Server struct {
-	addr      string
-	stateAddr func() string
-	log       *slog.Logger
-	state     stateservice.Client
-	ln        net.Listener
-	rpc       server.Server
-	pushes    chan push
-	wg        sync.WaitGroup
+	cfg   Config
+	log   *slog.Logger
+	rooms *rooms
+	work  *workers
+	biz   *business.Server
+
+	mu        sync.Mutex
+	stateAddr string                      // resolved on first use
+	clients   map[string]*business.Client // by app ID
 }
 
-type push struct {
-	appID, from, to string
-	payload         []byte
+// New prepares a demo server; Start runs it.
+func New(cfg Config, logger *slog.Logger) *Server {
+	cfg.Keys = maps.Clone(cfg.Keys)
+	return &Server{cfg: cfg, log: logger.With("role", "demo"), rooms: newRooms(), clients: map[string]*business.Client{}}
 }
 
-// New prepares a demo server listening on addr that pushes through the state server whose address
-// stateAddr returns; it is asked on the first push, so the state server may start after the demo.
-func New(addr string, stateAddr func() string, logger *slog.Logger) *Server {
-	return &Server{addr: addr, stateAddr: stateAddr, log: logger.With("role", "demo"), pushes: make(chan push, 4096)}
-}
-
-// Start listens and returns once the listener is open.
+// Start listens and returns once the listener is open; ctx is not kept.
 func (s *Server) Start(ctx context.Context) error {
-	var err error
-	if s.ln, err = net.Listen("tcp", s.addr); err != nil {
-		return fmt.Errorf("demo: listening on %s: %w", s.addr, err)
+	h := business.Handlers{
+		Uplink: s.uplink, Sessions: s.sessions,
+		Connected: s.connected, Disconnected: s.disconnected, Undelivered: s.undelivered,
 	}
-	s.rpc = bizservice.NewServer(s, rpcopt.Server(s.ln)...)
-	s.wg.Add(2)
-	go func() {
-		defer s.wg.Done()
-		if err := s.rpc.Run(); err != nil {
-			s.log.Error("demo RPC server stopped", "err", err)
-		}
-	}()
-	// Pushes run off the delivery path so an uplink's ACK does not wait for the recipient.
-	go func() {
-		defer s.wg.Done()
-		for p := range s.pushes {
-			if s.state == nil {
-				addr := s.stateAddr()
-				cli, err := stateservice.NewClient("plato-state", rpcopt.Client(addr, 5*time.Second)...)
-				if err != nil {
-					s.log.Error("cannot create state client; dropping push", "state", addr, "err", err)
-					continue
-				}
-				s.state = cli
-			}
-			s.forward(p)
-		}
-	}()
-	s.log.Info("demo chat business server listening", "rpc", s.Addr())
-	return nil
-}
-
-// Addr is the listen address.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
-
-// Shutdown stops the server.
-func (s *Server) Shutdown(context.Context) error {
-	if s.rpc != nil {
-		_ = s.rpc.Stop()
-	}
-	close(s.pushes)
-	s.wg.Wait()
-	return nil
-}
-
-// Deliver implements the Business service.
-func (s *Server) Deliver(_ context.Context, req *business.DeliverRequest) (*business.DeliverResponse, error) {
-	resp := &business.DeliverResponse{Results: make([]*business.Result_, len(req.Events))}
-	for i, ev := range req.Events {
-		resp.Results[i] = &business.Result_{}
-		switch ev.Kind {
-		case business.EventKind_CONNECTED:
-			s.log.Info("device online", "app", ev.AppId, "did", ev.Did, "uid", ev.Uid, "gateway", ev.GatewayId)
-		case business.EventKind_DISCONNECTED:
-			s.log.Info("device offline", "app", ev.AppId, "did", ev.Did, "reason", ev.Reason)
-		case business.EventKind_UPLINK:
-			var m Message
-			if err := json.Unmarshal(ev.Payload, &m); err != nil || m.To == "" {
-				resp.Results[i] = &business.Result_{Code: CodeBadMessage, Message: `payload must be {"to":"<did>","text":"..."}`}
-				continue
-			}
-			out, _ := json.Marshal(Delivered{From: ev.Did, Text: m.Text})
-			select {
-			case s.pushes <- push{appID: ev.AppId, from: ev.Did, to: m.To, payload: out}:
-			default:
-				resp.Results[i] = &business.Result_{Code: 2002, Message: "demo server busy"}
-			}
-		}
-	}
-	return resp, nil
-}
-
-func (s *Server) forward(p push) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	resp, err := s.state.Push(ctx, &state.PushRequest{AppId: p.appID, Dids: []string{p.to}, Payload: p.payload})
+	biz, err := business.Listen(s.cfg.Addr, h, business.WithLogger(s.log))
 	if err != nil {
-		s.log.Warn("push failed", "to", p.to, "err", err)
-		return
+		return fmt.Errorf("demo: %w", err)
 	}
-	if len(resp.Targets) == 1 && resp.Targets[0].Status == state.PushStatus_OFFLINE && p.from != p.to {
-		note, _ := json.Marshal(Delivered{From: "plato-demo", Text: p.to + " is offline"})
-		_, _ = s.state.Push(ctx, &state.PushRequest{AppId: p.appID, Dids: []string{p.from}, Payload: note})
+	// The workers exist before the first uplink can arrive.
+	s.work = newWorkers(s.do)
+	if err := biz.Start(); err != nil {
+		s.work.stop(ctx)
+		return fmt.Errorf("demo: %w", err)
 	}
+	s.biz = biz
+	s.log.Info("demo chat business server listening", "rpc", s.Addr(), "apps", len(s.cfg.Keys))
+	return nil
+}
+
+// Addr is the listen address (empty before Start).
+func (s *Server) Addr() string {
+	if s.biz == nil {
+		return ""
+	}
+	return s.biz.Addr()
+}
+
+// Shutdown stops taking uplinks, lets the queued pushes finish until ctx is done (then abandons
+// them), and closes its connections to Plato.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	if s.biz != nil {
+		if err := s.biz.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("demo: %w", err))
+		}
+	}
+	if s.work != nil {
+		s.work.stop(ctx)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for app, c := range s.clients {
+		if err := c.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("demo: closing the client of app %s: %w", app, err))
+		}
+	}
+	clear(s.clients)
+	return errors.Join(errs...)
+}
+
+// client returns the Plato client of app, creating it on first use; nil when app has no key.
+func (s *Server) client(app string) (*business.Client, error) {
+	key, ok := s.cfg.Keys[app]
+	if !ok {
+		return nil, nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.clients[app]; c != nil {
+		return c, nil
+	}
+	if s.stateAddr == "" && s.cfg.StateAddr != nil {
+		s.stateAddr = s.cfg.StateAddr()
+	}
+	c, err := business.NewClient(business.ClientConfig{Addr: s.stateAddr, AppID: app, Key: key, Timeout: pushTimeout})
+	if err != nil {
+		return nil, fmt.Errorf("creating the Plato client of app %s: %w", app, err)
+	}
+	s.clients[app] = c
+	return c, nil
 }

@@ -30,10 +30,22 @@ type conn struct {
 	closed   bool
 	// reason is the close code reported to the state server when the socket goes away.
 	reason     protocol.Code
-	queue      []*common.DownFrame
+	queue      []outFrame
 	appID, did string
 	link       *stateLink
 	loginTimer *timewheel.Timer
+	// sessions are the sessions this connection is in (index.go); nil for the many connections in
+	// none, so an idle connection costs nothing for them.
+	sessions []string
+}
+
+// outFrame is one frame waiting for the socket: a frame of the state server, encoded when it is
+// written, or a broadcast Downlink encoded once and shared by every member connection.
+type outFrame struct {
+	down *common.DownFrame
+	// broadcast is a whole frame, header included. It is shared and read-only: the writer may link
+	// it into the socket buffer without copying.
+	broadcast []byte
 }
 
 // enqueue queues f for the device and makes sure a flusher runs. It reports false when the
@@ -44,16 +56,61 @@ func (c *conn) enqueue(f *common.DownFrame) bool {
 		c.mu.Unlock()
 		return false
 	}
-	if len(c.queue) >= c.gw.cfg.WriteQueue && f.Action != common.DownAction_SEND_AND_CLOSE {
+	start, full := c.appendLocked(outFrame{down: f}, f.Action == common.DownAction_SEND_AND_CLOSE)
+	c.mu.Unlock()
+	return c.started(start, full)
+}
+
+// enqueueLogin queues the state server's LOGIN_OK answer and marks the login accepted in one step,
+// so that no broadcast frame can reach the device before its LoginAck. accepted is false when the
+// login was no longer pending; ok is enqueue's result.
+func (c *conn) enqueueLogin(f *common.DownFrame) (accepted, ok bool) {
+	c.mu.Lock()
+	if c.closed {
 		c.mu.Unlock()
+		return false, false
+	}
+	accepted = c.state == statePending
+	if accepted {
+		c.state = stateLoggedIn
+	}
+	start, full := c.appendLocked(outFrame{down: f}, false)
+	c.mu.Unlock()
+	return accepted, c.started(start, full)
+}
+
+// enqueueBroadcast queues a shared broadcast frame, only on a logged-in connection: a device hears
+// a session's messages from its LoginAck on, and not once it is being closed.
+func (c *conn) enqueueBroadcast(frame []byte) bool {
+	c.mu.Lock()
+	if c.closed || c.state != stateLoggedIn {
+		c.mu.Unlock()
+		return false
+	}
+	start, full := c.appendLocked(outFrame{broadcast: frame}, false)
+	c.mu.Unlock()
+	return c.started(start, full)
+}
+
+// appendLocked queues o unless the queue is full (force skips the bound: a Close must get out).
+// start says a flusher must be started. c.mu is held.
+func (c *conn) appendLocked(o outFrame, force bool) (start, full bool) {
+	if len(c.queue) >= c.gw.cfg.WriteQueue && !force {
+		return false, true
+	}
+	c.queue = append(c.queue, o)
+	start = !c.flushing
+	c.flushing = true
+	return start, false
+}
+
+// started acts on appendLocked's answer once c.mu is released.
+func (c *conn) started(start, full bool) bool {
+	if full {
 		c.gw.metrics.slowConsumers.Add(1)
 		c.closeWith(protocol.CodeSlowConsumer, "write queue full")
 		return false
 	}
-	c.queue = append(c.queue, f)
-	start := !c.flushing
-	c.flushing = true
-	c.mu.Unlock()
 	if start {
 		c.gw.writers.Go(c.flush)
 	}
@@ -79,7 +136,20 @@ func (c *conn) flush() {
 		n := 0
 		// Frames per signal, added to the shared counters once per flush rather than per frame.
 		var sent [16]int64
-		for _, f := range q {
+		var broadcasts int64
+		for _, o := range q {
+			if o.broadcast != nil {
+				// Linked rather than copied when large: the bytes are never modified.
+				if _, err := w.WriteBinary(o.broadcast); err != nil {
+					c.abort(protocol.CodeClientClose)
+					return
+				}
+				n += len(o.broadcast)
+				sent[uint8(protocol.SigDownlink)]++
+				broadcasts++
+				continue
+			}
+			f := o.down
 			buf, err := w.Malloc(protocol.HeaderLen + len(f.Body))
 			if err != nil {
 				c.abort(protocol.CodeClientClose)
@@ -98,6 +168,9 @@ func (c *conn) flush() {
 		}
 		err := w.Flush()
 		c.gw.metrics.bytesOut.Add(int64(n))
+		if broadcasts > 0 {
+			c.gw.metrics.broadcastFramesOut.Add(broadcasts)
+		}
 		for sig, k := range sent {
 			if k > 0 {
 				c.gw.metrics.framesOut.AddN(uint8(sig), k)
@@ -135,9 +208,7 @@ func (c *conn) closeWith(code protocol.Code, msg string) {
 	body := (&protocol.Close{Code: code, Message: msg}).Append(nil)
 	f := &common.DownFrame{ConnId: int64(c.id), Action: common.DownAction_SEND_AND_CLOSE, Signal: int8(protocol.SigClose), Body: body}
 	c.mu.Lock()
-	c.queue = append(c.queue, f)
-	start := !c.flushing
-	c.flushing = true
+	start, _ := c.appendLocked(outFrame{down: f}, true)
 	c.mu.Unlock()
 	if start {
 		c.gw.writers.Go(c.flush)

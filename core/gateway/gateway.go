@@ -16,6 +16,7 @@ import (
 	"github.com/cloudwego/netpoll"
 
 	"github.com/cloudwego/kitex/server"
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/platoim/plato/core/config"
@@ -34,22 +35,37 @@ type Config struct {
 	RPCTimeout time.Duration
 	// Meter receives the gateway's metrics (docs/observability.md); nil records none.
 	Meter metric.Meter
+	// NATS carries session broadcasts (core/fanout): the gateway subscribes to fanout.Subject and
+	// writes each one to its local members. nil: no broadcasts. The caller owns the connection and
+	// closes it after Shutdown.
+	NATS *nats.Conn
 }
 
 // Gateway is one running gateway.
 type Gateway struct {
-	cfg     Config
-	reg     registry.Registry
-	tokens  *token.Signer
-	log     *slog.Logger
-	conns   *table
-	links   *stateLinks
-	wheel   *timewheel.Wheel
-	writers gopool.Pool
-	metrics metrics
+	cfg    Config
+	reg    registry.Registry
+	tokens *token.Signer
+	log    *slog.Logger
+	conns  *table
+	links  *stateLinks
+	// sessions is the local session index; acks the at-least-once broadcasts whose ACKs are awaited.
+	sessions *sessionIndex
+	acks     *recentIDs
+	wheel    *timewheel.Wheel
+	writers  gopool.Pool
+	metrics  metrics
 	// instruments reads metrics for the Meter; unregistered at Shutdown.
 	instruments metric.Registration
 	nextID      atomic.Uint64
+
+	// sub is the broadcast subscription, set in Start (the metrics read it meanwhile). fanMu is
+	// held by the one NATS callback while it fans a message out; fanStopped, set under it at
+	// Shutdown, turns later callbacks away.
+	sub          atomic.Pointer[nats.Subscription]
+	fanMu        sync.Mutex
+	fanStopped   bool
+	malformedLog logLimiter
 
 	loop      netpoll.EventLoop
 	ln        net.Listener
@@ -73,12 +89,17 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 	if cfg.RPCTimeout <= 0 {
 		cfg.RPCTimeout = config.DefaultRPCTimeout
 	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = config.DefaultMaxBody
+	}
 	gw := &Gateway{
 		cfg: cfg, reg: reg, tokens: tokens,
-		log:     logger.With("role", "gateway", "gateway", cfg.ID),
-		conns:   newTable(),
-		wheel:   timewheel.New(100*time.Millisecond, 1024),
-		writers: gopool.NewPool("plato-gateway-writers-"+cfg.ID, 1<<16, gopool.NewConfig()),
+		log:      logger.With("role", "gateway", "gateway", cfg.ID),
+		conns:    newTable(),
+		sessions: newSessionIndex(),
+		acks:     newRecentIDs(ackWindow, ackMaxIDs),
+		wheel:    timewheel.New(100*time.Millisecond, 1024),
+		writers:  gopool.NewPool("plato-gateway-writers-"+cfg.ID, 1<<16, gopool.NewConfig()),
 	}
 	gw.links = newStateLinks(gw)
 	instruments, err := gw.instrument(cfg.Meter)
@@ -112,6 +133,10 @@ func (gw *Gateway) Start(ctx context.Context) error {
 	}()
 	gw.wheel.Start()
 	if err := gw.links.watch(ctx); err != nil {
+		gw.Shutdown(context.Background())
+		return err
+	}
+	if err := gw.subscribeBroadcasts(); err != nil {
 		gw.Shutdown(context.Background())
 		return err
 	}
@@ -168,6 +193,7 @@ func (gw *Gateway) Shutdown(ctx context.Context) error {
 			gw.log.Warn("leaving the registry failed", "err", derr)
 		}
 		cancel()
+		gw.stopBroadcasts(2 * time.Second)
 		gw.conns.each(func(c *conn) { c.closeWith(protocol.CodeShuttingDown, "gateway shutting down") })
 		gw.awaitDrain(ctx, drainTimeout)
 		if gw.loop != nil {

@@ -27,6 +27,14 @@ type metrics struct {
 	// counts the batches dropped after the last retry.
 	stateErrors   [rpcopt.NumErrKinds]atomic.Int64
 	deliverErrors atomic.Int64
+	// Session broadcasts: messages received from NATS, those dropped by reason, frames written to
+	// members, and device ACKs of broadcasts not forwarded to the state server.
+	broadcastsIn         atomic.Int64
+	broadcastsMalformed  [numMalformed]atomic.Int64
+	broadcastFramesOut   atomic.Int64
+	broadcastAcksDropped atomic.Int64
+	// broadcastsLost is the last count of the subscription's dropped messages (broadcastsLost()).
+	broadcastsLost atomic.Int64
 }
 
 // Stats is a snapshot of the gateway's counters since it started.
@@ -44,17 +52,35 @@ type Stats struct {
 	SlowConsumers  int64
 	ForwardRefused int64
 	DeliverErrors  int64
+	// Broadcasts counts session broadcasts received from NATS, BroadcastsMalformed those dropped
+	// (undecodable or too large), BroadcastFramesOut their frames written to member devices, and
+	// BroadcastAcksDropped device ACKs of broadcasts that no state server waits for.
+	Broadcasts           int64
+	BroadcastsMalformed  int64
+	BroadcastFramesOut   int64
+	BroadcastAcksDropped int64
+	// BroadcastsLost counts broadcasts NATS dropped because this gateway's fan-out fell behind.
+	BroadcastsLost int64
+	// SessionMemberships is how many connection-session pairs the local session index holds.
+	SessionMemberships int64
 }
 
 // Stats returns the current counters.
 func (gw *Gateway) Stats() Stats {
 	m := &gw.metrics
 	ok := m.logins.Load(int(protocol.CodeOK))
+	var malformed int64
+	for i := range m.broadcastsMalformed {
+		malformed += m.broadcastsMalformed[i].Load()
+	}
 	return Stats{
 		Conns: gw.conns.len(), Accepted: m.accepted.Load(), Closed: m.closed.Total(), Logins: ok,
 		LoginsRefused: m.logins.Total() - ok, FramesIn: m.framesIn.Total(), FramesOut: m.framesOut.Total(),
 		BytesIn: m.bytesIn.Load(), BytesOut: m.bytesOut.Load(), ProtocolErrors: m.protocolErrors.Total(),
 		SlowConsumers: m.slowConsumers.Load(), ForwardRefused: m.forwardRefused.Load(), DeliverErrors: m.deliverErrors.Load(),
+		Broadcasts: m.broadcastsIn.Load(), BroadcastsMalformed: malformed, BroadcastFramesOut: m.broadcastFramesOut.Load(),
+		BroadcastAcksDropped: m.broadcastAcksDropped.Load(), BroadcastsLost: gw.broadcastsLost(),
+		SessionMemberships: gw.sessions.memberships.Load(),
 	}
 }
 

@@ -24,17 +24,16 @@ func (h *pushHandler) Push(_ context.Context, req *gwrpc.PushRequest) (*gwrpc.Pu
 			continue
 		}
 		if f.Action == common.DownAction_LOGIN_OK {
-			c.mu.Lock()
-			ok := c.state == statePending
-			if ok {
-				c.state = stateLoggedIn
-			}
-			key := didKey(c.appID, c.did)
-			c.mu.Unlock()
-			if ok {
-				h.gw.conns.bindDID(key, c)
+			accepted, ok := c.enqueueLogin(f)
+			if accepted {
+				// appID and did are set before the login is forwarded and never change after.
+				h.gw.conns.bindDID(didKey(c.appID, c.did), c)
 				h.gw.metrics.logins.Add(int(protocol.CodeOK))
 			}
+			if !ok {
+				resp.Gone = append(resp.Gone, f.ConnId)
+			}
+			continue
 		}
 		if f.Action == common.DownAction_SEND_AND_CLOSE {
 			code := closeCode(f)

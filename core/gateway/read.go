@@ -123,6 +123,12 @@ func (gw *Gateway) handle(c *conn, h protocol.Header, body []byte) {
 		c.closeWith(protocol.CodeNotLoggedIn, h.Signal.String()+" before Login")
 		return
 	}
+	if h.Signal == protocol.SigDownlinkAck && h.Flags&protocol.FlagBroadcast != 0 && !gw.acks.has(h.Seq, time.Now()) {
+		// Only an at-least-once broadcast waits for ACKs; the others would cost the state server a
+		// lookup per member for nothing.
+		gw.metrics.broadcastAcksDropped.Add(1)
+		return
+	}
 	gw.forward(c, link, &common.UpEvent{
 		ConnId: int64(c.id), Kind: common.UpKind_FRAME, Signal: int8(h.Signal), Flags: int16(h.Flags), Seq: int64(h.Seq), Body: body,
 	})
@@ -190,8 +196,11 @@ func (gw *Gateway) onClose(c *conn) {
 	c.closed = true
 	c.queue = nil
 	link, app, did, reason := c.link, c.appID, c.did, c.reason
+	sessions := c.sessions
+	c.sessions = nil
 	c.mu.Unlock()
 	c.loginTimer.Stop()
+	gw.leaveAllSessions(c, app, sessions)
 	key := ""
 	if did != "" {
 		key = didKey(app, did)

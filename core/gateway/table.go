@@ -28,14 +28,16 @@ func didKey(appID, did string) string { return appID + "\x00" + did }
 
 func (t *table) idShard(id uint64) *tableShard { return &t.shards[id%tableShards] }
 
-func (t *table) didShard(key string) *tableShard {
-	// FNV-1a: cheap and stable, and avoids allocating a hasher.
+func (t *table) didShard(key string) *tableShard { return &t.shards[keyHash(key)%tableShards] }
+
+// keyHash is FNV-1a: cheap and stable, and avoids allocating a hasher.
+func keyHash(key string) uint32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(key); i++ {
 		h ^= uint32(key[i])
 		h *= 16777619
 	}
-	return &t.shards[h%tableShards]
+	return h
 }
 
 func (t *table) add(c *conn) {

@@ -64,5 +64,24 @@ func (gw *Gateway) instrument(meter metric.Meter) (metric.Registration, error) {
 		})
 	o.CounterValue("plato_gateway_state_batches_dropped_total", "{batch}",
 		"Batches of device events dropped after the last retry to an unreachable state server.", m.deliverErrors.Load)
+	o.CounterValue("plato_gateway_broadcasts_total", "{message}",
+		"Session broadcast messages received from NATS (every gateway receives every broadcast).", m.broadcastsIn.Load)
+	o.Counter("plato_gateway_broadcasts_malformed_total", "{message}",
+		"Session broadcasts dropped, by reason: decode (not a valid message) or too_large (payload over the device maximum).",
+		func(emit telemetry.Emit) {
+			for i, reason := range malformedReasons {
+				emit(m.broadcastsMalformed[i].Load(), attribute.String("reason", reason))
+			}
+		})
+	o.CounterValue("plato_gateway_broadcasts_lost_total", "{message}",
+		"Session broadcasts NATS dropped before this gateway read them: its fan-out fell behind the subscription's pending limit.", gw.broadcastsLost)
+	o.CounterValue("plato_gateway_broadcast_frames_out_total", "{frame}",
+		"Broadcast Downlink frames written to member devices (also counted in frames_out_total).", m.broadcastFramesOut.Load)
+	o.CounterValue("plato_gateway_broadcast_acks_dropped_total", "{ack}",
+		"Device ACKs of broadcasts not forwarded: not an at-least-once broadcast of this gateway in the last 5 minutes.", m.broadcastAcksDropped.Load)
+	o.GaugeValue("plato_gateway_session_memberships", "{membership}",
+		"Connection-session memberships in the gateway's local session index.", gw.sessions.memberships.Load)
+	o.GaugeValue("plato_gateway_sessions", "{session}",
+		"Sessions with at least one connection on this gateway.", gw.sessions.sessions.Load)
 	return o.Register()
 }

@@ -13,10 +13,10 @@ import (
 	"github.com/platoim/plato/core/config"
 	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/core/platform/platformtest"
-	"github.com/platoim/plato/idl/kitex_gen/plato/business"
-	"github.com/platoim/plato/idl/kitex_gen/plato/state"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/rpc/plato/api"
+	"github.com/platoim/plato/sdk/rpc/plato/business"
 	"github.com/platoim/plato/sdk/token"
 )
 
@@ -104,16 +104,14 @@ func TestEndToEnd(t *testing.T) {
 
 	t.Run("downlink is pushed and ACKed", func(t *testing.T) {
 		sc := platformtest.StateClient(t, p.State.Addr())
-		resp, err := sc.Push(context.Background(), &state.PushRequest{
-			AppId: "demo", Dids: []string{"bob", "nobody"}, Payload: []byte("hi bob"), WaitAck: true, TimeoutMs: 5000,
-		})
+		resp, err := sc.Push(context.Background(), &api.PushRequest{Caller: platformtest.Caller("demo"), Dids: []string{"bob", "nobody"}, Payload: []byte("hi bob"), WaitAck: true, TimeoutMs: 5000})
 		if err != nil {
 			t.Fatalf("push: %v", err)
 		}
-		if got := resp.Targets[0]; got.Status != state.PushStatus_ACKED || got.ConnId != int64(bob.ConnID()) || got.Seq != 1 {
+		if got := resp.Targets[0]; got.Status != api.PushStatus_ACKED || got.ConnId != int64(bob.ConnID()) || got.Seq != 1 {
 			t.Fatalf("bob's target: %+v, want ACKED on conn %d seq 1", got, bob.ConnID())
 		}
-		if got := resp.Targets[1]; got.Status != state.PushStatus_OFFLINE {
+		if got := resp.Targets[1]; got.Status != api.PushStatus_OFFLINE {
 			t.Fatalf("nobody's target: %+v, want OFFLINE", got)
 		}
 		select {
@@ -124,10 +122,10 @@ func TestEndToEnd(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatal("bob got nothing")
 		}
-		_, err = sc.Push(context.Background(), &state.PushRequest{AppId: "", Dids: []string{"bob"}})
-		var se *state.StateError
+		_, err = sc.Push(context.Background(), &api.PushRequest{Caller: &api.Caller{}, Dids: []string{"bob"}})
+		var se *api.PlatoError
 		if !errors.As(err, &se) || se.Code != int32(protocol.CodeInvalidArgument) {
-			t.Fatalf("push without app_id: %v, want StateError %d", err, protocol.CodeInvalidArgument)
+			t.Fatalf("push without app_id: %v, want PlatoError %d", err, protocol.CodeInvalidArgument)
 		}
 	})
 

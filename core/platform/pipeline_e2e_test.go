@@ -14,10 +14,10 @@ import (
 	"github.com/platoim/plato/core/config"
 	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/core/platform/platformtest"
-	"github.com/platoim/plato/idl/kitex_gen/plato/business"
-	"github.com/platoim/plato/idl/kitex_gen/plato/state"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/rpc/plato/api"
+	"github.com/platoim/plato/sdk/rpc/plato/business"
 )
 
 // pipelineYAML is the reference pipeline with the test's token secret and quick retransmits.
@@ -89,8 +89,8 @@ func TestPipelineCarriesLoginUplinkDownlink(t *testing.T) {
 		t.Fatalf("business got %q", ups[0].Payload)
 	}
 	sc := platformtest.StateClient(t, pp.State.Addr())
-	resp, err := sc.Push(ctx, &state.PushRequest{AppId: "demo", Dids: []string{"alice"}, Payload: []byte("down"), WaitAck: true, TimeoutMs: 10000})
-	if err != nil || resp.Targets[0].Status != state.PushStatus_ACKED {
+	resp, err := sc.Push(ctx, &api.PushRequest{Caller: platformtest.Caller("demo"), Dids: []string{"alice"}, Payload: []byte("down"), WaitAck: true, TimeoutMs: 10000})
+	if err != nil || resp.Targets[0].Status != api.PushStatus_ACKED {
 		t.Fatalf("push: %v %+v", err, resp)
 	}
 	if m := <-alice.Messages(); string(m.Payload) != "down" {
@@ -120,8 +120,8 @@ func TestRetransmitResendsUntilACKedThenReportsUndelivered(t *testing.T) {
 		t.Fatalf("login: %+v", ack)
 	}
 	sc := platformtest.StateClient(t, pp.State.Addr())
-	resp, err := sc.Push(context.Background(), &state.PushRequest{AppId: "demo", Dids: []string{"carol"}, Payload: []byte("again")})
-	if err != nil || resp.Targets[0].Status != state.PushStatus_SENT {
+	resp, err := sc.Push(context.Background(), &api.PushRequest{Caller: platformtest.Caller("demo"), Dids: []string{"carol"}, Payload: []byte("again")})
+	if err != nil || resp.Targets[0].Status != api.PushStatus_SENT {
 		t.Fatalf("push: %v %+v", err, resp)
 	}
 	// Never ACK: the first copy, then retransmissions of the same seq with the flag set.
@@ -146,7 +146,7 @@ func TestRetransmitResendsUntilACKedThenReportsUndelivered(t *testing.T) {
 	}
 
 	// An ACKed downlink is not sent again.
-	resp, _ = sc.Push(context.Background(), &state.PushRequest{AppId: "demo", Dids: []string{"carol"}, Payload: []byte("once")})
+	resp, _ = sc.Push(context.Background(), &api.PushRequest{Caller: platformtest.Caller("demo"), Dids: []string{"carol"}, Payload: []byte("once")})
 	for {
 		f := c.next()
 		if f.Signal == protocol.SigDownlink && f.Seq == uint64(resp.Targets[0].Seq) {

@@ -183,12 +183,12 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 	if has(RoleDemo) {
 		// The demo starts before the state server so that, with port 0, the state server can be
 		// pointed at the address the demo actually got.
-		p.Demo = demo.New(cfg.Demo.Addr, func() string {
+		p.Demo = demo.New(demo.Config{Addr: cfg.Demo.Addr, Keys: cfg.State.Business.Keys, StateAddr: func() string {
 			if p.State != nil {
 				return p.State.Addr()
 			}
 			return cfg.State.Addr
-		}, p.log)
+		}}, p.log)
 		if err := p.Demo.Start(ctx); err != nil {
 			return err
 		}
@@ -200,7 +200,7 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 	if has(RoleState) {
 		sc := state.Config{
 			State: cfg.State, MaxBody: cfg.Gateway.MaxBody, ReportInterval: cfg.Gateway.ReportInterval,
-			Meter: p.meter, Tracer: p.tracer,
+			Meter: p.meter, Tracer: p.tracer, NATS: p.nc,
 		}
 		if sc.ID == "" {
 			sc.ID = fmt.Sprintf("state-%s-%d", sanitize(host), pid)
@@ -219,7 +219,7 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		p.stops = append(p.stops, p.State.Shutdown)
 	}
 	if has(RoleGateway) {
-		gc := gateway.Config{Gateway: cfg.Gateway, RPCTimeout: cfg.State.RPCTimeout, Meter: p.meter}
+		gc := gateway.Config{Gateway: cfg.Gateway, RPCTimeout: cfg.State.RPCTimeout, Meter: p.meter, NATS: p.nc}
 		if gc.ID == "" {
 			gc.ID = fmt.Sprintf("gw-%s-%d", sanitize(host), pid)
 		}

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/platoim/plato/core/platform/platformtest"
-	"github.com/platoim/plato/idl/kitex_gen/plato/state"
+	"github.com/platoim/plato/sdk/rpc/plato/api"
 )
 
 // TestMetricsAreExportedAsDocumented drives real traffic (logins, uplinks, a downlink with its ACK,
@@ -32,10 +32,8 @@ func TestMetricsAreExportedAsDocumented(t *testing.T) {
 			t.Fatalf("send %d: %v", i, err)
 		}
 	}
-	resp, err := platformtest.StateClient(t, p.State.Addr()).Push(ctx, &state.PushRequest{
-		AppId: "demo", Dids: []string{"bob"}, Payload: []byte("hi"), WaitAck: true, TimeoutMs: 5000,
-	})
-	if err != nil || resp.Targets[0].Status != state.PushStatus_ACKED {
+	resp, err := platformtest.StateClient(t, p.State.Addr()).Push(ctx, &api.PushRequest{Caller: platformtest.Caller("demo"), Dids: []string{"bob"}, Payload: []byte("hi"), WaitAck: true, TimeoutMs: 5000})
+	if err != nil || resp.Targets[0].Status != api.PushStatus_ACKED {
 		t.Fatalf("push: %v %+v", err, resp)
 	}
 	<-bob.Messages()

@@ -13,9 +13,9 @@ import (
 
 	"github.com/platoim/plato/core/batch"
 	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/idl/kitex_gen/plato/business"
-	bizservice "github.com/platoim/plato/idl/kitex_gen/plato/business/business"
 	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/rpc/plato/business"
+	bizservice "github.com/platoim/plato/sdk/rpc/plato/business/business"
 )
 
 // bizItem is one event for a business server and what to do with its result.

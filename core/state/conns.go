@@ -85,6 +85,8 @@ type connState struct {
 	// inflight is allocated on the first downlink: idle connections carry no map.
 	inflight map[uint64]inflight
 	order    []uint64 // inflight sequence numbers, oldest first, for eviction at MaxInflight
+	// sessions the connection is in (nil for most): it leaves them all when it closes.
+	sessions []string
 }
 
 const connShards = 64
@@ -98,6 +100,8 @@ type connShard struct {
 	mu    sync.RWMutex
 	byKey map[connKey]*connState
 	byDID map[string]*connState
+	// byUID holds the logged-in connections of a user (app + "\x00" + uid): one per device.
+	byUID map[string]map[*connState]struct{}
 }
 
 func newConns() *conns {
@@ -105,6 +109,7 @@ func newConns() *conns {
 	for i := range c.shards {
 		c.shards[i].byKey = map[connKey]*connState{}
 		c.shards[i].byDID = map[string]*connState{}
+		c.shards[i].byUID = map[string]map[*connState]struct{}{}
 	}
 	return c
 }
@@ -164,7 +169,33 @@ func (c *conns) activate(cs *connState) (replaced *connState) {
 	replaced = s.byDID[key]
 	s.byDID[key] = cs
 	s.mu.Unlock()
+	if cs.uid != "" {
+		key := didKey(cs.appID, cs.uid)
+		s := c.didShard(key)
+		s.mu.Lock()
+		m := s.byUID[key]
+		if m == nil {
+			m = map[*connState]struct{}{}
+			s.byUID[key] = m
+		}
+		m[cs] = struct{}{}
+		s.mu.Unlock()
+	}
 	return replaced
+}
+
+// byUID returns the logged-in connections of a user.
+func (c *conns) byUID(app, uid string) []*connState {
+	key := didKey(app, uid)
+	s := c.didShard(key)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	m := s.byUID[key]
+	out := make([]*connState, 0, len(m))
+	for cs := range m {
+		out = append(out, cs)
+	}
+	return out
 }
 
 // remove forgets cs; it reports false if it was already gone.
@@ -181,6 +212,18 @@ func (c *conns) remove(cs *connState) bool {
 		delete(s.byDID, key)
 	}
 	s.mu.Unlock()
+	if cs.uid != "" {
+		key := didKey(cs.appID, cs.uid)
+		s := c.didShard(key)
+		s.mu.Lock()
+		if m := s.byUID[key]; m != nil {
+			delete(m, cs)
+			if len(m) == 0 {
+				delete(s.byUID, key)
+			}
+		}
+		s.mu.Unlock()
+	}
 	return ok
 }
 

@@ -4,11 +4,11 @@ import (
 	"context"
 	"time"
 
-	"github.com/platoim/plato/idl/kitex_gen/plato/business"
 	"github.com/platoim/plato/idl/kitex_gen/plato/common"
 	"github.com/platoim/plato/idl/kitex_gen/plato/state"
 	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/rpc/plato/business"
 	"github.com/platoim/plato/sdk/stage"
 )
 
@@ -65,6 +65,11 @@ func (h *handler) Deliver(_ context.Context, req *state.DeliverRequest) (*state.
 				s.uplinkOutcome(cs, seq, payload, out, sp)
 			})
 		case protocol.SigDownlinkAck:
+			if uint16(ev.Flags)&protocol.FlagBroadcast != 0 {
+				// A broadcast's ACK: its seq is a msg_id outside the connection's sequence, and
+				// broadcasts are not tracked per connection.
+				continue
+			}
 			sp := s.startSignal(stage.SignalDownlinkAck, cs.appID)
 			s.through(stage.Event{Signal: stage.SignalDownlinkAck, Conn: cs.stageConn(), Seq: seq, MsgID: cs.inflightMsg(seq), TraceParent: sp.traceParent()}, true, func(pipeline.Outcome) {
 				s.downlinkAck(cs, seq)
@@ -136,6 +141,7 @@ func (s *Server) refuseLogin(cs *connState, seq uint64, out pipeline.Outcome) pr
 	cs.mu.Lock()
 	cs.closed = true
 	cs.mu.Unlock()
+	s.sessions.leaveAll(cs) // a stage may have joined it to sessions before a later one refused it
 	s.conns.remove(cs)
 	return code
 }
@@ -299,6 +305,7 @@ func (s *Server) disconnect(cs *connState, reason protocol.Code) {
 	if hb != nil {
 		hb.Stop()
 	}
+	s.sessions.leaveAll(cs)
 	if !loggedIn {
 		s.conns.remove(cs)
 		return

@@ -153,3 +153,14 @@ func (g *gateways) lookup(id string) *gatewayLink {
 	}
 	return nil
 }
+
+// Gateways lists the IDs of the gateways the state server knows.
+func (s *Server) Gateways() []string {
+	s.gateways.mu.RLock()
+	defer s.gateways.mu.RUnlock()
+	ids := make([]string, 0, len(s.gateways.byID))
+	for id := range s.gateways.byID {
+		ids = append(ids, id)
+	}
+	return ids
+}

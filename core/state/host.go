@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
-	"github.com/platoim/plato/idl/kitex_gen/plato/business"
 	"github.com/platoim/plato/idl/kitex_gen/plato/common"
 	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/rpc/plato/business"
 	"github.com/platoim/plato/sdk/stage"
 )
 
@@ -24,15 +25,16 @@ var errPipelineOwned = errors.New("timers and stage state are provided by the pi
 
 func (h stageHost) Push(ctx context.Context, appID string, dids []string, payload []byte) (stage.PushResult, error) {
 	s := h.s
-	if appID == "" || len(dids) == 0 || len(dids) > MaxPushTargets {
-		return stage.PushResult{}, fmt.Errorf("push: need an app ID and 1 to %d dids", MaxPushTargets)
+	if appID == "" || len(dids) == 0 || len(dids) > MaxNamedTargets {
+		return stage.PushResult{}, fmt.Errorf("push: need an app ID and 1 to %d dids", MaxNamedTargets)
 	}
 	if len(payload)+8 > s.cfg.MaxBody {
 		return stage.PushResult{}, fmt.Errorf("push: payload of %d bytes exceeds the device maximum of %d", len(payload), s.cfg.MaxBody-8)
 	}
-	resp := s.push(ctx, appID, dids, payload, false, s.cfg.PushTimeout)
-	out := stage.PushResult{MsgID: uint64(resp.MsgId), Targets: make([]stage.PushTarget, len(resp.Targets))}
-	for i, t := range resp.Targets {
+	msgID := s.nextMsgID()
+	targets := s.push(ctx, appID, s.targetsOf(appID, dids), msgID, payload, stage.AtLeastOnce, false, s.cfg.PushTimeout)
+	out := stage.PushResult{MsgID: msgID, Targets: make([]stage.PushTarget, len(targets))}
+	for i, t := range targets {
 		out.Targets[i] = stage.PushTarget{DID: t.Did, ConnID: uint64(t.ConnId), Status: uint8(t.Status), Seq: uint64(t.Seq)}
 	}
 	return out, nil
@@ -73,16 +75,73 @@ func (h stageHost) Undelivered(_ context.Context, conn stage.Conn, seq, msgID ui
 	return nil
 }
 
-func (h stageHost) Bind(_ context.Context, appID, session string, dids []string) error {
-	if appID == "" || session == "" {
-		return errors.New("bind: app ID and session are required")
+// Bind makes the logged-in connections of dids join a session; offline dids are skipped.
+func (h stageHost) Bind(ctx context.Context, appID, session string, dids []string) error {
+	if appID == "" || session == "" || strings.IndexByte(session, 0) >= 0 {
+		return errors.New("bind: an app ID and a session name without NUL bytes are required")
 	}
-	h.s.sessions.bind(appID, session, dids)
+	s := h.s
+	var changes []sessionChange
+	for _, did := range dids {
+		if cs := s.conns.byDID(appID, did); cs != nil {
+			for _, name := range s.sessions.join(cs, []string{session}) {
+				changes = append(changes, sessionChange{cs: cs, name: name, join: true})
+			}
+		}
+	}
+	s.syncGateways(ctx, changes)
 	return nil
 }
 
-func (h stageHost) Unbind(_ context.Context, appID, session string, dids []string) error {
-	h.s.sessions.unbind(appID, session, dids)
+// Unbind makes the connections of dids leave a session.
+func (h stageHost) Unbind(ctx context.Context, appID, session string, dids []string) error {
+	s := h.s
+	var changes []sessionChange
+	for _, did := range dids {
+		if cs := s.conns.byDID(appID, did); cs != nil && s.sessions.leave(cs, session) {
+			changes = append(changes, sessionChange{cs: cs, name: session})
+		}
+	}
+	s.syncGateways(ctx, changes)
+	return nil
+}
+
+// Sessions asks the app's business server which sessions a connection joins.
+func (h stageHost) Sessions(ctx context.Context, conn stage.Conn) ([]string, error) {
+	l, err := h.s.business.forApp(conn.AppID)
+	if err != nil {
+		return nil, fmt.Errorf("sessions: %w", err)
+	}
+	if l == nil {
+		return nil, fmt.Errorf("sessions: no business server is configured for app %q", conn.AppID)
+	}
+	resp, err := l.cli.Sessions(ctx, &business.SessionsRequest{
+		AppId: conn.AppID, Did: conn.DID, Uid: conn.UID, ConnId: int64(conn.ConnID), GatewayId: conn.GatewayID,
+	})
+	if err != nil {
+		h.s.metrics.rpcError(peerBusiness, err)
+		return nil, fmt.Errorf("sessions: asking the business server at %s: %w", l.addr, err)
+	}
+	return resp.Sessions, nil
+}
+
+// Join binds one connection, logged in or still logging in, to sessions.
+func (h stageHost) Join(ctx context.Context, conn stage.Conn, sessions []string) error {
+	for _, name := range sessions {
+		if name == "" || len(name) > maxNameLen || strings.IndexByte(name, 0) >= 0 {
+			return fmt.Errorf("join: session name %q is empty, longer than %d bytes or holds a NUL byte", name, maxNameLen)
+		}
+	}
+	s := h.s
+	cs := s.conns.get(connKey{gw: conn.GatewayID, id: conn.ConnID})
+	if cs == nil {
+		return fmt.Errorf("join: connection %s/%d is gone", conn.GatewayID, conn.ConnID)
+	}
+	var changes []sessionChange
+	for _, name := range s.sessions.join(cs, sessions) {
+		changes = append(changes, sessionChange{cs: cs, name: name, join: true})
+	}
+	s.syncGateways(ctx, changes)
 	return nil
 }
 

@@ -33,7 +33,26 @@ type metrics struct {
 	pushQueueFull, pushFailed         atomic.Int64
 	businessQueueFull, businessFailed atomic.Int64
 	rpcErrors                         [numPeers][rpcopt.NumErrKinds]atomic.Int64
+	// Plato's RPC for business servers.
+	apiOK                           [numAPIMethods]atomic.Int64
+	apiRefused                      [numAPIMethods]telemetry.Codes
+	routesRejected                  atomic.Int64
+	pushesDirect, pushesBroadcast   atomic.Int64
+	broadcastFailed                 atomic.Int64
+	sessionSyncs, sessionSyncFailed atomic.Int64
 }
+
+// The methods of Plato's RPC, the index of the api metrics.
+const (
+	apiPush = iota
+	apiBind
+	apiUnbind
+	apiKick
+	apiOnline
+	numAPIMethods
+)
+
+var apiMethodNames = [numAPIMethods]string{"push", "bind", "unbind", "kick", "online"}
 
 func (m *metrics) rpcError(peer int, err error) { m.rpcErrors[peer][rpcopt.KindOf(err)].Add(1) }
 

@@ -2,67 +2,52 @@ package state
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"time"
 
 	"github.com/platoim/plato/idl/kitex_gen/plato/common"
-	"github.com/platoim/plato/idl/kitex_gen/plato/state"
 	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/rpc/plato/api"
 	"github.com/platoim/plato/sdk/stage"
 )
 
-// MaxPushTargets bounds the dids of one Push request.
-const MaxPushTargets = 10000
+// MaxPushTargets bounds the connections one push reaches directly (dids, uid devices and session
+// members sent over RPC); a larger session goes by broadcast or is refused.
+const MaxPushTargets = 100000
 
-func stateError(code protocol.Code, format string, args ...any) *state.StateError {
-	return &state.StateError{Code: int32(code), Message: fmt.Sprintf(format, args...)}
+// target is one device a push goes to; cs is nil when the did (or uid) has no connection.
+type target struct {
+	did, uid string
+	cs       *connState
 }
 
-// Push sends a business downlink to each did's current connection. With wait_ack it returns when
-// every online target ACKed or the timeout passed.
-func (h *handler) Push(ctx context.Context, req *state.PushRequest) (*state.PushResponse, error) {
-	s := h.s
-	dids := req.Dids
-	if req.Session != "" {
-		dids = append(dids[:len(dids):len(dids)], s.sessions.members(req.AppId, req.Session)...)
+// targetsOf resolves dids to their connections.
+func (s *Server) targetsOf(appID string, dids []string) []target {
+	out := make([]target, len(dids))
+	for i, did := range dids {
+		out[i] = target{did: did, cs: s.conns.byDID(appID, did)}
 	}
-	switch {
-	case req.AppId == "":
-		return nil, stateError(protocol.CodeInvalidArgument, "app_id is required")
-	case len(dids) == 0 && req.Session == "":
-		return nil, stateError(protocol.CodeInvalidArgument, "dids is empty and no session is named")
-	case len(dids) > MaxPushTargets:
-		return nil, stateError(protocol.CodeInvalidArgument, "%d targets exceed the maximum of %d per push", len(dids), MaxPushTargets)
-	case len(req.Payload)+8 > s.cfg.MaxBody:
-		return nil, stateError(protocol.CodeInvalidArgument, "payload of %d bytes exceeds the device maximum of %d", len(req.Payload), s.cfg.MaxBody-8)
-	}
-	timeout := s.cfg.PushTimeout
-	if req.TimeoutMs > 0 && time.Duration(req.TimeoutMs)*time.Millisecond < timeout {
-		timeout = time.Duration(req.TimeoutMs) * time.Millisecond
-	}
-	resp := s.push(ctx, req.AppId, dids, req.Payload, req.WaitAck, timeout)
-	return resp, nil
+	return out
 }
 
 // push runs one downlink per target connection through the pipeline and sends what continues.
-func (s *Server) push(ctx context.Context, appID string, dids []string, payload []byte, waitAck bool, timeout time.Duration) *state.PushResponse {
-	msgID := s.nextMsgID()
-	resp := &state.PushResponse{MsgId: int64(msgID), Targets: make([]*state.PushTarget, len(dids))}
+// With waitAck it returns when every online target ACKed or the timeout passed.
+func (s *Server) push(ctx context.Context, appID string, targets []target, msgID uint64, payload []byte, qos stage.QoS, waitAck bool, timeout time.Duration) []*api.PushTarget {
+	out := make([]*api.PushTarget, len(targets))
 	var w *waiter
 	if waitAck {
-		w = &waiter{acked: make([]bool, len(dids)), done: make(chan struct{})}
+		w = &waiter{acked: make([]bool, len(targets)), done: make(chan struct{})}
 	}
 	// Outcomes arrive from pipeline lanes; the response is complete when all have, or at the
 	// deadline, after which late outcomes no longer touch the response being encoded.
 	var mu sync.Mutex
 	finished := false
 	var pending sync.WaitGroup
-	for i, did := range dids {
-		t := &state.PushTarget{Did: did, Status: state.PushStatus_OFFLINE}
-		resp.Targets[i] = t
-		cs := s.conns.byDID(appID, did)
+	for i, tg := range targets {
+		t := &api.PushTarget{Did: tg.did, Uid: tg.uid, Status: api.PushStatus_OFFLINE}
+		out[i] = t
+		cs := tg.cs
 		if cs == nil {
 			continue
 		}
@@ -74,10 +59,10 @@ func (s *Server) push(ctx context.Context, appID string, dids []string, payload 
 		t.Seq = int64(seq)
 		pending.Add(1)
 		sp := s.startSignal(stage.SignalDownlink, appID)
-		ev := stage.Event{Signal: stage.SignalDownlink, Conn: cs.stageConn(), Seq: seq, MsgID: msgID, Payload: payload, TraceParent: sp.traceParent()}
-		s.through(ev, false, func(out pipeline.Outcome) {
+		ev := stage.Event{Signal: stage.SignalDownlink, Conn: cs.stageConn(), Seq: seq, MsgID: msgID, Payload: payload, QoS: qos, TraceParent: sp.traceParent()}
+		s.through(ev, false, func(o pipeline.Outcome) {
 			defer pending.Done()
-			status, code, msg := s.downlinkOutcome(cs, seq, msgID, payload, out, w, i)
+			status, code, msg := s.downlinkOutcome(cs, seq, msgID, payload, o, w, i)
 			sp.end(code)
 			mu.Lock()
 			if !finished {
@@ -99,31 +84,31 @@ func (s *Server) push(ctx context.Context, appID string, dids []string, payload 
 	mu.Lock()
 	defer mu.Unlock()
 	finished = true
-	for i, t := range resp.Targets {
-		if w == nil || t.Status != state.PushStatus_SENT {
+	for i, t := range out {
+		if w == nil || t.Status != api.PushStatus_SENT {
 			continue
 		}
 		w.mu.Lock()
 		acked := w.acked[i]
 		w.mu.Unlock()
 		if acked {
-			t.Status = state.PushStatus_ACKED
+			t.Status = api.PushStatus_ACKED
 		} else {
-			t.Status = state.PushStatus_TIMEOUT
+			t.Status = api.PushStatus_TIMEOUT
 		}
 	}
-	return resp
+	return out
 }
 
 // downlinkOutcome sends the downlink a pipeline let through, or forgets one it stopped.
-func (s *Server) downlinkOutcome(cs *connState, seq, msgID uint64, payload []byte, out pipeline.Outcome, w *waiter, idx int) (state.PushStatus, protocol.Code, string) {
+func (s *Server) downlinkOutcome(cs *connState, seq, msgID uint64, payload []byte, out pipeline.Outcome, w *waiter, idx int) (api.PushStatus, protocol.Code, string) {
 	if out.Verdict != stage.Continue {
 		if out.Stage != "" {
 			s.metrics.downlinksRejected.Add(1)
 		}
 		s.untrack(cs, seq, w, idx)
 		code, msg := rejection(out)
-		return state.PushStatus_REJECTED, code, msg
+		return api.PushStatus_REJECTED, code, msg
 	}
 	if out.Payload != nil {
 		payload = out.Payload
@@ -131,10 +116,10 @@ func (s *Server) downlinkOutcome(cs *connState, seq, msgID uint64, payload []byt
 	body := (&protocol.Downlink{MsgID: msgID, Payload: payload}).Append(nil)
 	if !s.send(cs, common.DownAction_SEND, protocol.SigDownlink, 0, seq, body) {
 		s.untrack(cs, seq, w, idx)
-		return state.PushStatus_FAILED, 0, "gateway queue full"
+		return api.PushStatus_FAILED, 0, "gateway queue full"
 	}
 	s.metrics.downlinks.Add(1)
-	return state.PushStatus_SENT, 0, ""
+	return api.PushStatus_SENT, 0, ""
 }
 
 // waitGroup waits for wg or until ctx ends.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cloudwego/kitex/server"
+	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/platoim/plato/core/config"
@@ -19,6 +20,7 @@ import (
 	"github.com/platoim/plato/core/telemetry"
 	"github.com/platoim/plato/core/timewheel"
 	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
+	apiservice "github.com/platoim/plato/sdk/rpc/plato/api/plato"
 )
 
 // Config is the state section of Plato's configuration plus what the process decides.
@@ -32,6 +34,8 @@ type Config struct {
 	Meter metric.Meter
 	// Tracer starts a trace for the sampled signals; nil traces nothing.
 	Tracer *telemetry.Tracer
+	// NATS carries session broadcasts to every gateway; nil sends every session push directly.
+	NATS *nats.Conn
 }
 
 // Server is one running state server.
@@ -104,6 +108,12 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("state: listening on %s: %w", s.cfg.Addr, err)
 	}
 	s.rpc = stateservice.NewServer(&handler{s}, rpcopt.Server(s.ln)...)
+	// Business servers call Plato's RPC on the same address; its methods do not collide with
+	// the gateways' Deliver.
+	if err := apiservice.RegisterService(s.rpc, &apiHandler{s}); err != nil {
+		s.ln.Close()
+		return fmt.Errorf("state: registering Plato's RPC: %w", err)
+	}
 	s.done.Add(1)
 	go func() {
 		defer s.done.Done()

@@ -49,7 +49,30 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 		emit(m.loginsRejected.Load(), attribute.String("signal", "login"))
 		emit(m.uplinksRejected.Load(), attribute.String("signal", "uplink"))
 		emit(m.downlinksRejected.Load(), attribute.String("signal", "downlink"))
+		emit(m.routesRejected.Load(), attribute.String("signal", "route"))
 	})
+	o.Counter("plato_state_api_calls_total", "{call}", "Calls of Plato's RPC by business servers, by method and result (ok, or refused: the code).",
+		func(emit telemetry.Emit) {
+			for i := range numAPIMethods {
+				emit(m.apiOK[i].Load(), attribute.String("method", apiMethodNames[i]), attribute.String("result", "ok"))
+				m.apiRefused[i].Each(func(_ int, label string, n int64) {
+					emit(n, attribute.String("method", apiMethodNames[i]), attribute.String("result", label))
+				})
+			}
+		})
+	o.Counter("plato_state_pushes_total", "{push}", "Business pushes by the path their session part took: direct (RPC to each connection's gateway) or broadcast (one NATS message).",
+		func(emit telemetry.Emit) {
+			emit(m.pushesDirect.Load(), attribute.String("route", "direct"))
+			emit(m.pushesBroadcast.Load(), attribute.String("route", "broadcast"))
+		})
+	o.CounterValue("plato_state_broadcast_errors_total", "{push}", "Session broadcasts that could not be published to NATS (the push is refused with 1301).", m.broadcastFailed.Load)
+	o.GaugeValue("plato_state_session_memberships", "{membership}", "Connection-session bindings held (a connection in three sessions counts three).",
+		func() int64 { return s.sessions.count() })
+	o.Counter("plato_state_session_sync_total", "{change}", "Session joins and leaves sent to gateways' local indexes: result ok, or error (the gateway call failed).",
+		func(emit telemetry.Emit) {
+			emit(m.sessionSyncs.Load(), attribute.String("result", "ok"))
+			emit(m.sessionSyncFailed.Load(), attribute.String("result", "error"))
+		})
 	o.Counter("plato_state_business_errors_total", "{event}", "Events for business servers that were not delivered: reason queue_full, or rpc (the Deliver call failed).",
 		func(emit telemetry.Emit) {
 			emit(m.businessQueueFull.Load(), attribute.String("reason", "queue_full"))

@@ -18,12 +18,12 @@ const (
 	dummySHA256 = "306c6ca7407560340797866e077e053627ad409277d1b9da58106fce4cf717cb"
 )
 
-// pluginDir makes a plugin directory: executables auth, retransmit and echo, a non-executable
-// noexec and a directory adir.
+// pluginDir makes a plugin directory: executables auth, sessionbind, qosroute, retransmit (the
+// shipped default's) and echo, a non-executable noexec and a directory adir.
 func pluginDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, name := range []string{"auth", "retransmit", "echo"} {
+	for _, name := range []string{"auth", "sessionbind", "qosroute", "retransmit", "echo"} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(dummyPlugin), 0o755); err != nil {
 			t.Fatal(err)
 		}

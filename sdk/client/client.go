@@ -153,12 +153,16 @@ func (c *Client) endedErr() error {
 // writeLocked writes one frame; wmu must be held. A failed write ends the connection, since part of
 // the frame may be on the wire and the stream can no longer be trusted.
 func (c *Client) writeLocked(sig protocol.Signal, seq uint64, body []byte) error {
+	return c.writeFlagsLocked(sig, 0, seq, body)
+}
+
+func (c *Client) writeFlagsLocked(sig protocol.Signal, flags uint16, seq uint64, body []byte) error {
 	select {
 	case <-c.done:
 		return c.endedErr()
 	default:
 	}
-	c.wbuf = protocol.AppendFrame(c.wbuf[:0], sig, 0, seq, body)
+	c.wbuf = protocol.AppendFrame(c.wbuf[:0], sig, flags, seq, body)
 	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.AckTimeout))
 	_, err := c.conn.Write(c.wbuf)
 	if cap(c.wbuf) > readBufferSize {

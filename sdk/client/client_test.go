@@ -201,6 +201,40 @@ func TestRetransmitDeduped(t *testing.T) {
 	}
 }
 
+func TestBroadcastAckedWithItsFlagAndDeduped(t *testing.T) {
+	s := newServer(t, serverOpts{})
+	c := dial(t, s, nil)
+	sc := s.accept()
+	bcast := func(msgID uint64, payload string) {
+		sc.send(protocol.SigDownlink, protocol.FlagBroadcast, msgID, (&protocol.Downlink{MsgID: msgID, Payload: []byte(payload)}).Append(nil))
+	}
+	seq := sc.push(500, "direct")
+	bcast(500, "direct") // the same message by broadcast too: acknowledged, not delivered again
+	bcast(900, "room")
+	for _, want := range []uint64{500, 900} {
+		m := <-c.Messages()
+		if m.MsgID != want || m.Broadcast != (want == 900) {
+			t.Fatalf("message %+v, want msg %d (broadcast %v)", m, want, want == 900)
+		}
+		if want == 900 && m.Seq != 900 {
+			t.Fatalf("broadcast seq %d, want its msg id", m.Seq)
+		}
+	}
+	type ack struct {
+		seq   uint64
+		flags uint16
+	}
+	var acks []ack
+	for range 3 {
+		f := sc.next(t, protocol.SigDownlinkAck)
+		acks = append(acks, ack{f.Seq, f.Flags})
+	}
+	want := []ack{{seq, 0}, {500, protocol.FlagBroadcast}, {900, protocol.FlagBroadcast}}
+	if !slices.Equal(acks, want) {
+		t.Fatalf("acks %v, want %v", acks, want)
+	}
+}
+
 func TestOnDownlinkAcksAfterReturn(t *testing.T) {
 	s := newServer(t, serverOpts{})
 	got := make(chan client.Message)

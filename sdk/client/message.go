@@ -2,7 +2,8 @@ package client
 
 // Message is one downlink.
 type Message struct {
-	// Seq is the connection's downlink sequence number (from 1); a retransmission repeats it.
+	// Seq is the connection's downlink sequence number (from 1); a retransmission repeats it. For a
+	// Broadcast it is the MsgID.
 	Seq uint64
 	// MsgID identifies the message across retransmissions and reconnects.
 	MsgID uint64
@@ -11,6 +12,9 @@ type Message struct {
 	// Retransmit is set when the server sent this message before without seeing its ACK. Such a
 	// message is delivered only if its MsgID was not among the last dedupeWindow delivered.
 	Retransmit bool
+	// Broadcast is set on a session message fanned out by the gateway, outside the connection's
+	// downlink sequence. Like a retransmission, it is delivered only if its MsgID is new.
+	Broadcast bool
 }
 
 // dedupeWindow is how many recent MsgIDs are remembered to drop retransmitted duplicates: retransmits

@@ -100,9 +100,10 @@ func (c *Client) downlink(f protocol.Frame) error {
 		return err
 	}
 	retransmit := f.Flags&protocol.FlagRetransmit != 0
-	if !retransmit || !c.seen.has(d.MsgID) {
+	broadcast := f.Flags&protocol.FlagBroadcast != 0
+	if !(retransmit || broadcast) || !c.seen.has(d.MsgID) {
 		c.seen.add(d.MsgID)
-		m := Message{Seq: f.Seq, MsgID: d.MsgID, Payload: append([]byte(nil), d.Payload...), Retransmit: retransmit}
+		m := Message{Seq: f.Seq, MsgID: d.MsgID, Payload: append([]byte(nil), d.Payload...), Retransmit: retransmit, Broadcast: broadcast}
 		if c.cfg.OnDownlink != nil {
 			c.cfg.OnDownlink(m)
 		} else {
@@ -113,7 +114,11 @@ func (c *Client) downlink(f protocol.Frame) error {
 			}
 		}
 	}
-	if err := c.write(protocol.SigDownlinkAck, f.Seq, nil); err != nil {
+	// A broadcast's ACK carries the broadcast flag: its seq is a msg_id, not the connection's.
+	c.wmu.Lock()
+	err := c.writeFlagsLocked(protocol.SigDownlinkAck, f.Flags&protocol.FlagBroadcast, f.Seq, nil)
+	c.wmu.Unlock()
+	if err != nil {
 		return errStop // the failed write already ended the connection
 	}
 	return nil

@@ -22,6 +22,9 @@ const (
 const (
 	// FlagRetransmit marks a downlink that repeats an earlier sequence number.
 	FlagRetransmit uint16 = 1 << 0
+	// FlagBroadcast marks a session broadcast downlink: it is outside the connection's downlink
+	// sequence, its seq is its msg_id, and the device echoes this flag in its DownlinkAck.
+	FlagBroadcast uint16 = 1 << 1
 )
 
 // Header is the fixed part of a frame.

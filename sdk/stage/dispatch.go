@@ -18,6 +18,7 @@ type handlers struct {
 	downlinkAck DownlinkAckHandler
 	heartbeat   HeartbeatHandler
 	disconnect  DisconnectHandler
+	route       RouteHandler
 	timer       TimerHandler
 }
 
@@ -29,6 +30,7 @@ func handlersOf(s Stage) *handlers {
 	h.downlinkAck, _ = s.(DownlinkAckHandler)
 	h.heartbeat, _ = s.(HeartbeatHandler)
 	h.disconnect, _ = s.(DisconnectHandler)
+	h.route, _ = s.(RouteHandler)
 	h.timer, _ = s.(TimerHandler)
 	return h
 }
@@ -47,6 +49,7 @@ func (h *handlers) signals() []Signal {
 	add(h.downlinkAck != nil, SignalDownlinkAck)
 	add(h.heartbeat != nil, SignalHeartbeat)
 	add(h.disconnect != nil, SignalDisconnect)
+	add(h.route != nil, SignalRoute)
 	add(h.timer != nil, SignalTimer)
 	return out
 }
@@ -76,6 +79,7 @@ type scratch struct {
 	downlinkAck DownlinkAckEvent
 	heartbeat   HeartbeatEvent
 	disconnect  DisconnectEvent
+	route       RouteEvent
 	timer       TimerEvent
 }
 
@@ -103,7 +107,7 @@ func (h *handlers) dispatch(ctx context.Context, events []Event, replies []Reply
 			}
 		case SignalDownlink:
 			if h.downlink != nil {
-				sc.downlink = DownlinkEvent{Conn: ev.Conn, Seq: ev.Seq, MsgID: ev.MsgID, Payload: ev.Payload, TraceParent: ev.TraceParent}
+				sc.downlink = DownlinkEvent{Conn: ev.Conn, Seq: ev.Seq, MsgID: ev.MsgID, Payload: ev.Payload, TraceParent: ev.TraceParent, QoS: ev.QoS}
 				r = h.downlink.OnDownlink(ctx, &sc.downlink)
 			}
 		case SignalDownlinkAck:
@@ -120,6 +124,12 @@ func (h *handlers) dispatch(ctx context.Context, events []Event, replies []Reply
 			if h.disconnect != nil {
 				sc.disconnect = DisconnectEvent{Conn: ev.Conn, Reason: ev.Reason}
 				r = h.disconnect.OnDisconnect(ctx, &sc.disconnect)
+			}
+		case SignalRoute:
+			if h.route != nil {
+				sc.route = RouteEvent{AppID: ev.Conn.AppID, Session: ev.Session, Targets: ev.Targets, Members: ev.Members,
+					MsgID: ev.MsgID, Payload: ev.Payload, QoS: ev.QoS, TraceParent: ev.TraceParent}
+				r = h.route.OnRoute(ctx, &sc.route)
 			}
 		case SignalTimer:
 			if h.timer != nil {
@@ -145,12 +155,14 @@ func validEvent(ev *Event) bool {
 	c := &ev.Conn
 	return utf8.ValidString(c.AppID) && utf8.ValidString(c.DID) && utf8.ValidString(c.UID) &&
 		utf8.ValidString(c.GatewayID) && utf8.ValidString(c.RemoteAddr) && utf8.ValidString(ev.Token) &&
-		utf8.ValidString(ev.Platform) && utf8.ValidString(ev.TimerKey) && utf8.ValidString(ev.TraceParent)
+		utf8.ValidString(ev.Platform) && utf8.ValidString(ev.TimerKey) && utf8.ValidString(ev.TraceParent) &&
+		utf8.ValidString(ev.Session)
 }
 
 func cleanEvent(ev Event) Event {
 	ev.Conn = cleanConn(ev.Conn)
 	ev.Token, ev.Platform, ev.TimerKey, ev.TraceParent = clean(ev.Token), clean(ev.Platform), clean(ev.TimerKey), clean(ev.TraceParent)
+	ev.Session = clean(ev.Session)
 	return ev
 }
 

@@ -16,9 +16,20 @@
 // stage's handlers must be safe for concurrent use. Handlers should be quick: the host applies the
 // stage's timeout to each batch.
 //
-// Verdicts: login, uplink and downlink are decisions (continue, reject, drop). heartbeat,
+// Verdicts: login, uplink, downlink and route are decisions (continue, reject, drop). heartbeat,
 // downlink_ack, disconnect and timer are notifications: the host acts on them whatever the stage
 // replies, and under backpressure it may handle them without the pipeline rather than lose them.
+//
+// Routing: a business push is a route event (RouteEvent) once, before it fans out, then a
+// downlink per connection it reaches. A route stage answers Routed(route, qos) to choose its path
+// (RouteDirect, RouteBroadcast) and QoS (AtMostOnce, AtLeastOnce); zero values are no opinion, and
+// a later stage's non-zero choice overrides an earlier one's. Rejecting or dropping a route event
+// refuses the whole push; a rewrite replaces its payload for every connection. Each downlink then
+// carries the QoS chosen (DownlinkEvent.QoS; QoSDefault means at least once).
+//
+// Sessions: Host.Sessions asks the app's business server which sessions a connection belongs in,
+// and Host.Join binds the connection to them until it closes; an OnLogin handler may call both
+// for the connection logging in (see plugins/sessionbind).
 //
 // Ownership: the event a handler gets, and the byte slices in it (Payload, Data), are valid only
 // during the call: the SDK reuses the event for the next one, and in process the payload is the

@@ -52,6 +52,19 @@ func (h *hostClient) Unbind(ctx context.Context, appID, session string, dids []s
 	return hostError("unbind", err)
 }
 
+func (h *hostClient) Sessions(ctx context.Context, conn Conn) ([]string, error) {
+	resp, err := h.c.Sessions(ctx, &pb.SessionsRequest{Conn: connToPB(conn)})
+	if err != nil {
+		return nil, hostError("sessions", err)
+	}
+	return resp.GetSessions(), nil
+}
+
+func (h *hostClient) Join(ctx context.Context, conn Conn, sessions []string) error {
+	_, err := h.c.Join(ctx, &pb.JoinRequest{Conn: connToPB(conn), Sessions: sessions})
+	return hostError("join", err)
+}
+
 func (h *hostClient) SetTimer(ctx context.Context, appID, key string, d time.Duration, data []byte) error {
 	_, err := h.c.Timer(ctx, &pb.TimerRequest{AppId: appID, Key: key, AfterMs: ceilMS(d), Data: data})
 	return hostError("set timer", err)
@@ -114,6 +127,8 @@ func (noHost) Resend(context.Context, Conn, uint64, uint64, []byte) error   { re
 func (noHost) Undelivered(context.Context, Conn, uint64, uint64, int) error { return errNoHost }
 func (noHost) Bind(context.Context, string, string, []string) error         { return errNoHost }
 func (noHost) Unbind(context.Context, string, string, []string) error       { return errNoHost }
+func (noHost) Sessions(context.Context, Conn) ([]string, error)             { return nil, errNoHost }
+func (noHost) Join(context.Context, Conn, []string) error                   { return errNoHost }
 func (noHost) SetTimer(context.Context, string, string, time.Duration, []byte) error {
 	return errNoHost
 }

@@ -3,7 +3,8 @@ package stage
 import "context"
 
 // Event is one signal as the host hands it to a stage, whatever its kind: the host batches these.
-// Only the fields of its Signal are set.
+// Only the fields of its Signal are set. A route event has no connection: its Conn carries only
+// the AppID.
 type Event struct {
 	Signal      Signal
 	Conn        Conn
@@ -16,6 +17,13 @@ type Event struct {
 	TimerKey    string
 	TimerData   []byte
 	TraceParent string
+	// Session, Targets and Members describe a route event's push (see RouteEvent); Targets and
+	// Members travel as uint32, so values outside 0..MaxUint32 are clamped.
+	Session string
+	Targets int
+	Members int
+	// QoS is a route event's requested QoS, or a downlink's QoS after routing.
+	QoS QoS
 }
 
 // Processor is a stage as the host sees it: in process (InProcess) or behind a plugin process

@@ -3,6 +3,7 @@ package stage
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"time"
 )
 
@@ -17,13 +18,72 @@ const (
 	SignalDownlinkAck Signal = "downlink_ack" // a device acknowledged a downlink
 	SignalHeartbeat   Signal = "heartbeat"    // a device keep-alive
 	SignalDisconnect  Signal = "disconnect"   // a device connection closed
+	// SignalRoute is a business push, once, before it fans out to connections: stages choose the
+	// path it takes and its QoS (RouteEvent). Each connection it reaches is then a downlink.
+	SignalRoute Signal = "route"
 	// SignalTimer is a timer the stage set with Host.SetTimer firing; it goes to that stage only and
 	// is never listed in YAML.
 	SignalTimer Signal = "timer"
 )
 
-// Signals are the signals a pipeline YAML may list, in the order they are documented.
-var Signals = []Signal{SignalLogin, SignalUplink, SignalDownlink, SignalDownlinkAck, SignalHeartbeat, SignalDisconnect}
+// Signals are the signals a pipeline YAML may list (SignalTimer never is), oldest first: a signal
+// added later goes at the end, so existing indexes keep their meaning.
+var Signals = []Signal{SignalLogin, SignalUplink, SignalDownlink, SignalDownlinkAck, SignalHeartbeat, SignalDisconnect, SignalRoute}
+
+// QoS is a push's delivery guarantee.
+type QoS uint8
+
+const (
+	// QoSDefault is no opinion: on a route event, the business asked for nothing; in a Reply, the
+	// stage leaves the choice to others. A downlink whose QoS is still QoSDefault is delivered at
+	// least once, as before QoS existed.
+	QoSDefault QoS = iota
+	// AtMostOnce sends once: no retransmission, no undelivered report.
+	AtMostOnce
+	// AtLeastOnce resends until the device acknowledges (the retransmit stage), or reports the
+	// message undelivered.
+	AtLeastOnce
+)
+
+// String returns the QoS as written in configs ("at_most_once"), for logs.
+func (q QoS) String() string {
+	switch q {
+	case QoSDefault:
+		return "default"
+	case AtMostOnce:
+		return "at_most_once"
+	case AtLeastOnce:
+		return "at_least_once"
+	}
+	return "qos(" + strconv.Itoa(int(q)) + ")"
+}
+
+// Route is the path a push takes to its connections.
+type Route uint8
+
+const (
+	// RouteDefault is no opinion; the host picks.
+	RouteDefault Route = iota
+	// RouteDirect delivers to each target connection on its own (per-connection seq, ACKs, QoS).
+	RouteDirect
+	// RouteBroadcast hands a session push once to each gateway holding members, which fans it out:
+	// cheap for large sessions, but nothing is tracked per connection, so the host may downgrade
+	// a QoS it cannot honour on this path.
+	RouteBroadcast
+)
+
+// String returns the Route's name ("direct"), for logs.
+func (r Route) String() string {
+	switch r {
+	case RouteDefault:
+		return "default"
+	case RouteDirect:
+		return "direct"
+	case RouteBroadcast:
+		return "broadcast"
+	}
+	return "route(" + strconv.Itoa(int(r)) + ")"
+}
 
 // Conn identifies the device connection an event belongs to.
 type Conn struct {
@@ -91,6 +151,9 @@ type DownlinkEvent struct {
 	MsgID       uint64
 	Payload     []byte
 	TraceParent string
+	// QoS is the push's QoS after routing. QoSDefault means at least once, for compatibility with
+	// hosts and pushes that predate QoS; the retransmit stage tracks everything but AtMostOnce.
+	QoS QoS
 }
 
 // DownlinkAckEvent is a device acknowledging the downlink with Seq.
@@ -111,6 +174,20 @@ type HeartbeatEvent struct {
 type DisconnectEvent struct {
 	Conn   Conn
 	Reason uint16
+}
+
+// RouteEvent is one business push before it fans out: stages choose its path and QoS by
+// answering with Routed. It has no Conn: it concerns every connection the push reaches.
+type RouteEvent struct {
+	AppID   string
+	Session string // "" when the push names only dids/uids
+	Targets int    // device connections named directly (dids, and the devices of uids)
+	Members int    // session members on this state server
+	MsgID   uint64
+	Payload []byte
+	QoS     QoS // what the business asked for (QoSDefault: nothing)
+	// TraceParent is the W3C trace context of the push.
+	TraceParent string
 }
 
 // TimerEvent is a timer this stage set, firing.
@@ -143,6 +220,9 @@ type (
 	TimerHandler interface {
 		OnTimer(ctx context.Context, ev *TimerEvent) Reply
 	}
+	RouteHandler interface {
+		OnRoute(ctx context.Context, ev *RouteEvent) Reply
+	}
 )
 
 // Verdict is what happens to a signal after a stage.
@@ -168,6 +248,10 @@ type Reply struct {
 	// Payload, when Replace is set, replaces the uplink's or downlink's payload for later stages.
 	Payload []byte
 	Replace bool
+	// Route and QoS are the stage's choice for a route event (zero: no opinion); a later stage's
+	// non-zero value overrides an earlier one's. Other signals ignore them.
+	Route Route
+	QoS   QoS
 }
 
 // RejectWith returns a Reply that rejects with code and message.
@@ -177,6 +261,10 @@ func RejectWith(code uint16, message string) Reply {
 
 // Rewrite returns a Reply that continues with payload in place of the original.
 func Rewrite(payload []byte) Reply { return Reply{Payload: payload, Replace: true} }
+
+// Routed returns a Reply that continues a route event with route r and QoS q (either may be
+// zero: no opinion).
+func Routed(r Route, q QoS) Reply { return Reply{Route: r, QoS: q} }
 
 // Host is what a stage may ask of the platform. Calls from an out-of-process stage travel back to the
 // host over gRPC; each is bounded by ctx.
@@ -192,6 +280,12 @@ type Host interface {
 	// Bind adds dids to a session of appID; Unbind removes them.
 	Bind(ctx context.Context, appID, session string, dids []string) error
 	Unbind(ctx context.Context, appID, session string, dids []string) error
+	// Sessions asks the app's business server which sessions conn should join (its Sessions
+	// callback).
+	Sessions(ctx context.Context, conn Conn) ([]string, error)
+	// Join binds the connection (logged in, or logging in from OnLogin) to sessions; it leaves
+	// them when it closes.
+	Join(ctx context.Context, conn Conn, sessions []string) error
 	// SetTimer makes the host call this stage's OnTimer with key and data after d; setting a key
 	// again replaces its timer. CancelTimer removes it. Keys are per app and per stage.
 	SetTimer(ctx context.Context, appID, key string, d time.Duration, data []byte) error

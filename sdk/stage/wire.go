@@ -56,12 +56,14 @@ const (
 
 	fEvSignal, fEvConn, fEvSeq, fEvMsgID, fEvPayload, fEvToken  = 1, 2, 3, 4, 5, 6
 	fEvPlatform, fEvReason, fEvTimerKey, fEvTimerData, fEvTrace = 7, 8, 9, 10, 11
+	fEvSession, fEvTargets, fEvMembers, fEvQoS                  = 12, 13, 14, 15
 
 	fConnApp, fConnDID, fConnUID, fConnID, fConnGateway, fConnAddr = 1, 2, 3, 4, 5, 6
 
 	fResultsID, fResultsResults, fResultsError = 1, 2, 3
 
 	fResVerdict, fResCode, fResMessage, fResPayload, fResReplace = 1, 2, 3, 4, 5
+	fResRoute, fResQoS                                           = 6, 7
 )
 
 var errWire = errors.New("malformed stage message")
@@ -137,10 +139,13 @@ func forEachField(b []byte, fn func(n protowire.Number, t protowire.Type, v []by
 	return nil
 }
 
-// strBlock gathers an event's string fields and makes them substrings of one allocation.
+// strBlock gathers an event's string fields and makes them substrings of one allocation. Its
+// capacity is the number of distinct string fields decodeEvent can add (Conn's five, Token,
+// Platform, TimerKey, TraceParent, Session and an unknown Signal): a repeated field replaces its
+// earlier value rather than taking a slot.
 type strBlock struct {
-	dst [10]*string
-	src [10][]byte
+	dst [11]*string
+	src [11][]byte
 	n   int
 }
 

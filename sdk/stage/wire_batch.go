@@ -1,6 +1,8 @@
 package stage
 
 import (
+	"math"
+
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -12,7 +14,8 @@ func encodeBatch(id uint64, timeoutUS int64, events []Event) []byte {
 		ev := &events[i]
 		c := &ev.Conn
 		est += 64 + len(ev.Signal) + len(c.AppID) + len(c.DID) + len(c.UID) + len(c.GatewayID) + len(c.RemoteAddr) +
-			len(ev.Payload) + len(ev.Token) + len(ev.Platform) + len(ev.TimerKey) + len(ev.TimerData) + len(ev.TraceParent)
+			len(ev.Payload) + len(ev.Token) + len(ev.Platform) + len(ev.TimerKey) + len(ev.TimerData) + len(ev.TraceParent) +
+			len(ev.Session)
 	}
 	b := make([]byte, 0, est)
 	b = appendVarint(b, fBatchID, id)
@@ -25,14 +28,17 @@ func encodeBatch(id uint64, timeoutUS int64, events []Event) []byte {
 func appendEvent(b []byte, ev *Event) []byte {
 	c := cleanConn(ev.Conn)
 	sig, tok, plat := clean(string(ev.Signal)), clean(ev.Token), clean(ev.Platform)
-	key, trace := clean(ev.TimerKey), clean(ev.TraceParent)
+	key, trace, session := clean(ev.TimerKey), clean(ev.TraceParent), clean(ev.Session)
+	targets, members := wireCount(ev.Targets), wireCount(ev.Members)
 
 	connSize := sizeStr(fConnApp, c.AppID) + sizeStr(fConnDID, c.DID) + sizeStr(fConnUID, c.UID) +
 		sizeVarint(fConnID, c.ConnID) + sizeStr(fConnGateway, c.GatewayID) + sizeStr(fConnAddr, c.RemoteAddr)
 	size := sizeStr(fEvSignal, sig) + protowire.SizeTag(fEvConn) + protowire.SizeBytes(connSize) +
 		sizeVarint(fEvSeq, ev.Seq) + sizeVarint(fEvMsgID, ev.MsgID) + sizeBytes(fEvPayload, ev.Payload) +
 		sizeStr(fEvToken, tok) + sizeStr(fEvPlatform, plat) + sizeVarint(fEvReason, uint64(ev.Reason)) +
-		sizeStr(fEvTimerKey, key) + sizeBytes(fEvTimerData, ev.TimerData) + sizeStr(fEvTrace, trace)
+		sizeStr(fEvTimerKey, key) + sizeBytes(fEvTimerData, ev.TimerData) + sizeStr(fEvTrace, trace) +
+		sizeStr(fEvSession, session) + sizeVarint(fEvTargets, targets) + sizeVarint(fEvMembers, members) +
+		sizeVarint(fEvQoS, uint64(ev.QoS))
 
 	b = protowire.AppendTag(b, fBatchEvents, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(size))
@@ -53,8 +59,15 @@ func appendEvent(b []byte, ev *Event) []byte {
 	b = appendVarint(b, fEvReason, uint64(ev.Reason))
 	b = appendStr(b, fEvTimerKey, key)
 	b = appendBytes(b, fEvTimerData, ev.TimerData)
-	return appendStr(b, fEvTrace, trace)
+	b = appendStr(b, fEvTrace, trace)
+	b = appendStr(b, fEvSession, session)
+	b = appendVarint(b, fEvTargets, targets)
+	b = appendVarint(b, fEvMembers, members)
+	return appendVarint(b, fEvQoS, uint64(ev.QoS))
 }
+
+// wireCount clamps a count to the uint32 it travels as.
+func wireCount(n int) uint64 { return uint64(min(max(n, 0), math.MaxUint32)) }
 
 // decodeBatch decodes a Batch (plugin side). b must be the caller's own copy: payloads and timer
 // data are sub-slices of it.
@@ -97,6 +110,12 @@ func decodeEvent(b []byte, ev *Event) error {
 				ev.MsgID = x
 			case fEvReason:
 				ev.Reason = uint16(x)
+			case fEvTargets:
+				ev.Targets = int(uint32(x)) // uint32 fields: protobuf keeps the low 32 bits
+			case fEvMembers:
+				ev.Members = int(uint32(x))
+			case fEvQoS:
+				ev.QoS = QoS(x)
 			}
 			return nil
 		}
@@ -120,6 +139,8 @@ func decodeEvent(b []byte, ev *Event) error {
 			ev.TimerData = v
 		case fEvTrace:
 			sb.add(&ev.TraceParent, v)
+		case fEvSession:
+			sb.add(&ev.Session, v)
 		}
 		return nil
 	})
@@ -169,6 +190,8 @@ func knownSignal(b []byte) Signal {
 		return SignalHeartbeat
 	case string(SignalDisconnect):
 		return SignalDisconnect
+	case string(SignalRoute):
+		return SignalRoute
 	case string(SignalTimer):
 		return SignalTimer
 	}

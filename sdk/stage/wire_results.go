@@ -23,7 +23,8 @@ func encodeResults(id uint64, replies []Reply) []byte {
 			payload = r.Payload
 		}
 		size := sizeVarint(fResVerdict, uint64(r.Verdict)) + sizeVarint(fResCode, uint64(r.Code)) +
-			sizeStr(fResMessage, msg) + sizeBytes(fResPayload, payload)
+			sizeStr(fResMessage, msg) + sizeBytes(fResPayload, payload) +
+			sizeVarint(fResRoute, uint64(r.Route)) + sizeVarint(fResQoS, uint64(r.QoS))
 		if r.Replace {
 			size += protowire.SizeTag(fResReplace) + 1
 		}
@@ -36,6 +37,8 @@ func encodeResults(id uint64, replies []Reply) []byte {
 		if r.Replace {
 			b = appendVarint(b, fResReplace, 1)
 		}
+		b = appendVarint(b, fResRoute, uint64(r.Route))
+		b = appendVarint(b, fResQoS, uint64(r.QoS))
 	}
 	return b
 }
@@ -88,6 +91,10 @@ func decodeResults(b []byte, replies []Reply) error {
 				r.Payload = v
 			case n == fResReplace && t == protowire.VarintType:
 				r.Replace = x != 0
+			case n == fResRoute && t == protowire.VarintType:
+				r.Route = Route(x)
+			case n == fResQoS && t == protowire.VarintType:
+				r.QoS = QoS(x)
 			}
 			return nil
 		})

@@ -2,9 +2,11 @@ package stage
 
 import (
 	"bytes"
+	"math"
 	"reflect"
 	"testing"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/platoim/plato/sdk/stage/internal/pb"
@@ -16,6 +18,10 @@ func wireEvents() []Event {
 			Seq: 1, Token: "tok", Platform: "ios", TraceParent: "00-aa-bb-01"},
 		{Signal: SignalUplink, Conn: Conn{AppID: "demo", DID: "d2"}, Seq: 1 << 40, Payload: []byte("hello")},
 		{Signal: SignalDownlink, Conn: Conn{AppID: "demo"}, Seq: 3, MsgID: 99, Payload: bytes.Repeat([]byte{0, 1, 2}, 1000)},
+		{Signal: SignalDownlink, Conn: Conn{AppID: "demo", DID: "d3"}, Seq: 4, MsgID: 100, Payload: []byte("x"), QoS: AtMostOnce},
+		{Signal: SignalRoute, Conn: Conn{AppID: "demo"}, Session: "room-1", Targets: 3, Members: 1 << 20, MsgID: 101,
+			Payload: []byte("news"), QoS: AtLeastOnce, TraceParent: "00-cc-dd-01"},
+		{Signal: SignalRoute, Conn: Conn{AppID: "demo"}, Targets: math.MaxUint32, QoS: QoS(200)},
 		{Signal: SignalDownlinkAck, MsgID: 7},
 		{Signal: SignalHeartbeat},
 		{Signal: SignalDisconnect, Reason: 65535},
@@ -28,13 +34,15 @@ func wireEvents() []Event {
 func eventFromPB(m *pb.Event) Event {
 	return Event{Signal: Signal(m.GetSignal()), Conn: connFromPB(m.GetConn()), Seq: m.GetSeq(), MsgID: m.GetMsgId(),
 		Payload: m.GetPayload(), Token: m.GetToken(), Platform: m.GetPlatform(), Reason: uint16(m.GetReason()),
-		TimerKey: m.GetTimerKey(), TimerData: m.GetTimerData(), TraceParent: m.GetTraceparent()}
+		TimerKey: m.GetTimerKey(), TimerData: m.GetTimerData(), TraceParent: m.GetTraceparent(),
+		Session: m.GetSession(), Targets: int(m.GetTargets()), Members: int(m.GetMembers()), QoS: QoS(m.GetQos())}
 }
 
 func eventToPB(ev Event) *pb.Event {
 	return &pb.Event{Signal: string(ev.Signal), Conn: connToPB(ev.Conn), Seq: ev.Seq, MsgId: ev.MsgID, Payload: ev.Payload,
 		Token: ev.Token, Platform: ev.Platform, Reason: uint32(ev.Reason), TimerKey: ev.TimerKey, TimerData: ev.TimerData,
-		Traceparent: ev.TraceParent}
+		Traceparent: ev.TraceParent, Session: ev.Session, Targets: uint32(ev.Targets), Members: uint32(ev.Members),
+		Qos: uint32(ev.QoS)}
 }
 
 // sameEvent compares events treating nil and empty byte slices alike (protobuf does).
@@ -84,26 +92,63 @@ func TestBatchWireMatchesProtobuf(t *testing.T) {
 }
 
 func TestBatchWireCleansUTF8(t *testing.T) {
-	ev := Event{Signal: SignalLogin, Conn: Conn{DID: "d\xff"}, Token: "\xc3"}
+	ev := Event{Signal: SignalLogin, Conn: Conn{DID: "d\xff"}, Token: "\xc3", Session: "s\xff"}
 	var m pb.Batch
 	if err := proto.Unmarshal(encodeBatch(1, 0, []Event{ev}), &m); err != nil {
 		t.Fatalf("protobuf-go refused our batch: %v", err)
 	}
-	if m.Events[0].Conn.Did != "d\uFFFD" || m.Events[0].Token != "\uFFFD" {
+	if m.Events[0].Conn.Did != "d\uFFFD" || m.Events[0].Token != "\uFFFD" || m.Events[0].Session != "s\uFFFD" {
 		t.Errorf("event = %v", m.Events[0])
 	}
 }
 
+// Targets and Members travel as uint32: out-of-range counts are clamped, never wrapped.
+func TestBatchWireClampsCounts(t *testing.T) {
+	events := []Event{{Signal: SignalRoute, Targets: -1, Members: math.MaxUint32 + 5}}
+	_, _, got, err := decodeBatch(encodeBatch(1, 0, events))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got[0].Targets != 0 || got[0].Members != math.MaxUint32 {
+		t.Errorf("targets %d members %d, want 0 and %d", got[0].Targets, got[0].Members, uint32(math.MaxUint32))
+	}
+}
+
+// A strBlock must hold every string field of an event at once, repeated fields included.
+func TestDecodeEventEveryString(t *testing.T) {
+	full := Event{Signal: "future-signal", Conn: Conn{AppID: "a", DID: "d", UID: "u", GatewayID: "g", RemoteAddr: "r"},
+		Token: "t", Platform: "p", TimerKey: "k", TraceParent: "tp", Session: "s"}
+	b := encodeBatch(1, 0, []Event{full, full})
+	_, _, got, err := decodeBatch(b)
+	if err != nil || len(got) != 2 || !sameEvent(got[0], full) {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+	// Every field twice in one event: the last wins, as in protobuf.
+	ev := appendEvent(nil, &full)
+	_, n := protowire.ConsumeVarint(ev[protowire.SizeTag(fBatchEvents):])
+	body := ev[protowire.SizeTag(fBatchEvents)+n:]
+	twice := protowire.AppendTag(nil, fBatchEvents, protowire.BytesType)
+	twice = protowire.AppendBytes(twice, append(bytes.Clone(body), body...))
+	if _, _, got, err = decodeBatch(twice); err != nil || !sameEvent(got[0], full) {
+		t.Fatalf("decoded %+v, %v", got, err)
+	}
+}
+
 func TestResultsWireMatchesProtobuf(t *testing.T) {
+	rewritten := Rewrite([]byte("routed"))
+	rewritten.Route, rewritten.QoS = RouteDirect, AtLeastOnce
 	replies := []Reply{{}, RejectWith(2001, "no"), {Verdict: Drop}, Rewrite([]byte("new")), Rewrite([]byte{}),
-		{Payload: []byte("ignored: no Replace")}}
-	want := []Reply{{}, RejectWith(2001, "no"), {Verdict: Drop}, Rewrite([]byte("new")), Rewrite([]byte{}), {}}
+		{Payload: []byte("ignored: no Replace")}, Routed(RouteBroadcast, AtMostOnce), Routed(RouteDefault, AtLeastOnce),
+		rewritten}
+	want := []Reply{{}, RejectWith(2001, "no"), {Verdict: Drop}, Rewrite([]byte("new")), Rewrite([]byte{}), {},
+		Routed(RouteBroadcast, AtMostOnce), Routed(RouteDefault, AtLeastOnce), rewritten}
 
 	var m pb.Results
 	if err := proto.Unmarshal(encodeResults(5, replies), &m); err != nil {
 		t.Fatal(err)
 	}
-	if m.Id != 5 || len(m.Results) != len(replies) || !m.Results[4].Replace || m.Results[5].Payload != nil {
+	if m.Id != 5 || len(m.Results) != len(replies) || !m.Results[4].Replace || m.Results[5].Payload != nil ||
+		m.Results[6].Route != 2 || m.Results[6].Qos != 1 || m.Results[7].Route != 0 || m.Results[7].Qos != 2 {
 		t.Fatalf("results = %v", &m)
 	}
 	b, err := proto.Marshal(&m)
@@ -160,7 +205,7 @@ func FuzzDecodeBatch(f *testing.F) {
 }
 
 func FuzzDecodeResults(f *testing.F) {
-	f.Add(encodeResults(1, []Reply{{}, RejectWith(1, "x"), Rewrite([]byte("p"))}))
+	f.Add(encodeResults(1, []Reply{{}, RejectWith(1, "x"), Rewrite([]byte("p")), Routed(RouteBroadcast, AtMostOnce)}))
 	f.Add(encodeFailure(2, "panic"))
 	f.Add([]byte{0x12, 0x02, 0x28, 0x01})
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -177,7 +222,7 @@ func FuzzDecodeResults(f *testing.F) {
 			t.Fatal(err)
 		}
 		for i, r := range m.Results {
-			want := Reply{Verdict: Verdict(r.Verdict), Code: uint16(r.Code), Message: r.Message}
+			want := Reply{Verdict: Verdict(r.Verdict), Code: uint16(r.Code), Message: r.Message, Route: Route(r.Route), QoS: QoS(r.Qos)}
 			if r.Replace {
 				want.Replace, want.Payload = true, r.Payload
 				if want.Payload == nil {

@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/idl/kitex_gen/plato/business"
-	bizservice "github.com/platoim/plato/idl/kitex_gen/plato/business/business"
-	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
+	"github.com/platoim/plato/sdk/rpc/plato/api"
+	apiservice "github.com/platoim/plato/sdk/rpc/plato/api/plato"
+	"github.com/platoim/plato/sdk/rpc/plato/business"
+	bizservice "github.com/platoim/plato/sdk/rpc/plato/business/business"
 )
 
 // Business is a real Kitex business server that records every event and answers uplinks as
@@ -18,10 +19,12 @@ import (
 type Business struct {
 	Addr string
 
-	mu     sync.Mutex
-	answer func(ev *business.Event) *business.Result_
-	events []*business.Event
-	notify chan struct{}
+	mu          sync.Mutex
+	answer      func(ev *business.Event) *business.Result_
+	sessions    func(req *business.SessionsRequest) []string
+	sessionAsks int
+	events      []*business.Event
+	notify      chan struct{}
 }
 
 // StartBusiness listens on a free loopback port until the test ends.
@@ -92,12 +95,43 @@ func (b *Business) WaitEvents(t testing.TB, kind business.EventKind, did string,
 	return evs
 }
 
-// StateClient is a Kitex client for a state server, as a business server would use.
-func StateClient(t testing.TB, addr string) stateservice.Client {
+// StateClient is a Kitex client of Plato's RPC on a state server, as a business server would use.
+func StateClient(t testing.TB, addr string) apiservice.Client {
 	t.Helper()
-	c, err := stateservice.NewClient("plato-state", rpcopt.Client(addr, 10*time.Second)...)
+	c, err := apiservice.NewClient("plato", rpcopt.Client(addr, 10*time.Second)...)
 	if err != nil {
-		t.Fatalf("state client: %v", err)
+		t.Fatalf("Plato RPC client: %v", err)
 	}
 	return c
+}
+
+// Caller names app with the key Config gives it.
+func Caller(app string) *api.Caller { return &api.Caller{AppId: app, Key: KeyOf(app)} }
+
+// KeyOf is the business key Config configures for one of Apps.
+func KeyOf(app string) string { return "platformtest-key-" + app }
+
+// Sessions answers the Sessions callback with what SetSessions said for the did (none by default).
+func (b *Business) Sessions(_ context.Context, req *business.SessionsRequest) (*business.SessionsResponse, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.sessionAsks++
+	if b.sessions == nil {
+		return &business.SessionsResponse{}, nil
+	}
+	return &business.SessionsResponse{Sessions: b.sessions(req)}, nil
+}
+
+// SetSessions decides the answer to the Sessions callback from now on.
+func (b *Business) SetSessions(f func(req *business.SessionsRequest) []string) {
+	b.mu.Lock()
+	b.sessions = f
+	b.mu.Unlock()
+}
+
+// SessionAsks is how many times Plato asked the Sessions callback.
+func (b *Business) SessionAsks() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.sessionAsks
 }

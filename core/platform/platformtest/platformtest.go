@@ -17,6 +17,9 @@ import (
 	"github.com/platoim/plato/core/platform"
 )
 
+// Apps are the app IDs whose business servers may call Plato's RPC on a test platform (Caller).
+var Apps = []string{"demo", "app-a", "app-b", "bench"}
+
 // Secret is the token secret test platforms use.
 const Secret = "platformtest-secret-0123456789"
 
@@ -34,6 +37,10 @@ func Config(t testing.TB) config.Config {
 	cfg.Admin.Addr = "127.0.0.1:0"
 	cfg.Registry.TTL = 3 * time.Second
 	cfg.Gateway.ReportInterval = 200 * time.Millisecond
+	cfg.State.Business.Keys = map[string]string{}
+	for _, app := range Apps {
+		cfg.State.Business.Keys[app] = KeyOf(app)
+	}
 	return cfg
 }
 

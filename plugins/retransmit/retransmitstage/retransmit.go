@@ -8,7 +8,8 @@
 // as undelivered. All state and timers live in the host, so a plugin restart loses nothing.
 //
 // The stage only tracks: every downlink continues. Put it last among the stages that handle
-// downlink, so it never tracks a downlink a later stage refuses.
+// downlink, so it never tracks a downlink a later stage refuses. Downlinks whose QoS is
+// AtMostOnce (see the qosroute stage) are left alone; all others, QoSDefault included, are tracked.
 //
 // The stage runs as a plugin binary (plugins/retransmit) or, trusted, in the host's process
 // (plugin: builtin:retransmit); both use New.
@@ -88,9 +89,13 @@ func (r *Retransmit) lock(connKey string) func() {
 
 // OnDownlink records the downlink and arms its timer. The downlink always continues: when the
 // record cannot be written the message still goes out once, and the failure is logged.
+//
+// An AtMostOnce downlink is not tracked at all: the push's route chose to send it once, so there
+// is nothing to resend and nothing to report. Every other QoS is tracked, QoSDefault included,
+// because hosts and pushes that predate QoS mean at least once.
 func (r *Retransmit) OnDownlink(ctx context.Context, ev *stage.DownlinkEvent) stage.Reply {
 	s := r.cfg.Load()
-	if s == nil {
+	if s == nil || ev.QoS == stage.AtMostOnce {
 		return stage.Reply{}
 	}
 	key := recordKey(ev.Conn, ev.Seq)

@@ -3,6 +3,7 @@ package retransmitstage_test
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -131,6 +132,40 @@ func TestAckStopsResending(t *testing.T) {
 		t.Errorf("undelivered: got %d reports, want none", n)
 	}
 	wantNothingLeft(t, h, c, 1, 2)
+}
+
+// TestQoS: an at-most-once downlink continues untouched and untracked; at least once and the
+// default (hosts and pushes without QoS) are tracked.
+func TestQoS(t *testing.T) {
+	h := harness(t, nil)
+	c := h.Conn("d1")
+	if r := h.DownlinkQoS(c, 1, 100, stage.AtMostOnce, []byte("once")); !reflect.DeepEqual(r, stage.Reply{}) {
+		t.Fatalf("at most once: got %+v, want the zero reply", r)
+	}
+	if ts := h.Host.Timers(); len(ts) != 0 {
+		t.Errorf("at most once armed timers: %v", ts)
+	}
+	if _, ok := h.Host.State("demo", key(c, 1)); ok {
+		t.Error("at most once downlink was recorded")
+	}
+	if r := h.DownlinkQoS(c, 2, 101, stage.AtLeastOnce, []byte("sure")); r.Verdict != stage.Continue || r.Replace {
+		t.Fatalf("at least once: got %+v", r)
+	}
+	wantTimer(t, h, key(c, 2), 2*time.Second)
+	downlink(t, h, c, 3, 102, "default")
+	wantTimer(t, h, key(c, 3), 2*time.Second)
+
+	// The device ACKs the at-most-once one anyway: harmless. A disconnect reports only the tracked.
+	h.DownlinkAck(c, 1, 100)
+	h.Disconnect(c, uint16(protocol.CodeHeartbeatTimeout))
+	u := h.Host.UndeliveredReports()
+	if len(u) != 2 || u[0].MsgID != 101 || u[1].MsgID != 102 {
+		t.Errorf("undelivered: got %+v, want msg 101 and 102", u)
+	}
+	if n := len(h.Host.Resends()); n != 0 {
+		t.Errorf("resends: %d", n)
+	}
+	wantNothingLeft(t, h, c, 1, 2, 3)
 }
 
 func TestDisconnectReportsInFlight(t *testing.T) {

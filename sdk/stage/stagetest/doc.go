@@ -13,8 +13,10 @@
 //	}
 //
 // The stage talks to Harness.Host, a recording fake of stage.Host: it keeps pushes, resends,
-// undelivered reports, session bindings, pending timers (fire one with Harness.FireTimer) and
-// state (an in-memory store whose TTLs follow a fake clock, moved by Host.Advance).
+// undelivered reports, session bindings, the connections' joined sessions (Host.Joins, Host.Joined;
+// Host.SetSessions or Host.SessionsFunc answer Host.Sessions), pending timers (fire one with
+// Harness.FireTimer) and state (an in-memory store whose TTLs follow a fake clock, moved by
+// Host.Advance). Harness.Route sends a route event (a business push before it fans out).
 //
 // go-plugin's broker needs a real plugin process, so the harness serves the Host service on a
 // second in-memory connection, through stage.GRPCPlugin's DialHost and ServeHost hooks.

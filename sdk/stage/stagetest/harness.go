@@ -151,7 +151,8 @@ func (h *Harness) Conn(did string) stage.Conn {
 }
 
 // Process runs events as one batch, bounded by Options.Timeout. Events whose Conn has no AppID
-// get Options.App.
+// get Options.App. As the host does, a connection leaves the sessions it joined (Host.Joined) when
+// its disconnect is processed or its login is refused or dropped.
 func (h *Harness) Process(events ...stage.Event) ([]stage.Reply, error) {
 	for i := range events {
 		if events[i].Conn.AppID == "" {
@@ -163,6 +164,12 @@ func (h *Harness) Process(events ...stage.Event) ([]stage.Reply, error) {
 	replies := make([]stage.Reply, len(events))
 	if err := h.Processor.Process(ctx, events, replies); err != nil {
 		return nil, err
+	}
+	for i, ev := range events {
+		refused := ev.Signal == stage.SignalLogin && replies[i].Verdict != stage.Continue
+		if refused || ev.Signal == stage.SignalDisconnect {
+			h.Host.leave(ev.Conn)
+		}
 	}
 	return replies, nil
 }
@@ -192,6 +199,27 @@ func (h *Harness) Uplink(conn stage.Conn, seq uint64, payload []byte) stage.Repl
 func (h *Harness) Downlink(conn stage.Conn, seq, msgID uint64, payload []byte) stage.Reply {
 	h.t.Helper()
 	return h.one(stage.Event{Signal: stage.SignalDownlink, Conn: conn, Seq: seq, MsgID: msgID, Payload: payload})
+}
+
+// DownlinkQoS sends a downlink whose QoS after routing is qos and returns the stage's reply.
+func (h *Harness) DownlinkQoS(conn stage.Conn, seq, msgID uint64, qos stage.QoS, payload []byte) stage.Reply {
+	h.t.Helper()
+	return h.one(stage.Event{Signal: stage.SignalDownlink, Conn: conn, Seq: seq, MsgID: msgID, QoS: qos, Payload: payload})
+}
+
+// Route sends a route event (a business push before it fans out) and returns the stage's reply,
+// whose Route and QoS are the stage's choice. An empty AppID is Options.App.
+func (h *Harness) Route(ev stage.RouteEvent) stage.Reply {
+	h.t.Helper()
+	return h.one(RouteSignal(ev))
+}
+
+// RouteSignal returns ev as the host hands it to a stage (a route Event whose Conn carries only
+// the AppID), for batches built with Process.
+func RouteSignal(ev stage.RouteEvent) stage.Event {
+	return stage.Event{Signal: stage.SignalRoute, Conn: stage.Conn{AppID: ev.AppID}, Session: ev.Session,
+		Targets: ev.Targets, Members: ev.Members, MsgID: ev.MsgID, Payload: ev.Payload, QoS: ev.QoS,
+		TraceParent: ev.TraceParent}
 }
 
 // DownlinkAck sends a device's ack of a downlink and returns the stage's reply.

@@ -47,6 +47,15 @@ func (s *allStage) OnLogin(ctx context.Context, ev *stage.LoginEvent) stage.Repl
 		return stage.RejectWith(2002, "bad token")
 	case "drop":
 		return stage.Reply{Verdict: stage.Drop}
+	case "sessions":
+		sessions, err := s.host.Sessions(ctx, ev.Conn)
+		if err != nil {
+			return stage.RejectWith(2999, err.Error())
+		}
+		if err := s.host.Join(ctx, ev.Conn, sessions); err != nil {
+			return stage.RejectWith(2999, err.Error())
+		}
+		return stage.Reply{}
 	}
 	if err := s.host.Bind(ctx, ev.Conn.AppID, "room", []string{ev.Conn.DID}); err != nil {
 		return stage.RejectWith(2999, err.Error())
@@ -99,7 +108,26 @@ func (s *allStage) OnDownlink(ctx context.Context, ev *stage.DownlinkEvent) stag
 	if err := s.host.SetTimer(ctx, ev.Conn.AppID, key, 5*time.Second, ev.Payload); err != nil {
 		return stage.RejectWith(2999, err.Error())
 	}
-	return stage.Rewrite(append([]byte("d:"), ev.Payload...))
+	prefix := "d:"
+	if ev.QoS != stage.QoSDefault {
+		prefix = "d(" + ev.QoS.String() + "):"
+	}
+	return stage.Rewrite(append([]byte(prefix), ev.Payload...))
+}
+
+// OnRoute rewrites the payload to every field it saw, and routes big sessions by broadcast.
+func (s *allStage) OnRoute(_ context.Context, ev *stage.RouteEvent) stage.Reply {
+	if string(ev.Payload) == "reject" {
+		return stage.RejectWith(2003, "no route")
+	}
+	r := stage.Routed(stage.RouteDirect, stage.QoSDefault)
+	if ev.Members >= 100 {
+		r = stage.Routed(stage.RouteBroadcast, stage.AtMostOnce)
+	}
+	r.Replace = true
+	r.Payload = fmt.Appendf(nil, "%s|%s|%d|%d|%d|%s|%s|%s", ev.AppID, ev.Session, ev.Targets, ev.Members, ev.MsgID, ev.QoS,
+		ev.TraceParent, ev.Payload)
+	return r
 }
 
 func (s *allStage) OnDownlinkAck(ctx context.Context, ev *stage.DownlinkAckEvent) stage.Reply {
@@ -141,7 +169,7 @@ func TestDescribeAndInit(t *testing.T) {
 		t.Errorf("Info = %+v", h.Info)
 	}
 	want := []stage.Signal{stage.SignalLogin, stage.SignalUplink, stage.SignalDownlink, stage.SignalDownlinkAck,
-		stage.SignalHeartbeat, stage.SignalDisconnect, stage.SignalTimer}
+		stage.SignalHeartbeat, stage.SignalDisconnect, stage.SignalRoute, stage.SignalTimer}
 	if !reflect.DeepEqual(h.Signals, want) {
 		t.Errorf("Signals = %v, want %v", h.Signals, want)
 	}
@@ -238,6 +266,98 @@ func TestEverySignalAndReply(t *testing.T) {
 	}
 	if b := h.Host.Bindings(); len(b) != 2 || b[0].Unbind || !b[1].Unbind {
 		t.Errorf("bindings = %+v", b)
+	}
+}
+
+func TestRoute(t *testing.T) {
+	h := stagetest.New(t, &allStage{}, stagetest.Options{})
+	r := h.Route(stage.RouteEvent{Session: "room", Targets: 2, Members: 500, MsgID: 9, Payload: []byte("p"),
+		QoS: stage.AtLeastOnce, TraceParent: "00-ab-cd-01"})
+	if r.Verdict != stage.Continue || r.Route != stage.RouteBroadcast || r.QoS != stage.AtMostOnce ||
+		string(r.Payload) != "demo|room|2|500|9|at_least_once|00-ab-cd-01|p" {
+		t.Errorf("big session: %+v (%s)", r, r.Payload)
+	}
+	r = h.Route(stage.RouteEvent{AppID: "other", Targets: 1, MsgID: 10})
+	if r.Route != stage.RouteDirect || r.QoS != stage.QoSDefault || string(r.Payload) != "other||1|0|10|default||" {
+		t.Errorf("dids only: %+v (%s)", r, r.Payload)
+	}
+	if r := h.Route(stage.RouteEvent{Payload: []byte("reject")}); !reflect.DeepEqual(r, stage.RejectWith(2003, "no route")) {
+		t.Errorf("reject: %+v", r)
+	}
+	// A downlink carries the QoS routing chose.
+	c := h.Conn("d1")
+	if r := h.DownlinkQoS(c, 1, 9, stage.AtMostOnce, []byte("m")); string(r.Payload) != "d(at_most_once):m" {
+		t.Errorf("downlink: %+v", r)
+	}
+}
+
+func TestSessionsAndJoin(t *testing.T) {
+	h := stagetest.New(t, &allStage{}, stagetest.Options{})
+	h.Host.SetSessions("demo", "d1", "lobby", "room-7")
+	c := h.Conn("d1")
+	if r := h.Login(c, "sessions"); r.Verdict != stage.Continue {
+		t.Fatalf("login: %+v", r)
+	}
+	if got := h.Host.Joined(c); !reflect.DeepEqual(got, []string{"lobby", "room-7"}) {
+		t.Errorf("joined = %v", got)
+	}
+	if j := h.Host.Joins(); len(j) != 1 || j[0].Conn != c || !reflect.DeepEqual(j[0].Sessions, []string{"lobby", "room-7"}) {
+		t.Errorf("joins = %+v", j)
+	}
+	// Another connection of another did gets no sessions (and joins none).
+	c2 := h.Conn("d2")
+	h.Login(c2, "sessions")
+	if got := h.Host.Joined(c2); len(got) != 0 {
+		t.Errorf("d2 joined %v", got)
+	}
+	// Closing the connection leaves its sessions; its Join stays recorded.
+	h.Disconnect(c, 1209)
+	if got := h.Host.Joined(c); len(got) != 0 {
+		t.Errorf("joined after disconnect = %v", got)
+	}
+	if len(h.Host.Joins()) != 2 {
+		t.Errorf("joins = %+v", h.Host.Joins())
+	}
+
+	// SessionsFunc answers instead, and errors reach the stage.
+	h.Host.SessionsFunc = func(_ context.Context, conn stage.Conn) ([]string, error) {
+		if conn.DID == "bad" {
+			return nil, errors.New("business server down")
+		}
+		return []string{"s-" + conn.DID, "bad\xffname"}, nil
+	}
+	c3 := h.Conn("d3")
+	h.Login(c3, "sessions")
+	if got := h.Host.Joined(c3); !reflect.DeepEqual(got, []string{"bad\uFFFDname", "s-d3"}) {
+		t.Errorf("joined = %q", got)
+	}
+	if r := h.Login(h.Conn("bad"), "sessions"); r.Verdict != stage.Reject || r.Message != "host sessions: business server down" {
+		t.Errorf("sessions error: %+v", r)
+	}
+}
+
+func TestJoinErrorAndRefusedLoginLeaves(t *testing.T) {
+	host := stagetest.NewHost()
+	host.SetSessions("demo", "d1", "lobby")
+	host.Fail = func(method string) error {
+		if method == "Join" {
+			return errors.New("connection gone")
+		}
+		return nil
+	}
+	h := stagetest.New(t, &allStage{}, stagetest.Options{Host: host})
+	c := h.Conn("d1")
+	if r := h.Login(c, "sessions"); r.Verdict != stage.Reject || r.Message != "host join: connection gone" {
+		t.Errorf("join error: %+v", r)
+	}
+	host.Fail = nil
+	h.Login(c, "sessions")
+	if got := host.Joined(c); !reflect.DeepEqual(got, []string{"lobby"}) {
+		t.Fatalf("joined = %v", got)
+	}
+	h.Login(c, "bad") // a refused login closes the connection: it leaves its sessions
+	if got := host.Joined(c); len(got) != 0 {
+		t.Errorf("joined after a refused login = %v", got)
 	}
 }
 
@@ -424,6 +544,9 @@ func TestSameAsInProcess(t *testing.T) {
 			{Signal: stage.SignalUplink, Payload: []byte("get")}, {Signal: stage.SignalUplink, Payload: []byte("push")}},
 		{{Signal: stage.SignalDownlink, MsgID: 9, Payload: []byte("p")}, {Signal: stage.SignalDownlinkAck, MsgID: 9},
 			{Signal: stage.SignalHeartbeat}, {Signal: stage.SignalDisconnect, Reason: 3}},
+		{{Signal: stage.SignalLogin, Token: "sessions"}, {Signal: stage.SignalDownlink, MsgID: 10, QoS: stage.AtMostOnce, Payload: []byte("q")},
+			stagetest.RouteSignal(stage.RouteEvent{AppID: "demo", Session: "big", Members: 100, Targets: 1, MsgID: 11, Payload: []byte("r"), QoS: stage.AtLeastOnce}),
+			stagetest.RouteSignal(stage.RouteEvent{AppID: "demo", Payload: []byte("reject")})},
 		{{Signal: stage.SignalUplink, Payload: []byte("panic")}},
 	}
 	conn := stage.Conn{AppID: "demo", DID: "d1", ConnID: 1, GatewayID: "gw-test"}

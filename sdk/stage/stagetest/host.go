@@ -41,6 +41,12 @@ type Binding struct {
 	Unbind  bool
 }
 
+// Join is one recorded Host.Join.
+type Join struct {
+	Conn     stage.Conn
+	Sessions []string
+}
+
 // Timer is a pending timer the stage set.
 type Timer struct {
 	AppID string
@@ -58,9 +64,13 @@ type Host struct {
 	// PushResult, when set before the stage runs, answers Push; by default every did is "sent"
 	// (status 0) with connection id 0 and the message gets the next id from 1.
 	PushResult func(appID string, dids []string, payload []byte) stage.PushResult
+	// SessionsFunc, when set before the stage runs, answers Sessions (it may block on ctx, to test
+	// a stage's timeout). By default Sessions answers what SetSessions set for the connection's
+	// app and did, or nothing.
+	SessionsFunc func(ctx context.Context, conn stage.Conn) ([]string, error)
 	// Fail, when set before the stage runs, is asked before every call with the method's name
-	// ("Push", "Resend", ..., "Get", "Put", "Delete"); a non-nil error fails the call. Over gRPC
-	// the stage sees the error's message, not its identity.
+	// ("Push", "Resend", ..., "Sessions", "Join", "Get", "Put", "Delete"); a non-nil error fails the
+	// call. Over gRPC the stage sees the error's message, not its identity.
 	Fail func(method string) error
 
 	mu          sync.Mutex
@@ -71,9 +81,20 @@ type Host struct {
 	undelivered []Undelivered
 	bindings    []Binding
 	members     map[[2]string]map[string]struct{} // {app, session} -> dids
-	timers      map[[2]string]Timer               // {app, key}
-	state       map[[2]string]entry               // {app, key}
+	sessions    map[[2]string][]string            // {app, did} -> what Sessions answers
+	joins       []Join
+	joined      map[connKey]map[string]struct{} // a connection's sessions until it closes
+	timers      map[[2]string]Timer             // {app, key}
+	state       map[[2]string]entry             // {app, key}
 }
+
+// connKey names a connection: ConnIDs are unique per gateway.
+type connKey struct {
+	app, gateway string
+	id           uint64
+}
+
+func keyOf(c stage.Conn) connKey { return connKey{c.AppID, c.GatewayID, c.ConnID} }
 
 type entry struct {
 	value   []byte
@@ -83,10 +104,12 @@ type entry struct {
 // NewHost returns an empty Host whose clock starts at 2025-01-01T00:00:00Z.
 func NewHost() *Host {
 	return &Host{
-		now:     time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
-		members: make(map[[2]string]map[string]struct{}),
-		timers:  make(map[[2]string]Timer),
-		state:   make(map[[2]string]entry),
+		now:      time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
+		members:  make(map[[2]string]map[string]struct{}),
+		sessions: make(map[[2]string][]string),
+		joined:   make(map[connKey]map[string]struct{}),
+		timers:   make(map[[2]string]Timer),
+		state:    make(map[[2]string]entry),
 	}
 }
 
@@ -175,6 +198,56 @@ func (h *Host) bind(method, appID, session string, dids []string, unbind bool) e
 		delete(h.members, k)
 	}
 	return nil
+}
+
+// Sessions implements stage.Host: SessionsFunc's answer, or else what SetSessions set for the
+// connection's app and did.
+func (h *Host) Sessions(ctx context.Context, conn stage.Conn) ([]string, error) {
+	if err := h.fail("Sessions"); err != nil {
+		return nil, err
+	}
+	if h.SessionsFunc != nil {
+		return h.SessionsFunc(ctx, conn)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.sessions[[2]string{conn.AppID, conn.DID}]), nil
+}
+
+// SetSessions makes Sessions answer sessions for every connection of did in appID, as the
+// business server's Sessions callback would.
+func (h *Host) SetSessions(appID, did string, sessions ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.sessions[[2]string{appID, did}] = slices.Clone(sessions)
+}
+
+// Join implements stage.Host: it records the call, and the connection is in sessions until the
+// harness closes it (a disconnect, or a refused login).
+func (h *Host) Join(_ context.Context, conn stage.Conn, sessions []string) error {
+	if err := h.fail("Join"); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.joins = append(h.joins, Join{Conn: conn, Sessions: slices.Clone(sessions)})
+	k := keyOf(conn)
+	m := h.joined[k]
+	if m == nil {
+		m = make(map[string]struct{})
+		h.joined[k] = m
+	}
+	for _, s := range sessions {
+		m[s] = struct{}{}
+	}
+	return nil
+}
+
+// leave takes conn out of every session it joined, as the host does when a connection closes.
+func (h *Host) leave(conn stage.Conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.joined, keyOf(conn))
 }
 
 // SetTimer implements stage.Host.
@@ -287,6 +360,25 @@ func (h *Host) Members(appID, session string) []string {
 	var out []string
 	for d := range h.members[[2]string{appID, session}] {
 		out = append(out, d)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Joins returns the recorded Join calls, oldest first.
+func (h *Host) Joins() []Join {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.joins)
+}
+
+// Joined returns the sessions conn is in now (joined, and not closed since), sorted.
+func (h *Host) Joined(conn stage.Conn) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for s := range h.joined[keyOf(conn)] {
+		out = append(out, s)
 	}
 	sort.Strings(out)
 	return out

@@ -66,8 +66,115 @@ var fieldIDToName_PushResponse = map[int16]string{
 	1: "gone",
 }
 
+type SessionChange struct {
+	ConnId  int64  `thrift:"conn_id,1" frugal:"1,default,i64" json:"conn_id"`
+	Session string `thrift:"session,2" frugal:"2,default,string" json:"session"`
+	Join    bool   `thrift:"join,3" frugal:"3,default,bool" json:"join"`
+}
+
+func NewSessionChange() *SessionChange {
+	return &SessionChange{}
+}
+
+func (p *SessionChange) InitDefault() {
+}
+
+func (p *SessionChange) GetConnId() (v int64) {
+	return p.ConnId
+}
+
+func (p *SessionChange) GetSession() (v string) {
+	return p.Session
+}
+
+func (p *SessionChange) GetJoin() (v bool) {
+	return p.Join
+}
+func (p *SessionChange) SetConnId(val int64) {
+	p.ConnId = val
+}
+func (p *SessionChange) SetSession(val string) {
+	p.Session = val
+}
+func (p *SessionChange) SetJoin(val bool) {
+	p.Join = val
+}
+
+func (p *SessionChange) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SessionChange(%+v)", *p)
+}
+
+var fieldIDToName_SessionChange = map[int16]string{
+	1: "conn_id",
+	2: "session",
+	3: "join",
+}
+
+type SessionsRequest struct {
+	Changes []*SessionChange `thrift:"changes,1" frugal:"1,default,list<SessionChange>" json:"changes"`
+}
+
+func NewSessionsRequest() *SessionsRequest {
+	return &SessionsRequest{}
+}
+
+func (p *SessionsRequest) InitDefault() {
+}
+
+func (p *SessionsRequest) GetChanges() (v []*SessionChange) {
+	return p.Changes
+}
+func (p *SessionsRequest) SetChanges(val []*SessionChange) {
+	p.Changes = val
+}
+
+func (p *SessionsRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SessionsRequest(%+v)", *p)
+}
+
+var fieldIDToName_SessionsRequest = map[int16]string{
+	1: "changes",
+}
+
+type SessionsResponse struct {
+	Gone []int64 `thrift:"gone,1" frugal:"1,default,list<i64>" json:"gone"`
+}
+
+func NewSessionsResponse() *SessionsResponse {
+	return &SessionsResponse{}
+}
+
+func (p *SessionsResponse) InitDefault() {
+}
+
+func (p *SessionsResponse) GetGone() (v []int64) {
+	return p.Gone
+}
+func (p *SessionsResponse) SetGone(val []int64) {
+	p.Gone = val
+}
+
+func (p *SessionsResponse) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SessionsResponse(%+v)", *p)
+}
+
+var fieldIDToName_SessionsResponse = map[int16]string{
+	1: "gone",
+}
+
 type Gateway interface {
 	Push(ctx context.Context, req *PushRequest) (r *PushResponse, err error)
+
+	Sessions(ctx context.Context, req *SessionsRequest) (r *SessionsResponse, err error)
 }
 
 type GatewayPushArgs struct {
@@ -143,5 +250,81 @@ func (p *GatewayPushResult) String() string {
 }
 
 var fieldIDToName_GatewayPushResult = map[int16]string{
+	0: "success",
+}
+
+type GatewaySessionsArgs struct {
+	Req *SessionsRequest `thrift:"req,1" frugal:"1,default,SessionsRequest" json:"req"`
+}
+
+func NewGatewaySessionsArgs() *GatewaySessionsArgs {
+	return &GatewaySessionsArgs{}
+}
+
+func (p *GatewaySessionsArgs) InitDefault() {
+}
+
+var GatewaySessionsArgs_Req_DEFAULT *SessionsRequest
+
+func (p *GatewaySessionsArgs) GetReq() (v *SessionsRequest) {
+	if !p.IsSetReq() {
+		return GatewaySessionsArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *GatewaySessionsArgs) SetReq(val *SessionsRequest) {
+	p.Req = val
+}
+
+func (p *GatewaySessionsArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *GatewaySessionsArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("GatewaySessionsArgs(%+v)", *p)
+}
+
+var fieldIDToName_GatewaySessionsArgs = map[int16]string{
+	1: "req",
+}
+
+type GatewaySessionsResult struct {
+	Success *SessionsResponse `thrift:"success,0,optional" frugal:"0,optional,SessionsResponse" json:"success,omitempty"`
+}
+
+func NewGatewaySessionsResult() *GatewaySessionsResult {
+	return &GatewaySessionsResult{}
+}
+
+func (p *GatewaySessionsResult) InitDefault() {
+}
+
+var GatewaySessionsResult_Success_DEFAULT *SessionsResponse
+
+func (p *GatewaySessionsResult) GetSuccess() (v *SessionsResponse) {
+	if !p.IsSetSuccess() {
+		return GatewaySessionsResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *GatewaySessionsResult) SetSuccess(x interface{}) {
+	p.Success = x.(*SessionsResponse)
+}
+
+func (p *GatewaySessionsResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *GatewaySessionsResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("GatewaySessionsResult(%+v)", *p)
+}
+
+var fieldIDToName_GatewaySessionsResult = map[int16]string{
 	0: "success",
 }

@@ -110,8 +110,8 @@ func (x *Conn) GetRemoteAddr() string {
 
 type Event struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Signal        string                 `protobuf:"bytes,1,opt,name=signal,proto3" json:"signal,omitempty"` // "login", "uplink", "downlink", "downlink_ack", "heartbeat", "disconnect", "timer"
-	Conn          *Conn                  `protobuf:"bytes,2,opt,name=conn,proto3" json:"conn,omitempty"`
+	Signal        string                 `protobuf:"bytes,1,opt,name=signal,proto3" json:"signal,omitempty"` // "login", "uplink", "downlink", "downlink_ack", "heartbeat", "disconnect", "route", "timer"
+	Conn          *Conn                  `protobuf:"bytes,2,opt,name=conn,proto3" json:"conn,omitempty"`     // route: only app_id
 	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
 	MsgId         uint64                 `protobuf:"varint,4,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
 	Payload       []byte                 `protobuf:"bytes,5,opt,name=payload,proto3" json:"payload,omitempty"`
@@ -121,6 +121,10 @@ type Event struct {
 	TimerKey      string                 `protobuf:"bytes,9,opt,name=timer_key,json=timerKey,proto3" json:"timer_key,omitempty"`     // timer
 	TimerData     []byte                 `protobuf:"bytes,10,opt,name=timer_data,json=timerData,proto3" json:"timer_data,omitempty"` // timer
 	Traceparent   string                 `protobuf:"bytes,11,opt,name=traceparent,proto3" json:"traceparent,omitempty"`              // W3C trace context of the message
+	Session       string                 `protobuf:"bytes,12,opt,name=session,proto3" json:"session,omitempty"`                      // route: the push's session ("" when it names only dids/uids)
+	Targets       uint32                 `protobuf:"varint,13,opt,name=targets,proto3" json:"targets,omitempty"`                     // route: device connections named directly
+	Members       uint32                 `protobuf:"varint,14,opt,name=members,proto3" json:"members,omitempty"`                     // route: session members on this state server
+	Qos           uint32                 `protobuf:"varint,15,opt,name=qos,proto3" json:"qos,omitempty"`                             // route: the QoS asked for; downlink: the QoS after routing (0 default, 1 at most once, 2 at least once)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -232,6 +236,34 @@ func (x *Event) GetTraceparent() string {
 	return ""
 }
 
+func (x *Event) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
+func (x *Event) GetTargets() uint32 {
+	if x != nil {
+		return x.Targets
+	}
+	return 0
+}
+
+func (x *Event) GetMembers() uint32 {
+	if x != nil {
+		return x.Members
+	}
+	return 0
+}
+
+func (x *Event) GetQos() uint32 {
+	if x != nil {
+		return x.Qos
+	}
+	return 0
+}
+
 type Result struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Verdict       uint32                 `protobuf:"varint,1,opt,name=verdict,proto3" json:"verdict,omitempty"` // 0 continue, 1 reject, 2 drop
@@ -239,6 +271,8 @@ type Result struct {
 	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
 	Payload       []byte                 `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`  // continue: replaces the payload when set
 	Replace       bool                   `protobuf:"varint,5,opt,name=replace,proto3" json:"replace,omitempty"` // payload is set (an empty replacement is still a replacement)
+	Route         uint32                 `protobuf:"varint,6,opt,name=route,proto3" json:"route,omitempty"`     // route events: 0 no opinion, 1 direct, 2 broadcast
+	Qos           uint32                 `protobuf:"varint,7,opt,name=qos,proto3" json:"qos,omitempty"`         // route events: 0 no opinion, 1 at most once, 2 at least once
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -306,6 +340,20 @@ func (x *Result) GetReplace() bool {
 		return x.Replace
 	}
 	return false
+}
+
+func (x *Result) GetRoute() uint32 {
+	if x != nil {
+		return x.Route
+	}
+	return 0
+}
+
+func (x *Result) GetQos() uint32 {
+	if x != nil {
+		return x.Qos
+	}
+	return 0
 }
 
 type Batch struct {
@@ -1218,6 +1266,146 @@ func (x *StateResponse) GetFound() bool {
 	return false
 }
 
+type SessionsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conn          *Conn                  `protobuf:"bytes,1,opt,name=conn,proto3" json:"conn,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionsRequest) Reset() {
+	*x = SessionsRequest{}
+	mi := &file_stage_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionsRequest) ProtoMessage() {}
+
+func (x *SessionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stage_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionsRequest.ProtoReflect.Descriptor instead.
+func (*SessionsRequest) Descriptor() ([]byte, []int) {
+	return file_stage_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *SessionsRequest) GetConn() *Conn {
+	if x != nil {
+		return x.Conn
+	}
+	return nil
+}
+
+type SessionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sessions      []string               `protobuf:"bytes,1,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SessionsResponse) Reset() {
+	*x = SessionsResponse{}
+	mi := &file_stage_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SessionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SessionsResponse) ProtoMessage() {}
+
+func (x *SessionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_stage_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SessionsResponse.ProtoReflect.Descriptor instead.
+func (*SessionsResponse) Descriptor() ([]byte, []int) {
+	return file_stage_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *SessionsResponse) GetSessions() []string {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
+type JoinRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Conn          *Conn                  `protobuf:"bytes,1,opt,name=conn,proto3" json:"conn,omitempty"`
+	Sessions      []string               `protobuf:"bytes,2,rep,name=sessions,proto3" json:"sessions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *JoinRequest) Reset() {
+	*x = JoinRequest{}
+	mi := &file_stage_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *JoinRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*JoinRequest) ProtoMessage() {}
+
+func (x *JoinRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_stage_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
+func (*JoinRequest) Descriptor() ([]byte, []int) {
+	return file_stage_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *JoinRequest) GetConn() *Conn {
+	if x != nil {
+		return x.Conn
+	}
+	return nil
+}
+
+func (x *JoinRequest) GetSessions() []string {
+	if x != nil {
+		return x.Sessions
+	}
+	return nil
+}
+
 type Empty struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1226,7 +1414,7 @@ type Empty struct {
 
 func (x *Empty) Reset() {
 	*x = Empty{}
-	mi := &file_stage_proto_msgTypes[18]
+	mi := &file_stage_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1238,7 +1426,7 @@ func (x *Empty) String() string {
 func (*Empty) ProtoMessage() {}
 
 func (x *Empty) ProtoReflect() protoreflect.Message {
-	mi := &file_stage_proto_msgTypes[18]
+	mi := &file_stage_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1251,7 +1439,7 @@ func (x *Empty) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Empty.ProtoReflect.Descriptor instead.
 func (*Empty) Descriptor() ([]byte, []int) {
-	return file_stage_proto_rawDescGZIP(), []int{18}
+	return file_stage_proto_rawDescGZIP(), []int{21}
 }
 
 var File_stage_proto protoreflect.FileDescriptor
@@ -1267,7 +1455,7 @@ const file_stage_proto_rawDesc = "" +
 	"\n" +
 	"gateway_id\x18\x05 \x01(\tR\tgatewayId\x12\x1f\n" +
 	"\vremote_addr\x18\x06 \x01(\tR\n" +
-	"remoteAddr\"\xb4\x02\n" +
+	"remoteAddr\"\x94\x03\n" +
 	"\x05Event\x12\x16\n" +
 	"\x06signal\x18\x01 \x01(\tR\x06signal\x12(\n" +
 	"\x04conn\x18\x02 \x01(\v2\x14.plato.stage.v1.ConnR\x04conn\x12\x10\n" +
@@ -1281,13 +1469,19 @@ const file_stage_proto_rawDesc = "" +
 	"\n" +
 	"timer_data\x18\n" +
 	" \x01(\fR\ttimerData\x12 \n" +
-	"\vtraceparent\x18\v \x01(\tR\vtraceparent\"\x84\x01\n" +
+	"\vtraceparent\x18\v \x01(\tR\vtraceparent\x12\x18\n" +
+	"\asession\x18\f \x01(\tR\asession\x12\x18\n" +
+	"\atargets\x18\r \x01(\rR\atargets\x12\x18\n" +
+	"\amembers\x18\x0e \x01(\rR\amembers\x12\x10\n" +
+	"\x03qos\x18\x0f \x01(\rR\x03qos\"\xac\x01\n" +
 	"\x06Result\x12\x18\n" +
 	"\averdict\x18\x01 \x01(\rR\averdict\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x03 \x01(\tR\amessage\x12\x18\n" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12\x18\n" +
-	"\areplace\x18\x05 \x01(\bR\areplace\"e\n" +
+	"\areplace\x18\x05 \x01(\bR\areplace\x12\x14\n" +
+	"\x05route\x18\x06 \x01(\rR\x05route\x12\x10\n" +
+	"\x03qos\x18\a \x01(\rR\x03qos\"e\n" +
 	"\x05Batch\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12-\n" +
 	"\x06events\x18\x02 \x03(\v2\x15.plato.stage.v1.EventR\x06events\x12\x1d\n" +
@@ -1350,19 +1544,28 @@ const file_stage_proto_rawDesc = "" +
 	"\x06ttl_ms\x18\x05 \x01(\x03R\x05ttlMs\";\n" +
 	"\rStateResponse\x12\x14\n" +
 	"\x05value\x18\x01 \x01(\fR\x05value\x12\x14\n" +
-	"\x05found\x18\x02 \x01(\bR\x05found\"\a\n" +
+	"\x05found\x18\x02 \x01(\bR\x05found\";\n" +
+	"\x0fSessionsRequest\x12(\n" +
+	"\x04conn\x18\x01 \x01(\v2\x14.plato.stage.v1.ConnR\x04conn\".\n" +
+	"\x10SessionsResponse\x12\x1a\n" +
+	"\bsessions\x18\x01 \x03(\tR\bsessions\"S\n" +
+	"\vJoinRequest\x12(\n" +
+	"\x04conn\x18\x01 \x01(\v2\x14.plato.stage.v1.ConnR\x04conn\x12\x1a\n" +
+	"\bsessions\x18\x02 \x03(\tR\bsessions\"\a\n" +
 	"\x05Empty2\xcc\x01\n" +
 	"\x05Stage\x12A\n" +
 	"\bDescribe\x12\x1f.plato.stage.v1.DescribeRequest\x1a\x14.plato.stage.v1.Info\x12A\n" +
 	"\x04Init\x12\x1b.plato.stage.v1.InitRequest\x1a\x1c.plato.stage.v1.InitResponse\x12=\n" +
-	"\aProcess\x12\x15.plato.stage.v1.Batch\x1a\x17.plato.stage.v1.Results(\x010\x012\x93\x03\n" +
+	"\aProcess\x12\x15.plato.stage.v1.Batch\x1a\x17.plato.stage.v1.Results(\x010\x012\x9e\x04\n" +
 	"\x04Host\x12A\n" +
 	"\x04Push\x12\x1b.plato.stage.v1.PushRequest\x1a\x1c.plato.stage.v1.PushResponse\x12>\n" +
 	"\x06Resend\x12\x1d.plato.stage.v1.ResendRequest\x1a\x15.plato.stage.v1.Empty\x12H\n" +
 	"\vUndelivered\x12\".plato.stage.v1.UndeliveredRequest\x1a\x15.plato.stage.v1.Empty\x12:\n" +
 	"\x04Bind\x12\x1b.plato.stage.v1.BindRequest\x1a\x15.plato.stage.v1.Empty\x12<\n" +
 	"\x05Timer\x12\x1c.plato.stage.v1.TimerRequest\x1a\x15.plato.stage.v1.Empty\x12D\n" +
-	"\x05State\x12\x1c.plato.stage.v1.StateRequest\x1a\x1d.plato.stage.v1.StateResponseB0Z.github.com/platoim/plato/sdk/stage/internal/pbb\x06proto3"
+	"\x05State\x12\x1c.plato.stage.v1.StateRequest\x1a\x1d.plato.stage.v1.StateResponse\x12M\n" +
+	"\bSessions\x12\x1f.plato.stage.v1.SessionsRequest\x1a .plato.stage.v1.SessionsResponse\x12:\n" +
+	"\x04Join\x12\x1b.plato.stage.v1.JoinRequest\x1a\x15.plato.stage.v1.EmptyB0Z.github.com/platoim/plato/sdk/stage/internal/pbb\x06proto3"
 
 var (
 	file_stage_proto_rawDescOnce sync.Once
@@ -1376,7 +1579,7 @@ func file_stage_proto_rawDescGZIP() []byte {
 	return file_stage_proto_rawDescData
 }
 
-var file_stage_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_stage_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_stage_proto_goTypes = []any{
 	(*Conn)(nil),               // 0: plato.stage.v1.Conn
 	(*Event)(nil),              // 1: plato.stage.v1.Event
@@ -1396,7 +1599,10 @@ var file_stage_proto_goTypes = []any{
 	(*TimerRequest)(nil),       // 15: plato.stage.v1.TimerRequest
 	(*StateRequest)(nil),       // 16: plato.stage.v1.StateRequest
 	(*StateResponse)(nil),      // 17: plato.stage.v1.StateResponse
-	(*Empty)(nil),              // 18: plato.stage.v1.Empty
+	(*SessionsRequest)(nil),    // 18: plato.stage.v1.SessionsRequest
+	(*SessionsResponse)(nil),   // 19: plato.stage.v1.SessionsResponse
+	(*JoinRequest)(nil),        // 20: plato.stage.v1.JoinRequest
+	(*Empty)(nil),              // 21: plato.stage.v1.Empty
 }
 var file_stage_proto_depIdxs = []int32{
 	0,  // 0: plato.stage.v1.Event.conn:type_name -> plato.stage.v1.Conn
@@ -1405,29 +1611,35 @@ var file_stage_proto_depIdxs = []int32{
 	10, // 3: plato.stage.v1.PushResponse.targets:type_name -> plato.stage.v1.PushTarget
 	0,  // 4: plato.stage.v1.ResendRequest.conn:type_name -> plato.stage.v1.Conn
 	0,  // 5: plato.stage.v1.UndeliveredRequest.conn:type_name -> plato.stage.v1.Conn
-	5,  // 6: plato.stage.v1.Stage.Describe:input_type -> plato.stage.v1.DescribeRequest
-	7,  // 7: plato.stage.v1.Stage.Init:input_type -> plato.stage.v1.InitRequest
-	3,  // 8: plato.stage.v1.Stage.Process:input_type -> plato.stage.v1.Batch
-	9,  // 9: plato.stage.v1.Host.Push:input_type -> plato.stage.v1.PushRequest
-	12, // 10: plato.stage.v1.Host.Resend:input_type -> plato.stage.v1.ResendRequest
-	13, // 11: plato.stage.v1.Host.Undelivered:input_type -> plato.stage.v1.UndeliveredRequest
-	14, // 12: plato.stage.v1.Host.Bind:input_type -> plato.stage.v1.BindRequest
-	15, // 13: plato.stage.v1.Host.Timer:input_type -> plato.stage.v1.TimerRequest
-	16, // 14: plato.stage.v1.Host.State:input_type -> plato.stage.v1.StateRequest
-	6,  // 15: plato.stage.v1.Stage.Describe:output_type -> plato.stage.v1.Info
-	8,  // 16: plato.stage.v1.Stage.Init:output_type -> plato.stage.v1.InitResponse
-	4,  // 17: plato.stage.v1.Stage.Process:output_type -> plato.stage.v1.Results
-	11, // 18: plato.stage.v1.Host.Push:output_type -> plato.stage.v1.PushResponse
-	18, // 19: plato.stage.v1.Host.Resend:output_type -> plato.stage.v1.Empty
-	18, // 20: plato.stage.v1.Host.Undelivered:output_type -> plato.stage.v1.Empty
-	18, // 21: plato.stage.v1.Host.Bind:output_type -> plato.stage.v1.Empty
-	18, // 22: plato.stage.v1.Host.Timer:output_type -> plato.stage.v1.Empty
-	17, // 23: plato.stage.v1.Host.State:output_type -> plato.stage.v1.StateResponse
-	15, // [15:24] is the sub-list for method output_type
-	6,  // [6:15] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	0,  // 6: plato.stage.v1.SessionsRequest.conn:type_name -> plato.stage.v1.Conn
+	0,  // 7: plato.stage.v1.JoinRequest.conn:type_name -> plato.stage.v1.Conn
+	5,  // 8: plato.stage.v1.Stage.Describe:input_type -> plato.stage.v1.DescribeRequest
+	7,  // 9: plato.stage.v1.Stage.Init:input_type -> plato.stage.v1.InitRequest
+	3,  // 10: plato.stage.v1.Stage.Process:input_type -> plato.stage.v1.Batch
+	9,  // 11: plato.stage.v1.Host.Push:input_type -> plato.stage.v1.PushRequest
+	12, // 12: plato.stage.v1.Host.Resend:input_type -> plato.stage.v1.ResendRequest
+	13, // 13: plato.stage.v1.Host.Undelivered:input_type -> plato.stage.v1.UndeliveredRequest
+	14, // 14: plato.stage.v1.Host.Bind:input_type -> plato.stage.v1.BindRequest
+	15, // 15: plato.stage.v1.Host.Timer:input_type -> plato.stage.v1.TimerRequest
+	16, // 16: plato.stage.v1.Host.State:input_type -> plato.stage.v1.StateRequest
+	18, // 17: plato.stage.v1.Host.Sessions:input_type -> plato.stage.v1.SessionsRequest
+	20, // 18: plato.stage.v1.Host.Join:input_type -> plato.stage.v1.JoinRequest
+	6,  // 19: plato.stage.v1.Stage.Describe:output_type -> plato.stage.v1.Info
+	8,  // 20: plato.stage.v1.Stage.Init:output_type -> plato.stage.v1.InitResponse
+	4,  // 21: plato.stage.v1.Stage.Process:output_type -> plato.stage.v1.Results
+	11, // 22: plato.stage.v1.Host.Push:output_type -> plato.stage.v1.PushResponse
+	21, // 23: plato.stage.v1.Host.Resend:output_type -> plato.stage.v1.Empty
+	21, // 24: plato.stage.v1.Host.Undelivered:output_type -> plato.stage.v1.Empty
+	21, // 25: plato.stage.v1.Host.Bind:output_type -> plato.stage.v1.Empty
+	21, // 26: plato.stage.v1.Host.Timer:output_type -> plato.stage.v1.Empty
+	17, // 27: plato.stage.v1.Host.State:output_type -> plato.stage.v1.StateResponse
+	19, // 28: plato.stage.v1.Host.Sessions:output_type -> plato.stage.v1.SessionsResponse
+	21, // 29: plato.stage.v1.Host.Join:output_type -> plato.stage.v1.Empty
+	19, // [19:30] is the sub-list for method output_type
+	8,  // [8:19] is the sub-list for method input_type
+	8,  // [8:8] is the sub-list for extension type_name
+	8,  // [8:8] is the sub-list for extension extendee
+	0,  // [0:8] is the sub-list for field type_name
 }
 
 func init() { file_stage_proto_init() }
@@ -1441,7 +1653,7 @@ func file_stage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stage_proto_rawDesc), len(file_stage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

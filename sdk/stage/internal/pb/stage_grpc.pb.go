@@ -233,6 +233,8 @@ const (
 	Host_Bind_FullMethodName        = "/plato.stage.v1.Host/Bind"
 	Host_Timer_FullMethodName       = "/plato.stage.v1.Host/Timer"
 	Host_State_FullMethodName       = "/plato.stage.v1.Host/State"
+	Host_Sessions_FullMethodName    = "/plato.stage.v1.Host/Sessions"
+	Host_Join_FullMethodName        = "/plato.stage.v1.Host/Join"
 )
 
 // HostClient is the client API for Host service.
@@ -245,6 +247,10 @@ type HostClient interface {
 	Bind(ctx context.Context, in *BindRequest, opts ...grpc.CallOption) (*Empty, error)
 	Timer(ctx context.Context, in *TimerRequest, opts ...grpc.CallOption) (*Empty, error)
 	State(ctx context.Context, in *StateRequest, opts ...grpc.CallOption) (*StateResponse, error)
+	// Sessions asks the app's business server which sessions a connection should join.
+	Sessions(ctx context.Context, in *SessionsRequest, opts ...grpc.CallOption) (*SessionsResponse, error)
+	// Join binds a connection to sessions until it closes.
+	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type hostClient struct {
@@ -309,6 +315,24 @@ func (c *hostClient) State(ctx context.Context, in *StateRequest, opts ...grpc.C
 	return out, nil
 }
 
+func (c *hostClient) Sessions(ctx context.Context, in *SessionsRequest, opts ...grpc.CallOption) (*SessionsResponse, error) {
+	out := new(SessionsResponse)
+	err := c.cc.Invoke(ctx, Host_Sessions_FullMethodName, in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *hostClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*Empty, error) {
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Host_Join_FullMethodName, in, out, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // HostServer is the server API for Host service.
 // All implementations must embed UnimplementedHostServer
 // for forward compatibility
@@ -319,6 +343,10 @@ type HostServer interface {
 	Bind(context.Context, *BindRequest) (*Empty, error)
 	Timer(context.Context, *TimerRequest) (*Empty, error)
 	State(context.Context, *StateRequest) (*StateResponse, error)
+	// Sessions asks the app's business server which sessions a connection should join.
+	Sessions(context.Context, *SessionsRequest) (*SessionsResponse, error)
+	// Join binds a connection to sessions until it closes.
+	Join(context.Context, *JoinRequest) (*Empty, error)
 	mustEmbedUnimplementedHostServer()
 }
 
@@ -343,6 +371,12 @@ func (UnimplementedHostServer) Timer(context.Context, *TimerRequest) (*Empty, er
 }
 func (UnimplementedHostServer) State(context.Context, *StateRequest) (*StateResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method State not implemented")
+}
+func (UnimplementedHostServer) Sessions(context.Context, *SessionsRequest) (*SessionsResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Sessions not implemented")
+}
+func (UnimplementedHostServer) Join(context.Context, *JoinRequest) (*Empty, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Join not implemented")
 }
 func (UnimplementedHostServer) mustEmbedUnimplementedHostServer() {}
 
@@ -465,6 +499,42 @@ func _Host_State_Handler(srv interface{}, ctx context.Context, dec func(interfac
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_Sessions_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SessionsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).Sessions(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_Sessions_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).Sessions(ctx, req.(*SessionsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Host_Join_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(JoinRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(HostServer).Join(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Host_Join_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(HostServer).Join(ctx, req.(*JoinRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Host_ServiceDesc is the grpc.ServiceDesc for Host service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -495,6 +565,14 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "State",
 			Handler:    _Host_State_Handler,
+		},
+		{
+			MethodName: "Sessions",
+			Handler:    _Host_Sessions_Handler,
+		},
+		{
+			MethodName: "Join",
+			Handler:    _Host_Join_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -12,6 +12,7 @@ import (
 // Client is designed to provide IDL-compatible methods with call-option parameter for kitex framework.
 type Client interface {
 	Push(ctx context.Context, req *gateway.PushRequest, callOptions ...callopt.Option) (r *gateway.PushResponse, err error)
+	Sessions(ctx context.Context, req *gateway.SessionsRequest, callOptions ...callopt.Option) (r *gateway.SessionsResponse, err error)
 }
 
 // NewClient creates a client for the service defined in IDL.
@@ -46,4 +47,9 @@ type kGatewayClient struct {
 func (p *kGatewayClient) Push(ctx context.Context, req *gateway.PushRequest, callOptions ...callopt.Option) (r *gateway.PushResponse, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.Push(ctx, req)
+}
+
+func (p *kGatewayClient) Sessions(ctx context.Context, req *gateway.SessionsRequest, callOptions ...callopt.Option) (r *gateway.SessionsResponse, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.Sessions(ctx, req)
 }

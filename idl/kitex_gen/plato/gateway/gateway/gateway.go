@@ -20,6 +20,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"Sessions": kitex.NewMethodInfo(
+		sessionsHandler,
+		newGatewaySessionsArgs,
+		newGatewaySessionsResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 }
 
 var (
@@ -104,6 +111,24 @@ func newGatewayPushResult() interface{} {
 	return gateway.NewGatewayPushResult()
 }
 
+func sessionsHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*gateway.GatewaySessionsArgs)
+	realResult := result.(*gateway.GatewaySessionsResult)
+	success, err := handler.(gateway.Gateway).Sessions(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newGatewaySessionsArgs() interface{} {
+	return gateway.NewGatewaySessionsArgs()
+}
+
+func newGatewaySessionsResult() interface{} {
+	return gateway.NewGatewaySessionsResult()
+}
+
 type kClient struct {
 	c client.Client
 }
@@ -119,6 +144,16 @@ func (p *kClient) Push(ctx context.Context, req *gateway.PushRequest) (r *gatewa
 	_args.Req = req
 	var _result gateway.GatewayPushResult
 	if err = p.c.Call(ctx, "Push", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) Sessions(ctx context.Context, req *gateway.SessionsRequest) (r *gateway.SessionsResponse, err error) {
+	var _args gateway.GatewaySessionsArgs
+	_args.Req = req
+	var _result gateway.GatewaySessionsResult
+	if err = p.c.Call(ctx, "Sessions", &_args, &_result); err != nil {
 		return
 	}
 	return _result.GetSuccess(), nil

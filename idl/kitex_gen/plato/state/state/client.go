@@ -12,7 +12,6 @@ import (
 // Client is designed to provide IDL-compatible methods with call-option parameter for kitex framework.
 type Client interface {
 	Deliver(ctx context.Context, req *state.DeliverRequest, callOptions ...callopt.Option) (r *state.DeliverResponse, err error)
-	Push(ctx context.Context, req *state.PushRequest, callOptions ...callopt.Option) (r *state.PushResponse, err error)
 }
 
 // NewClient creates a client for the service defined in IDL.
@@ -47,9 +46,4 @@ type kStateClient struct {
 func (p *kStateClient) Deliver(ctx context.Context, req *state.DeliverRequest, callOptions ...callopt.Option) (r *state.DeliverResponse, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.Deliver(ctx, req)
-}
-
-func (p *kStateClient) Push(ctx context.Context, req *state.PushRequest, callOptions ...callopt.Option) (r *state.PushResponse, err error) {
-	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
-	return p.kClient.Push(ctx, req)
 }

@@ -20,13 +20,6 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
-	"Push": kitex.NewMethodInfo(
-		pushHandler,
-		newStatePushArgs,
-		newStatePushResult,
-		false,
-		kitex.WithStreamingMode(kitex.StreamingNone),
-	),
 }
 
 var (
@@ -111,30 +104,6 @@ func newStateDeliverResult() interface{} {
 	return state.NewStateDeliverResult()
 }
 
-func pushHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
-	realArg := arg.(*state.StatePushArgs)
-	realResult := result.(*state.StatePushResult)
-	success, err := handler.(state.State).Push(ctx, realArg.Req)
-	if err != nil {
-		switch v := err.(type) {
-		case *state.StateError:
-			realResult.Err = v
-		default:
-			return err
-		}
-	} else {
-		realResult.Success = success
-	}
-	return nil
-}
-func newStatePushArgs() interface{} {
-	return state.NewStatePushArgs()
-}
-
-func newStatePushResult() interface{} {
-	return state.NewStatePushResult()
-}
-
 type kClient struct {
 	c client.Client
 }
@@ -151,20 +120,6 @@ func (p *kClient) Deliver(ctx context.Context, req *state.DeliverRequest) (r *st
 	var _result state.StateDeliverResult
 	if err = p.c.Call(ctx, "Deliver", &_args, &_result); err != nil {
 		return
-	}
-	return _result.GetSuccess(), nil
-}
-
-func (p *kClient) Push(ctx context.Context, req *state.PushRequest) (r *state.PushResponse, err error) {
-	var _args state.StatePushArgs
-	_args.Req = req
-	var _result state.StatePushResult
-	if err = p.c.Call(ctx, "Push", &_args, &_result); err != nil {
-		return
-	}
-	switch {
-	case _result.Err != nil:
-		return r, _result.Err
 	}
 	return _result.GetSuccess(), nil
 }

@@ -16,6 +16,7 @@ const (
 	EventKind_CONNECTED    EventKind = 1
 	EventKind_DISCONNECTED EventKind = 2
 	EventKind_UNDELIVERED  EventKind = 3
+	EventKind_RESUMED      EventKind = 4
 )
 
 func (p EventKind) String() string {
@@ -28,6 +29,8 @@ func (p EventKind) String() string {
 		return "DISCONNECTED"
 	case EventKind_UNDELIVERED:
 		return "UNDELIVERED"
+	case EventKind_RESUMED:
+		return "RESUMED"
 	}
 	return "<UNSET>"
 }
@@ -42,6 +45,8 @@ func EventKindFromString(s string) (EventKind, error) {
 		return EventKind_DISCONNECTED, nil
 	case "UNDELIVERED":
 		return EventKind_UNDELIVERED, nil
+	case "RESUMED":
+		return EventKind_RESUMED, nil
 	}
 	return EventKind(0), fmt.Errorf("not a valid EventKind string")
 }
@@ -276,8 +281,113 @@ var fieldIDToName_DeliverResponse = map[int16]string{
 	1: "results",
 }
 
+type SessionsRequest struct {
+	AppId     string `thrift:"app_id,1" frugal:"1,default,string" json:"app_id"`
+	Did       string `thrift:"did,2" frugal:"2,default,string" json:"did"`
+	Uid       string `thrift:"uid,3" frugal:"3,default,string" json:"uid"`
+	ConnId    int64  `thrift:"conn_id,4" frugal:"4,default,i64" json:"conn_id"`
+	GatewayId string `thrift:"gateway_id,5" frugal:"5,default,string" json:"gateway_id"`
+	Platform  string `thrift:"platform,6" frugal:"6,default,string" json:"platform"`
+}
+
+func NewSessionsRequest() *SessionsRequest {
+	return &SessionsRequest{}
+}
+
+func (p *SessionsRequest) InitDefault() {
+}
+
+func (p *SessionsRequest) GetAppId() (v string) {
+	return p.AppId
+}
+
+func (p *SessionsRequest) GetDid() (v string) {
+	return p.Did
+}
+
+func (p *SessionsRequest) GetUid() (v string) {
+	return p.Uid
+}
+
+func (p *SessionsRequest) GetConnId() (v int64) {
+	return p.ConnId
+}
+
+func (p *SessionsRequest) GetGatewayId() (v string) {
+	return p.GatewayId
+}
+
+func (p *SessionsRequest) GetPlatform() (v string) {
+	return p.Platform
+}
+func (p *SessionsRequest) SetAppId(val string) {
+	p.AppId = val
+}
+func (p *SessionsRequest) SetDid(val string) {
+	p.Did = val
+}
+func (p *SessionsRequest) SetUid(val string) {
+	p.Uid = val
+}
+func (p *SessionsRequest) SetConnId(val int64) {
+	p.ConnId = val
+}
+func (p *SessionsRequest) SetGatewayId(val string) {
+	p.GatewayId = val
+}
+func (p *SessionsRequest) SetPlatform(val string) {
+	p.Platform = val
+}
+
+func (p *SessionsRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SessionsRequest(%+v)", *p)
+}
+
+var fieldIDToName_SessionsRequest = map[int16]string{
+	1: "app_id",
+	2: "did",
+	3: "uid",
+	4: "conn_id",
+	5: "gateway_id",
+	6: "platform",
+}
+
+type SessionsResponse struct {
+	Sessions []string `thrift:"sessions,1" frugal:"1,default,list<string>" json:"sessions"`
+}
+
+func NewSessionsResponse() *SessionsResponse {
+	return &SessionsResponse{}
+}
+
+func (p *SessionsResponse) InitDefault() {
+}
+
+func (p *SessionsResponse) GetSessions() (v []string) {
+	return p.Sessions
+}
+func (p *SessionsResponse) SetSessions(val []string) {
+	p.Sessions = val
+}
+
+func (p *SessionsResponse) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SessionsResponse(%+v)", *p)
+}
+
+var fieldIDToName_SessionsResponse = map[int16]string{
+	1: "sessions",
+}
+
 type Business interface {
 	Deliver(ctx context.Context, req *DeliverRequest) (r *DeliverResponse, err error)
+
+	Sessions(ctx context.Context, req *SessionsRequest) (r *SessionsResponse, err error)
 }
 
 type BusinessDeliverArgs struct {
@@ -353,5 +463,81 @@ func (p *BusinessDeliverResult) String() string {
 }
 
 var fieldIDToName_BusinessDeliverResult = map[int16]string{
+	0: "success",
+}
+
+type BusinessSessionsArgs struct {
+	Req *SessionsRequest `thrift:"req,1" frugal:"1,default,SessionsRequest" json:"req"`
+}
+
+func NewBusinessSessionsArgs() *BusinessSessionsArgs {
+	return &BusinessSessionsArgs{}
+}
+
+func (p *BusinessSessionsArgs) InitDefault() {
+}
+
+var BusinessSessionsArgs_Req_DEFAULT *SessionsRequest
+
+func (p *BusinessSessionsArgs) GetReq() (v *SessionsRequest) {
+	if !p.IsSetReq() {
+		return BusinessSessionsArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *BusinessSessionsArgs) SetReq(val *SessionsRequest) {
+	p.Req = val
+}
+
+func (p *BusinessSessionsArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *BusinessSessionsArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("BusinessSessionsArgs(%+v)", *p)
+}
+
+var fieldIDToName_BusinessSessionsArgs = map[int16]string{
+	1: "req",
+}
+
+type BusinessSessionsResult struct {
+	Success *SessionsResponse `thrift:"success,0,optional" frugal:"0,optional,SessionsResponse" json:"success,omitempty"`
+}
+
+func NewBusinessSessionsResult() *BusinessSessionsResult {
+	return &BusinessSessionsResult{}
+}
+
+func (p *BusinessSessionsResult) InitDefault() {
+}
+
+var BusinessSessionsResult_Success_DEFAULT *SessionsResponse
+
+func (p *BusinessSessionsResult) GetSuccess() (v *SessionsResponse) {
+	if !p.IsSetSuccess() {
+		return BusinessSessionsResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *BusinessSessionsResult) SetSuccess(x interface{}) {
+	p.Success = x.(*SessionsResponse)
+}
+
+func (p *BusinessSessionsResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *BusinessSessionsResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("BusinessSessionsResult(%+v)", *p)
+}
+
+var fieldIDToName_BusinessSessionsResult = map[int16]string{
 	0: "success",
 }

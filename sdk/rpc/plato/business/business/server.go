@@ -3,7 +3,7 @@ package business
 
 import (
 	server "github.com/cloudwego/kitex/server"
-	business "github.com/platoim/plato/idl/kitex_gen/plato/business"
+	business "github.com/platoim/plato/sdk/rpc/plato/business"
 )
 
 // NewServer creates a server.Server with the given handler and options.

@@ -7,7 +7,7 @@ import (
 	"errors"
 	client "github.com/cloudwego/kitex/client"
 	kitex "github.com/cloudwego/kitex/pkg/serviceinfo"
-	business "github.com/platoim/plato/idl/kitex_gen/plato/business"
+	business "github.com/platoim/plato/sdk/rpc/plato/business"
 )
 
 var errInvalidMessageType = errors.New("invalid message type for service method handler")
@@ -17,6 +17,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		deliverHandler,
 		newBusinessDeliverArgs,
 		newBusinessDeliverResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"Sessions": kitex.NewMethodInfo(
+		sessionsHandler,
+		newBusinessSessionsArgs,
+		newBusinessSessionsResult,
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
@@ -104,6 +111,24 @@ func newBusinessDeliverResult() interface{} {
 	return business.NewBusinessDeliverResult()
 }
 
+func sessionsHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*business.BusinessSessionsArgs)
+	realResult := result.(*business.BusinessSessionsResult)
+	success, err := handler.(business.Business).Sessions(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newBusinessSessionsArgs() interface{} {
+	return business.NewBusinessSessionsArgs()
+}
+
+func newBusinessSessionsResult() interface{} {
+	return business.NewBusinessSessionsResult()
+}
+
 type kClient struct {
 	c client.Client
 }
@@ -119,6 +144,16 @@ func (p *kClient) Deliver(ctx context.Context, req *business.DeliverRequest) (r 
 	_args.Req = req
 	var _result business.BusinessDeliverResult
 	if err = p.c.Call(ctx, "Deliver", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) Sessions(ctx context.Context, req *business.SessionsRequest) (r *business.SessionsResponse, err error) {
+	var _args business.BusinessSessionsArgs
+	_args.Req = req
+	var _result business.BusinessSessionsResult
+	if err = p.c.Call(ctx, "Sessions", &_args, &_result); err != nil {
 		return
 	}
 	return _result.GetSuccess(), nil

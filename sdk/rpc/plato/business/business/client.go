@@ -6,12 +6,13 @@ import (
 	"context"
 	client "github.com/cloudwego/kitex/client"
 	callopt "github.com/cloudwego/kitex/client/callopt"
-	business "github.com/platoim/plato/idl/kitex_gen/plato/business"
+	business "github.com/platoim/plato/sdk/rpc/plato/business"
 )
 
 // Client is designed to provide IDL-compatible methods with call-option parameter for kitex framework.
 type Client interface {
 	Deliver(ctx context.Context, req *business.DeliverRequest, callOptions ...callopt.Option) (r *business.DeliverResponse, err error)
+	Sessions(ctx context.Context, req *business.SessionsRequest, callOptions ...callopt.Option) (r *business.SessionsResponse, err error)
 }
 
 // NewClient creates a client for the service defined in IDL.
@@ -46,4 +47,9 @@ type kBusinessClient struct {
 func (p *kBusinessClient) Deliver(ctx context.Context, req *business.DeliverRequest, callOptions ...callopt.Option) (r *business.DeliverResponse, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.Deliver(ctx, req)
+}
+
+func (p *kBusinessClient) Sessions(ctx context.Context, req *business.SessionsRequest, callOptions ...callopt.Option) (r *business.SessionsResponse, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.Sessions(ctx, req)
 }

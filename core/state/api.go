@@ -1,0 +1,414 @@
+package state
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"time"
+	"unicode/utf8"
+
+	"github.com/platoim/plato/pipeline"
+	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/rpc/plato/api"
+	"github.com/platoim/plato/sdk/stage"
+)
+
+// MaxNamedTargets bounds the dids and uids one request names.
+const MaxNamedTargets = 10000
+
+// maxNameLen bounds session names, dids and uids in requests.
+const maxNameLen = 256
+
+// apiHandler is Plato's RPC for business servers (idl/plato.thrift), served next to the State
+// service on the state server's address.
+type apiHandler struct{ s *Server }
+
+var _ api.Plato = (*apiHandler)(nil)
+
+func platoError(code protocol.Code, format string, args ...any) *api.PlatoError {
+	return &api.PlatoError{Code: int32(code), Message: fmt.Sprintf(format, args...)}
+}
+
+// authorize checks the caller's key against its app's: every call may reach only the caller's
+// own app, so a business server holding app B's key can never name app A's devices.
+func (s *Server) authorize(c *api.Caller) (string, error) {
+	if c == nil || c.AppId == "" {
+		return "", platoError(protocol.CodeInvalidArgument, "caller.app_id is required")
+	}
+	want, ok := s.cfg.Business.Keys[c.AppId]
+	if !ok || want == "" {
+		return "", platoError(protocol.CodeAppMismatch, "app %q has no business key configured (state.business.keys.%s)", c.AppId, c.AppId)
+	}
+	if subtle.ConstantTimeCompare([]byte(want), []byte(c.Key)) != 1 {
+		return "", platoError(protocol.CodeAppMismatch, "wrong key for app %q", c.AppId)
+	}
+	return c.AppId, nil
+}
+
+// called counts a call's result for the api metrics and passes err through.
+func (s *Server) called(method int, err error) error {
+	var pe *api.PlatoError
+	switch {
+	case err == nil:
+		s.metrics.apiOK[method].Add(1)
+	case errors.As(err, &pe):
+		s.metrics.apiRefused[method].Add(int(pe.Code))
+	default:
+		s.metrics.apiRefused[method].Add(-1)
+	}
+	return err
+}
+
+func checkName(what, v string) error {
+	switch {
+	case v == "":
+		return platoError(protocol.CodeInvalidArgument, "%s is empty", what)
+	case len(v) > maxNameLen:
+		return platoError(protocol.CodeInvalidArgument, "%s is longer than %d bytes", what, maxNameLen)
+	case !utf8.ValidString(v):
+		return platoError(protocol.CodeInvalidArgument, "%s is not valid UTF-8", what)
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] == 0 {
+			return platoError(protocol.CodeInvalidArgument, "%s contains a NUL byte", what)
+		}
+	}
+	return nil
+}
+
+func checkNames(what string, vs []string) error {
+	for _, v := range vs {
+		if err := checkName(what, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Push sends a downlink to dids, to every device of uids, and to a session. The session part is
+// routed by the app's pipeline (the qosroute stage): directly, one frame per member connection
+// over RPC, or as one NATS broadcast that each gateway fans out to its local members.
+func (a *apiHandler) Push(ctx context.Context, req *api.PushRequest) (*api.PushResponse, error) {
+	resp, err := a.s.apiPush(ctx, req)
+	return resp, a.s.called(apiPush, err)
+}
+
+func (s *Server) apiPush(ctx context.Context, req *api.PushRequest) (*api.PushResponse, error) {
+	app, err := s.authorize(req.Caller)
+	if err != nil {
+		return nil, err
+	}
+	named := len(req.Dids) + len(req.Uids)
+	switch {
+	case named == 0 && req.Session == "":
+		return nil, platoError(protocol.CodeInvalidArgument, "no target: name dids, uids or a session")
+	case named > MaxNamedTargets:
+		return nil, platoError(protocol.CodeInvalidArgument, "%d dids and uids exceed the maximum of %d per push", named, MaxNamedTargets)
+	case len(req.Payload)+8 > s.cfg.MaxBody:
+		return nil, platoError(protocol.CodeInvalidArgument, "payload of %d bytes exceeds the device maximum of %d", len(req.Payload), s.cfg.MaxBody-8)
+	case req.Qos < api.QoS_DEFAULT || req.Qos > api.QoS_AT_LEAST_ONCE:
+		return nil, platoError(protocol.CodeInvalidArgument, "unknown qos %d", req.Qos)
+	}
+	if err := checkNames("a did", req.Dids); err != nil {
+		return nil, err
+	}
+	if err := checkNames("a uid", req.Uids); err != nil {
+		return nil, err
+	}
+	if req.Session != "" {
+		if err := checkName("session", req.Session); err != nil {
+			return nil, err
+		}
+	}
+	timeout := s.cfg.PushTimeout
+	if req.TimeoutMs > 0 && time.Duration(req.TimeoutMs)*time.Millisecond < timeout {
+		timeout = time.Duration(req.TimeoutMs) * time.Millisecond
+	}
+
+	// Named targets, each connection once.
+	seen := map[*connState]bool{}
+	targets := make([]target, 0, named)
+	for _, did := range req.Dids {
+		cs := s.conns.byDID(app, did)
+		if cs != nil {
+			if seen[cs] {
+				continue
+			}
+			seen[cs] = true
+		}
+		targets = append(targets, target{did: did, cs: cs})
+	}
+	for _, uid := range req.Uids {
+		devices := s.conns.byUID(app, uid)
+		if len(devices) == 0 {
+			targets = append(targets, target{uid: uid})
+		}
+		for _, cs := range devices {
+			if !seen[cs] {
+				seen[cs] = true
+				targets = append(targets, target{did: cs.did, uid: uid, cs: cs})
+			}
+		}
+	}
+	members := 0
+	if req.Session != "" {
+		members = s.sessions.size(app, req.Session)
+	}
+
+	msgID := s.nextMsgID()
+	r, err := s.route(ctx, stage.Event{
+		Signal: stage.SignalRoute, Conn: stage.Conn{AppID: app}, Session: req.Session,
+		Targets: len(targets), Members: members, MsgID: msgID, Payload: req.Payload, QoS: stage.QoS(req.Qos),
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &api.PushResponse{MsgId: int64(msgID), Route: api.Route_DIRECT, Qos: api.QoS(r.qos), SessionMembers: int32(members)}
+	if req.Session != "" && members > 0 {
+		if r.route == stage.RouteBroadcast && s.canBroadcast(r.qos) {
+			if err := s.broadcast(app, req.Session, msgID, r.qos, r.payload); err != nil {
+				return nil, err
+			}
+			resp.Route = api.Route_BROADCAST
+			s.metrics.pushesBroadcast.Add(1)
+			// Named devices that are members get the broadcast: do not send them a second copy.
+			kept := targets[:0]
+			for _, tg := range targets {
+				if tg.cs == nil || !tg.cs.member(req.Session) {
+					kept = append(kept, tg)
+				}
+			}
+			targets = kept
+		} else {
+			for _, cs := range s.sessions.members(app, req.Session) {
+				if !seen[cs] {
+					seen[cs] = true
+					targets = append(targets, target{did: cs.did, uid: cs.uid, cs: cs})
+				}
+			}
+			if len(targets) > MaxPushTargets {
+				return nil, platoError(protocol.CodeInvalidArgument, "%d direct targets exceed the maximum of %d: route sessions this large by broadcast (qosroute broadcast_min_members)", len(targets), MaxPushTargets)
+			}
+			s.metrics.pushesDirect.Add(1)
+		}
+	} else {
+		s.metrics.pushesDirect.Add(1)
+	}
+	resp.Targets = s.push(ctx, app, targets, msgID, r.payload, r.qos, req.WaitAck, timeout)
+	return resp, nil
+}
+
+// routing is what the pipeline decided for a push.
+type routing struct {
+	route   stage.Route
+	qos     stage.QoS
+	payload []byte
+}
+
+// route runs a push's route signal through the app's pipeline and settles what nobody chose:
+// direct, and the QoS the business asked for, or at least once.
+func (s *Server) route(ctx context.Context, ev stage.Event) (routing, error) {
+	r := routing{route: stage.RouteDirect, qos: ev.QoS, payload: ev.Payload}
+	if s.pipe != nil {
+		done := make(chan pipeline.Outcome, 1)
+		s.through(ev, false, func(o pipeline.Outcome) { done <- o })
+		var out pipeline.Outcome
+		select {
+		case out = <-done:
+		case <-ctx.Done():
+			return r, platoError(protocol.CodePipelineFailed, "routing the push: %v", ctx.Err())
+		}
+		if out.Verdict != stage.Continue {
+			if out.Stage != "" {
+				s.metrics.routesRejected.Add(1)
+			}
+			code, msg := rejection(out)
+			return r, platoError(code, "push refused: %s", msg)
+		}
+		if out.Route != stage.RouteDefault {
+			r.route = out.Route
+		}
+		if out.QoS != stage.QoSDefault {
+			r.qos = out.QoS
+		}
+		if out.Payload != nil {
+			r.payload = out.Payload
+		}
+	}
+	if r.qos == stage.QoSDefault {
+		r.qos = stage.AtLeastOnce
+	}
+	return r, nil
+}
+
+// Bind makes the logged-in connections of dids join a session (or, with replace, be exactly its
+// members), in the state server's index and in each gateway's local one.
+func (a *apiHandler) Bind(ctx context.Context, req *api.BindRequest) (*api.BindResponse, error) {
+	resp, err := a.s.apiBind(ctx, req)
+	return resp, a.s.called(apiBind, err)
+}
+
+func (s *Server) apiBind(ctx context.Context, req *api.BindRequest) (*api.BindResponse, error) {
+	app, err := s.authorize(req.Caller)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName("session", req.Session); err != nil {
+		return nil, err
+	}
+	if len(req.Dids) > MaxNamedTargets {
+		return nil, platoError(protocol.CodeInvalidArgument, "%d dids exceed the maximum of %d per call", len(req.Dids), MaxNamedTargets)
+	}
+	if err := checkNames("a did", req.Dids); err != nil {
+		return nil, err
+	}
+	resp := &api.BindResponse{}
+	var changes []sessionChange
+	keep := map[*connState]bool{}
+	for _, did := range req.Dids {
+		cs := s.conns.byDID(app, did)
+		if cs == nil {
+			resp.Offline = append(resp.Offline, did)
+			continue
+		}
+		keep[cs] = true
+		for _, name := range s.sessions.join(cs, []string{req.Session}) {
+			changes = append(changes, sessionChange{cs: cs, name: name, join: true})
+		}
+	}
+	if req.Replace {
+		for _, cs := range s.sessions.members(app, req.Session) {
+			if !keep[cs] && s.sessions.leave(cs, req.Session) {
+				changes = append(changes, sessionChange{cs: cs, name: req.Session})
+			}
+		}
+	}
+	s.syncGateways(ctx, changes)
+	resp.Members = int32(s.sessions.size(app, req.Session))
+	return resp, nil
+}
+
+// Unbind makes dids (or, with all, every member) leave a session.
+func (a *apiHandler) Unbind(ctx context.Context, req *api.UnbindRequest) (*api.UnbindResponse, error) {
+	resp, err := a.s.apiUnbind(ctx, req)
+	return resp, a.s.called(apiUnbind, err)
+}
+
+func (s *Server) apiUnbind(ctx context.Context, req *api.UnbindRequest) (*api.UnbindResponse, error) {
+	app, err := s.authorize(req.Caller)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkName("session", req.Session); err != nil {
+		return nil, err
+	}
+	if len(req.Dids) == 0 && !req.All {
+		return nil, platoError(protocol.CodeInvalidArgument, "name dids, or set all to dissolve the session")
+	}
+	if err := checkNames("a did", req.Dids); err != nil {
+		return nil, err
+	}
+	var leaving []*connState
+	if req.All {
+		leaving = s.sessions.members(app, req.Session)
+	} else {
+		for _, did := range req.Dids {
+			if cs := s.conns.byDID(app, did); cs != nil {
+				leaving = append(leaving, cs)
+			}
+		}
+	}
+	var changes []sessionChange
+	for _, cs := range leaving {
+		if s.sessions.leave(cs, req.Session) {
+			changes = append(changes, sessionChange{cs: cs, name: req.Session})
+		}
+	}
+	s.syncGateways(ctx, changes)
+	return &api.UnbindResponse{Members: int32(s.sessions.size(app, req.Session))}, nil
+}
+
+// Kick closes the connections of dids with Close 1202 and the business's message.
+func (a *apiHandler) Kick(ctx context.Context, req *api.KickRequest) (*api.KickResponse, error) {
+	resp, err := a.s.apiKick(req)
+	return resp, a.s.called(apiKick, err)
+}
+
+func (s *Server) apiKick(req *api.KickRequest) (*api.KickResponse, error) {
+	app, err := s.authorize(req.Caller)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case len(req.Dids) == 0:
+		return nil, platoError(protocol.CodeInvalidArgument, "dids is empty")
+	case len(req.Dids) > MaxNamedTargets:
+		return nil, platoError(protocol.CodeInvalidArgument, "%d dids exceed the maximum of %d per call", len(req.Dids), MaxNamedTargets)
+	case len(req.Message) > 1024:
+		return nil, platoError(protocol.CodeInvalidArgument, "message is longer than 1024 bytes")
+	}
+	if err := checkNames("a did", req.Dids); err != nil {
+		return nil, err
+	}
+	msg := req.Message
+	if msg == "" {
+		msg = "kicked by the business server"
+	}
+	resp := &api.KickResponse{}
+	for _, did := range req.Dids {
+		if cs := s.conns.byDID(app, did); cs != nil {
+			s.kick(cs, protocol.CodeKicked, msg)
+			resp.Kicked = append(resp.Kicked, did)
+		}
+	}
+	return resp, nil
+}
+
+// Online lists the logged-in devices of a session, or which of dids are logged in.
+func (a *apiHandler) Online(ctx context.Context, req *api.OnlineRequest) (*api.OnlineResponse, error) {
+	resp, err := a.s.apiOnline(req)
+	return resp, a.s.called(apiOnline, err)
+}
+
+func (s *Server) apiOnline(req *api.OnlineRequest) (*api.OnlineResponse, error) {
+	app, err := s.authorize(req.Caller)
+	if err != nil {
+		return nil, err
+	}
+	var conns []*connState
+	switch {
+	case req.Session != "" && len(req.Dids) > 0:
+		return nil, platoError(protocol.CodeInvalidArgument, "name a session or dids, not both")
+	case req.Session != "":
+		if err := checkName("session", req.Session); err != nil {
+			return nil, err
+		}
+		conns = s.sessions.members(app, req.Session)
+	case len(req.Dids) > 0:
+		if len(req.Dids) > MaxNamedTargets {
+			return nil, platoError(protocol.CodeInvalidArgument, "%d dids exceed the maximum of %d per call", len(req.Dids), MaxNamedTargets)
+		}
+		for _, did := range req.Dids {
+			if cs := s.conns.byDID(app, did); cs != nil {
+				conns = append(conns, cs)
+			}
+		}
+	default:
+		return nil, platoError(protocol.CodeInvalidArgument, "name a session or dids")
+	}
+	resp := &api.OnlineResponse{Devices: make([]*api.Device, 0, len(conns))}
+	for _, cs := range conns {
+		cs.mu.Lock()
+		live := cs.loggedIn && !cs.closed
+		sessions := append([]string(nil), cs.sessions...)
+		cs.mu.Unlock()
+		if !live {
+			continue
+		}
+		resp.Devices = append(resp.Devices, &api.Device{
+			Did: cs.did, Uid: cs.uid, GatewayId: cs.key.gw, ConnId: int64(cs.key.id), RemoteAddr: cs.remote, Sessions: sessions,
+		})
+	}
+	return resp, nil
+}

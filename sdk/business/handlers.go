@@ -1,0 +1,56 @@
+package business
+
+import "context"
+
+// Handlers are a business server's answers to Plato, plain functions; each is optional. They are
+// called concurrently (see the package documentation) and must be safe for that.
+type Handlers struct {
+	// Uplink gets each message a device sent. nil accepts it and the device gets its UplinkAck; a
+	// *Refusal (Refuse) refuses it with its code; any other error or a panic refuses it with
+	// CodeRefused and is logged. A nil Uplink accepts everything.
+	Uplink func(ctx context.Context, u Uplink) error
+	// Sessions answers which sessions a device's new connection joins; the sessionbind stage asks it
+	// at each login and binds the connection to them. A nil Sessions joins none.
+	Sessions func(ctx context.Context, d Device) ([]string, error)
+	// Connected: a device logged in.
+	Connected func(ctx context.Context, e Event)
+	// Disconnected: a device connection closed; e.Reason is the protocol close code. The connection
+	// has left its sessions.
+	Disconnected func(ctx context.Context, e Event)
+	// Undelivered: Plato gave up on a downlink (the retransmit stage ran out of attempts, or the
+	// connection closed first); e.MsgID is the PushResult.MsgID.
+	Undelivered func(ctx context.Context, e Event)
+	// Resumed: a device resumed its previous connection. Reserved: Plato does not resume yet.
+	Resumed func(ctx context.Context, e Event)
+}
+
+// Uplink is a message a device sent.
+type Uplink struct {
+	AppID string
+	DID   string
+	UID   string
+	// ConnID is the connection it came on; Seq its sequence number there (increasing, so a device
+	// that resends after a lost ACK can be recognised by ConnID and Seq).
+	ConnID    int64
+	Seq       int64
+	GatewayID string
+	// Payload is the message body, a copy the handler owns.
+	Payload []byte
+}
+
+// Event is a notification about a device connection.
+type Event struct {
+	Kind      EventKind
+	AppID     string
+	DID       string
+	UID       string
+	ConnID    int64
+	GatewayID string
+	// Reason is the protocol close code (EventDisconnected).
+	Reason int
+	// MsgID, Seq and Attempts describe the message given up on (EventUndelivered): its id, its
+	// downlink sequence number and how many times it was sent.
+	MsgID    int64
+	Seq      int64
+	Attempts int
+}
