@@ -112,10 +112,14 @@ func (d *device) login(ctx context.Context, endpoint, tok string) error {
 
 // writeLocked sends one frame; d.mu is held. A failed write ends the connection.
 func (d *device) writeLocked(sig protocol.Signal, seq uint64, body []byte) bool {
+	return d.writeFlagsLocked(sig, 0, seq, body)
+}
+
+func (d *device) writeFlagsLocked(sig protocol.Signal, flags uint16, seq uint64, body []byte) bool {
 	if !d.up.Load() {
 		return false
 	}
-	d.wbuf = protocol.AppendFrame(d.wbuf[:0], sig, 0, seq, body)
+	d.wbuf = protocol.AppendFrame(d.wbuf[:0], sig, flags, seq, body)
 	if _, err := d.nc.Write(d.wbuf); err != nil {
 		d.end("write: " + errClass(err))
 		return false
@@ -207,9 +211,10 @@ func (d *device) handle(f protocol.Frame) bool {
 			d.end("bad downlink")
 			return false
 		}
-		// Acknowledge first, as a device must (protocol.md §8.2), then account.
+		// Acknowledge first, as a device must (protocol.md §8.2; a broadcast's ACK carries its
+		// flag, §8.3), then account.
 		d.mu.Lock()
-		d.writeLocked(protocol.SigDownlinkAck, f.Seq, nil)
+		d.writeFlagsLocked(protocol.SigDownlinkAck, f.Flags&protocol.FlagBroadcast, f.Seq, nil)
 		d.mu.Unlock()
 		if f.Flags&protocol.FlagRetransmit != 0 {
 			fl.retransmits.Add(1)
