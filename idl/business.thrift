@@ -23,6 +23,9 @@ struct Event {
     9: string gateway_id
     10: i64 msg_id    // UNDELIVERED: the message given up on (seq is its downlink seq)
     11: i32 attempts  // UNDELIVERED: how many times it was sent
+    // UPLINK, when the message is sampled for tracing: the W3C traceparent of Plato's span of this
+    // delivery, so the business server's spans join the message's trace. Empty otherwise.
+    12: string traceparent
 }
 
 struct Result {

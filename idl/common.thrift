@@ -21,6 +21,9 @@ struct UpEvent {
     9: string did
     10: string uid
     11: string remote_addr
+    // W3C traceparent of the gateway's span when the gateway sampled this frame for tracing; the
+    // state server continues that trace. Empty: not sampled.
+    12: string traceparent
 }
 
 // Kind of a DownFrame the state server asks a gateway to act on.

@@ -22,6 +22,7 @@ import (
 	"github.com/platoim/plato/core/config"
 	"github.com/platoim/plato/core/registry"
 	"github.com/platoim/plato/core/rpcopt"
+	"github.com/platoim/plato/core/telemetry"
 	"github.com/platoim/plato/core/timewheel"
 	gwservice "github.com/platoim/plato/idl/kitex_gen/plato/gateway/gateway"
 	"github.com/platoim/plato/sdk/protocol"
@@ -39,6 +40,9 @@ type Config struct {
 	// writes each one to its local members. nil: no broadcasts. The caller owns the connection and
 	// closes it after Shutdown.
 	NATS *nats.Conn
+	// Tracer samples device frames for tracing (docs/observability.md): a sampled frame carries its
+	// span's traceparent to the state server, which continues the trace. nil traces nothing.
+	Tracer *telemetry.Tracer
 }
 
 // Gateway is one running gateway.

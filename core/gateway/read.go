@@ -5,7 +5,10 @@ import (
 	"time"
 
 	"github.com/cloudwego/netpoll"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 
+	"github.com/platoim/plato/core/telemetry"
 	"github.com/platoim/plato/idl/kitex_gen/plato/common"
 	"github.com/platoim/plato/sdk/protocol"
 )
@@ -183,9 +186,22 @@ func (gw *Gateway) login(c *conn, h protocol.Header, body []byte) {
 
 // forward queues ev for the connection's state server; a full queue means the state server is not
 // keeping up, and the device is told to come back later rather than buffering without bound.
+//
+// A frame the tracer samples gets a "plato.gateway.frame" span, from its arrival to its queuing,
+// and carries the span's traceparent so the state server's spans join the same trace.
 func (gw *Gateway) forward(c *conn, l *stateLink, ev *common.UpEvent) {
+	ctx, span := gw.cfg.Tracer.StartRoot("plato.gateway.frame")
+	if span != nil {
+		span.SetAttributes(attribute.String("signal", protocol.Signal(ev.Signal).String()),
+			attribute.String("gateway", gw.cfg.ID), attribute.Int64("conn", int64(c.id)))
+		ev.Traceparent = telemetry.TraceParent(ctx)
+		defer span.End()
+	}
 	if err := l.batch.Add(c.id, ev); err != nil {
 		gw.metrics.forwardRefused.Add(1)
+		if span != nil {
+			span.SetStatus(codes.Error, "state server queue full")
+		}
 		c.closeWith(protocol.CodeOverloaded, "state server queue full")
 	}
 }

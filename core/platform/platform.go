@@ -219,7 +219,7 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		p.stops = append(p.stops, p.State.Shutdown)
 	}
 	if has(RoleGateway) {
-		gc := gateway.Config{Gateway: cfg.Gateway, RPCTimeout: cfg.State.RPCTimeout, Meter: p.meter, NATS: p.nc}
+		gc := gateway.Config{Gateway: cfg.Gateway, RPCTimeout: cfg.State.RPCTimeout, Meter: p.meter, NATS: p.nc, Tracer: p.tracer}
 		if gc.ID == "" {
 			gc.ID = fmt.Sprintf("gw-%s-%d", sanitize(host), pid)
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/platoim/plato/core/config"
+	"github.com/platoim/plato/sdk/rpc/plato/business"
 )
 
 // span is the part of the stdout exporter's JSON that the test reads.
@@ -57,12 +58,13 @@ func readSpans(t *testing.T, path string) []span {
 	return out
 }
 
-// TestUplinkTrace follows one sampled uplink: its "plato.signal" span at the state server, the
+// TestUplinkTrace follows one sampled uplink: the gateway's "plato.gateway.frame" span, under it
+// its "plato.signal" span at the state server, the
 // "plato.stage" span of the pipeline stage call (whose traceparent the stage receives), and the
 // "plato.business.deliver" span of the business call, all in one trace.
 func TestUplinkTrace(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "spans.jsonl")
-	p, _, st := startObserved(t, func(c *config.Config) {
+	p, biz, st := startObserved(t, func(c *config.Config) {
 		c.Telemetry.Traces = config.Traces{Exporter: config.TraceExporterStdout, File: file, Sampling: 1}
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -90,6 +92,16 @@ func TestUplinkTrace(t *testing.T) {
 		t.Errorf("signal span attributes: app %q code %q", signal.attr("app"), signal.attr("code"))
 	}
 	trace, root := signal.SpanContext.TraceID, signal.SpanContext.SpanID
+	// The gateway sampled the frame and the state server continued its trace.
+	var frame *span
+	for i := range spans {
+		if spans[i].SpanContext.SpanID == signal.Parent.SpanID {
+			frame = &spans[i]
+		}
+	}
+	if frame == nil || frame.Name != "plato.gateway.frame" || frame.SpanContext.TraceID != trace || frame.attr("signal") != "Uplink" {
+		t.Fatalf("the uplink's signal span has parent %+v, want the gateway's plato.gateway.frame span of the Uplink in the same trace", frame)
+	}
 	children := map[string]*span{}
 	for i := range spans {
 		s := &spans[i]
@@ -100,12 +112,17 @@ func TestUplinkTrace(t *testing.T) {
 			children[s.Name] = s
 		}
 	}
-	stageSpan, biz := children["plato.stage"], children["plato.business.deliver"]
-	if stageSpan == nil || biz == nil {
+	stageSpan, bizSpan := children["plato.stage"], children["plato.business.deliver"]
+	if stageSpan == nil || bizSpan == nil {
 		t.Fatalf("children of the uplink's signal span: %v, want plato.stage and plato.business.deliver", children)
 	}
 	if stageSpan.attr("stage") != "pass" || stageSpan.attr("verdict") != "continue" {
 		t.Errorf("stage span attributes: stage %q verdict %q", stageSpan.attr("stage"), stageSpan.attr("verdict"))
+	}
+	// The business server was handed the traceparent of the delivery span.
+	ups := biz.Events(business.EventKind_UPLINK, "alice")
+	if len(ups) != 1 || !strings.EqualFold(ups[0].Traceparent, "00-"+trace+"-"+bizSpan.SpanContext.SpanID+"-01") {
+		t.Errorf("the business server got traceparent %q, want the plato.business.deliver span's", ups[0].Traceparent)
 	}
 	// The stage was handed the traceparent of its call's span: a plugin continues the trace there.
 	want := "00-" + trace + "-" + stageSpan.SpanContext.SpanID + "-01"

@@ -13,6 +13,7 @@ import (
 
 	"github.com/platoim/plato/core/batch"
 	"github.com/platoim/plato/core/rpcopt"
+	"github.com/platoim/plato/core/telemetry"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/rpc/plato/business"
 	bizservice "github.com/platoim/plato/sdk/rpc/plato/business/business"
@@ -83,6 +84,12 @@ func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []b
 		events[i] = it.ev
 	}
 	spans := s.startDeliverSpans(l, items)
+	for i, sp := range spans {
+		if sp != nil {
+			// The business server continues the trace under this call's span.
+			events[i].Traceparent = telemetry.TraceParent(trace.ContextWithSpan(context.Background(), sp))
+		}
+	}
 	resp, err := l.cli.Deliver(ctx, &business.DeliverRequest{Events: events})
 	endDeliverSpans(spans, err)
 	if err != nil {

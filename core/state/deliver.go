@@ -53,14 +53,14 @@ func (h *handler) Deliver(_ context.Context, req *state.DeliverRequest) (*state.
 		seq := uint64(ev.Seq)
 		switch sig {
 		case protocol.SigHeartbeat:
-			sp := s.startSignal(stage.SignalHeartbeat, cs.appID)
+			sp := s.startFrame(stage.SignalHeartbeat, cs.appID, ev.Traceparent)
 			s.through(stage.Event{Signal: stage.SignalHeartbeat, Conn: cs.stageConn(), Seq: seq, TraceParent: sp.traceParent()}, true, func(pipeline.Outcome) {
 				s.send(cs, common.DownAction_SEND, protocol.SigHeartbeatAck, 0, seq, nil)
 				sp.end(protocol.CodeOK)
 			})
 		case protocol.SigUplink:
 			payload := ev.Body
-			sp := s.startSignal(stage.SignalUplink, cs.appID)
+			sp := s.startFrame(stage.SignalUplink, cs.appID, ev.Traceparent)
 			s.through(stage.Event{Signal: stage.SignalUplink, Conn: cs.stageConn(), Seq: seq, Payload: payload, TraceParent: sp.traceParent()}, false, func(out pipeline.Outcome) {
 				s.uplinkOutcome(cs, seq, payload, out, sp)
 			})
@@ -70,7 +70,7 @@ func (h *handler) Deliver(_ context.Context, req *state.DeliverRequest) (*state.
 				// broadcasts are not tracked per connection.
 				continue
 			}
-			sp := s.startSignal(stage.SignalDownlinkAck, cs.appID)
+			sp := s.startFrame(stage.SignalDownlinkAck, cs.appID, ev.Traceparent)
 			s.through(stage.Event{Signal: stage.SignalDownlinkAck, Conn: cs.stageConn(), Seq: seq, MsgID: cs.inflightMsg(seq), TraceParent: sp.traceParent()}, true, func(pipeline.Outcome) {
 				s.downlinkAck(cs, seq)
 				sp.end(protocol.CodeOK)
@@ -86,7 +86,7 @@ func (s *Server) login(l *gatewayLink, key connKey, ev *common.UpEvent) {
 	_ = m.Decode(ev.Body) // the gateway decoded it already; this is for the token and platform
 	cs := &connState{key: key, appID: ev.AppId, did: ev.Did, uid: ev.Uid, remote: ev.RemoteAddr, gw: l}
 	cs.lastSeen.Store(time.Now().UnixNano())
-	sp := s.startSignal(stage.SignalLogin, ev.AppId)
+	sp := s.startFrame(stage.SignalLogin, ev.AppId, ev.Traceparent)
 	if !s.conns.addPending(cs) {
 		body := (&protocol.LoginAck{Code: protocol.CodeAlreadyLogged, Message: "already logged in"}).Append(nil)
 		s.sendTo(l, key.id, common.DownAction_SEND, protocol.SigLoginAck, uint64(ev.Seq), body)

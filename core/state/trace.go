@@ -35,6 +35,17 @@ func (s *Server) startSignal(sig stage.Signal, app string) *sigSpan {
 	return &sigSpan{ctx: ctx, span: span, parent: telemetry.TraceParent(ctx)}
 }
 
+// startFrame starts the span of a device frame the gateway traced (traceparent set), under the
+// gateway's span: the sampling of device signals is decided once, at the gateway.
+func (s *Server) startFrame(sig stage.Signal, app, traceparent string) *sigSpan {
+	ctx, span := s.tracer.StartRemote("plato.signal", traceparent)
+	if span == nil {
+		return nil
+	}
+	span.SetAttributes(attribute.String("signal", string(sig)), attribute.String("app", app))
+	return &sigSpan{ctx: ctx, span: span, parent: telemetry.TraceParent(ctx)}
+}
+
 func (sp *sigSpan) traceParent() string {
 	if sp == nil {
 		return ""

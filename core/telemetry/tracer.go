@@ -86,6 +86,25 @@ func (t *Tracer) StartRoot(name string) (context.Context, trace.Span) {
 	return ctx, span
 }
 
+// StartRemote continues the trace another process started and passed on as a W3C traceparent
+// (the gateway's, for a device frame): a server span called name under it. It returns a nil span
+// when there is no valid parent: the other process did not sample the signal.
+func (t *Tracer) StartRemote(name, traceparent string) (context.Context, trace.Span) {
+	if t == nil || traceparent == "" {
+		return nil, nil
+	}
+	ctx := propagation.TraceContext{}.Extract(context.Background(), &traceParentCarrier{v: traceparent})
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return nil, nil
+	}
+	ctx, span := t.tracer.Start(ctx, name, rootOpts...)
+	if !span.IsRecording() {
+		span.End()
+		return nil, nil
+	}
+	return ctx, span
+}
+
 // TraceParent is the W3C traceparent of the span in ctx, or "" when there is none.
 func TraceParent(ctx context.Context) string {
 	var c traceParentCarrier

@@ -51,7 +51,7 @@ func (s *service) uplink(ctx context.Context, ev *bizrpc.Event) (code int32, msg
 	}()
 	err := s.h.Uplink(ctx, Uplink{
 		AppID: ev.AppId, DID: ev.Did, UID: ev.Uid, ConnID: ev.ConnId, Seq: ev.Seq,
-		GatewayID: ev.GatewayId, Payload: ev.Payload,
+		GatewayID: ev.GatewayId, Payload: ev.Payload, TraceParent: ev.Traceparent,
 	})
 	if err == nil {
 		return 0, ""

@@ -36,6 +36,9 @@ type Uplink struct {
 	GatewayID string
 	// Payload is the message body, a copy the handler owns.
 	Payload []byte
+	// TraceParent is the W3C traceparent of Plato's delivery span when the message is sampled for
+	// tracing (docs/observability.md), empty otherwise: extract it to continue the trace.
+	TraceParent string
 }
 
 // Event is a notification about a device connection.

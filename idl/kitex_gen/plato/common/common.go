@@ -98,17 +98,18 @@ func (p *DownAction) Value() (driver.Value, error) {
 }
 
 type UpEvent struct {
-	ConnId     int64  `thrift:"conn_id,1" frugal:"1,default,i64" json:"conn_id"`
-	Kind       UpKind `thrift:"kind,2" frugal:"2,default,UpKind" json:"kind"`
-	Signal     int8   `thrift:"signal,3" frugal:"3,default,i8" json:"signal"`
-	Flags      int16  `thrift:"flags,4" frugal:"4,default,i16" json:"flags"`
-	Seq        int64  `thrift:"seq,5" frugal:"5,default,i64" json:"seq"`
-	Body       []byte `thrift:"body,6" frugal:"6,default,binary" json:"body"`
-	Reason     int32  `thrift:"reason,7" frugal:"7,default,i32" json:"reason"`
-	AppId      string `thrift:"app_id,8" frugal:"8,default,string" json:"app_id"`
-	Did        string `thrift:"did,9" frugal:"9,default,string" json:"did"`
-	Uid        string `thrift:"uid,10" frugal:"10,default,string" json:"uid"`
-	RemoteAddr string `thrift:"remote_addr,11" frugal:"11,default,string" json:"remote_addr"`
+	ConnId      int64  `thrift:"conn_id,1" frugal:"1,default,i64" json:"conn_id"`
+	Kind        UpKind `thrift:"kind,2" frugal:"2,default,UpKind" json:"kind"`
+	Signal      int8   `thrift:"signal,3" frugal:"3,default,i8" json:"signal"`
+	Flags       int16  `thrift:"flags,4" frugal:"4,default,i16" json:"flags"`
+	Seq         int64  `thrift:"seq,5" frugal:"5,default,i64" json:"seq"`
+	Body        []byte `thrift:"body,6" frugal:"6,default,binary" json:"body"`
+	Reason      int32  `thrift:"reason,7" frugal:"7,default,i32" json:"reason"`
+	AppId       string `thrift:"app_id,8" frugal:"8,default,string" json:"app_id"`
+	Did         string `thrift:"did,9" frugal:"9,default,string" json:"did"`
+	Uid         string `thrift:"uid,10" frugal:"10,default,string" json:"uid"`
+	RemoteAddr  string `thrift:"remote_addr,11" frugal:"11,default,string" json:"remote_addr"`
+	Traceparent string `thrift:"traceparent,12" frugal:"12,default,string" json:"traceparent"`
 }
 
 func NewUpEvent() *UpEvent {
@@ -161,6 +162,10 @@ func (p *UpEvent) GetUid() (v string) {
 func (p *UpEvent) GetRemoteAddr() (v string) {
 	return p.RemoteAddr
 }
+
+func (p *UpEvent) GetTraceparent() (v string) {
+	return p.Traceparent
+}
 func (p *UpEvent) SetConnId(val int64) {
 	p.ConnId = val
 }
@@ -194,6 +199,9 @@ func (p *UpEvent) SetUid(val string) {
 func (p *UpEvent) SetRemoteAddr(val string) {
 	p.RemoteAddr = val
 }
+func (p *UpEvent) SetTraceparent(val string) {
+	p.Traceparent = val
+}
 
 func (p *UpEvent) String() string {
 	if p == nil {
@@ -214,6 +222,7 @@ var fieldIDToName_UpEvent = map[int16]string{
 	9:  "did",
 	10: "uid",
 	11: "remote_addr",
+	12: "traceparent",
 }
 
 type DownFrame struct {

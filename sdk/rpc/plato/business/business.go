@@ -67,17 +67,18 @@ func (p *EventKind) Value() (driver.Value, error) {
 }
 
 type Event struct {
-	Kind      EventKind `thrift:"kind,1" frugal:"1,default,EventKind" json:"kind"`
-	AppId     string    `thrift:"app_id,2" frugal:"2,default,string" json:"app_id"`
-	Did       string    `thrift:"did,3" frugal:"3,default,string" json:"did"`
-	Uid       string    `thrift:"uid,4" frugal:"4,default,string" json:"uid"`
-	ConnId    int64     `thrift:"conn_id,5" frugal:"5,default,i64" json:"conn_id"`
-	Seq       int64     `thrift:"seq,6" frugal:"6,default,i64" json:"seq"`
-	Payload   []byte    `thrift:"payload,7" frugal:"7,default,binary" json:"payload"`
-	Reason    int32     `thrift:"reason,8" frugal:"8,default,i32" json:"reason"`
-	GatewayId string    `thrift:"gateway_id,9" frugal:"9,default,string" json:"gateway_id"`
-	MsgId     int64     `thrift:"msg_id,10" frugal:"10,default,i64" json:"msg_id"`
-	Attempts  int32     `thrift:"attempts,11" frugal:"11,default,i32" json:"attempts"`
+	Kind        EventKind `thrift:"kind,1" frugal:"1,default,EventKind" json:"kind"`
+	AppId       string    `thrift:"app_id,2" frugal:"2,default,string" json:"app_id"`
+	Did         string    `thrift:"did,3" frugal:"3,default,string" json:"did"`
+	Uid         string    `thrift:"uid,4" frugal:"4,default,string" json:"uid"`
+	ConnId      int64     `thrift:"conn_id,5" frugal:"5,default,i64" json:"conn_id"`
+	Seq         int64     `thrift:"seq,6" frugal:"6,default,i64" json:"seq"`
+	Payload     []byte    `thrift:"payload,7" frugal:"7,default,binary" json:"payload"`
+	Reason      int32     `thrift:"reason,8" frugal:"8,default,i32" json:"reason"`
+	GatewayId   string    `thrift:"gateway_id,9" frugal:"9,default,string" json:"gateway_id"`
+	MsgId       int64     `thrift:"msg_id,10" frugal:"10,default,i64" json:"msg_id"`
+	Attempts    int32     `thrift:"attempts,11" frugal:"11,default,i32" json:"attempts"`
+	Traceparent string    `thrift:"traceparent,12" frugal:"12,default,string" json:"traceparent"`
 }
 
 func NewEvent() *Event {
@@ -130,6 +131,10 @@ func (p *Event) GetMsgId() (v int64) {
 func (p *Event) GetAttempts() (v int32) {
 	return p.Attempts
 }
+
+func (p *Event) GetTraceparent() (v string) {
+	return p.Traceparent
+}
 func (p *Event) SetKind(val EventKind) {
 	p.Kind = val
 }
@@ -163,6 +168,9 @@ func (p *Event) SetMsgId(val int64) {
 func (p *Event) SetAttempts(val int32) {
 	p.Attempts = val
 }
+func (p *Event) SetTraceparent(val string) {
+	p.Traceparent = val
+}
 
 func (p *Event) String() string {
 	if p == nil {
@@ -183,6 +191,7 @@ var fieldIDToName_Event = map[int16]string{
 	9:  "gateway_id",
 	10: "msg_id",
 	11: "attempts",
+	12: "traceparent",
 }
 
 type Result_ struct {
