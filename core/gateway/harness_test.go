@@ -222,6 +222,15 @@ func (f *fakeState) Deliver(_ context.Context, req *state.DeliverRequest) (*stat
 }
 
 // find returns the recorded events match accepts.
+// LocalPush and LocalSession are state-to-state calls; the gateway never makes them.
+func (f *fakeState) LocalPush(context.Context, *state.LocalPushRequest) (*state.LocalPushResponse, error) {
+	return &state.LocalPushResponse{}, nil
+}
+
+func (f *fakeState) LocalSession(context.Context, *state.LocalSessionRequest) (*state.LocalSessionResponse, error) {
+	return &state.LocalSessionResponse{}, nil
+}
+
 func (f *fakeState) find(match func(*common.UpEvent) bool) []*common.UpEvent {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -48,7 +48,7 @@ func (s *stateLinks) pick(did string) *stateLink {
 		h.Write([]byte(l.node.ID))
 		h.Write([]byte{0})
 		h.Write([]byte(did))
-		if sc := h.Sum64(); best == nil || sc > bestScore {
+		if sc := mix64(h.Sum64()); best == nil || sc > bestScore {
 			best, bestScore = l, sc
 		}
 	}
@@ -179,4 +179,16 @@ func (gw *Gateway) dropLink(l *stateLink) {
 		defer cancel()
 		_ = l.batch.Close(ctx)
 	}()
+}
+
+// mix64 is MurmurHash3's finalizer. FNV-1a alone barely mixes its last bytes into the high ones,
+// so for dids with a common prefix the same state server would win almost every time; mixed, each
+// wins its fair share.
+func mix64(h uint64) uint64 {
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
 }

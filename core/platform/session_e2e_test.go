@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudwego/kitex/client/callopt"
+
 	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/core/platform/platformtest"
 	"github.com/platoim/plato/sdk/client"
@@ -74,6 +76,7 @@ func startTwoGateways(t *testing.T) *twoGateways {
 	cfg.Pipeline.Dir = dir
 	cfg.Pipeline.PluginDir = filepath.Dir(bins["qosroute"])
 	cfg.Gateway.ID = "gw-1"
+	cfg.State.PushTimeout = 60 * time.Second // wait_ack of 1,000 devices on a loaded test machine
 	p := platformtest.Start(t, cfg, platform.RoleNATS, platform.RoleState, platform.RoleGateway)
 
 	cfg2 := platformtest.Config(t)
@@ -168,9 +171,9 @@ func roomsOf(req *business.SessionsRequest) []string {
 
 func (tg *twoGateways) push(t *testing.T, req *api.PushRequest) *api.PushResponse {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	resp, err := tg.api.Push(ctx, req)
+	resp, err := tg.api.Push(ctx, req, callopt.WithRPCTimeout(60*time.Second))
 	if err != nil {
 		t.Fatalf("push %+v: %v", req, err)
 	}
@@ -272,7 +275,7 @@ func TestSessionOf1000DevicesOverTwoGateways(t *testing.T) {
 	t.Run("at least once is ACKed by every device", func(t *testing.T) {
 		resp := tg.push(t, &api.PushRequest{
 			Caller: platformtest.Caller("app-a"), Session: "big", Payload: []byte("alo"), Qos: api.QoS_AT_LEAST_ONCE,
-			WaitAck: true, TimeoutMs: 30000,
+			WaitAck: true, TimeoutMs: 50000,
 		})
 		if len(resp.Targets) != n {
 			t.Fatalf("%d targets, want %d", len(resp.Targets), n)
@@ -415,5 +418,99 @@ func TestSessionOf1000DevicesOverTwoGateways(t *testing.T) {
 			t.Fatalf("dissolve: %v", err)
 		}
 		expect("team dissolved", nil)
+	})
+}
+
+// TestBusinessCallsAcrossTwoStateServers runs two state servers, each with a gateway, on one NATS:
+// gateways hash each did to one of them, so a session's members, the dids of a push and the devices
+// to kick are spread over both. A business server calling either one must reach all of them.
+func TestBusinessCallsAcrossTwoStateServers(t *testing.T) {
+	tg := startTwoGateways(t)
+	tg.biz.SetSessions(roomsOf)
+	cfg2 := platformtest.Config(t)
+	cfg2.NATS.URL = tg.p.NATS.ClientURL()
+	cfg2.State.ID = "state-2"
+	cfg2.State.Business.Default = tg.biz.Addr
+	cfg2.State.PushTimeout = 60 * time.Second
+	cfg2.Pipeline = tg.p.Config.Pipeline
+	cfg2.Admin.Addr = ""
+	st2 := platformtest.Start(t, cfg2, platform.RoleState)
+	platformtest.Eventually(t, 10*time.Second, "the state servers to know each other", func() bool {
+		return len(tg.p.State.Peers()) == 1 && len(st2.State.Peers()) == 1
+	})
+	api2 := platformtest.StateClient(t, st2.State.Addr())
+	const n = 200
+	var devs []*device
+	// The gateways learn of state-2 from the registry: wait until logins are spread over both.
+	platformtest.Eventually(t, 20*time.Second, "devices held by both state servers", func() bool {
+		devs = append(devs, tg.dial(t, "app-a", fmt.Sprintf("dev-%d", len(devs)), len(devs)%2))
+		return tg.p.State.Stats().Conns > 0 && st2.State.Stats().Conns > 0
+	})
+	for len(devs) < n {
+		devs = append(devs, tg.dial(t, "app-a", fmt.Sprintf("dev-%d", len(devs)), len(devs)%2))
+	}
+	held1, held2 := tg.p.State.Stats().Conns, st2.State.Stats().Conns
+	if held1+held2 != n || held1 == 0 || held2 == 0 {
+		t.Fatalf("state servers hold %d and %d connections, want %d spread over both", held1, held2, n)
+	}
+	a := platformtest.Caller("app-a")
+	ctx := context.Background()
+
+	for i, c := range []apiservice.Client{tg.api, api2} {
+		resp, err := c.Online(ctx, &api.OnlineRequest{Caller: a, Session: "big"})
+		if err != nil || len(resp.Devices) != n {
+			t.Fatalf("Online(big) through state server %d: %d devices, %v; want %d", i+1, len(resp.GetDevices()), err, n)
+		}
+	}
+	// At most once: one broadcast, the member count summed over both state servers.
+	resp := tg.push(t, &api.PushRequest{Caller: a, Session: "big", Payload: []byte("amo"), Qos: api.QoS_AT_MOST_ONCE})
+	if resp.Route != api.Route_BROADCAST || resp.SessionMembers != n {
+		t.Fatalf("route %v with %d members, want BROADCAST with %d", resp.Route, resp.SessionMembers, n)
+	}
+	waitDelivered(t, devs, uint64(resp.MsgId), 1)
+	// At least once, through the other state server: every device ACKs.
+	ctx60, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	resp, err := api2.Push(ctx60, &api.PushRequest{Caller: a, Session: "big", Payload: []byte("alo"), Qos: api.QoS_AT_LEAST_ONCE, WaitAck: true, TimeoutMs: 50000},
+		callopt.WithRPCTimeout(60*time.Second))
+	if err != nil || len(resp.Targets) != n {
+		t.Fatalf("push: %d targets, %v; want %d", len(resp.GetTargets()), err, n)
+	}
+	for _, tgt := range resp.Targets {
+		if tgt.Status != api.PushStatus_ACKED {
+			t.Fatalf("target %+v not ACKED", tgt)
+		}
+	}
+	waitDelivered(t, devs, uint64(resp.MsgId), 1)
+	// Named dids, each held by one of the two; one nobody holds.
+	dids := []string{"nobody"}
+	for _, d := range devs[:20] {
+		dids = append(dids, d.did)
+	}
+	resp = tg.push(t, &api.PushRequest{Caller: a, Dids: dids, Payload: []byte("named")})
+	if len(resp.Targets) != len(dids) || resp.Targets[0].Did != "nobody" || resp.Targets[0].Status != api.PushStatus_OFFLINE {
+		t.Fatalf("named push targets %v: want %d in request order, nobody OFFLINE first", resp.Targets, len(dids))
+	}
+	for i, tgt := range resp.Targets[1:] {
+		if tgt.Did != dids[i+1] || tgt.Status != api.PushStatus_SENT {
+			t.Fatalf("target %d: %+v, want %s SENT", i+1, tgt, dids[i+1])
+		}
+	}
+	waitDelivered(t, devs[:20], uint64(resp.MsgId), 1)
+	// Bind through one, kick through the other.
+	team := []string{devs[0].did, devs[1].did, devs[2].did, devs[3].did}
+	br, err := api2.Bind(ctx, &api.BindRequest{Caller: a, Session: "team", Dids: team})
+	if err != nil || br.Members != 4 || len(br.Offline) != 0 {
+		t.Fatalf("bind: %+v, %v", br, err)
+	}
+	if got := tg.online(t, "app-a", "team"); !slices.Equal(got, slices.Sorted(slices.Values(team))) {
+		t.Fatalf("Online(team) through state server 1: %v, want %v", got, team)
+	}
+	kr, err := tg.api.Kick(ctx, &api.KickRequest{Caller: a, Dids: team})
+	if err != nil || len(kr.Kicked) != 4 {
+		t.Fatalf("kick: %+v, %v", kr, err)
+	}
+	platformtest.Eventually(t, 10*time.Second, "the team to be gone", func() bool {
+		return len(tg.online(t, "app-a", "team")) == 0
 	})
 }

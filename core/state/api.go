@@ -8,6 +8,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/platoim/plato/idl/kitex_gen/plato/state"
 	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/rpc/plato/api"
@@ -125,78 +126,128 @@ func (s *Server) apiPush(ctx context.Context, req *api.PushRequest) (*api.PushRe
 	if req.TimeoutMs > 0 && time.Duration(req.TimeoutMs)*time.Millisecond < timeout {
 		timeout = time.Duration(req.TimeoutMs) * time.Millisecond
 	}
-
-	// Named targets, each connection once.
-	seen := map[*connState]bool{}
-	targets := make([]target, 0, named)
-	for _, did := range req.Dids {
-		cs := s.conns.byDID(app, did)
-		if cs != nil {
-			if seen[cs] {
-				continue
-			}
-			seen[cs] = true
-		}
-		targets = append(targets, target{did: did, cs: cs})
-	}
-	for _, uid := range req.Uids {
-		devices := s.conns.byUID(app, uid)
-		if len(devices) == 0 {
-			targets = append(targets, target{uid: uid})
-		}
-		for _, cs := range devices {
-			if !seen[cs] {
-				seen[cs] = true
-				targets = append(targets, target{did: cs.did, uid: uid, cs: cs})
-			}
-		}
-	}
 	members := 0
 	if req.Session != "" {
-		members = s.sessions.size(app, req.Session)
+		count, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Op: state.SessionOp_COUNT, Session: req.Session})
+		if err != nil {
+			return nil, err
+		}
+		members = int(count.Members)
 	}
-
 	msgID := s.nextMsgID()
 	r, err := s.route(ctx, stage.Event{
 		Signal: stage.SignalRoute, Conn: stage.Conn{AppID: app}, Session: req.Session,
-		Targets: len(targets), Members: members, MsgID: msgID, Payload: req.Payload, QoS: stage.QoS(req.Qos),
+		Targets: named, Members: members, MsgID: msgID, Payload: req.Payload, QoS: stage.QoS(req.Qos),
 	})
 	if err != nil {
 		return nil, err
 	}
 	resp := &api.PushResponse{MsgId: int64(msgID), Route: api.Route_DIRECT, Qos: api.QoS(r.qos), SessionMembers: int32(members)}
-	if req.Session != "" && members > 0 {
-		if r.route == stage.RouteBroadcast && s.canBroadcast(r.qos) {
-			if err := s.broadcast(app, req.Session, msgID, r.qos, r.payload); err != nil {
-				return nil, err
-			}
-			resp.Route = api.Route_BROADCAST
-			s.metrics.pushesBroadcast.Add(1)
-			// Named devices that are members get the broadcast: do not send them a second copy.
-			kept := targets[:0]
-			for _, tg := range targets {
-				if tg.cs == nil || !tg.cs.member(req.Session) {
-					kept = append(kept, tg)
-				}
-			}
-			targets = kept
-		} else {
-			for _, cs := range s.sessions.members(app, req.Session) {
-				if !seen[cs] {
-					seen[cs] = true
-					targets = append(targets, target{did: cs.did, uid: cs.uid, cs: cs})
-				}
-			}
-			if len(targets) > MaxPushTargets {
-				return nil, platoError(protocol.CodeInvalidArgument, "%d direct targets exceed the maximum of %d: route sessions this large by broadcast (qosroute broadcast_min_members)", len(targets), MaxPushTargets)
-			}
-			s.metrics.pushesDirect.Add(1)
+	lp := &state.LocalPushRequest{
+		AppId: app, Dids: req.Dids, Uids: req.Uids, Payload: r.payload, MsgId: int64(msgID), Qos: int32(r.qos),
+		WaitAck: req.WaitAck, TimeoutMs: int32(timeout / time.Millisecond),
+	}
+	switch {
+	case req.Session != "" && members > 0 && r.route == stage.RouteBroadcast && s.canBroadcast(r.qos):
+		// One message for every gateway, whichever state server holds the members.
+		if err := s.broadcast(app, req.Session, msgID, r.qos, r.payload); err != nil {
+			return nil, err
 		}
-	} else {
+		lp.ExcludeSession = req.Session
+		resp.Route = api.Route_BROADCAST
+		s.metrics.pushesBroadcast.Add(1)
+	case req.Session != "" && members > 0:
+		if members+named > MaxPushTargets {
+			return nil, platoError(protocol.CodeInvalidArgument, "%d direct targets exceed the maximum of %d: route sessions this large by broadcast (qosroute broadcast_min_members)", members+named, MaxPushTargets)
+		}
+		lp.Session = req.Session
+		s.metrics.pushesDirect.Add(1)
+	default:
 		s.metrics.pushesDirect.Add(1)
 	}
-	resp.Targets = s.push(ctx, app, targets, msgID, r.payload, r.qos, req.WaitAck, timeout)
+	mine, theirs, failed := gather(ctx, s,
+		func() *state.LocalPushResponse { return s.localPush(ctx, lp) },
+		func(ctx context.Context, p *peer) (*state.LocalPushResponse, error) {
+			return p.cli.LocalPush(ctx, lp, s.peerTimeout(timeout))
+		})
+	resp.Targets = mergeTargets(req, append(theirs, mine), failed)
 	return resp, nil
+}
+
+// mergeTargets orders the state servers' targets as the request named them (dids, the devices of
+// each uid, then session members) and reports what no state server holds: offline, or failed when
+// a state server could not be asked.
+func mergeTargets(req *api.PushRequest, parts []*state.LocalPushResponse, failed []error) []*api.PushTarget {
+	byDID := map[string]*state.LocalTarget{}
+	byUID := map[string][]*state.LocalTarget{}
+	var members []*api.PushTarget
+	for _, part := range parts {
+		if part == nil {
+			continue
+		}
+		for _, t := range part.Targets {
+			switch t.Origin {
+			case state.TargetOrigin_DID:
+				byDID[t.Did] = t
+			case state.TargetOrigin_UID:
+				byUID[t.Uid] = append(byUID[t.Uid], t)
+			default:
+				members = append(members, apiTarget(t))
+			}
+		}
+	}
+	missing, why := api.PushStatus_OFFLINE, ""
+	if len(failed) > 0 {
+		missing, why = api.PushStatus_FAILED, "not known: "+errors.Join(failed...).Error()
+	}
+	out := make([]*api.PushTarget, 0, len(req.Dids)+len(req.Uids)+len(members))
+	seen := map[string]bool{}
+	for _, did := range req.Dids {
+		if seen[did] {
+			continue
+		}
+		seen[did] = true
+		if t := byDID[did]; t != nil {
+			out = append(out, apiTarget(t))
+		} else {
+			out = append(out, &api.PushTarget{Did: did, Status: missing, Message: why})
+		}
+	}
+	seen = map[string]bool{}
+	for _, uid := range req.Uids {
+		if seen[uid] {
+			continue
+		}
+		seen[uid] = true
+		if ts := byUID[uid]; len(ts) > 0 {
+			for _, t := range ts {
+				out = append(out, apiTarget(t))
+			}
+		} else {
+			out = append(out, &api.PushTarget{Uid: uid, Status: missing, Message: why})
+		}
+	}
+	return append(out, members...)
+}
+
+// fleetSession applies a session operation on every state server and sums up the answers. A state
+// server that cannot be asked fails the call: it may have been applied in part.
+func (s *Server) fleetSession(ctx context.Context, req *state.LocalSessionRequest) (*state.LocalSessionResponse, error) {
+	mine, theirs, failed := gather(ctx, s,
+		func() *state.LocalSessionResponse { return s.localSession(ctx, req) },
+		func(ctx context.Context, p *peer) (*state.LocalSessionResponse, error) {
+			return p.cli.LocalSession(ctx, req)
+		})
+	if len(failed) > 0 {
+		return nil, platoError(protocol.CodeOverloaded, "%s: the call may have been applied in part; retry it", errors.Join(failed...))
+	}
+	sum := &state.LocalSessionResponse{}
+	for _, r := range append(theirs, mine) {
+		sum.Members += r.Members
+		sum.Dids = append(sum.Dids, r.Dids...)
+		sum.Devices = append(sum.Devices, r.Devices...)
+	}
+	return sum, nil
 }
 
 // routing is what the pipeline decided for a push.
@@ -263,29 +314,25 @@ func (s *Server) apiBind(ctx context.Context, req *api.BindRequest) (*api.BindRe
 	if err := checkNames("a did", req.Dids); err != nil {
 		return nil, err
 	}
-	resp := &api.BindResponse{}
-	var changes []sessionChange
-	keep := map[*connState]bool{}
-	for _, did := range req.Dids {
-		cs := s.conns.byDID(app, did)
-		if cs == nil {
-			resp.Offline = append(resp.Offline, did)
-			continue
-		}
-		keep[cs] = true
-		for _, name := range s.sessions.join(cs, []string{req.Session}) {
-			changes = append(changes, sessionChange{cs: cs, name: name, join: true})
-		}
-	}
+	op := state.SessionOp_BIND
 	if req.Replace {
-		for _, cs := range s.sessions.members(app, req.Session) {
-			if !keep[cs] && s.sessions.leave(cs, req.Session) {
-				changes = append(changes, sessionChange{cs: cs, name: req.Session})
-			}
+		op = state.SessionOp_REPLACE
+	}
+	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Op: op, Session: req.Session, Dids: req.Dids})
+	if err != nil {
+		return nil, err
+	}
+	bound := map[string]bool{}
+	for _, did := range sum.Dids {
+		bound[did] = true
+	}
+	resp := &api.BindResponse{Members: sum.Members}
+	for _, did := range req.Dids {
+		if !bound[did] {
+			resp.Offline = append(resp.Offline, did)
+			bound[did] = true // once
 		}
 	}
-	s.syncGateways(ctx, changes)
-	resp.Members = int32(s.sessions.size(app, req.Session))
 	return resp, nil
 }
 
@@ -309,33 +356,24 @@ func (s *Server) apiUnbind(ctx context.Context, req *api.UnbindRequest) (*api.Un
 	if err := checkNames("a did", req.Dids); err != nil {
 		return nil, err
 	}
-	var leaving []*connState
+	op := state.SessionOp_UNBIND
 	if req.All {
-		leaving = s.sessions.members(app, req.Session)
-	} else {
-		for _, did := range req.Dids {
-			if cs := s.conns.byDID(app, did); cs != nil {
-				leaving = append(leaving, cs)
-			}
-		}
+		op = state.SessionOp_DISSOLVE
 	}
-	var changes []sessionChange
-	for _, cs := range leaving {
-		if s.sessions.leave(cs, req.Session) {
-			changes = append(changes, sessionChange{cs: cs, name: req.Session})
-		}
+	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Op: op, Session: req.Session, Dids: req.Dids})
+	if err != nil {
+		return nil, err
 	}
-	s.syncGateways(ctx, changes)
-	return &api.UnbindResponse{Members: int32(s.sessions.size(app, req.Session))}, nil
+	return &api.UnbindResponse{Members: sum.Members}, nil
 }
 
 // Kick closes the connections of dids with Close 1202 and the business's message.
 func (a *apiHandler) Kick(ctx context.Context, req *api.KickRequest) (*api.KickResponse, error) {
-	resp, err := a.s.apiKick(req)
+	resp, err := a.s.apiKick(ctx, req)
 	return resp, a.s.called(apiKick, err)
 }
 
-func (s *Server) apiKick(req *api.KickRequest) (*api.KickResponse, error) {
+func (s *Server) apiKick(ctx context.Context, req *api.KickRequest) (*api.KickResponse, error) {
 	app, err := s.authorize(req.Caller)
 	if err != nil {
 		return nil, err
@@ -351,15 +389,19 @@ func (s *Server) apiKick(req *api.KickRequest) (*api.KickResponse, error) {
 	if err := checkNames("a did", req.Dids); err != nil {
 		return nil, err
 	}
-	msg := req.Message
-	if msg == "" {
-		msg = "kicked by the business server"
+	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Op: state.SessionOp_KICK, Dids: req.Dids, Message: req.Message})
+	if err != nil {
+		return nil, err
+	}
+	kicked := map[string]bool{}
+	for _, did := range sum.Dids {
+		kicked[did] = true
 	}
 	resp := &api.KickResponse{}
 	for _, did := range req.Dids {
-		if cs := s.conns.byDID(app, did); cs != nil {
-			s.kick(cs, protocol.CodeKicked, msg)
+		if kicked[did] {
 			resp.Kicked = append(resp.Kicked, did)
+			kicked[did] = false
 		}
 	}
 	return resp, nil
@@ -367,16 +409,15 @@ func (s *Server) apiKick(req *api.KickRequest) (*api.KickResponse, error) {
 
 // Online lists the logged-in devices of a session, or which of dids are logged in.
 func (a *apiHandler) Online(ctx context.Context, req *api.OnlineRequest) (*api.OnlineResponse, error) {
-	resp, err := a.s.apiOnline(req)
+	resp, err := a.s.apiOnline(ctx, req)
 	return resp, a.s.called(apiOnline, err)
 }
 
-func (s *Server) apiOnline(req *api.OnlineRequest) (*api.OnlineResponse, error) {
+func (s *Server) apiOnline(ctx context.Context, req *api.OnlineRequest) (*api.OnlineResponse, error) {
 	app, err := s.authorize(req.Caller)
 	if err != nil {
 		return nil, err
 	}
-	var conns []*connState
 	switch {
 	case req.Session != "" && len(req.Dids) > 0:
 		return nil, platoError(protocol.CodeInvalidArgument, "name a session or dids, not both")
@@ -384,31 +425,23 @@ func (s *Server) apiOnline(req *api.OnlineRequest) (*api.OnlineResponse, error) 
 		if err := checkName("session", req.Session); err != nil {
 			return nil, err
 		}
-		conns = s.sessions.members(app, req.Session)
 	case len(req.Dids) > 0:
 		if len(req.Dids) > MaxNamedTargets {
 			return nil, platoError(protocol.CodeInvalidArgument, "%d dids exceed the maximum of %d per call", len(req.Dids), MaxNamedTargets)
 		}
-		for _, did := range req.Dids {
-			if cs := s.conns.byDID(app, did); cs != nil {
-				conns = append(conns, cs)
-			}
+		if err := checkNames("a did", req.Dids); err != nil {
+			return nil, err
 		}
 	default:
 		return nil, platoError(protocol.CodeInvalidArgument, "name a session or dids")
 	}
-	resp := &api.OnlineResponse{Devices: make([]*api.Device, 0, len(conns))}
-	for _, cs := range conns {
-		cs.mu.Lock()
-		live := cs.loggedIn && !cs.closed
-		sessions := append([]string(nil), cs.sessions...)
-		cs.mu.Unlock()
-		if !live {
-			continue
-		}
-		resp.Devices = append(resp.Devices, &api.Device{
-			Did: cs.did, Uid: cs.uid, GatewayId: cs.key.gw, ConnId: int64(cs.key.id), RemoteAddr: cs.remote, Sessions: sessions,
-		})
+	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Op: state.SessionOp_ONLINE, Session: req.Session, Dids: req.Dids})
+	if err != nil {
+		return nil, err
+	}
+	resp := &api.OnlineResponse{Devices: make([]*api.Device, len(sum.Devices))}
+	for i, d := range sum.Devices {
+		resp.Devices[i] = &api.Device{Did: d.Did, Uid: d.Uid, GatewayId: d.GatewayId, ConnId: d.ConnId, RemoteAddr: d.RemoteAddr, Sessions: d.Sessions}
 	}
 	return resp, nil
 }

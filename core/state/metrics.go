@@ -11,10 +11,11 @@ import (
 const (
 	peerGateway = iota
 	peerBusiness
+	peerState
 	numPeers
 )
 
-var peerNames = [numPeers]string{"gateway", "business"}
+var peerNames = [numPeers]string{"gateway", "business", "state"}
 
 // metrics are the state server's counters: plain atomics on the hot path, read by Stats and by the
 // observable instruments of telemetry.go. Only the ACK latency histogram is an OTel instrument

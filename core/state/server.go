@@ -56,6 +56,7 @@ type Server struct {
 	msgID       atomic.Uint64
 	pipe        Pipeline
 	sessions    *sessions
+	peers       *peers
 	ln          net.Listener
 	rpc         server.Server
 	startedAt   time.Time
@@ -88,6 +89,7 @@ func New(cfg Config, reg registry.Registry, logger *slog.Logger) (*Server, error
 	s.gateways = &gateways{s: s, byID: map[string]*gatewayLink{}}
 	s.business = &businesses{s: s, byAddr: map[string]*businessLink{}}
 	s.sessions = newSessions()
+	s.peers = &peers{s: s, byID: map[string]*peer{}}
 	s.msgID.Store(uint64(time.Now().UnixNano()))
 	instruments, err := s.instrument(cfg.Meter)
 	if err != nil {
@@ -123,6 +125,10 @@ func (s *Server) Start(ctx context.Context) error {
 	}()
 	s.wheel.Start()
 	if err := s.gateways.watch(ctx); err != nil {
+		s.Shutdown(context.Background())
+		return err
+	}
+	if err := s.peers.watch(ctx); err != nil {
 		s.Shutdown(context.Background())
 		return err
 	}

@@ -4,9 +4,125 @@ package state
 
 import (
 	"context"
+	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"github.com/platoim/plato/idl/kitex_gen/plato/common"
 )
+
+type TargetOrigin int64
+
+const (
+	TargetOrigin_DID     TargetOrigin = 0
+	TargetOrigin_UID     TargetOrigin = 1
+	TargetOrigin_SESSION TargetOrigin = 2
+)
+
+func (p TargetOrigin) String() string {
+	switch p {
+	case TargetOrigin_DID:
+		return "DID"
+	case TargetOrigin_UID:
+		return "UID"
+	case TargetOrigin_SESSION:
+		return "SESSION"
+	}
+	return "<UNSET>"
+}
+
+func TargetOriginFromString(s string) (TargetOrigin, error) {
+	switch s {
+	case "DID":
+		return TargetOrigin_DID, nil
+	case "UID":
+		return TargetOrigin_UID, nil
+	case "SESSION":
+		return TargetOrigin_SESSION, nil
+	}
+	return TargetOrigin(0), fmt.Errorf("not a valid TargetOrigin string")
+}
+
+func TargetOriginPtr(v TargetOrigin) *TargetOrigin { return &v }
+func (p *TargetOrigin) Scan(value interface{}) (err error) {
+	var result sql.NullInt64
+	err = result.Scan(value)
+	*p = TargetOrigin(result.Int64)
+	return
+}
+
+func (p *TargetOrigin) Value() (driver.Value, error) {
+	if p == nil {
+		return nil, nil
+	}
+	return int64(*p), nil
+}
+
+type SessionOp int64
+
+const (
+	SessionOp_COUNT    SessionOp = 0
+	SessionOp_BIND     SessionOp = 1
+	SessionOp_REPLACE  SessionOp = 2
+	SessionOp_UNBIND   SessionOp = 3
+	SessionOp_DISSOLVE SessionOp = 4
+	SessionOp_ONLINE   SessionOp = 5
+	SessionOp_KICK     SessionOp = 6
+)
+
+func (p SessionOp) String() string {
+	switch p {
+	case SessionOp_COUNT:
+		return "COUNT"
+	case SessionOp_BIND:
+		return "BIND"
+	case SessionOp_REPLACE:
+		return "REPLACE"
+	case SessionOp_UNBIND:
+		return "UNBIND"
+	case SessionOp_DISSOLVE:
+		return "DISSOLVE"
+	case SessionOp_ONLINE:
+		return "ONLINE"
+	case SessionOp_KICK:
+		return "KICK"
+	}
+	return "<UNSET>"
+}
+
+func SessionOpFromString(s string) (SessionOp, error) {
+	switch s {
+	case "COUNT":
+		return SessionOp_COUNT, nil
+	case "BIND":
+		return SessionOp_BIND, nil
+	case "REPLACE":
+		return SessionOp_REPLACE, nil
+	case "UNBIND":
+		return SessionOp_UNBIND, nil
+	case "DISSOLVE":
+		return SessionOp_DISSOLVE, nil
+	case "ONLINE":
+		return SessionOp_ONLINE, nil
+	case "KICK":
+		return SessionOp_KICK, nil
+	}
+	return SessionOp(0), fmt.Errorf("not a valid SessionOp string")
+}
+
+func SessionOpPtr(v SessionOp) *SessionOp { return &v }
+func (p *SessionOp) Scan(value interface{}) (err error) {
+	var result sql.NullInt64
+	err = result.Scan(value)
+	*p = SessionOp(result.Int64)
+	return
+}
+
+func (p *SessionOp) Value() (driver.Value, error) {
+	if p == nil {
+		return nil, nil
+	}
+	return int64(*p), nil
+}
 
 type DeliverRequest struct {
 	GatewayId string            `thrift:"gateway_id,1" frugal:"1,default,string" json:"gateway_id"`
@@ -65,8 +181,429 @@ func (p *DeliverResponse) String() string {
 
 var fieldIDToName_DeliverResponse = map[int16]string{}
 
+type LocalTarget struct {
+	Did     string       `thrift:"did,1" frugal:"1,default,string" json:"did"`
+	Uid     string       `thrift:"uid,2" frugal:"2,default,string" json:"uid"`
+	ConnId  int64        `thrift:"conn_id,3" frugal:"3,default,i64" json:"conn_id"`
+	Status  int32        `thrift:"status,4" frugal:"4,default,i32" json:"status"`
+	Seq     int64        `thrift:"seq,5" frugal:"5,default,i64" json:"seq"`
+	Code    int32        `thrift:"code,6" frugal:"6,default,i32" json:"code"`
+	Message string       `thrift:"message,7" frugal:"7,default,string" json:"message"`
+	Origin  TargetOrigin `thrift:"origin,8" frugal:"8,default,TargetOrigin" json:"origin"`
+}
+
+func NewLocalTarget() *LocalTarget {
+	return &LocalTarget{}
+}
+
+func (p *LocalTarget) InitDefault() {
+}
+
+func (p *LocalTarget) GetDid() (v string) {
+	return p.Did
+}
+
+func (p *LocalTarget) GetUid() (v string) {
+	return p.Uid
+}
+
+func (p *LocalTarget) GetConnId() (v int64) {
+	return p.ConnId
+}
+
+func (p *LocalTarget) GetStatus() (v int32) {
+	return p.Status
+}
+
+func (p *LocalTarget) GetSeq() (v int64) {
+	return p.Seq
+}
+
+func (p *LocalTarget) GetCode() (v int32) {
+	return p.Code
+}
+
+func (p *LocalTarget) GetMessage() (v string) {
+	return p.Message
+}
+
+func (p *LocalTarget) GetOrigin() (v TargetOrigin) {
+	return p.Origin
+}
+func (p *LocalTarget) SetDid(val string) {
+	p.Did = val
+}
+func (p *LocalTarget) SetUid(val string) {
+	p.Uid = val
+}
+func (p *LocalTarget) SetConnId(val int64) {
+	p.ConnId = val
+}
+func (p *LocalTarget) SetStatus(val int32) {
+	p.Status = val
+}
+func (p *LocalTarget) SetSeq(val int64) {
+	p.Seq = val
+}
+func (p *LocalTarget) SetCode(val int32) {
+	p.Code = val
+}
+func (p *LocalTarget) SetMessage(val string) {
+	p.Message = val
+}
+func (p *LocalTarget) SetOrigin(val TargetOrigin) {
+	p.Origin = val
+}
+
+func (p *LocalTarget) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LocalTarget(%+v)", *p)
+}
+
+var fieldIDToName_LocalTarget = map[int16]string{
+	1: "did",
+	2: "uid",
+	3: "conn_id",
+	4: "status",
+	5: "seq",
+	6: "code",
+	7: "message",
+	8: "origin",
+}
+
+type LocalPushRequest struct {
+	AppId          string   `thrift:"app_id,1" frugal:"1,default,string" json:"app_id"`
+	Dids           []string `thrift:"dids,2" frugal:"2,default,list<string>" json:"dids"`
+	Uids           []string `thrift:"uids,3" frugal:"3,default,list<string>" json:"uids"`
+	Session        string   `thrift:"session,4" frugal:"4,default,string" json:"session"`
+	ExcludeSession string   `thrift:"exclude_session,5" frugal:"5,default,string" json:"exclude_session"`
+	Payload        []byte   `thrift:"payload,6" frugal:"6,default,binary" json:"payload"`
+	MsgId          int64    `thrift:"msg_id,7" frugal:"7,default,i64" json:"msg_id"`
+	Qos            int32    `thrift:"qos,8" frugal:"8,default,i32" json:"qos"`
+	WaitAck        bool     `thrift:"wait_ack,9" frugal:"9,default,bool" json:"wait_ack"`
+	TimeoutMs      int32    `thrift:"timeout_ms,10" frugal:"10,default,i32" json:"timeout_ms"`
+}
+
+func NewLocalPushRequest() *LocalPushRequest {
+	return &LocalPushRequest{}
+}
+
+func (p *LocalPushRequest) InitDefault() {
+}
+
+func (p *LocalPushRequest) GetAppId() (v string) {
+	return p.AppId
+}
+
+func (p *LocalPushRequest) GetDids() (v []string) {
+	return p.Dids
+}
+
+func (p *LocalPushRequest) GetUids() (v []string) {
+	return p.Uids
+}
+
+func (p *LocalPushRequest) GetSession() (v string) {
+	return p.Session
+}
+
+func (p *LocalPushRequest) GetExcludeSession() (v string) {
+	return p.ExcludeSession
+}
+
+func (p *LocalPushRequest) GetPayload() (v []byte) {
+	return p.Payload
+}
+
+func (p *LocalPushRequest) GetMsgId() (v int64) {
+	return p.MsgId
+}
+
+func (p *LocalPushRequest) GetQos() (v int32) {
+	return p.Qos
+}
+
+func (p *LocalPushRequest) GetWaitAck() (v bool) {
+	return p.WaitAck
+}
+
+func (p *LocalPushRequest) GetTimeoutMs() (v int32) {
+	return p.TimeoutMs
+}
+func (p *LocalPushRequest) SetAppId(val string) {
+	p.AppId = val
+}
+func (p *LocalPushRequest) SetDids(val []string) {
+	p.Dids = val
+}
+func (p *LocalPushRequest) SetUids(val []string) {
+	p.Uids = val
+}
+func (p *LocalPushRequest) SetSession(val string) {
+	p.Session = val
+}
+func (p *LocalPushRequest) SetExcludeSession(val string) {
+	p.ExcludeSession = val
+}
+func (p *LocalPushRequest) SetPayload(val []byte) {
+	p.Payload = val
+}
+func (p *LocalPushRequest) SetMsgId(val int64) {
+	p.MsgId = val
+}
+func (p *LocalPushRequest) SetQos(val int32) {
+	p.Qos = val
+}
+func (p *LocalPushRequest) SetWaitAck(val bool) {
+	p.WaitAck = val
+}
+func (p *LocalPushRequest) SetTimeoutMs(val int32) {
+	p.TimeoutMs = val
+}
+
+func (p *LocalPushRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LocalPushRequest(%+v)", *p)
+}
+
+var fieldIDToName_LocalPushRequest = map[int16]string{
+	1:  "app_id",
+	2:  "dids",
+	3:  "uids",
+	4:  "session",
+	5:  "exclude_session",
+	6:  "payload",
+	7:  "msg_id",
+	8:  "qos",
+	9:  "wait_ack",
+	10: "timeout_ms",
+}
+
+type LocalPushResponse struct {
+	Targets []*LocalTarget `thrift:"targets,1" frugal:"1,default,list<LocalTarget>" json:"targets"`
+}
+
+func NewLocalPushResponse() *LocalPushResponse {
+	return &LocalPushResponse{}
+}
+
+func (p *LocalPushResponse) InitDefault() {
+}
+
+func (p *LocalPushResponse) GetTargets() (v []*LocalTarget) {
+	return p.Targets
+}
+func (p *LocalPushResponse) SetTargets(val []*LocalTarget) {
+	p.Targets = val
+}
+
+func (p *LocalPushResponse) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LocalPushResponse(%+v)", *p)
+}
+
+var fieldIDToName_LocalPushResponse = map[int16]string{
+	1: "targets",
+}
+
+type LocalDevice struct {
+	Did        string   `thrift:"did,1" frugal:"1,default,string" json:"did"`
+	Uid        string   `thrift:"uid,2" frugal:"2,default,string" json:"uid"`
+	GatewayId  string   `thrift:"gateway_id,3" frugal:"3,default,string" json:"gateway_id"`
+	ConnId     int64    `thrift:"conn_id,4" frugal:"4,default,i64" json:"conn_id"`
+	RemoteAddr string   `thrift:"remote_addr,5" frugal:"5,default,string" json:"remote_addr"`
+	Sessions   []string `thrift:"sessions,6" frugal:"6,default,list<string>" json:"sessions"`
+}
+
+func NewLocalDevice() *LocalDevice {
+	return &LocalDevice{}
+}
+
+func (p *LocalDevice) InitDefault() {
+}
+
+func (p *LocalDevice) GetDid() (v string) {
+	return p.Did
+}
+
+func (p *LocalDevice) GetUid() (v string) {
+	return p.Uid
+}
+
+func (p *LocalDevice) GetGatewayId() (v string) {
+	return p.GatewayId
+}
+
+func (p *LocalDevice) GetConnId() (v int64) {
+	return p.ConnId
+}
+
+func (p *LocalDevice) GetRemoteAddr() (v string) {
+	return p.RemoteAddr
+}
+
+func (p *LocalDevice) GetSessions() (v []string) {
+	return p.Sessions
+}
+func (p *LocalDevice) SetDid(val string) {
+	p.Did = val
+}
+func (p *LocalDevice) SetUid(val string) {
+	p.Uid = val
+}
+func (p *LocalDevice) SetGatewayId(val string) {
+	p.GatewayId = val
+}
+func (p *LocalDevice) SetConnId(val int64) {
+	p.ConnId = val
+}
+func (p *LocalDevice) SetRemoteAddr(val string) {
+	p.RemoteAddr = val
+}
+func (p *LocalDevice) SetSessions(val []string) {
+	p.Sessions = val
+}
+
+func (p *LocalDevice) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LocalDevice(%+v)", *p)
+}
+
+var fieldIDToName_LocalDevice = map[int16]string{
+	1: "did",
+	2: "uid",
+	3: "gateway_id",
+	4: "conn_id",
+	5: "remote_addr",
+	6: "sessions",
+}
+
+type LocalSessionRequest struct {
+	AppId   string    `thrift:"app_id,1" frugal:"1,default,string" json:"app_id"`
+	Op      SessionOp `thrift:"op,2" frugal:"2,default,SessionOp" json:"op"`
+	Session string    `thrift:"session,3" frugal:"3,default,string" json:"session"`
+	Dids    []string  `thrift:"dids,4" frugal:"4,default,list<string>" json:"dids"`
+	Message string    `thrift:"message,5" frugal:"5,default,string" json:"message"`
+}
+
+func NewLocalSessionRequest() *LocalSessionRequest {
+	return &LocalSessionRequest{}
+}
+
+func (p *LocalSessionRequest) InitDefault() {
+}
+
+func (p *LocalSessionRequest) GetAppId() (v string) {
+	return p.AppId
+}
+
+func (p *LocalSessionRequest) GetOp() (v SessionOp) {
+	return p.Op
+}
+
+func (p *LocalSessionRequest) GetSession() (v string) {
+	return p.Session
+}
+
+func (p *LocalSessionRequest) GetDids() (v []string) {
+	return p.Dids
+}
+
+func (p *LocalSessionRequest) GetMessage() (v string) {
+	return p.Message
+}
+func (p *LocalSessionRequest) SetAppId(val string) {
+	p.AppId = val
+}
+func (p *LocalSessionRequest) SetOp(val SessionOp) {
+	p.Op = val
+}
+func (p *LocalSessionRequest) SetSession(val string) {
+	p.Session = val
+}
+func (p *LocalSessionRequest) SetDids(val []string) {
+	p.Dids = val
+}
+func (p *LocalSessionRequest) SetMessage(val string) {
+	p.Message = val
+}
+
+func (p *LocalSessionRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LocalSessionRequest(%+v)", *p)
+}
+
+var fieldIDToName_LocalSessionRequest = map[int16]string{
+	1: "app_id",
+	2: "op",
+	3: "session",
+	4: "dids",
+	5: "message",
+}
+
+type LocalSessionResponse struct {
+	Members int32          `thrift:"members,1" frugal:"1,default,i32" json:"members"`
+	Dids    []string       `thrift:"dids,2" frugal:"2,default,list<string>" json:"dids"`
+	Devices []*LocalDevice `thrift:"devices,3" frugal:"3,default,list<LocalDevice>" json:"devices"`
+}
+
+func NewLocalSessionResponse() *LocalSessionResponse {
+	return &LocalSessionResponse{}
+}
+
+func (p *LocalSessionResponse) InitDefault() {
+}
+
+func (p *LocalSessionResponse) GetMembers() (v int32) {
+	return p.Members
+}
+
+func (p *LocalSessionResponse) GetDids() (v []string) {
+	return p.Dids
+}
+
+func (p *LocalSessionResponse) GetDevices() (v []*LocalDevice) {
+	return p.Devices
+}
+func (p *LocalSessionResponse) SetMembers(val int32) {
+	p.Members = val
+}
+func (p *LocalSessionResponse) SetDids(val []string) {
+	p.Dids = val
+}
+func (p *LocalSessionResponse) SetDevices(val []*LocalDevice) {
+	p.Devices = val
+}
+
+func (p *LocalSessionResponse) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LocalSessionResponse(%+v)", *p)
+}
+
+var fieldIDToName_LocalSessionResponse = map[int16]string{
+	1: "members",
+	2: "dids",
+	3: "devices",
+}
+
 type State interface {
 	Deliver(ctx context.Context, req *DeliverRequest) (r *DeliverResponse, err error)
+
+	LocalPush(ctx context.Context, req *LocalPushRequest) (r *LocalPushResponse, err error)
+
+	LocalSession(ctx context.Context, req *LocalSessionRequest) (r *LocalSessionResponse, err error)
 }
 
 type StateDeliverArgs struct {
@@ -142,5 +679,157 @@ func (p *StateDeliverResult) String() string {
 }
 
 var fieldIDToName_StateDeliverResult = map[int16]string{
+	0: "success",
+}
+
+type StateLocalPushArgs struct {
+	Req *LocalPushRequest `thrift:"req,1" frugal:"1,default,LocalPushRequest" json:"req"`
+}
+
+func NewStateLocalPushArgs() *StateLocalPushArgs {
+	return &StateLocalPushArgs{}
+}
+
+func (p *StateLocalPushArgs) InitDefault() {
+}
+
+var StateLocalPushArgs_Req_DEFAULT *LocalPushRequest
+
+func (p *StateLocalPushArgs) GetReq() (v *LocalPushRequest) {
+	if !p.IsSetReq() {
+		return StateLocalPushArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *StateLocalPushArgs) SetReq(val *LocalPushRequest) {
+	p.Req = val
+}
+
+func (p *StateLocalPushArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *StateLocalPushArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("StateLocalPushArgs(%+v)", *p)
+}
+
+var fieldIDToName_StateLocalPushArgs = map[int16]string{
+	1: "req",
+}
+
+type StateLocalPushResult struct {
+	Success *LocalPushResponse `thrift:"success,0,optional" frugal:"0,optional,LocalPushResponse" json:"success,omitempty"`
+}
+
+func NewStateLocalPushResult() *StateLocalPushResult {
+	return &StateLocalPushResult{}
+}
+
+func (p *StateLocalPushResult) InitDefault() {
+}
+
+var StateLocalPushResult_Success_DEFAULT *LocalPushResponse
+
+func (p *StateLocalPushResult) GetSuccess() (v *LocalPushResponse) {
+	if !p.IsSetSuccess() {
+		return StateLocalPushResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *StateLocalPushResult) SetSuccess(x interface{}) {
+	p.Success = x.(*LocalPushResponse)
+}
+
+func (p *StateLocalPushResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *StateLocalPushResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("StateLocalPushResult(%+v)", *p)
+}
+
+var fieldIDToName_StateLocalPushResult = map[int16]string{
+	0: "success",
+}
+
+type StateLocalSessionArgs struct {
+	Req *LocalSessionRequest `thrift:"req,1" frugal:"1,default,LocalSessionRequest" json:"req"`
+}
+
+func NewStateLocalSessionArgs() *StateLocalSessionArgs {
+	return &StateLocalSessionArgs{}
+}
+
+func (p *StateLocalSessionArgs) InitDefault() {
+}
+
+var StateLocalSessionArgs_Req_DEFAULT *LocalSessionRequest
+
+func (p *StateLocalSessionArgs) GetReq() (v *LocalSessionRequest) {
+	if !p.IsSetReq() {
+		return StateLocalSessionArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *StateLocalSessionArgs) SetReq(val *LocalSessionRequest) {
+	p.Req = val
+}
+
+func (p *StateLocalSessionArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *StateLocalSessionArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("StateLocalSessionArgs(%+v)", *p)
+}
+
+var fieldIDToName_StateLocalSessionArgs = map[int16]string{
+	1: "req",
+}
+
+type StateLocalSessionResult struct {
+	Success *LocalSessionResponse `thrift:"success,0,optional" frugal:"0,optional,LocalSessionResponse" json:"success,omitempty"`
+}
+
+func NewStateLocalSessionResult() *StateLocalSessionResult {
+	return &StateLocalSessionResult{}
+}
+
+func (p *StateLocalSessionResult) InitDefault() {
+}
+
+var StateLocalSessionResult_Success_DEFAULT *LocalSessionResponse
+
+func (p *StateLocalSessionResult) GetSuccess() (v *LocalSessionResponse) {
+	if !p.IsSetSuccess() {
+		return StateLocalSessionResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *StateLocalSessionResult) SetSuccess(x interface{}) {
+	p.Success = x.(*LocalSessionResponse)
+}
+
+func (p *StateLocalSessionResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *StateLocalSessionResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("StateLocalSessionResult(%+v)", *p)
+}
+
+var fieldIDToName_StateLocalSessionResult = map[int16]string{
 	0: "success",
 }

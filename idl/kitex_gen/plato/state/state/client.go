@@ -12,6 +12,8 @@ import (
 // Client is designed to provide IDL-compatible methods with call-option parameter for kitex framework.
 type Client interface {
 	Deliver(ctx context.Context, req *state.DeliverRequest, callOptions ...callopt.Option) (r *state.DeliverResponse, err error)
+	LocalPush(ctx context.Context, req *state.LocalPushRequest, callOptions ...callopt.Option) (r *state.LocalPushResponse, err error)
+	LocalSession(ctx context.Context, req *state.LocalSessionRequest, callOptions ...callopt.Option) (r *state.LocalSessionResponse, err error)
 }
 
 // NewClient creates a client for the service defined in IDL.
@@ -46,4 +48,14 @@ type kStateClient struct {
 func (p *kStateClient) Deliver(ctx context.Context, req *state.DeliverRequest, callOptions ...callopt.Option) (r *state.DeliverResponse, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.Deliver(ctx, req)
+}
+
+func (p *kStateClient) LocalPush(ctx context.Context, req *state.LocalPushRequest, callOptions ...callopt.Option) (r *state.LocalPushResponse, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.LocalPush(ctx, req)
+}
+
+func (p *kStateClient) LocalSession(ctx context.Context, req *state.LocalSessionRequest, callOptions ...callopt.Option) (r *state.LocalSessionResponse, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.LocalSession(ctx, req)
 }

@@ -20,6 +20,20 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"LocalPush": kitex.NewMethodInfo(
+		localPushHandler,
+		newStateLocalPushArgs,
+		newStateLocalPushResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
+	"LocalSession": kitex.NewMethodInfo(
+		localSessionHandler,
+		newStateLocalSessionArgs,
+		newStateLocalSessionResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 }
 
 var (
@@ -104,6 +118,42 @@ func newStateDeliverResult() interface{} {
 	return state.NewStateDeliverResult()
 }
 
+func localPushHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*state.StateLocalPushArgs)
+	realResult := result.(*state.StateLocalPushResult)
+	success, err := handler.(state.State).LocalPush(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newStateLocalPushArgs() interface{} {
+	return state.NewStateLocalPushArgs()
+}
+
+func newStateLocalPushResult() interface{} {
+	return state.NewStateLocalPushResult()
+}
+
+func localSessionHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*state.StateLocalSessionArgs)
+	realResult := result.(*state.StateLocalSessionResult)
+	success, err := handler.(state.State).LocalSession(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newStateLocalSessionArgs() interface{} {
+	return state.NewStateLocalSessionArgs()
+}
+
+func newStateLocalSessionResult() interface{} {
+	return state.NewStateLocalSessionResult()
+}
+
 type kClient struct {
 	c client.Client
 }
@@ -119,6 +169,26 @@ func (p *kClient) Deliver(ctx context.Context, req *state.DeliverRequest) (r *st
 	_args.Req = req
 	var _result state.StateDeliverResult
 	if err = p.c.Call(ctx, "Deliver", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) LocalPush(ctx context.Context, req *state.LocalPushRequest) (r *state.LocalPushResponse, err error) {
+	var _args state.StateLocalPushArgs
+	_args.Req = req
+	var _result state.StateLocalPushResult
+	if err = p.c.Call(ctx, "LocalPush", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) LocalSession(ctx context.Context, req *state.LocalSessionRequest) (r *state.LocalSessionResponse, err error) {
+	var _args state.StateLocalSessionArgs
+	_args.Req = req
+	var _result state.StateLocalSessionResult
+	if err = p.c.Call(ctx, "LocalSession", &_args, &_result); err != nil {
 		return
 	}
 	return _result.GetSuccess(), nil

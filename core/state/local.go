@@ -1,0 +1,165 @@
+package state
+
+import (
+	"context"
+	"time"
+
+	"github.com/platoim/plato/idl/kitex_gen/plato/state"
+	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/rpc/plato/api"
+	"github.com/platoim/plato/sdk/stage"
+)
+
+// The State service's side of business calls in a fleet: a peer coordinating a business call asks
+// this state server to act on the connections it holds.
+
+func (h *handler) LocalPush(ctx context.Context, req *state.LocalPushRequest) (*state.LocalPushResponse, error) {
+	return h.s.localPush(ctx, req), nil
+}
+
+func (h *handler) LocalSession(ctx context.Context, req *state.LocalSessionRequest) (*state.LocalSessionResponse, error) {
+	return h.s.localSession(ctx, req), nil
+}
+
+// localPush pushes to the connections this server holds among the request's targets; dids and uids
+// it does not hold are left out, for the coordinator to report.
+func (s *Server) localPush(ctx context.Context, req *state.LocalPushRequest) *state.LocalPushResponse {
+	app := req.AppId
+	seen := map[*connState]bool{}
+	var targets []target
+	var origins []state.TargetOrigin
+	var byBroadcast []*state.LocalTarget
+	add := func(t target, o state.TargetOrigin) {
+		if seen[t.cs] {
+			return
+		}
+		seen[t.cs] = true
+		if req.ExcludeSession != "" && t.cs.member(req.ExcludeSession) {
+			// It gets the session's broadcast: one copy is enough.
+			byBroadcast = append(byBroadcast, &state.LocalTarget{
+				Did: t.did, Uid: t.uid, ConnId: int64(t.cs.key.id), Status: int32(api.PushStatus_SENT),
+				Message: "sent by the session broadcast", Origin: o,
+			})
+			return
+		}
+		targets = append(targets, t)
+		origins = append(origins, o)
+	}
+	for _, did := range req.Dids {
+		if cs := s.conns.byDID(app, did); cs != nil {
+			add(target{did: did, cs: cs}, state.TargetOrigin_DID)
+		}
+	}
+	for _, uid := range req.Uids {
+		for _, cs := range s.conns.byUID(app, uid) {
+			add(target{did: cs.did, uid: uid, cs: cs}, state.TargetOrigin_UID)
+		}
+	}
+	if req.Session != "" {
+		for _, cs := range s.sessions.members(app, req.Session) {
+			add(target{did: cs.did, uid: cs.uid, cs: cs}, state.TargetOrigin_SESSION)
+		}
+	}
+	timeout := s.cfg.PushTimeout
+	if req.TimeoutMs > 0 && time.Duration(req.TimeoutMs)*time.Millisecond < timeout {
+		timeout = time.Duration(req.TimeoutMs) * time.Millisecond
+	}
+	pushed := s.push(ctx, app, targets, uint64(req.MsgId), req.Payload, stage.QoS(req.Qos), req.WaitAck, timeout)
+	resp := &state.LocalPushResponse{Targets: make([]*state.LocalTarget, len(pushed), len(pushed)+len(byBroadcast))}
+	for i, t := range pushed {
+		resp.Targets[i] = &state.LocalTarget{
+			Did: t.Did, Uid: t.Uid, ConnId: t.ConnId, Status: int32(t.Status), Seq: t.Seq, Code: t.Code, Message: t.Message, Origin: origins[i],
+		}
+	}
+	resp.Targets = append(resp.Targets, byBroadcast...)
+	return resp
+}
+
+// localSession applies a session operation to the connections this server holds.
+func (s *Server) localSession(ctx context.Context, req *state.LocalSessionRequest) *state.LocalSessionResponse {
+	app, name := req.AppId, req.Session
+	resp := &state.LocalSessionResponse{}
+	var changes []sessionChange
+	leave := func(cs *connState) {
+		if s.sessions.leave(cs, name) {
+			changes = append(changes, sessionChange{cs: cs, name: name})
+		}
+	}
+	switch req.Op {
+	case state.SessionOp_BIND, state.SessionOp_REPLACE:
+		keep := map[*connState]bool{}
+		for _, did := range req.Dids {
+			cs := s.conns.byDID(app, did)
+			if cs == nil {
+				continue
+			}
+			keep[cs] = true
+			resp.Dids = append(resp.Dids, did)
+			for _, n := range s.sessions.join(cs, []string{name}) {
+				changes = append(changes, sessionChange{cs: cs, name: n, join: true})
+			}
+		}
+		if req.Op == state.SessionOp_REPLACE {
+			for _, cs := range s.sessions.members(app, name) {
+				if !keep[cs] {
+					leave(cs)
+				}
+			}
+		}
+	case state.SessionOp_UNBIND:
+		for _, did := range req.Dids {
+			if cs := s.conns.byDID(app, did); cs != nil {
+				leave(cs)
+			}
+		}
+	case state.SessionOp_DISSOLVE:
+		for _, cs := range s.sessions.members(app, name) {
+			leave(cs)
+		}
+	case state.SessionOp_KICK:
+		msg := req.Message
+		if msg == "" {
+			msg = "kicked by the business server"
+		}
+		for _, did := range req.Dids {
+			if cs := s.conns.byDID(app, did); cs != nil {
+				s.kick(cs, protocol.CodeKicked, msg)
+				resp.Dids = append(resp.Dids, did)
+			}
+		}
+		return resp
+	case state.SessionOp_ONLINE:
+		var conns []*connState
+		if name != "" {
+			conns = s.sessions.members(app, name)
+		} else {
+			for _, did := range req.Dids {
+				if cs := s.conns.byDID(app, did); cs != nil {
+					conns = append(conns, cs)
+				}
+			}
+		}
+		for _, cs := range conns {
+			cs.mu.Lock()
+			live := cs.loggedIn && !cs.closed
+			sessions := append([]string(nil), cs.sessions...)
+			cs.mu.Unlock()
+			if live {
+				resp.Devices = append(resp.Devices, &state.LocalDevice{
+					Did: cs.did, Uid: cs.uid, GatewayId: cs.key.gw, ConnId: int64(cs.key.id), RemoteAddr: cs.remote, Sessions: sessions,
+				})
+			}
+		}
+		return resp
+	}
+	s.syncGateways(ctx, changes)
+	if name != "" {
+		resp.Members = int32(s.sessions.size(app, name))
+	}
+	return resp
+}
+
+// apiTarget is a LocalTarget as the business sees it.
+func apiTarget(t *state.LocalTarget) *api.PushTarget {
+	return &api.PushTarget{Did: t.Did, Uid: t.Uid, ConnId: t.ConnId, Status: api.PushStatus(t.Status), Seq: t.Seq, Code: t.Code, Message: t.Message}
+}
