@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -28,8 +29,10 @@ const (
 
 // ClientConfig configures a Client.
 type ClientConfig struct {
-	// Addr is a state server's RPC address (state.addr): host:port, or a unix socket path.
-	// Default DefaultAddr.
+	// Addr is a state server's RPC address (state.addr): host:port, or a unix socket path; or
+	// several, comma-separated. Any state server of a fleet serves every call (it asks the others
+	// for the devices they hold), so the client spreads its calls over those listed. Default
+	// DefaultAddr.
 	Addr string
 	// AppID is the app this business server acts for. Required.
 	AppID string
@@ -66,7 +69,7 @@ func NewClient(cfg ClientConfig) (*Client, error) {
 	}
 	opts := append([]kclient.Option{
 		kclient.WithDestService("plato"),
-		kclient.WithHostPorts(cfg.Addr),
+		kclient.WithHostPorts(splitAddrs(cfg.Addr)...),
 		kclient.WithRPCTimeout(cfg.Timeout),
 		kclient.WithConnectTimeout(connectTimeout),
 	}, cfg.KitexOptions...)
@@ -111,4 +114,15 @@ func (c *Client) call(ctx context.Context, method, what string, args any, res re
 		return fmt.Errorf("%s: %w", what, fromPlato(pe))
 	}
 	return nil
+}
+
+// splitAddrs splits a comma-separated address list, dropping empty entries.
+func splitAddrs(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }

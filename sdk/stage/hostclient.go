@@ -10,9 +10,10 @@ import (
 	"github.com/platoim/plato/sdk/stage/internal/pb"
 )
 
-// hostClient is the Host a plugin's stage gets: every call travels back to the host over gRPC.
-// Errors come back as "host <op>: <the host's message>" (see callError).
-type hostClient struct{ c pb.HostClient }
+// hostClient is the Host a plugin's stage gets: every call travels back to the host over gRPC, on
+// the HostCalls stream or unary (see hostclient_stream.go). Errors come back as
+// "host <op>: <the host's message>" (see callError) either way.
+type hostClient struct{ c hostAPI }
 
 var _ Host = (*hostClient)(nil)
 

@@ -12,7 +12,8 @@ import (
 )
 
 // hostServer is the host side of the Host service: it hands a plugin's calls to the stage.Host
-// the host gave in InitRequest.
+// the host gave in InitRequest, whether they come as unary RPCs (plugins built with an older SDK)
+// or over the HostCalls stream (hostserver_stream.go), which serves each call with these methods.
 type hostServer struct {
 	pb.UnimplementedHostServer
 	h Host

@@ -108,8 +108,17 @@ func clientConfig(bin string, logOut io.Writer) *plugin.ClientConfig {
 // startPlugin launches the test plugin, dispenses and inits it with a fake Host.
 func startPlugin(tb testing.TB) *running {
 	tb.Helper()
+	return startPluginWith(tb, stage.VersionedPlugins())
+}
+
+// startPluginWith is startPlugin with the host side's plugin sets (stage.OldHostPlugins: a host
+// without the HostCalls stream).
+func startPluginWith(tb testing.TB, plugins map[int]plugin.PluginSet) *running {
+	tb.Helper()
 	r := &running{host: stagetest.NewHost(), log: &lockedBuffer{}}
-	r.client = plugin.NewClient(clientConfig(pluginBinary(tb), r.log))
+	cfg := clientConfig(pluginBinary(tb), r.log)
+	cfg.VersionedPlugins = plugins
+	r.client = plugin.NewClient(cfg)
 	tb.Cleanup(r.client.Kill)
 	var err error
 	if r.proc, err = stage.Dispense(r.client); err != nil {
@@ -203,6 +212,20 @@ func TestRealPlugin(t *testing.T) {
 	}
 	if r.client.Exited() {
 		t.Error("plugin exited")
+	}
+}
+
+// A plugin of this SDK still reaches a host from before the HostCalls stream, by unary calls.
+func TestRealPluginOldHost(t *testing.T) {
+	r := startPluginWith(t, stage.OldHostPlugins())
+	for i := range 3 {
+		replies, err := process(r.proc, 5*time.Second, uplink("d1", uint64(i), "host"))
+		if err != nil || string(replies[0].Payload) != "stored" {
+			t.Fatalf("host round trip %d: %v %+v", i, err, replies)
+		}
+	}
+	if p := r.host.Pushes(); len(p) != 3 {
+		t.Errorf("pushes: %+v", p)
 	}
 }
 
@@ -356,15 +379,18 @@ func startCPU(pluginPID int) *cpuMeter {
 	return m
 }
 
-func (m *cpuMeter) report(b *testing.B, msgs int) {
+func (m *cpuMeter) report(b *testing.B, msgs int) { m.reportPer(b, msgs, "msg") }
+
+// reportPer reports the CPU time per unit, n units in all.
+func (m *cpuMeter) reportPer(b *testing.B, n int, unit string) {
 	if h, ok := hostCPU(); ok && m.hostOK {
-		b.ReportMetric(float64((h-m.host0).Nanoseconds())/float64(msgs), "host-cpu-ns/msg")
+		b.ReportMetric(float64((h-m.host0).Nanoseconds())/float64(n), "host-cpu-ns/"+unit)
 	}
 	if m.pluginPID == 0 {
 		return
 	}
 	if p, ok := procCPU(m.pluginPID); ok && m.pluginOK {
-		b.ReportMetric(float64((p-m.plugin0).Nanoseconds())/float64(msgs), "plugin-cpu-ns/msg")
+		b.ReportMetric(float64((p-m.plugin0).Nanoseconds())/float64(n), "plugin-cpu-ns/"+unit)
 	}
 }
 
@@ -461,5 +487,47 @@ func BenchmarkDescribeRoundTrip(b *testing.B) {
 		if _, _, err := r.proc.Describe(ctx); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkHostCall measures a stage's Host calls through a real plugin process: the plugin's
+// handler makes b.N ops against the host's Host within one batch (internal/testplugin,
+// "hostbench"), so an op is the Host calls alone. put-get is a Put then a Get of a 64-byte value
+// (two calls), set-timer one SetTimer. "unary" is a host without the HostCalls stream (one unary
+// gRPC call per Host call, as before the stream), "stream" the stream. callers=8 makes the ops
+// from 8 goroutines at once, as concurrent batches do. host-cpu-ns/op and plugin-cpu-ns/op are
+// each process's CPU time per op (the host's is the state server's cost); allocs/op and B/op
+// count the host process only.
+func BenchmarkHostCall(b *testing.B) {
+	transports := []struct {
+		name string
+		r    *running
+	}{{"unary", startPluginWith(b, stage.OldHostPlugins())}, {"stream", startPlugin(b)}}
+	for _, op := range []string{"put-get", "set-timer"} {
+		for _, callers := range []int{1, 8} {
+			for _, tr := range transports {
+				b.Run(fmt.Sprintf("%s/callers=%d/%s", op, callers, tr.name), func(b *testing.B) {
+					hostBench(b, tr.r, op, 16, callers) // the first call opens the stream, or finds none
+					b.ReportAllocs()
+					b.ResetTimer()
+					cpu := startCPU(tr.r.client.ReattachConfig().Pid)
+					hostBench(b, tr.r, op, b.N, callers)
+					cpu.reportPer(b, b.N, "op")
+				})
+			}
+		}
+	}
+}
+
+// hostBench has the test plugin make n ops from callers goroutines, in one batch without deadline.
+func hostBench(b *testing.B, r *running, op string, n, callers int) {
+	b.Helper()
+	ev := uplink("bench", 1, fmt.Sprintf("hostbench:%s:%d:%d", op, n, callers))
+	replies := make([]stage.Reply, 1)
+	if err := r.proc.Process(context.Background(), []stage.Event{ev}, replies); err != nil {
+		b.Fatal(err)
+	}
+	if replies[0].Verdict != stage.Continue || string(replies[0].Payload) != "ok" {
+		b.Fatalf("hostbench: %+v", replies[0])
 	}
 }

@@ -28,6 +28,7 @@ type server struct {
 
 	mu       sync.Mutex
 	hostConn *grpc.ClientConn // the current Init's, closed by the next Init
+	hostMux  *hostMux         // the current Init's Host calls, over hostConn
 }
 
 func newServer(s Stage, log *slog.Logger, dial func(context.Context, uint32) (*grpc.ClientConn, error)) *server {
@@ -47,6 +48,7 @@ func (s *server) Describe(context.Context, *pb.DescribeRequest) (*pb.Info, error
 func (s *server) Init(ctx context.Context, req *pb.InitRequest) (*pb.InitResponse, error) {
 	var host Host = noHost{}
 	var conn *grpc.ClientConn
+	var mux *hostMux
 	if id := req.GetHostBrokerId(); id != 0 {
 		if s.dialHost == nil {
 			return nil, status.Error(codes.FailedPrecondition, "no way to reach the host's Host service")
@@ -55,7 +57,8 @@ func (s *server) Init(ctx context.Context, req *pb.InitRequest) (*pb.InitRespons
 		if conn, err = s.dialHost(ctx, id); err != nil {
 			return nil, status.Errorf(codes.Unavailable, "dialing the host's Host service: %v", err)
 		}
-		host = &hostClient{c: pb.NewHostClient(conn)}
+		mux = newHostMux(pb.NewHostClient(conn))
+		host = &hostClient{c: mux}
 	}
 	err := s.stage.Init(ctx, InitRequest{
 		Pipeline: req.GetPipeline(),
@@ -66,15 +69,17 @@ func (s *server) Init(ctx context.Context, req *pb.InitRequest) (*pb.InitRespons
 	})
 	if err != nil {
 		if conn != nil {
+			mux.close()
 			_ = conn.Close()
 		}
 		return nil, status.Error(codes.FailedPrecondition, clean(err.Error()))
 	}
 	s.mu.Lock()
-	old := s.hostConn
-	s.hostConn = conn
+	old, oldMux := s.hostConn, s.hostMux
+	s.hostConn, s.hostMux = conn, mux
 	s.mu.Unlock()
 	if old != nil {
+		oldMux.close()
 		_ = old.Close()
 	}
 	return &pb.InitResponse{}, nil

@@ -181,8 +181,8 @@ type DisconnectEvent struct {
 type RouteEvent struct {
 	AppID   string
 	Session string // "" when the push names only dids/uids
-	Targets int    // device connections named directly (dids, and the devices of uids)
-	Members int    // session members on this state server
+	Targets int    // dids and uids the push names directly
+	Members int    // session members, over every state server of the fleet
 	MsgID   uint64
 	Payload []byte
 	QoS     QoS // what the business asked for (QoSDefault: nothing)

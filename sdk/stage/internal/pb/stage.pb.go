@@ -123,7 +123,7 @@ type Event struct {
 	Traceparent   string                 `protobuf:"bytes,11,opt,name=traceparent,proto3" json:"traceparent,omitempty"`              // W3C trace context of the message
 	Session       string                 `protobuf:"bytes,12,opt,name=session,proto3" json:"session,omitempty"`                      // route: the push's session ("" when it names only dids/uids)
 	Targets       uint32                 `protobuf:"varint,13,opt,name=targets,proto3" json:"targets,omitempty"`                     // route: device connections named directly
-	Members       uint32                 `protobuf:"varint,14,opt,name=members,proto3" json:"members,omitempty"`                     // route: session members on this state server
+	Members       uint32                 `protobuf:"varint,14,opt,name=members,proto3" json:"members,omitempty"`                     // route: session members, over every state server
 	Qos           uint32                 `protobuf:"varint,15,opt,name=qos,proto3" json:"qos,omitempty"`                             // route: the QoS asked for; downlink: the QoS after routing (0 default, 1 at most once, 2 at least once)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1442,6 +1442,335 @@ func (*Empty) Descriptor() ([]byte, []int) {
 	return file_stage_proto_rawDescGZIP(), []int{21}
 }
 
+// HostCall is one Host call on the HostCalls stream: exactly one request of the oneof, or cancel.
+type HostCall struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Id        uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`                                // chosen by the plugin, unique on its stream; the answer carries it
+	TimeoutUs int64                  `protobuf:"varint,2,opt,name=timeout_us,json=timeoutUs,proto3" json:"timeout_us,omitempty"` // the caller's remaining time, in microseconds (0: no deadline)
+	// The caller stopped waiting for call id (its context was cancelled): the host cancels that
+	// call's context if it is still running, and answers nothing for this message.
+	Cancel bool `protobuf:"varint,3,opt,name=cancel,proto3" json:"cancel,omitempty"`
+	// Types that are valid to be assigned to Call:
+	//
+	//	*HostCall_Push
+	//	*HostCall_Resend
+	//	*HostCall_Undelivered
+	//	*HostCall_Bind
+	//	*HostCall_Timer
+	//	*HostCall_State
+	//	*HostCall_Sessions
+	//	*HostCall_Join
+	Call          isHostCall_Call `protobuf_oneof:"call"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostCall) Reset() {
+	*x = HostCall{}
+	mi := &file_stage_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostCall) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostCall) ProtoMessage() {}
+
+func (x *HostCall) ProtoReflect() protoreflect.Message {
+	mi := &file_stage_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostCall.ProtoReflect.Descriptor instead.
+func (*HostCall) Descriptor() ([]byte, []int) {
+	return file_stage_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *HostCall) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *HostCall) GetTimeoutUs() int64 {
+	if x != nil {
+		return x.TimeoutUs
+	}
+	return 0
+}
+
+func (x *HostCall) GetCancel() bool {
+	if x != nil {
+		return x.Cancel
+	}
+	return false
+}
+
+func (x *HostCall) GetCall() isHostCall_Call {
+	if x != nil {
+		return x.Call
+	}
+	return nil
+}
+
+func (x *HostCall) GetPush() *PushRequest {
+	if x != nil {
+		if x, ok := x.Call.(*HostCall_Push); ok {
+			return x.Push
+		}
+	}
+	return nil
+}
+
+func (x *HostCall) GetResend() *ResendRequest {
+	if x != nil {
+		if x, ok := x.Call.(*HostCall_Resend); ok {
+			return x.Resend
+		}
+	}
+	return nil
+}
+
+func (x *HostCall) GetUndelivered() *UndeliveredRequest {
+	if x != nil {
+		if x, ok := x.Call.(*HostCall_Undelivered); ok {
+			return x.Undelivered
+		}
+	}
+	return nil
+}
+
+func (x *HostCall) GetBind() *BindRequest {
+	if x != nil {
+		if x, ok := x.Call.(*HostCall_Bind); ok {
+			return x.Bind
+		}
+	}
+	return nil
+}
+
+func (x *HostCall) GetTimer() *TimerRequest {
+	if x != nil {
+		if x, ok := x.Call.(*HostCall_Timer); ok {
+			return x.Timer
+		}
+	}
+	return nil
+}
+
+func (x *HostCall) GetState() *StateRequest {
+	if x != nil {
+		if x, ok := x.Call.(*HostCall_State); ok {
+			return x.State
+		}
+	}
+	return nil
+}
+
+func (x *HostCall) GetSessions() *SessionsRequest {
+	if x != nil {
+		if x, ok := x.Call.(*HostCall_Sessions); ok {
+			return x.Sessions
+		}
+	}
+	return nil
+}
+
+func (x *HostCall) GetJoin() *JoinRequest {
+	if x != nil {
+		if x, ok := x.Call.(*HostCall_Join); ok {
+			return x.Join
+		}
+	}
+	return nil
+}
+
+type isHostCall_Call interface {
+	isHostCall_Call()
+}
+
+type HostCall_Push struct {
+	Push *PushRequest `protobuf:"bytes,10,opt,name=push,proto3,oneof"`
+}
+
+type HostCall_Resend struct {
+	Resend *ResendRequest `protobuf:"bytes,11,opt,name=resend,proto3,oneof"`
+}
+
+type HostCall_Undelivered struct {
+	Undelivered *UndeliveredRequest `protobuf:"bytes,12,opt,name=undelivered,proto3,oneof"`
+}
+
+type HostCall_Bind struct {
+	Bind *BindRequest `protobuf:"bytes,13,opt,name=bind,proto3,oneof"`
+}
+
+type HostCall_Timer struct {
+	Timer *TimerRequest `protobuf:"bytes,14,opt,name=timer,proto3,oneof"`
+}
+
+type HostCall_State struct {
+	State *StateRequest `protobuf:"bytes,15,opt,name=state,proto3,oneof"`
+}
+
+type HostCall_Sessions struct {
+	Sessions *SessionsRequest `protobuf:"bytes,16,opt,name=sessions,proto3,oneof"`
+}
+
+type HostCall_Join struct {
+	Join *JoinRequest `protobuf:"bytes,17,opt,name=join,proto3,oneof"`
+}
+
+func (*HostCall_Push) isHostCall_Call() {}
+
+func (*HostCall_Resend) isHostCall_Call() {}
+
+func (*HostCall_Undelivered) isHostCall_Call() {}
+
+func (*HostCall_Bind) isHostCall_Call() {}
+
+func (*HostCall_Timer) isHostCall_Call() {}
+
+func (*HostCall_State) isHostCall_Call() {}
+
+func (*HostCall_Sessions) isHostCall_Call() {}
+
+func (*HostCall_Join) isHostCall_Call() {}
+
+// HostAnswer answers the HostCall of the same id: its response (the unary RPC's; none for an
+// Empty one), or the failure the unary RPC would have returned as a gRPC status.
+type HostAnswer struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    uint64                 `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Code  uint32                 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`  // gRPC status code: 0 the call succeeded; 12 (unimplemented): this host does not know the call
+	Error string                 `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"` // the status message when code is not 0
+	// Types that are valid to be assigned to Answer:
+	//
+	//	*HostAnswer_Push
+	//	*HostAnswer_State
+	//	*HostAnswer_Sessions
+	Answer        isHostAnswer_Answer `protobuf_oneof:"answer"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostAnswer) Reset() {
+	*x = HostAnswer{}
+	mi := &file_stage_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostAnswer) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostAnswer) ProtoMessage() {}
+
+func (x *HostAnswer) ProtoReflect() protoreflect.Message {
+	mi := &file_stage_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostAnswer.ProtoReflect.Descriptor instead.
+func (*HostAnswer) Descriptor() ([]byte, []int) {
+	return file_stage_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *HostAnswer) GetId() uint64 {
+	if x != nil {
+		return x.Id
+	}
+	return 0
+}
+
+func (x *HostAnswer) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *HostAnswer) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *HostAnswer) GetAnswer() isHostAnswer_Answer {
+	if x != nil {
+		return x.Answer
+	}
+	return nil
+}
+
+func (x *HostAnswer) GetPush() *PushResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*HostAnswer_Push); ok {
+			return x.Push
+		}
+	}
+	return nil
+}
+
+func (x *HostAnswer) GetState() *StateResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*HostAnswer_State); ok {
+			return x.State
+		}
+	}
+	return nil
+}
+
+func (x *HostAnswer) GetSessions() *SessionsResponse {
+	if x != nil {
+		if x, ok := x.Answer.(*HostAnswer_Sessions); ok {
+			return x.Sessions
+		}
+	}
+	return nil
+}
+
+type isHostAnswer_Answer interface {
+	isHostAnswer_Answer()
+}
+
+type HostAnswer_Push struct {
+	Push *PushResponse `protobuf:"bytes,10,opt,name=push,proto3,oneof"`
+}
+
+type HostAnswer_State struct {
+	State *StateResponse `protobuf:"bytes,11,opt,name=state,proto3,oneof"`
+}
+
+type HostAnswer_Sessions struct {
+	Sessions *SessionsResponse `protobuf:"bytes,12,opt,name=sessions,proto3,oneof"`
+}
+
+func (*HostAnswer_Push) isHostAnswer_Answer() {}
+
+func (*HostAnswer_State) isHostAnswer_Answer() {}
+
+func (*HostAnswer_Sessions) isHostAnswer_Answer() {}
+
 var File_stage_proto protoreflect.FileDescriptor
 
 const file_stage_proto_rawDesc = "" +
@@ -1552,11 +1881,36 @@ const file_stage_proto_rawDesc = "" +
 	"\vJoinRequest\x12(\n" +
 	"\x04conn\x18\x01 \x01(\v2\x14.plato.stage.v1.ConnR\x04conn\x12\x1a\n" +
 	"\bsessions\x18\x02 \x03(\tR\bsessions\"\a\n" +
-	"\x05Empty2\xcc\x01\n" +
+	"\x05Empty\"\x9e\x04\n" +
+	"\bHostCall\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x1d\n" +
+	"\n" +
+	"timeout_us\x18\x02 \x01(\x03R\ttimeoutUs\x12\x16\n" +
+	"\x06cancel\x18\x03 \x01(\bR\x06cancel\x121\n" +
+	"\x04push\x18\n" +
+	" \x01(\v2\x1b.plato.stage.v1.PushRequestH\x00R\x04push\x127\n" +
+	"\x06resend\x18\v \x01(\v2\x1d.plato.stage.v1.ResendRequestH\x00R\x06resend\x12F\n" +
+	"\vundelivered\x18\f \x01(\v2\".plato.stage.v1.UndeliveredRequestH\x00R\vundelivered\x121\n" +
+	"\x04bind\x18\r \x01(\v2\x1b.plato.stage.v1.BindRequestH\x00R\x04bind\x124\n" +
+	"\x05timer\x18\x0e \x01(\v2\x1c.plato.stage.v1.TimerRequestH\x00R\x05timer\x124\n" +
+	"\x05state\x18\x0f \x01(\v2\x1c.plato.stage.v1.StateRequestH\x00R\x05state\x12=\n" +
+	"\bsessions\x18\x10 \x01(\v2\x1f.plato.stage.v1.SessionsRequestH\x00R\bsessions\x121\n" +
+	"\x04join\x18\x11 \x01(\v2\x1b.plato.stage.v1.JoinRequestH\x00R\x04joinB\x06\n" +
+	"\x04call\"\xfb\x01\n" +
+	"\n" +
+	"HostAnswer\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\x04R\x02id\x12\x12\n" +
+	"\x04code\x18\x02 \x01(\rR\x04code\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x122\n" +
+	"\x04push\x18\n" +
+	" \x01(\v2\x1c.plato.stage.v1.PushResponseH\x00R\x04push\x125\n" +
+	"\x05state\x18\v \x01(\v2\x1d.plato.stage.v1.StateResponseH\x00R\x05state\x12>\n" +
+	"\bsessions\x18\f \x01(\v2 .plato.stage.v1.SessionsResponseH\x00R\bsessionsB\b\n" +
+	"\x06answer2\xcc\x01\n" +
 	"\x05Stage\x12A\n" +
 	"\bDescribe\x12\x1f.plato.stage.v1.DescribeRequest\x1a\x14.plato.stage.v1.Info\x12A\n" +
 	"\x04Init\x12\x1b.plato.stage.v1.InitRequest\x1a\x1c.plato.stage.v1.InitResponse\x12=\n" +
-	"\aProcess\x12\x15.plato.stage.v1.Batch\x1a\x17.plato.stage.v1.Results(\x010\x012\x9e\x04\n" +
+	"\aProcess\x12\x15.plato.stage.v1.Batch\x1a\x17.plato.stage.v1.Results(\x010\x012\xe5\x04\n" +
 	"\x04Host\x12A\n" +
 	"\x04Push\x12\x1b.plato.stage.v1.PushRequest\x1a\x1c.plato.stage.v1.PushResponse\x12>\n" +
 	"\x06Resend\x12\x1d.plato.stage.v1.ResendRequest\x1a\x15.plato.stage.v1.Empty\x12H\n" +
@@ -1565,7 +1919,8 @@ const file_stage_proto_rawDesc = "" +
 	"\x05Timer\x12\x1c.plato.stage.v1.TimerRequest\x1a\x15.plato.stage.v1.Empty\x12D\n" +
 	"\x05State\x12\x1c.plato.stage.v1.StateRequest\x1a\x1d.plato.stage.v1.StateResponse\x12M\n" +
 	"\bSessions\x12\x1f.plato.stage.v1.SessionsRequest\x1a .plato.stage.v1.SessionsResponse\x12:\n" +
-	"\x04Join\x12\x1b.plato.stage.v1.JoinRequest\x1a\x15.plato.stage.v1.EmptyB0Z.github.com/platoim/plato/sdk/stage/internal/pbb\x06proto3"
+	"\x04Join\x12\x1b.plato.stage.v1.JoinRequest\x1a\x15.plato.stage.v1.Empty\x12E\n" +
+	"\tHostCalls\x12\x18.plato.stage.v1.HostCall\x1a\x1a.plato.stage.v1.HostAnswer(\x010\x01B0Z.github.com/platoim/plato/sdk/stage/internal/pbb\x06proto3"
 
 var (
 	file_stage_proto_rawDescOnce sync.Once
@@ -1579,7 +1934,7 @@ func file_stage_proto_rawDescGZIP() []byte {
 	return file_stage_proto_rawDescData
 }
 
-var file_stage_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_stage_proto_msgTypes = make([]protoimpl.MessageInfo, 24)
 var file_stage_proto_goTypes = []any{
 	(*Conn)(nil),               // 0: plato.stage.v1.Conn
 	(*Event)(nil),              // 1: plato.stage.v1.Event
@@ -1603,6 +1958,8 @@ var file_stage_proto_goTypes = []any{
 	(*SessionsResponse)(nil),   // 19: plato.stage.v1.SessionsResponse
 	(*JoinRequest)(nil),        // 20: plato.stage.v1.JoinRequest
 	(*Empty)(nil),              // 21: plato.stage.v1.Empty
+	(*HostCall)(nil),           // 22: plato.stage.v1.HostCall
+	(*HostAnswer)(nil),         // 23: plato.stage.v1.HostAnswer
 }
 var file_stage_proto_depIdxs = []int32{
 	0,  // 0: plato.stage.v1.Event.conn:type_name -> plato.stage.v1.Conn
@@ -1613,33 +1970,46 @@ var file_stage_proto_depIdxs = []int32{
 	0,  // 5: plato.stage.v1.UndeliveredRequest.conn:type_name -> plato.stage.v1.Conn
 	0,  // 6: plato.stage.v1.SessionsRequest.conn:type_name -> plato.stage.v1.Conn
 	0,  // 7: plato.stage.v1.JoinRequest.conn:type_name -> plato.stage.v1.Conn
-	5,  // 8: plato.stage.v1.Stage.Describe:input_type -> plato.stage.v1.DescribeRequest
-	7,  // 9: plato.stage.v1.Stage.Init:input_type -> plato.stage.v1.InitRequest
-	3,  // 10: plato.stage.v1.Stage.Process:input_type -> plato.stage.v1.Batch
-	9,  // 11: plato.stage.v1.Host.Push:input_type -> plato.stage.v1.PushRequest
-	12, // 12: plato.stage.v1.Host.Resend:input_type -> plato.stage.v1.ResendRequest
-	13, // 13: plato.stage.v1.Host.Undelivered:input_type -> plato.stage.v1.UndeliveredRequest
-	14, // 14: plato.stage.v1.Host.Bind:input_type -> plato.stage.v1.BindRequest
-	15, // 15: plato.stage.v1.Host.Timer:input_type -> plato.stage.v1.TimerRequest
-	16, // 16: plato.stage.v1.Host.State:input_type -> plato.stage.v1.StateRequest
-	18, // 17: plato.stage.v1.Host.Sessions:input_type -> plato.stage.v1.SessionsRequest
-	20, // 18: plato.stage.v1.Host.Join:input_type -> plato.stage.v1.JoinRequest
-	6,  // 19: plato.stage.v1.Stage.Describe:output_type -> plato.stage.v1.Info
-	8,  // 20: plato.stage.v1.Stage.Init:output_type -> plato.stage.v1.InitResponse
-	4,  // 21: plato.stage.v1.Stage.Process:output_type -> plato.stage.v1.Results
-	11, // 22: plato.stage.v1.Host.Push:output_type -> plato.stage.v1.PushResponse
-	21, // 23: plato.stage.v1.Host.Resend:output_type -> plato.stage.v1.Empty
-	21, // 24: plato.stage.v1.Host.Undelivered:output_type -> plato.stage.v1.Empty
-	21, // 25: plato.stage.v1.Host.Bind:output_type -> plato.stage.v1.Empty
-	21, // 26: plato.stage.v1.Host.Timer:output_type -> plato.stage.v1.Empty
-	17, // 27: plato.stage.v1.Host.State:output_type -> plato.stage.v1.StateResponse
-	19, // 28: plato.stage.v1.Host.Sessions:output_type -> plato.stage.v1.SessionsResponse
-	21, // 29: plato.stage.v1.Host.Join:output_type -> plato.stage.v1.Empty
-	19, // [19:30] is the sub-list for method output_type
-	8,  // [8:19] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	9,  // 8: plato.stage.v1.HostCall.push:type_name -> plato.stage.v1.PushRequest
+	12, // 9: plato.stage.v1.HostCall.resend:type_name -> plato.stage.v1.ResendRequest
+	13, // 10: plato.stage.v1.HostCall.undelivered:type_name -> plato.stage.v1.UndeliveredRequest
+	14, // 11: plato.stage.v1.HostCall.bind:type_name -> plato.stage.v1.BindRequest
+	15, // 12: plato.stage.v1.HostCall.timer:type_name -> plato.stage.v1.TimerRequest
+	16, // 13: plato.stage.v1.HostCall.state:type_name -> plato.stage.v1.StateRequest
+	18, // 14: plato.stage.v1.HostCall.sessions:type_name -> plato.stage.v1.SessionsRequest
+	20, // 15: plato.stage.v1.HostCall.join:type_name -> plato.stage.v1.JoinRequest
+	11, // 16: plato.stage.v1.HostAnswer.push:type_name -> plato.stage.v1.PushResponse
+	17, // 17: plato.stage.v1.HostAnswer.state:type_name -> plato.stage.v1.StateResponse
+	19, // 18: plato.stage.v1.HostAnswer.sessions:type_name -> plato.stage.v1.SessionsResponse
+	5,  // 19: plato.stage.v1.Stage.Describe:input_type -> plato.stage.v1.DescribeRequest
+	7,  // 20: plato.stage.v1.Stage.Init:input_type -> plato.stage.v1.InitRequest
+	3,  // 21: plato.stage.v1.Stage.Process:input_type -> plato.stage.v1.Batch
+	9,  // 22: plato.stage.v1.Host.Push:input_type -> plato.stage.v1.PushRequest
+	12, // 23: plato.stage.v1.Host.Resend:input_type -> plato.stage.v1.ResendRequest
+	13, // 24: plato.stage.v1.Host.Undelivered:input_type -> plato.stage.v1.UndeliveredRequest
+	14, // 25: plato.stage.v1.Host.Bind:input_type -> plato.stage.v1.BindRequest
+	15, // 26: plato.stage.v1.Host.Timer:input_type -> plato.stage.v1.TimerRequest
+	16, // 27: plato.stage.v1.Host.State:input_type -> plato.stage.v1.StateRequest
+	18, // 28: plato.stage.v1.Host.Sessions:input_type -> plato.stage.v1.SessionsRequest
+	20, // 29: plato.stage.v1.Host.Join:input_type -> plato.stage.v1.JoinRequest
+	22, // 30: plato.stage.v1.Host.HostCalls:input_type -> plato.stage.v1.HostCall
+	6,  // 31: plato.stage.v1.Stage.Describe:output_type -> plato.stage.v1.Info
+	8,  // 32: plato.stage.v1.Stage.Init:output_type -> plato.stage.v1.InitResponse
+	4,  // 33: plato.stage.v1.Stage.Process:output_type -> plato.stage.v1.Results
+	11, // 34: plato.stage.v1.Host.Push:output_type -> plato.stage.v1.PushResponse
+	21, // 35: plato.stage.v1.Host.Resend:output_type -> plato.stage.v1.Empty
+	21, // 36: plato.stage.v1.Host.Undelivered:output_type -> plato.stage.v1.Empty
+	21, // 37: plato.stage.v1.Host.Bind:output_type -> plato.stage.v1.Empty
+	21, // 38: plato.stage.v1.Host.Timer:output_type -> plato.stage.v1.Empty
+	17, // 39: plato.stage.v1.Host.State:output_type -> plato.stage.v1.StateResponse
+	19, // 40: plato.stage.v1.Host.Sessions:output_type -> plato.stage.v1.SessionsResponse
+	21, // 41: plato.stage.v1.Host.Join:output_type -> plato.stage.v1.Empty
+	23, // 42: plato.stage.v1.Host.HostCalls:output_type -> plato.stage.v1.HostAnswer
+	31, // [31:43] is the sub-list for method output_type
+	19, // [19:31] is the sub-list for method input_type
+	19, // [19:19] is the sub-list for extension type_name
+	19, // [19:19] is the sub-list for extension extendee
+	0,  // [0:19] is the sub-list for field type_name
 }
 
 func init() { file_stage_proto_init() }
@@ -1647,13 +2017,28 @@ func file_stage_proto_init() {
 	if File_stage_proto != nil {
 		return
 	}
+	file_stage_proto_msgTypes[22].OneofWrappers = []any{
+		(*HostCall_Push)(nil),
+		(*HostCall_Resend)(nil),
+		(*HostCall_Undelivered)(nil),
+		(*HostCall_Bind)(nil),
+		(*HostCall_Timer)(nil),
+		(*HostCall_State)(nil),
+		(*HostCall_Sessions)(nil),
+		(*HostCall_Join)(nil),
+	}
+	file_stage_proto_msgTypes[23].OneofWrappers = []any{
+		(*HostAnswer_Push)(nil),
+		(*HostAnswer_State)(nil),
+		(*HostAnswer_Sessions)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stage_proto_rawDesc), len(file_stage_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   24,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -235,6 +235,7 @@ const (
 	Host_State_FullMethodName       = "/plato.stage.v1.Host/State"
 	Host_Sessions_FullMethodName    = "/plato.stage.v1.Host/Sessions"
 	Host_Join_FullMethodName        = "/plato.stage.v1.Host/Join"
+	Host_HostCalls_FullMethodName   = "/plato.stage.v1.Host/HostCalls"
 )
 
 // HostClient is the client API for Host service.
@@ -251,6 +252,12 @@ type HostClient interface {
 	Sessions(ctx context.Context, in *SessionsRequest, opts ...grpc.CallOption) (*SessionsResponse, error)
 	// Join binds a connection to sessions until it closes.
 	Join(ctx context.Context, in *JoinRequest, opts ...grpc.CallOption) (*Empty, error)
+	// HostCalls carries all of the above over one long-lived stream per plugin process, so that a
+	// call costs a message each way instead of a unary RPC. Calls are multiplexed: the plugin may
+	// have many in flight, and the host answers each (a HostAnswer of the same id) when it is done,
+	// in any order. A host without this method is served by the unary RPCs, which stay for that
+	// and for plugins built against an older SDK.
+	HostCalls(ctx context.Context, opts ...grpc.CallOption) (Host_HostCallsClient, error)
 }
 
 type hostClient struct {
@@ -333,6 +340,37 @@ func (c *hostClient) Join(ctx context.Context, in *JoinRequest, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *hostClient) HostCalls(ctx context.Context, opts ...grpc.CallOption) (Host_HostCallsClient, error) {
+	stream, err := c.cc.NewStream(ctx, &Host_ServiceDesc.Streams[0], Host_HostCalls_FullMethodName, opts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &hostHostCallsClient{stream}
+	return x, nil
+}
+
+type Host_HostCallsClient interface {
+	Send(*HostCall) error
+	Recv() (*HostAnswer, error)
+	grpc.ClientStream
+}
+
+type hostHostCallsClient struct {
+	grpc.ClientStream
+}
+
+func (x *hostHostCallsClient) Send(m *HostCall) error {
+	return x.ClientStream.SendMsg(m)
+}
+
+func (x *hostHostCallsClient) Recv() (*HostAnswer, error) {
+	m := new(HostAnswer)
+	if err := x.ClientStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // HostServer is the server API for Host service.
 // All implementations must embed UnimplementedHostServer
 // for forward compatibility
@@ -347,6 +385,12 @@ type HostServer interface {
 	Sessions(context.Context, *SessionsRequest) (*SessionsResponse, error)
 	// Join binds a connection to sessions until it closes.
 	Join(context.Context, *JoinRequest) (*Empty, error)
+	// HostCalls carries all of the above over one long-lived stream per plugin process, so that a
+	// call costs a message each way instead of a unary RPC. Calls are multiplexed: the plugin may
+	// have many in flight, and the host answers each (a HostAnswer of the same id) when it is done,
+	// in any order. A host without this method is served by the unary RPCs, which stay for that
+	// and for plugins built against an older SDK.
+	HostCalls(Host_HostCallsServer) error
 	mustEmbedUnimplementedHostServer()
 }
 
@@ -377,6 +421,9 @@ func (UnimplementedHostServer) Sessions(context.Context, *SessionsRequest) (*Ses
 }
 func (UnimplementedHostServer) Join(context.Context, *JoinRequest) (*Empty, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Join not implemented")
+}
+func (UnimplementedHostServer) HostCalls(Host_HostCallsServer) error {
+	return status.Errorf(codes.Unimplemented, "method HostCalls not implemented")
 }
 func (UnimplementedHostServer) mustEmbedUnimplementedHostServer() {}
 
@@ -535,6 +582,32 @@ func _Host_Join_Handler(srv interface{}, ctx context.Context, dec func(interface
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Host_HostCalls_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(HostServer).HostCalls(&hostHostCallsServer{stream})
+}
+
+type Host_HostCallsServer interface {
+	Send(*HostAnswer) error
+	Recv() (*HostCall, error)
+	grpc.ServerStream
+}
+
+type hostHostCallsServer struct {
+	grpc.ServerStream
+}
+
+func (x *hostHostCallsServer) Send(m *HostAnswer) error {
+	return x.ServerStream.SendMsg(m)
+}
+
+func (x *hostHostCallsServer) Recv() (*HostCall, error) {
+	m := new(HostCall)
+	if err := x.ServerStream.RecvMsg(m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
 // Host_ServiceDesc is the grpc.ServiceDesc for Host service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -575,6 +648,13 @@ var Host_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Host_Join_Handler,
 		},
 	},
-	Streams:  []grpc.StreamDesc{},
+	Streams: []grpc.StreamDesc{
+		{
+			StreamName:    "HostCalls",
+			Handler:       _Host_HostCalls_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
+		},
+	},
 	Metadata: "stage.proto",
 }

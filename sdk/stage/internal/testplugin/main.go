@@ -6,6 +6,8 @@
 //	"sleep"   sleeps until its context ends (or 30s), then 200ms more
 //	"host"    calls Host.Push, Put and Get, and rewrites the payload to the value it read back
 //	"print"   prints 1 MiB to stdout (after Serve: must not break anything), then echoes
+//	"hostbench:OP:N:P"  makes N Host ops from P goroutines (BenchmarkHostCall): OP "put-get" is a
+//	          Put then a Get of the same key, "set-timer" a SetTimer; rewrites the payload to "ok"
 //	anything else is echoed (rewritten to itself)
 //
 // Login rejects the token "bad"; every other signal continues.
@@ -16,6 +18,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/platoim/plato/sdk/stage"
@@ -73,7 +78,64 @@ func (s *testStage) OnUplink(ctx context.Context, ev *stage.UplinkEvent) stage.R
 		}
 		fmt.Println("testplugin printed to stdout")
 	}
+	if op, ok := strings.CutPrefix(string(ev.Payload), "hostbench:"); ok {
+		if err := s.hostBench(ctx, ev.Conn.AppID, op); err != nil {
+			return stage.RejectWith(2999, err.Error())
+		}
+		return stage.Rewrite([]byte("ok"))
+	}
 	return stage.Rewrite(ev.Payload)
+}
+
+// hostBench runs "OP:N:P": N ops from P goroutines, each on keys of its own.
+func (s *testStage) hostBench(ctx context.Context, app, spec string) error {
+	parts := strings.Split(spec, ":")
+	if len(parts) != 3 {
+		return fmt.Errorf("hostbench %q: want OP:N:P", spec)
+	}
+	n, err1 := strconv.Atoi(parts[1])
+	p, err2 := strconv.Atoi(parts[2])
+	if err1 != nil || err2 != nil || p < 1 {
+		return fmt.Errorf("hostbench %q: bad N or P", spec)
+	}
+	var op func(key string, value []byte) error
+	switch parts[0] {
+	case "put-get":
+		op = func(key string, value []byte) error {
+			if err := s.host.Put(ctx, app, key, value, time.Minute); err != nil {
+				return err
+			}
+			_, _, err := s.host.Get(ctx, app, key)
+			return err
+		}
+	case "set-timer":
+		op = func(key string, value []byte) error { return s.host.SetTimer(ctx, app, key, time.Hour, value) }
+	default:
+		return fmt.Errorf("hostbench %q: unknown op", spec)
+	}
+	value := bytes.Repeat([]byte("v"), 64)
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		fail error
+	)
+	for g := range p {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			key := "bench/" + strconv.Itoa(g)
+			for i := g; i < n; i += p {
+				if err := op(key, value); err != nil {
+					mu.Lock()
+					fail = err
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return fail
 }
 
 func main() { stage.Serve(&testStage{}) }
