@@ -26,14 +26,9 @@ func (r *runner) startBroadcast(ctx context.Context, tg target, start time.Time,
 	if !tg.echoPush {
 		return r.startSessionBroadcast(ctx, tg, start, out)
 	}
-	var p pusher
-	chunk := maxPushTargets
-	if tg.echoPush {
-		p, err = newEchoPusher(tg.endpoints, o.AppID, -1)
-		chunk = maxEchoPush
-	} else {
-		p, err = newKitexPusher(tg.stateAddr, o.AppID, o.AppKey)
-	}
+	// The baseline's echo servers have no sessions: one frame fanned out to the dids of each push.
+	p, err := newEchoPusher(tg.endpoints, o.AppID, -1)
+	chunk := maxEchoPush
 	if err != nil {
 		return nil, nil, err
 	}
@@ -44,18 +39,41 @@ func (r *runner) startBroadcast(ctx context.Context, tg target, start time.Time,
 	}
 	n := maxRounds(o.Duration, o.Interval)
 	out.rounds = make([]roundOutcome, n+1)
-	out.calls = (o.Devices + chunk - 1) / chunk
-	if tg.echoPush {
-		per := (o.Devices + len(tg.endpoints) - 1) / len(tg.endpoints)
-		out.calls = len(tg.endpoints) * ((per + chunk - 1) / chunk)
-	}
+	per := (o.Devices + len(tg.endpoints) - 1) / len(tg.endpoints)
+	out.calls = len(tg.endpoints) * ((per + chunk - 1) / chunk)
+	stopWhen, wait = r.driveRounds(ctx, start, n, out, func(k int, record func(func())) {
+		st := p.push(ctx, targets, newPayload(kindBroadcast, broadcastIdx, uint64(k)))
+		record(func() {
+			for _, s := range st {
+				if s == "" {
+					out.rounds[k].expected++
+				} else {
+					out.rounds[k].refused++
+					out.pushCodes = mergeCounts(out.pushCodes, map[string]int{s: 1})
+				}
+			}
+		})
+	})
+	return stopWhen, func() { wait(); p.close() }, nil
+}
+
+// driveRounds calls push for rounds 1..n, one every interval from start, each in its own goroutine
+// (a slow round must not delay the next). push reports its outcome through record, which
+// serialises the updates of out. stopWhen reports when every round has been received, or the drain
+// ran out after the last push; wait returns once the pushes are over.
+func (r *runner) driveRounds(ctx context.Context, start time.Time, n int, out *targetResult, push func(k int, record func(func()))) (stopWhen func() bool, wait func()) {
+	o := r.opts
 	var mu sync.Mutex
+	record := func(f func()) {
+		mu.Lock()
+		defer mu.Unlock()
+		f()
+	}
 	var finished atomic.Bool
 	var finishedAt time.Time
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		defer p.close()
 		var wg sync.WaitGroup
 		for k := 1; k <= n; k++ {
 			at := start.Add(time.Duration(k-1) * o.Interval)
@@ -72,17 +90,7 @@ func (r *runner) startBroadcast(ctx context.Context, tg target, start time.Time,
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				st := p.push(ctx, targets, newPayload(kindBroadcast, broadcastIdx, uint64(k)))
-				mu.Lock()
-				defer mu.Unlock()
-				for _, s := range st {
-					if s == "" {
-						out.rounds[k].expected++
-					} else {
-						out.rounds[k].refused++
-						out.pushCodes = mergeCounts(out.pushCodes, map[string]int{s: 1})
-					}
-				}
+				push(k, record)
 			}()
 		}
 		wg.Wait()
@@ -107,5 +115,5 @@ func (r *runner) startBroadcast(ctx context.Context, tg target, start time.Time,
 		}
 		return r.prog.doneTotal() >= want
 	}
-	return stopWhen, func() { <-done }, nil
+	return stopWhen, func() { <-done }
 }

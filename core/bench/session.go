@@ -3,8 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/platoim/plato/sdk/rpc/plato/api"
@@ -27,72 +25,29 @@ func (r *runner) startSessionBroadcast(ctx context.Context, tg target, start tim
 	n := maxRounds(o.Duration, o.Interval)
 	out.rounds = make([]roundOutcome, n+1)
 	out.calls = 1
-	var mu sync.Mutex
-	var finished atomic.Bool
-	var finishedAt time.Time
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		var wg sync.WaitGroup
-		for k := 1; k <= n; k++ {
-			at := start.Add(time.Duration(k-1) * o.Interval)
-			if !at.Before(start.Add(o.Duration)) {
-				break
+	stopWhen, wait = r.driveRounds(ctx, start, n, out, func(k int, record func(func())) {
+		resp, err := p.cli.Push(ctx, &api.PushRequest{
+			Caller: p.caller, Session: session, Qos: api.QoS_AT_MOST_ONCE,
+			Payload: newPayload(kindBroadcast, broadcastIdx, uint64(k)),
+		})
+		record(func() {
+			if err != nil {
+				out.rounds[k].refused += uint64(bound)
+				out.pushCodes = mergeCounts(out.pushCodes, map[string]int{"push error: " + rpcErrClass(err): 1})
+				return
 			}
-			select {
-			case <-time.After(time.Until(at)):
-			case <-ctx.Done():
-			}
-			if ctx.Err() != nil {
-				break
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				resp, err := p.cli.Push(ctx, &api.PushRequest{
-					Caller: p.caller, Session: session, Qos: api.QoS_AT_MOST_ONCE,
-					Payload: newPayload(kindBroadcast, broadcastIdx, uint64(k)),
-				})
-				mu.Lock()
-				defer mu.Unlock()
-				if err != nil {
-					out.rounds[k].refused += uint64(bound)
-					out.pushCodes = mergeCounts(out.pushCodes, map[string]int{"push error: " + rpcErrClass(err): 1})
-					return
+			out.rounds[k].expected += uint64(resp.SessionMembers)
+			out.route = resp.Route.String()
+			for _, t := range resp.Targets { // direct route: a target not sent
+				if t.Status != api.PushStatus_SENT && t.Status != api.PushStatus_ACKED {
+					out.rounds[k].expected--
+					out.rounds[k].refused++
+					out.pushCodes = mergeCounts(out.pushCodes, map[string]int{"push " + t.Status.String(): 1})
 				}
-				out.rounds[k].expected += uint64(resp.SessionMembers)
-				out.route = resp.Route.String()
-				for _, t := range resp.Targets { // direct route: a target not sent
-					if t.Status != api.PushStatus_SENT && t.Status != api.PushStatus_ACKED {
-						out.rounds[k].expected--
-						out.rounds[k].refused++
-						out.pushCodes = mergeCounts(out.pushCodes, map[string]int{"push " + t.Status.String(): 1})
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		mu.Lock()
-		finishedAt = time.Now()
-		mu.Unlock()
-		finished.Store(true)
-	}()
-	stopWhen = func() bool {
-		if !finished.Load() || time.Since(start) < o.Duration {
-			return false
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		if time.Since(finishedAt) > o.Drain {
-			return true
-		}
-		var want uint64
-		for _, ro := range out.rounds {
-			want += ro.expected
-		}
-		return r.prog.doneTotal() >= want
-	}
-	return stopWhen, func() { <-done }, nil
+			}
+		})
+	})
+	return stopWhen, wait, nil
 }
 
 // bindAll binds the run's n devices to session, in calls of at most maxPushTargets dids, and

@@ -1,8 +1,6 @@
 package authstage
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -57,12 +55,8 @@ var aclSignals = map[stage.Signal]bool{
 // environment (os.Getenv).
 func parseConfig(raw []byte, getenv func(string) string) (Config, []byte, error) {
 	var c Config
-	if len(bytes.TrimSpace(raw)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&c); err != nil {
-			return c, nil, fmt.Errorf("auth: decoding config: %w", err)
-		}
+	if err := stage.DecodeConfig(raw, &c); err != nil {
+		return c, nil, fmt.Errorf("auth: %w", err)
 	}
 	if c.TokenSecretEnv == "" {
 		c.TokenSecretEnv = DefaultTokenSecretEnv

@@ -1,8 +1,6 @@
 package qosroutestage
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 
 	"github.com/platoim/plato/sdk/stage"
@@ -46,12 +44,8 @@ type rawConfig struct {
 // parseConfig decodes raw, fills in the defaults and validates the result.
 func parseConfig(raw []byte) (Config, error) {
 	var r rawConfig
-	if len(bytes.TrimSpace(raw)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&r); err != nil {
-			return Config{}, fmt.Errorf("qosroute: decoding config: %w", err)
-		}
+	if err := stage.DecodeConfig(raw, &r); err != nil {
+		return Config{}, fmt.Errorf("qosroute: %w", err)
 	}
 	c := Config{BroadcastMinMembers: DefaultBroadcastMinMembers, HonorRequest: true}
 	if r.BroadcastMinMembers != nil {

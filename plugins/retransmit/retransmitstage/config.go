@@ -1,10 +1,10 @@
 package retransmitstage
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/platoim/plato/sdk/stage"
 )
 
 // The defaults of Config.
@@ -39,12 +39,8 @@ type rawConfig struct {
 // parseConfig decodes raw, fills in the defaults and validates the result.
 func parseConfig(raw []byte) (Config, error) {
 	var r rawConfig
-	if len(bytes.TrimSpace(raw)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&r); err != nil {
-			return Config{}, fmt.Errorf("retransmit: decoding config: %w", err)
-		}
+	if err := stage.DecodeConfig(raw, &r); err != nil {
+		return Config{}, fmt.Errorf("retransmit: %w", err)
 	}
 	c := Config{MaxAttempts: r.MaxAttempts}
 	var err error

@@ -1,11 +1,11 @@
 package sessionbindstage
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/platoim/plato/sdk/stage"
 )
 
 // DefaultTimeout is Config.Timeout's default.
@@ -49,12 +49,8 @@ type rawConfig struct {
 // parseConfig decodes raw, fills in the defaults and validates the result.
 func parseConfig(raw []byte) (Config, error) {
 	var r rawConfig
-	if len(bytes.TrimSpace(raw)) > 0 {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&r); err != nil {
-			return Config{}, fmt.Errorf("sessionbind: decoding config: %w", err)
-		}
+	if err := stage.DecodeConfig(raw, &r); err != nil {
+		return Config{}, fmt.Errorf("sessionbind: %w", err)
 	}
 	c := Config{Timeout: DefaultTimeout, OnFailure: Allow}
 	if r.Timeout != "" {
