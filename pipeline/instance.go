@@ -214,13 +214,28 @@ func (in *instance) retire(ctx context.Context) {
 }
 
 // callFailed records a failed call for hang detection: a process whose calls time out
-// hangTimeouts times in a row is killed by the supervisor, which restarts it.
+// hangTimeouts times in a row, and that has answered nothing since the first of them (not even
+// late), is stuck and killed by the supervisor, which restarts it. One that keeps answering late is
+// slow: killing it would only add a restart to the overload, so it is logged and left running.
 func (in *instance) callFailed(pr *proc, r reason) {
 	if pr.client == nil {
 		return
 	}
-	if r == reasonTimeout && pr.timeouts.Add(1) >= hangTimeouts {
-		pr.hung.Store(true)
+	if r == reasonTimeout {
+		n := pr.timeouts.Add(1)
+		if n == 1 {
+			pr.answeredAt.Store(pr.answered())
+		}
+		if n >= hangTimeouts {
+			if pr.answered() == pr.answeredAt.Load() {
+				pr.hung.Store(true)
+			} else {
+				pr.timeouts.Store(0)
+				in.p.metrics.slow(in)
+				in.log.Warn("stage calls time out but the plugin answers late: slow, not restarted; raise its timeout if this persists",
+					"pid", pr.pid, "timeouts", n)
+			}
+		}
 	}
 	in.wake()
 }

@@ -17,6 +17,7 @@ type metrics struct {
 	failures metric.Int64Counter     // calls that failed, and batches that found the stage down
 	skipped  metric.Int64Counter     // signals that skipped a failed fail_open stage
 	restarts metric.Int64Counter     // plugin processes restarted by their supervisor
+	slows    metric.Int64Counter     // hang checks that found a slow but answering plugin
 	latency  metric.Float64Histogram // duration of a Process call
 }
 
@@ -55,6 +56,10 @@ func newMetrics(meter metric.Meter) (*metrics, error) {
 		metric.WithDescription("Pipeline stage plugin processes restarted after a crash, a hang or a failed health check."),
 		metric.WithUnit("{restart}"))
 	err = errors.Join(err, e)
+	m.slows, e = meter.Int64Counter("plato_pipeline_stage_slow_total",
+		metric.WithDescription("Times a pipeline stage plugin's calls timed out in a row while it kept answering late: slow, so not restarted."),
+		metric.WithUnit("{event}"))
+	err = errors.Join(err, e)
 	m.latency, e = meter.Float64Histogram("plato_pipeline_stage_latency_seconds",
 		metric.WithDescription("Duration of one batch call to a pipeline stage."), metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
@@ -69,6 +74,7 @@ func (m *metrics) seed(in *instance) {
 	m.calls.Add(ctx, 0, in.attrs.base)
 	m.skipped.Add(ctx, 0, in.attrs.base)
 	m.restarts.Add(ctx, 0, in.attrs.base)
+	m.slows.Add(ctx, 0, in.attrs.base)
 	for r := range numReasons {
 		m.failures.Add(ctx, 0, in.attrs.reasons[r])
 	}
@@ -89,4 +95,8 @@ func (m *metrics) skip(in *instance, n int) {
 
 func (m *metrics) restart(in *instance) {
 	m.restarts.Add(context.Background(), 1, in.attrs.base)
+}
+
+func (m *metrics) slow(in *instance) {
+	m.slows.Add(context.Background(), 1, in.attrs.base)
 }

@@ -33,8 +33,11 @@ type proc struct {
 	started  time.Time
 	inflight atomic.Int64 // batches being processed; a swap or retire waits for zero
 	timeouts atomic.Int32 // consecutive timed-out calls
-	hung     atomic.Bool  // set on the hangTimeouts-th: the supervisor kills it
-	stopOnce sync.Once
+	// answeredAt is the plugin's answer count (stage.Liveness) at the first of those timeouts: an
+	// answer since, even a late one, means the plugin is slow, not stuck.
+	answeredAt atomic.Uint64
+	hung       atomic.Bool // set on the hangTimeouts-th with no answer since: the supervisor kills it
+	stopOnce   sync.Once
 }
 
 // startPlugin launches the plugin binary of spec and dispenses its Processor. It does not Describe
@@ -133,4 +136,12 @@ func (p *proc) signalKill() {
 	if p.process != nil && !p.exited() {
 		_ = p.process.Kill()
 	}
+}
+
+// answered is the plugin's count of answered batches, or 0 when its Processor does not say.
+func (pr *proc) answered() uint64 {
+	if l, ok := pr.pr.(stage.Liveness); ok {
+		return l.Answered()
+	}
+	return 0
 }

@@ -174,7 +174,8 @@ func TestPluginKilled(t *testing.T) {
 	}
 }
 
-// TestPluginHung: three timeouts in a row and the plugin is killed and restarted.
+// TestPluginHung: three timeouts in a row with no answer at all, and the plugin is killed and
+// restarted.
 func TestPluginHung(t *testing.T) {
 	bin := testPlugin(t)
 	dir := t.TempDir()
@@ -183,7 +184,7 @@ func TestPluginHung(t *testing.T) {
 	in := p.chainOf("chat").steps[0].inst
 	oldPID := p.pluginPIDs()[0]
 	for i := range hangTimeouts {
-		if o := runWait(t, p, uplink("chat", 1, uint64(i+1), "sleep")); o.Verdict != stage.Continue || string(o.Payload) != "sleep" {
+		if o := runWait(t, p, uplink("chat", 1, uint64(i+1), "hang")); o.Verdict != stage.Continue || string(o.Payload) != "hang" {
 			t.Errorf("fail_open timeout: %+v", o)
 		}
 	}
@@ -191,6 +192,29 @@ func TestPluginHung(t *testing.T) {
 	waitGone(t, oldPID)
 	if o := runWait(t, p, uplink("chat", 1, 10, "hi")); o.Verdict != stage.Continue || string(o.Payload) != "hi" {
 		t.Errorf("after the restart: %+v", o)
+	}
+}
+
+// TestPluginSlowIsNotRestarted: calls that time out but are answered late mean a slow plugin,
+// not a stuck one: it keeps running.
+func TestPluginSlowIsNotRestarted(t *testing.T) {
+	bin := testPlugin(t)
+	dir := t.TempDir()
+	writePipeline(t, dir, "chat", fileYAML(stageYAML("tp", bin, "uplink", "timeout: 100ms", "on_failure: fail_open")))
+	p := startPlugins(t, dir, nil)
+	in := p.chainOf("chat").steps[0].inst
+	pid := p.pluginPIDs()[0]
+	for i := range 2 * hangTimeouts {
+		if o := runWait(t, p, uplink("chat", 1, uint64(i+1), "sleep")); o.Verdict != stage.Continue || string(o.Payload) != "sleep" {
+			t.Errorf("fail_open timeout: %+v", o)
+		}
+		time.Sleep(300 * time.Millisecond) // its late answer arrives
+	}
+	if o := runWait(t, p, uplink("chat", 1, 100, "hi")); o.Verdict != stage.Continue || string(o.Payload) != "hi" {
+		t.Errorf("after the slow calls: %+v", o)
+	}
+	if n := in.restarts.Load(); n != 0 || p.pluginPIDs()[0] != pid {
+		t.Fatalf("a slow plugin was restarted %d times (pid %d, now %v)", n, pid, p.pluginPIDs())
 	}
 }
 

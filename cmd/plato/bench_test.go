@@ -48,16 +48,19 @@ func TestBenchFlags(t *testing.T) {
 
 // TestBenchAgainstUp runs the built binary the way docs/performance.md does: `plato up` in one
 // process, `plato bench` with two worker processes (re-executing itself with --worker) in others.
+// The bench serves the app's uplinks itself (--business), as the uplink runs there do: the demo
+// business server answers "busy" when a loaded machine slows it down.
 func TestBenchAgainstUp(t *testing.T) {
+	sink := freePort(t)
 	cfg := writeConfig(t, fmt.Sprintf(`
 data_dir: %s
 nats: {embedded: {port: 0}}
 auth: {token_secret: %q}
 ipconf: {addr: "127.0.0.1:0"}
 gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
-state: {addr: "127.0.0.1:0", business: {default: "127.0.0.1:0", keys: {demo: platformtest-key-demo, bench: platformtest-key-bench}}}
+state: {addr: "127.0.0.1:0", business: {default: "127.0.0.1:0", apps: {bench: %q}, keys: {demo: platformtest-key-demo, bench: platformtest-key-bench}}}
 demo: {enabled: true, addr: "127.0.0.1:0"}
-`, t.TempDir(), platformtest.Secret))
+`, t.TempDir(), platformtest.Secret, sink))
 	up := startProc(t, "up", "up", "--config", cfg)
 	stateAddr := up.waitLine(regexp.MustCompile(`state\s+(\S+)`))
 	up.waitLine(reGateway)
@@ -68,7 +71,7 @@ demo: {enabled: true, addr: "127.0.0.1:0"}
 	})
 	report := filepath.Join(t.TempDir(), "bench.html")
 	cmd := exec.Command(platoBinary(t), "bench", "uplink", "--ipconf", ipconfURL, "--state", stateAddr,
-		"--devices", "8", "--workers", "2", "--duration", "1s", "--window", "2", "--report", report)
+		"--devices", "8", "--workers", "2", "--duration", "1s", "--window", "2", "--report", report, "--business", sink)
 	cmd.Env = append(os.Environ(), platform.TokenSecretEnv+"="+platformtest.Secret)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

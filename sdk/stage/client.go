@@ -46,13 +46,20 @@ type remote struct {
 	hostMu   sync.Mutex
 	stopHost func() // the current Init's Host service
 
-	ids    atomic.Uint64
-	cur    atomic.Pointer[procStream] // the open stream, nil until the first Process
-	mu     sync.Mutex                 // serializes opening streams and Close
-	closed bool
+	ids      atomic.Uint64
+	answered atomic.Uint64              // Results received, late ones included (Liveness)
+	cur      atomic.Pointer[procStream] // the open stream, nil until the first Process
+	mu       sync.Mutex                 // serializes opening streams and Close
+	closed   bool
 }
 
-var _ Processor = (*remote)(nil)
+var (
+	_ Processor = (*remote)(nil)
+	_ Liveness  = (*remote)(nil)
+)
+
+// Answered implements Liveness.
+func (r *remote) Answered() uint64 { return r.answered.Load() }
 
 func newRemote(c pb.StageClient, serve serveHostFunc) *remote {
 	return &remote{client: c, serveHost: serve}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -20,10 +21,11 @@ import (
 //
 // Locks never nest: remote.mu guards opening and closing, procStream.mu the waiters.
 type procStream struct {
-	stream pb.Stage_ProcessClient
-	cancel context.CancelFunc
-	sendq  chan []byte   // encoded batches, to sendLoop
-	done   chan struct{} // closed by fail
+	stream   pb.Stage_ProcessClient
+	answered *atomic.Uint64 // the remote's count of Results received
+	cancel   context.CancelFunc
+	sendq    chan []byte   // encoded batches, to sendLoop
+	done     chan struct{} // closed by fail
 
 	mu      sync.Mutex
 	waiters map[uint64]chan result
@@ -125,11 +127,12 @@ func (r *remote) stream(ctx context.Context) (*procStream, error) {
 		return nil, fmt.Errorf("opening stage stream: %w", callError("stage process", err))
 	}
 	s := &procStream{
-		stream:  st,
-		cancel:  cancel,
-		sendq:   make(chan []byte),
-		done:    make(chan struct{}),
-		waiters: make(map[uint64]chan result),
+		answered: &r.answered,
+		stream:   st,
+		cancel:   cancel,
+		sendq:    make(chan []byte),
+		done:     make(chan struct{}),
+		waiters:  make(map[uint64]chan result),
 	}
 	go s.sendLoop()
 	go s.recvLoop()
@@ -195,6 +198,7 @@ func (s *procStream) recvLoop() {
 			s.fail(fmt.Errorf("stage sent a malformed result: %w", err))
 			return
 		}
+		s.answered.Add(1) // the plugin is alive, even when nobody waits for this answer any more
 		s.mu.Lock()
 		w, ok := s.waiters[id]
 		delete(s.waiters, id)

@@ -26,6 +26,13 @@ type Event struct {
 	QoS QoS
 }
 
+// Liveness is implemented by the Processor of a plugin process (Dispense). Answered counts every
+// batch the plugin has answered, including answers that came after their caller gave up, so that a
+// host can tell a slow plugin (late answers keep coming) from a stuck one (none come).
+type Liveness interface {
+	Answered() uint64
+}
+
 // Processor is a stage as the host sees it: in process (InProcess) or behind a plugin process
 // (Dispense). The host creates one per stage instance.
 type Processor interface {

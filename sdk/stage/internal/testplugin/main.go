@@ -3,7 +3,8 @@
 //
 //	"reject"  rejects with code 2001
 //	"panic"   panics (the batch fails)
-//	"sleep"   sleeps until its context ends (or 30s), then 200ms more
+//	"sleep"   sleeps until its context ends (or 30s), then 200ms more: a slow plugin, answering late
+//	"hang"    sleeps 30s whatever its context: a stuck plugin
 //	"host"    calls Host.Push, Put and Get, and rewrites the payload to the value it read back
 //	"print"   prints 1 MiB to stdout (after Serve: must not break anything), then echoes
 //	"hostbench:OP:N:P"  makes N Host ops from P goroutines (BenchmarkHostCall): OP "put-get" is a
@@ -57,6 +58,9 @@ func (s *testStage) OnUplink(ctx context.Context, ev *stage.UplinkEvent) stage.R
 		case <-time.After(30 * time.Second):
 		}
 		time.Sleep(200 * time.Millisecond) // overrun the deadline, so the host gives up first
+		return stage.Reply{Verdict: stage.Drop}
+	case "hang":
+		time.Sleep(30 * time.Second)
 		return stage.Reply{Verdict: stage.Drop}
 	case "host":
 		app := ev.Conn.AppID
