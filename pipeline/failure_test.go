@@ -21,6 +21,8 @@ func flakyStage(ctx context.Context, st *fnStage, ev stage.Event) stage.Reply {
 		<-ctx.Done()
 	case "slow-deaf": // ignores its context, as an in-process stage may
 		time.Sleep(80 * time.Millisecond)
+	case "fail": // reports a failure for this signal alone
+		return stage.FailWith("its database is down")
 	}
 	return tagStage(ctx, st, ev)
 }
@@ -93,6 +95,14 @@ func TestFailurePolicies(t *testing.T) {
 			t.Errorf("fail_open %s: %+v %q, want the stage skipped", payload, o, o.Payload)
 		}
 	}
+	// A signal the stage failed (FailWith) gets the policy alone.
+	if o := runWait(t, p, uplink("closed", 1, 3, "fail")); o.Verdict != stage.Reject || o.Code != CodePipelineFailed ||
+		o.Stage != "flaky" || !strings.Contains(o.Message, "its database is down") {
+		t.Errorf("fail_closed FailWith: %+v", o)
+	}
+	if o := runWait(t, p, uplink("open", 1, 3, "fail")); o.Verdict != stage.Continue || string(o.Payload) != "fail|after" {
+		t.Errorf("fail_open FailWith: %+v %q, want the stage skipped", o, o.Payload)
+	}
 	// A failure only affects the batch it happened in.
 	if o := runWait(t, p, uplink("closed", 1, 2, "ok")); o.Verdict != stage.Continue || string(o.Payload) != "ok|flaky|after" {
 		t.Errorf("after failures: %+v %q", o, o.Payload)
@@ -100,11 +110,11 @@ func TestFailurePolicies(t *testing.T) {
 
 	got := counters(t, reader)
 	for k, want := range map[string]int64{
-		"plato_pipeline_stage_failures_total{error}/flaky":   2,
+		"plato_pipeline_stage_failures_total{error}/flaky":   2 + 2, // panics, FailWith
 		"plato_pipeline_stage_failures_total{timeout}/flaky": 4,
-		"plato_pipeline_stage_skipped_total/flaky":           3,
-		"plato_pipeline_stage_calls_total/flaky":             7,
-		"plato_pipeline_stage_latency_seconds_count":         7 + 4, // flaky, and after (3 open + 1 ok)
+		"plato_pipeline_stage_skipped_total/flaky":           3 + 1,
+		"plato_pipeline_stage_calls_total/flaky":             7 + 2,
+		"plato_pipeline_stage_latency_seconds_count":         9 + 5, // flaky, and after (4 open + 1 ok)
 	} {
 		if got[k] != want {
 			t.Errorf("%s = %d, want %d (all: %v)", k, got[k], want, got)

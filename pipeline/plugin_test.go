@@ -218,6 +218,21 @@ func TestPluginSlowIsNotRestarted(t *testing.T) {
 	}
 }
 
+// TestPluginFailWith: a plugin's FailWith reaches the host and gets the stage's policy.
+func TestPluginFailWith(t *testing.T) {
+	bin := testPlugin(t)
+	dir := t.TempDir()
+	writePipeline(t, dir, "chat", fileYAML(stageYAML("tp", bin, "uplink", "on_failure: fail_closed")))
+	p := startPlugins(t, dir, nil)
+	o := runWait(t, p, uplink("chat", 1, 1, "fail"))
+	if o.Verdict != stage.Reject || o.Code != CodePipelineFailed || o.Message != "pipeline stage tp failed: testplugin: asked to fail" {
+		t.Errorf("FailWith through a plugin: %+v", o)
+	}
+	if o := runWait(t, p, uplink("chat", 1, 2, "hi")); o.Verdict != stage.Continue {
+		t.Errorf("the next signal: %+v", o)
+	}
+}
+
 // TestPluginSwap: a reload that only changes the binary swaps the process under traffic, with
 // no signal failing.
 func TestPluginSwap(t *testing.T) {

@@ -79,8 +79,19 @@ func (p *Pipelines) callStep(ctx context.Context, st *step, items []item, sel []
 		return
 	}
 	in.callOK(pr)
+	failed := 0
 	for k, i := range sel {
+		if reps[k].Verdict == stage.Fail {
+			failed++
+			in.logFailure(reasonError, fmt.Errorf("a signal failed: %s", reps[k].Message), 1, st.failOpen)
+		}
 		apply(&sc.outs[i], st, &reps[k])
+	}
+	if failed > 0 {
+		p.metrics.failure(in, reasonError)
+		if st.failOpen {
+			p.metrics.skip(in, failed)
+		}
 	}
 }
 
@@ -112,6 +123,12 @@ func apply(out *Outcome, st *step, rep *stage.Reply) {
 		out.Verdict, out.Code, out.Message, out.Stage = stage.Reject, rep.Code, rep.Message, st.name
 	case stage.Drop:
 		out.Verdict, out.Stage = stage.Drop, st.name
+	case stage.Fail:
+		// The stage's failure policy, for this signal alone.
+		if !st.failOpen {
+			out.Verdict, out.Code, out.Stage = stage.Reject, CodePipelineFailed, st.name
+			out.Message = "pipeline stage " + st.name + " failed: " + rep.Message
+		}
 	default:
 		out.Verdict, out.Code, out.Stage = stage.Reject, CodePipelineFailed, st.name
 		out.Message = fmt.Sprintf("pipeline stage %s answered an unknown verdict %d", st.name, rep.Verdict)

@@ -77,6 +77,8 @@ func verdictName(v stage.Verdict) string {
 		return "reject"
 	case stage.Drop:
 		return "drop"
+	case stage.Fail:
+		return "fail"
 	}
 	return "unknown"
 }

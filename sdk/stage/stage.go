@@ -236,6 +236,10 @@ const (
 	Reject
 	// Drop stops the signal silently: later stages and Plato's own handling never see it.
 	Drop
+	// Fail says the stage could not handle the signal (a service it needs is down, ...). The host
+	// applies the stage's on_failure to that signal alone, as if its call had failed: fail_closed
+	// rejects it with 1306, fail_open lets it continue past the stage. Message says why (logged).
+	Fail
 )
 
 // Reply is a handler's answer. The zero Reply continues unchanged.
@@ -258,6 +262,10 @@ type Reply struct {
 func RejectWith(code uint16, message string) Reply {
 	return Reply{Verdict: Reject, Code: code, Message: message}
 }
+
+// FailWith returns a Reply that fails the signal: the stage's on_failure decides what happens to it.
+// Use it instead of panicking when a handler cannot do its job for one signal.
+func FailWith(message string) Reply { return Reply{Verdict: Fail, Message: message} }
 
 // Rewrite returns a Reply that continues with payload in place of the original.
 func Rewrite(payload []byte) Reply { return Reply{Payload: payload, Replace: true} }

@@ -5,6 +5,7 @@
 //	"panic"   panics (the batch fails)
 //	"sleep"   sleeps until its context ends (or 30s), then 200ms more: a slow plugin, answering late
 //	"hang"    sleeps 30s whatever its context: a stuck plugin
+//	"fail"    fails the signal (stage.FailWith)
 //	"host"    calls Host.Push, Put and Get, and rewrites the payload to the value it read back
 //	"print"   prints 1 MiB to stdout (after Serve: must not break anything), then echoes
 //	"hostbench:OP:N:P"  makes N Host ops from P goroutines (BenchmarkHostCall): OP "put-get" is a
@@ -59,6 +60,8 @@ func (s *testStage) OnUplink(ctx context.Context, ev *stage.UplinkEvent) stage.R
 		}
 		time.Sleep(200 * time.Millisecond) // overrun the deadline, so the host gives up first
 		return stage.Reply{Verdict: stage.Drop}
+	case "fail":
+		return stage.FailWith("testplugin: asked to fail")
 	case "hang":
 		time.Sleep(30 * time.Second)
 		return stage.Reply{Verdict: stage.Drop}
