@@ -7,13 +7,17 @@ include "common.thrift"
 struct DeliverRequest {
     1: string gateway_id
     2: list<common.UpEvent> events
+    // Proves the caller is a gateway of this fleet: hex HMAC-SHA256 over "plato-gateway\0" +
+    // gateway_id, keyed with auth.token_secret (core/peerauth).
+    3: string proof
 }
 
 struct DeliverResponse {}
 
 // Business calls in a fleet of state servers. The state server a business server calls
 // coordinates: it asks every state server (itself included) to act on the connections it holds,
-// and merges the answers. Callers are authorized by the coordinator.
+// and merges the answers. Each request carries the business's app ID and key, which every state
+// server checks again: these methods share the address business servers reach.
 
 // Where a push target came from, so the coordinator can order and complete the answer.
 enum TargetOrigin {
@@ -38,6 +42,7 @@ struct LocalTarget {
 // (they get that session's broadcast).
 struct LocalPushRequest {
     1: string app_id
+    11: string key
     2: list<string> dids
     3: list<string> uids
     4: string session
@@ -75,6 +80,7 @@ struct LocalDevice {
 
 struct LocalSessionRequest {
     1: string app_id
+    6: string key
     2: SessionOp op
     3: string session
     4: list<string> dids

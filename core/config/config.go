@@ -155,7 +155,8 @@ type Registry struct {
 
 // Auth configures access tokens, issued by ipconf and verified at login.
 type Auth struct {
-	// TokenSecret signs tokens (HMAC-SHA256); at least 16 bytes, the same on every ipconf and gateway.
+	// TokenSecret signs tokens (HMAC-SHA256) and proves gateways to state servers; at least 16
+	// bytes, the same on every ipconf, gateway and state server.
 	TokenSecret string `koanf:"token_secret"`
 	// TokenTTL is how long a token stays valid. Default 24h.
 	TokenTTL time.Duration `koanf:"token_ttl"`

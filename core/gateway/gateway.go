@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/platoim/plato/core/config"
+	"github.com/platoim/plato/core/peerauth"
 	"github.com/platoim/plato/core/registry"
 	"github.com/platoim/plato/core/rpcopt"
 	"github.com/platoim/plato/core/telemetry"
@@ -43,6 +44,9 @@ type Config struct {
 	// Tracer samples device frames for tracing (docs/observability.md): a sampled frame carries its
 	// span's traceparent to the state server, which continues the trace. nil traces nothing.
 	Tracer *telemetry.Tracer
+	// Secret is auth.token_secret: the gateway proves with it that its Deliver calls come from a
+	// gateway (core/peerauth).
+	Secret []byte
 }
 
 // Gateway is one running gateway.
@@ -50,6 +54,7 @@ type Gateway struct {
 	cfg    Config
 	reg    registry.Registry
 	tokens *token.Signer
+	proof  string // peerauth.Proof of this gateway, sent with every Deliver
 	log    *slog.Logger
 	conns  *table
 	links  *stateLinks
@@ -97,7 +102,7 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 		cfg.MaxBody = config.DefaultMaxBody
 	}
 	gw := &Gateway{
-		cfg: cfg, reg: reg, tokens: tokens,
+		cfg: cfg, reg: reg, tokens: tokens, proof: peerauth.Proof(cfg.Secret, cfg.ID),
 		log:      logger.With("role", "gateway", "gateway", cfg.ID),
 		conns:    newTable(),
 		sessions: newSessionIndex(),

@@ -131,7 +131,7 @@ func (gw *Gateway) newStateLink(n registry.Node) (*stateLink, error) {
 // deliver sends one batch, retrying a few times while the state server is still registered: the
 // lane is blocked meanwhile, which keeps each connection's events in order.
 func (gw *Gateway) deliver(ctx context.Context, l *stateLink, events []*common.UpEvent) {
-	req := &state.DeliverRequest{GatewayId: gw.cfg.ID, Events: events}
+	req := &state.DeliverRequest{GatewayId: gw.cfg.ID, Events: events, Proof: gw.proof}
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		_, err := l.cli.Deliver(ctx, req)

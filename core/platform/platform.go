@@ -172,7 +172,7 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		p.stops = append(p.stops, func(context.Context) error { return instruments.Unregister() })
 	}
 	var signer *token.Signer
-	if has(RoleGateway) || has(RoleIPConf) {
+	if has(RoleGateway) || has(RoleIPConf) || has(RoleState) {
 		if cfg.Auth.TokenSecret == config.DevTokenSecret {
 			p.log.Warn("auth.token_secret is the development default: set your own before exposing Plato")
 		}
@@ -200,7 +200,7 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 	if has(RoleState) {
 		sc := state.Config{
 			State: cfg.State, MaxBody: cfg.Gateway.MaxBody, ReportInterval: cfg.Gateway.ReportInterval,
-			Meter: p.meter, Tracer: p.tracer, NATS: p.nc,
+			Meter: p.meter, Tracer: p.tracer, NATS: p.nc, GatewaySecret: []byte(cfg.Auth.TokenSecret),
 		}
 		if sc.ID == "" {
 			sc.ID = fmt.Sprintf("state-%s-%d", sanitize(host), pid)
@@ -219,7 +219,7 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		p.stops = append(p.stops, p.State.Shutdown)
 	}
 	if has(RoleGateway) {
-		gc := gateway.Config{Gateway: cfg.Gateway, RPCTimeout: cfg.State.RPCTimeout, Meter: p.meter, NATS: p.nc, Tracer: p.tracer}
+		gc := gateway.Config{Gateway: cfg.Gateway, RPCTimeout: cfg.State.RPCTimeout, Meter: p.meter, NATS: p.nc, Tracer: p.tracer, Secret: []byte(cfg.Auth.TokenSecret)}
 		if gc.ID == "" {
 			gc.ID = fmt.Sprintf("gw-%s-%d", sanitize(host), pid)
 		}

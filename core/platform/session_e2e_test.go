@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,10 @@ import (
 
 	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/core/platform/platformtest"
+	"github.com/platoim/plato/core/rpcopt"
+	"github.com/platoim/plato/idl/kitex_gen/plato/common"
+	"github.com/platoim/plato/idl/kitex_gen/plato/state"
+	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/rpc/plato/api"
@@ -345,6 +350,27 @@ func TestSessionOf1000DevicesOverTwoGateways(t *testing.T) {
 			if !errors.As(err, &pe) || pe.Code != int32(protocol.CodeAppMismatch) {
 				t.Fatalf("kick as %s with another app's key: %v, want PlatoError 1402", c.AppId, err)
 			}
+		}
+		// The state server's internal methods share its address: they check too.
+		internal, err := stateservice.NewClient("plato-state", rpcopt.Client(tg.p.State.Addr(), 10*time.Second)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		forged := &state.LocalPushRequest{AppId: "app-a", Key: platformtest.KeyOf("app-b"), Dids: []string{"dev-1"}, Payload: []byte("forged"), MsgId: 42}
+		if _, err := internal.LocalPush(context.Background(), forged); err == nil || !strings.Contains(err.Error(), "1402") && !strings.Contains(err.Error(), "wrong key") {
+			t.Fatalf("LocalPush with another app's key: %v, want refused", err)
+		}
+		if _, err := internal.LocalSession(context.Background(), &state.LocalSessionRequest{AppId: "app-a", Op: state.SessionOp_KICK, Dids: []string{"dev-1"}}); err == nil {
+			t.Fatal("LocalSession without a key was accepted")
+		}
+		if _, err := internal.Deliver(context.Background(), &state.DeliverRequest{GatewayId: "gw-1", Events: []*common.UpEvent{
+			{ConnId: int64(devs[1].c.ConnID()), Kind: common.UpKind_CLOSED, Reason: 1209},
+		}}); err == nil {
+			t.Fatal("a Deliver without the gateway's proof was accepted")
+		}
+		time.Sleep(200 * time.Millisecond)
+		if devs[1].copies(42) != 0 || slices.Contains(tg.online(t, "app-a", "big"), "dev-1") == false {
+			t.Fatal("a forged internal call reached dev-1")
 		}
 		other.c.Close()
 	})

@@ -128,7 +128,7 @@ func (s *Server) apiPush(ctx context.Context, req *api.PushRequest) (*api.PushRe
 	}
 	members := 0
 	if req.Session != "" {
-		count, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Op: state.SessionOp_COUNT, Session: req.Session})
+		count, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: state.SessionOp_COUNT, Session: req.Session})
 		if err != nil {
 			return nil, err
 		}
@@ -144,7 +144,7 @@ func (s *Server) apiPush(ctx context.Context, req *api.PushRequest) (*api.PushRe
 	}
 	resp := &api.PushResponse{MsgId: int64(msgID), Route: api.Route_DIRECT, Qos: api.QoS(r.qos), SessionMembers: int32(members)}
 	lp := &state.LocalPushRequest{
-		AppId: app, Dids: req.Dids, Uids: req.Uids, Payload: r.payload, MsgId: int64(msgID), Qos: int32(r.qos),
+		AppId: app, Key: req.Caller.Key, Dids: req.Dids, Uids: req.Uids, Payload: r.payload, MsgId: int64(msgID), Qos: int32(r.qos),
 		WaitAck: req.WaitAck, TimeoutMs: int32(timeout / time.Millisecond),
 	}
 	switch {
@@ -318,7 +318,7 @@ func (s *Server) apiBind(ctx context.Context, req *api.BindRequest) (*api.BindRe
 	if req.Replace {
 		op = state.SessionOp_REPLACE
 	}
-	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Op: op, Session: req.Session, Dids: req.Dids})
+	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: op, Session: req.Session, Dids: req.Dids})
 	if err != nil {
 		return nil, err
 	}
@@ -360,7 +360,7 @@ func (s *Server) apiUnbind(ctx context.Context, req *api.UnbindRequest) (*api.Un
 	if req.All {
 		op = state.SessionOp_DISSOLVE
 	}
-	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Op: op, Session: req.Session, Dids: req.Dids})
+	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: op, Session: req.Session, Dids: req.Dids})
 	if err != nil {
 		return nil, err
 	}
@@ -389,7 +389,7 @@ func (s *Server) apiKick(ctx context.Context, req *api.KickRequest) (*api.KickRe
 	if err := checkNames("a did", req.Dids); err != nil {
 		return nil, err
 	}
-	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Op: state.SessionOp_KICK, Dids: req.Dids, Message: req.Message})
+	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: state.SessionOp_KICK, Dids: req.Dids, Message: req.Message})
 	if err != nil {
 		return nil, err
 	}
@@ -435,7 +435,7 @@ func (s *Server) apiOnline(ctx context.Context, req *api.OnlineRequest) (*api.On
 	default:
 		return nil, platoError(protocol.CodeInvalidArgument, "name a session or dids")
 	}
-	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Op: state.SessionOp_ONLINE, Session: req.Session, Dids: req.Dids})
+	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: state.SessionOp_ONLINE, Session: req.Session, Dids: req.Dids})
 	if err != nil {
 		return nil, err
 	}

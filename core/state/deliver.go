@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/platoim/plato/idl/kitex_gen/plato/common"
@@ -17,6 +18,12 @@ import (
 // pipeline's callback; answers and business deliveries are queued on their own batchers.
 func (h *handler) Deliver(_ context.Context, req *state.DeliverRequest) (*state.DeliverResponse, error) {
 	s := h.s
+	if s.gwAuth != nil {
+		if err := s.gwAuth.Verify(req.GatewayId, req.Proof); err != nil {
+			s.metrics.deliverRefused.Add(1)
+			return nil, fmt.Errorf("deliver from %q refused: %w", req.GatewayId, err)
+		}
+	}
 	l := s.gateways.get(req.GatewayId)
 	if l == nil {
 		// A gateway can deliver before its registry entry reached us; look it up directly.

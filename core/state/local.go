@@ -13,11 +13,19 @@ import (
 // The State service's side of business calls in a fleet: a peer coordinating a business call asks
 // this state server to act on the connections it holds.
 
+// They are reachable by business servers too, so the caller's app key is checked here again:
+// no app can act on another's devices through them either.
 func (h *handler) LocalPush(ctx context.Context, req *state.LocalPushRequest) (*state.LocalPushResponse, error) {
+	if _, err := h.s.authorize(&api.Caller{AppId: req.AppId, Key: req.Key}); err != nil {
+		return nil, err
+	}
 	return h.s.localPush(ctx, req), nil
 }
 
 func (h *handler) LocalSession(ctx context.Context, req *state.LocalSessionRequest) (*state.LocalSessionResponse, error) {
+	if _, err := h.s.authorize(&api.Caller{AppId: req.AppId, Key: req.Key}); err != nil {
+		return nil, err
+	}
 	return h.s.localSession(ctx, req), nil
 }
 

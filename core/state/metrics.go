@@ -41,6 +41,7 @@ type metrics struct {
 	pushesDirect, pushesBroadcast   atomic.Int64
 	broadcastFailed                 atomic.Int64
 	sessionSyncs, sessionSyncFailed atomic.Int64
+	deliverRefused                  atomic.Int64
 }
 
 // The methods of Plato's RPC, the index of the api metrics.

@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/platoim/plato/core/config"
+	"github.com/platoim/plato/core/peerauth"
 	"github.com/platoim/plato/core/registry"
 	"github.com/platoim/plato/core/rpcopt"
 	"github.com/platoim/plato/core/telemetry"
@@ -36,6 +37,9 @@ type Config struct {
 	Tracer *telemetry.Tracer
 	// NATS carries session broadcasts to every gateway; nil sends every session push directly.
 	NATS *nats.Conn
+	// GatewaySecret is auth.token_secret: Deliver calls must prove with it that they come from a
+	// gateway (core/peerauth). Empty accepts any caller, for tests that run a state server alone.
+	GatewaySecret []byte
 }
 
 // Server is one running state server.
@@ -57,6 +61,7 @@ type Server struct {
 	pipe        Pipeline
 	sessions    *sessions
 	peers       *peers
+	gwAuth      *peerauth.Verifier // nil: Deliver callers are not checked
 	ln          net.Listener
 	rpc         server.Server
 	startedAt   time.Time
@@ -90,6 +95,9 @@ func New(cfg Config, reg registry.Registry, logger *slog.Logger) (*Server, error
 	s.business = &businesses{s: s, byAddr: map[string]*businessLink{}}
 	s.sessions = newSessions()
 	s.peers = &peers{s: s, byID: map[string]*peer{}}
+	if len(cfg.GatewaySecret) > 0 {
+		s.gwAuth = peerauth.NewVerifier(cfg.GatewaySecret)
+	}
 	s.msgID.Store(uint64(time.Now().UnixNano()))
 	instruments, err := s.instrument(cfg.Meter)
 	if err != nil {

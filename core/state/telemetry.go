@@ -65,6 +65,7 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 			emit(m.pushesDirect.Load(), attribute.String("route", "direct"))
 			emit(m.pushesBroadcast.Load(), attribute.String("route", "broadcast"))
 		})
+	o.CounterValue("plato_state_deliver_refused_total", "{call}", "Deliver calls refused because the caller did not prove it is a gateway (auth.token_secret differs, or not a gateway).", m.deliverRefused.Load)
 	o.CounterValue("plato_state_broadcast_errors_total", "{push}", "Session broadcasts that could not be published to NATS (the push is refused with 1301).", m.broadcastFailed.Load)
 	o.GaugeValue("plato_state_session_memberships", "{membership}", "Connection-session bindings held (a connection in three sessions counts three).",
 		func() int64 { return s.sessions.count() })

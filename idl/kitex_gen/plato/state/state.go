@@ -127,6 +127,7 @@ func (p *SessionOp) Value() (driver.Value, error) {
 type DeliverRequest struct {
 	GatewayId string            `thrift:"gateway_id,1" frugal:"1,default,string" json:"gateway_id"`
 	Events    []*common.UpEvent `thrift:"events,2" frugal:"2,default,list<common.UpEvent>" json:"events"`
+	Proof     string            `thrift:"proof,3" frugal:"3,default,string" json:"proof"`
 }
 
 func NewDeliverRequest() *DeliverRequest {
@@ -143,11 +144,18 @@ func (p *DeliverRequest) GetGatewayId() (v string) {
 func (p *DeliverRequest) GetEvents() (v []*common.UpEvent) {
 	return p.Events
 }
+
+func (p *DeliverRequest) GetProof() (v string) {
+	return p.Proof
+}
 func (p *DeliverRequest) SetGatewayId(val string) {
 	p.GatewayId = val
 }
 func (p *DeliverRequest) SetEvents(val []*common.UpEvent) {
 	p.Events = val
+}
+func (p *DeliverRequest) SetProof(val string) {
+	p.Proof = val
 }
 
 func (p *DeliverRequest) String() string {
@@ -160,6 +168,7 @@ func (p *DeliverRequest) String() string {
 var fieldIDToName_DeliverRequest = map[int16]string{
 	1: "gateway_id",
 	2: "events",
+	3: "proof",
 }
 
 type DeliverResponse struct {
@@ -275,6 +284,7 @@ var fieldIDToName_LocalTarget = map[int16]string{
 
 type LocalPushRequest struct {
 	AppId          string   `thrift:"app_id,1" frugal:"1,default,string" json:"app_id"`
+	Key            string   `thrift:"key,11" frugal:"11,default,string" json:"key"`
 	Dids           []string `thrift:"dids,2" frugal:"2,default,list<string>" json:"dids"`
 	Uids           []string `thrift:"uids,3" frugal:"3,default,list<string>" json:"uids"`
 	Session        string   `thrift:"session,4" frugal:"4,default,string" json:"session"`
@@ -295,6 +305,10 @@ func (p *LocalPushRequest) InitDefault() {
 
 func (p *LocalPushRequest) GetAppId() (v string) {
 	return p.AppId
+}
+
+func (p *LocalPushRequest) GetKey() (v string) {
+	return p.Key
 }
 
 func (p *LocalPushRequest) GetDids() (v []string) {
@@ -335,6 +349,9 @@ func (p *LocalPushRequest) GetTimeoutMs() (v int32) {
 func (p *LocalPushRequest) SetAppId(val string) {
 	p.AppId = val
 }
+func (p *LocalPushRequest) SetKey(val string) {
+	p.Key = val
+}
 func (p *LocalPushRequest) SetDids(val []string) {
 	p.Dids = val
 }
@@ -372,6 +389,7 @@ func (p *LocalPushRequest) String() string {
 
 var fieldIDToName_LocalPushRequest = map[int16]string{
 	1:  "app_id",
+	11: "key",
 	2:  "dids",
 	3:  "uids",
 	4:  "session",
@@ -488,6 +506,7 @@ var fieldIDToName_LocalDevice = map[int16]string{
 
 type LocalSessionRequest struct {
 	AppId   string    `thrift:"app_id,1" frugal:"1,default,string" json:"app_id"`
+	Key     string    `thrift:"key,6" frugal:"6,default,string" json:"key"`
 	Op      SessionOp `thrift:"op,2" frugal:"2,default,SessionOp" json:"op"`
 	Session string    `thrift:"session,3" frugal:"3,default,string" json:"session"`
 	Dids    []string  `thrift:"dids,4" frugal:"4,default,list<string>" json:"dids"`
@@ -503,6 +522,10 @@ func (p *LocalSessionRequest) InitDefault() {
 
 func (p *LocalSessionRequest) GetAppId() (v string) {
 	return p.AppId
+}
+
+func (p *LocalSessionRequest) GetKey() (v string) {
+	return p.Key
 }
 
 func (p *LocalSessionRequest) GetOp() (v SessionOp) {
@@ -522,6 +545,9 @@ func (p *LocalSessionRequest) GetMessage() (v string) {
 }
 func (p *LocalSessionRequest) SetAppId(val string) {
 	p.AppId = val
+}
+func (p *LocalSessionRequest) SetKey(val string) {
+	p.Key = val
 }
 func (p *LocalSessionRequest) SetOp(val SessionOp) {
 	p.Op = val
@@ -545,6 +571,7 @@ func (p *LocalSessionRequest) String() string {
 
 var fieldIDToName_LocalSessionRequest = map[int16]string{
 	1: "app_id",
+	6: "key",
 	2: "op",
 	3: "session",
 	4: "dids",
