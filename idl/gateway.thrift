@@ -5,6 +5,10 @@ include "common.thrift"
 
 struct PushRequest {
     1: list<common.DownFrame> frames
+    // Proves the caller is a state server of this fleet: its ID, and hex HMAC-SHA256 over
+    // "plato-state\0" + state_id keyed with auth.token_secret (core/peerauth).
+    2: string state_id
+    3: string proof
 }
 
 struct PushResponse {
@@ -22,6 +26,9 @@ struct SessionChange {
 struct SessionsRequest {
     // Applied in order.
     1: list<SessionChange> changes
+    // As in PushRequest.
+    2: string state_id
+    3: string proof
 }
 
 struct SessionsResponse {

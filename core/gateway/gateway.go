@@ -45,7 +45,8 @@ type Config struct {
 	// span's traceparent to the state server, which continues the trace. nil traces nothing.
 	Tracer *telemetry.Tracer
 	// Secret is auth.token_secret: the gateway proves with it that its Deliver calls come from a
-	// gateway (core/peerauth).
+	// gateway, and checks that Push and Sessions come from a state server (core/peerauth). Empty
+	// checks nothing, for tests that drive a gateway alone.
 	Secret []byte
 }
 
@@ -55,9 +56,11 @@ type Gateway struct {
 	reg    registry.Registry
 	tokens *token.Signer
 	proof  string // peerauth.Proof of this gateway, sent with every Deliver
-	log    *slog.Logger
-	conns  *table
-	links  *stateLinks
+	// stateAuth checks that Push and Sessions come from a state server; nil without Secret.
+	stateAuth *peerauth.Verifier
+	log       *slog.Logger
+	conns     *table
+	links     *stateLinks
 	// sessions is the local session index; acks the at-least-once broadcasts whose ACKs are awaited.
 	sessions *sessionIndex
 	acks     *recentIDs
@@ -102,13 +105,16 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 		cfg.MaxBody = config.DefaultMaxBody
 	}
 	gw := &Gateway{
-		cfg: cfg, reg: reg, tokens: tokens, proof: peerauth.Proof(cfg.Secret, cfg.ID),
+		cfg: cfg, reg: reg, tokens: tokens, proof: peerauth.Proof(cfg.Secret, peerauth.Gateway, cfg.ID),
 		log:      logger.With("role", "gateway", "gateway", cfg.ID),
 		conns:    newTable(),
 		sessions: newSessionIndex(),
 		acks:     newRecentIDs(ackWindow, ackMaxIDs),
 		wheel:    timewheel.New(100*time.Millisecond, 1024),
 		writers:  gopool.NewPool("plato-gateway-writers-"+cfg.ID, 1<<16, gopool.NewConfig()),
+	}
+	if len(cfg.Secret) > 0 {
+		gw.stateAuth = peerauth.NewVerifier(cfg.Secret, peerauth.State)
 	}
 	gw.links = newStateLinks(gw)
 	instruments, err := gw.instrument(cfg.Meter)

@@ -23,6 +23,8 @@ type metrics struct {
 	protocolErrors      telemetry.Codes
 	slowConsumers       atomic.Int64
 	forwardRefused      atomic.Int64
+	// rpcRefused counts Push and Sessions calls without a state server's proof.
+	rpcRefused atomic.Int64
 	// stateErrors counts failed State.Deliver calls by kind (each retry counts); deliverErrors
 	// counts the batches dropped after the last retry.
 	stateErrors   [rpcopt.NumErrKinds]atomic.Int64

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/platoim/plato/idl/kitex_gen/plato/common"
 	gwrpc "github.com/platoim/plato/idl/kitex_gen/plato/gateway"
@@ -16,6 +17,9 @@ var _ gwrpc.Gateway = (*pushHandler)(nil)
 // Push queues each frame on its connection; connections this gateway no longer holds are
 // reported back so the state server forgets them.
 func (h *pushHandler) Push(_ context.Context, req *gwrpc.PushRequest) (*gwrpc.PushResponse, error) {
+	if err := h.gw.checkState(req.StateId, req.Proof); err != nil {
+		return nil, err
+	}
 	resp := &gwrpc.PushResponse{}
 	for _, f := range req.Frames {
 		c := h.gw.conns.get(uint64(f.ConnId))
@@ -54,4 +58,17 @@ func (h *pushHandler) Push(_ context.Context, req *gwrpc.PushRequest) (*gwrpc.Pu
 		}
 	}
 	return resp, nil
+}
+
+// checkState refuses a call that does not prove it comes from a state server of the fleet: in a
+// fleet the gateway's RPC address is on the network, and only state servers may write to devices.
+func (gw *Gateway) checkState(stateID, proof string) error {
+	if gw.stateAuth == nil {
+		return nil
+	}
+	if err := gw.stateAuth.Verify(stateID, proof); err != nil {
+		gw.metrics.rpcRefused.Add(1)
+		return fmt.Errorf("call from state server %q refused: %w", stateID, err)
+	}
+	return nil
 }

@@ -10,6 +10,9 @@ import (
 // Sessions applies the state server's session changes to the local index, in order. A connection
 // this gateway no longer holds is reported once in Gone; its changes are ignored.
 func (h *pushHandler) Sessions(_ context.Context, req *gwrpc.SessionsRequest) (*gwrpc.SessionsResponse, error) {
+	if err := h.gw.checkState(req.StateId, req.Proof); err != nil {
+		return nil, err
+	}
 	resp := &gwrpc.SessionsResponse{}
 	var reported map[int64]struct{}
 	for _, ch := range req.Changes {

@@ -56,6 +56,8 @@ func (gw *Gateway) instrument(meter metric.Meter) (metric.Registration, error) {
 		"Connections closed because the device did not read (write queue full or write timeout).", m.slowConsumers.Load)
 	o.CounterValue("plato_gateway_forward_refused_total", "{frame}",
 		"Frames refused because the queue toward the state server was full (the device got Close 1303).", m.forwardRefused.Load)
+	o.CounterValue("plato_gateway_rpc_refused_total", "{call}",
+		"Push and Sessions calls refused because the caller did not prove it is a state server (auth.token_secret differs).", m.rpcRefused.Load)
 	o.Counter("plato_gateway_state_rpc_errors_total", "{call}", "Failed State.Deliver calls to a state server, by kind; each retry counts.",
 		func(emit telemetry.Emit) {
 			for k := range rpcopt.NumErrKinds {

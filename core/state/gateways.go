@@ -103,7 +103,7 @@ func (g *gateways) closeAll(ctx context.Context) {
 
 // pushFrames sends one batch of frames to a gateway; connections it no longer holds are forgotten.
 func (s *Server) pushFrames(ctx context.Context, l *gatewayLink, frames []*common.DownFrame) {
-	resp, err := l.cli.Push(ctx, &gwrpc.PushRequest{Frames: frames})
+	resp, err := l.cli.Push(ctx, &gwrpc.PushRequest{Frames: frames, StateId: s.cfg.ID, Proof: s.proof})
 	if err != nil {
 		s.metrics.pushFailed.Add(int64(len(frames)))
 		s.metrics.rpcError(peerGateway, err)

@@ -38,7 +38,8 @@ type Config struct {
 	// NATS carries session broadcasts to every gateway; nil sends every session push directly.
 	NATS *nats.Conn
 	// GatewaySecret is auth.token_secret: Deliver calls must prove with it that they come from a
-	// gateway (core/peerauth). Empty accepts any caller, for tests that run a state server alone.
+	// gateway, and the state server proves its calls to gateways with it (core/peerauth). Empty
+	// checks nothing, for tests that run a state server alone.
 	GatewaySecret []byte
 }
 
@@ -62,6 +63,7 @@ type Server struct {
 	sessions    *sessions
 	peers       *peers
 	gwAuth      *peerauth.Verifier // nil: Deliver callers are not checked
+	proof       string             // peerauth.Proof of this state server, for gateways
 	ln          net.Listener
 	rpc         server.Server
 	startedAt   time.Time
@@ -96,7 +98,8 @@ func New(cfg Config, reg registry.Registry, logger *slog.Logger) (*Server, error
 	s.sessions = newSessions()
 	s.peers = &peers{s: s, byID: map[string]*peer{}}
 	if len(cfg.GatewaySecret) > 0 {
-		s.gwAuth = peerauth.NewVerifier(cfg.GatewaySecret)
+		s.gwAuth = peerauth.NewVerifier(cfg.GatewaySecret, peerauth.Gateway)
+		s.proof = peerauth.Proof(cfg.GatewaySecret, peerauth.State, cfg.ID)
 	}
 	s.msgID.Store(uint64(time.Now().UnixNano()))
 	instruments, err := s.instrument(cfg.Meter)

@@ -173,7 +173,7 @@ func (s *Server) syncGateways(ctx context.Context, changes []sessionChange) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := l.cli.Sessions(ctx, &gwrpc.SessionsRequest{Changes: list})
+			resp, err := l.cli.Sessions(ctx, &gwrpc.SessionsRequest{Changes: list, StateId: s.cfg.ID, Proof: s.proof})
 			if err != nil {
 				s.metrics.sessionSyncFailed.Add(int64(len(list)))
 				s.metrics.rpcError(peerGateway, err)

@@ -9,7 +9,9 @@ import (
 )
 
 type PushRequest struct {
-	Frames []*common.DownFrame `thrift:"frames,1" frugal:"1,default,list<common.DownFrame>" json:"frames"`
+	Frames  []*common.DownFrame `thrift:"frames,1" frugal:"1,default,list<common.DownFrame>" json:"frames"`
+	StateId string              `thrift:"state_id,2" frugal:"2,default,string" json:"state_id"`
+	Proof   string              `thrift:"proof,3" frugal:"3,default,string" json:"proof"`
 }
 
 func NewPushRequest() *PushRequest {
@@ -22,8 +24,22 @@ func (p *PushRequest) InitDefault() {
 func (p *PushRequest) GetFrames() (v []*common.DownFrame) {
 	return p.Frames
 }
+
+func (p *PushRequest) GetStateId() (v string) {
+	return p.StateId
+}
+
+func (p *PushRequest) GetProof() (v string) {
+	return p.Proof
+}
 func (p *PushRequest) SetFrames(val []*common.DownFrame) {
 	p.Frames = val
+}
+func (p *PushRequest) SetStateId(val string) {
+	p.StateId = val
+}
+func (p *PushRequest) SetProof(val string) {
+	p.Proof = val
 }
 
 func (p *PushRequest) String() string {
@@ -35,6 +51,8 @@ func (p *PushRequest) String() string {
 
 var fieldIDToName_PushRequest = map[int16]string{
 	1: "frames",
+	2: "state_id",
+	3: "proof",
 }
 
 type PushResponse struct {
@@ -115,6 +133,8 @@ var fieldIDToName_SessionChange = map[int16]string{
 
 type SessionsRequest struct {
 	Changes []*SessionChange `thrift:"changes,1" frugal:"1,default,list<SessionChange>" json:"changes"`
+	StateId string           `thrift:"state_id,2" frugal:"2,default,string" json:"state_id"`
+	Proof   string           `thrift:"proof,3" frugal:"3,default,string" json:"proof"`
 }
 
 func NewSessionsRequest() *SessionsRequest {
@@ -127,8 +147,22 @@ func (p *SessionsRequest) InitDefault() {
 func (p *SessionsRequest) GetChanges() (v []*SessionChange) {
 	return p.Changes
 }
+
+func (p *SessionsRequest) GetStateId() (v string) {
+	return p.StateId
+}
+
+func (p *SessionsRequest) GetProof() (v string) {
+	return p.Proof
+}
 func (p *SessionsRequest) SetChanges(val []*SessionChange) {
 	p.Changes = val
+}
+func (p *SessionsRequest) SetStateId(val string) {
+	p.StateId = val
+}
+func (p *SessionsRequest) SetProof(val string) {
+	p.Proof = val
 }
 
 func (p *SessionsRequest) String() string {
@@ -140,6 +174,8 @@ func (p *SessionsRequest) String() string {
 
 var fieldIDToName_SessionsRequest = map[int16]string{
 	1: "changes",
+	2: "state_id",
+	3: "proof",
 }
 
 type SessionsResponse struct {
