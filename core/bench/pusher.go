@@ -58,7 +58,7 @@ func newKitexPusher(addr, appID, key string) (*kitexPusher, error) {
 	return &kitexPusher{caller: &api.Caller{AppId: appID, Key: key}, cli: cli}, nil
 }
 
-// maxPushTargets is the State service's limit of dids per Push (core/state.MaxPushTargets).
+// maxPushTargets is Plato's limit of dids and uids per Push or Bind call (core/state.MaxNamedTargets).
 const maxPushTargets = 10_000
 
 func (p *kitexPusher) push(ctx context.Context, targets []pushTarget, payload []byte) []string {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/platoim/plato/idl/kitex_gen/plato/common"
+	"github.com/platoim/plato/idl/kitex_gen/plato/state"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/rpc/plato/business"
 	"github.com/platoim/plato/sdk/stage"
@@ -75,34 +76,19 @@ func (h stageHost) Undelivered(_ context.Context, conn stage.Conn, seq, msgID ui
 	return nil
 }
 
-// Bind makes the logged-in connections of dids join a session; offline dids are skipped.
+// Bind makes the logged-in connections of dids held by this state server join a session;
+// offline dids are skipped.
 func (h stageHost) Bind(ctx context.Context, appID, session string, dids []string) error {
 	if appID == "" || session == "" || strings.IndexByte(session, 0) >= 0 {
 		return errors.New("bind: an app ID and a session name without NUL bytes are required")
 	}
-	s := h.s
-	var changes []sessionChange
-	for _, did := range dids {
-		if cs := s.conns.byDID(appID, did); cs != nil {
-			for _, name := range s.sessions.join(cs, []string{session}) {
-				changes = append(changes, sessionChange{cs: cs, name: name, join: true})
-			}
-		}
-	}
-	s.syncGateways(ctx, changes)
+	h.s.localSession(ctx, &state.LocalSessionRequest{AppId: appID, Op: state.SessionOp_BIND, Session: session, Dids: dids})
 	return nil
 }
 
-// Unbind makes the connections of dids leave a session.
+// Unbind makes the connections of dids held by this state server leave a session.
 func (h stageHost) Unbind(ctx context.Context, appID, session string, dids []string) error {
-	s := h.s
-	var changes []sessionChange
-	for _, did := range dids {
-		if cs := s.conns.byDID(appID, did); cs != nil && s.sessions.leave(cs, session) {
-			changes = append(changes, sessionChange{cs: cs, name: session})
-		}
-	}
-	s.syncGateways(ctx, changes)
+	h.s.localSession(ctx, &state.LocalSessionRequest{AppId: appID, Op: state.SessionOp_UNBIND, Session: session, Dids: dids})
 	return nil
 }
 
