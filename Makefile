@@ -2,6 +2,8 @@
 GO        ?= go
 BIN       := bin/plato
 GOFLAGS_T := -race -count=1 -timeout 12m
+# The SDK is one Go module per audience (docs/architecture.md); each is tested and vetted on its own.
+SDK_MODULES := sdk sdk/stage sdk/business
 
 .PHONY: up build plugins test vet fmt fmt-check gen bench clean
 
@@ -19,16 +21,19 @@ plugins: ## build each plugins/<name> into bin/plugins/<name>
 		$(GO) build -o bin/plugins/$$n ./plugins/$$n || exit 1; \
 	done
 
-test: fmt-check vet ## every test, with the race detector, both modules
+test: fmt-check vet ## every test, with the race detector, every module
 	$(GO) test $(GOFLAGS_T) ./...
-	cd sdk && $(GO) test $(GOFLAGS_T) ./...
+	@for m in $(SDK_MODULES); do \
+		echo "cd $$m && $(GO) test $(GOFLAGS_T) ./..."; \
+		(cd $$m && $(GO) test $(GOFLAGS_T) ./...) || exit 1; \
+	done
 	@# Allocation tests skip themselves under -race, which allocates: run them once without it.
-	$(GO) test -count=1 -run 'Alloc|DoesNotAllocate|AllocatesNothing' ./core/batch ./core/ipconf ./core/telemetry
-	cd sdk && $(GO) test -count=1 -run 'Allocates' ./stage
+	$(GO) test -count=1 -run 'Alloc|DoesNotAllocate|AllocatesNothing' ./internal/batch ./core/ipconf ./internal/telemetry
+	cd sdk/stage && $(GO) test -count=1 -run 'Allocates' .
 
 vet:
 	$(GO) vet ./...
-	cd sdk && $(GO) vet ./...
+	@for m in $(SDK_MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
 
 fmt: ## gofmt everything but generated code
 	gofmt -w $$(git ls-files '*.go' | grep -v '/kitex_gen/')
@@ -39,14 +44,14 @@ fmt-check:
 
 gen: ## regenerate Kitex code from idl/*.thrift and the stage protocol's gRPC code
 	@# Internal services (gateway <-> state) live in the server module; what business servers
-	@# use (business.thrift, plato.thrift) lives in the sdk module, under sdk/rpc.
-	rm -rf idl/kitex_gen sdk/rpc
+	@# use (business.thrift, plato.thrift) lives in the business SDK module, under sdk/business/rpc.
+	rm -rf internal/rpc/kitex_gen sdk/business/rpc
 	for f in idl/gateway.thrift idl/state.thrift; do \
-		$(GO) tool kitex -module github.com/platoim/plato -gen-path idl/kitex_gen $$f || exit 1; \
+		$(GO) tool kitex -module github.com/platoim/plato -gen-path internal/rpc/kitex_gen $$f || exit 1; \
 	done
 	mkdir -p bin/gen && $(GO) build -o bin/gen/kitex github.com/cloudwego/kitex/tool/cmd/kitex
 	for f in business.thrift plato.thrift; do \
-		(cd sdk && ../bin/gen/kitex -module github.com/platoim/plato/sdk -gen-path rpc ../idl/$$f) || exit 1; \
+		(cd sdk/business && ../../bin/gen/kitex -module github.com/platoim/plato/sdk/business -gen-path rpc ../../idl/$$f) || exit 1; \
 	done
 	@command -v protoc >/dev/null || { echo "make gen needs protoc (Debian: apt-get install protobuf-compiler)"; exit 1; }
 	mkdir -p bin/gen && $(GO) build -o bin/gen/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
@@ -55,7 +60,7 @@ gen: ## regenerate Kitex code from idl/*.thrift and the stage protocol's gRPC co
 
 bench: ## microbenchmarks
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	cd sdk && $(GO) test -run '^$$' -bench . -benchmem ./...
+	@for m in $(SDK_MODULES); do (cd $$m && $(GO) test -run '^$$' -bench . -benchmem ./...) || exit 1; done
 
 clean:
 	rm -rf bin data

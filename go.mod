@@ -19,6 +19,8 @@ require (
 	github.com/nats-io/nats-server/v2 v2.12.0
 	github.com/nats-io/nats.go v1.45.0
 	github.com/platoim/plato/sdk v0.0.0
+	github.com/platoim/plato/sdk/business v0.0.0
+	github.com/platoim/plato/sdk/stage v0.0.0
 	github.com/prometheus/client_golang v1.24.1
 	github.com/prometheus/otlptranslator v1.0.0
 	go.opentelemetry.io/otel v1.47.0
@@ -114,4 +116,9 @@ tool (
 	google.golang.org/protobuf/cmd/protoc-gen-go
 )
 
-replace github.com/platoim/plato/sdk => ./sdk
+// The SDK modules live in this repository and move with it (docs/architecture.md).
+replace (
+	github.com/platoim/plato/sdk => ./sdk
+	github.com/platoim/plato/sdk/business => ./sdk/business
+	github.com/platoim/plato/sdk/stage => ./sdk/stage
+)

@@ -1,6 +1,6 @@
 // What a business server implements: Plato delivers uplinks and connection events to it, and asks it
 // which sessions a device joins. Business servers import the generated code from
-// github.com/platoim/plato/sdk/rpc (or use sdk/business, which wraps it).
+// github.com/platoim/plato/sdk/business/rpc (or use sdk/business, which wraps it).
 namespace go plato.business
 
 enum EventKind {

@@ -6,7 +6,7 @@ include "common.thrift"
 struct PushRequest {
     1: list<common.DownFrame> frames
     // Proves the caller is a state server of this fleet: its ID, and hex HMAC-SHA256 over
-    // "plato-state\0" + state_id keyed with auth.token_secret (core/peerauth).
+    // "plato-state\0" + state_id keyed with auth.token_secret (internal/peerauth).
     2: string state_id
     3: string proof
 }

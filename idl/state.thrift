@@ -8,7 +8,7 @@ struct DeliverRequest {
     1: string gateway_id
     2: list<common.UpEvent> events
     // Proves the caller is a gateway of this fleet: hex HMAC-SHA256 over "plato-gateway\0" +
-    // gateway_id, keyed with auth.token_secret (core/peerauth).
+    // gateway_id, keyed with auth.token_secret (internal/peerauth).
     3: string proof
 }
 

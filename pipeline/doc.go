@@ -15,7 +15,7 @@
 // Conn.ConnID) are called in the order Run was called for them, after every stage, also across a
 // hot reload and a plugin restart. It holds by construction:
 //
-//   - Run hashes the connection onto one of Config.Lanes lanes (core/batch). A lane is a FIFO with
+//   - Run hashes the connection onto one of Config.Lanes lanes (internal/batch). A lane is a FIFO with
 //     one goroutine and at most one batch in flight: it takes up to Config.BatchSize queued
 //     signals, runs them through the chains, calls done for each in queue order, and only then
 //     takes the next batch.
@@ -29,7 +29,7 @@
 //   - A plugin restart or a binary swap changes which process the next call goes to, never the
 //     order of calls.
 //
-// Batching: a lane's batch forms while its previous batch is in the chain (core/batch), so
+// Batching: a lane's batch forms while its previous batch is in the chain (internal/batch), so
 // batches grow with load and an idle lane sends at once (Config.Linger adds a wait). A stage's
 // batch.max_size splits its calls; there is no per-stage wait, since a stage cannot wait for
 // signals that earlier stages have not handled yet.

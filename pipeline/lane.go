@@ -37,7 +37,7 @@ func (sc *laneScratch) release() {
 
 // runBatch is the lanes' send function: one batch of one lane, in queue order. It pins the current
 // snapshot for the whole batch (so a reload never splits it), runs each app's signals through
-// that app's chain, then calls every done in queue order. core/batch calls it for one lane at a
+// that app's chain, then calls every done in queue order. internal/batch calls it for one lane at a
 // time, which is what keeps a connection's signals in order.
 func (p *Pipelines) runBatch(ctx context.Context, items []item) {
 	sc := p.scratch.Get().(*laneScratch)

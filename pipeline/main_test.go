@@ -74,13 +74,13 @@ func testPlugin(t testing.TB) string {
 	b := &testPluginBin
 	b.once.Do(func() {
 		_, file, _, _ := runtime.Caller(0)
-		sdk := filepath.Join(filepath.Dir(file), "..", "sdk")
+		stageSDK := filepath.Join(filepath.Dir(file), "..", "sdk", "stage")
 		if b.dir, b.err = os.MkdirTemp("", "plato-pipeline-test"); b.err != nil {
 			return
 		}
 		b.path = filepath.Join(b.dir, "testplugin")
-		cmd := exec.Command("go", "build", "-o", b.path, "./stage/internal/testplugin")
-		cmd.Dir = sdk
+		cmd := exec.Command("go", "build", "-o", b.path, "./internal/testplugin")
+		cmd.Dir = stageSDK
 		if out, err := cmd.CombinedOutput(); err != nil {
 			b.err = fmt.Errorf("building the test plugin: %v\n%s", err, out)
 		}

@@ -10,8 +10,8 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/platoim/plato/core/batch"
-	"github.com/platoim/plato/core/timewheel"
+	"github.com/platoim/plato/internal/batch"
+	"github.com/platoim/plato/internal/timewheel"
 	"github.com/platoim/plato/pipeline/config"
 	"github.com/platoim/plato/sdk/stage"
 )
@@ -78,7 +78,7 @@ func New(ctx context.Context, cfg Config, host stage.Host, logger *slog.Logger, 
 	p.snap.Store(snap)
 	linger := cfg.Linger
 	if linger <= 0 {
-		linger = -1 // core/batch: negative means no linger, zero would mean its 1ms default
+		linger = -1 // internal/batch: negative means no linger, zero would mean its 1ms default
 	}
 	p.lanes = batch.New(batch.Config{
 		MaxSize:  cfg.BatchSize,

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/platoim/plato/core/batch"
+	"github.com/platoim/plato/internal/batch"
 	"github.com/platoim/plato/sdk/stage"
 )
 

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/platoim/plato/core/timewheel"
+	"github.com/platoim/plato/internal/timewheel"
 )
 
 // ErrTooManyTimers is returned by a stage's Host.SetTimer when the stage already has

@@ -47,7 +47,9 @@ func TestDocsSnippetsCompileAndPass(t *testing.T) {
 		t.Fatal(err)
 	}
 	mod := t.TempDir()
-	gomod := "module example.com/docs\n\ngo 1.26\n\nrequire github.com/platoim/plato/sdk v0.0.0\n\nreplace github.com/platoim/plato/sdk => " + sdk + "\n"
+	gomod := "module example.com/docs\n\ngo 1.26\n\nrequire github.com/platoim/plato/sdk/stage v0.0.0\n\n" +
+		"replace github.com/platoim/plato/sdk => " + sdk + "\n\n" +
+		"replace github.com/platoim/plato/sdk/stage => " + filepath.Join(sdk, "stage") + "\n"
 	if err := os.WriteFile(filepath.Join(mod, "go.mod"), []byte(gomod), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/cloudwego/kitex/pkg/klog"
 
-	"github.com/platoim/plato/core/bench"
 	"github.com/platoim/plato/core/platform"
+	"github.com/platoim/plato/tools/bench"
 )
 
 const benchUsage = `Usage: plato bench [flags] SCENARIO

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/platoim/plato/core/demo"
+	"github.com/platoim/plato/examples/demo"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/protocol"
 )
@@ -28,7 +28,7 @@ const chatHelp = `Commands:
   /quit            leave (Ctrl-D does too)
 `
 
-// runChat is a terminal client for the demo chat business server (core/demo), on the device SDK.
+// runChat is a terminal client for the demo chat business server (examples/demo), on the device SDK.
 func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("plato chat", flag.ContinueOnError)
 	fs.SetOutput(stderr)

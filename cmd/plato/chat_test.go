@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/platoim/plato/core/demo"
+	"github.com/platoim/plato/examples/demo"
 	"github.com/platoim/plato/sdk/client"
 )
 

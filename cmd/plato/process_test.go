@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/platoim/plato/core/demo"
-	"github.com/platoim/plato/core/natsd"
 	"github.com/platoim/plato/core/platform/platformtest"
+	"github.com/platoim/plato/examples/demo"
+	"github.com/platoim/plato/internal/natsd"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/protocol"
 )

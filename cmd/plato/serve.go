@@ -12,8 +12,9 @@ import (
 
 	"github.com/cloudwego/kitex/pkg/klog"
 
-	"github.com/platoim/plato/core/config"
 	"github.com/platoim/plato/core/platform"
+	"github.com/platoim/plato/examples/demo"
+	"github.com/platoim/plato/internal/config"
 )
 
 // DefaultConfigFile is read when --config is not given and the file exists.
@@ -134,6 +135,11 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return serve(ctx, cfg, rs, stdout, stderr)
 }
 
+// demoServer is the business server of the demo role: the chat of examples/demo.
+func demoServer(c platform.BusinessConfig, logger *slog.Logger) platform.Business {
+	return demo.New(demo.Config{Addr: c.Addr, Keys: c.Keys, StateAddr: c.StateAddr}, logger)
+}
+
 func without(rs []string, r string) []string {
 	out := rs[:0:0]
 	for _, x := range rs {
@@ -147,7 +153,7 @@ func without(rs []string, r string) []string {
 // serve starts roles, prints where they listen, and runs until ctx ends (Ctrl-C).
 func serve(ctx context.Context, cfg config.Config, roles []string, stdout, stderr io.Writer) error {
 	logger := newLogger(cfg.Log, stderr)
-	p, err := platform.Start(ctx, cfg, roles, logger, platform.Options{Builtins: builtins()})
+	p, err := platform.Start(ctx, cfg, roles, logger, platform.Options{Builtins: builtins(), Demo: demoServer})
 	if err != nil {
 		return err
 	}

@@ -12,7 +12,7 @@ import (
 	"strings"
 
 	"github.com/platoim/plato/cmd/plato/scaffold"
-	"github.com/platoim/plato/core/config"
+	"github.com/platoim/plato/internal/config"
 	pipeconfig "github.com/platoim/plato/pipeline/config"
 )
 

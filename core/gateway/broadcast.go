@@ -7,7 +7,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/platoim/plato/core/fanout"
+	"github.com/platoim/plato/internal/fanout"
+	"github.com/platoim/plato/sdk/delivery"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -109,7 +110,7 @@ func (gw *Gateway) fanOut(m *fanout.Message) int {
 	if len(members) == 0 {
 		return 0
 	}
-	if m.QoS == fanout.AtLeastOnce {
+	if m.QoS == delivery.AtLeastOnce {
 		// Before any frame goes out, so that no member's ACK can arrive before it is expected.
 		gw.acks.add(m.MsgID, time.Now())
 	}

@@ -7,9 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/platoim/plato/core/fanout"
-	"github.com/platoim/plato/idl/kitex_gen/plato/common"
-	gwrpc "github.com/platoim/plato/idl/kitex_gen/plato/gateway"
+	"github.com/platoim/plato/internal/fanout"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
+	gwrpc "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway"
+	"github.com/platoim/plato/sdk/delivery"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -18,7 +19,7 @@ import (
 // so a device whose next frame is a later "marker" broadcast did not receive the earlier one.
 
 func (h *harness) marker(app string, msgID uint64) {
-	h.publish(fanout.Message{AppID: app, Session: "marker", MsgID: msgID, QoS: fanout.AtMostOnce, Payload: []byte("marker")})
+	h.publish(fanout.Message{AppID: app, Session: "marker", MsgID: msgID, QoS: delivery.AtMostOnce, Payload: []byte("marker")})
 }
 
 func expectMsg(t *testing.T, d *device, msgID uint64, payload []byte) {
@@ -42,7 +43,7 @@ func TestBroadcastReachesLoggedInMembersOnce(t *testing.T) {
 	)
 
 	payload := []byte("hello room")
-	h.publish(fanout.Message{AppID: "a", Session: "room", MsgID: 77, QoS: fanout.AtMostOnce, Payload: payload})
+	h.publish(fanout.Message{AppID: "a", Session: "room", MsgID: 77, QoS: delivery.AtMostOnce, Payload: payload})
 	h.marker("a", 1000)
 	h.marker("b", 1001)
 
@@ -86,7 +87,7 @@ func TestBroadcastFansOutToManyMembers(t *testing.T) {
 	}
 	// Several messages, to check order and that a cached member list is reused correctly.
 	for id := uint64(1); id <= 3; id++ {
-		h.publish(fanout.Message{AppID: "a", Session: "big", MsgID: id, QoS: fanout.AtLeastOnce, Payload: []byte{byte(id)}})
+		h.publish(fanout.Message{AppID: "a", Session: "big", MsgID: id, QoS: delivery.AtLeastOnce, Payload: []byte{byte(id)}})
 	}
 	for _, d := range devices {
 		for id := uint64(1); id <= 3; id++ {
@@ -95,7 +96,7 @@ func TestBroadcastFansOutToManyMembers(t *testing.T) {
 	}
 	// A member leaving between broadcasts is not written to.
 	h.sessions(leave(devices[0], "big"), join(devices[0], "marker"))
-	h.publish(fanout.Message{AppID: "a", Session: "big", MsgID: 4, QoS: fanout.AtMostOnce, Payload: []byte{4}})
+	h.publish(fanout.Message{AppID: "a", Session: "big", MsgID: 4, QoS: delivery.AtMostOnce, Payload: []byte{4}})
 	h.marker("a", 5)
 	expectMsg(t, devices[0], 5, []byte("marker"))
 	expectMsg(t, devices[1], 4, []byte{4})
@@ -105,8 +106,8 @@ func TestBroadcastAckForwardedOnlyForAtLeastOnce(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	d := h.login("a", "d")
 	h.sessions(join(d, "room"))
-	h.publish(fanout.Message{AppID: "a", Session: "room", MsgID: 100, QoS: fanout.AtLeastOnce, Payload: []byte("x")})
-	h.publish(fanout.Message{AppID: "a", Session: "room", MsgID: 101, QoS: fanout.AtMostOnce, Payload: []byte("y")})
+	h.publish(fanout.Message{AppID: "a", Session: "room", MsgID: 100, QoS: delivery.AtLeastOnce, Payload: []byte("x")})
+	h.publish(fanout.Message{AppID: "a", Session: "room", MsgID: 101, QoS: delivery.AtMostOnce, Payload: []byte("y")})
 	expectMsg(t, d, 100, []byte("x"))
 	expectMsg(t, d, 101, []byte("y"))
 
@@ -140,13 +141,13 @@ func TestMalformedBroadcastIsDropped(t *testing.T) {
 	h := newHarness(t, harnessOpts{maxBody: 1024})
 	d := h.login("a", "d")
 	h.sessions(join(d, "room"))
-	valid := (&fanout.Message{AppID: "a", Session: "room", MsgID: 1, QoS: fanout.AtLeastOnce, Payload: []byte("ok")}).Append(nil)
+	valid := (&fanout.Message{AppID: "a", Session: "room", MsgID: 1, QoS: delivery.AtLeastOnce, Payload: []byte("ok")}).Append(nil)
 
 	h.publishRaw([]byte("not a broadcast"))
 	h.publishRaw(valid[:len(valid)-1])
 	h.publishRaw(append([]byte{9}, valid[1:]...))
 	// Decodes, but is larger than a device accepts.
-	h.publish(fanout.Message{AppID: "a", Session: "room", MsgID: 2, QoS: fanout.AtLeastOnce, Payload: make([]byte, 1024)})
+	h.publish(fanout.Message{AppID: "a", Session: "room", MsgID: 2, QoS: delivery.AtLeastOnce, Payload: make([]byte, 1024)})
 	h.publishRaw(valid)
 
 	expectMsg(t, d, 1, []byte("ok"))
@@ -177,7 +178,7 @@ func TestGatewayWithoutNATSIgnoresBroadcasts(t *testing.T) {
 	if h.gw.sub.Load() != nil {
 		t.Fatal("subscribed without a NATS connection")
 	}
-	h.publish(fanout.Message{AppID: "a", Session: "room", MsgID: 1, QoS: fanout.AtMostOnce})
+	h.publish(fanout.Message{AppID: "a", Session: "room", MsgID: 1, QoS: delivery.AtMostOnce})
 	if st := h.gw.Stats(); st.Broadcasts != 0 {
 		t.Fatalf("broadcasts %d, want 0", st.Broadcasts)
 	}

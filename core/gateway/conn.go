@@ -5,8 +5,8 @@ import (
 
 	"github.com/cloudwego/netpoll"
 
-	"github.com/platoim/plato/core/timewheel"
-	"github.com/platoim/plato/idl/kitex_gen/plato/common"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
+	"github.com/platoim/plato/internal/timewheel"
 	"github.com/platoim/plato/sdk/protocol"
 )
 

@@ -15,6 +15,6 @@
 //     connection that logged in last.
 //   - The session index (index.go) maps app ID + session to connections, kept in step by the state
 //     server's Sessions calls; a connection leaves all its sessions when it closes. Session
-//     broadcasts arrive on NATS (core/fanout) and are written to the local members as one encoded
+//     broadcasts arrive on NATS (internal/fanout) and are written to the local members as one encoded
 //     frame shared by every member's queue.
 package gateway

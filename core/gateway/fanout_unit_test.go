@@ -4,8 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/platoim/plato/core/config"
-	"github.com/platoim/plato/core/fanout"
+	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/fanout"
+	"github.com/platoim/plato/sdk/delivery"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -114,7 +115,7 @@ func TestFanOutLargeSessionSharesOneFrame(t *testing.T) {
 	conns := fakeMembers(gw, "a", "big", n)
 	conns[7].state = statePending
 	conns[8].state = stateClosing
-	msg := &fanout.Message{AppID: "a", Session: "big", MsgID: 99, QoS: fanout.AtLeastOnce, Payload: []byte("hi")}
+	msg := &fanout.Message{AppID: "a", Session: "big", MsgID: 99, QoS: delivery.AtLeastOnce, Payload: []byte("hi")}
 	if got := gw.fanOut(msg); got != n-2 {
 		t.Fatalf("reached %d members, want %d", got, n-2)
 	}
@@ -149,7 +150,7 @@ func BenchmarkFanOut100k(b *testing.B) {
 	gw := newIdleGateway(b)
 	gw.cfg.WriteQueue = 1 << 30
 	conns := fakeMembers(gw, "a", "big", 100_000)
-	msg := &fanout.Message{AppID: "a", Session: "big", MsgID: 1, QoS: fanout.AtMostOnce, Payload: make([]byte, 128)}
+	msg := &fanout.Message{AppID: "a", Session: "big", MsgID: 1, QoS: delivery.AtMostOnce, Payload: make([]byte, 128)}
 	b.ReportAllocs()
 	for b.Loop() {
 		gw.fanOut(msg)

@@ -19,13 +19,13 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/platoim/plato/core/config"
-	"github.com/platoim/plato/core/peerauth"
-	"github.com/platoim/plato/core/registry"
-	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/core/telemetry"
-	"github.com/platoim/plato/core/timewheel"
-	gwservice "github.com/platoim/plato/idl/kitex_gen/plato/gateway/gateway"
+	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/peerauth"
+	"github.com/platoim/plato/internal/registry"
+	"github.com/platoim/plato/internal/rpc"
+	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway/gateway"
+	"github.com/platoim/plato/internal/telemetry"
+	"github.com/platoim/plato/internal/timewheel"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/token"
 )
@@ -37,7 +37,7 @@ type Config struct {
 	RPCTimeout time.Duration
 	// Meter receives the gateway's metrics (docs/observability.md); nil records none.
 	Meter metric.Meter
-	// NATS carries session broadcasts (core/fanout): the gateway subscribes to fanout.Subject and
+	// NATS carries session broadcasts (internal/fanout): the gateway subscribes to fanout.Subject and
 	// writes each one to its local members. nil: no broadcasts. The caller owns the connection and
 	// closes it after Shutdown.
 	NATS *nats.Conn
@@ -45,7 +45,7 @@ type Config struct {
 	// span's traceparent to the state server, which continues the trace. nil traces nothing.
 	Tracer *telemetry.Tracer
 	// Secret is auth.token_secret: the gateway proves with it that its Deliver calls come from a
-	// gateway, and checks that Push and Sessions come from a state server (core/peerauth). Empty
+	// gateway, and checks that Push and Sessions come from a state server (internal/peerauth). Empty
 	// checks nothing, for tests that drive a gateway alone.
 	Secret []byte
 }
@@ -138,7 +138,7 @@ func (gw *Gateway) Start(ctx context.Context) error {
 		gw.ln.Close()
 		return fmt.Errorf("gateway: listening for the state server on %s: %w", gw.cfg.RPCAddr, err)
 	}
-	gw.rpc = gwservice.NewServer(&pushHandler{gw}, rpcopt.Server(gw.rpcLn)...)
+	gw.rpc = gwservice.NewServer(&pushHandler{gw}, rpc.Server(gw.rpcLn)...)
 	gw.done.Add(1)
 	go func() {
 		defer gw.done.Done()

@@ -15,16 +15,16 @@ import (
 	"github.com/cloudwego/kitex/pkg/klog"
 	"github.com/nats-io/nats.go"
 
-	"github.com/platoim/plato/core/config"
-	"github.com/platoim/plato/core/fanout"
-	"github.com/platoim/plato/core/natsd"
-	"github.com/platoim/plato/core/registry"
-	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/idl/kitex_gen/plato/common"
-	gwrpc "github.com/platoim/plato/idl/kitex_gen/plato/gateway"
-	gwservice "github.com/platoim/plato/idl/kitex_gen/plato/gateway/gateway"
-	"github.com/platoim/plato/idl/kitex_gen/plato/state"
-	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
+	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/fanout"
+	"github.com/platoim/plato/internal/natsd"
+	"github.com/platoim/plato/internal/registry"
+	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
+	gwrpc "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway"
+	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway/gateway"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/state"
+	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/state/state"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/token"
 )
@@ -98,7 +98,7 @@ func newHarness(t *testing.T, opts harnessOpts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ssrv := stateservice.NewServer(fs, rpcopt.Server(sln)...)
+	ssrv := stateservice.NewServer(fs, rpc.Server(sln)...)
 	go func() { _ = ssrv.Run() }()
 	t.Cleanup(func() { _ = ssrv.Stop() })
 	now := time.Now()
@@ -137,7 +137,7 @@ func newHarness(t *testing.T, opts harnessOpts) *harness {
 	})
 	eventually(t, "the gateway sees the state server", func() bool { return gw.links.pick("any") != nil })
 
-	cli, err := gwservice.NewClient("plato-gateway", rpcopt.Client(gw.RPCAddr(), 5*time.Second)...)
+	cli, err := gwservice.NewClient("plato-gateway", rpc.Client(gw.RPCAddr(), 5*time.Second)...)
 	if err != nil {
 		t.Fatal(err)
 	}

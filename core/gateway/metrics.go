@@ -3,9 +3,9 @@ package gateway
 import (
 	"sync/atomic"
 
-	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/core/telemetry"
-	"github.com/platoim/plato/idl/kitex_gen/plato/common"
+	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
+	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -27,7 +27,7 @@ type metrics struct {
 	rpcRefused atomic.Int64
 	// stateErrors counts failed State.Deliver calls by kind (each retry counts); deliverErrors
 	// counts the batches dropped after the last retry.
-	stateErrors   [rpcopt.NumErrKinds]atomic.Int64
+	stateErrors   [rpc.NumErrKinds]atomic.Int64
 	deliverErrors atomic.Int64
 	// Session broadcasts: messages received from NATS, those dropped by reason, frames written to
 	// members, and device ACKs of broadcasts not forwarded to the state server.

@@ -4,7 +4,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/platoim/plato/core/peerauth"
+	"github.com/platoim/plato/internal/peerauth"
 )
 
 // TestOnlyStateServersMayPush: with a secret, the gateway's Push and Sessions take only calls that

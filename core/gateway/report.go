@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/platoim/plato/core/registry"
+	"github.com/platoim/plato/internal/registry"
 )
 
 // reportLoop publishes load every ReportInterval; ipconf averages it over its window.

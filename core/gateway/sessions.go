@@ -4,7 +4,7 @@ import (
 	"context"
 	"slices"
 
-	gwrpc "github.com/platoim/plato/idl/kitex_gen/plato/gateway"
+	gwrpc "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway"
 )
 
 // Sessions applies the state server's session changes to the local index, in order. A connection

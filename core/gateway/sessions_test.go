@@ -5,8 +5,8 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/platoim/plato/idl/kitex_gen/plato/common"
-	gwrpc "github.com/platoim/plato/idl/kitex_gen/plato/gateway"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
+	gwrpc "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway"
 	"github.com/platoim/plato/sdk/protocol"
 )
 

@@ -7,12 +7,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/platoim/plato/core/batch"
-	"github.com/platoim/plato/core/registry"
-	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/idl/kitex_gen/plato/common"
-	"github.com/platoim/plato/idl/kitex_gen/plato/state"
-	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
+	"github.com/platoim/plato/internal/batch"
+	"github.com/platoim/plato/internal/registry"
+	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/state"
+	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/state/state"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -117,7 +117,7 @@ func (s *stateLinks) closeAll(ctx context.Context) {
 }
 
 func (gw *Gateway) newStateLink(n registry.Node) (*stateLink, error) {
-	cli, err := stateservice.NewClient("plato-state", rpcopt.Client(n.RPCAddr, gw.cfg.RPCTimeout)...)
+	cli, err := stateservice.NewClient("plato-state", rpc.Client(n.RPCAddr, gw.cfg.RPCTimeout)...)
 	if err != nil {
 		return nil, fmt.Errorf("creating state client for %s: %w", n.RPCAddr, err)
 	}
@@ -138,7 +138,7 @@ func (gw *Gateway) deliver(ctx context.Context, l *stateLink, events []*common.U
 		if err == nil {
 			return
 		}
-		gw.metrics.stateErrors[rpcopt.KindOf(err)].Add(1)
+		gw.metrics.stateErrors[rpc.KindOf(err)].Add(1)
 		select {
 		case <-l.gone:
 			return

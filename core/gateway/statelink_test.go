@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/platoim/plato/core/registry"
+	"github.com/platoim/plato/internal/registry"
 )
 
 // TestPickSpreadsDidsAndIsStable checks the rendezvous pick: dids with a common prefix spread

@@ -4,8 +4,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/core/telemetry"
+	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -60,7 +60,7 @@ func (gw *Gateway) instrument(meter metric.Meter) (metric.Registration, error) {
 		"Push and Sessions calls refused because the caller did not prove it is a state server (auth.token_secret differs).", m.rpcRefused.Load)
 	o.Counter("plato_gateway_state_rpc_errors_total", "{call}", "Failed State.Deliver calls to a state server, by kind; each retry counts.",
 		func(emit telemetry.Emit) {
-			for k := range rpcopt.NumErrKinds {
+			for k := range rpc.NumErrKinds {
 				emit(m.stateErrors[k].Load(), attribute.String("kind", k.String()))
 			}
 		})

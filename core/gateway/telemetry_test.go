@@ -10,7 +10,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
-	"github.com/platoim/plato/core/config"
+	"github.com/platoim/plato/internal/config"
 )
 
 // Every instrument of the gateway is in the gateway rows of docs/observability.md with its type

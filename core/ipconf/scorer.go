@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/platoim/plato/core/registry"
+	"github.com/platoim/plato/internal/registry"
 )
 
 const (

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/platoim/plato/core/registry"
+	"github.com/platoim/plato/internal/registry"
 )
 
 var t0 = time.Unix(1_790_000_000, 0)

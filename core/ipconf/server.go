@@ -15,8 +15,8 @@ import (
 	"github.com/cloudwego/hertz/pkg/network/netpoll"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/platoim/plato/core/registry"
-	"github.com/platoim/plato/core/telemetry"
+	"github.com/platoim/plato/internal/registry"
+	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/sdk/token"
 )
 

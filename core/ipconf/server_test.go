@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/platoim/plato/core/natsd"
-	"github.com/platoim/plato/core/registry"
+	"github.com/platoim/plato/internal/natsd"
+	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/token"
 )

@@ -3,7 +3,7 @@ package ipconf
 import (
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/platoim/plato/core/telemetry"
+	"github.com/platoim/plato/internal/telemetry"
 )
 
 // instrument publishes ipconf's counters as observable instruments (docs/observability.md).

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/platoim/plato/core/registry"
+	"github.com/platoim/plato/internal/registry"
 )
 
 const (

@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/platoim/plato/core/config"
 	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/core/platform/platformtest"
+	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
+	"github.com/platoim/plato/sdk/business/rpc/plato/business"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/protocol"
-	"github.com/platoim/plato/sdk/rpc/plato/api"
-	"github.com/platoim/plato/sdk/rpc/plato/business"
 )
 
 // pipelineYAML is the reference pipeline with the test's token secret and quick retransmits.

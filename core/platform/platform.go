@@ -18,14 +18,13 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/platoim/plato/core/config"
-	"github.com/platoim/plato/core/demo"
 	"github.com/platoim/plato/core/gateway"
 	"github.com/platoim/plato/core/ipconf"
-	"github.com/platoim/plato/core/natsd"
-	"github.com/platoim/plato/core/registry"
 	"github.com/platoim/plato/core/state"
-	"github.com/platoim/plato/core/telemetry"
+	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/natsd"
+	"github.com/platoim/plato/internal/registry"
+	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/stage"
 	"github.com/platoim/plato/sdk/token"
@@ -51,12 +50,35 @@ type Options struct {
 	// Builtins are the trusted stages a pipeline YAML may run in-process as "builtin:<name>".
 	Builtins map[string]func() stage.Stage
 	// Meter records the platform's metrics. Nil: the process's own MeterProvider
-	// (core/telemetry), served on admin.addr as /metrics; with a Meter from elsewhere, /metrics
+	// (internal/telemetry), served on admin.addr as /metrics; with a Meter from elsewhere, /metrics
 	// serves only the Go runtime and process metrics.
 	Meter metric.Meter
 	// Tracer starts the platform's spans. Nil: the process's own TracerProvider, built from
 	// telemetry.traces (exporter none: no spans).
 	Tracer trace.Tracer
+	// Demo builds the business server the demo role runs (cmd/plato hands in the demo chat of
+	// examples/demo). The platform runs it like any business server, over RPC; it never imports
+	// one. Required when the demo role is started.
+	Demo func(BusinessConfig, *slog.Logger) Business
+}
+
+// Business is a business server started in the platform's process, as `plato up` does with the
+// demo chat.
+type Business interface {
+	Start(ctx context.Context) error
+	Shutdown(ctx context.Context) error
+	// Addr is where it listens once started.
+	Addr() string
+}
+
+// BusinessConfig is what the platform tells the business server it starts.
+type BusinessConfig struct {
+	// Addr is its listen address (demo.addr).
+	Addr string
+	// Keys are the apps' keys for Plato's RPC (state.business.keys).
+	Keys map[string]string
+	// StateAddr is where Plato's RPC is; it is known only once the state server listens.
+	StateAddr func() string
 }
 
 // Platform is a set of running roles.
@@ -66,7 +88,7 @@ type Platform struct {
 	IPConf  *ipconf.Server
 	State   *state.Server
 	Gateway *gateway.Gateway
-	Demo    *demo.Server
+	Demo    Business
 	// Pipelines runs the state server's per-app stages (nil without a state role or pipeline.dir).
 	Pipelines *pipeline.Pipelines
 	// Telemetry holds the process's OTel providers; Admin serves /metrics and /healthz (nil when
@@ -181,9 +203,12 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		}
 	}
 	if has(RoleDemo) {
+		if p.opts.Demo == nil {
+			return errors.New("the demo role needs a business server to run (platform.Options.Demo)")
+		}
 		// The demo starts before the state server so that, with port 0, the state server can be
 		// pointed at the address the demo actually got.
-		p.Demo = demo.New(demo.Config{Addr: cfg.Demo.Addr, Keys: cfg.State.Business.Keys, StateAddr: func() string {
+		p.Demo = p.opts.Demo(BusinessConfig{Addr: cfg.Demo.Addr, Keys: cfg.State.Business.Keys, StateAddr: func() string {
 			if p.State != nil {
 				return p.State.Addr()
 			}

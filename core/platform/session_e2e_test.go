@@ -16,15 +16,15 @@ import (
 
 	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/core/platform/platformtest"
-	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/idl/kitex_gen/plato/common"
-	"github.com/platoim/plato/idl/kitex_gen/plato/state"
-	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
+	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/state"
+	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/state/state"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
+	apiservice "github.com/platoim/plato/sdk/business/rpc/plato/api/plato"
+	"github.com/platoim/plato/sdk/business/rpc/plato/business"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/protocol"
-	"github.com/platoim/plato/sdk/rpc/plato/api"
-	apiservice "github.com/platoim/plato/sdk/rpc/plato/api/plato"
-	"github.com/platoim/plato/sdk/rpc/plato/business"
 	"github.com/platoim/plato/sdk/token"
 )
 
@@ -352,7 +352,7 @@ func TestSessionOf1000DevicesOverTwoGateways(t *testing.T) {
 			}
 		}
 		// The state server's internal methods share its address: they check too.
-		internal, err := stateservice.NewClient("plato-state", rpcopt.Client(tg.p.State.Addr(), 10*time.Second)...)
+		internal, err := stateservice.NewClient("plato-state", rpc.Client(tg.p.State.Addr(), 10*time.Second)...)
 		if err != nil {
 			t.Fatal(err)
 		}

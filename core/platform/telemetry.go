@@ -8,8 +8,8 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/platoim/plato/core/registry"
-	"github.com/platoim/plato/core/telemetry"
+	"github.com/platoim/plato/internal/registry"
+	"github.com/platoim/plato/internal/telemetry"
 )
 
 // startTelemetry builds the process's providers and its admin server before any role, so that a

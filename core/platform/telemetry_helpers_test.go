@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/platoim/plato/core/config"
 	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/core/platform/platformtest"
+	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/stage"

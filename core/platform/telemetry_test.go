@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/platoim/plato/core/platform/platformtest"
-	"github.com/platoim/plato/sdk/rpc/plato/api"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 )
 
 // TestMetricsAreExportedAsDocumented drives real traffic (logins, uplinks, a downlink with its ACK,

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/platoim/plato/core/config"
-	"github.com/platoim/plato/sdk/rpc/plato/business"
+	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/sdk/business/rpc/plato/business"
 )
 
 // span is the part of the stdout exporter's JSON that the test reads.

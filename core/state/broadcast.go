@@ -1,7 +1,7 @@
 package state
 
 import (
-	"github.com/platoim/plato/core/fanout"
+	"github.com/platoim/plato/internal/fanout"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/stage"
 )
@@ -16,7 +16,7 @@ func (s *Server) canBroadcast(qos stage.QoS) bool {
 // broadcast publishes one message that every gateway receives and fans out to its own members of
 // the session, each frame marked broadcast with seq = msgID (docs/protocol.md).
 func (s *Server) broadcast(app, session string, msgID uint64, qos stage.QoS, payload []byte) error {
-	m := fanout.Message{AppID: app, Session: session, MsgID: msgID, QoS: uint8(qos), Payload: payload}
+	m := fanout.Message{AppID: app, Session: session, MsgID: msgID, QoS: qos, Payload: payload}
 	if err := m.Validate(); err != nil {
 		return platoError(protocol.CodeInvalidArgument, "session broadcast: %v", err)
 	}

@@ -11,12 +11,12 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/platoim/plato/core/batch"
-	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/core/telemetry"
+	"github.com/platoim/plato/internal/batch"
+	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/internal/telemetry"
+	"github.com/platoim/plato/sdk/business/rpc/plato/business"
+	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/business/business"
 	"github.com/platoim/plato/sdk/protocol"
-	"github.com/platoim/plato/sdk/rpc/plato/business"
-	bizservice "github.com/platoim/plato/sdk/rpc/plato/business/business"
 )
 
 // bizItem is one event for a business server and what to do with its result.
@@ -54,7 +54,7 @@ func (b *businesses) forApp(appID string) (*businessLink, error) {
 	if l := b.byAddr[addr]; l != nil {
 		return l, nil
 	}
-	cli, err := bizservice.NewClient("plato-business", rpcopt.Client(addr, b.s.cfg.Business.Timeout)...)
+	cli, err := bizservice.NewClient("plato-business", rpc.Client(addr, b.s.cfg.Business.Timeout)...)
 	if err != nil {
 		return nil, fmt.Errorf("creating business client for %s: %w", addr, err)
 	}

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/platoim/plato/core/timewheel"
+	"github.com/platoim/plato/internal/timewheel"
 )
 
 // connKey identifies a connection: connection IDs are unique per gateway.

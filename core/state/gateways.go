@@ -6,12 +6,12 @@ import (
 	"sync"
 	"time"
 
-	"github.com/platoim/plato/core/batch"
-	"github.com/platoim/plato/core/registry"
-	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/idl/kitex_gen/plato/common"
-	gwrpc "github.com/platoim/plato/idl/kitex_gen/plato/gateway"
-	gwservice "github.com/platoim/plato/idl/kitex_gen/plato/gateway/gateway"
+	"github.com/platoim/plato/internal/batch"
+	"github.com/platoim/plato/internal/registry"
+	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
+	gwrpc "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway"
+	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway/gateway"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -51,7 +51,7 @@ func (g *gateways) put(n registry.Node) {
 	if old != nil && old.addr == n.RPCAddr {
 		return
 	}
-	cli, err := gwservice.NewClient("plato-gateway", rpcopt.Client(n.RPCAddr, g.s.cfg.RPCTimeout)...)
+	cli, err := gwservice.NewClient("plato-gateway", rpc.Client(n.RPCAddr, g.s.cfg.RPCTimeout)...)
 	if err != nil {
 		g.s.log.Error("cannot reach gateway", "gateway", n.ID, "addr", n.RPCAddr, "err", err)
 		return

@@ -7,10 +7,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/platoim/plato/idl/kitex_gen/plato/common"
-	"github.com/platoim/plato/idl/kitex_gen/plato/state"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/state"
+	"github.com/platoim/plato/sdk/business/rpc/plato/business"
 	"github.com/platoim/plato/sdk/protocol"
-	"github.com/platoim/plato/sdk/rpc/plato/business"
 	"github.com/platoim/plato/sdk/stage"
 )
 

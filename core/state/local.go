@@ -4,9 +4,9 @@ import (
 	"context"
 	"time"
 
-	"github.com/platoim/plato/idl/kitex_gen/plato/state"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/state"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/protocol"
-	"github.com/platoim/plato/sdk/rpc/plato/api"
 	"github.com/platoim/plato/sdk/stage"
 )
 

@@ -3,8 +3,8 @@ package state
 import (
 	"sync/atomic"
 
-	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/core/telemetry"
+	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/internal/telemetry"
 )
 
 // Peers of the state server's Kitex clients, the index of rpcErrors.
@@ -33,7 +33,7 @@ type metrics struct {
 	// Frames or events that never left: the queue was full, or the RPC carrying them failed.
 	pushQueueFull, pushFailed         atomic.Int64
 	businessQueueFull, businessFailed atomic.Int64
-	rpcErrors                         [numPeers][rpcopt.NumErrKinds]atomic.Int64
+	rpcErrors                         [numPeers][rpc.NumErrKinds]atomic.Int64
 	// Plato's RPC for business servers.
 	apiOK                           [numAPIMethods]atomic.Int64
 	apiRefused                      [numAPIMethods]telemetry.Codes
@@ -56,7 +56,7 @@ const (
 
 var apiMethodNames = [numAPIMethods]string{"push", "bind", "unbind", "kick", "online"}
 
-func (m *metrics) rpcError(peer int, err error) { m.rpcErrors[peer][rpcopt.KindOf(err)].Add(1) }
+func (m *metrics) rpcError(peer int, err error) { m.rpcErrors[peer][rpc.KindOf(err)].Add(1) }
 
 // Stats is a snapshot of the state server's counters since it started.
 type Stats struct {

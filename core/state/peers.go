@@ -8,9 +8,9 @@ import (
 
 	"github.com/cloudwego/kitex/client/callopt"
 
-	"github.com/platoim/plato/core/registry"
-	"github.com/platoim/plato/core/rpcopt"
-	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
+	"github.com/platoim/plato/internal/registry"
+	"github.com/platoim/plato/internal/rpc"
+	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/state/state"
 )
 
 // peer is another state server of the fleet: a business call to this one also reaches the
@@ -45,7 +45,7 @@ func (p *peers) put(n registry.Node) {
 	if old != nil && old.addr == n.RPCAddr {
 		return
 	}
-	cli, err := stateservice.NewClient("plato-state", rpcopt.Client(n.RPCAddr, p.s.cfg.RPCTimeout)...)
+	cli, err := stateservice.NewClient("plato-state", rpc.Client(n.RPCAddr, p.s.cfg.RPCTimeout)...)
 	if err != nil {
 		p.s.log.Error("cannot reach state server", "state", n.ID, "addr", n.RPCAddr, "err", err)
 		return

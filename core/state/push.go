@@ -5,10 +5,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/platoim/plato/idl/kitex_gen/plato/common"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
 	"github.com/platoim/plato/pipeline"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/protocol"
-	"github.com/platoim/plato/sdk/rpc/plato/api"
 	"github.com/platoim/plato/sdk/stage"
 )
 

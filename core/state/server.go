@@ -14,14 +14,14 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/metric"
 
-	"github.com/platoim/plato/core/config"
-	"github.com/platoim/plato/core/peerauth"
-	"github.com/platoim/plato/core/registry"
-	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/core/telemetry"
-	"github.com/platoim/plato/core/timewheel"
-	stateservice "github.com/platoim/plato/idl/kitex_gen/plato/state/state"
-	apiservice "github.com/platoim/plato/sdk/rpc/plato/api/plato"
+	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/peerauth"
+	"github.com/platoim/plato/internal/registry"
+	"github.com/platoim/plato/internal/rpc"
+	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/state/state"
+	"github.com/platoim/plato/internal/telemetry"
+	"github.com/platoim/plato/internal/timewheel"
+	apiservice "github.com/platoim/plato/sdk/business/rpc/plato/api/plato"
 )
 
 // Config is the state section of Plato's configuration plus what the process decides.
@@ -38,7 +38,7 @@ type Config struct {
 	// NATS carries session broadcasts to every gateway; nil sends every session push directly.
 	NATS *nats.Conn
 	// GatewaySecret is auth.token_secret: Deliver calls must prove with it that they come from a
-	// gateway, and the state server proves its calls to gateways with it (core/peerauth). Empty
+	// gateway, and the state server proves its calls to gateways with it (internal/peerauth). Empty
 	// checks nothing, for tests that run a state server alone.
 	GatewaySecret []byte
 }
@@ -120,7 +120,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.ln, err = net.Listen("tcp", s.cfg.Addr); err != nil {
 		return fmt.Errorf("state: listening on %s: %w", s.cfg.Addr, err)
 	}
-	s.rpc = stateservice.NewServer(&handler{s}, rpcopt.Server(s.ln)...)
+	s.rpc = stateservice.NewServer(&handler{s}, rpc.Server(s.ln)...)
 	// Business servers call Plato's RPC on the same address; its methods do not collide with
 	// the gateways' Deliver.
 	if err := apiservice.RegisterService(s.rpc, &apiHandler{s}); err != nil {

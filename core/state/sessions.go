@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	gwrpc "github.com/platoim/plato/idl/kitex_gen/plato/gateway"
+	gwrpc "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway"
 	"github.com/platoim/plato/sdk/protocol"
 )
 

@@ -5,8 +5,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
-	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/core/telemetry"
+	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/internal/telemetry"
 )
 
 // ackLatencyBuckets span a device on the same LAN (a millisecond) to one on a bad mobile link
@@ -87,7 +87,7 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 	o.Counter("plato_state_rpc_errors_total", "{call}", "Failed Kitex client calls, by peer (gateway Push, business Deliver) and kind.",
 		func(emit telemetry.Emit) {
 			for p := range numPeers {
-				for k := range rpcopt.NumErrKinds {
+				for k := range rpc.NumErrKinds {
 					emit(m.rpcErrors[p][k].Load(), attribute.String("peer", peerNames[p]), attribute.String("kind", k.String()))
 				}
 			}

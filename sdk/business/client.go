@@ -11,8 +11,8 @@ import (
 	kclient "github.com/cloudwego/kitex/client"
 	"github.com/cloudwego/kitex/client/callopt"
 
-	"github.com/platoim/plato/sdk/rpc/plato/api"
-	platoservice "github.com/platoim/plato/sdk/rpc/plato/api/plato"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
+	platoservice "github.com/platoim/plato/sdk/business/rpc/plato/api/plato"
 )
 
 // Defaults of ClientConfig.

@@ -11,8 +11,8 @@ import (
 
 	kserver "github.com/cloudwego/kitex/server"
 
-	"github.com/platoim/plato/sdk/rpc/plato/api"
-	platoservice "github.com/platoim/plato/sdk/rpc/plato/api/plato"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
+	platoservice "github.com/platoim/plato/sdk/business/rpc/plato/api/plato"
 )
 
 const (

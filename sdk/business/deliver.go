@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 
-	bizrpc "github.com/platoim/plato/sdk/rpc/plato/business"
+	bizrpc "github.com/platoim/plato/sdk/business/rpc/plato/business"
 )
 
 // service adapts Handlers to the generated Business interface.

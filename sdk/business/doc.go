@@ -15,7 +15,7 @@
 //     devices, with code 1402 (*Error).
 //
 // docs/business.md in Plato's repository is the integration guide; Plato's demo chat server
-// (core/demo) is a complete example built on this package alone.
+// (examples/demo) is a complete example built on this package alone.
 //
 // # Concurrency
 //

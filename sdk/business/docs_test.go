@@ -39,7 +39,9 @@ func TestDocsSnippetsCompileAndPass(t *testing.T) {
 		t.Fatalf("docs/business.md has %d Go blocks, but only %d start with a // File: line", n, len(goBlock.FindAllIndex(doc, -1)))
 	}
 	mod := t.TempDir()
-	gomod := "module example.com/docs\n\ngo 1.26\n\nrequire github.com/platoim/plato/sdk v0.0.0\n\nreplace github.com/platoim/plato/sdk => " + sdk + "\n"
+	gomod := "module example.com/docs\n\ngo 1.26\n\nrequire github.com/platoim/plato/sdk/business v0.0.0\n\n" +
+		"replace github.com/platoim/plato/sdk => " + sdk + "\n\n" +
+		"replace github.com/platoim/plato/sdk/business => " + filepath.Join(sdk, "business") + "\n"
 	if err := os.WriteFile(filepath.Join(mod, "go.mod"), []byte(gomod), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -1,51 +1,40 @@
 package business
 
-import "strconv"
+import (
+	"strconv"
 
-// QoS is how hard Plato tries to deliver a push.
-type QoS int
-
-const (
-	// QoSDefault lets the app's pipeline decide (the qosroute stage); at least once without one.
-	QoSDefault QoS = 0
-	// QoSAtMostOnce sends once: no ACK is waited for and nothing is resent. For what is stale a
-	// second later (typing indicators, presence, live counters).
-	QoSAtMostOnce QoS = 1
-	// QoSAtLeastOnce resends until the device ACKs (the retransmit stage), or gives up and reports
-	// the message Undelivered. The device may see it twice: Message.MsgID tells duplicates apart.
-	QoSAtLeastOnce QoS = 2
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
+	"github.com/platoim/plato/sdk/delivery"
 )
 
-func (q QoS) String() string {
-	switch q {
-	case QoSDefault:
-		return "default"
-	case QoSAtMostOnce:
-		return "at_most_once"
-	case QoSAtLeastOnce:
-		return "at_least_once"
-	}
-	return "qos(" + strconv.Itoa(int(q)) + ")"
-}
+// QoS is how hard Plato tries to deliver a push (package delivery, shared with the stage SDK):
+// QoSDefault lets the app's pipeline decide (the qosroute stage), at least once without one.
+type QoS = delivery.QoS
 
-// Route is the path a push to a session took.
-type Route int
-
+// The QoS values.
 const (
-	// RouteDirect: one frame per member connection, sent over RPC to the gateway holding it.
-	RouteDirect Route = 0
-	// RouteBroadcast: one message over NATS that every gateway fans out to its local members.
-	RouteBroadcast Route = 1
+	QoSDefault     = delivery.QoSDefault
+	QoSAtMostOnce  = delivery.AtMostOnce
+	QoSAtLeastOnce = delivery.AtLeastOnce
 )
 
-func (r Route) String() string {
-	switch r {
-	case RouteDirect:
-		return "direct"
-	case RouteBroadcast:
-		return "broadcast"
+// Route is the path a push to a session took: direct (one frame per member connection, over RPC to
+// the gateway holding it) or broadcast (one NATS message that every gateway writes to its local
+// members).
+type Route = delivery.Route
+
+// The routes a push can take.
+const (
+	RouteDirect    = delivery.RouteDirect
+	RouteBroadcast = delivery.RouteBroadcast
+)
+
+// routeOf maps the RPC's route (DIRECT = 0, BROADCAST = 1) to Route.
+func routeOf(r api.Route) Route {
+	if r == api.Route_BROADCAST {
+		return RouteBroadcast
 	}
-	return "route(" + strconv.Itoa(int(r)) + ")"
+	return RouteDirect
 }
 
 // Status is how a push went for one device connection.

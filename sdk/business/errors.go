@@ -4,7 +4,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/platoim/plato/sdk/rpc/plato/api"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 )
 
 // Plato's codes a Client call may be refused with (docs/protocol.md §12), and the business code the

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/platoim/plato/sdk/rpc/plato/api"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 )
 
 // Device is one logged-in connection of a device. Handlers.Sessions gets it at login (AppID and

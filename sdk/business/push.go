@@ -8,7 +8,7 @@ import (
 
 	"github.com/cloudwego/kitex/client/callopt"
 
-	"github.com/platoim/plato/sdk/rpc/plato/api"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 )
 
 // Push is one downlink message and whom it goes to: any mix of DIDs, UIDs and one Session, at least
@@ -101,7 +101,7 @@ func (c *Client) Push(ctx context.Context, p Push) (*PushResult, error) {
 		resp = &api.PushResponse{}
 	}
 	out := &PushResult{
-		MsgID: resp.MsgId, Route: Route(resp.Route), QoS: QoS(resp.Qos),
+		MsgID: resp.MsgId, Route: routeOf(resp.Route), QoS: QoS(resp.Qos),
 		SessionMembers: int(resp.SessionMembers), Targets: make([]Target, 0, len(resp.Targets)),
 	}
 	for _, t := range resp.Targets {

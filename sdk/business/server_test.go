@@ -13,8 +13,8 @@ import (
 
 	kclient "github.com/cloudwego/kitex/client"
 
-	bizrpc "github.com/platoim/plato/sdk/rpc/plato/business"
-	bizservice "github.com/platoim/plato/sdk/rpc/plato/business/business"
+	bizrpc "github.com/platoim/plato/sdk/business/rpc/plato/business"
+	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/business/business"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }

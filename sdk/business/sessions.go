@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/platoim/plato/sdk/rpc/plato/api"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 )
 
 // BindResult says how a Bind or SetMembers went.

@@ -12,8 +12,8 @@ import (
 
 	kclient "github.com/cloudwego/kitex/client"
 
-	bizrpc "github.com/platoim/plato/sdk/rpc/plato/business"
-	bizservice "github.com/platoim/plato/sdk/rpc/plato/business/business"
+	bizrpc "github.com/platoim/plato/sdk/business/rpc/plato/business"
+	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/business/business"
 )
 
 // TestServerLeavesSignalsAlone: a SIGTERM is the host program's to handle; Kitex must not stop the

@@ -3,8 +3,9 @@ package stage
 import (
 	"context"
 	"log/slog"
-	"strconv"
 	"time"
+
+	"github.com/platoim/plato/sdk/delivery"
 )
 
 // Signal names a kind of event, as written in pipeline YAML.
@@ -30,60 +31,26 @@ const (
 // added later goes at the end, so existing indexes keep their meaning.
 var Signals = []Signal{SignalLogin, SignalUplink, SignalDownlink, SignalDownlinkAck, SignalHeartbeat, SignalDisconnect, SignalRoute}
 
-// QoS is a push's delivery guarantee.
-type QoS uint8
+// QoS is a push's delivery guarantee (package delivery, shared with the business SDK).
+type QoS = delivery.QoS
 
+// The QoS values. QoSDefault is no opinion: on a route event, the business asked for nothing; in a
+// Reply, the stage leaves the choice to others.
 const (
-	// QoSDefault is no opinion: on a route event, the business asked for nothing; in a Reply, the
-	// stage leaves the choice to others. A downlink whose QoS is still QoSDefault is delivered at
-	// least once, as before QoS existed.
-	QoSDefault QoS = iota
-	// AtMostOnce sends once: no retransmission, no undelivered report.
-	AtMostOnce
-	// AtLeastOnce resends until the device acknowledges (the retransmit stage), or reports the
-	// message undelivered.
-	AtLeastOnce
+	QoSDefault  = delivery.QoSDefault
+	AtMostOnce  = delivery.AtMostOnce
+	AtLeastOnce = delivery.AtLeastOnce
 )
 
-// String returns the QoS as written in configs ("at_most_once"), for logs.
-func (q QoS) String() string {
-	switch q {
-	case QoSDefault:
-		return "default"
-	case AtMostOnce:
-		return "at_most_once"
-	case AtLeastOnce:
-		return "at_least_once"
-	}
-	return "qos(" + strconv.Itoa(int(q)) + ")"
-}
+// Route is the path a push takes to its connections (package delivery).
+type Route = delivery.Route
 
-// Route is the path a push takes to its connections.
-type Route uint8
-
+// The routes. RouteDefault is no opinion; the host picks.
 const (
-	// RouteDefault is no opinion; the host picks.
-	RouteDefault Route = iota
-	// RouteDirect delivers to each target connection on its own (per-connection seq, ACKs, QoS).
-	RouteDirect
-	// RouteBroadcast hands a session push once to each gateway holding members, which fans it out:
-	// cheap for large sessions, but nothing is tracked per connection, so the host may downgrade
-	// a QoS it cannot honour on this path.
-	RouteBroadcast
+	RouteDefault   = delivery.RouteDefault
+	RouteDirect    = delivery.RouteDirect
+	RouteBroadcast = delivery.RouteBroadcast
 )
-
-// String returns the Route's name ("direct"), for logs.
-func (r Route) String() string {
-	switch r {
-	case RouteDefault:
-		return "default"
-	case RouteDirect:
-		return "direct"
-	case RouteBroadcast:
-		return "broadcast"
-	}
-	return "route(" + strconv.Itoa(int(r)) + ")"
-}
 
 // Conn identifies the device connection an event belongs to.
 type Conn struct {

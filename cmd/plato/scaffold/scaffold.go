@@ -20,7 +20,8 @@ import (
 	"text/template"
 )
 
-// DefaultSDKModule is the module path of Plato's SDK.
+// DefaultSDKModule is the module path of Plato's SDK. A stage project requires its stage module,
+// DefaultSDKModule + "/stage", which pulls in go-plugin and gRPC and nothing of Plato's servers.
 const DefaultSDKModule = "github.com/platoim/plato/sdk"
 
 // DefaultSDKVersion is the SDK version go.mod requires when Options.SDKVersion is empty and the
@@ -34,8 +35,8 @@ const DefaultGoVersion = "1.26"
 type Options struct {
 	// Module is the generated project's module path. Default "example.com/<name>".
 	Module string
-	// SDKReplace, when set, is the directory of a local checkout of the SDK module; go.mod then
-	// replaces the SDK with it (made absolute). Plato's own tests and `make up` use it. Default:
+	// SDKReplace, when set, is the directory of a local checkout of the SDK (the sdk/ folder of
+	// Plato's repository); go.mod then replaces the SDK's modules with it (made absolute). Plato's own tests and `make up` use it. Default:
 	// none, the SDK comes from the module proxy.
 	SDKReplace string
 	// SDKVersion is the SDK version go.mod requires. Default: DefaultSDKVersion with SDKReplace;
@@ -67,6 +68,8 @@ type data struct {
 	SDK        string // the SDK module path
 	SDKVersion string // empty: no require line
 	SDKReplace string // absolute, quoted when needed; empty: no replace line
+	// StageReplace is SDKReplace's stage module.
+	StageReplace string
 	GoVersion  string
 }
 
@@ -108,13 +111,12 @@ func Generate(dir, name, sdkModulePath string, opts Options) (err error) {
 		if err != nil {
 			return fmt.Errorf("resolving SDK path %s: %w", opts.SDKReplace, err)
 		}
-		if _, err := os.Stat(filepath.Join(abs, "go.mod")); err != nil {
-			return fmt.Errorf("SDK path %s: no go.mod there: %w", abs, err)
+		for _, m := range []string{abs, filepath.Join(abs, "stage")} {
+			if _, err := os.Stat(filepath.Join(m, "go.mod")); err != nil {
+				return fmt.Errorf("SDK path %s: no go.mod there: %w", m, err)
+			}
 		}
-		d.SDKReplace = abs
-		if strings.ContainsAny(abs, " \t\"'`") {
-			d.SDKReplace = strconv.Quote(abs) // go.mod needs a quoted path there
-		}
+		d.SDKReplace, d.StageReplace = modPath(abs), modPath(filepath.Join(abs, "stage"))
 		if d.SDKVersion == "" {
 			d.SDKVersion = DefaultSDKVersion
 		}
@@ -153,6 +155,14 @@ func Generate(dir, name, sdkModulePath string, opts Options) (err error) {
 		}
 	}
 	return nil
+}
+
+// modPath writes a directory as go.mod needs it: quoted when it has spaces or quotes.
+func modPath(dir string) string {
+	if strings.ContainsAny(dir, " \t\"'`") {
+		return strconv.Quote(dir)
+	}
+	return dir
 }
 
 func render(name string, d data) ([]byte, error) {

@@ -120,13 +120,14 @@ func TestGeneratedProjectBuildsAndPasses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(mod), "replace "+DefaultSDKModule+" => "+abs+"\n") {
-		t.Fatalf("go.mod has no replace of the SDK:\n%s", mod)
+	if !strings.Contains(string(mod), "\t"+DefaultSDKModule+" => "+abs+"\n") ||
+		!strings.Contains(string(mod), "\t"+DefaultSDKModule+"/stage => "+filepath.Join(abs, "stage")+"\n") {
+		t.Fatalf("go.mod does not replace the SDK's modules:\n%s", mod)
 	}
 	// The SDK's dependencies are in the module cache (this repository builds with them), so this
 	// works offline; GOPROXY and the rest come from the environment.
 	env := append(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=mod"), "GOWORK=off")
-	run := func(args ...string) {
+	run := func(args ...string) string {
 		t.Helper()
 		cmd := exec.Command(gobin, args...)
 		cmd.Dir = root
@@ -135,8 +136,15 @@ func TestGeneratedProjectBuildsAndPasses(t *testing.T) {
 		if err != nil {
 			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
+		return string(out)
 	}
 	run("mod", "tidy")
+	// A plugin author's build carries go-plugin and gRPC, never Plato's RPC stack.
+	for _, args := range [][]string{{"list", "-m", "all"}, {"list", "-deps", "./..."}} {
+		if out := run(args...); strings.Contains(out, "github.com/cloudwego/") {
+			t.Errorf("go %s of a scaffolded stage names Kitex or netpoll:\n%s", strings.Join(args, " "), out)
+		}
+	}
 	run("vet", "./...")
 	run("test", "-count=1", "./...")
 	run("build", "-o", "hello", ".")
@@ -151,17 +159,23 @@ func TestGenerateQuotesAReplacePathWithSpaces(t *testing.T) {
 	if err := os.Mkdir(sdk, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.MkdirAll(filepath.Join(sdk, "stage"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(filepath.Join(sdk, "go.mod"), []byte("module "+DefaultSDKModule+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(sdk, "stage", "go.mod"), []byte("module "+DefaultSDKModule+"/stage\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := Generate(dir, "spaced", "", Options{SDKReplace: sdk}); err != nil {
 		t.Fatal(err)
 	}
 	mod, _ := os.ReadFile(filepath.Join(dir, "spaced", "go.mod"))
-	if want := "replace " + DefaultSDKModule + ` => "` + sdk + `"`; !strings.Contains(string(mod), want) {
+	if want := DefaultSDKModule + ` => "` + sdk + `"`; !strings.Contains(string(mod), want) {
 		t.Errorf("go.mod does not contain %s:\n%s", want, mod)
 	}
-	if !strings.Contains(string(mod), "require "+DefaultSDKModule+" "+DefaultSDKVersion) {
+	if !strings.Contains(string(mod), "require "+DefaultSDKModule+"/stage "+DefaultSDKVersion) {
 		t.Errorf("go.mod does not require the SDK:\n%s", mod)
 	}
 }

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/platoim/plato/core/rpcopt"
-	"github.com/platoim/plato/sdk/rpc/plato/api"
-	apiservice "github.com/platoim/plato/sdk/rpc/plato/api/plato"
-	"github.com/platoim/plato/sdk/rpc/plato/business"
-	bizservice "github.com/platoim/plato/sdk/rpc/plato/business/business"
+	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
+	apiservice "github.com/platoim/plato/sdk/business/rpc/plato/api/plato"
+	"github.com/platoim/plato/sdk/business/rpc/plato/business"
+	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/business/business"
 )
 
 // Business is a real Kitex business server that records every event and answers uplinks as
@@ -36,7 +36,7 @@ func StartBusiness(t testing.TB) *Business {
 	}
 	quietKitex()
 	b := &Business{Addr: ln.Addr().String(), notify: make(chan struct{}, 1)}
-	svr := bizservice.NewServer(b, rpcopt.Server(ln)...)
+	svr := bizservice.NewServer(b, rpc.Server(ln)...)
 	go func() { _ = svr.Run() }()
 	t.Cleanup(func() { _ = svr.Stop() })
 	return b
@@ -98,7 +98,7 @@ func (b *Business) WaitEvents(t testing.TB, kind business.EventKind, did string,
 // StateClient is a Kitex client of Plato's RPC on a state server, as a business server would use.
 func StateClient(t testing.TB, addr string) apiservice.Client {
 	t.Helper()
-	c, err := apiservice.NewClient("plato", rpcopt.Client(addr, 10*time.Second)...)
+	c, err := apiservice.NewClient("plato", rpc.Client(addr, 10*time.Second)...)
 	if err != nil {
 		t.Fatalf("Plato RPC client: %v", err)
 	}

@@ -13,8 +13,8 @@ import (
 
 	"github.com/cloudwego/kitex/pkg/klog"
 
-	"github.com/platoim/plato/core/config"
 	"github.com/platoim/plato/core/platform"
+	"github.com/platoim/plato/internal/config"
 )
 
 // Apps are the app IDs whose business servers may call Plato's RPC on a test platform (Caller).

@@ -1,0 +1,35 @@
+// Package rpc holds the Kitex options every Plato RPC server and client uses, so each role's
+// servers behave the same way under shutdown and timeouts.
+package rpc
+
+import (
+	"net"
+	"time"
+
+	"github.com/cloudwego/kitex/client"
+	"github.com/cloudwego/kitex/server"
+)
+
+// ConnectTimeout bounds dialing a peer; a peer that cannot be dialed in a second is down.
+const ConnectTimeout = time.Second
+
+// Server returns the options for a Kitex server on ln. Kitex by default stops its servers on
+// SIGINT/SIGTERM by itself; Plato's processes shut their roles down in order (gateways tell devices
+// and flush to the state server before it stops), so the signal is theirs to handle, not Kitex's.
+func Server(ln net.Listener) []server.Option {
+	return []server.Option{
+		server.WithListener(ln),
+		server.WithExitWaitTime(time.Second),
+		server.WithExitSignal(func() <-chan error { return make(chan error) }),
+	}
+}
+
+// Client returns the options for a Kitex client of the peer at addr (host:port, or a unix socket
+// path), with a per-call timeout.
+func Client(addr string, callTimeout time.Duration) []client.Option {
+	return []client.Option{
+		client.WithHostPorts(addr),
+		client.WithRPCTimeout(callTimeout),
+		client.WithConnectTimeout(ConnectTimeout),
+	}
+}

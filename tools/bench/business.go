@@ -1,0 +1,106 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+
+	"github.com/cloudwego/kitex/server"
+
+	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/sdk/business/rpc/plato/business"
+	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/business/business"
+)
+
+// sinkBusiness is the bench's own business server (Options.Business): it accepts every uplink at
+// once and pushes nothing back, so the uplink figures are the access layer's (gateway, state server,
+// pipeline, the business hop) and not a business server's. The demo business server, by contrast,
+// pushes each uplink on (two State.Push calls from one goroutine) and refuses with 2002 when that
+// queue is full, which caps an uplink bench at the demo's pace. The platform must route the bench's
+// app ID here: plato up --set state.business.apps.<app>=<addr>.
+//
+// It also counts what it was given, per did by the seq in the payload's text, so the summary can say
+// how many uplinks reached the business and whether any arrived twice.
+type sinkBusiness struct {
+	ln  net.Listener
+	svr server.Server
+
+	mu         sync.Mutex
+	seen       map[string]*seenSet
+	received   uint64
+	duplicated uint64
+}
+
+func startSink(addr string) (*sinkBusiness, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("bench business server: listening on %s: %w", addr, err)
+	}
+	s := &sinkBusiness{ln: ln, seen: map[string]*seenSet{}}
+	s.svr = bizservice.NewServer(s, rpc.Server(ln)...)
+	go func() { _ = s.svr.Run() }()
+	return s, nil
+}
+
+func (s *sinkBusiness) addr() string { return s.ln.Addr().String() }
+
+func (s *sinkBusiness) stop() { _ = s.svr.Stop() }
+
+// Deliver implements the Business service: every event is accepted.
+func (s *sinkBusiness) Deliver(_ context.Context, req *business.DeliverRequest) (*business.DeliverResponse, error) {
+	resp := &business.DeliverResponse{Results: make([]*business.Result_, len(req.Events))}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, ev := range req.Events {
+		resp.Results[i] = &business.Result_{}
+		if ev.Kind != business.EventKind_UPLINK {
+			continue
+		}
+		s.received++
+		seq, ok := uplinkSeq(ev.Payload)
+		if !ok {
+			continue
+		}
+		set := s.seen[ev.Did]
+		if set == nil {
+			set = &seenSet{}
+			s.seen[ev.Did] = set
+		}
+		if first, ok := set.mark(seq); ok && !first {
+			s.duplicated++
+		}
+	}
+	return resp, nil
+}
+
+// counts returns what was delivered so far and resets, so a baseline pass does not inherit them.
+func (s *sinkBusiness) counts() (received, duplicated uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	received, duplicated = s.received, s.duplicated
+	s.received, s.duplicated, s.seen = 0, 0, map[string]*seenSet{}
+	return received, duplicated
+}
+
+// uplinkSeq reads the seq back from a bench uplink's {"to":"...","text":"<seq>"}.
+func uplinkSeq(p []byte) (uint64, bool) {
+	_, rest, ok := bytes.Cut(p, []byte(`"text":"`))
+	if !ok {
+		return 0, false
+	}
+	digits, _, ok := bytes.Cut(rest, []byte(`"`))
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(digits), 10, 64)
+	return n, err == nil
+}
+
+// Sessions implements the Business service: bench devices join no session at login (the broadcast
+// scenario binds them through Plato's RPC).
+func (s *sinkBusiness) Sessions(context.Context, *business.SessionsRequest) (*business.SessionsResponse, error) {
+	return &business.SessionsResponse{}, nil
+}
