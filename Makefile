@@ -43,16 +43,12 @@ fmt-check:
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 gen: ## regenerate Kitex code from idl/*.thrift and the stage protocol's gRPC code
-	@# Internal services (gateway <-> state) live in the server module; what business servers
-	@# use (business.thrift, plato.thrift) lives in the business SDK module, under sdk/business/rpc.
+	@# The fleet's internal services (fleet.thrift: gateway <-> state) live in the server module;
+	@# the business contract (plato.thrift) in the business SDK module, under sdk/business/rpc.
 	rm -rf internal/rpc/kitex_gen sdk/business/rpc
-	for f in idl/gateway.thrift idl/state.thrift; do \
-		$(GO) tool kitex -module github.com/platoim/plato -gen-path internal/rpc/kitex_gen $$f || exit 1; \
-	done
+	$(GO) tool kitex -module github.com/platoim/plato -gen-path internal/rpc/kitex_gen idl/fleet.thrift
 	mkdir -p bin/gen && $(GO) build -o bin/gen/kitex github.com/cloudwego/kitex/tool/cmd/kitex
-	for f in business.thrift plato.thrift; do \
-		(cd sdk/business && ../../bin/gen/kitex -module github.com/platoim/plato/sdk/business -gen-path rpc ../../idl/$$f) || exit 1; \
-	done
+	cd sdk/business && ../../bin/gen/kitex -module github.com/platoim/plato/sdk/business -gen-path rpc ../../idl/plato.thrift
 	@command -v protoc >/dev/null || { echo "make gen needs protoc (Debian: apt-get install protobuf-compiler)"; exit 1; }
 	mkdir -p bin/gen && $(GO) build -o bin/gen/ google.golang.org/protobuf/cmd/protoc-gen-go google.golang.org/grpc/cmd/protoc-gen-go-grpc
 	cd sdk/stage/internal/pb && PATH=$(CURDIR)/bin/gen:$$PATH protoc --go_out=. --go_opt=paths=source_relative \

@@ -2,11 +2,7 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"sync"
 	"time"
@@ -105,25 +101,12 @@ func specOf(st config.Stage) (stageSpec, error) {
 		sp.hash, sp.pinned = st.SHA256, true
 		return sp, nil
 	}
-	h, err := hashFile(st.Path)
+	h, err := config.FileSHA256(st.Path)
 	if err != nil {
 		return sp, fmt.Errorf("hashing stage %q binary: %w", st.Name, err)
 	}
 	sp.hash = h
 	return sp, nil
-}
-
-func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // compile builds the chain of f. Stages of old (the chain f replaces; nil at start) are reused when

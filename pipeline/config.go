@@ -5,12 +5,13 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/sdk/stage"
 )
 
-// Defaults for the zero fields of Config.
+// Defaults for the zero fields of Config (Lanes is pipeline.lanes, whose default is Plato's
+// configuration's: config.DefaultPipelineLanes).
 const (
-	DefaultLanes        = 16
 	DefaultQueueLimit   = 8192
 	DefaultBatchSize    = 128
 	DefaultStateLimit   = 64 << 20
@@ -30,7 +31,7 @@ type Config struct {
 	// Builtins are the trusted in-process stages, by the name a YAML's builtin field uses. A
 	// builtin missing here is a load error.
 	Builtins map[string]func() stage.Stage
-	// Lanes is the number of ordered lanes running in parallel. Default DefaultLanes (16).
+	// Lanes is the number of ordered lanes running in parallel. Default config.DefaultPipelineLanes (16).
 	Lanes int
 	// QueueLimit is how many signals may wait in one lane before Run returns ErrBackpressure.
 	// Default DefaultQueueLimit (8192).
@@ -63,7 +64,7 @@ type Config struct {
 
 func (c Config) withDefaults() Config {
 	if c.Lanes <= 0 {
-		c.Lanes = DefaultLanes
+		c.Lanes = config.DefaultPipelineLanes
 	}
 	if c.QueueLimit <= 0 {
 		c.QueueLimit = DefaultQueueLimit

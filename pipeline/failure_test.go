@@ -9,6 +9,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/stage"
 )
 
@@ -138,7 +139,7 @@ func TestFailureDoesNotWait(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, "every done", func() bool { return rec.count() == 20 })
+	poll.Until(t, "every done", func() bool { return rec.count() == 20 })
 	rec.check(t)
 	if el := time.Since(begin); el > 2*time.Second {
 		t.Errorf("20 signals with 4 timeouts of 30ms took %v", el)

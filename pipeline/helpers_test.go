@@ -144,17 +144,6 @@ func closeOK(t testing.TB, p *Pipelines) {
 	}
 }
 
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // runWait runs ev and waits for its outcome.
 func runWait(t testing.TB, p *Pipelines, ev stage.Event) Outcome {
 	t.Helper()

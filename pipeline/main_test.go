@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/platoim/plato/sdk/poll"
 )
 
 // helperEnv makes the test binary act as a tiny pipeline host (see runHelperHost) instead of
@@ -111,6 +113,6 @@ func alive(pid int) bool {
 func waitGone(t testing.TB, pid int) time.Duration {
 	t.Helper()
 	start := time.Now()
-	eventually(t, fmt.Sprintf("process %d to exit", pid), func() bool { return !alive(pid) })
+	poll.Until(t, fmt.Sprintf("process %d to exit", pid), func() bool { return !alive(pid) })
 	return time.Since(start)
 }

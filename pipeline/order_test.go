@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/stage"
 )
 
@@ -81,7 +82,7 @@ func TestOrderPerConnection(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	eventually(t, "every done", func() bool { return rec.count() == conns*perConn })
+	poll.Until(t, "every done", func() bool { return rec.count() == conns*perConn })
 	rec.check(t)
 	for name, c := range checkers {
 		for _, e := range c.errs {
@@ -127,6 +128,6 @@ func TestOrderAcrossSignals(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, "every done", func() bool { return rec.count() == conns*perConn })
+	poll.Until(t, "every done", func() bool { return rec.count() == conns*perConn })
 	rec.check(t)
 }

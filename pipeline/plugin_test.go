@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/stage"
 )
 
@@ -135,17 +136,17 @@ func TestPluginKilled(t *testing.T) {
 	rec := newRecorder()
 	stop := make(chan struct{})
 	wait := traffic(t, p, "chat", 16, rec, stop)
-	eventually(t, "some traffic", func() bool { return rec.count() > 500 })
+	poll.Until(t, "some traffic", func() bool { return rec.count() > 500 })
 	if err := syscall.Kill(oldPID, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the restart", func() bool { return in.restarts.Load() == 1 && in.cur.Load() != nil })
+	poll.Until(t, "the restart", func() bool { return in.restarts.Load() == 1 && in.cur.Load() != nil })
 	// Let the new process serve a while under the same traffic.
 	seen := rec.count()
-	eventually(t, "traffic after the restart", func() bool { return rec.count() > seen+500 })
+	poll.Until(t, "traffic after the restart", func() bool { return rec.count() > seen+500 })
 	close(stop)
 	runs := wait()
-	eventually(t, "every done", func() bool { return rec.count() == runs })
+	poll.Until(t, "every done", func() bool { return rec.count() == runs })
 	rec.check(t)
 
 	failed, ok := 0, 0
@@ -188,7 +189,7 @@ func TestPluginHung(t *testing.T) {
 			t.Errorf("fail_open timeout: %+v", o)
 		}
 	}
-	eventually(t, "the hung plugin to be restarted", func() bool { return in.restarts.Load() == 1 && in.cur.Load() != nil })
+	poll.Until(t, "the hung plugin to be restarted", func() bool { return in.restarts.Load() == 1 && in.cur.Load() != nil })
 	waitGone(t, oldPID)
 	if o := runWait(t, p, uplink("chat", 1, 10, "hi")); o.Verdict != stage.Continue || string(o.Payload) != "hi" {
 		t.Errorf("after the restart: %+v", o)
@@ -254,16 +255,16 @@ func TestPluginSwap(t *testing.T) {
 	rec := newRecorder()
 	stop := make(chan struct{})
 	wait := traffic(t, p, "chat", 16, rec, stop)
-	eventually(t, "some traffic", func() bool { return rec.count() > 300 })
+	poll.Until(t, "some traffic", func() bool { return rec.count() > 300 })
 	writePipeline(t, dir, "chat", fileYAML(pluginStage(bin2)))
 	if err := p.Reload("chat"); err != nil {
 		t.Fatal(err)
 	}
 	seen := rec.count()
-	eventually(t, "traffic after the swap", func() bool { return rec.count() > seen+300 })
+	poll.Until(t, "traffic after the swap", func() bool { return rec.count() > seen+300 })
 	close(stop)
 	runs := wait()
-	eventually(t, "every done", func() bool { return rec.count() == runs })
+	poll.Until(t, "every done", func() bool { return rec.count() == runs })
 	rec.check(t)
 	for c, l := range rec.byConn {
 		for _, r := range l {

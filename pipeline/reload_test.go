@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/stage"
 )
 
@@ -91,7 +92,7 @@ func TestHotReloadUnderTraffic(t *testing.T) {
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
 	runs := wait()
-	eventually(t, "every done", func() bool { return rec.count() == runs })
+	poll.Until(t, "every done", func() bool { return rec.count() == runs })
 	rec.check(t)
 
 	if got := p.chainOf("chat").steps[0].inst; got != keep {
@@ -213,7 +214,7 @@ func TestWatchReloads(t *testing.T) {
 
 	// Watch may not be watching yet when the file is written: write until it is seen.
 	var n atomic.Int64
-	eventually(t, "the watcher to reload", func() bool {
+	poll.Until(t, "the watcher to reload", func() bool {
 		if n.Add(1)%200 == 1 {
 			writePipeline(t, dir, "chat", versioned("v2"))
 		}

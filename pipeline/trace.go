@@ -6,9 +6,9 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/sdk/stage"
 )
 
@@ -29,7 +29,7 @@ func (p *Pipelines) startStageSpans(st *step, pipeline string, evs []stage.Event
 		if evs[k].TraceParent == "" {
 			continue
 		}
-		parent := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), &traceParentCarrier{v: evs[k].TraceParent}))
+		parent := telemetry.SpanContextOf(evs[k].TraceParent)
 		if !parent.IsSampled() {
 			continue
 		}
@@ -45,9 +45,7 @@ func (p *Pipelines) startStageSpans(st *step, pipeline string, evs []stage.Event
 			attribute.String("signal", string(evs[k].Signal)), attribute.Int("batch.events", len(evs)),
 		))
 		sc.spans[k] = span
-		var c traceParentCarrier
-		propagation.TraceContext{}.Inject(ctx, &c)
-		evs[k].TraceParent = c.v
+		evs[k].TraceParent = telemetry.TraceParent(ctx)
 	}
 	return started
 }
@@ -82,19 +80,3 @@ func verdictName(v stage.Verdict) string {
 	}
 	return "unknown"
 }
-
-// traceParentCarrier carries one traceparent value, so propagating it needs no map.
-type traceParentCarrier struct{ v string }
-
-func (c *traceParentCarrier) Get(key string) string {
-	if key == "traceparent" {
-		return c.v
-	}
-	return ""
-}
-func (c *traceParentCarrier) Set(key, v string) {
-	if key == "traceparent" {
-		c.v = v
-	}
-}
-func (c *traceParentCarrier) Keys() []string { return []string{"traceparent"} }

@@ -16,6 +16,7 @@ import (
 	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/core/platform/platformtest"
 	"github.com/platoim/plato/sdk/client"
+	"github.com/platoim/plato/sdk/poll"
 )
 
 func TestBenchFlags(t *testing.T) {
@@ -65,7 +66,7 @@ demo: {enabled: true, addr: "127.0.0.1:0"}
 	stateAddr := up.waitLine(regexp.MustCompile(`state\s+(\S+)`))
 	up.waitLine(reGateway)
 	ipconfURL := up.waitLine(reIPConf)
-	platformtest.Eventually(t, 20*time.Second, "ipconf to hand out a gateway", func() bool {
+	poll.Within(t, 20*time.Second, "ipconf to hand out a gateway", func() bool {
 		l, err := client.FetchEndpoints(context.Background(), nil, ipconfURL, "bench", "probe")
 		return err == nil && len(l.Endpoints) > 0
 	})

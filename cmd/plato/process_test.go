@@ -22,6 +22,7 @@ import (
 	"github.com/platoim/plato/examples/demo"
 	"github.com/platoim/plato/internal/natsd"
 	"github.com/platoim/plato/sdk/client"
+	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -192,7 +193,7 @@ func chatBetween(t *testing.T, ipconfURL string) {
 	defer cancel()
 	var alice, bob *client.Client
 	// Gateways appear in ipconf after their first load report.
-	platformtest.Eventually(t, 20*time.Second, "ipconf to hand out a gateway", func() bool {
+	poll.Within(t, 20*time.Second, "ipconf to hand out a gateway", func() bool {
 		_, err := client.FetchEndpoints(ctx, nil, ipconfURL, "demo", "alice")
 		return err == nil
 	})
@@ -378,7 +379,7 @@ demo: {enabled: true, addr: "127.0.0.1:0"}
 	ipconfURL := up.waitLine(reIPConf)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	platformtest.Eventually(t, 20*time.Second, "ipconf to hand out a gateway", func() bool {
+	poll.Within(t, 20*time.Second, "ipconf to hand out a gateway", func() bool {
 		_, err := client.FetchEndpoints(ctx, nil, ipconfURL, "demo", "gus")
 		return err == nil
 	})

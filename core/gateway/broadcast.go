@@ -85,6 +85,7 @@ func (gw *Gateway) stopBroadcasts(limit time.Duration) {
 
 // onBroadcast fans one NATS message out to the session's local members.
 func (gw *Gateway) onBroadcast(msg *nats.Msg) {
+	defer gw.guard(nil, "broadcast")
 	gw.fanMu.Lock()
 	defer gw.fanMu.Unlock()
 	if gw.fanStopped {

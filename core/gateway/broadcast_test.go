@@ -8,9 +8,10 @@ import (
 	"time"
 
 	"github.com/platoim/plato/internal/fanout"
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
-	gwrpc "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+
 	"github.com/platoim/plato/sdk/delivery"
+	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -65,7 +66,7 @@ func TestBroadcastReachesLoggedInMembersOnce(t *testing.T) {
 		expectMsg(t, d, 1002, []byte("marker"))
 	}
 
-	eventually(t, "the counters", func() bool {
+	poll.Until(t, "the counters", func() bool {
 		st := h.gw.Stats()
 		// room: m1, m2; marker 1000: m1, m2, n; marker 1001: o; marker 1002: m1, m2, n, p.
 		return st.Broadcasts == 4 && st.BroadcastFramesOut == 10
@@ -76,7 +77,7 @@ func TestBroadcastFansOutToManyMembers(t *testing.T) {
 	h := newHarness(t, harnessOpts{})
 	const n = 60
 	devices := make([]*device, n)
-	changes := make([]*gwrpc.SessionChange, 0, n)
+	changes := make([]*fleet.SessionChange, 0, n)
 	for i := range devices {
 		devices[i] = h.login("a", fmt.Sprintf("d%d", i))
 		changes = append(changes, join(devices[i], "big"))
@@ -115,12 +116,12 @@ func TestBroadcastAckForwardedOnlyForAtLeastOnce(t *testing.T) {
 	d.send(protocol.SigDownlinkAck, protocol.FlagBroadcast, 101, nil) // at most once: nobody waits
 	d.send(protocol.SigDownlinkAck, protocol.FlagBroadcast, 102, nil) // never broadcast here
 	d.send(protocol.SigDownlinkAck, 0, 5, nil)                        // an ordinary downlink's ACK
-	isAck := func(ev *common.UpEvent) bool {
+	isAck := func(ev *fleet.UpEvent) bool {
 		return ev.ConnId == int64(d.id) && protocol.Signal(ev.Signal) == protocol.SigDownlinkAck
 	}
 	// One connection's events reach the state server in order: once the last ACK is there, any
 	// earlier one that was forwarded is too.
-	eventually(t, "the ordinary ACK reaches the state server", func() bool {
+	poll.Until(t, "the ordinary ACK reaches the state server", func() bool {
 		acks := h.state.find(isAck)
 		return len(acks) > 0 && acks[len(acks)-1].Seq == 5
 	})
@@ -151,7 +152,7 @@ func TestMalformedBroadcastIsDropped(t *testing.T) {
 	h.publishRaw(valid)
 
 	expectMsg(t, d, 1, []byte("ok"))
-	eventually(t, "the counters", func() bool {
+	poll.Until(t, "the counters", func() bool {
 		st := h.gw.Stats()
 		return st.Broadcasts == 5 && st.BroadcastsMalformed == 4 && st.BroadcastFramesOut == 1
 	})
@@ -164,8 +165,8 @@ func TestMalformedBroadcastIsDropped(t *testing.T) {
 	}
 	// The connection is unharmed.
 	d.send(protocol.SigHeartbeat, 0, 2, nil)
-	eventually(t, "the heartbeat reaches the state server", func() bool {
-		return len(h.state.find(func(ev *common.UpEvent) bool {
+	poll.Until(t, "the heartbeat reaches the state server", func() bool {
+		return len(h.state.find(func(ev *fleet.UpEvent) bool {
 			return ev.ConnId == int64(d.id) && protocol.Signal(ev.Signal) == protocol.SigHeartbeat
 		})) == 1
 	})

@@ -5,7 +5,7 @@ import (
 
 	"github.com/cloudwego/netpoll"
 
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/internal/timewheel"
 	"github.com/platoim/plato/sdk/protocol"
 )
@@ -42,7 +42,7 @@ type conn struct {
 // outFrame is one frame waiting for the socket: a frame of the state server, encoded when it is
 // written, or a broadcast Downlink encoded once and shared by every member connection.
 type outFrame struct {
-	down *common.DownFrame
+	down *fleet.DownFrame
 	// broadcast is a whole frame, header included. It is shared and read-only: the writer may link
 	// it into the socket buffer without copying.
 	broadcast []byte
@@ -50,13 +50,13 @@ type outFrame struct {
 
 // enqueue queues f for the device and makes sure a flusher runs. It reports false when the
 // connection is closed or its queue overflowed (and the connection is being closed).
-func (c *conn) enqueue(f *common.DownFrame) bool {
+func (c *conn) enqueue(f *fleet.DownFrame) bool {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
 		return false
 	}
-	start, full := c.appendLocked(outFrame{down: f}, f.Action == common.DownAction_SEND_AND_CLOSE)
+	start, full := c.appendLocked(outFrame{down: f}, f.Action == fleet.DownAction_SEND_AND_CLOSE)
 	c.mu.Unlock()
 	return c.started(start, full)
 }
@@ -64,7 +64,7 @@ func (c *conn) enqueue(f *common.DownFrame) bool {
 // enqueueLogin queues the state server's LOGIN_OK answer and marks the login accepted in one step,
 // so that no broadcast frame can reach the device before its LoginAck. accepted is false when the
 // login was no longer pending; ok is enqueue's result.
-func (c *conn) enqueueLogin(f *common.DownFrame) (accepted, ok bool) {
+func (c *conn) enqueueLogin(f *fleet.DownFrame) (accepted, ok bool) {
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -161,7 +161,7 @@ func (c *conn) flush() {
 			copy(buf[protocol.HeaderLen:], f.Body)
 			n += len(buf)
 			sent[uint8(f.Signal)&15]++
-			if f.Action == common.DownAction_SEND_AND_CLOSE {
+			if f.Action == fleet.DownAction_SEND_AND_CLOSE {
 				closeAfter = true
 				break
 			}
@@ -206,7 +206,7 @@ func (c *conn) closeWith(code protocol.Code, msg string) {
 	c.reason = code
 	c.mu.Unlock()
 	body := (&protocol.Close{Code: code, Message: msg}).Append(nil)
-	f := &common.DownFrame{ConnId: int64(c.id), Action: common.DownAction_SEND_AND_CLOSE, Signal: int8(protocol.SigClose), Body: body}
+	f := &fleet.DownFrame{ConnId: int64(c.id), Action: fleet.DownAction_SEND_AND_CLOSE, Signal: int8(protocol.SigClose), Body: body}
 	c.mu.Lock()
 	start, _ := c.appendLocked(outFrame{down: f}, true)
 	c.mu.Unlock()

@@ -23,7 +23,7 @@ import (
 	"github.com/platoim/plato/internal/peerauth"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
-	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway/gateway"
+	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/gateway"
 	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/internal/timewheel"
 	"github.com/platoim/plato/sdk/protocol"
@@ -60,7 +60,7 @@ type Gateway struct {
 	stateAuth *peerauth.Verifier
 	log       *slog.Logger
 	conns     *table
-	links     *stateLinks
+	links     *registry.Table[*stateLink]
 	// sessions is the local session index; acks the at-least-once broadcasts whose ACKs are awaited.
 	sessions *sessionIndex
 	acks     *recentIDs
@@ -70,6 +70,8 @@ type Gateway struct {
 	// instruments reads metrics for the Meter; unregistered at Shutdown.
 	instruments metric.Registration
 	nextID      atomic.Uint64
+	// onFrame acts on one complete frame: handle, except in tests that need it to fail.
+	onFrame func(c *conn, h protocol.Header, body []byte)
 
 	// sub is the broadcast subscription, set in Start (the metrics read it meanwhile). fanMu is
 	// held by the one NATS callback while it fans a message out; fanStopped, set under it at
@@ -88,6 +90,8 @@ type Gateway struct {
 	done      sync.WaitGroup
 	stopOnce  sync.Once
 	lastRates rates
+	// reported is closed when the registry entry is no longer refreshed (registry.Keep).
+	reported <-chan struct{}
 }
 
 // New prepares a gateway; Start runs it.
@@ -117,6 +121,7 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 		gw.stateAuth = peerauth.NewVerifier(cfg.Secret, peerauth.State)
 	}
 	gw.links = newStateLinks(gw)
+	gw.onFrame = gw.handle
 	instruments, err := gw.instrument(cfg.Meter)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: creating metrics: %w", err)
@@ -147,7 +152,7 @@ func (gw *Gateway) Start(ctx context.Context) error {
 		}
 	}()
 	gw.wheel.Start()
-	if err := gw.links.watch(ctx); err != nil {
+	if err := gw.links.Follow(ctx, gw.reg); err != nil {
 		gw.Shutdown(context.Background())
 		return err
 	}
@@ -171,12 +176,10 @@ func (gw *Gateway) Start(ctx context.Context) error {
 			gw.log.Error("device listener stopped", "err", err)
 		}
 	}()
-	if err := gw.report(ctx); err != nil {
+	if gw.reported, err = registry.Keep(ctx, gw.reg, gw.cfg.ReportInterval, gw.loadNode, gw.log); err != nil {
 		gw.Shutdown(context.Background())
-		return err
+		return fmt.Errorf("gateway: %w", err)
 	}
-	gw.done.Add(1)
-	go gw.reportLoop(ctx)
 	gw.log.Info("gateway listening", "devices", gw.Addr(), "rpc", gw.cfg.RPCAddr)
 	return nil
 }
@@ -203,6 +206,9 @@ func (gw *Gateway) Shutdown(ctx context.Context) error {
 		if gw.cancel != nil {
 			gw.cancel()
 		}
+		if gw.reported != nil {
+			<-gw.reported // a refresh in flight must not put the entry back after Delete
+		}
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if derr := gw.reg.Delete(dctx, registry.RoleGateway, gw.cfg.ID); derr != nil {
 			gw.log.Warn("leaving the registry failed", "err", derr)
@@ -217,7 +223,9 @@ func (gw *Gateway) Shutdown(ctx context.Context) error {
 			gw.ln.Close()
 		}
 		// Close events of the connections just closed still go out before the links close.
-		gw.links.closeAll(ctx)
+		for _, l := range gw.links.Clear() {
+			_ = l.batch.Close(ctx)
+		}
 		if gw.rpc != nil {
 			_ = gw.rpc.Stop()
 		} else if gw.rpcLn != nil {

@@ -20,11 +20,10 @@ import (
 	"github.com/platoim/plato/internal/natsd"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
-	gwrpc "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway"
-	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway/gateway"
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/state"
-	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/state/state"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/gateway"
+	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/state"
+	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/token"
 )
@@ -64,6 +63,8 @@ type harness struct {
 type harnessOpts struct {
 	noNATS  bool
 	maxBody int
+	// wrapFrame, when set, wraps the gateway's handling of each frame (guard_test.go).
+	wrapFrame func(next func(c *conn, h protocol.Header, body []byte)) func(c *conn, h protocol.Header, body []byte)
 }
 
 func newHarness(t *testing.T, opts harnessOpts) *harness {
@@ -127,6 +128,9 @@ func newHarness(t *testing.T, opts harnessOpts) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if opts.wrapFrame != nil {
+		gw.onFrame = opts.wrapFrame(gw.onFrame)
+	}
 	if err := gw.Start(context.Background()); err != nil {
 		t.Fatalf("starting the gateway: %v", err)
 	}
@@ -135,24 +139,13 @@ func newHarness(t *testing.T, opts harnessOpts) *harness {
 		defer cancel()
 		_ = gw.Shutdown(ctx)
 	})
-	eventually(t, "the gateway sees the state server", func() bool { return gw.links.pick("any") != nil })
+	poll.Until(t, "the gateway sees the state server", func() bool { return pick(gw.links.List(), "any") != nil })
 
 	cli, err := gwservice.NewClient("plato-gateway", rpc.Client(gw.RPCAddr(), 5*time.Second)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &harness{t: t, gw: gw, state: fs, rpc: cli, signer: signer, pub: pub}
-}
-
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // publish sends a broadcast as a state server would, and flushes so it is on its way.
@@ -175,30 +168,30 @@ func (h *harness) publishRaw(b []byte) {
 }
 
 // sessions calls the gateway's Sessions RPC as the state server does.
-func (h *harness) sessions(changes ...*gwrpc.SessionChange) []int64 {
+func (h *harness) sessions(changes ...*fleet.SessionChange) []int64 {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	resp, err := h.rpc.Sessions(ctx, &gwrpc.SessionsRequest{Changes: changes})
+	resp, err := h.rpc.Sessions(ctx, &fleet.SessionsRequest{Changes: changes})
 	if err != nil {
 		h.t.Fatalf("Sessions: %v", err)
 	}
 	return resp.Gone
 }
 
-func join(d *device, session string) *gwrpc.SessionChange {
-	return &gwrpc.SessionChange{ConnId: int64(d.id), Session: session, Join: true}
+func join(d *device, session string) *fleet.SessionChange {
+	return &fleet.SessionChange{ConnId: int64(d.id), Session: session, Join: true}
 }
 
-func leave(d *device, session string) *gwrpc.SessionChange {
-	return &gwrpc.SessionChange{ConnId: int64(d.id), Session: session}
+func leave(d *device, session string) *fleet.SessionChange {
+	return &fleet.SessionChange{ConnId: int64(d.id), Session: session}
 }
 
-func (h *harness) push(frames ...*common.DownFrame) []int64 {
+func (h *harness) push(frames ...*fleet.DownFrame) []int64 {
 	h.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
-	resp, err := h.rpc.Push(ctx, &gwrpc.PushRequest{Frames: frames})
+	resp, err := h.rpc.Push(ctx, &fleet.PushRequest{Frames: frames})
 	if err != nil {
 		h.t.Fatalf("Push: %v", err)
 	}
@@ -208,33 +201,33 @@ func (h *harness) push(frames ...*common.DownFrame) []int64 {
 // fakeState is a Kitex State server that records every event gateways deliver.
 type fakeState struct {
 	mu     sync.Mutex
-	events []*common.UpEvent
+	events []*fleet.UpEvent
 }
 
-func (f *fakeState) Deliver(_ context.Context, req *state.DeliverRequest) (*state.DeliverResponse, error) {
+func (f *fakeState) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.DeliverResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, ev := range req.Events {
 		ev.Body = bytes.Clone(ev.Body)
 		f.events = append(f.events, ev)
 	}
-	return &state.DeliverResponse{}, nil
+	return &fleet.DeliverResponse{}, nil
 }
 
 // find returns the recorded events match accepts.
 // LocalPush and LocalSession are state-to-state calls; the gateway never makes them.
-func (f *fakeState) LocalPush(context.Context, *state.LocalPushRequest) (*state.LocalPushResponse, error) {
-	return &state.LocalPushResponse{}, nil
+func (f *fakeState) LocalPush(context.Context, *fleet.LocalPushRequest) (*fleet.LocalPushResponse, error) {
+	return &fleet.LocalPushResponse{}, nil
 }
 
-func (f *fakeState) LocalSession(context.Context, *state.LocalSessionRequest) (*state.LocalSessionResponse, error) {
-	return &state.LocalSessionResponse{}, nil
+func (f *fakeState) LocalSession(context.Context, *fleet.LocalSessionRequest) (*fleet.LocalSessionResponse, error) {
+	return &fleet.LocalSessionResponse{}, nil
 }
 
-func (f *fakeState) find(match func(*common.UpEvent) bool) []*common.UpEvent {
+func (f *fakeState) find(match func(*fleet.UpEvent) bool) []*fleet.UpEvent {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []*common.UpEvent
+	var out []*fleet.UpEvent
 	for _, ev := range f.events {
 		if match(ev) {
 			out = append(out, ev)
@@ -263,9 +256,9 @@ func (h *harness) connect(app, did string) *device {
 	d := &device{t: h.t, nc: nc, br: bufio.NewReader(nc), app: app, did: did}
 	tok, _ := h.signer.Issue(app, did, time.Now())
 	d.send(protocol.SigLogin, 0, 1, (&protocol.Login{AppID: app, DID: did, UID: "u-" + did, Token: tok}).Append(nil))
-	var login []*common.UpEvent
-	eventually(h.t, "the state server sees the login of "+did, func() bool {
-		login = h.state.find(func(ev *common.UpEvent) bool {
+	var login []*fleet.UpEvent
+	poll.Until(h.t, "the state server sees the login of "+did, func() bool {
+		login = h.state.find(func(ev *fleet.UpEvent) bool {
 			return protocol.Signal(ev.Signal) == protocol.SigLogin && ev.AppId == app && ev.Did == did
 		})
 		return len(login) > 0
@@ -278,8 +271,8 @@ func (h *harness) connect(app, did string) *device {
 func (h *harness) accept(d *device) {
 	h.t.Helper()
 	ack := (&protocol.LoginAck{ConnID: d.id, HeartbeatMs: 30000}).Append(nil)
-	if gone := h.push(&common.DownFrame{
-		ConnId: int64(d.id), Action: common.DownAction_LOGIN_OK, Signal: int8(protocol.SigLoginAck), Seq: 1, Body: ack,
+	if gone := h.push(&fleet.DownFrame{
+		ConnId: int64(d.id), Action: fleet.DownAction_LOGIN_OK, Signal: int8(protocol.SigLoginAck), Seq: 1, Body: ack,
 	}); len(gone) != 0 {
 		h.t.Fatalf("LOGIN_OK for %s: gone %v", d.did, gone)
 	}

@@ -4,7 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/platoim/plato/internal/rpc"
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/sdk/protocol"
 )
@@ -22,7 +22,9 @@ type metrics struct {
 	bytesIn, bytesOut   atomic.Int64
 	protocolErrors      telemetry.Codes
 	slowConsumers       atomic.Int64
-	forwardRefused      atomic.Int64
+	// panics counts callbacks that panicked and were recovered (guard.go).
+	panics         atomic.Int64
+	forwardRefused atomic.Int64
 	// rpcRefused counts Push and Sessions calls without a state server's proof.
 	rpcRefused atomic.Int64
 	// stateErrors counts failed State.Deliver calls by kind (each retry counts); deliverErrors
@@ -87,7 +89,7 @@ func (gw *Gateway) Stats() Stats {
 }
 
 // closeCode reads the reason out of a Close or LoginAck frame the state server sends before closing.
-func closeCode(f *common.DownFrame) protocol.Code {
+func closeCode(f *fleet.DownFrame) protocol.Code {
 	switch protocol.Signal(f.Signal) {
 	case protocol.SigClose:
 		var m protocol.Close

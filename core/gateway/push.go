@@ -4,30 +4,30 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
-	gwrpc "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+
 	"github.com/platoim/plato/sdk/protocol"
 )
 
 // pushHandler is the gateway's Kitex service: the state server's frames for devices.
 type pushHandler struct{ gw *Gateway }
 
-var _ gwrpc.Gateway = (*pushHandler)(nil)
+var _ fleet.Gateway = (*pushHandler)(nil)
 
 // Push queues each frame on its connection; connections this gateway no longer holds are
 // reported back so the state server forgets them.
-func (h *pushHandler) Push(_ context.Context, req *gwrpc.PushRequest) (*gwrpc.PushResponse, error) {
+func (h *pushHandler) Push(_ context.Context, req *fleet.PushRequest) (*fleet.PushResponse, error) {
 	if err := h.gw.checkState(req.StateId, req.Proof); err != nil {
 		return nil, err
 	}
-	resp := &gwrpc.PushResponse{}
+	resp := &fleet.PushResponse{}
 	for _, f := range req.Frames {
 		c := h.gw.conns.get(uint64(f.ConnId))
 		if c == nil {
 			resp.Gone = append(resp.Gone, f.ConnId)
 			continue
 		}
-		if f.Action == common.DownAction_LOGIN_OK {
+		if f.Action == fleet.DownAction_LOGIN_OK {
 			accepted, ok := c.enqueueLogin(f)
 			if accepted {
 				// appID and did are set before the login is forwarded and never change after.
@@ -39,7 +39,7 @@ func (h *pushHandler) Push(_ context.Context, req *gwrpc.PushRequest) (*gwrpc.Pu
 			}
 			continue
 		}
-		if f.Action == common.DownAction_SEND_AND_CLOSE {
+		if f.Action == fleet.DownAction_SEND_AND_CLOSE {
 			code := closeCode(f)
 			c.mu.Lock()
 			// A LoginAck that closes a login still pending is the state server refusing it.

@@ -8,7 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/sdk/protocol"
 )
@@ -18,6 +18,7 @@ type connCtxKey struct{}
 // onConnect registers a new socket and arms its login timer.
 func (gw *Gateway) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
 	c := &conn{id: gw.nextID.Add(1), nc: nc, gw: gw}
+	defer gw.guard(c, "connect")
 	gw.conns.add(c)
 	gw.metrics.accepted.Add(1)
 	c.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() {
@@ -29,6 +30,7 @@ func (gw *Gateway) onConnect(ctx context.Context, nc netpoll.Connection) context
 		}
 	})
 	_ = nc.AddCloseCallback(func(netpoll.Connection) error {
+		defer gw.guard(nil, "close") // the socket is gone already
 		gw.onClose(c)
 		return nil
 	})
@@ -44,6 +46,7 @@ func (gw *Gateway) onRequest(ctx context.Context, nc netpoll.Connection) error {
 	if c == nil {
 		return nc.Close()
 	}
+	defer gw.guard(c, "read")
 	for r.Len() > 0 {
 		c.mu.Lock()
 		closing := c.state == stateClosing || c.closed
@@ -72,7 +75,7 @@ func (gw *Gateway) onRequest(ctx context.Context, nc netpoll.Connection) error {
 		}
 		gw.metrics.bytesIn.Add(int64(protocol.HeaderLen + len(body)))
 		gw.metrics.framesIn.Add(uint8(h.Signal))
-		gw.handle(c, h, body)
+		gw.onFrame(c, h, body)
 	}
 	return nil
 }
@@ -119,7 +122,7 @@ func (gw *Gateway) handle(c *conn, h protocol.Header, body []byte) {
 		// Resuming a previous connection's state needs the reconnect machinery, which this version
 		// does not have: say so, and keep the socket open for a Login.
 		ack := (&protocol.ResumeAck{Code: protocol.CodeResumeRejected, Message: "resume is not supported by this server: send Login"}).Append(nil)
-		c.enqueue(&common.DownFrame{ConnId: int64(c.id), Signal: int8(protocol.SigResumeAck), Seq: int64(h.Seq), Body: ack})
+		c.enqueue(&fleet.DownFrame{ConnId: int64(c.id), Signal: int8(protocol.SigResumeAck), Seq: int64(h.Seq), Body: ack})
 		return
 	}
 	if st == stateNew || link == nil {
@@ -132,8 +135,8 @@ func (gw *Gateway) handle(c *conn, h protocol.Header, body []byte) {
 		gw.metrics.broadcastAcksDropped.Add(1)
 		return
 	}
-	gw.forward(c, link, &common.UpEvent{
-		ConnId: int64(c.id), Kind: common.UpKind_FRAME, Signal: int8(h.Signal), Flags: int16(h.Flags), Seq: int64(h.Seq), Body: body,
+	gw.forward(c, link, &fleet.UpEvent{
+		ConnId: int64(c.id), Kind: fleet.UpKind_FRAME, Signal: int8(h.Signal), Flags: int16(h.Flags), Seq: int64(h.Seq), Body: body,
 	})
 }
 
@@ -146,7 +149,7 @@ func (gw *Gateway) login(c *conn, h protocol.Header, body []byte) {
 		c.reason = code
 		c.mu.Unlock()
 		gw.metrics.logins.Add(int(code))
-		c.enqueue(&common.DownFrame{ConnId: int64(c.id), Action: common.DownAction_SEND_AND_CLOSE, Signal: int8(protocol.SigLoginAck), Seq: int64(h.Seq), Body: ack})
+		c.enqueue(&fleet.DownFrame{ConnId: int64(c.id), Action: fleet.DownAction_SEND_AND_CLOSE, Signal: int8(protocol.SigLoginAck), Seq: int64(h.Seq), Body: ack})
 	}
 	if err := m.Decode(body); err != nil {
 		reject(protocol.CodeMalformed, err.Error())
@@ -164,7 +167,7 @@ func (gw *Gateway) login(c *conn, h protocol.Header, body []byte) {
 		reject(code, err.Error())
 		return
 	}
-	link := gw.links.pick(m.DID)
+	link := pick(gw.links.List(), m.DID)
 	if link == nil {
 		reject(protocol.CodeStateLost, "no state server available; retry later")
 		return
@@ -178,8 +181,8 @@ func (gw *Gateway) login(c *conn, h protocol.Header, body []byte) {
 	c.appID, c.did, c.link = m.AppID, m.DID, link
 	c.mu.Unlock()
 	c.loginTimer.Stop()
-	gw.forward(c, link, &common.UpEvent{
-		ConnId: int64(c.id), Kind: common.UpKind_FRAME, Signal: int8(protocol.SigLogin), Seq: int64(h.Seq), Body: body,
+	gw.forward(c, link, &fleet.UpEvent{
+		ConnId: int64(c.id), Kind: fleet.UpKind_FRAME, Signal: int8(protocol.SigLogin), Seq: int64(h.Seq), Body: body,
 		AppId: m.AppID, Did: m.DID, Uid: m.UID, RemoteAddr: c.nc.RemoteAddr().String(),
 	})
 }
@@ -189,7 +192,7 @@ func (gw *Gateway) login(c *conn, h protocol.Header, body []byte) {
 //
 // A frame the tracer samples gets a "plato.gateway.frame" span, from its arrival to its queuing,
 // and carries the span's traceparent so the state server's spans join the same trace.
-func (gw *Gateway) forward(c *conn, l *stateLink, ev *common.UpEvent) {
+func (gw *Gateway) forward(c *conn, l *stateLink, ev *fleet.UpEvent) {
 	ctx, span := gw.cfg.Tracer.StartRoot("plato.gateway.frame")
 	if span != nil {
 		span.SetAttributes(attribute.String("signal", protocol.Signal(ev.Signal).String()),
@@ -229,7 +232,7 @@ func (gw *Gateway) onClose(c *conn) {
 	if link == nil {
 		return
 	}
-	if err := link.batch.Add(c.id, &common.UpEvent{ConnId: int64(c.id), Kind: common.UpKind_CLOSED, Reason: int32(reason)}); err != nil {
+	if err := link.batch.Add(c.id, &fleet.UpEvent{ConnId: int64(c.id), Kind: fleet.UpKind_CLOSED, Reason: int32(reason)}); err != nil {
 		gw.log.Warn("could not tell the state server a connection closed", "conn", c.id, "err", err)
 	}
 }

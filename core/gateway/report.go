@@ -1,36 +1,19 @@
 package gateway
 
 import (
-	"context"
-	"fmt"
 	"time"
 
 	"github.com/platoim/plato/internal/registry"
 )
-
-// reportLoop publishes load every ReportInterval; ipconf averages it over its window.
-func (gw *Gateway) reportLoop(ctx context.Context) {
-	defer gw.done.Done()
-	t := time.NewTicker(gw.cfg.ReportInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := gw.report(ctx); err != nil && ctx.Err() == nil {
-				gw.log.Warn("reporting load failed", "err", err)
-			}
-		}
-	}
-}
 
 type rates struct {
 	at                time.Time
 	bytesIn, bytesOut int64
 }
 
-func (gw *Gateway) report(ctx context.Context) error {
+// loadNode is the gateway's registry entry with its live load; ipconf averages it over its window.
+// registry.Keep calls it every ReportInterval, from one goroutine.
+func (gw *Gateway) loadNode() registry.Node {
 	now := time.Now()
 	in, out := gw.metrics.bytesIn.Load(), gw.metrics.bytesOut.Load()
 	var inPS, outPS float64
@@ -45,7 +28,7 @@ func (gw *Gateway) report(ctx context.Context) error {
 	if gw.rpcLn.Addr().Network() == "unix" {
 		network = "unix"
 	}
-	n := registry.Node{
+	return registry.Node{
 		ID: gw.cfg.ID, Role: registry.RoleGateway, Endpoint: gw.Endpoint(),
 		RPCNetwork: network, RPCAddr: gw.RPCAddr(),
 		Load: registry.Load{
@@ -54,8 +37,4 @@ func (gw *Gateway) report(ctx context.Context) error {
 		},
 		StartedAt: gw.startedAt, UpdatedAt: now,
 	}
-	if err := gw.reg.Put(ctx, n); err != nil {
-		return fmt.Errorf("gateway: registering in the registry: %w", err)
-	}
-	return nil
 }

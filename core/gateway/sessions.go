@@ -4,16 +4,16 @@ import (
 	"context"
 	"slices"
 
-	gwrpc "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 )
 
 // Sessions applies the state server's session changes to the local index, in order. A connection
 // this gateway no longer holds is reported once in Gone; its changes are ignored.
-func (h *pushHandler) Sessions(_ context.Context, req *gwrpc.SessionsRequest) (*gwrpc.SessionsResponse, error) {
+func (h *pushHandler) Sessions(_ context.Context, req *fleet.SessionsRequest) (*fleet.SessionsResponse, error) {
 	if err := h.gw.checkState(req.StateId, req.Proof); err != nil {
 		return nil, err
 	}
-	resp := &gwrpc.SessionsResponse{}
+	resp := &fleet.SessionsResponse{}
 	var reported map[int64]struct{}
 	for _, ch := range req.Changes {
 		if ch == nil || ch.Session == "" {

@@ -5,8 +5,9 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
-	gwrpc "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+
+	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -69,15 +70,15 @@ func TestSessionsReportsGoneConnections(t *testing.T) {
 	pending := h.connect("app", "pending")
 	closed := h.login("app", "closed")
 	closed.nc.Close()
-	eventually(t, "the gateway notices the closed connection", func() bool { return h.gw.conns.get(closed.id) == nil })
+	poll.Until(t, "the gateway notices the closed connection", func() bool { return h.gw.conns.get(closed.id) == nil })
 
 	gone := h.sessions(
 		join(live, "s"),
-		&gwrpc.SessionChange{ConnId: 999999, Session: "s", Join: true},
+		&fleet.SessionChange{ConnId: 999999, Session: "s", Join: true},
 		join(pending, "s"), // the state server binds a login before it answers it
 		join(closed, "s"),
 		leave(closed, "s"),
-		&gwrpc.SessionChange{ConnId: 999999, Session: "s"},
+		&fleet.SessionChange{ConnId: 999999, Session: "s"},
 	)
 	if want := []int64{999999, int64(closed.id)}; !slices.Equal(gone, want) {
 		t.Fatalf("gone %v, want %v (each once, in order)", gone, want)
@@ -94,7 +95,7 @@ func TestSessionsRefusesAConnectionWithoutLogin(t *testing.T) {
 	}
 	defer nc.Close()
 	var silent *conn
-	eventually(t, "the gateway accepts the silent connection", func() bool {
+	poll.Until(t, "the gateway accepts the silent connection", func() bool {
 		silent = nil
 		h.gw.conns.each(func(c *conn) {
 			if c.id != d.id {
@@ -103,7 +104,7 @@ func TestSessionsRefusesAConnectionWithoutLogin(t *testing.T) {
 		})
 		return silent != nil
 	})
-	gone := h.sessions(&gwrpc.SessionChange{ConnId: int64(silent.id), Session: "s", Join: true})
+	gone := h.sessions(&fleet.SessionChange{ConnId: int64(silent.id), Session: "s", Join: true})
 	if !slices.Equal(gone, []int64{int64(silent.id)}) {
 		t.Fatalf("gone %v, want the connection that never logged in", gone)
 	}
@@ -118,8 +119,8 @@ func TestClosedConnectionLeavesItsSessions(t *testing.T) {
 		},
 		"protocol error": func(_ *harness, d *device) { _, _ = d.nc.Write([]byte("GET / HTTP/1.1\r\n\r\nxxxx")) },
 		"state server replaces it": func(h *harness, d *device) {
-			h.push(&common.DownFrame{
-				ConnId: int64(d.id), Action: common.DownAction_SEND_AND_CLOSE, Signal: int8(protocol.SigClose),
+			h.push(&fleet.DownFrame{
+				ConnId: int64(d.id), Action: fleet.DownAction_SEND_AND_CLOSE, Signal: int8(protocol.SigClose),
 				Body: (&protocol.Close{Code: protocol.CodeReplaced, Message: "replaced"}).Append(nil),
 			})
 		},
@@ -130,7 +131,7 @@ func TestClosedConnectionLeavesItsSessions(t *testing.T) {
 			d, other := h.login("app", "d"), h.login("app", "other")
 			h.sessions(join(d, "s1"), join(d, "s2"), join(other, "s1"))
 			closeIt(h, d)
-			eventually(t, "the connection is gone", func() bool { return h.gw.conns.get(d.id) == nil })
+			poll.Until(t, "the connection is gone", func() bool { return h.gw.conns.get(d.id) == nil })
 			h.wantMembers("app", "s1", other)
 			h.wantMembers("app", "s2")
 			if st := h.gw.Stats(); st.SessionMemberships != 1 {

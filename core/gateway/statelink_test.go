@@ -3,20 +3,16 @@ package gateway
 import (
 	"fmt"
 	"testing"
-
-	"github.com/platoim/plato/internal/registry"
 )
 
 // TestPickSpreadsDidsAndIsStable checks the rendezvous pick: dids with a common prefix spread
 // evenly over state servers with similar IDs, the same did always gets the same one, and removing a
 // state server moves only the dids it had.
 func TestPickSpreadsDidsAndIsStable(t *testing.T) {
-	links := func(ids ...string) *stateLinks {
-		s := &stateLinks{byID: map[string]*stateLink{}}
+	links := func(ids ...string) []*stateLink {
+		var s []*stateLink
 		for _, id := range ids {
-			l := &stateLink{node: registry.Node{ID: id}}
-			s.byID[id] = l
-			s.sorted = append(s.sorted, l)
+			s = append(s, &stateLink{id: id})
 		}
 		return s
 	}
@@ -26,9 +22,9 @@ func TestPickSpreadsDidsAndIsStable(t *testing.T) {
 	picked := make([]string, n)
 	for i := range n {
 		did := fmt.Sprintf("dev-%d", i)
-		picked[i] = three.pick(did).node.ID
+		picked[i] = pick(three, did).id
 		count[picked[i]]++
-		if again := three.pick(did).node.ID; again != picked[i] {
+		if again := pick(three, did).id; again != picked[i] {
 			t.Fatalf("%s picked %s, then %s", did, picked[i], again)
 		}
 	}
@@ -42,7 +38,7 @@ func TestPickSpreadsDidsAndIsStable(t *testing.T) {
 		if picked[i] == "state-vm-1235" {
 			continue
 		}
-		if got := two.pick(fmt.Sprintf("dev-%d", i)).node.ID; got != picked[i] {
+		if got := pick(two, fmt.Sprintf("dev-%d", i)).id; got != picked[i] {
 			t.Fatalf("dev-%d moved from %s to %s when another state server left", i, picked[i], got)
 		}
 	}

@@ -52,6 +52,8 @@ func (gw *Gateway) instrument(meter metric.Meter) (metric.Registration, error) {
 	o.CounterValue("plato_gateway_bytes_out_total", "By", "Bytes written to devices (headers included).", m.bytesOut.Load)
 	o.CounterByCode("plato_gateway_protocol_errors_total", "{error}",
 		"Connections closed for breaking the protocol, by code (1001 bad magic, 1003 frame too large, ...).", "code", &m.protocolErrors)
+	o.CounterValue("plato_gateway_panics_total", "{panic}",
+		"Panics recovered in a connection's or a broadcast's callback; the connection was closed with 1307 (a bug: see the log).", m.panics.Load)
 	o.CounterValue("plato_gateway_slow_consumers_total", "{connection}",
 		"Connections closed because the device did not read (write queue full or write timeout).", m.slowConsumers.Load)
 	o.CounterValue("plato_gateway_forward_refused_total", "{frame}",

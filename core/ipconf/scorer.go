@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/registry"
 )
 
@@ -65,13 +66,13 @@ type Scorer struct {
 }
 
 // NewScorer returns a Scorer averaging over window (default DefaultWindow when <= 0) and leaving
-// out gateways whose newest sample is older than staleAfter (default DefaultStaleAfter when <= 0).
+// out gateways whose newest sample is older than staleAfter (default config.DefaultStaleAfter when <= 0).
 func NewScorer(window, staleAfter time.Duration) *Scorer {
 	if window <= 0 {
 		window = DefaultWindow
 	}
 	if staleAfter <= 0 {
-		staleAfter = DefaultStaleAfter
+		staleAfter = config.DefaultStaleAfter
 	}
 	return &Scorer{window: window, staleAfter: staleAfter, index: make(map[string]int32)}
 }

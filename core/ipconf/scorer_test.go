@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/registry"
 )
 
@@ -195,8 +196,8 @@ func TestScorerRankDoesNotAllocate(t *testing.T) {
 	for i := range 100 {
 		s.Observe(gw(fmt.Sprint(i), float64(i)*1e7, int64(i)), t0)
 	}
-	dst := make([]Endpoint, 0, DefaultMaxEndpoints)
-	if n := testing.AllocsPerRun(100, func() { dst = s.Rank(t0, DefaultMaxEndpoints, dst) }); n != 0 {
+	dst := make([]Endpoint, 0, config.DefaultMaxEndpoints)
+	if n := testing.AllocsPerRun(100, func() { dst = s.Rank(t0, config.DefaultMaxEndpoints, dst) }); n != 0 {
 		t.Errorf("Rank allocates %v times per call", n)
 	}
 }
@@ -214,8 +215,8 @@ func BenchmarkRank1000(b *testing.B) {
 	now := t0.Add(4 * time.Second)
 	b.ReportAllocs()
 	for b.Loop() {
-		dst := s.Rank(now, DefaultMaxEndpoints, make([]Endpoint, 0, DefaultMaxEndpoints))
-		if len(dst) != DefaultMaxEndpoints {
+		dst := s.Rank(now, config.DefaultMaxEndpoints, make([]Endpoint, 0, config.DefaultMaxEndpoints))
+		if len(dst) != config.DefaultMaxEndpoints {
 			b.Fatal(len(dst))
 		}
 	}

@@ -15,17 +15,15 @@ import (
 	"github.com/cloudwego/hertz/pkg/network/netpoll"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/sdk/token"
 )
 
-// Defaults used when a Config field is zero.
+// Limits, and how long the server waits for itself. The defaults of Config are Plato's
+// configuration's (internal/config: ipconf.* and auth.token_ttl).
 const (
-	DefaultAddr         = "127.0.0.1:8080"
-	DefaultTokenTTL     = 24 * time.Hour
-	DefaultMaxEndpoints = 8
-	DefaultStaleAfter   = 5 * time.Second
 	// MaxEndpointsLimit is the most endpoints the HTTP contract allows in one answer.
 	MaxEndpointsLimit = 8
 	// MaxParamLen is the longest app_id or did accepted, in bytes.
@@ -46,18 +44,18 @@ const (
 
 // Config configures the ipconf server.
 type Config struct {
-	// Addr is the HTTP listen address; port 0 picks a free port (see Server.Addr). Default DefaultAddr.
+	// Addr is the HTTP listen address; port 0 picks a free port (see Server.Addr). Default config.DefaultIPConfAddr.
 	Addr string
 	// TokenSecret signs access tokens; at least token.MinSecretLen bytes. Required. Gateways must
 	// verify with the same secret.
 	TokenSecret []byte
-	// TokenTTL is how long an issued token is valid. Default DefaultTokenTTL.
+	// TokenTTL is how long an issued token is valid. Default config.DefaultTokenTTL.
 	TokenTTL time.Duration
 	// MaxEndpoints is how many gateways one answer lists, 1 to MaxEndpointsLimit. Default
-	// DefaultMaxEndpoints.
+	// config.DefaultMaxEndpoints.
 	MaxEndpoints int
 	// StaleAfter leaves out a gateway whose last load report is older than this. Default
-	// DefaultStaleAfter.
+	// config.DefaultStaleAfter.
 	StaleAfter time.Duration
 	// Meter receives ipconf's metrics (docs/observability.md); nil records none.
 	Meter metric.Meter
@@ -66,16 +64,16 @@ type Config struct {
 func (c *Config) withDefaults() (Config, error) {
 	out := *c
 	if out.Addr == "" {
-		out.Addr = DefaultAddr
+		out.Addr = config.DefaultIPConfAddr
 	}
 	if out.TokenTTL == 0 {
-		out.TokenTTL = DefaultTokenTTL
+		out.TokenTTL = config.DefaultTokenTTL
 	}
 	if out.MaxEndpoints == 0 {
-		out.MaxEndpoints = DefaultMaxEndpoints
+		out.MaxEndpoints = config.DefaultMaxEndpoints
 	}
 	if out.StaleAfter == 0 {
-		out.StaleAfter = DefaultStaleAfter
+		out.StaleAfter = config.DefaultStaleAfter
 	}
 	switch {
 	case out.TokenTTL < 0:

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/natsd"
 	"github.com/platoim/plato/internal/registry"
+	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/token"
 )
@@ -113,18 +115,6 @@ func get(t *testing.T, s *Server, pathAndQuery string) reply {
 	return r
 }
 
-// eventually polls cond until it holds or a generous timeout passes.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // reporter keeps putting gateway nodes once every 200ms, as live gateways do every second.
 type reporter struct {
 	mu    sync.Mutex
@@ -197,7 +187,7 @@ func TestListEndToEnd(t *testing.T) {
 	rep.set(gateway("gw-3", "127.0.0.1:8903", 0.931e9, 3)) // same rounded headroom as gw-1, fewer conns
 	rep.set(gateway("gw-4", "127.0.0.1:8904", 0.1e9, 0))
 
-	eventually(t, "four endpoints", func() bool {
+	poll.Until(t, "four endpoints", func() bool {
 		r = get(t, s, "/ip/list?app_id=demo&did=d1")
 		return r.status == http.StatusOK && len(r.list.Endpoints) == 4
 	})
@@ -228,7 +218,7 @@ func TestListEndToEnd(t *testing.T) {
 	if code, _ := protocol.CodeOf(v.Verify(r.list.Token, "demo", "d2", now)); code != protocol.CodeTokenMismatch {
 		t.Errorf("token verified for another did: code %d", code)
 	}
-	if exp := time.Unix(r.list.TokenExpiresAt, 0); exp.Before(now.Add(DefaultTokenTTL-time.Minute)) || exp.After(now.Add(DefaultTokenTTL+time.Minute)) {
+	if exp := time.Unix(r.list.TokenExpiresAt, 0); exp.Before(now.Add(config.DefaultTokenTTL-time.Minute)) || exp.After(now.Add(config.DefaultTokenTTL+time.Minute)) {
 		t.Errorf("token_expires_at %v is not about 24h from now", exp)
 	}
 
@@ -237,14 +227,14 @@ func TestListEndToEnd(t *testing.T) {
 	if err := reg.Delete(context.Background(), registry.RoleGateway, "gw-2"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "gw-2 to leave", func() bool {
+	poll.Until(t, "gw-2 to leave", func() bool {
 		r = get(t, s, "/ip/list?app_id=demo&did=d1")
 		return r.status == http.StatusOK && len(r.list.Endpoints) == 3 && r.list.Endpoints[0].ID == "gw-3"
 	})
 
 	// One that stops reporting goes stale (StaleAfter 2s) although its registry entry lives on.
 	rep.stop("gw-3")
-	eventually(t, "gw-3 to go stale", func() bool {
+	poll.Until(t, "gw-3 to go stale", func() bool {
 		r = get(t, s, "/ip/list?app_id=demo&did=d1")
 		return r.status == http.StatusOK && len(r.list.Endpoints) == 2 && r.list.Endpoints[0].ID == "gw-1"
 	})
@@ -264,7 +254,7 @@ func TestListTopEight(t *testing.T) {
 		rep.set(gateway(id, "127.0.0.1:9"+string(rune('0'+i%10)), float64(i)*1e9, 0))
 	}
 	var r reply
-	eventually(t, "twelve gateways known", func() bool {
+	poll.Until(t, "twelve gateways known", func() bool {
 		r = get(t, s, "/ip/list?app_id=demo&did=d1")
 		return r.status == http.StatusOK && len(r.list.Endpoints) == 8 && r.list.Endpoints[0].ID == "gw-l" && s.scorer.Len() == 12
 	})
@@ -347,7 +337,7 @@ func TestNewValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.cfg.Addr != DefaultAddr || s.cfg.TokenTTL != DefaultTokenTTL || s.cfg.MaxEndpoints != 8 || s.cfg.StaleAfter != DefaultStaleAfter {
+	if s.cfg.Addr != config.DefaultIPConfAddr || s.cfg.TokenTTL != config.DefaultTokenTTL || s.cfg.MaxEndpoints != 8 || s.cfg.StaleAfter != config.DefaultStaleAfter {
 		t.Errorf("defaults not applied: %+v", s.cfg)
 	}
 	if err := s.Shutdown(context.Background()); err != nil {

@@ -14,8 +14,9 @@ import (
 	"github.com/platoim/plato/core/platform/platformtest"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
-	"github.com/platoim/plato/sdk/business/rpc/plato/business"
+
 	"github.com/platoim/plato/sdk/client"
+	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/token"
 )
@@ -31,7 +32,7 @@ func startAll(t *testing.T, mutate func(*config.Config)) (*platform.Platform, *p
 	}
 	p := platformtest.Start(t, cfg, platform.RoleNATS, platform.RoleState, platform.RoleGateway, platform.RoleIPConf)
 	// ipconf hands out the gateway once its first load report arrives.
-	platformtest.Eventually(t, 10*time.Second, "ipconf to list the gateway", func() bool {
+	poll.Within(t, 10*time.Second, "ipconf to list the gateway", func() bool {
 		l, err := client.FetchEndpoints(context.Background(), nil, "http://"+p.IPConf.Addr(), "demo", "probe")
 		return err == nil && len(l.Endpoints) > 0
 	})
@@ -60,7 +61,7 @@ func TestEndToEnd(t *testing.T) {
 	if alice.Endpoint() != p.Gateway.Addr() {
 		t.Fatalf("alice connected to %s, the gateway is %s", alice.Endpoint(), p.Gateway.Addr())
 	}
-	connected := biz.WaitEvents(t, business.EventKind_CONNECTED, "alice", 1)
+	connected := biz.WaitEvents(t, api.EventKind_CONNECTED, "alice", 1)
 	if ev := connected[0]; ev.AppId != "demo" || ev.Uid != "u-alice" || ev.ConnId != int64(alice.ConnID()) {
 		t.Fatalf("CONNECTED event: %+v", ev)
 	}
@@ -73,7 +74,7 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatalf("send %d: %v", i, err)
 			}
 		}
-		ups := biz.Events(business.EventKind_UPLINK, "alice")
+		ups := biz.Events(api.EventKind_UPLINK, "alice")
 		if len(ups) != 20 {
 			t.Fatalf("business got %d uplinks before the 20 ACKs, want 20", len(ups))
 		}
@@ -88,9 +89,9 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	t.Run("a business refusal reaches the device as the uplink ACK code", func(t *testing.T) {
-		biz.SetAnswer(func(ev *business.Event) *business.Result_ {
+		biz.SetAnswer(func(ev *api.Event) *api.Result_ {
 			if bytes.Equal(ev.Payload, []byte("refuse me")) {
-				return &business.Result_{Code: 2042, Message: "not today"}
+				return &api.Result_{Code: 2042, Message: "not today"}
 			}
 			return nil
 		})
@@ -145,7 +146,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("closing reports DISCONNECTED to the business", func(t *testing.T) {
 		d := dial(t, p, "dave")
 		d.Close()
-		evs := biz.WaitEvents(t, business.EventKind_DISCONNECTED, "dave", 1)
+		evs := biz.WaitEvents(t, api.EventKind_DISCONNECTED, "dave", 1)
 		if evs[0].Reason != int32(protocol.CodeClientClose) {
 			t.Fatalf("DISCONNECTED reason %d, want %d", evs[0].Reason, protocol.CodeClientClose)
 		}

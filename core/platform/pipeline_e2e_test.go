@@ -15,8 +15,9 @@ import (
 	"github.com/platoim/plato/core/platform/platformtest"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
-	"github.com/platoim/plato/sdk/business/rpc/plato/business"
+
 	"github.com/platoim/plato/sdk/client"
+	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -85,7 +86,7 @@ func TestPipelineCarriesLoginUplinkDownlink(t *testing.T) {
 	if err := alice.Send(ctx, []byte("through the pipeline")); err != nil {
 		t.Fatalf("send: %v", err)
 	}
-	if ups := pp.biz.WaitEvents(t, business.EventKind_UPLINK, "alice", 1); string(ups[0].Payload) != "through the pipeline" {
+	if ups := pp.biz.WaitEvents(t, api.EventKind_UPLINK, "alice", 1); string(ups[0].Payload) != "through the pipeline" {
 		t.Fatalf("business got %q", ups[0].Payload)
 	}
 	sc := platformtest.StateClient(t, pp.State.Addr())
@@ -104,7 +105,7 @@ func TestPipelineAuthStageRefusesWhatTheGatewayLetThrough(t *testing.T) {
 	pp := startWithPipeline(t, "")
 	pp.writeDefault(t, strings.Replace(pipelineYAML(pp.auth, pp.retrans, ""), "acl: {uplink: allow}", "acl: {uplink: deny}", 1))
 	c := dial(t, pp.Platform, "bob")
-	platformtest.Eventually(t, 20*time.Second, "the reloaded ACL to refuse uplinks", func() bool {
+	poll.Within(t, 20*time.Second, "the reloaded ACL to refuse uplinks", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		code, _ := protocol.CodeOf(c.Send(ctx, []byte("x")))
@@ -140,7 +141,7 @@ func TestRetransmitResendsUntilACKedThenReportsUndelivered(t *testing.T) {
 			t.Fatalf("copy %d retransmit flag %v", i, retrans)
 		}
 	}
-	evs := pp.biz.WaitEvents(t, business.EventKind_UNDELIVERED, "carol", 1)
+	evs := pp.biz.WaitEvents(t, api.EventKind_UNDELIVERED, "carol", 1)
 	if evs[0].MsgId != resp.MsgId || evs[0].Seq != int64(copies[0].Seq) {
 		t.Fatalf("UNDELIVERED %+v, want msg %d seq %d", evs[0], resp.MsgId, copies[0].Seq)
 	}
@@ -211,7 +212,7 @@ func TestKilledPluginLosesNothingUnderFailClosed(t *testing.T) {
 		}
 		failures += f
 	}
-	ups := pp.biz.Events(business.EventKind_UPLINK, "dave")
+	ups := pp.biz.Events(api.EventKind_UPLINK, "dave")
 	if len(ups) != n {
 		t.Fatalf("business has %d uplinks, want %d", len(ups), n)
 	}
@@ -220,7 +221,7 @@ func TestKilledPluginLosesNothingUnderFailClosed(t *testing.T) {
 			t.Fatalf("uplink %d is %q, want %q: lost or reordered", i, ev.Payload, want)
 		}
 	}
-	platformtest.Eventually(t, 20*time.Second, "the auth plugin to be restarted", func() bool {
+	poll.Within(t, 20*time.Second, "the auth plugin to be restarted", func() bool {
 		return len(platformtest.PIDsOf(pp.auth)) > 0
 	})
 	t.Logf("%d sends were refused with 1306 while the plugin was down, each retried", failures)
@@ -257,11 +258,11 @@ func TestHotReloadUnderTrafficDropsAndReordersNothing(t *testing.T) {
 	if err := <-errs; err != nil {
 		t.Fatal(err)
 	}
-	platformtest.Eventually(t, 20*time.Second, "a new auth process after the reloads", func() bool {
+	poll.Within(t, 20*time.Second, "a new auth process after the reloads", func() bool {
 		after := platformtest.PIDsOf(pp.auth)
 		return len(after) == 1 && len(before) == 1 && after[0] != before[0]
 	})
-	ups := pp.biz.Events(business.EventKind_UPLINK, "erin")
+	ups := pp.biz.Events(api.EventKind_UPLINK, "erin")
 	if len(ups) != n {
 		t.Fatalf("business has %d uplinks, want %d", len(ups), n)
 	}

@@ -17,13 +17,13 @@ import (
 	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/core/platform/platformtest"
 	"github.com/platoim/plato/internal/rpc"
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/state"
-	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/state/state"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/state"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	apiservice "github.com/platoim/plato/sdk/business/rpc/plato/api/plato"
-	"github.com/platoim/plato/sdk/business/rpc/plato/business"
+
 	"github.com/platoim/plato/sdk/client"
+	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/token"
 )
@@ -89,7 +89,7 @@ func startTwoGateways(t *testing.T) *twoGateways {
 	cfg2.Gateway.ID = "gw-2"
 	cfg2.Admin.Addr = ""
 	gw2 := platformtest.Start(t, cfg2, platform.RoleGateway)
-	platformtest.Eventually(t, 10*time.Second, "the state server to know both gateways", func() bool {
+	poll.Within(t, 10*time.Second, "the state server to know both gateways", func() bool {
 		return len(p.State.Gateways()) == 2
 	})
 	return &twoGateways{
@@ -159,7 +159,7 @@ func (tg *twoGateways) dialMany(t *testing.T, app string, n int) []*device {
 
 // roomsOf is the business's answer to the Sessions callback: every device is in "big"; the
 // first 99 in "r99", the first 100 in "r100".
-func roomsOf(req *business.SessionsRequest) []string {
+func roomsOf(req *api.SessionsRequest) []string {
 	var i int
 	if _, err := fmt.Sscanf(req.Did, "dev-%d", &i); err != nil {
 		return nil
@@ -227,7 +227,7 @@ func (tg *twoGateways) checkIndex(t *testing.T, app, session string) {
 // any device with a count other than want.
 func waitDelivered(t *testing.T, devs []*device, msgID uint64, want int) {
 	t.Helper()
-	platformtest.Eventually(t, 60*time.Second, fmt.Sprintf("all %d devices to get message %d", len(devs), msgID), func() bool {
+	poll.Within(t, 60*time.Second, fmt.Sprintf("all %d devices to get message %d", len(devs), msgID), func() bool {
 		for _, d := range devs {
 			if d.copies(msgID) < want {
 				return false
@@ -315,14 +315,14 @@ func TestSessionOf1000DevicesOverTwoGateways(t *testing.T) {
 	t.Run("another app cannot reach these devices", func(t *testing.T) {
 		// app-b has a device of the same did, in a session of the same name.
 		other := tg.dial(t, "app-b", "dev-0", 0)
-		platformtest.Eventually(t, 10*time.Second, "app-b's dev-0 to be in big", func() bool {
+		poll.Within(t, 10*time.Second, "app-b's dev-0 to be in big", func() bool {
 			return len(tg.online(t, "app-b", "big")) == 1
 		})
 		resp := tg.push(t, &api.PushRequest{Caller: platformtest.Caller("app-b"), Dids: []string{"dev-1"}, Session: "big", Payload: []byte("b"), Qos: api.QoS_AT_MOST_ONCE})
 		if resp.SessionMembers != 1 || resp.Targets[0].Status != api.PushStatus_OFFLINE {
 			t.Fatalf("app-b's push: %+v, want 1 member and dev-1 OFFLINE", resp)
 		}
-		platformtest.Eventually(t, 10*time.Second, "app-b's device to get its app's message", func() bool {
+		poll.Within(t, 10*time.Second, "app-b's device to get its app's message", func() bool {
 			return other.copies(uint64(resp.MsgId)) == 1
 		})
 		for _, d := range devs {
@@ -356,15 +356,15 @@ func TestSessionOf1000DevicesOverTwoGateways(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		forged := &state.LocalPushRequest{AppId: "app-a", Key: platformtest.KeyOf("app-b"), Dids: []string{"dev-1"}, Payload: []byte("forged"), MsgId: 42}
+		forged := &fleet.LocalPushRequest{AppId: "app-a", Key: platformtest.KeyOf("app-b"), Dids: []string{"dev-1"}, Payload: []byte("forged"), MsgId: 42}
 		if _, err := internal.LocalPush(context.Background(), forged); err == nil || !strings.Contains(err.Error(), "1402") && !strings.Contains(err.Error(), "wrong key") {
 			t.Fatalf("LocalPush with another app's key: %v, want refused", err)
 		}
-		if _, err := internal.LocalSession(context.Background(), &state.LocalSessionRequest{AppId: "app-a", Op: state.SessionOp_KICK, Dids: []string{"dev-1"}}); err == nil {
+		if _, err := internal.LocalSession(context.Background(), &fleet.LocalSessionRequest{AppId: "app-a", Op: fleet.SessionOp_KICK, Dids: []string{"dev-1"}}); err == nil {
 			t.Fatal("LocalSession without a key was accepted")
 		}
-		if _, err := internal.Deliver(context.Background(), &state.DeliverRequest{GatewayId: "gw-1", Events: []*common.UpEvent{
-			{ConnId: int64(devs[1].c.ConnID()), Kind: common.UpKind_CLOSED, Reason: 1209},
+		if _, err := internal.Deliver(context.Background(), &fleet.DeliverRequest{GatewayId: "gw-1", Events: []*fleet.UpEvent{
+			{ConnId: int64(devs[1].c.ConnID()), Kind: fleet.UpKind_CLOSED, Reason: 1209},
 		}}); err == nil {
 			t.Fatal("a Deliver without the gateway's proof was accepted")
 		}
@@ -381,7 +381,7 @@ func TestSessionOf1000DevicesOverTwoGateways(t *testing.T) {
 		expect := func(what string, want []string) {
 			t.Helper()
 			slices.Sort(want)
-			platformtest.Eventually(t, 10*time.Second, what, func() bool {
+			poll.Within(t, 10*time.Second, what, func() bool {
 				if !slices.Equal(tg.online(t, "app-a", "team"), want) {
 					return false
 				}
@@ -423,7 +423,7 @@ func TestSessionOf1000DevicesOverTwoGateways(t *testing.T) {
 		}
 		devs[5] = tg.dial(t, "app-a", "dev-5", 1)
 		byConn[fmt.Sprintf("1/%d", devs[5].c.ConnID())] = "dev-5"
-		platformtest.Eventually(t, 10*time.Second, "dev-5 back in big", func() bool {
+		poll.Within(t, 10*time.Second, "dev-5 back in big", func() bool {
 			return slices.Contains(tg.online(t, "app-a", "big"), "dev-5") && tg.localMembers("app-a", "big", byConn)["dev-5"] == 1
 		})
 		// Kicked: gone everywhere.
@@ -461,14 +461,14 @@ func TestBusinessCallsAcrossTwoStateServers(t *testing.T) {
 	cfg2.Pipeline = tg.p.Config.Pipeline
 	cfg2.Admin.Addr = ""
 	st2 := platformtest.Start(t, cfg2, platform.RoleState)
-	platformtest.Eventually(t, 10*time.Second, "the state servers to know each other", func() bool {
+	poll.Within(t, 10*time.Second, "the state servers to know each other", func() bool {
 		return len(tg.p.State.Peers()) == 1 && len(st2.State.Peers()) == 1
 	})
 	api2 := platformtest.StateClient(t, st2.State.Addr())
 	const n = 200
 	var devs []*device
 	// The gateways learn of state-2 from the registry: wait until logins are spread over both.
-	platformtest.Eventually(t, 20*time.Second, "devices held by both state servers", func() bool {
+	poll.Within(t, 20*time.Second, "devices held by both state servers", func() bool {
 		devs = append(devs, tg.dial(t, "app-a", fmt.Sprintf("dev-%d", len(devs)), len(devs)%2))
 		return tg.p.State.Stats().Conns > 0 && st2.State.Stats().Conns > 0
 	})
@@ -536,7 +536,7 @@ func TestBusinessCallsAcrossTwoStateServers(t *testing.T) {
 	if err != nil || len(kr.Kicked) != 4 {
 		t.Fatalf("kick: %+v, %v", kr, err)
 	}
-	platformtest.Eventually(t, 10*time.Second, "the team to be gone", func() bool {
+	poll.Within(t, 10*time.Second, "the team to be gone", func() bool {
 		return len(tg.online(t, "app-a", "team")) == 0
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/platoim/plato/core/platform/platformtest"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/sdk/client"
+	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/stage"
 )
@@ -80,7 +81,7 @@ func startObserved(t *testing.T, mutate func(*config.Config)) (*platform.Platfor
 	st := &passStage{}
 	p := platformtest.StartWith(t, cfg, platform.Options{Builtins: map[string]func() stage.Stage{"pass": func() stage.Stage { return st }}},
 		platform.RoleNATS, platform.RoleState, platform.RoleGateway, platform.RoleIPConf)
-	platformtest.Eventually(t, 10*time.Second, "ipconf to list the gateway", func() bool {
+	poll.Within(t, 10*time.Second, "ipconf to list the gateway", func() bool {
 		l, err := client.FetchEndpoints(context.Background(), nil, "http://"+p.IPConf.Addr(), "demo", "probe")
 		return err == nil && len(l.Endpoints) > 0
 	})

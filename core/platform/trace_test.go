@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/platoim/plato/internal/config"
-	"github.com/platoim/plato/sdk/business/rpc/plato/business"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 )
 
 // span is the part of the stdout exporter's JSON that the test reads.
@@ -120,7 +120,7 @@ func TestUplinkTrace(t *testing.T) {
 		t.Errorf("stage span attributes: stage %q verdict %q", stageSpan.attr("stage"), stageSpan.attr("verdict"))
 	}
 	// The business server was handed the traceparent of the delivery span.
-	ups := biz.Events(business.EventKind_UPLINK, "alice")
+	ups := biz.Events(api.EventKind_UPLINK, "alice")
 	if len(ups) != 1 || !strings.EqualFold(ups[0].Traceparent, "00-"+trace+"-"+bizSpan.SpanContext.SpanID+"-01") {
 		t.Errorf("the business server got traceparent %q, want the plato.business.deliver span's", ups[0].Traceparent)
 	}

@@ -8,7 +8,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/state"
+	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/protocol"
@@ -26,6 +27,20 @@ const maxNameLen = 256
 type apiHandler struct{ s *Server }
 
 var _ api.Plato = (*apiHandler)(nil)
+
+// apiCalls counts the calls of Plato's RPC by method and result (plato_state_api_calls_total):
+// ok, or the code of the PlatoError it was refused with.
+func apiCalls() *rpc.Calls {
+	return rpc.NewCalls(func(resp any, err error) (int, bool) {
+		if err != nil {
+			return -1, true // not a PlatoError: Kitex turned it into a transport error
+		}
+		if r, ok := resp.(interface{ GetErr() *api.PlatoError }); ok && r.GetErr() != nil {
+			return int(r.GetErr().Code), true
+		}
+		return 0, false
+	}, "Push", "Bind", "Unbind", "Kick", "Online")
+}
 
 func platoError(code protocol.Code, format string, args ...any) *api.PlatoError {
 	return &api.PlatoError{Code: int32(code), Message: fmt.Sprintf(format, args...)}
@@ -45,20 +60,6 @@ func (s *Server) authorize(c *api.Caller) (string, error) {
 		return "", platoError(protocol.CodeAppMismatch, "wrong key for app %q", c.AppId)
 	}
 	return c.AppId, nil
-}
-
-// called counts a call's result for the api metrics and passes err through.
-func (s *Server) called(method int, err error) error {
-	var pe *api.PlatoError
-	switch {
-	case err == nil:
-		s.metrics.apiOK[method].Add(1)
-	case errors.As(err, &pe):
-		s.metrics.apiRefused[method].Add(int(pe.Code))
-	default:
-		s.metrics.apiRefused[method].Add(-1)
-	}
-	return err
 }
 
 func checkName(what, v string) error {
@@ -91,11 +92,7 @@ func checkNames(what string, vs []string) error {
 // routed by the app's pipeline (the qosroute stage): directly, one frame per member connection
 // over RPC, or as one NATS broadcast that each gateway fans out to its local members.
 func (a *apiHandler) Push(ctx context.Context, req *api.PushRequest) (*api.PushResponse, error) {
-	resp, err := a.s.apiPush(ctx, req)
-	return resp, a.s.called(apiPush, err)
-}
-
-func (s *Server) apiPush(ctx context.Context, req *api.PushRequest) (*api.PushResponse, error) {
+	s := a.s
 	app, err := s.authorize(req.Caller)
 	if err != nil {
 		return nil, err
@@ -128,7 +125,7 @@ func (s *Server) apiPush(ctx context.Context, req *api.PushRequest) (*api.PushRe
 	}
 	members := 0
 	if req.Session != "" {
-		count, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: state.SessionOp_COUNT, Session: req.Session})
+		count, err := s.fleetSession(ctx, &fleet.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: fleet.SessionOp_COUNT, Session: req.Session})
 		if err != nil {
 			return nil, err
 		}
@@ -143,7 +140,7 @@ func (s *Server) apiPush(ctx context.Context, req *api.PushRequest) (*api.PushRe
 		return nil, err
 	}
 	resp := &api.PushResponse{MsgId: int64(msgID), Route: api.Route_DIRECT, Qos: api.QoS(r.qos), SessionMembers: int32(members)}
-	lp := &state.LocalPushRequest{
+	lp := &fleet.LocalPushRequest{
 		AppId: app, Key: req.Caller.Key, Dids: req.Dids, Uids: req.Uids, Payload: r.payload, MsgId: int64(msgID), Qos: int32(r.qos),
 		WaitAck: req.WaitAck, TimeoutMs: int32(timeout / time.Millisecond),
 	}
@@ -166,8 +163,8 @@ func (s *Server) apiPush(ctx context.Context, req *api.PushRequest) (*api.PushRe
 		s.metrics.pushesDirect.Add(1)
 	}
 	mine, theirs, failed := gather(ctx, s,
-		func() *state.LocalPushResponse { return s.localPush(ctx, lp) },
-		func(ctx context.Context, p *peer) (*state.LocalPushResponse, error) {
+		func() *fleet.LocalPushResponse { return s.localPush(ctx, lp) },
+		func(ctx context.Context, p *peer) (*fleet.LocalPushResponse, error) {
 			return p.cli.LocalPush(ctx, lp, s.peerTimeout(timeout))
 		})
 	resp.Targets = mergeTargets(req, append(theirs, mine), failed)
@@ -177,9 +174,9 @@ func (s *Server) apiPush(ctx context.Context, req *api.PushRequest) (*api.PushRe
 // mergeTargets orders the state servers' targets as the request named them (dids, the devices of
 // each uid, then session members) and reports what no state server holds: offline, or failed when
 // a state server could not be asked.
-func mergeTargets(req *api.PushRequest, parts []*state.LocalPushResponse, failed []error) []*api.PushTarget {
-	byDID := map[string]*state.LocalTarget{}
-	byUID := map[string][]*state.LocalTarget{}
+func mergeTargets(req *api.PushRequest, parts []*fleet.LocalPushResponse, failed []error) []*api.PushTarget {
+	byDID := map[string]*fleet.LocalTarget{}
+	byUID := map[string][]*fleet.LocalTarget{}
 	var members []*api.PushTarget
 	for _, part := range parts {
 		if part == nil {
@@ -187,9 +184,9 @@ func mergeTargets(req *api.PushRequest, parts []*state.LocalPushResponse, failed
 		}
 		for _, t := range part.Targets {
 			switch t.Origin {
-			case state.TargetOrigin_DID:
+			case fleet.TargetOrigin_DID:
 				byDID[t.Did] = t
-			case state.TargetOrigin_UID:
+			case fleet.TargetOrigin_UID:
 				byUID[t.Uid] = append(byUID[t.Uid], t)
 			default:
 				members = append(members, apiTarget(t))
@@ -232,16 +229,16 @@ func mergeTargets(req *api.PushRequest, parts []*state.LocalPushResponse, failed
 
 // fleetSession applies a session operation on every state server and sums up the answers. A state
 // server that cannot be asked fails the call: it may have been applied in part.
-func (s *Server) fleetSession(ctx context.Context, req *state.LocalSessionRequest) (*state.LocalSessionResponse, error) {
+func (s *Server) fleetSession(ctx context.Context, req *fleet.LocalSessionRequest) (*fleet.LocalSessionResponse, error) {
 	mine, theirs, failed := gather(ctx, s,
-		func() *state.LocalSessionResponse { return s.localSession(ctx, req) },
-		func(ctx context.Context, p *peer) (*state.LocalSessionResponse, error) {
+		func() *fleet.LocalSessionResponse { return s.localSession(ctx, req) },
+		func(ctx context.Context, p *peer) (*fleet.LocalSessionResponse, error) {
 			return p.cli.LocalSession(ctx, req)
 		})
 	if len(failed) > 0 {
 		return nil, platoError(protocol.CodeOverloaded, "%s: the call may have been applied in part; retry it", errors.Join(failed...))
 	}
-	sum := &state.LocalSessionResponse{}
+	sum := &fleet.LocalSessionResponse{}
 	for _, r := range append(theirs, mine) {
 		sum.Members += r.Members
 		sum.Dids = append(sum.Dids, r.Dids...)
@@ -296,11 +293,7 @@ func (s *Server) route(ctx context.Context, ev stage.Event) (routing, error) {
 // Bind makes the logged-in connections of dids join a session (or, with replace, be exactly its
 // members), in the state server's index and in each gateway's local one.
 func (a *apiHandler) Bind(ctx context.Context, req *api.BindRequest) (*api.BindResponse, error) {
-	resp, err := a.s.apiBind(ctx, req)
-	return resp, a.s.called(apiBind, err)
-}
-
-func (s *Server) apiBind(ctx context.Context, req *api.BindRequest) (*api.BindResponse, error) {
+	s := a.s
 	app, err := s.authorize(req.Caller)
 	if err != nil {
 		return nil, err
@@ -314,11 +307,11 @@ func (s *Server) apiBind(ctx context.Context, req *api.BindRequest) (*api.BindRe
 	if err := checkNames("a did", req.Dids); err != nil {
 		return nil, err
 	}
-	op := state.SessionOp_BIND
+	op := fleet.SessionOp_BIND
 	if req.Replace {
-		op = state.SessionOp_REPLACE
+		op = fleet.SessionOp_REPLACE
 	}
-	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: op, Session: req.Session, Dids: req.Dids})
+	sum, err := s.fleetSession(ctx, &fleet.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: op, Session: req.Session, Dids: req.Dids})
 	if err != nil {
 		return nil, err
 	}
@@ -338,11 +331,7 @@ func (s *Server) apiBind(ctx context.Context, req *api.BindRequest) (*api.BindRe
 
 // Unbind makes dids (or, with all, every member) leave a session.
 func (a *apiHandler) Unbind(ctx context.Context, req *api.UnbindRequest) (*api.UnbindResponse, error) {
-	resp, err := a.s.apiUnbind(ctx, req)
-	return resp, a.s.called(apiUnbind, err)
-}
-
-func (s *Server) apiUnbind(ctx context.Context, req *api.UnbindRequest) (*api.UnbindResponse, error) {
+	s := a.s
 	app, err := s.authorize(req.Caller)
 	if err != nil {
 		return nil, err
@@ -356,11 +345,11 @@ func (s *Server) apiUnbind(ctx context.Context, req *api.UnbindRequest) (*api.Un
 	if err := checkNames("a did", req.Dids); err != nil {
 		return nil, err
 	}
-	op := state.SessionOp_UNBIND
+	op := fleet.SessionOp_UNBIND
 	if req.All {
-		op = state.SessionOp_DISSOLVE
+		op = fleet.SessionOp_DISSOLVE
 	}
-	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: op, Session: req.Session, Dids: req.Dids})
+	sum, err := s.fleetSession(ctx, &fleet.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: op, Session: req.Session, Dids: req.Dids})
 	if err != nil {
 		return nil, err
 	}
@@ -369,11 +358,7 @@ func (s *Server) apiUnbind(ctx context.Context, req *api.UnbindRequest) (*api.Un
 
 // Kick closes the connections of dids with Close 1202 and the business's message.
 func (a *apiHandler) Kick(ctx context.Context, req *api.KickRequest) (*api.KickResponse, error) {
-	resp, err := a.s.apiKick(ctx, req)
-	return resp, a.s.called(apiKick, err)
-}
-
-func (s *Server) apiKick(ctx context.Context, req *api.KickRequest) (*api.KickResponse, error) {
+	s := a.s
 	app, err := s.authorize(req.Caller)
 	if err != nil {
 		return nil, err
@@ -389,7 +374,7 @@ func (s *Server) apiKick(ctx context.Context, req *api.KickRequest) (*api.KickRe
 	if err := checkNames("a did", req.Dids); err != nil {
 		return nil, err
 	}
-	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: state.SessionOp_KICK, Dids: req.Dids, Message: req.Message})
+	sum, err := s.fleetSession(ctx, &fleet.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: fleet.SessionOp_KICK, Dids: req.Dids, Message: req.Message})
 	if err != nil {
 		return nil, err
 	}
@@ -409,11 +394,7 @@ func (s *Server) apiKick(ctx context.Context, req *api.KickRequest) (*api.KickRe
 
 // Online lists the logged-in devices of a session, or which of dids are logged in.
 func (a *apiHandler) Online(ctx context.Context, req *api.OnlineRequest) (*api.OnlineResponse, error) {
-	resp, err := a.s.apiOnline(ctx, req)
-	return resp, a.s.called(apiOnline, err)
-}
-
-func (s *Server) apiOnline(ctx context.Context, req *api.OnlineRequest) (*api.OnlineResponse, error) {
+	s := a.s
 	app, err := s.authorize(req.Caller)
 	if err != nil {
 		return nil, err
@@ -435,7 +416,7 @@ func (s *Server) apiOnline(ctx context.Context, req *api.OnlineRequest) (*api.On
 	default:
 		return nil, platoError(protocol.CodeInvalidArgument, "name a session or dids")
 	}
-	sum, err := s.fleetSession(ctx, &state.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: state.SessionOp_ONLINE, Session: req.Session, Dids: req.Dids})
+	sum, err := s.fleetSession(ctx, &fleet.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: fleet.SessionOp_ONLINE, Session: req.Session, Dids: req.Dids})
 	if err != nil {
 		return nil, err
 	}

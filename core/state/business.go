@@ -14,14 +14,14 @@ import (
 	"github.com/platoim/plato/internal/batch"
 	"github.com/platoim/plato/internal/rpc"
 	"github.com/platoim/plato/internal/telemetry"
-	"github.com/platoim/plato/sdk/business/rpc/plato/business"
-	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/business/business"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
+	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/api/business"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
 // bizItem is one event for a business server and what to do with its result.
 type bizItem struct {
-	ev   *business.Event
+	ev   *api.Event
 	done func(code protocol.Code, msg string) // nil for notifications
 	sp   *sigSpan                             // the uplink's trace, when it is sampled
 }
@@ -79,7 +79,7 @@ func (b *businesses) closeAll(ctx context.Context) {
 // deliverBusiness sends one batch and hands each event its result. A failed call fails every
 // uplink in it with a code the device can act on (retry later); notifications are logged.
 func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []bizItem) {
-	events := make([]*business.Event, len(items))
+	events := make([]*api.Event, len(items))
 	for i, it := range items {
 		events[i] = it.ev
 	}
@@ -90,7 +90,7 @@ func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []b
 			events[i].Traceparent = telemetry.TraceParent(trace.ContextWithSpan(context.Background(), sp))
 		}
 	}
-	resp, err := l.cli.Deliver(ctx, &business.DeliverRequest{Events: events})
+	resp, err := l.cli.Deliver(ctx, &api.DeliverRequest{Events: events})
 	endDeliverSpans(spans, err)
 	if err != nil {
 		code := protocol.CodeBusinessUnavailable

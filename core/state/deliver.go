@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/state"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+
 	"github.com/platoim/plato/pipeline"
-	"github.com/platoim/plato/sdk/business/rpc/plato/business"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/stage"
 )
@@ -16,7 +16,7 @@ import (
 // Deliver takes a gateway's batch of device events. It never blocks on I/O: each event is handed to
 // the app's pipeline (whose lanes keep a connection's events in order) and finished in the
 // pipeline's callback; answers and business deliveries are queued on their own batchers.
-func (h *handler) Deliver(_ context.Context, req *state.DeliverRequest) (*state.DeliverResponse, error) {
+func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.DeliverResponse, error) {
 	s := h.s
 	if s.gwAuth != nil {
 		if err := s.gwAuth.Verify(req.GatewayId, req.Proof); err != nil {
@@ -24,19 +24,15 @@ func (h *handler) Deliver(_ context.Context, req *state.DeliverRequest) (*state.
 			return nil, fmt.Errorf("deliver from %q refused: %w", req.GatewayId, err)
 		}
 	}
-	l := s.gateways.get(req.GatewayId)
-	if l == nil {
-		// A gateway can deliver before its registry entry reached us; look it up directly.
-		l = s.gateways.lookup(req.GatewayId)
-	}
+	l := s.gatewayFor(req.GatewayId)
 	if l == nil {
 		s.log.Warn("events from an unregistered gateway dropped", "gateway", req.GatewayId, "events", len(req.Events))
-		return &state.DeliverResponse{}, nil
+		return &fleet.DeliverResponse{}, nil
 	}
 	now := time.Now().UnixNano()
 	for _, ev := range req.Events {
 		key := connKey{gw: req.GatewayId, id: uint64(ev.ConnId)}
-		if ev.Kind == common.UpKind_CLOSED {
+		if ev.Kind == fleet.UpKind_CLOSED {
 			if cs := s.conns.get(key); cs != nil {
 				s.disconnect(cs, protocol.Code(ev.Reason))
 			}
@@ -52,7 +48,7 @@ func (h *handler) Deliver(_ context.Context, req *state.DeliverRequest) (*state.
 			// The gateway thinks this connection is logged in but we do not know it (we restarted,
 			// or it was closed meanwhile): have the device start over.
 			body := (&protocol.Close{Code: protocol.CodeStateLost, Message: "connection unknown to the state server; log in again"}).Append(nil)
-			s.sendTo(l, key.id, common.DownAction_SEND_AND_CLOSE, protocol.SigClose, 0, body)
+			s.sendTo(l, key.id, fleet.DownAction_SEND_AND_CLOSE, protocol.SigClose, 0, body)
 			continue
 		}
 		cs.lastSeen.Store(now)
@@ -62,7 +58,7 @@ func (h *handler) Deliver(_ context.Context, req *state.DeliverRequest) (*state.
 		case protocol.SigHeartbeat:
 			sp := s.startFrame(stage.SignalHeartbeat, cs.appID, ev.Traceparent)
 			s.through(stage.Event{Signal: stage.SignalHeartbeat, Conn: cs.stageConn(), Seq: seq, TraceParent: sp.traceParent()}, true, func(pipeline.Outcome) {
-				s.send(cs, common.DownAction_SEND, protocol.SigHeartbeatAck, 0, seq, nil)
+				s.send(cs, fleet.DownAction_SEND, protocol.SigHeartbeatAck, 0, seq, nil)
 				sp.end(protocol.CodeOK)
 			})
 		case protocol.SigUplink:
@@ -84,11 +80,11 @@ func (h *handler) Deliver(_ context.Context, req *state.DeliverRequest) (*state.
 			})
 		}
 	}
-	return &state.DeliverResponse{}, nil
+	return &fleet.DeliverResponse{}, nil
 }
 
 // login records the connection at once (so its next frames find it) and lets the pipeline decide.
-func (s *Server) login(l *gatewayLink, key connKey, ev *common.UpEvent) {
+func (s *Server) login(l *gatewayLink, key connKey, ev *fleet.UpEvent) {
 	var m protocol.Login
 	_ = m.Decode(ev.Body) // the gateway decoded it already; this is for the token and platform
 	cs := &connState{key: key, appID: ev.AppId, did: ev.Did, uid: ev.Uid, remote: ev.RemoteAddr, gw: l}
@@ -96,7 +92,7 @@ func (s *Server) login(l *gatewayLink, key connKey, ev *common.UpEvent) {
 	sp := s.startFrame(stage.SignalLogin, ev.AppId, ev.Traceparent)
 	if !s.conns.addPending(cs) {
 		body := (&protocol.LoginAck{Code: protocol.CodeAlreadyLogged, Message: "already logged in"}).Append(nil)
-		s.sendTo(l, key.id, common.DownAction_SEND, protocol.SigLoginAck, uint64(ev.Seq), body)
+		s.sendTo(l, key.id, fleet.DownAction_SEND, protocol.SigLoginAck, uint64(ev.Seq), body)
 		sp.end(protocol.CodeAlreadyLogged)
 		return
 	}
@@ -127,11 +123,11 @@ func (s *Server) acceptLogin(cs *connState, seq uint64, platform string) protoco
 		s.kick(replaced, protocol.CodeReplaced, "the same did logged in on another connection")
 	}
 	s.metrics.logins.Add(1)
-	s.notify(cs, business.EventKind_CONNECTED, 0)
+	s.notify(cs, api.EventKind_CONNECTED, 0)
 	ack := (&protocol.LoginAck{
 		Code: protocol.CodeOK, ConnID: cs.key.id, HeartbeatMs: uint32(s.cfg.HeartbeatInterval / time.Millisecond),
 	}).Append(nil)
-	s.send(cs, common.DownAction_LOGIN_OK, protocol.SigLoginAck, 0, seq, ack)
+	s.send(cs, fleet.DownAction_LOGIN_OK, protocol.SigLoginAck, 0, seq, ack)
 	s.log.Debug("login", "app", cs.appID, "did", cs.did, "uid", cs.uid, "gateway", cs.key.gw, "conn", cs.key.id, "platform", platform)
 	return protocol.CodeOK
 }
@@ -144,7 +140,7 @@ func (s *Server) refuseLogin(cs *connState, seq uint64, out pipeline.Outcome) pr
 	}
 	code, msg := rejection(out)
 	body := (&protocol.LoginAck{Code: code, Message: msg}).Append(nil)
-	s.send(cs, common.DownAction_SEND_AND_CLOSE, protocol.SigLoginAck, 0, seq, body)
+	s.send(cs, fleet.DownAction_SEND_AND_CLOSE, protocol.SigLoginAck, 0, seq, body)
 	cs.mu.Lock()
 	cs.closed = true
 	cs.mu.Unlock()
@@ -209,8 +205,8 @@ func (s *Server) uplink(cs *connState, seq uint64, payload []byte, sp *sigSpan) 
 		return
 	}
 	s.metrics.uplinks.Add(1)
-	ev := &business.Event{
-		Kind: business.EventKind_UPLINK, AppId: cs.appID, Did: cs.did, Uid: cs.uid,
+	ev := &api.Event{
+		Kind: api.EventKind_UPLINK, AppId: cs.appID, Did: cs.did, Uid: cs.uid,
 		ConnId: int64(cs.key.id), Seq: int64(seq), Payload: payload, GatewayId: cs.key.gw,
 	}
 	cs.mu.Lock()
@@ -239,7 +235,7 @@ func (s *Server) uplink(cs *connState, seq uint64, payload []byte, sp *sigSpan) 
 func (s *Server) ackUplink(cs *connState, seq uint64, code protocol.Code, msg string, sp *sigSpan) {
 	s.metrics.uplinkAcks.Add(int(code))
 	body := (&protocol.Ack{Code: code, Message: msg}).Append(nil)
-	s.send(cs, common.DownAction_SEND, protocol.SigUplinkAck, 0, seq, body)
+	s.send(cs, fleet.DownAction_SEND, protocol.SigUplinkAck, 0, seq, body)
 	sp.end(code)
 }
 
@@ -248,14 +244,14 @@ func (s *Server) ackDuplicate(cs *connState, seq uint64) {
 }
 
 // notify tells the app's business server about a connection event, in order with its uplinks.
-func (s *Server) notify(cs *connState, kind business.EventKind, reason protocol.Code) {
-	s.notifyEvent(cs, &business.Event{
+func (s *Server) notify(cs *connState, kind api.EventKind, reason protocol.Code) {
+	s.notifyEvent(cs, &api.Event{
 		Kind: kind, AppId: cs.appID, Did: cs.did, Uid: cs.uid, ConnId: int64(cs.key.id),
 		Reason: int32(reason), GatewayId: cs.key.gw,
 	})
 }
 
-func (s *Server) notifyEvent(cs *connState, ev *business.Event) {
+func (s *Server) notifyEvent(cs *connState, ev *api.Event) {
 	l, err := s.business.forApp(cs.appID)
 	if err != nil || l == nil {
 		return
@@ -293,7 +289,7 @@ func (s *Server) downlinkAck(cs *connState, seq uint64) {
 // kick closes a connection on the server's initiative: the device gets Close(code).
 func (s *Server) kick(cs *connState, code protocol.Code, msg string) {
 	body := (&protocol.Close{Code: code, Message: msg}).Append(nil)
-	s.send(cs, common.DownAction_SEND_AND_CLOSE, protocol.SigClose, 0, 0, body)
+	s.send(cs, fleet.DownAction_SEND_AND_CLOSE, protocol.SigClose, 0, 0, body)
 	s.disconnect(cs, code)
 }
 
@@ -330,7 +326,7 @@ func (s *Server) forget(cs *connState, reason protocol.Code) {
 	cs.mu.Unlock()
 	if s.conns.remove(cs) {
 		s.metrics.closed.Add(int(reason))
-		s.notify(cs, business.EventKind_DISCONNECTED, reason)
+		s.notify(cs, api.EventKind_DISCONNECTED, reason)
 	}
 }
 

@@ -7,9 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/state"
-	"github.com/platoim/plato/sdk/business/rpc/plato/business"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/stage"
 )
@@ -48,7 +48,7 @@ func (h stageHost) Resend(_ context.Context, conn stage.Conn, seq, msgID uint64,
 		return fmt.Errorf("resend: connection %s/%d is gone", conn.GatewayID, conn.ConnID)
 	}
 	body := (&protocol.Downlink{MsgID: msgID, Payload: payload}).Append(nil)
-	if !h.s.send(cs, common.DownAction_SEND, protocol.SigDownlink, protocol.FlagRetransmit, seq, body) {
+	if !h.s.send(cs, fleet.DownAction_SEND, protocol.SigDownlink, protocol.FlagRetransmit, seq, body) {
 		return fmt.Errorf("resend: gateway %s queue full", conn.GatewayID)
 	}
 	h.s.metrics.retransmits.Add(1)
@@ -64,8 +64,8 @@ func (h stageHost) Undelivered(_ context.Context, conn stage.Conn, seq, msgID ui
 	if l == nil {
 		return nil
 	}
-	ev := &business.Event{
-		Kind: business.EventKind_UNDELIVERED, AppId: conn.AppID, Did: conn.DID, Uid: conn.UID,
+	ev := &api.Event{
+		Kind: api.EventKind_UNDELIVERED, AppId: conn.AppID, Did: conn.DID, Uid: conn.UID,
 		ConnId: int64(conn.ConnID), Seq: int64(seq), MsgId: int64(msgID), Attempts: int32(attempts), GatewayId: conn.GatewayID,
 	}
 	if err := l.batch.Add(conn.ConnID, bizItem{ev: ev}); err != nil {
@@ -82,13 +82,13 @@ func (h stageHost) Bind(ctx context.Context, appID, session string, dids []strin
 	if appID == "" || session == "" || strings.IndexByte(session, 0) >= 0 {
 		return errors.New("bind: an app ID and a session name without NUL bytes are required")
 	}
-	h.s.localSession(ctx, &state.LocalSessionRequest{AppId: appID, Op: state.SessionOp_BIND, Session: session, Dids: dids})
+	h.s.localSession(ctx, &fleet.LocalSessionRequest{AppId: appID, Op: fleet.SessionOp_BIND, Session: session, Dids: dids})
 	return nil
 }
 
 // Unbind makes the connections of dids held by this state server leave a session.
 func (h stageHost) Unbind(ctx context.Context, appID, session string, dids []string) error {
-	h.s.localSession(ctx, &state.LocalSessionRequest{AppId: appID, Op: state.SessionOp_UNBIND, Session: session, Dids: dids})
+	h.s.localSession(ctx, &fleet.LocalSessionRequest{AppId: appID, Op: fleet.SessionOp_UNBIND, Session: session, Dids: dids})
 	return nil
 }
 
@@ -101,7 +101,7 @@ func (h stageHost) Sessions(ctx context.Context, conn stage.Conn) ([]string, err
 	if l == nil {
 		return nil, fmt.Errorf("sessions: no business server is configured for app %q", conn.AppID)
 	}
-	resp, err := l.cli.Sessions(ctx, &business.SessionsRequest{
+	resp, err := l.cli.Sessions(ctx, &api.SessionsRequest{
 		AppId: conn.AppID, Did: conn.DID, Uid: conn.UID, ConnId: int64(conn.ConnID), GatewayId: conn.GatewayID,
 	})
 	if err != nil {

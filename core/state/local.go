@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/state"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/stage"
@@ -15,14 +15,14 @@ import (
 
 // They are reachable by business servers too, so the caller's app key is checked here again:
 // no app can act on another's devices through them either.
-func (h *handler) LocalPush(ctx context.Context, req *state.LocalPushRequest) (*state.LocalPushResponse, error) {
+func (h *handler) LocalPush(ctx context.Context, req *fleet.LocalPushRequest) (*fleet.LocalPushResponse, error) {
 	if _, err := h.s.authorize(&api.Caller{AppId: req.AppId, Key: req.Key}); err != nil {
 		return nil, err
 	}
 	return h.s.localPush(ctx, req), nil
 }
 
-func (h *handler) LocalSession(ctx context.Context, req *state.LocalSessionRequest) (*state.LocalSessionResponse, error) {
+func (h *handler) LocalSession(ctx context.Context, req *fleet.LocalSessionRequest) (*fleet.LocalSessionResponse, error) {
 	if _, err := h.s.authorize(&api.Caller{AppId: req.AppId, Key: req.Key}); err != nil {
 		return nil, err
 	}
@@ -31,20 +31,20 @@ func (h *handler) LocalSession(ctx context.Context, req *state.LocalSessionReque
 
 // localPush pushes to the connections this server holds among the request's targets; dids and uids
 // it does not hold are left out, for the coordinator to report.
-func (s *Server) localPush(ctx context.Context, req *state.LocalPushRequest) *state.LocalPushResponse {
+func (s *Server) localPush(ctx context.Context, req *fleet.LocalPushRequest) *fleet.LocalPushResponse {
 	app := req.AppId
 	seen := map[*connState]bool{}
 	var targets []target
-	var origins []state.TargetOrigin
-	var byBroadcast []*state.LocalTarget
-	add := func(t target, o state.TargetOrigin) {
+	var origins []fleet.TargetOrigin
+	var byBroadcast []*fleet.LocalTarget
+	add := func(t target, o fleet.TargetOrigin) {
 		if seen[t.cs] {
 			return
 		}
 		seen[t.cs] = true
 		if req.ExcludeSession != "" && t.cs.member(req.ExcludeSession) {
 			// It gets the session's broadcast: one copy is enough.
-			byBroadcast = append(byBroadcast, &state.LocalTarget{
+			byBroadcast = append(byBroadcast, &fleet.LocalTarget{
 				Did: t.did, Uid: t.uid, ConnId: int64(t.cs.key.id), Status: int32(api.PushStatus_SENT),
 				Message: "sent by the session broadcast", Origin: o,
 			})
@@ -55,17 +55,17 @@ func (s *Server) localPush(ctx context.Context, req *state.LocalPushRequest) *st
 	}
 	for _, did := range req.Dids {
 		if cs := s.conns.byDID(app, did); cs != nil {
-			add(target{did: did, cs: cs}, state.TargetOrigin_DID)
+			add(target{did: did, cs: cs}, fleet.TargetOrigin_DID)
 		}
 	}
 	for _, uid := range req.Uids {
 		for _, cs := range s.conns.byUID(app, uid) {
-			add(target{did: cs.did, uid: uid, cs: cs}, state.TargetOrigin_UID)
+			add(target{did: cs.did, uid: uid, cs: cs}, fleet.TargetOrigin_UID)
 		}
 	}
 	if req.Session != "" {
 		for _, cs := range s.sessions.members(app, req.Session) {
-			add(target{did: cs.did, uid: cs.uid, cs: cs}, state.TargetOrigin_SESSION)
+			add(target{did: cs.did, uid: cs.uid, cs: cs}, fleet.TargetOrigin_SESSION)
 		}
 	}
 	timeout := s.cfg.PushTimeout
@@ -73,9 +73,9 @@ func (s *Server) localPush(ctx context.Context, req *state.LocalPushRequest) *st
 		timeout = time.Duration(req.TimeoutMs) * time.Millisecond
 	}
 	pushed := s.push(ctx, app, targets, uint64(req.MsgId), req.Payload, stage.QoS(req.Qos), req.WaitAck, timeout)
-	resp := &state.LocalPushResponse{Targets: make([]*state.LocalTarget, len(pushed), len(pushed)+len(byBroadcast))}
+	resp := &fleet.LocalPushResponse{Targets: make([]*fleet.LocalTarget, len(pushed), len(pushed)+len(byBroadcast))}
 	for i, t := range pushed {
-		resp.Targets[i] = &state.LocalTarget{
+		resp.Targets[i] = &fleet.LocalTarget{
 			Did: t.Did, Uid: t.Uid, ConnId: t.ConnId, Status: int32(t.Status), Seq: t.Seq, Code: t.Code, Message: t.Message, Origin: origins[i],
 		}
 	}
@@ -84,9 +84,9 @@ func (s *Server) localPush(ctx context.Context, req *state.LocalPushRequest) *st
 }
 
 // localSession applies a session operation to the connections this server holds.
-func (s *Server) localSession(ctx context.Context, req *state.LocalSessionRequest) *state.LocalSessionResponse {
+func (s *Server) localSession(ctx context.Context, req *fleet.LocalSessionRequest) *fleet.LocalSessionResponse {
 	app, name := req.AppId, req.Session
-	resp := &state.LocalSessionResponse{}
+	resp := &fleet.LocalSessionResponse{}
 	var changes []sessionChange
 	leave := func(cs *connState) {
 		if s.sessions.leave(cs, name) {
@@ -94,7 +94,7 @@ func (s *Server) localSession(ctx context.Context, req *state.LocalSessionReques
 		}
 	}
 	switch req.Op {
-	case state.SessionOp_BIND, state.SessionOp_REPLACE:
+	case fleet.SessionOp_BIND, fleet.SessionOp_REPLACE:
 		keep := map[*connState]bool{}
 		for _, did := range req.Dids {
 			cs := s.conns.byDID(app, did)
@@ -107,24 +107,24 @@ func (s *Server) localSession(ctx context.Context, req *state.LocalSessionReques
 				changes = append(changes, sessionChange{cs: cs, name: n, join: true})
 			}
 		}
-		if req.Op == state.SessionOp_REPLACE {
+		if req.Op == fleet.SessionOp_REPLACE {
 			for _, cs := range s.sessions.members(app, name) {
 				if !keep[cs] {
 					leave(cs)
 				}
 			}
 		}
-	case state.SessionOp_UNBIND:
+	case fleet.SessionOp_UNBIND:
 		for _, did := range req.Dids {
 			if cs := s.conns.byDID(app, did); cs != nil {
 				leave(cs)
 			}
 		}
-	case state.SessionOp_DISSOLVE:
+	case fleet.SessionOp_DISSOLVE:
 		for _, cs := range s.sessions.members(app, name) {
 			leave(cs)
 		}
-	case state.SessionOp_KICK:
+	case fleet.SessionOp_KICK:
 		msg := req.Message
 		if msg == "" {
 			msg = "kicked by the business server"
@@ -136,7 +136,7 @@ func (s *Server) localSession(ctx context.Context, req *state.LocalSessionReques
 			}
 		}
 		return resp
-	case state.SessionOp_ONLINE:
+	case fleet.SessionOp_ONLINE:
 		var conns []*connState
 		if name != "" {
 			conns = s.sessions.members(app, name)
@@ -153,7 +153,7 @@ func (s *Server) localSession(ctx context.Context, req *state.LocalSessionReques
 			sessions := append([]string(nil), cs.sessions...)
 			cs.mu.Unlock()
 			if live {
-				resp.Devices = append(resp.Devices, &state.LocalDevice{
+				resp.Devices = append(resp.Devices, &fleet.LocalDevice{
 					Did: cs.did, Uid: cs.uid, GatewayId: cs.key.gw, ConnId: int64(cs.key.id), RemoteAddr: cs.remote, Sessions: sessions,
 				})
 			}
@@ -168,6 +168,6 @@ func (s *Server) localSession(ctx context.Context, req *state.LocalSessionReques
 }
 
 // apiTarget is a LocalTarget as the business sees it.
-func apiTarget(t *state.LocalTarget) *api.PushTarget {
+func apiTarget(t *fleet.LocalTarget) *api.PushTarget {
 	return &api.PushTarget{Did: t.Did, Uid: t.Uid, ConnId: t.ConnId, Status: api.PushStatus(t.Status), Seq: t.Seq, Code: t.Code, Message: t.Message}
 }

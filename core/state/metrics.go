@@ -35,26 +35,12 @@ type metrics struct {
 	businessQueueFull, businessFailed atomic.Int64
 	rpcErrors                         [numPeers][rpc.NumErrKinds]atomic.Int64
 	// Plato's RPC for business servers.
-	apiOK                           [numAPIMethods]atomic.Int64
-	apiRefused                      [numAPIMethods]telemetry.Codes
 	routesRejected                  atomic.Int64
 	pushesDirect, pushesBroadcast   atomic.Int64
 	broadcastFailed                 atomic.Int64
 	sessionSyncs, sessionSyncFailed atomic.Int64
 	deliverRefused                  atomic.Int64
 }
-
-// The methods of Plato's RPC, the index of the api metrics.
-const (
-	apiPush = iota
-	apiBind
-	apiUnbind
-	apiKick
-	apiOnline
-	numAPIMethods
-)
-
-var apiMethodNames = [numAPIMethods]string{"push", "bind", "unbind", "kick", "online"}
 
 func (m *metrics) rpcError(peer int, err error) { m.rpcErrors[peer][rpc.KindOf(err)].Add(1) }
 

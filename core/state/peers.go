@@ -10,7 +10,7 @@ import (
 
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
-	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/state/state"
+	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/state"
 )
 
 // peer is another state server of the fleet: a business call to this one also reaches the
@@ -21,69 +21,22 @@ type peer struct {
 	cli      stateservice.Client
 }
 
-// peers tracks the other state servers from the registry.
-type peers struct {
-	s    *Server
-	mu   sync.RWMutex
-	byID map[string]*peer
-}
-
-func (p *peers) watch(ctx context.Context) error {
-	if err := registry.Follow(ctx, p.s.reg, registry.RoleState, p.put, p.remove); err != nil {
-		return fmt.Errorf("watching state servers: %w", err)
-	}
-	return nil
-}
-
-func (p *peers) put(n registry.Node) {
-	if n.ID == p.s.cfg.ID {
-		return
-	}
-	p.mu.RLock()
-	old := p.byID[n.ID]
-	p.mu.RUnlock()
-	if old != nil && old.addr == n.RPCAddr {
-		return
-	}
-	cli, err := stateservice.NewClient("plato-state", rpc.Client(n.RPCAddr, p.s.cfg.RPCTimeout)...)
-	if err != nil {
-		p.s.log.Error("cannot reach state server", "state", n.ID, "addr", n.RPCAddr, "err", err)
-		return
-	}
-	p.mu.Lock()
-	p.byID[n.ID] = &peer{id: n.ID, addr: n.RPCAddr, cli: cli}
-	p.mu.Unlock()
-	p.s.log.Info("state server peer joined", "peer", n.ID, "rpc", n.RPCAddr)
-}
-
-func (p *peers) remove(id string) {
-	p.mu.Lock()
-	_, ok := p.byID[id]
-	delete(p.byID, id)
-	p.mu.Unlock()
-	if ok {
-		p.s.log.Info("state server peer left", "peer", id)
-	}
-}
-
-func (p *peers) list() []*peer {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	out := make([]*peer, 0, len(p.byID))
-	for _, pr := range p.byID {
-		out = append(out, pr)
-	}
-	return out
+// newPeers follows the other state servers in the registry.
+func newPeers(s *Server) *registry.Table[*peer] {
+	return registry.NewTable(registry.TableConfig[*peer]{
+		Role: registry.RoleState, Self: s.cfg.ID, Log: s.log,
+		Dial: func(n registry.Node) (*peer, error) {
+			cli, err := stateservice.NewClient("plato-state", rpc.Client(n.RPCAddr, s.cfg.RPCTimeout)...)
+			if err != nil {
+				return nil, fmt.Errorf("creating state client for %s: %w", n.RPCAddr, err)
+			}
+			return &peer{id: n.ID, addr: n.RPCAddr, cli: cli}, nil
+		},
+	})
 }
 
 // Peers lists the IDs of the other state servers this one knows.
-func (s *Server) Peers() []string {
-	var ids []string
-	for _, p := range s.peers.list() {
-		ids = append(ids, p.id)
-	}
-	return ids
-}
+func (s *Server) Peers() []string { return s.peers.IDs() }
 
 // peerTimeout bounds a call to a peer that may wait up to wait for device ACKs.
 func (s *Server) peerTimeout(wait time.Duration) callopt.Option {
@@ -93,7 +46,7 @@ func (s *Server) peerTimeout(wait time.Duration) callopt.Option {
 // gather runs local on this server and call on every peer concurrently, and returns the peers'
 // answers (nil for a peer that failed, with its error) after local's.
 func gather[R any](ctx context.Context, s *Server, local func() R, call func(ctx context.Context, p *peer) (R, error)) (mine R, theirs []R, failed []error) {
-	ps := s.peers.list()
+	ps := s.peers.List()
 	theirs = make([]R, len(ps))
 	errs := make([]error, len(ps))
 	var wg sync.WaitGroup

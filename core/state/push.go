@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/common"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/protocol"
@@ -114,7 +114,7 @@ func (s *Server) downlinkOutcome(cs *connState, seq, msgID uint64, payload []byt
 		payload = out.Payload
 	}
 	body := (&protocol.Downlink{MsgID: msgID, Payload: payload}).Append(nil)
-	if !s.send(cs, common.DownAction_SEND, protocol.SigDownlink, 0, seq, body) {
+	if !s.send(cs, fleet.DownAction_SEND, protocol.SigDownlink, 0, seq, body) {
 		s.untrack(cs, seq, w, idx)
 		return api.PushStatus_FAILED, 0, "gateway queue full"
 	}

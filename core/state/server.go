@@ -18,7 +18,7 @@ import (
 	"github.com/platoim/plato/internal/peerauth"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
-	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/state/state"
+	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/state"
 	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/internal/timewheel"
 	apiservice "github.com/platoim/plato/sdk/business/rpc/plato/api/plato"
@@ -49,7 +49,7 @@ type Server struct {
 	reg      registry.Registry
 	log      *slog.Logger
 	conns    *conns
-	gateways *gateways
+	gateways *registry.Table[*gatewayLink]
 	business *businesses
 	wheel    *timewheel.Wheel
 	metrics  metrics
@@ -58,18 +58,21 @@ type Server struct {
 	ackLatency  metric.Float64Histogram
 	instruments metric.Registration
 	tracer      *telemetry.Tracer
+	apiCalls    *rpc.Calls
 	msgID       atomic.Uint64
 	pipe        Pipeline
 	sessions    *sessions
-	peers       *peers
+	peers       *registry.Table[*peer]
 	gwAuth      *peerauth.Verifier // nil: Deliver callers are not checked
 	proof       string             // peerauth.Proof of this state server, for gateways
 	ln          net.Listener
 	rpc         server.Server
 	startedAt   time.Time
-	cancel      context.CancelFunc
-	done        sync.WaitGroup
-	stopOnce    sync.Once
+	// registered is closed when the registry entry is no longer refreshed (registry.Keep).
+	registered <-chan struct{}
+	cancel     context.CancelFunc
+	done       sync.WaitGroup
+	stopOnce   sync.Once
 }
 
 // handler is the Kitex State service.
@@ -91,12 +94,12 @@ func New(cfg Config, reg registry.Registry, logger *slog.Logger) (*Server, error
 		log:    logger.With("role", "state", "state", cfg.ID),
 		conns:  newConns(),
 		wheel:  timewheel.New(100*time.Millisecond, 1024),
-		tracer: cfg.Tracer,
+		tracer: cfg.Tracer, apiCalls: apiCalls(),
 	}
-	s.gateways = &gateways{s: s, byID: map[string]*gatewayLink{}}
+	s.gateways = newGateways(s)
 	s.business = &businesses{s: s, byAddr: map[string]*businessLink{}}
 	s.sessions = newSessions()
-	s.peers = &peers{s: s, byID: map[string]*peer{}}
+	s.peers = newPeers(s)
 	if len(cfg.GatewaySecret) > 0 {
 		s.gwAuth = peerauth.NewVerifier(cfg.GatewaySecret, peerauth.Gateway)
 		s.proof = peerauth.Proof(cfg.GatewaySecret, peerauth.State, cfg.ID)
@@ -120,7 +123,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.ln, err = net.Listen("tcp", s.cfg.Addr); err != nil {
 		return fmt.Errorf("state: listening on %s: %w", s.cfg.Addr, err)
 	}
-	s.rpc = stateservice.NewServer(&handler{s}, rpc.Server(s.ln)...)
+	s.rpc = stateservice.NewServer(&handler{s}, append(rpc.Server(s.ln), server.WithMiddleware(s.apiCalls.Middleware))...)
 	// Business servers call Plato's RPC on the same address; its methods do not collide with
 	// the gateways' Deliver.
 	if err := apiservice.RegisterService(s.rpc, &apiHandler{s}); err != nil {
@@ -135,20 +138,18 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}()
 	s.wheel.Start()
-	if err := s.gateways.watch(ctx); err != nil {
+	if err := s.gateways.Follow(ctx, s.reg); err != nil {
 		s.Shutdown(context.Background())
 		return err
 	}
-	if err := s.peers.watch(ctx); err != nil {
+	if err := s.peers.Follow(ctx, s.reg); err != nil {
 		s.Shutdown(context.Background())
 		return err
 	}
-	if err := s.register(ctx); err != nil {
+	if s.registered, err = registry.Keep(ctx, s.reg, s.cfg.ReportInterval, s.node, s.log); err != nil {
 		s.Shutdown(context.Background())
-		return err
+		return fmt.Errorf("state: %w", err)
 	}
-	s.done.Add(1)
-	go s.registerLoop(ctx)
 	s.log.Info("state server listening", "rpc", s.Addr())
 	return nil
 }
@@ -163,31 +164,12 @@ func (s *Server) advertise() string {
 	return s.Addr()
 }
 
-func (s *Server) register(ctx context.Context) error {
-	n := registry.Node{
+// node is the state server's registry entry; registry.Keep refreshes it every ReportInterval.
+func (s *Server) node() registry.Node {
+	return registry.Node{
 		ID: s.cfg.ID, Role: registry.RoleState, RPCNetwork: "tcp", RPCAddr: s.advertise(),
 		Load:      registry.Load{Conns: int64(s.conns.len())},
 		StartedAt: s.startedAt, UpdatedAt: time.Now(),
-	}
-	if err := s.reg.Put(ctx, n); err != nil {
-		return fmt.Errorf("state: registering in the registry: %w", err)
-	}
-	return nil
-}
-
-func (s *Server) registerLoop(ctx context.Context) {
-	defer s.done.Done()
-	t := time.NewTicker(s.cfg.ReportInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.register(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("refreshing registry entry failed", "err", err)
-			}
-		}
 	}
 }
 
@@ -196,6 +178,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.stopOnce.Do(func() {
 		if s.cancel != nil {
 			s.cancel()
+		}
+		if s.registered != nil {
+			<-s.registered // a refresh in flight must not put the entry back after Delete
 		}
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := s.reg.Delete(dctx, registry.RoleState, s.cfg.ID); err != nil {
@@ -207,7 +192,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		} else if s.ln != nil {
 			s.ln.Close()
 		}
-		s.gateways.closeAll(ctx)
+		for _, l := range s.gateways.Clear() {
+			_ = l.batch.Close(ctx)
+		}
 		s.business.closeAll(ctx)
 		s.wheel.Stop()
 		s.done.Wait()

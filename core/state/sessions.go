@@ -4,7 +4,7 @@ import (
 	"context"
 	"sync"
 
-	gwrpc "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -164,16 +164,16 @@ func (s *Server) syncGateways(ctx context.Context, changes []sessionChange) {
 	if len(changes) == 0 {
 		return
 	}
-	byGW := map[*gatewayLink][]*gwrpc.SessionChange{}
+	byGW := map[*gatewayLink][]*fleet.SessionChange{}
 	for _, c := range changes {
-		byGW[c.cs.gw] = append(byGW[c.cs.gw], &gwrpc.SessionChange{ConnId: int64(c.cs.key.id), Session: c.name, Join: c.join})
+		byGW[c.cs.gw] = append(byGW[c.cs.gw], &fleet.SessionChange{ConnId: int64(c.cs.key.id), Session: c.name, Join: c.join})
 	}
 	var wg sync.WaitGroup
 	for l, list := range byGW {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := l.cli.Sessions(ctx, &gwrpc.SessionsRequest{Changes: list, StateId: s.cfg.ID, Proof: s.proof})
+			resp, err := l.cli.Sessions(ctx, &fleet.SessionsRequest{Changes: list, StateId: s.cfg.ID, Proof: s.proof})
 			if err != nil {
 				s.metrics.sessionSyncFailed.Add(int64(len(list)))
 				s.metrics.rpcError(peerGateway, err)

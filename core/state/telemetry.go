@@ -53,12 +53,9 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 	})
 	o.Counter("plato_state_api_calls_total", "{call}", "Calls of Plato's RPC by business servers, by method and result (ok, or refused: the code).",
 		func(emit telemetry.Emit) {
-			for i := range numAPIMethods {
-				emit(m.apiOK[i].Load(), attribute.String("method", apiMethodNames[i]), attribute.String("result", "ok"))
-				m.apiRefused[i].Each(func(_ int, label string, n int64) {
-					emit(n, attribute.String("method", apiMethodNames[i]), attribute.String("result", label))
-				})
-			}
+			s.apiCalls.Each(func(method, result string, n int64) {
+				emit(n, attribute.String("method", method), attribute.String("result", result))
+			})
 		})
 	o.Counter("plato_state_pushes_total", "{push}", "Business pushes by the path their session part took: direct (RPC to each connection's gateway) or broadcast (one NATS message).",
 		func(emit telemetry.Emit) {

@@ -17,9 +17,9 @@ import (
 	kserver "github.com/cloudwego/kitex/server"
 
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
+	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/api/business"
 	platoservice "github.com/platoim/plato/sdk/business/rpc/plato/api/plato"
-	bizrpc "github.com/platoim/plato/sdk/business/rpc/plato/business"
-	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/business/business"
+	"github.com/platoim/plato/sdk/poll"
 )
 
 const (
@@ -187,8 +187,8 @@ func newHarness(t *testing.T) *harness {
 // send delivers one uplink from did and returns its result code.
 func (h *harness) send(app, did string, payload string) int32 {
 	h.t.Helper()
-	resp, err := h.biz.Deliver(context.Background(), &bizrpc.DeliverRequest{Events: []*bizrpc.Event{
-		{Kind: bizrpc.EventKind_UPLINK, AppId: app, Did: did, Payload: []byte(payload)},
+	resp, err := h.biz.Deliver(context.Background(), &api.DeliverRequest{Events: []*api.Event{
+		{Kind: api.EventKind_UPLINK, AppId: app, Did: did, Payload: []byte(payload)},
 	}})
 	if err != nil {
 		h.t.Fatal(err)
@@ -214,7 +214,7 @@ func (h *harness) expect(did, payload string, want ...string) {
 
 func (h *harness) sessionsOf(did string) []string {
 	h.t.Helper()
-	resp, err := h.biz.Sessions(context.Background(), &bizrpc.SessionsRequest{AppId: testApp, Did: did})
+	resp, err := h.biz.Sessions(context.Background(), &api.SessionsRequest{AppId: testApp, Did: did})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestRooms(t *testing.T) {
 	h.expect("bob", `{"who":"lobby"}`,
 		`[bob] {"from":"plato-demo","room":"lobby","text":"in lobby: alice, bob","who":["alice","bob"]}`)
 	h.expect("bob", `{"leave":"lobby"}`, `session:lobby {"from":"plato-demo","room":"lobby","text":"bob left"}`)
-	eventuallyT(t, "bob unbound", func() bool {
+	poll.Until(t, "bob unbound", func() bool {
 		h.plato.mu.Lock()
 		defer h.plato.mu.Unlock()
 		return len(h.plato.unbinds) == 1 && h.plato.unbinds[0].Session == "lobby" && slices.Equal(h.plato.unbinds[0].Dids, []string{"bob"})
@@ -270,7 +270,7 @@ func TestRoomsAreRemembered(t *testing.T) {
 	if code := h.send(testApp, "carol", `{"join":"night-shift"}`); code != 0 {
 		t.Fatalf("join refused: %d", code)
 	}
-	eventuallyT(t, "the join notice", func() bool { return h.plato.pushCount() > before })
+	poll.Until(t, "the join notice", func() bool { return h.plato.pushCount() > before })
 	if got := h.sessionsOf("carol"); !slices.Equal(got, []string{"night-shift"}) {
 		t.Errorf("carol's sessions: %q", got)
 	}
@@ -329,16 +329,5 @@ func TestWorkersBusy(t *testing.T) {
 	w.stop(ctx)
 	if w.add(j) {
 		t.Error("a stopped lane took a job")
-	}
-}
-
-func eventuallyT(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/platoim/plato/sdk/poll"
 )
 
 // Generous bounds: these tests assert behaviour, not speed, and must pass on a loaded CI box.
@@ -47,17 +49,6 @@ func closeOK[T any](t *testing.T, b *Batcher[T]) {
 	defer cancel()
 	if err := b.Close(ctx); err != nil {
 		t.Fatalf("Close: %v", err)
-	}
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(waitLimit)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -147,7 +138,7 @@ func TestLoneItemWaitsMaxDelay(t *testing.T) {
 	if err := b.Add(1, item{1, 0}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "lone item to be sent", func() bool { return rec.total() == 1 })
+	poll.Until(t, "lone item to be sent", func() bool { return rec.total() == 1 })
 	if el := rec.at[0].Sub(start); el < delay {
 		t.Fatalf("lone item sent after %v, before MaxDelay %v", el, delay)
 	}
@@ -165,7 +156,7 @@ func TestLingerThenFull(t *testing.T) {
 		t.Fatal("partial batch sent before MaxDelay")
 	}
 	b.Add(0, item{0, 3})
-	eventually(t, "full batch to be sent", func() bool { return rec.total() == 4 })
+	poll.Until(t, "full batch to be sent", func() bool { return rec.total() == 4 })
 	b.Add(0, item{0, 4})
 	closeOK(t, b) // Close must not wait for the hour
 	if rec.total() != 5 || len(rec.batches) != 2 {
@@ -178,7 +169,7 @@ func TestNegativeDelaySendsAtOnce(t *testing.T) {
 	b := New(Config{MaxDelay: -1}, rec.send)
 	defer closeOK(t, b)
 	b.Add(0, item{})
-	eventually(t, "immediate send", func() bool { return rec.total() == 1 })
+	poll.Until(t, "immediate send", func() bool { return rec.total() == 1 })
 }
 
 // blocker is a SendFunc that holds every send until released, to build up a backlog.
@@ -234,7 +225,7 @@ func TestErrFull(t *testing.T) {
 		t.Fatalf("Add beyond MaxQueue: %v, want ErrFull", err)
 	}
 	close(bl.release)
-	eventually(t, "room after the backlog drains", func() bool { return b.Add(0, item{0, 11}) == nil })
+	poll.Until(t, "room after the backlog drains", func() bool { return b.Add(0, item{0, 11}) == nil })
 	closeOK(t, b)
 	if bl.total() != 12 {
 		t.Fatalf("sent %d items, want 12", bl.total())
@@ -294,7 +285,7 @@ func TestNoGoroutineLeak(t *testing.T) {
 		}
 		closeOK(t, b)
 	}
-	eventually(t, "lane goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
+	poll.Until(t, "lane goroutines to exit", func() bool { return runtime.NumGoroutine() <= before })
 }
 
 func TestSendMayAdd(t *testing.T) {

@@ -6,6 +6,8 @@ package config
 import (
 	"fmt"
 	"time"
+
+	"github.com/platoim/plato/sdk/protocol"
 )
 
 // Defaults for every field that has one; Default() assembles them.
@@ -20,7 +22,7 @@ const (
 	DefaultMaxEndpoints     = 8
 	DefaultStaleAfter       = 5 * time.Second
 	DefaultGatewayAddr      = "127.0.0.1:8900"
-	DefaultMaxBody          = 64 << 10
+	DefaultMaxBody          = protocol.DefaultMaxBody
 	DefaultLoginTimeout     = 10 * time.Second
 	DefaultReadTimeout      = 30 * time.Second
 	DefaultWriteTimeout     = 10 * time.Second

@@ -11,14 +11,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/platoim/plato/internal/config"
 )
 
-// Defaults used when a Config field is zero.
+// Defaults used when a Config field is zero (the host and port are nats.embedded's, in
+// internal/config).
 const (
-	// DefaultHost keeps the embedded server off the network unless asked.
-	DefaultHost = "127.0.0.1"
-	// DefaultPort is the port callers conventionally use; Config.Port 0 means a random port.
-	DefaultPort = 4222
 	// DefaultServerName names the server in logs and JetStream metadata.
 	DefaultServerName = "plato"
 	// ReadyTimeout bounds how long Start waits for the server to accept connections.
@@ -27,9 +26,9 @@ const (
 
 // Config configures the embedded server.
 type Config struct {
-	// Host is the interface to listen on. Default DefaultHost.
+	// Host is the interface to listen on. Default config.DefaultNATSHost: off the network unless asked.
 	Host string
-	// Port is the client port; 0 picks a random free port (callers default to DefaultPort).
+	// Port is the client port; 0 picks a random free port (Plato's configuration defaults to config.DefaultNATSPort).
 	Port int
 	// StoreDir is the JetStream data directory. Required.
 	StoreDir string
@@ -56,7 +55,7 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error
 		logger = slog.Default()
 	}
 	if cfg.Host == "" {
-		cfg.Host = DefaultHost
+		cfg.Host = config.DefaultNATSHost
 	}
 	if cfg.ServerName == "" {
 		cfg.ServerName = DefaultServerName

@@ -6,6 +6,8 @@ package registry
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"time"
 )
 
@@ -88,4 +90,32 @@ func Follow(ctx context.Context, r Registry, role Role, put func(Node), remove f
 		}
 	}()
 	return nil
+}
+
+// Keep registers the node that node() describes, then registers it again every interval until
+// ctx ends, so the entry lives exactly as long as the process keeps it fresh. It returns the
+// first registration's error; later failures are logged and retried at the next tick. The
+// returned channel is closed when the refreshing stops.
+func Keep(ctx context.Context, r Registry, interval time.Duration, node func() Node, log *slog.Logger) (<-chan struct{}, error) {
+	n := node()
+	if err := r.Put(ctx, n); err != nil {
+		return nil, fmt.Errorf("registering %s %s: %w", n.Role, n.ID, err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := r.Put(ctx, node()); err != nil && ctx.Err() == nil {
+					log.Warn("refreshing the registry entry failed", "err", err)
+				}
+			}
+		}
+	}()
+	return stopped, nil
 }

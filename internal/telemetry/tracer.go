@@ -93,10 +93,11 @@ func (t *Tracer) StartRemote(name, traceparent string) (context.Context, trace.S
 	if t == nil || traceparent == "" {
 		return nil, nil
 	}
-	ctx := propagation.TraceContext{}.Extract(context.Background(), &traceParentCarrier{v: traceparent})
-	if !trace.SpanContextFromContext(ctx).IsValid() {
+	parent := SpanContextOf(traceparent)
+	if !parent.IsValid() {
 		return nil, nil
 	}
+	ctx := trace.ContextWithRemoteSpanContext(context.Background(), parent)
 	ctx, span := t.tracer.Start(ctx, name, rootOpts...)
 	if !span.IsRecording() {
 		span.End()
@@ -110,6 +111,11 @@ func TraceParent(ctx context.Context) string {
 	var c traceParentCarrier
 	propagation.TraceContext{}.Inject(ctx, &c)
 	return c.v
+}
+
+// SpanContextOf parses a W3C traceparent; the span context is invalid when traceparent is not one.
+func SpanContextOf(traceparent string) trace.SpanContext {
+	return trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), &traceParentCarrier{v: traceparent}))
 }
 
 // traceParentCarrier carries one traceparent value, so propagating it needs no map.

@@ -15,9 +15,6 @@ const Version = 1
 const (
 	// DefaultDir is the directory of pipeline files, relative to the working directory.
 	DefaultDir = "configs/pipelines"
-	// DefaultPluginDir is where relative plugin paths resolve, relative to the working directory;
-	// `make plugins` builds the reference stages there.
-	DefaultPluginDir = "bin/plugins"
 	// DefaultAppID names the pipeline of app IDs that have no file: default.yaml.
 	DefaultAppID = "default"
 
@@ -74,7 +71,7 @@ type Stage struct {
 	// unique in the file, 1 to 64 of a-z 0-9 _ -.
 	Name string
 	// Plugin (plugin) is the stage's binary, as written: a path (a relative one resolves against
-	// the plugin directory given to the loader, DefaultPluginDir for the platform) or
+	// the plugin directory given to the loader, pipeline.plugin_dir for the platform) or
 	// "builtin:<name>" for a trusted in-process stage. Required.
 	Plugin string
 	// SHA256 (sha256) is the hex SHA-256 the binary must have, lower-cased; the load fails when it

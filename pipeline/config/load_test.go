@@ -82,7 +82,7 @@ func TestRelativePluginDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeFile(t, "p.yaml", oneStage)
-	_, err := LoadFile("p.yaml", DefaultPluginDir)
+	_, err := LoadFile("p.yaml", "bin/plugins")
 	const want = "p.yaml:4: stages[0].plugin: bin/plugins/auth: no such file (build it with `make plugins`)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got  %v\nwant %s", err, want)
@@ -90,7 +90,7 @@ func TestRelativePluginDir(t *testing.T) {
 	if err := os.WriteFile(filepath.Join("bin", "plugins", "auth"), []byte(dummyPlugin), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	f, err := LoadFile("p.yaml", DefaultPluginDir)
+	f, err := LoadFile("p.yaml", "bin/plugins")
 	if err != nil {
 		t.Fatal(Report(err))
 	}

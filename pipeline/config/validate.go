@@ -269,7 +269,7 @@ func (c *checker) binary(p, plugin, sha string) string {
 		return abs
 	}
 	if sha != "" {
-		got, err := fileSHA256(shown)
+		got, err := FileSHA256(shown)
 		switch {
 		case err != nil:
 			c.bad(p+".sha256", "cannot hash %s: %v", shown, err)

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/platoim/plato/sdk/poll"
 )
 
 // recorder collects the app IDs Watch reports.
@@ -35,16 +37,15 @@ func (r *recorder) take() []string {
 // waitFor polls until cond holds, calling poke (when not nil) between tries.
 func waitFor(t *testing.T, what string, cond func() bool, poke func()) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	poll.Until(t, what, func() bool {
+		if cond() {
+			return true
 		}
 		if poke != nil {
 			poke()
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false
+	})
 }
 
 func TestWatch(t *testing.T) {

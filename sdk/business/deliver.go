@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 
-	bizrpc "github.com/platoim/plato/sdk/business/rpc/plato/business"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 )
 
 // service adapts Handlers to the generated Business interface.
@@ -16,29 +16,29 @@ type service struct {
 	log *slog.Logger
 }
 
-var _ bizrpc.Business = (*service)(nil)
+var _ api.Business = (*service)(nil)
 
 // Deliver handles a batch's events in order and answers one result per event.
-func (s *service) Deliver(ctx context.Context, req *bizrpc.DeliverRequest) (*bizrpc.DeliverResponse, error) {
+func (s *service) Deliver(ctx context.Context, req *api.DeliverRequest) (*api.DeliverResponse, error) {
 	// One allocation for the results: accepted ones stay zero.
-	vals := make([]bizrpc.Result_, len(req.GetEvents()))
-	results := make([]*bizrpc.Result_, len(vals))
+	vals := make([]api.Result_, len(req.GetEvents()))
+	results := make([]*api.Result_, len(vals))
 	for i, ev := range req.GetEvents() {
 		results[i] = &vals[i]
 		if ev == nil {
 			continue
 		}
-		if ev.Kind == bizrpc.EventKind_UPLINK {
+		if ev.Kind == api.EventKind_UPLINK {
 			vals[i].Code, vals[i].Message = s.uplink(ctx, ev)
 			continue
 		}
 		s.notify(ctx, ev)
 	}
-	return &bizrpc.DeliverResponse{Results: results}, nil
+	return &api.DeliverResponse{Results: results}, nil
 }
 
 // uplink runs the Uplink handler and turns its answer into a result code and message.
-func (s *service) uplink(ctx context.Context, ev *bizrpc.Event) (code int32, msg string) {
+func (s *service) uplink(ctx context.Context, ev *api.Event) (code int32, msg string) {
 	if s.h.Uplink == nil {
 		return 0, ""
 	}
@@ -68,16 +68,16 @@ func (s *service) uplink(ctx context.Context, ev *bizrpc.Event) (code int32, msg
 }
 
 // notify runs the handler of a notification; unknown kinds are ignored, as a newer Plato may send them.
-func (s *service) notify(ctx context.Context, ev *bizrpc.Event) {
+func (s *service) notify(ctx context.Context, ev *api.Event) {
 	var h func(context.Context, Event)
 	switch ev.Kind {
-	case bizrpc.EventKind_CONNECTED:
+	case api.EventKind_CONNECTED:
 		h = s.h.Connected
-	case bizrpc.EventKind_DISCONNECTED:
+	case api.EventKind_DISCONNECTED:
 		h = s.h.Disconnected
-	case bizrpc.EventKind_UNDELIVERED:
+	case api.EventKind_UNDELIVERED:
 		h = s.h.Undelivered
-	case bizrpc.EventKind_RESUMED:
+	case api.EventKind_RESUMED:
 		h = s.h.Resumed
 	}
 	if h == nil {
@@ -96,9 +96,9 @@ func (s *service) notify(ctx context.Context, ev *bizrpc.Event) {
 }
 
 // Sessions answers which sessions a logging-in device joins.
-func (s *service) Sessions(ctx context.Context, req *bizrpc.SessionsRequest) (resp *bizrpc.SessionsResponse, err error) {
+func (s *service) Sessions(ctx context.Context, req *api.SessionsRequest) (resp *api.SessionsResponse, err error) {
 	if s.h.Sessions == nil {
-		return &bizrpc.SessionsResponse{}, nil
+		return &api.SessionsResponse{}, nil
 	}
 	defer func() {
 		if p := recover(); p != nil {
@@ -114,5 +114,5 @@ func (s *service) Sessions(ctx context.Context, req *bizrpc.SessionsRequest) (re
 	if err != nil {
 		return nil, fmt.Errorf("sessions of %s/%s: %w", req.AppId, req.Did, err)
 	}
-	return &bizrpc.SessionsResponse{Sessions: sessions}, nil
+	return &api.SessionsResponse{Sessions: sessions}, nil
 }

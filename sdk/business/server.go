@@ -12,8 +12,7 @@ import (
 
 	kserver "github.com/cloudwego/kitex/server"
 	"github.com/cloudwego/netpoll"
-
-	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/business/business"
+	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/api/business"
 )
 
 // exitWaitTime is how long Stop lets calls in flight finish before closing their connections.

@@ -13,8 +13,9 @@ import (
 
 	kclient "github.com/cloudwego/kitex/client"
 
-	bizrpc "github.com/platoim/plato/sdk/business/rpc/plato/business"
-	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/business/business"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
+	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/api/business"
+	"github.com/platoim/plato/sdk/poll"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -73,18 +74,18 @@ func TestServerDeliverBatch(t *testing.T) {
 		Connected: note, Disconnected: note, Undelivered: note,
 	}
 	_, cli := startServer(t, h)
-	up := func(seq int64, payload string) *bizrpc.Event {
-		return &bizrpc.Event{Kind: bizrpc.EventKind_UPLINK, AppId: "a", Did: "d1", ConnId: 7, Seq: seq, Payload: []byte(payload)}
+	up := func(seq int64, payload string) *api.Event {
+		return &api.Event{Kind: api.EventKind_UPLINK, AppId: "a", Did: "d1", ConnId: 7, Seq: seq, Payload: []byte(payload)}
 	}
-	events := []*bizrpc.Event{
-		{Kind: bizrpc.EventKind_CONNECTED, AppId: "a", Did: "d1", ConnId: 7},
+	events := []*api.Event{
+		{Kind: api.EventKind_CONNECTED, AppId: "a", Did: "d1", ConnId: 7},
 		up(1, "hello"), up(2, "refuse"), up(3, "out of range"), up(4, "fail"), up(5, "panic"), up(6, "after"),
-		{Kind: bizrpc.EventKind(99), Did: "d1"}, // a kind from a newer Plato: ignored, accepted
-		{Kind: bizrpc.EventKind_UNDELIVERED, Did: "d1", ConnId: 7, MsgId: 11, Seq: 3, Attempts: 4},
-		{Kind: bizrpc.EventKind_DISCONNECTED, Did: "d1", ConnId: 7, Reason: 1201},
-		{Kind: bizrpc.EventKind_RESUMED, Did: "d1"}, // no handler: ignored
+		{Kind: api.EventKind(99), Did: "d1"}, // a kind from a newer Plato: ignored, accepted
+		{Kind: api.EventKind_UNDELIVERED, Did: "d1", ConnId: 7, MsgId: 11, Seq: 3, Attempts: 4},
+		{Kind: api.EventKind_DISCONNECTED, Did: "d1", ConnId: 7, Reason: 1201},
+		{Kind: api.EventKind_RESUMED, Did: "d1"}, // no handler: ignored
 	}
-	resp, err := cli.Deliver(context.Background(), &bizrpc.DeliverRequest{Events: events})
+	resp, err := cli.Deliver(context.Background(), &api.DeliverRequest{Events: events})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,8 +118,8 @@ func TestServerDeliverBatch(t *testing.T) {
 
 func TestServerNilHandlers(t *testing.T) {
 	_, cli := startServer(t, Handlers{})
-	resp, err := cli.Deliver(context.Background(), &bizrpc.DeliverRequest{Events: []*bizrpc.Event{
-		{Kind: bizrpc.EventKind_UPLINK, Payload: []byte("x")}, {Kind: bizrpc.EventKind_CONNECTED},
+	resp, err := cli.Deliver(context.Background(), &api.DeliverRequest{Events: []*api.Event{
+		{Kind: api.EventKind_UPLINK, Payload: []byte("x")}, {Kind: api.EventKind_CONNECTED},
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -128,7 +129,7 @@ func TestServerNilHandlers(t *testing.T) {
 			t.Errorf("result %d = %d, want accepted", i, r.Code)
 		}
 	}
-	sr, err := cli.Sessions(context.Background(), &bizrpc.SessionsRequest{AppId: "a", Did: "d"})
+	sr, err := cli.Sessions(context.Background(), &api.SessionsRequest{AppId: "a", Did: "d"})
 	if err != nil || len(sr.Sessions) != 0 {
 		t.Fatalf("Sessions = %v, %v; want none", sr, err)
 	}
@@ -146,7 +147,7 @@ func TestServerSessions(t *testing.T) {
 		gotc <- d
 		return []string{"lobby", "team-7"}, nil
 	}})
-	resp, err := cli.Sessions(context.Background(), &bizrpc.SessionsRequest{
+	resp, err := cli.Sessions(context.Background(), &api.SessionsRequest{
 		AppId: "a", Did: "alice", Uid: "u1", ConnId: 9, GatewayId: "gw-1", Platform: "ios/17",
 	})
 	if err != nil {
@@ -162,7 +163,7 @@ func TestServerSessions(t *testing.T) {
 		t.Errorf("handler got %+v, want %+v", got, want)
 	}
 	for _, did := range []string{"broken", "panic"} {
-		if _, err := cli.Sessions(context.Background(), &bizrpc.SessionsRequest{AppId: "a", Did: did}); err == nil {
+		if _, err := cli.Sessions(context.Background(), &api.SessionsRequest{AppId: "a", Did: did}); err == nil {
 			t.Errorf("Sessions of %s: no error", did)
 		}
 	}
@@ -192,8 +193,8 @@ func TestServerLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the server to answer", func() bool {
-			_, err := cli.Sessions(context.Background(), &bizrpc.SessionsRequest{})
+		poll.Until(t, "the server to answer", func() bool {
+			_, err := cli.Sessions(context.Background(), &api.SessionsRequest{})
 			return err == nil
 		})
 		if err := s.Serve(); err == nil {
@@ -207,7 +208,7 @@ func TestServerLifecycle(t *testing.T) {
 		if err := <-served; err != nil {
 			t.Fatalf("Serve: %v", err)
 		}
-		if _, err := cli.Sessions(context.Background(), &bizrpc.SessionsRequest{}); err == nil {
+		if _, err := cli.Sessions(context.Background(), &api.SessionsRequest{}); err == nil {
 			t.Error("a stopped server answered")
 		}
 	})
@@ -225,16 +226,4 @@ func TestServerLifecycle(t *testing.T) {
 			t.Fatalf("Stop: %v", err)
 		}
 	})
-}
-
-// eventually polls cond for up to five seconds.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -12,15 +12,15 @@ import (
 
 	kclient "github.com/cloudwego/kitex/client"
 
-	bizrpc "github.com/platoim/plato/sdk/business/rpc/plato/business"
-	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/business/business"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
+	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/api/business"
 )
 
 // TestServerLeavesSignalsAlone: a SIGTERM is the host program's to handle; Kitex must not stop the
 // server on it.
 func TestServerLeavesSignalsAlone(t *testing.T) {
 	s, cli := startServer(t, Handlers{})
-	if _, err := cli.Sessions(context.Background(), &bizrpc.SessionsRequest{}); err != nil {
+	if _, err := cli.Sessions(context.Background(), &api.SessionsRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	// Catch the signal here, so that the test process survives it.
@@ -41,7 +41,7 @@ func TestServerLeavesSignalsAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
-		if _, err := fresh.Sessions(context.Background(), &bizrpc.SessionsRequest{}); err != nil {
+		if _, err := fresh.Sessions(context.Background(), &api.SessionsRequest{}); err != nil {
 			t.Fatalf("the server stopped on SIGTERM: %v", err)
 		}
 	}

@@ -53,6 +53,7 @@ const (
 	CodeNoBusiness          Code = 1304 // no business server is configured for this app ID
 	CodeNoGateway           Code = 1305 // ipconf knows no live gateway to hand out
 	CodePipelineFailed      Code = 1306 // a fail-closed pipeline stage failed or timed out; retry later
+	CodeInternal            Code = 1307 // the server failed handling this connection (a bug); reconnect
 
 	CodeInvalidArgument Code = 1401 // a Plato RPC request is malformed
 	CodeAppMismatch     Code = 1402 // the request names an app ID the caller may not reach
@@ -89,6 +90,7 @@ var codeText = map[Code]string{
 	CodeNoBusiness:          "no business server for app",
 	CodeNoGateway:           "no gateway available",
 	CodePipelineFailed:      "pipeline stage failed",
+	CodeInternal:            "internal error",
 	CodeInvalidArgument:     "invalid argument",
 	CodeAppMismatch:         "app ID mismatch",
 }

@@ -46,11 +46,8 @@ type remote struct {
 	hostMu   sync.Mutex
 	stopHost func() // the current Init's Host service
 
-	ids      atomic.Uint64
-	answered atomic.Uint64              // Results received, late ones included (Liveness)
-	cur      atomic.Pointer[procStream] // the open stream, nil until the first Process
-	mu       sync.Mutex                 // serializes opening streams and Close
-	closed   bool
+	answered atomic.Uint64       // Results received, late ones included (Liveness)
+	batches  mux[[]byte, result] // the Process stream
 }
 
 var (
@@ -62,7 +59,9 @@ var (
 func (r *remote) Answered() uint64 { return r.answered.Load() }
 
 func newRemote(c pb.StageClient, serve serveHostFunc) *remote {
-	return &remote{client: c, serveHost: serve}
+	r := &remote{client: c, serveHost: serve}
+	r.batches.open = r.open
+	return r
 }
 
 func (r *remote) Describe(ctx context.Context) (Info, []Signal, error) {
@@ -120,13 +119,7 @@ func (r *remote) Init(ctx context.Context, req InitRequest) error {
 
 // Close ends the stream (callers still waiting get ErrClosed) and stops serving the Host.
 func (r *remote) Close() error {
-	r.mu.Lock()
-	r.closed = true
-	s := r.cur.Swap(nil)
-	r.mu.Unlock()
-	if s != nil {
-		s.fail(ErrClosed)
-	}
+	r.batches.close(ErrClosed)
 	r.hostMu.Lock()
 	stop := r.stopHost
 	r.stopHost = nil

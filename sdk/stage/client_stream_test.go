@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,9 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/platoim/plato/sdk/stage/internal/pb"
 )
@@ -48,36 +45,17 @@ type pair struct {
 func newPair(t testing.TB) *pair {
 	t.Helper()
 	p := &pair{}
-	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer(grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 		p.streams.Add(1)
-		return h(srv, &breakingStream{ServerStream: ss})
+		return h(srv, &breakingStream{ServerStream: ss, breaks: func(m any) bool {
+			w, ok := m.(*wireMsg)
+			return ok && bytes.Contains(w.b, []byte("break"))
+		}})
 	}))
 	pb.RegisterStageServer(srv, newServer(echoStage{}, newStderrLogger(), nil))
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	cc, err := grpc.Dial("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
-	p.proc = newRemote(pb.NewStageClient(cc), nil)
+	p.proc = newRemote(pb.NewStageClient(serveInMemory(t, srv)), nil)
 	t.Cleanup(func() { _ = p.proc.Close() })
 	return p
-}
-
-type breakingStream struct{ grpc.ServerStream }
-
-func (s *breakingStream) RecvMsg(m any) error {
-	if err := s.ServerStream.RecvMsg(m); err != nil {
-		return err
-	}
-	if w, ok := m.(*wireMsg); ok && bytes.Contains(w.b, []byte("break")) {
-		return status.Error(codes.DataLoss, "broken on purpose")
-	}
-	return nil
 }
 
 func uplinks(payloads ...string) []Event {
@@ -183,11 +161,7 @@ func TestLateResultIsDiscarded(t *testing.T) {
 	if err := p.proc.Process(context.Background(), uplinks("next"), replies); err != nil || string(replies[0].Payload) != "next" {
 		t.Fatalf("next: %v %+v", err, replies)
 	}
-	s := p.proc.cur.Load()
-	s.mu.Lock()
-	n := len(s.waiters)
-	s.mu.Unlock()
-	if n != 0 {
+	if n := waiters(p.proc.batches.cur.Load()); n != 0 {
 		t.Errorf("%d waiters left registered", n)
 	}
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,9 +13,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/platoim/plato/sdk/stage/internal/pb"
 )
@@ -131,46 +128,28 @@ type hostPair struct {
 func newHostPair(t testing.TB, oldHost bool) *hostPair {
 	t.Helper()
 	p := &hostPair{host: newFakeHost()}
-	lis := bufconn.Listen(1 << 20)
 	srv := grpc.NewServer(
 		grpc.StreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 			if oldHost {
 				return refuseHostCalls(srv, ss, info, h)
 			}
 			p.streams.Add(1)
-			return h(srv, &breakingHostStream{ServerStream: ss})
+			return h(srv, &breakingStream{ServerStream: ss, breaks: func(m any) bool {
+				c, ok := m.(*pb.HostCall)
+				return ok && c.GetState().GetKey() == "break"
+			}})
 		}),
 		grpc.UnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
 			p.unaries.Add(1)
 			return h(ctx, req)
 		}))
 	pb.RegisterHostServer(srv, &hostServer{h: p.host})
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	cc, err := grpc.Dial("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return lis.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cc.Close() })
+	cc := serveInMemory(t, srv)
 	p.mux = newHostMux(pb.NewHostClient(cc))
 	t.Cleanup(p.mux.close)
 	p.stream = &hostClient{c: p.mux}
 	p.unary = &hostClient{c: unaryHost{pb.NewHostClient(cc)}}
 	return p
-}
-
-type breakingHostStream struct{ grpc.ServerStream }
-
-func (s *breakingHostStream) RecvMsg(m any) error {
-	if err := s.ServerStream.RecvMsg(m); err != nil {
-		return err
-	}
-	if c, ok := m.(*pb.HostCall); ok && c.GetState().GetKey() == "break" {
-		return status.Error(codes.DataLoss, "broken on purpose")
-	}
-	return nil
 }
 
 // unaryHost is the Host service as an SDK before HostCalls called it.
@@ -199,12 +178,6 @@ func (u unaryHost) Sessions(ctx context.Context, r *pb.SessionsRequest) (*pb.Ses
 }
 func (u unaryHost) Join(ctx context.Context, r *pb.JoinRequest) (*pb.Empty, error) {
 	return u.c.Join(ctx, r)
-}
-
-func waiters(s *hostStream) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.waiters)
 }
 
 func TestHostCallsShareOneStream(t *testing.T) {
@@ -246,7 +219,7 @@ func TestHostCallsShareOneStream(t *testing.T) {
 	if n := p.unaries.Load(); n != 0 {
 		t.Errorf("server saw %d unary calls, want 0", n)
 	}
-	if n := waiters(p.mux.cur.Load()); n != 0 {
+	if n := waiters(p.mux.calls.cur.Load()); n != 0 {
 		t.Errorf("%d waiters left registered", n)
 	}
 }
@@ -348,7 +321,7 @@ func TestHostCallDeadline(t *testing.T) {
 			time.Sleep(50 * time.Millisecond) // let the late answer arrive, to be dropped
 		}
 	}
-	if n := waiters(p.mux.cur.Load()); n != 0 {
+	if n := waiters(p.mux.calls.cur.Load()); n != 0 {
 		t.Errorf("%d waiters left registered", n)
 	}
 	if n := p.streams.Load(); n != 1 {

@@ -13,6 +13,7 @@ import (
 	"github.com/platoim/plato/core/platform/platformtest"
 	"github.com/platoim/plato/examples/demo"
 	"github.com/platoim/plato/sdk/client"
+	"github.com/platoim/plato/sdk/poll"
 )
 
 // workerEnv makes the test binary a bench worker: the worker-process path runs without building
@@ -50,7 +51,7 @@ func testPlatform(t *testing.T, sink string) *platform.Platform {
 		return demo.New(demo.Config{Addr: c.Addr, Keys: c.Keys, StateAddr: c.StateAddr}, logger)
 	}
 	p := platformtest.StartWith(t, cfg, platform.Options{Demo: demoServer}, platform.RoleNATS, platform.RoleState, platform.RoleGateway, platform.RoleIPConf, platform.RoleDemo)
-	platformtest.Eventually(t, 10*time.Second, "ipconf to list the gateway", func() bool {
+	poll.Within(t, 10*time.Second, "ipconf to list the gateway", func() bool {
 		l, err := client.FetchEndpoints(context.Background(), nil, "http://"+p.IPConf.Addr(), "bench", "probe")
 		return err == nil && len(l.Endpoints) > 0
 	})

@@ -11,8 +11,8 @@ import (
 	"github.com/cloudwego/kitex/server"
 
 	"github.com/platoim/plato/internal/rpc"
-	"github.com/platoim/plato/sdk/business/rpc/plato/business"
-	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/business/business"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
+	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/api/business"
 )
 
 // sinkBusiness is the bench's own business server (Options.Business): it accepts every uplink at
@@ -50,13 +50,13 @@ func (s *sinkBusiness) addr() string { return s.ln.Addr().String() }
 func (s *sinkBusiness) stop() { _ = s.svr.Stop() }
 
 // Deliver implements the Business service: every event is accepted.
-func (s *sinkBusiness) Deliver(_ context.Context, req *business.DeliverRequest) (*business.DeliverResponse, error) {
-	resp := &business.DeliverResponse{Results: make([]*business.Result_, len(req.Events))}
+func (s *sinkBusiness) Deliver(_ context.Context, req *api.DeliverRequest) (*api.DeliverResponse, error) {
+	resp := &api.DeliverResponse{Results: make([]*api.Result_, len(req.Events))}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, ev := range req.Events {
-		resp.Results[i] = &business.Result_{}
-		if ev.Kind != business.EventKind_UPLINK {
+		resp.Results[i] = &api.Result_{}
+		if ev.Kind != api.EventKind_UPLINK {
 			continue
 		}
 		s.received++
@@ -101,6 +101,6 @@ func uplinkSeq(p []byte) (uint64, bool) {
 
 // Sessions implements the Business service: bench devices join no session at login (the broadcast
 // scenario binds them through Plato's RPC).
-func (s *sinkBusiness) Sessions(context.Context, *business.SessionsRequest) (*business.SessionsResponse, error) {
-	return &business.SessionsResponse{}, nil
+func (s *sinkBusiness) Sessions(context.Context, *api.SessionsRequest) (*api.SessionsResponse, error) {
+	return &api.SessionsResponse{}, nil
 }

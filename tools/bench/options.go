@@ -9,6 +9,9 @@ import (
 	"os/exec"
 	"slices"
 	"time"
+
+	"github.com/platoim/plato/sdk/business"
+	"github.com/platoim/plato/sdk/client"
 )
 
 // Scenarios.
@@ -35,8 +38,8 @@ const (
 
 // Defaults.
 const (
-	DefaultIPConfURL   = "http://127.0.0.1:8080"
-	DefaultStateAddr   = "127.0.0.1:8901"
+	DefaultIPConfURL   = client.DefaultIPConfURL
+	DefaultStateAddr   = business.DefaultAddr
 	DefaultAppID       = "bench"
 	DefaultAppKey      = "plato-dev-bench-key-change-me"
 	DefaultDevices     = 100

@@ -70,7 +70,7 @@ type data struct {
 	SDKReplace string // absolute, quoted when needed; empty: no replace line
 	// StageReplace is SDKReplace's stage module.
 	StageReplace string
-	GoVersion  string
+	GoVersion    string
 }
 
 // files maps each template to the file it writes; NAME is replaced by the plugin's name.

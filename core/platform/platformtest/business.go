@@ -9,9 +9,9 @@ import (
 
 	"github.com/platoim/plato/internal/rpc"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
+	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/api/business"
 	apiservice "github.com/platoim/plato/sdk/business/rpc/plato/api/plato"
-	"github.com/platoim/plato/sdk/business/rpc/plato/business"
-	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/business/business"
+	"github.com/platoim/plato/sdk/poll"
 )
 
 // Business is a real Kitex business server that records every event and answers uplinks as
@@ -20,10 +20,10 @@ type Business struct {
 	Addr string
 
 	mu          sync.Mutex
-	answer      func(ev *business.Event) *business.Result_
-	sessions    func(req *business.SessionsRequest) []string
+	answer      func(ev *api.Event) *api.Result_
+	sessions    func(req *api.SessionsRequest) []string
 	sessionAsks int
-	events      []*business.Event
+	events      []*api.Event
 	notify      chan struct{}
 }
 
@@ -43,13 +43,13 @@ func StartBusiness(t testing.TB) *Business {
 }
 
 // Deliver implements the Business service.
-func (b *Business) Deliver(_ context.Context, req *business.DeliverRequest) (*business.DeliverResponse, error) {
-	resp := &business.DeliverResponse{}
+func (b *Business) Deliver(_ context.Context, req *api.DeliverRequest) (*api.DeliverResponse, error) {
+	resp := &api.DeliverResponse{}
 	b.mu.Lock()
 	for _, ev := range req.Events {
 		b.events = append(b.events, ev)
-		r := &business.Result_{}
-		if ev.Kind == business.EventKind_UPLINK && b.answer != nil {
+		r := &api.Result_{}
+		if ev.Kind == api.EventKind_UPLINK && b.answer != nil {
 			if a := b.answer(ev); a != nil {
 				r = a
 			}
@@ -65,17 +65,17 @@ func (b *Business) Deliver(_ context.Context, req *business.DeliverRequest) (*bu
 }
 
 // SetAnswer decides the result of each uplink from now on; a nil result accepts.
-func (b *Business) SetAnswer(f func(ev *business.Event) *business.Result_) {
+func (b *Business) SetAnswer(f func(ev *api.Event) *api.Result_) {
 	b.mu.Lock()
 	b.answer = f
 	b.mu.Unlock()
 }
 
 // Events returns what was delivered so far, optionally only of one kind for one did.
-func (b *Business) Events(kind business.EventKind, did string) []*business.Event {
+func (b *Business) Events(kind api.EventKind, did string) []*api.Event {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var out []*business.Event
+	var out []*api.Event
 	for _, ev := range b.events {
 		if ev.Kind == kind && (did == "" || ev.Did == did) {
 			out = append(out, ev)
@@ -85,10 +85,10 @@ func (b *Business) Events(kind business.EventKind, did string) []*business.Event
 }
 
 // WaitEvents polls until at least n events of kind for did arrived.
-func (b *Business) WaitEvents(t testing.TB, kind business.EventKind, did string, n int) []*business.Event {
+func (b *Business) WaitEvents(t testing.TB, kind api.EventKind, did string, n int) []*api.Event {
 	t.Helper()
-	var evs []*business.Event
-	Eventually(t, 10*time.Second, "business events", func() bool {
+	var evs []*api.Event
+	poll.Within(t, 10*time.Second, "business events", func() bool {
 		evs = b.Events(kind, did)
 		return len(evs) >= n
 	})
@@ -112,18 +112,18 @@ func Caller(app string) *api.Caller { return &api.Caller{AppId: app, Key: KeyOf(
 func KeyOf(app string) string { return "platformtest-key-" + app }
 
 // Sessions answers the Sessions callback with what SetSessions said for the did (none by default).
-func (b *Business) Sessions(_ context.Context, req *business.SessionsRequest) (*business.SessionsResponse, error) {
+func (b *Business) Sessions(_ context.Context, req *api.SessionsRequest) (*api.SessionsResponse, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.sessionAsks++
 	if b.sessions == nil {
-		return &business.SessionsResponse{}, nil
+		return &api.SessionsResponse{}, nil
 	}
-	return &business.SessionsResponse{Sessions: b.sessions(req)}, nil
+	return &api.SessionsResponse{Sessions: b.sessions(req)}, nil
 }
 
 // SetSessions decides the answer to the Sessions callback from now on.
-func (b *Business) SetSessions(f func(req *business.SessionsRequest) []string) {
+func (b *Business) SetSessions(f func(req *api.SessionsRequest) []string) {
 	b.mu.Lock()
 	b.sessions = f
 	b.mu.Unlock()

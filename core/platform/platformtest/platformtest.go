@@ -91,15 +91,3 @@ func StartWith(t testing.TB, cfg config.Config, opts platform.Options, roles ...
 	})
 	return p
 }
-
-// Eventually polls cond until it holds or timeout passes.
-func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}

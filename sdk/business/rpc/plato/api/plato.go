@@ -160,6 +160,63 @@ func (p *PushStatus) Value() (driver.Value, error) {
 	return int64(*p), nil
 }
 
+type EventKind int64
+
+const (
+	EventKind_UPLINK       EventKind = 0
+	EventKind_CONNECTED    EventKind = 1
+	EventKind_DISCONNECTED EventKind = 2
+	EventKind_UNDELIVERED  EventKind = 3
+	EventKind_RESUMED      EventKind = 4
+)
+
+func (p EventKind) String() string {
+	switch p {
+	case EventKind_UPLINK:
+		return "UPLINK"
+	case EventKind_CONNECTED:
+		return "CONNECTED"
+	case EventKind_DISCONNECTED:
+		return "DISCONNECTED"
+	case EventKind_UNDELIVERED:
+		return "UNDELIVERED"
+	case EventKind_RESUMED:
+		return "RESUMED"
+	}
+	return "<UNSET>"
+}
+
+func EventKindFromString(s string) (EventKind, error) {
+	switch s {
+	case "UPLINK":
+		return EventKind_UPLINK, nil
+	case "CONNECTED":
+		return EventKind_CONNECTED, nil
+	case "DISCONNECTED":
+		return EventKind_DISCONNECTED, nil
+	case "UNDELIVERED":
+		return EventKind_UNDELIVERED, nil
+	case "RESUMED":
+		return EventKind_RESUMED, nil
+	}
+	return EventKind(0), fmt.Errorf("not a valid EventKind string")
+}
+
+func EventKindPtr(v EventKind) *EventKind { return &v }
+func (p *EventKind) Scan(value interface{}) (err error) {
+	var result sql.NullInt64
+	err = result.Scan(value)
+	*p = EventKind(result.Int64)
+	return
+}
+
+func (p *EventKind) Value() (driver.Value, error) {
+	if p == nil {
+		return nil, nil
+	}
+	return int64(*p), nil
+}
+
 type Caller struct {
 	AppId string `thrift:"app_id,1" frugal:"1,default,string" json:"app_id"`
 	Key   string `thrift:"key,2" frugal:"2,default,string" json:"key"`
@@ -888,6 +945,333 @@ var fieldIDToName_OnlineResponse = map[int16]string{
 	1: "devices",
 }
 
+type Event struct {
+	Kind        EventKind `thrift:"kind,1" frugal:"1,default,EventKind" json:"kind"`
+	AppId       string    `thrift:"app_id,2" frugal:"2,default,string" json:"app_id"`
+	Did         string    `thrift:"did,3" frugal:"3,default,string" json:"did"`
+	Uid         string    `thrift:"uid,4" frugal:"4,default,string" json:"uid"`
+	ConnId      int64     `thrift:"conn_id,5" frugal:"5,default,i64" json:"conn_id"`
+	Seq         int64     `thrift:"seq,6" frugal:"6,default,i64" json:"seq"`
+	Payload     []byte    `thrift:"payload,7" frugal:"7,default,binary" json:"payload"`
+	Reason      int32     `thrift:"reason,8" frugal:"8,default,i32" json:"reason"`
+	GatewayId   string    `thrift:"gateway_id,9" frugal:"9,default,string" json:"gateway_id"`
+	MsgId       int64     `thrift:"msg_id,10" frugal:"10,default,i64" json:"msg_id"`
+	Attempts    int32     `thrift:"attempts,11" frugal:"11,default,i32" json:"attempts"`
+	Traceparent string    `thrift:"traceparent,12" frugal:"12,default,string" json:"traceparent"`
+}
+
+func NewEvent() *Event {
+	return &Event{}
+}
+
+func (p *Event) InitDefault() {
+}
+
+func (p *Event) GetKind() (v EventKind) {
+	return p.Kind
+}
+
+func (p *Event) GetAppId() (v string) {
+	return p.AppId
+}
+
+func (p *Event) GetDid() (v string) {
+	return p.Did
+}
+
+func (p *Event) GetUid() (v string) {
+	return p.Uid
+}
+
+func (p *Event) GetConnId() (v int64) {
+	return p.ConnId
+}
+
+func (p *Event) GetSeq() (v int64) {
+	return p.Seq
+}
+
+func (p *Event) GetPayload() (v []byte) {
+	return p.Payload
+}
+
+func (p *Event) GetReason() (v int32) {
+	return p.Reason
+}
+
+func (p *Event) GetGatewayId() (v string) {
+	return p.GatewayId
+}
+
+func (p *Event) GetMsgId() (v int64) {
+	return p.MsgId
+}
+
+func (p *Event) GetAttempts() (v int32) {
+	return p.Attempts
+}
+
+func (p *Event) GetTraceparent() (v string) {
+	return p.Traceparent
+}
+func (p *Event) SetKind(val EventKind) {
+	p.Kind = val
+}
+func (p *Event) SetAppId(val string) {
+	p.AppId = val
+}
+func (p *Event) SetDid(val string) {
+	p.Did = val
+}
+func (p *Event) SetUid(val string) {
+	p.Uid = val
+}
+func (p *Event) SetConnId(val int64) {
+	p.ConnId = val
+}
+func (p *Event) SetSeq(val int64) {
+	p.Seq = val
+}
+func (p *Event) SetPayload(val []byte) {
+	p.Payload = val
+}
+func (p *Event) SetReason(val int32) {
+	p.Reason = val
+}
+func (p *Event) SetGatewayId(val string) {
+	p.GatewayId = val
+}
+func (p *Event) SetMsgId(val int64) {
+	p.MsgId = val
+}
+func (p *Event) SetAttempts(val int32) {
+	p.Attempts = val
+}
+func (p *Event) SetTraceparent(val string) {
+	p.Traceparent = val
+}
+
+func (p *Event) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("Event(%+v)", *p)
+}
+
+var fieldIDToName_Event = map[int16]string{
+	1:  "kind",
+	2:  "app_id",
+	3:  "did",
+	4:  "uid",
+	5:  "conn_id",
+	6:  "seq",
+	7:  "payload",
+	8:  "reason",
+	9:  "gateway_id",
+	10: "msg_id",
+	11: "attempts",
+	12: "traceparent",
+}
+
+type Result_ struct {
+	Code    int32  `thrift:"code,1" frugal:"1,default,i32" json:"code"`
+	Message string `thrift:"message,2" frugal:"2,default,string" json:"message"`
+}
+
+func NewResult_() *Result_ {
+	return &Result_{}
+}
+
+func (p *Result_) InitDefault() {
+}
+
+func (p *Result_) GetCode() (v int32) {
+	return p.Code
+}
+
+func (p *Result_) GetMessage() (v string) {
+	return p.Message
+}
+func (p *Result_) SetCode(val int32) {
+	p.Code = val
+}
+func (p *Result_) SetMessage(val string) {
+	p.Message = val
+}
+
+func (p *Result_) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("Result_(%+v)", *p)
+}
+
+var fieldIDToName_Result_ = map[int16]string{
+	1: "code",
+	2: "message",
+}
+
+type DeliverRequest struct {
+	Events []*Event `thrift:"events,1" frugal:"1,default,list<Event>" json:"events"`
+}
+
+func NewDeliverRequest() *DeliverRequest {
+	return &DeliverRequest{}
+}
+
+func (p *DeliverRequest) InitDefault() {
+}
+
+func (p *DeliverRequest) GetEvents() (v []*Event) {
+	return p.Events
+}
+func (p *DeliverRequest) SetEvents(val []*Event) {
+	p.Events = val
+}
+
+func (p *DeliverRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("DeliverRequest(%+v)", *p)
+}
+
+var fieldIDToName_DeliverRequest = map[int16]string{
+	1: "events",
+}
+
+type DeliverResponse struct {
+	Results []*Result_ `thrift:"results,1" frugal:"1,default,list<Result_>" json:"results"`
+}
+
+func NewDeliverResponse() *DeliverResponse {
+	return &DeliverResponse{}
+}
+
+func (p *DeliverResponse) InitDefault() {
+}
+
+func (p *DeliverResponse) GetResults() (v []*Result_) {
+	return p.Results
+}
+func (p *DeliverResponse) SetResults(val []*Result_) {
+	p.Results = val
+}
+
+func (p *DeliverResponse) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("DeliverResponse(%+v)", *p)
+}
+
+var fieldIDToName_DeliverResponse = map[int16]string{
+	1: "results",
+}
+
+type SessionsRequest struct {
+	AppId     string `thrift:"app_id,1" frugal:"1,default,string" json:"app_id"`
+	Did       string `thrift:"did,2" frugal:"2,default,string" json:"did"`
+	Uid       string `thrift:"uid,3" frugal:"3,default,string" json:"uid"`
+	ConnId    int64  `thrift:"conn_id,4" frugal:"4,default,i64" json:"conn_id"`
+	GatewayId string `thrift:"gateway_id,5" frugal:"5,default,string" json:"gateway_id"`
+	Platform  string `thrift:"platform,6" frugal:"6,default,string" json:"platform"`
+}
+
+func NewSessionsRequest() *SessionsRequest {
+	return &SessionsRequest{}
+}
+
+func (p *SessionsRequest) InitDefault() {
+}
+
+func (p *SessionsRequest) GetAppId() (v string) {
+	return p.AppId
+}
+
+func (p *SessionsRequest) GetDid() (v string) {
+	return p.Did
+}
+
+func (p *SessionsRequest) GetUid() (v string) {
+	return p.Uid
+}
+
+func (p *SessionsRequest) GetConnId() (v int64) {
+	return p.ConnId
+}
+
+func (p *SessionsRequest) GetGatewayId() (v string) {
+	return p.GatewayId
+}
+
+func (p *SessionsRequest) GetPlatform() (v string) {
+	return p.Platform
+}
+func (p *SessionsRequest) SetAppId(val string) {
+	p.AppId = val
+}
+func (p *SessionsRequest) SetDid(val string) {
+	p.Did = val
+}
+func (p *SessionsRequest) SetUid(val string) {
+	p.Uid = val
+}
+func (p *SessionsRequest) SetConnId(val int64) {
+	p.ConnId = val
+}
+func (p *SessionsRequest) SetGatewayId(val string) {
+	p.GatewayId = val
+}
+func (p *SessionsRequest) SetPlatform(val string) {
+	p.Platform = val
+}
+
+func (p *SessionsRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SessionsRequest(%+v)", *p)
+}
+
+var fieldIDToName_SessionsRequest = map[int16]string{
+	1: "app_id",
+	2: "did",
+	3: "uid",
+	4: "conn_id",
+	5: "gateway_id",
+	6: "platform",
+}
+
+type SessionsResponse struct {
+	Sessions []string `thrift:"sessions,1" frugal:"1,default,list<string>" json:"sessions"`
+}
+
+func NewSessionsResponse() *SessionsResponse {
+	return &SessionsResponse{}
+}
+
+func (p *SessionsResponse) InitDefault() {
+}
+
+func (p *SessionsResponse) GetSessions() (v []string) {
+	return p.Sessions
+}
+func (p *SessionsResponse) SetSessions(val []string) {
+	p.Sessions = val
+}
+
+func (p *SessionsResponse) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("SessionsResponse(%+v)", *p)
+}
+
+var fieldIDToName_SessionsResponse = map[int16]string{
+	1: "sessions",
+}
+
 type PlatoError struct {
 	Code    int32  `thrift:"code,1" frugal:"1,default,i32" json:"code"`
 	Message string `thrift:"message,2" frugal:"2,default,string" json:"message"`
@@ -1409,6 +1793,164 @@ func (p *PlatoOnlineResult) String() string {
 var fieldIDToName_PlatoOnlineResult = map[int16]string{
 	0: "success",
 	1: "err",
+}
+
+type Business interface {
+	Deliver(ctx context.Context, req *DeliverRequest) (r *DeliverResponse, err error)
+
+	Sessions(ctx context.Context, req *SessionsRequest) (r *SessionsResponse, err error)
+}
+
+type BusinessDeliverArgs struct {
+	Req *DeliverRequest `thrift:"req,1" frugal:"1,default,DeliverRequest" json:"req"`
+}
+
+func NewBusinessDeliverArgs() *BusinessDeliverArgs {
+	return &BusinessDeliverArgs{}
+}
+
+func (p *BusinessDeliverArgs) InitDefault() {
+}
+
+var BusinessDeliverArgs_Req_DEFAULT *DeliverRequest
+
+func (p *BusinessDeliverArgs) GetReq() (v *DeliverRequest) {
+	if !p.IsSetReq() {
+		return BusinessDeliverArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *BusinessDeliverArgs) SetReq(val *DeliverRequest) {
+	p.Req = val
+}
+
+func (p *BusinessDeliverArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *BusinessDeliverArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("BusinessDeliverArgs(%+v)", *p)
+}
+
+var fieldIDToName_BusinessDeliverArgs = map[int16]string{
+	1: "req",
+}
+
+type BusinessDeliverResult struct {
+	Success *DeliverResponse `thrift:"success,0,optional" frugal:"0,optional,DeliverResponse" json:"success,omitempty"`
+}
+
+func NewBusinessDeliverResult() *BusinessDeliverResult {
+	return &BusinessDeliverResult{}
+}
+
+func (p *BusinessDeliverResult) InitDefault() {
+}
+
+var BusinessDeliverResult_Success_DEFAULT *DeliverResponse
+
+func (p *BusinessDeliverResult) GetSuccess() (v *DeliverResponse) {
+	if !p.IsSetSuccess() {
+		return BusinessDeliverResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *BusinessDeliverResult) SetSuccess(x interface{}) {
+	p.Success = x.(*DeliverResponse)
+}
+
+func (p *BusinessDeliverResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *BusinessDeliverResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("BusinessDeliverResult(%+v)", *p)
+}
+
+var fieldIDToName_BusinessDeliverResult = map[int16]string{
+	0: "success",
+}
+
+type BusinessSessionsArgs struct {
+	Req *SessionsRequest `thrift:"req,1" frugal:"1,default,SessionsRequest" json:"req"`
+}
+
+func NewBusinessSessionsArgs() *BusinessSessionsArgs {
+	return &BusinessSessionsArgs{}
+}
+
+func (p *BusinessSessionsArgs) InitDefault() {
+}
+
+var BusinessSessionsArgs_Req_DEFAULT *SessionsRequest
+
+func (p *BusinessSessionsArgs) GetReq() (v *SessionsRequest) {
+	if !p.IsSetReq() {
+		return BusinessSessionsArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *BusinessSessionsArgs) SetReq(val *SessionsRequest) {
+	p.Req = val
+}
+
+func (p *BusinessSessionsArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *BusinessSessionsArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("BusinessSessionsArgs(%+v)", *p)
+}
+
+var fieldIDToName_BusinessSessionsArgs = map[int16]string{
+	1: "req",
+}
+
+type BusinessSessionsResult struct {
+	Success *SessionsResponse `thrift:"success,0,optional" frugal:"0,optional,SessionsResponse" json:"success,omitempty"`
+}
+
+func NewBusinessSessionsResult() *BusinessSessionsResult {
+	return &BusinessSessionsResult{}
+}
+
+func (p *BusinessSessionsResult) InitDefault() {
+}
+
+var BusinessSessionsResult_Success_DEFAULT *SessionsResponse
+
+func (p *BusinessSessionsResult) GetSuccess() (v *SessionsResponse) {
+	if !p.IsSetSuccess() {
+		return BusinessSessionsResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *BusinessSessionsResult) SetSuccess(x interface{}) {
+	p.Success = x.(*SessionsResponse)
+}
+
+func (p *BusinessSessionsResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *BusinessSessionsResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("BusinessSessionsResult(%+v)", *p)
+}
+
+var fieldIDToName_BusinessSessionsResult = map[int16]string{
+	0: "success",
 }
 
 // exceptions of methods in Plato.

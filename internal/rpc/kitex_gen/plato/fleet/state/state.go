@@ -7,7 +7,7 @@ import (
 	"errors"
 	client "github.com/cloudwego/kitex/client"
 	kitex "github.com/cloudwego/kitex/pkg/serviceinfo"
-	state "github.com/platoim/plato/internal/rpc/kitex_gen/plato/state"
+	fleet "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 )
 
 var errInvalidMessageType = errors.New("invalid message type for service method handler")
@@ -72,7 +72,7 @@ func NewServiceInfoForStreamClient() *kitex.ServiceInfo {
 
 func newServiceInfo(hasStreaming bool, keepStreamingMethods bool, keepNonStreamingMethods bool) *kitex.ServiceInfo {
 	serviceName := "State"
-	handlerType := (*state.State)(nil)
+	handlerType := (*fleet.State)(nil)
 	methods := map[string]kitex.MethodInfo{}
 	for name, m := range serviceMethods {
 		if m.IsStreaming() && !keepStreamingMethods {
@@ -84,7 +84,7 @@ func newServiceInfo(hasStreaming bool, keepStreamingMethods bool, keepNonStreami
 		methods[name] = m
 	}
 	extra := map[string]interface{}{
-		"PackageName": "state",
+		"PackageName": "fleet",
 	}
 	if hasStreaming {
 		extra["streaming"] = hasStreaming
@@ -101,9 +101,9 @@ func newServiceInfo(hasStreaming bool, keepStreamingMethods bool, keepNonStreami
 }
 
 func deliverHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
-	realArg := arg.(*state.StateDeliverArgs)
-	realResult := result.(*state.StateDeliverResult)
-	success, err := handler.(state.State).Deliver(ctx, realArg.Req)
+	realArg := arg.(*fleet.StateDeliverArgs)
+	realResult := result.(*fleet.StateDeliverResult)
+	success, err := handler.(fleet.State).Deliver(ctx, realArg.Req)
 	if err != nil {
 		return err
 	}
@@ -111,17 +111,17 @@ func deliverHandler(ctx context.Context, handler interface{}, arg, result interf
 	return nil
 }
 func newStateDeliverArgs() interface{} {
-	return state.NewStateDeliverArgs()
+	return fleet.NewStateDeliverArgs()
 }
 
 func newStateDeliverResult() interface{} {
-	return state.NewStateDeliverResult()
+	return fleet.NewStateDeliverResult()
 }
 
 func localPushHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
-	realArg := arg.(*state.StateLocalPushArgs)
-	realResult := result.(*state.StateLocalPushResult)
-	success, err := handler.(state.State).LocalPush(ctx, realArg.Req)
+	realArg := arg.(*fleet.StateLocalPushArgs)
+	realResult := result.(*fleet.StateLocalPushResult)
+	success, err := handler.(fleet.State).LocalPush(ctx, realArg.Req)
 	if err != nil {
 		return err
 	}
@@ -129,17 +129,17 @@ func localPushHandler(ctx context.Context, handler interface{}, arg, result inte
 	return nil
 }
 func newStateLocalPushArgs() interface{} {
-	return state.NewStateLocalPushArgs()
+	return fleet.NewStateLocalPushArgs()
 }
 
 func newStateLocalPushResult() interface{} {
-	return state.NewStateLocalPushResult()
+	return fleet.NewStateLocalPushResult()
 }
 
 func localSessionHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
-	realArg := arg.(*state.StateLocalSessionArgs)
-	realResult := result.(*state.StateLocalSessionResult)
-	success, err := handler.(state.State).LocalSession(ctx, realArg.Req)
+	realArg := arg.(*fleet.StateLocalSessionArgs)
+	realResult := result.(*fleet.StateLocalSessionResult)
+	success, err := handler.(fleet.State).LocalSession(ctx, realArg.Req)
 	if err != nil {
 		return err
 	}
@@ -147,11 +147,11 @@ func localSessionHandler(ctx context.Context, handler interface{}, arg, result i
 	return nil
 }
 func newStateLocalSessionArgs() interface{} {
-	return state.NewStateLocalSessionArgs()
+	return fleet.NewStateLocalSessionArgs()
 }
 
 func newStateLocalSessionResult() interface{} {
-	return state.NewStateLocalSessionResult()
+	return fleet.NewStateLocalSessionResult()
 }
 
 type kClient struct {
@@ -164,30 +164,30 @@ func newServiceClient(c client.Client) *kClient {
 	}
 }
 
-func (p *kClient) Deliver(ctx context.Context, req *state.DeliverRequest) (r *state.DeliverResponse, err error) {
-	var _args state.StateDeliverArgs
+func (p *kClient) Deliver(ctx context.Context, req *fleet.DeliverRequest) (r *fleet.DeliverResponse, err error) {
+	var _args fleet.StateDeliverArgs
 	_args.Req = req
-	var _result state.StateDeliverResult
+	var _result fleet.StateDeliverResult
 	if err = p.c.Call(ctx, "Deliver", &_args, &_result); err != nil {
 		return
 	}
 	return _result.GetSuccess(), nil
 }
 
-func (p *kClient) LocalPush(ctx context.Context, req *state.LocalPushRequest) (r *state.LocalPushResponse, err error) {
-	var _args state.StateLocalPushArgs
+func (p *kClient) LocalPush(ctx context.Context, req *fleet.LocalPushRequest) (r *fleet.LocalPushResponse, err error) {
+	var _args fleet.StateLocalPushArgs
 	_args.Req = req
-	var _result state.StateLocalPushResult
+	var _result fleet.StateLocalPushResult
 	if err = p.c.Call(ctx, "LocalPush", &_args, &_result); err != nil {
 		return
 	}
 	return _result.GetSuccess(), nil
 }
 
-func (p *kClient) LocalSession(ctx context.Context, req *state.LocalSessionRequest) (r *state.LocalSessionResponse, err error) {
-	var _args state.StateLocalSessionArgs
+func (p *kClient) LocalSession(ctx context.Context, req *fleet.LocalSessionRequest) (r *fleet.LocalSessionResponse, err error) {
+	var _args fleet.StateLocalSessionArgs
 	_args.Req = req
-	var _result state.StateLocalSessionResult
+	var _result fleet.StateLocalSessionResult
 	if err = p.c.Call(ctx, "LocalSession", &_args, &_result); err != nil {
 		return
 	}

@@ -6,13 +6,13 @@ import (
 	"context"
 	client "github.com/cloudwego/kitex/client"
 	callopt "github.com/cloudwego/kitex/client/callopt"
-	gateway "github.com/platoim/plato/internal/rpc/kitex_gen/plato/gateway"
+	fleet "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 )
 
 // Client is designed to provide IDL-compatible methods with call-option parameter for kitex framework.
 type Client interface {
-	Push(ctx context.Context, req *gateway.PushRequest, callOptions ...callopt.Option) (r *gateway.PushResponse, err error)
-	Sessions(ctx context.Context, req *gateway.SessionsRequest, callOptions ...callopt.Option) (r *gateway.SessionsResponse, err error)
+	Push(ctx context.Context, req *fleet.PushRequest, callOptions ...callopt.Option) (r *fleet.PushResponse, err error)
+	Sessions(ctx context.Context, req *fleet.SessionsRequest, callOptions ...callopt.Option) (r *fleet.SessionsResponse, err error)
 }
 
 // NewClient creates a client for the service defined in IDL.
@@ -44,12 +44,12 @@ type kGatewayClient struct {
 	*kClient
 }
 
-func (p *kGatewayClient) Push(ctx context.Context, req *gateway.PushRequest, callOptions ...callopt.Option) (r *gateway.PushResponse, err error) {
+func (p *kGatewayClient) Push(ctx context.Context, req *fleet.PushRequest, callOptions ...callopt.Option) (r *fleet.PushResponse, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.Push(ctx, req)
 }
 
-func (p *kGatewayClient) Sessions(ctx context.Context, req *gateway.SessionsRequest, callOptions ...callopt.Option) (r *gateway.SessionsResponse, err error) {
+func (p *kGatewayClient) Sessions(ctx context.Context, req *fleet.SessionsRequest, callOptions ...callopt.Option) (r *fleet.SessionsResponse, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.Sessions(ctx, req)
 }

@@ -3,11 +3,11 @@ package state
 
 import (
 	server "github.com/cloudwego/kitex/server"
-	state "github.com/platoim/plato/internal/rpc/kitex_gen/plato/state"
+	fleet "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 )
 
 // NewServer creates a server.Server with the given handler and options.
-func NewServer(handler state.State, opts ...server.Option) server.Server {
+func NewServer(handler fleet.State, opts ...server.Option) server.Server {
 	var options []server.Option
 
 	options = append(options, opts...)
@@ -20,6 +20,6 @@ func NewServer(handler state.State, opts ...server.Option) server.Server {
 	return svr
 }
 
-func RegisterService(svr server.Server, handler state.State, opts ...server.RegisterOption) error {
+func RegisterService(svr server.Server, handler fleet.State, opts ...server.RegisterOption) error {
 	return svr.RegisterService(serviceInfo(), handler, opts...)
 }

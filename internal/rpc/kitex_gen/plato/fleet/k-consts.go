@@ -1,4 +1,4 @@
-package gateway
+package fleet
 
 // KitexUnusedProtection is used to prevent 'imported and not used' error.
 var KitexUnusedProtection = struct{}{}

@@ -1,0 +1,209 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+)
+
+// muxStream is one open stream of a mux: callers register a waiter under their call's id and hand
+// the request to the sender goroutine; the receiver goroutine routes each response to its waiter
+// by id. The first error on the stream fails every waiter, and the mux opens a new stream for
+// later calls.
+type muxStream[Req, Resp any] struct {
+	conn      muxConn[Req, Resp]
+	canceller callCanceller      // conn, when it can cancel calls; nil otherwise
+	cancel    context.CancelFunc // ends the stream
+	sendq     chan Req
+	wake      chan struct{} // cancels is not empty (buffered: one pending wake-up is enough)
+	done      chan struct{} // closed by fail
+
+	mu      sync.Mutex
+	waiters map[uint64]chan Resp
+	cancels []uint64 // calls their callers gave up on (ctx cancelled), for the sender to cancel
+	err     error    // why the stream ended; set before done is closed
+}
+
+// callEnd is how a call on a muxStream ended.
+type callEnd uint8
+
+const (
+	callAnswered callEnd = iota // its response came
+	callCtxEnded                // the caller's ctx ended first; a response arriving later is dropped
+	callNotSent                 // the stream ended before the sender took it: the other side never saw it
+	callBroken                  // the stream ended after it was sent: it may or may not have taken effect
+)
+
+func newMuxStream[Req, Resp any](c muxConn[Req, Resp], cancel context.CancelFunc) *muxStream[Req, Resp] {
+	s := &muxStream[Req, Resp]{
+		conn:    c,
+		cancel:  cancel,
+		sendq:   make(chan Req),
+		done:    make(chan struct{}),
+		waiters: make(map[uint64]chan Resp),
+	}
+	if cc, ok := c.(callCanceller); ok {
+		s.canceller = cc
+		s.wake = make(chan struct{}, 1) // nil otherwise: the sender's select skips it
+	}
+	go s.sendLoop()
+	go s.recvLoop()
+	return s
+}
+
+// call sends req, the request of call id, and waits for its response, the stream's end, or ctx,
+// whichever comes first. Calls are sent in the order the sender takes them.
+func (s *muxStream[Req, Resp]) call(ctx context.Context, id uint64, req Req) (Resp, callEnd) {
+	var none Resp
+	w := make(chan Resp, 1)
+	if !s.register(id, w) {
+		return none, callNotSent
+	}
+	select {
+	case s.sendq <- req:
+	case <-ctx.Done():
+		s.unregister(id)
+		return none, callCtxEnded
+	case <-s.done:
+		return none, callNotSent
+	}
+	select {
+	case r := <-w:
+		return r, callAnswered
+	case <-ctx.Done():
+		s.abandon(id, ctx.Err())
+		return none, callCtxEnded
+	case <-s.done:
+		select {
+		case r := <-w: // routed just before the stream broke
+			return r, callAnswered
+		default:
+			return none, callBroken
+		}
+	}
+}
+
+func (s *muxStream[Req, Resp]) broken() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// cause is why the stream ended; nil while it is open.
+func (s *muxStream[Req, Resp]) cause() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// register adds w as the waiter of id; false when the stream has already ended.
+func (s *muxStream[Req, Resp]) register(id uint64, w chan Resp) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return false
+	}
+	s.waiters[id] = w
+	return true
+}
+
+func (s *muxStream[Req, Resp]) unregister(id uint64) {
+	s.mu.Lock()
+	delete(s.waiters, id)
+	s.mu.Unlock()
+}
+
+// abandon forgets the waiter of a sent call whose caller left. A cancelled caller also has the
+// other side cancel the call, where the stream can say so (HostCalls), as a unary call's
+// cancellation would; an expired one needs nothing, as the other side's copy of the deadline
+// expires by itself.
+func (s *muxStream[Req, Resp]) abandon(id uint64, cause error) {
+	s.mu.Lock()
+	delete(s.waiters, id)
+	cancel := s.canceller != nil && errors.Is(cause, context.Canceled) && s.err == nil
+	if cancel {
+		s.cancels = append(s.cancels, id)
+	}
+	s.mu.Unlock()
+	if cancel {
+		select {
+		case s.wake <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+}
+
+// sendLoop is the stream's only sender. A goroutine rather than a mutex around send, so that a
+// caller whose ctx ends while send is blocked (the other side stopped reading) can still leave.
+func (s *muxStream[Req, Resp]) sendLoop() {
+	for {
+		select {
+		case req := <-s.sendq:
+			if !s.sent(s.conn.send(req)) {
+				return
+			}
+		case <-s.wake:
+			s.mu.Lock()
+			ids := s.cancels
+			s.cancels = nil
+			s.mu.Unlock()
+			for _, id := range ids {
+				if !s.sent(s.canceller.sendCancel(id)) {
+					return
+				}
+			}
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// sent reports whether a send succeeded, and ends the stream when it did not.
+func (s *muxStream[Req, Resp]) sent(err error) bool {
+	if err == nil {
+		return true
+	}
+	// io.EOF: the stream ended, and the receiver is about to fail it with the real error from its
+	// recv (which tells, say, an older host's Unimplemented from a break). Anything else ended the
+	// stream too: gRPC finishes a stream on a send error.
+	if !errors.Is(err, io.EOF) {
+		s.fail(err)
+	}
+	return false
+}
+
+func (s *muxStream[Req, Resp]) recvLoop() {
+	for {
+		id, resp, err := s.conn.recv()
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		s.mu.Lock()
+		w, ok := s.waiters[id]
+		delete(s.waiters, id)
+		s.mu.Unlock()
+		if ok {
+			w <- resp // buffered: never blocks
+		}
+	}
+}
+
+// fail ends the stream with err, once; every waiter sees done closed.
+func (s *muxStream[Req, Resp]) fail(err error) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = err
+	s.waiters = nil
+	s.cancels = nil
+	close(s.done)
+	s.mu.Unlock()
+	s.cancel()
+}
