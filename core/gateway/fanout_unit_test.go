@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -70,7 +71,7 @@ func newIdleGateway(t testing.TB) *Gateway {
 	t.Helper()
 	gc := config.Default().Gateway
 	gc.ID, gc.RPCAddr = "gw-unit", "127.0.0.1:0"
-	gw, err := New(Config{Gateway: gc}, nil, nil, testLogger(t))
+	gw, err := New(Config{Gateway: gc}, nil, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,10 @@
-package gateway
+package gateway_test
 
 import (
 	"testing"
 
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+	"github.com/platoim/plato/core/gateway"
+	"github.com/platoim/plato/core/gateway/gatewaytest"
 	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
 )
@@ -12,36 +13,34 @@ import (
 // reached by a hostile frame would: that device is closed with 1307, and the gateway goes on
 // serving the others.
 func TestPanicClosesOnlyItsConnection(t *testing.T) {
-	h := newHarness(t, harnessOpts{wrapFrame: func(next func(*conn, protocol.Header, []byte)) func(*conn, protocol.Header, []byte) {
-		return func(c *conn, hd protocol.Header, body []byte) {
+	h := gatewaytest.New(t, gatewaytest.Options{BeforeStart: func(gw *gateway.Gateway) {
+		gateway.BeforeFrame(gw, func(hd protocol.Header, body []byte) {
 			if hd.Signal == protocol.SigUplink && string(body) == "boom" {
 				panic("a bug reached by a frame")
 			}
-			next(c, hd, body)
-		}
+		})
 	}})
-	victim := h.login("demo", "victim")
-	other := h.login("demo", "other")
+	victim := h.Login("demo", "victim")
+	other := h.Login("demo", "other")
 
-	victim.send(protocol.SigUplink, 0, 2, []byte("boom"))
-	f := victim.read()
+	victim.Send(protocol.SigUplink, 0, 2, []byte("boom"))
+	f := victim.Read()
 	var cl protocol.Close
 	if f.Signal != protocol.SigClose || cl.Decode(f.Body) != nil || cl.Code != protocol.CodeInternal {
 		t.Fatalf("the device whose frame panicked got %v (%+v), want Close %d", f, cl, protocol.CodeInternal)
 	}
-	victim.expectClosed()
-	if n := h.gw.metrics.panics.Load(); n != 1 {
+	victim.ExpectClosed()
+	if n := h.Gateway.Stats().Panics; n != 1 {
 		t.Errorf("panics counted: %d, want 1", n)
 	}
 
-	other.send(protocol.SigUplink, 0, 2, []byte("still here"))
+	other.Send(protocol.SigUplink, 0, 2, []byte("still here"))
 	poll.Until(t, "the other device's uplink to reach the state server", func() bool {
-		return len(h.state.find(func(ev *fleet.UpEvent) bool {
-			return ev.ConnId == int64(other.id) && protocol.Signal(ev.Signal) == protocol.SigUplink && string(ev.Body) == "still here"
-		})) == 1
+		ups := h.State.Received(other.ID, protocol.SigUplink)
+		return len(ups) == 1 && string(ups[0].Body) == "still here"
 	})
-	fresh := h.login("demo", "fresh")
-	if fresh.id == 0 {
+	fresh := h.Login("demo", "fresh")
+	if fresh.ID == 0 {
 		t.Fatal("no new connection after the panic")
 	}
 }

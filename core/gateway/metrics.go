@@ -56,6 +56,9 @@ type Stats struct {
 	SlowConsumers  int64
 	ForwardRefused int64
 	DeliverErrors  int64
+	// Panics counts callbacks that panicked and were recovered, each closing its connection with
+	// 1307: a bug, logged with its stack.
+	Panics int64
 	// Broadcasts counts session broadcasts received from NATS, BroadcastsMalformed those dropped
 	// (undecodable or too large), BroadcastFramesOut their frames written to member devices, and
 	// BroadcastAcksDropped device ACKs of broadcasts that no state server waits for.
@@ -65,8 +68,10 @@ type Stats struct {
 	BroadcastAcksDropped int64
 	// BroadcastsLost counts broadcasts NATS dropped because this gateway's fan-out fell behind.
 	BroadcastsLost int64
-	// SessionMemberships is how many connection-session pairs the local session index holds.
+	// SessionMemberships is how many connection-session pairs the local session index holds, and
+	// Sessions how many sessions have at least one connection in it.
 	SessionMemberships int64
+	Sessions           int64
 }
 
 // Stats returns the current counters.
@@ -82,9 +87,10 @@ func (gw *Gateway) Stats() Stats {
 		LoginsRefused: m.logins.Total() - ok, FramesIn: m.framesIn.Total(), FramesOut: m.framesOut.Total(),
 		BytesIn: m.bytesIn.Load(), BytesOut: m.bytesOut.Load(), ProtocolErrors: m.protocolErrors.Total(),
 		SlowConsumers: m.slowConsumers.Load(), ForwardRefused: m.forwardRefused.Load(), DeliverErrors: m.deliverErrors.Load(),
-		Broadcasts: m.broadcastsIn.Load(), BroadcastsMalformed: malformed, BroadcastFramesOut: m.broadcastFramesOut.Load(),
-		BroadcastAcksDropped: m.broadcastAcksDropped.Load(), BroadcastsLost: gw.broadcastsLost(),
-		SessionMemberships: gw.sessions.memberships.Load(),
+		Panics: m.panics.Load(), Broadcasts: m.broadcastsIn.Load(), BroadcastsMalformed: malformed,
+		BroadcastFramesOut: m.broadcastFramesOut.Load(), BroadcastAcksDropped: m.broadcastAcksDropped.Load(),
+		BroadcastsLost: gw.broadcastsLost(), SessionMemberships: gw.sessions.memberships.Load(),
+		Sessions: gw.sessions.sessions.Load(),
 	}
 }
 

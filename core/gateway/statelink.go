@@ -47,6 +47,11 @@ func pick(links []*stateLink, did string) *stateLink {
 	return best
 }
 
+// StateServers lists, in no particular order, the IDs of the live state servers this gateway
+// forwards devices to, as it last saw the registry. While it lists none, every Login is refused
+// (LoginAck 1210).
+func (gw *Gateway) StateServers() []string { return gw.links.IDs() }
+
 func (gw *Gateway) newStateLink(n registry.Node) (*stateLink, error) {
 	cli, err := stateservice.NewClient("plato-state", rpc.Client(n.RPCAddr, gw.cfg.RPCTimeout)...)
 	if err != nil {

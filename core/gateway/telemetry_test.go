@@ -1,4 +1,4 @@
-package gateway
+package gateway_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/platoim/plato/core/gateway"
+	"github.com/platoim/plato/core/gateway/gatewaytest"
 	"github.com/platoim/plato/internal/config"
 )
 
@@ -21,7 +23,7 @@ func TestMetricsMatchTheDoc(t *testing.T) {
 	t.Cleanup(func() { _ = provider.Shutdown(context.Background()) })
 	gc := config.Default().Gateway
 	gc.ID, gc.RPCAddr = "gw-metrics", "127.0.0.1:0"
-	if _, err := New(Config{Gateway: gc, Meter: provider.Meter("test")}, nil, nil, testLogger(t)); err != nil {
+	if _, err := gateway.New(gateway.Config{Gateway: gc, Meter: provider.Meter("test")}, nil, nil, gatewaytest.Logger(t)); err != nil {
 		t.Fatal(err)
 	}
 	var rm metricdata.ResourceMetrics

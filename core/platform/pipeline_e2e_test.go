@@ -15,7 +15,6 @@ import (
 	"github.com/platoim/plato/core/platform/platformtest"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
-
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"

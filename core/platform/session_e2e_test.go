@@ -21,7 +21,6 @@ import (
 	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/state"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	apiservice "github.com/platoim/plato/sdk/business/rpc/plato/api/plato"
-
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"

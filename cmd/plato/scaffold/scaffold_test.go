@@ -4,26 +4,15 @@ import (
 	"bytes"
 	"go/format"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/platoim/plato/internal/gomodtest"
 )
 
-// sdkDir is the repository's sdk/ module, found from this file: cmd/plato/scaffold -> ../../../sdk.
-func sdkDir(t *testing.T) string {
-	t.Helper()
-	_, file, _, ok := runtime.Caller(0)
-	if !ok {
-		t.Fatal("cannot locate the test file")
-	}
-	dir := filepath.Join(filepath.Dir(file), "..", "..", "..", "sdk")
-	if _, err := os.Stat(filepath.Join(dir, "go.mod")); err != nil {
-		t.Fatalf("sdk module not found at %s: %v", dir, err)
-	}
-	return dir
-}
+// sdkDir is the repository's sdk/ folder.
+func sdkDir(t *testing.T) string { return filepath.Join(gomodtest.Root(t), "sdk") }
 
 func TestValidateName(t *testing.T) {
 	for _, ok := range []string{"a", "max-size", "rate_limit2", "x" + strings.Repeat("y", 63)} {
@@ -106,10 +95,6 @@ func TestGeneratedProjectBuildsAndPasses(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a module with the go command")
 	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skip("no go command in PATH")
-	}
 	dir := t.TempDir()
 	if err := Generate(dir, "hello", DefaultSDKModule, Options{SDKReplace: sdkDir(t)}); err != nil {
 		t.Fatal(err)
@@ -124,30 +109,16 @@ func TestGeneratedProjectBuildsAndPasses(t *testing.T) {
 		!strings.Contains(string(mod), "\t"+DefaultSDKModule+"/stage => "+filepath.Join(abs, "stage")+"\n") {
 		t.Fatalf("go.mod does not replace the SDK's modules:\n%s", mod)
 	}
-	// The SDK's dependencies are in the module cache (this repository builds with them), so this
-	// works offline; GOPROXY and the rest come from the environment.
-	env := append(os.Environ(), "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -mod=mod"), "GOWORK=off")
-	run := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command(gobin, args...)
-		cmd.Dir = root
-		cmd.Env = env
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
-		return string(out)
-	}
-	run("mod", "tidy")
+	gomodtest.Go(t, root, "mod", "tidy")
 	// A plugin author's build carries go-plugin and gRPC, never Plato's RPC stack.
 	for _, args := range [][]string{{"list", "-m", "all"}, {"list", "-deps", "./..."}} {
-		if out := run(args...); strings.Contains(out, "github.com/cloudwego/") {
+		if out := gomodtest.Go(t, root, args...); strings.Contains(out, "github.com/cloudwego/") {
 			t.Errorf("go %s of a scaffolded stage names Kitex or netpoll:\n%s", strings.Join(args, " "), out)
 		}
 	}
-	run("vet", "./...")
-	run("test", "-count=1", "./...")
-	run("build", "-o", "hello", ".")
+	gomodtest.Go(t, root, "vet", "./...")
+	gomodtest.Go(t, root, "test", "-count=1", "./...")
+	gomodtest.Go(t, root, "build", "-o", "hello", ".")
 	if fi, err := os.Stat(filepath.Join(root, "hello")); err != nil || fi.Mode()&0o111 == 0 {
 		t.Fatalf("no executable built: %v", err)
 	}

@@ -1,0 +1,114 @@
+package gatewaytest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/platoim/plato/core/gateway"
+	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/peerauth"
+	"github.com/platoim/plato/internal/rpc"
+	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/gateway"
+	"github.com/platoim/plato/sdk/poll"
+	"github.com/platoim/plato/sdk/token"
+)
+
+// ID is the gateway's ID, and TokenSecret the secret its device tokens are signed with.
+const (
+	ID          = "gw-test"
+	TokenSecret = "gateway-test-secret-0123456789"
+)
+
+// Options configure a Harness. The zero value starts a gateway with the default configuration
+// (config.Default), its listeners on free loopback ports, that receives broadcasts over NATS.
+type Options struct {
+	// NoNATS starts the gateway without a NATS connection, so it receives no broadcasts
+	// (Harness.Publish still publishes them). The registry uses NATS either way.
+	NoNATS bool
+	// Configure, when set, changes the gateway's configuration after the harness has filled it in
+	// (ID, loopback addresses, a short report interval, NATS) and before New. Setting Secret makes
+	// the gateway check the harness's Push and Sessions calls, which carry the proof of StateID.
+	Configure func(*gateway.Config)
+	// BeforeStart, when set, runs between gateway.New and Start: the moment to install test hooks
+	// a gateway takes only before it serves.
+	BeforeStart func(*gateway.Gateway)
+}
+
+// Harness is one running gateway and the fakes around it. Its fields are set by New and never
+// change.
+type Harness struct {
+	// Gateway is the gateway under test, started. The harness shuts it down when the test ends; a
+	// test may do it earlier (Shutdown is idempotent).
+	Gateway *gateway.Gateway
+	// State is the fake state server, the only one in the registry: the gateway forwards every
+	// device to it.
+	State *State
+	// Tokens signs the device tokens the gateway accepts (secret TokenSecret).
+	Tokens *token.Signer
+	// NATSURL is where the embedded NATS server listens.
+	NATSURL string
+
+	t     testing.TB
+	rpc   gwservice.Client
+	proof string // peerauth.Proof of StateID with the gateway's Secret
+	pub   *nats.Conn
+}
+
+// New starts NATS, the fake state server and a gateway, and returns once the gateway sees the
+// state server in the registry. Everything stops when the test ends.
+func New(t testing.TB, opts Options) *Harness {
+	t.Helper()
+	log := Logger(t)
+	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
+	defer cancel()
+
+	b := startBus(ctx, t, log)
+	state := startState(ctx, t, b.reg)
+	tokens, err := token.NewSigner([]byte(TokenSecret), time.Hour)
+	if err != nil {
+		t.Fatalf("creating the token signer: %v", err)
+	}
+
+	gc := config.Default().Gateway
+	gc.ID, gc.Addr, gc.RPCAddr = ID, "127.0.0.1:0", "127.0.0.1:0"
+	// Short, so that a test of the load report need not wait the default second.
+	gc.ReportInterval = 200 * time.Millisecond
+	cfg := gateway.Config{Gateway: gc, RPCTimeout: 5 * time.Second}
+	if !opts.NoNATS {
+		cfg.NATS = b.nc
+	}
+	if opts.Configure != nil {
+		opts.Configure(&cfg)
+	}
+	gw, err := gateway.New(cfg, b.reg, tokens, log)
+	if err != nil {
+		t.Fatalf("creating the gateway: %v", err)
+	}
+	if opts.BeforeStart != nil {
+		opts.BeforeStart(gw)
+	}
+	if err := gw.Start(context.Background()); err != nil {
+		t.Fatalf("starting the gateway: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
+		defer cancel()
+		_ = gw.Shutdown(ctx)
+	})
+	poll.Until(t, "the gateway to see the state server", func() bool { return len(gw.StateServers()) > 0 })
+
+	cli, err := gwservice.NewClient("plato-gateway", rpc.Client(gw.RPCAddr(), 5*time.Second)...)
+	if err != nil {
+		t.Fatalf("creating the gateway client: %v", err)
+	}
+	return &Harness{
+		Gateway: gw, State: state, Tokens: tokens, NATSURL: b.url,
+		t: t, rpc: cli, proof: peerauth.Proof(cfg.Secret, peerauth.State, StateID), pub: b.pub,
+	}
+}
+
+// Addr is where devices connect to the gateway.
+func (h *Harness) Addr() string { return h.Gateway.Addr() }

@@ -1,0 +1,96 @@
+package gatewaytest
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/platoim/plato/internal/registry"
+	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/state"
+	"github.com/platoim/plato/sdk/protocol"
+)
+
+// StateID is the fake state server's ID in the registry, and the caller the harness's Push and
+// Sessions calls name.
+const StateID = "state-test"
+
+// State is a fake state server: a real Kitex State service that records every event the gateway
+// delivers and answers nothing else. It checks no proof and never refuses a batch. Its methods are
+// safe to call from any goroutine.
+type State struct {
+	// Addr is where the gateway reaches it.
+	Addr string
+
+	mu     sync.Mutex
+	events []*fleet.UpEvent
+}
+
+var _ fleet.State = (*State)(nil)
+
+// startState serves a State on a free loopback port and puts it in the registry.
+func startState(ctx context.Context, t testing.TB, reg registry.Registry) *State {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listening for the fake state server: %v", err)
+	}
+	s := &State{Addr: ln.Addr().String()}
+	srv := stateservice.NewServer(s, rpc.Server(ln)...)
+	go func() { _ = srv.Run() }()
+	t.Cleanup(func() { _ = srv.Stop() })
+	now := time.Now()
+	if err := reg.Put(ctx, registry.Node{
+		ID: StateID, Role: registry.RoleState, RPCNetwork: "tcp", RPCAddr: s.Addr, StartedAt: now, UpdatedAt: now,
+	}); err != nil {
+		t.Fatalf("registering the fake state server: %v", err)
+	}
+	return s
+}
+
+// Deliver records the batch, in order.
+func (s *State) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.DeliverResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ev := range req.Events {
+		// The body may point into Kitex's read buffer, which is reused once the call returns.
+		ev.Body = bytes.Clone(ev.Body)
+		s.events = append(s.events, ev)
+	}
+	return &fleet.DeliverResponse{}, nil
+}
+
+// LocalPush answers nothing: it is a state-to-state call, which a gateway never makes.
+func (s *State) LocalPush(context.Context, *fleet.LocalPushRequest) (*fleet.LocalPushResponse, error) {
+	return &fleet.LocalPushResponse{}, nil
+}
+
+// LocalSession answers nothing: it is a state-to-state call, which a gateway never makes.
+func (s *State) LocalSession(context.Context, *fleet.LocalSessionRequest) (*fleet.LocalSessionResponse, error) {
+	return &fleet.LocalSessionResponse{}, nil
+}
+
+// Find returns the events delivered so far that match accepts, in the order they arrived; a nil
+// match accepts all. The events are shared: do not modify them.
+func (s *State) Find(match func(*fleet.UpEvent) bool) []*fleet.UpEvent {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*fleet.UpEvent
+	for _, ev := range s.events {
+		if match == nil || match(ev) {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// Received returns the frames of signal sig that connection connID sent so far, in order.
+func (s *State) Received(connID uint64, sig protocol.Signal) []*fleet.UpEvent {
+	return s.Find(func(ev *fleet.UpEvent) bool {
+		return ev.ConnId == int64(connID) && ev.Kind == fleet.UpKind_FRAME && protocol.Signal(ev.Signal) == sig
+	})
+}
