@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
-
 	"github.com/platoim/plato/sdk/protocol"
 )
 

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
-
 	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/protocol"
@@ -116,9 +115,12 @@ func (s *Server) acceptLogin(cs *connState, seq uint64, platform string) protoco
 		return protocol.CodeClientClose
 	}
 	cs.loggedIn = true
+	// Indexed under cs.mu, so a disconnect that does not wait for the pipeline lane either comes
+	// first (and the login stops above) or finds the connection indexed and forgets it.
+	replaced := s.conns.activate(cs)
 	cs.mu.Unlock()
 	s.armHeartbeat(cs)
-	if replaced := s.conns.activate(cs); replaced != nil && replaced != cs {
+	if replaced != nil && replaced != cs {
 		// One did is one device: its newest connection wins.
 		s.kick(replaced, protocol.CodeReplaced, "the same did logged in on another connection")
 	}
@@ -185,6 +187,12 @@ func (s *Server) uplinkOutcome(cs *connState, seq uint64, payload []byte, out pi
 // uplink hands a device message to its business server; the device's ACK waits for the answer.
 func (s *Server) uplink(cs *connState, seq uint64, payload []byte, sp *sigSpan) {
 	cs.mu.Lock()
+	if !cs.loggedIn {
+		// It waited behind its login in the pipeline lane, and the login was refused.
+		cs.mu.Unlock()
+		s.ackUplink(cs, seq, protocol.CodeNotLoggedIn, "the login was refused", sp)
+		return
+	}
 	if seq <= cs.lastUpSeq {
 		s.metrics.duplicates.Add(1)
 		sp.end(protocol.CodeDuplicate) // its ACK may wait for earlier uplinks; the answer is decided
@@ -347,6 +355,10 @@ func (s *Server) armHeartbeat(cs *connState) {
 		t.Reset(timeout - idle)
 	}
 	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.closed {
+		// It closed between its login's acceptance and now: disconnect found no timer to stop.
+		return
+	}
 	cs.hbTimer = s.wheel.AfterFunc(timeout, check)
-	cs.mu.Unlock()
 }

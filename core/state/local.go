@@ -33,21 +33,30 @@ func (h *handler) LocalSession(ctx context.Context, req *fleet.LocalSessionReque
 // it does not hold are left out, for the coordinator to report.
 func (s *Server) localPush(ctx context.Context, req *fleet.LocalPushRequest) *fleet.LocalPushResponse {
 	app := req.AppId
-	seen := map[*connState]bool{}
+	seen := map[*connState]fleet.TargetOrigin{}
 	var targets []target
 	var origins []fleet.TargetOrigin
 	var byBroadcast []*fleet.LocalTarget
+	var broadcastConns []*connState
+	// alsoUID are devices of named uids that their named did reaches already: sent once, and
+	// reported under the uid too, or the coordinator would report the uid offline.
+	var alsoUID []target
 	add := func(t target, o fleet.TargetOrigin) {
-		if seen[t.cs] {
+		if first, ok := seen[t.cs]; ok {
+			if o == fleet.TargetOrigin_UID && first == fleet.TargetOrigin_DID {
+				alsoUID = append(alsoUID, t)
+				seen[t.cs] = o // once, however often the uid is named
+			}
 			return
 		}
-		seen[t.cs] = true
+		seen[t.cs] = o
 		if req.ExcludeSession != "" && t.cs.member(req.ExcludeSession) {
 			// It gets the session's broadcast: one copy is enough.
 			byBroadcast = append(byBroadcast, &fleet.LocalTarget{
 				Did: t.did, Uid: t.uid, ConnId: int64(t.cs.key.id), Status: int32(api.PushStatus_SENT),
 				Message: "sent by the session broadcast", Origin: o,
 			})
+			broadcastConns = append(broadcastConns, t.cs)
 			return
 		}
 		targets = append(targets, t)
@@ -80,6 +89,20 @@ func (s *Server) localPush(ctx context.Context, req *fleet.LocalPushRequest) *fl
 		}
 	}
 	resp.Targets = append(resp.Targets, byBroadcast...)
+	if len(alsoUID) > 0 {
+		reported := make(map[*connState]*fleet.LocalTarget, len(resp.Targets))
+		for i, t := range targets {
+			reported[t.cs] = resp.Targets[i]
+		}
+		for i, cs := range broadcastConns {
+			reported[cs] = byBroadcast[i]
+		}
+		for _, t := range alsoUID {
+			c := *reported[t.cs]
+			c.Uid, c.Origin = t.uid, fleet.TargetOrigin_UID
+			resp.Targets = append(resp.Targets, &c)
+		}
+	}
 	return resp
 }
 

@@ -146,9 +146,12 @@ func (s *Server) track(cs *connState, msgID uint64, w *waiter, idx int) (uint64,
 		cs.inflight = make(map[uint64]inflight)
 	}
 	for len(cs.inflight) >= s.cfg.MaxInflight && len(cs.order) > 0 {
-		delete(cs.inflight, cs.order[0])
+		oldest := cs.order[0]
 		cs.order = cs.order[1:]
-		s.metrics.inflightEvicted.Add(1)
+		if _, ok := cs.inflight[oldest]; ok { // ACKed ones stay in order until compactOrder
+			delete(cs.inflight, oldest)
+			s.metrics.inflightEvicted.Add(1)
+		}
 	}
 	cs.inflight[seq] = inflight{msgID: msgID, w: w, idx: idx, sent: time.Now().UnixNano()}
 	cs.order = append(cs.order, seq)
