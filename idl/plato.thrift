@@ -205,7 +205,34 @@ struct SessionsResponse {
     1: list<string> sessions
 }
 
+// A device asks ipconf for endpoints with a credential your backend gave it, and your app is
+// configured with apps.<app>.auth.callback: who is it? Asked once per ipconf request; the answer
+// is bound into the gateway token Plato issues.
+struct AuthenticateRequest {
+    1: string app_id
+    // The device the request claims to be (ipconf's did parameter). Answer another did to move
+    // the device to it, or refuse.
+    2: string did
+    // Whatever the device sent as its credential (Authorization: Bearer, or the token parameter).
+    3: string credential
+    4: string remote_addr
+}
+
+struct AuthenticateResponse {
+    // 0 accepted; otherwise refused with your code (2000-2999), which the device gets in ipconf's
+    // 401 answer.
+    1: i32 code
+    2: string message
+    // Who the device is, when accepted: a uid is required; an empty did means the claimed one.
+    3: string uid
+    4: string did
+    // Unix seconds after which the credential no longer vouches for the device: the gateway
+    // token expires then at the latest. 0: Plato's own token lifetime (auth.token_ttl).
+    5: i64 expires_at
+}
+
 service Business {
     DeliverResponse Deliver(1: DeliverRequest req)
     SessionsResponse Sessions(1: SessionsRequest req)
+    AuthenticateResponse Authenticate(1: AuthenticateRequest req)
 }

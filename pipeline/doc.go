@@ -15,7 +15,8 @@
 // Conn.ConnID) are called in the order Run was called for them, after every stage, also across a
 // hot reload and a plugin restart. It holds by construction:
 //
-//   - Run hashes the connection onto one of Config.Lanes lanes (internal/batch). A lane is a FIFO with
+//   - Every app has lanes of its own (appLanes), so one app cannot slow another. Run hashes the
+//     connection onto one of its app's Config.Lanes lanes (internal/batch). A lane is a FIFO with
 //     one goroutine and at most one batch in flight: it takes up to Config.BatchSize queued
 //     signals, runs them through the chains, calls done for each in queue order, and only then
 //     takes the next batch.

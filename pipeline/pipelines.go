@@ -27,7 +27,7 @@ type Pipelines struct {
 
 	// snap is the current set of chains; lanes load it once per batch (see doc.go).
 	snap  atomic.Pointer[snapshot]
-	lanes *batch.Batcher[item]
+	lanes appLanes
 
 	wheel  *timewheel.Wheel
 	scopes *scopes
@@ -80,12 +80,14 @@ func New(ctx context.Context, cfg Config, host stage.Host, logger *slog.Logger, 
 	if linger <= 0 {
 		linger = -1 // internal/batch: negative means no linger, zero would mean its 1ms default
 	}
-	p.lanes = batch.New(batch.Config{
-		MaxSize:  cfg.BatchSize,
-		MaxDelay: linger,
-		Lanes:    cfg.Lanes,
-		MaxQueue: cfg.QueueLimit,
-	}, p.runBatch)
+	p.lanes.newLanes = func() *batch.Batcher[item] {
+		return batch.New(batch.Config{
+			MaxSize:  cfg.BatchSize,
+			MaxDelay: linger,
+			Lanes:    cfg.Lanes,
+			MaxQueue: cfg.QueueLimit,
+		}, p.runBatch)
+	}
 	p.wheel.Start()
 	p.workers.Add(1)
 	go func() {
@@ -143,7 +145,7 @@ func (p *Pipelines) loadAll(ctx context.Context) (*snapshot, error) {
 func (p *Pipelines) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
 		p.wheel.Stop() // no new timer signals
-		errLanes := p.lanes.Close(ctx)
+		errLanes := p.lanes.close(ctx)
 		p.stop() // watchers, supervisors, the state sweeper; Reload refuses from now on
 		p.workers.Wait()
 		p.reloadMu.Lock() // a reload in progress finishes before the chains are torn down

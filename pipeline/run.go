@@ -30,13 +30,13 @@ func (p *Pipelines) Run(ev stage.Event, done func(Outcome)) error {
 		// A push has no connection: spread pushes over the lanes by message.
 		key = (fnvOffset ^ ev.MsgID) * fnvPrime
 	}
-	return laneErr(p.lanes.Add(key, item{ev: ev, done: done}))
+	return laneErr(p.lanes.add(ev.Conn.AppID, key, item{ev: ev, done: done}))
 }
 
 // enqueueTimer queues a fired timer for the stage that set it, on the lane of its app and key.
 func (p *Pipelines) enqueueTimer(target *scope, appID, key string, data []byte) error {
 	ev := stage.Event{Signal: stage.SignalTimer, Conn: stage.Conn{AppID: appID}, TimerKey: key, TimerData: data}
-	return laneErr(p.lanes.Add(timerKey(appID, key), item{ev: ev, target: target}))
+	return laneErr(p.lanes.add(appID, timerKey(appID, key), item{ev: ev, target: target}))
 }
 
 func laneErr(err error) error {

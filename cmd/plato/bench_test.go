@@ -59,20 +59,21 @@ nats: {embedded: {port: 0}}
 auth: {token_secret: %q}
 ipconf: {addr: "127.0.0.1:0"}
 gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
-state: {addr: "127.0.0.1:0", business: {default: "127.0.0.1:0", apps: {bench: %q}, keys: {demo: platformtest-key-demo, bench: platformtest-key-bench}}}
-demo: {enabled: true, addr: "127.0.0.1:0"}
-`, t.TempDir(), platformtest.Secret, sink))
+state: {addr: "127.0.0.1:0"}
+demo: {enabled: true, addr: "127.0.0.1:0", login_addr: ""}
+%s`, t.TempDir(), platformtest.Secret, appsYAML("127.0.0.1:0", sink)))
 	up := startProc(t, "up", "up", "--config", cfg)
 	stateAddr := up.waitLine(regexp.MustCompile(`state\s+(\S+)`))
 	up.waitLine(reGateway)
 	ipconfURL := up.waitLine(reIPConf)
 	poll.Within(t, 20*time.Second, "ipconf to hand out a gateway", func() bool {
-		l, err := client.FetchEndpoints(context.Background(), nil, ipconfURL, "bench", "probe")
+		l, err := client.FetchEndpoints(context.Background(), nil, ipconfURL, "bench", "probe", platformtest.Credential(t, "bench", "probe", "probe"))
 		return err == nil && len(l.Endpoints) > 0
 	})
 	report := filepath.Join(t.TempDir(), "bench.html")
 	cmd := exec.Command(platoBinary(t), "bench", "uplink", "--ipconf", ipconfURL, "--state", stateAddr,
-		"--devices", "8", "--workers", "2", "--duration", "1s", "--window", "2", "--report", report, "--business", sink)
+		"--devices", "8", "--workers", "2", "--duration", "1s", "--window", "2", "--report", report, "--business", sink,
+		"--credential-secret", platformtest.JWTSecret)
 	cmd.Env = append(os.Environ(), platform.TokenSecretEnv+"="+platformtest.Secret)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

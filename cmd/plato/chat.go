@@ -8,9 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/platoim/plato/examples/demo"
 	"github.com/platoim/plato/sdk/client"
@@ -43,12 +46,15 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	app := fs.String("app", "demo", "app ID")
 	did := fs.String("did", "", "this device's ID (required)")
 	uid := fs.String("uid", "", "user ID (default: the did)")
+	cred := fs.String("credential", "", "the device's credential from its app's backend (default: ask --login)")
+	login := fs.String("login", "http://127.0.0.1:8903/login", "the demo backend's login endpoint, asked for a credential when --credential is not given")
 	var rooms []string
 	fs.Func("room", "join room `ROOM` at start (repeat for several)", func(v string) error {
 		rooms = append(rooms, v)
 		return nil
 	})
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return err
 	}
 	if *did == "" {
@@ -57,7 +63,12 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *uid == "" {
 		*uid = *did
 	}
-	c, err := client.Dial(ctx, client.Config{IPConfURL: *ipconfURL, AppID: *app, DID: *did, UID: *uid, Platform: "plato-chat/1"})
+	if *cred == "" {
+		if *cred, err = loginAt(ctx, *login, *app, *did, *uid); err != nil {
+			return err
+		}
+	}
+	c, err := client.Dial(ctx, client.Config{IPConfURL: *ipconfURL, AppID: *app, DID: *did, UID: *uid, Credential: *cred, Platform: "plato-chat/1"})
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}
@@ -226,4 +237,34 @@ func (s *syncWriter) printf(format string, args ...any) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fmt.Fprintf(s.w, format, args...)
+}
+
+// loginAt asks the app's backend (the demo's login endpoint) for the device's credential, the way
+// an app signs its user in before it connects to Plato.
+func loginAt(ctx context.Context, loginURL, app, did, uid string) (string, error) {
+	u, err := url.Parse(loginURL)
+	if err != nil {
+		return "", fmt.Errorf("--login %q: %w", loginURL, err)
+	}
+	u.RawQuery = url.Values{"app_id": {app}, "did": {did}, "user": {uid}}.Encode()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("asking %s for a credential (is `plato up` running? or pass --credential): %w", loginURL, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return "", fmt.Errorf("asking %s for a credential: HTTP %d: %s", loginURL, resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	var c demo.Credential
+	if err := json.Unmarshal(body, &c); err != nil || c.Credential == "" {
+		return "", fmt.Errorf("asking %s for a credential: an answer without one: %q", loginURL, body)
+	}
+	return c.Credential, nil
 }

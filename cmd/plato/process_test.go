@@ -194,15 +194,15 @@ func chatBetween(t *testing.T, ipconfURL string) {
 	var alice, bob *client.Client
 	// Gateways appear in ipconf after their first load report.
 	poll.Within(t, 20*time.Second, "ipconf to hand out a gateway", func() bool {
-		_, err := client.FetchEndpoints(ctx, nil, ipconfURL, "demo", "alice")
+		_, err := client.FetchEndpoints(ctx, nil, ipconfURL, "demo", "alice", platformtest.Credential(t, "demo", "alice", "alice"))
 		return err == nil
 	})
 	var err error
-	if alice, err = client.Dial(ctx, client.Config{IPConfURL: ipconfURL, AppID: "demo", DID: "alice"}); err != nil {
+	if alice, err = client.Dial(ctx, client.Config{IPConfURL: ipconfURL, AppID: "demo", DID: "alice", Credential: platformtest.Credential(t, "demo", "alice", "alice")}); err != nil {
 		t.Fatalf("alice: %v", err)
 	}
 	defer alice.Close()
-	if bob, err = client.Dial(ctx, client.Config{IPConfURL: ipconfURL, AppID: "demo", DID: "bob"}); err != nil {
+	if bob, err = client.Dial(ctx, client.Config{IPConfURL: ipconfURL, AppID: "demo", DID: "bob", Credential: platformtest.Credential(t, "demo", "bob", "bob")}); err != nil {
 		t.Fatalf("bob: %v", err)
 	}
 	defer bob.Close()
@@ -223,6 +223,19 @@ func chatBetween(t *testing.T, ipconfURL string) {
 	}
 	send(alice, bob, "bob", "alice", "hello bob")
 	send(bob, alice, "alice", "bob", "hi alice")
+}
+
+// appsYAML declares the test apps demo and bench, their business servers at demoAddr and
+// benchAddr, with platformtest's keys and credential secret.
+func appsYAML(demoAddr, benchAddr string) string {
+	return fmt.Sprintf(`apps:
+  demo: {business: %q, keys: {dev: platformtest-key-demo}, auth: {jwt: {secrets: {dev: %q}}}}
+  bench:
+    business: %q
+    keys: {dev: platformtest-key-bench}
+    auth: {jwt: {secrets: {dev: %q}}}
+    limits: {device_uplinks_per_sec: 1000000, device_uplink_burst: 1000000, device_bytes_per_sec: 1000000000}
+`, demoAddr, platformtest.JWTSecret, benchAddr, platformtest.JWTSecret)
 }
 
 func writeConfig(t *testing.T, body string) string {
@@ -249,9 +262,9 @@ auth: {token_secret: %q}
 registry: {ttl: 3s}
 ipconf: {addr: "127.0.0.1:0"}
 gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
-state: {addr: %q, business: {default: %q, keys: {demo: platformtest-key-demo, bench: platformtest-key-bench}}}
-demo: {addr: %q}
-`, t.TempDir(), ns.ClientURL(), platformtest.Secret, stateAddr, demoAddr, demoAddr))
+state: {addr: %q}
+demo: {addr: %q, login_addr: ""}
+%s`, t.TempDir(), ns.ClientURL(), platformtest.Secret, stateAddr, demoAddr, appsYAML(demoAddr, demoAddr)))
 
 	st := startProc(t, "state", "state", "--config", cfg)
 	st.waitLine(reRunning)
@@ -274,9 +287,9 @@ nats: {embedded: {port: 0}}
 auth: {token_secret: %q}
 ipconf: {addr: "127.0.0.1:0"}
 gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
-state: {addr: "127.0.0.1:0", business: {default: "127.0.0.1:0", keys: {demo: platformtest-key-demo, bench: platformtest-key-bench}}}
-demo: {enabled: true, addr: "127.0.0.1:0"}
-`, t.TempDir(), platformtest.Secret))
+state: {addr: "127.0.0.1:0"}
+demo: {enabled: true, addr: "127.0.0.1:0", login_addr: "127.0.0.1:0"}
+%s`, t.TempDir(), platformtest.Secret, appsYAML("127.0.0.1:0", "127.0.0.1:0")))
 	up := startProc(t, "up", "up", "--config", cfg)
 	for _, re := range []string{`nats\s+(nats://\S+)`, `state\s+(\S+)`, `demo\s+(\S+)`} {
 		up.waitLine(regexp.MustCompile(re))
@@ -296,7 +309,7 @@ demo: {enabled: true, addr: "127.0.0.1:0"}
 	// A device still connected at Ctrl-C is told to go elsewhere, and the shutdown is clean.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	stay, err := client.Dial(ctx, client.Config{IPConfURL: ipconfURL, AppID: "demo", DID: "stays"})
+	stay, err := client.Dial(ctx, client.Config{IPConfURL: ipconfURL, AppID: "demo", DID: "stays", Credential: platformtest.Credential(t, "demo", "stays", "stays")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,19 +384,19 @@ nats: {embedded: {port: 0}}
 auth: {token_secret: %q}
 ipconf: {addr: "127.0.0.1:0"}
 gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
-state: {addr: "127.0.0.1:0", business: {default: "127.0.0.1:0", keys: {demo: platformtest-key-demo, bench: platformtest-key-bench}}}
+state: {addr: "127.0.0.1:0"}
 pipeline: {dir: %q}
-demo: {enabled: true, addr: "127.0.0.1:0"}
-`, t.TempDir(), platformtest.Secret, pipes))
+demo: {enabled: true, addr: "127.0.0.1:0", login_addr: ""}
+%s`, t.TempDir(), platformtest.Secret, pipes, appsYAML("127.0.0.1:0", "127.0.0.1:0")))
 	up := startProc(t, "up", "up", "--config", cfg)
 	ipconfURL := up.waitLine(reIPConf)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	poll.Within(t, 20*time.Second, "ipconf to hand out a gateway", func() bool {
-		_, err := client.FetchEndpoints(ctx, nil, ipconfURL, "demo", "gus")
+		_, err := client.FetchEndpoints(ctx, nil, ipconfURL, "demo", "gus", platformtest.Credential(t, "demo", "gus", "gus"))
 		return err == nil
 	})
-	c, err := client.Dial(ctx, client.Config{IPConfURL: ipconfURL, AppID: "demo", DID: "gus"})
+	c, err := client.Dial(ctx, client.Config{IPConfURL: ipconfURL, AppID: "demo", DID: "gus", Credential: platformtest.Credential(t, "demo", "gus", "gus")})
 	if err != nil {
 		t.Fatal(err)
 	}

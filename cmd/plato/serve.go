@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -135,9 +137,23 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return serve(ctx, cfg, rs, stdout, stderr)
 }
 
-// demoServer is the business server of the demo role: the chat of examples/demo.
+// demoServer is the business server of the demo role: the chat of examples/demo, serving every
+// declared app with its first key, and issuing credentials with its first JWT secret.
 func demoServer(c platform.BusinessConfig, logger *slog.Logger) platform.Business {
-	return demo.New(demo.Config{Addr: c.Addr, Keys: c.Keys, StateAddr: c.StateAddr}, logger)
+	return demo.New(demoConfig(c), logger)
+}
+
+func demoConfig(c platform.BusinessConfig) demo.Config {
+	dc := demo.Config{Addr: c.Addr, LoginAddr: c.LoginAddr, StateAddr: c.StateAddr, Keys: map[string]string{}, Signers: map[string]demo.Signer{}}
+	for id, a := range c.Apps {
+		if names := slices.Sorted(maps.Keys(a.Keys)); len(names) > 0 {
+			dc.Keys[id] = a.Keys[names[0]]
+		}
+		if kids := slices.Sorted(maps.Keys(a.Auth.JWT.Secrets)); len(kids) > 0 {
+			dc.Signers[id] = demo.Signer{KID: kids[0], Secret: a.Auth.JWT.Secrets[kids[0]]}
+		}
+	}
+	return dc
 }
 
 func without(rs []string, r string) []string {
@@ -186,7 +202,7 @@ func printAddresses(w io.Writer, p *platform.Platform) {
 		fmt.Fprintf(w, "  gateway   %s  (device TCP; state reaches it at %s)\n", p.Gateway.Addr(), p.Gateway.RPCAddr())
 	}
 	if p.IPConf != nil {
-		fmt.Fprintf(w, "  ipconf    http://%s  (GET /ip/list?app_id=demo&did=alice)\n", p.IPConf.Addr())
+		fmt.Fprintf(w, "  ipconf    http://%s  (GET /ip/list?app_id=demo&did=alice, with Authorization: Bearer <credential>)\n", p.IPConf.Addr())
 	}
 	if p.Admin != nil {
 		fmt.Fprintf(w, "  admin     http://%s  (GET /metrics for Prometheus, GET /healthz)\n", p.Admin.Addr())
@@ -199,6 +215,9 @@ func printAddresses(w io.Writer, p *platform.Platform) {
 	}
 	if p.Demo != nil {
 		fmt.Fprintf(w, "  demo      %s  (chat business server)\n", p.Demo.Addr())
+		if d, ok := p.Demo.(interface{ LoginAddr() string }); ok && d.LoginAddr() != "" {
+			fmt.Fprintf(w, "  login     http://%s/login?did=alice  (the demo's backend: issues device credentials)\n", d.LoginAddr())
+		}
 		self := "plato"
 		if strings.Contains(os.Args[0], "/") {
 			self = os.Args[0]

@@ -5,6 +5,7 @@ import (
 
 	"github.com/cloudwego/netpoll"
 
+	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/internal/timewheel"
 	"github.com/platoim/plato/sdk/protocol"
@@ -32,6 +33,11 @@ type conn struct {
 	reason     protocol.Code
 	queue      []outFrame
 	appID, did string
+	// app and usage are the connection's app and what it uses here, set at login; limits its
+	// token buckets, made at its first uplink.
+	app        *apps.App
+	usage      *appUsage
+	limits     *deviceLimits
 	link       *stateLink
 	loginTimer *timewheel.Timer
 	// sessions are the sessions this connection is in (index.go); nil for the many connections in

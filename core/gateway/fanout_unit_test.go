@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/fanout"
 	"github.com/platoim/plato/sdk/delivery"
@@ -71,7 +72,7 @@ func newIdleGateway(t testing.TB) *Gateway {
 	t.Helper()
 	gc := config.Default().Gateway
 	gc.ID, gc.RPCAddr = "gw-unit", "127.0.0.1:0"
-	gw, err := New(Config{Gateway: gc}, nil, nil, slog.New(slog.DiscardHandler))
+	gw, err := New(Config{Gateway: gc, Apps: &apps.Table{}}, nil, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

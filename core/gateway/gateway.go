@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/peerauth"
 	"github.com/platoim/plato/internal/registry"
@@ -44,6 +45,9 @@ type Config struct {
 	// Tracer samples device frames for tracing (docs/observability.md): a sampled frame carries its
 	// span's traceparent to the state server, which continues the trace. nil traces nothing.
 	Tracer *telemetry.Tracer
+	// Apps are the apps served: a login of any other is refused (1105), and each app's limits
+	// bound its devices. Required.
+	Apps *apps.Table
 	// Secret is auth.token_secret: the gateway proves with it that its Deliver calls come from a
 	// gateway, and checks that Push and Sessions come from a state server (internal/peerauth). Empty
 	// checks nothing, for tests that drive a gateway alone.
@@ -61,6 +65,9 @@ type Gateway struct {
 	log       *slog.Logger
 	conns     *table
 	links     *registry.Table[*stateLink]
+	// peers are the live gateways, this one included: app quotas are shared among them.
+	peers *registry.Table[struct{}]
+	usage usage
 	// sessions is the local session index; acks the at-least-once broadcasts whose ACKs are awaited.
 	sessions *sessionIndex
 	acks     *recentIDs
@@ -102,6 +109,9 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 	if cfg.RPCAddr == "" {
 		return nil, errors.New("gateway: RPC address is required")
 	}
+	if cfg.Apps == nil {
+		return nil, errors.New("gateway: the apps are required: a gateway serves only declared apps")
+	}
 	if cfg.RPCTimeout <= 0 {
 		cfg.RPCTimeout = config.DefaultRPCTimeout
 	}
@@ -121,6 +131,9 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 		gw.stateAuth = peerauth.NewVerifier(cfg.Secret, peerauth.State)
 	}
 	gw.links = newStateLinks(gw)
+	gw.peers = registry.NewTable(registry.TableConfig[struct{}]{
+		Role: registry.RoleGateway, Dial: func(registry.Node) (struct{}, error) { return struct{}{}, nil },
+	})
 	gw.onFrame = gw.handle
 	instruments, err := gw.instrument(cfg.Meter)
 	if err != nil {
@@ -153,6 +166,10 @@ func (gw *Gateway) Start(ctx context.Context) error {
 	}()
 	gw.wheel.Start()
 	if err := gw.links.Follow(ctx, gw.reg); err != nil {
+		gw.Shutdown(context.Background())
+		return err
+	}
+	if err := gw.peers.Follow(ctx, gw.reg); err != nil {
 		gw.Shutdown(context.Background())
 		return err
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"github.com/cloudwego/netpoll"
@@ -119,15 +120,23 @@ func (gw *Gateway) handle(c *conn, h protocol.Header, body []byte) {
 			c.closeWith(protocol.CodeAlreadyLogged, "Resume on a connection that already logged in")
 			return
 		}
-		// Resuming a previous connection's state needs the reconnect machinery, which this version
-		// does not have: say so, and keep the socket open for a Login.
-		ack := (&protocol.ResumeAck{Code: protocol.CodeResumeRejected, Message: "resume is not supported by this server: send Login"}).Append(nil)
-		c.enqueue(&fleet.DownFrame{ConnId: int64(c.id), Signal: int8(protocol.SigResumeAck), Seq: int64(h.Seq), Body: ack})
+		gw.resume(c, h, body)
 		return
 	}
 	if st == stateNew || link == nil {
 		c.closeWith(protocol.CodeNotLoggedIn, h.Signal.String()+" before Login")
 		return
+	}
+	if h.Signal == protocol.SigUplink && st == stateLoggedIn {
+		if code, closeIt := gw.admitUplink(c, protocol.HeaderLen+len(body), time.Now()); code != 0 {
+			if closeIt {
+				c.closeWith(protocol.CodeRateLimited, "uplinks far over the app's limit per device")
+				return
+			}
+			ack := (&protocol.Ack{Code: code, Message: code.String() + ": retry later"}).Append(nil)
+			c.enqueue(&fleet.DownFrame{ConnId: int64(c.id), Signal: int8(protocol.SigUplinkAck), Seq: int64(h.Seq), Body: ack})
+			return
+		}
 	}
 	if h.Signal == protocol.SigDownlinkAck && h.Flags&protocol.FlagBroadcast != 0 && !gw.acks.has(h.Seq, time.Now()) {
 		// Only an at-least-once broadcast waits for ACKs; the others would cost the state server a
@@ -159,7 +168,13 @@ func (gw *Gateway) login(c *conn, h protocol.Header, body []byte) {
 		reject(protocol.CodeMalformed, "Login needs app_id and did")
 		return
 	}
-	if err := gw.tokens.Verify(m.Token, m.AppID, m.DID, time.Now()); err != nil {
+	app := gw.cfg.Apps.Get(m.AppID)
+	if app == nil {
+		reject(protocol.CodeUnknownApp, "app "+strconv.Quote(m.AppID)+" is not configured")
+		return
+	}
+	claims, err := gw.tokens.Verify(m.Token, m.AppID, m.DID, time.Now())
+	if err != nil {
 		code, ok := protocol.CodeOf(err)
 		if !ok {
 			code = protocol.CodeTokenInvalid
@@ -167,24 +182,69 @@ func (gw *Gateway) login(c *conn, h protocol.Header, body []byte) {
 		reject(code, err.Error())
 		return
 	}
+	if m.UID != "" && m.UID != claims.UID {
+		// The token says who the device is; a Login naming someone else is a device lying.
+		reject(protocol.CodeTokenMismatch, "token mismatch: the token was issued for another uid")
+		return
+	}
 	link := pick(gw.links.List(), m.DID)
 	if link == nil {
 		reject(protocol.CodeStateLost, "no state server available; retry later")
 		return
 	}
+	u := gw.usage.of(app.ID)
+	if !gw.admitLogin(app, u) {
+		reject(protocol.CodeOverloaded, "the app's connection quota is used up; retry later")
+		return
+	}
 	c.mu.Lock()
 	if c.state != stateNew {
 		c.mu.Unlock()
+		u.conns.Add(-1)
 		return
 	}
 	c.state = statePending
 	c.appID, c.did, c.link = m.AppID, m.DID, link
+	c.app, c.usage = app, u
 	c.mu.Unlock()
 	c.loginTimer.Stop()
 	gw.forward(c, link, &fleet.UpEvent{
 		ConnId: int64(c.id), Kind: fleet.UpKind_FRAME, Signal: int8(protocol.SigLogin), Seq: int64(h.Seq), Body: body,
-		AppId: m.AppID, Did: m.DID, Uid: m.UID, RemoteAddr: c.nc.RemoteAddr().String(),
+		AppId: m.AppID, Did: m.DID, Uid: claims.UID, RemoteAddr: c.nc.RemoteAddr().String(),
 	})
+}
+
+// resume answers a Resume. Resuming a previous connection needs the reconnect machinery, which
+// this version does not have; but the token is checked first, so a forged, expired or foreign
+// one is refused as such (and the connection closed), never answered as if it could resume.
+func (gw *Gateway) resume(c *conn, h protocol.Header, body []byte) {
+	var m protocol.Resume
+	answer := func(code protocol.Code, msg string, action fleet.DownAction) {
+		ack := (&protocol.ResumeAck{Code: code, Message: msg}).Append(nil)
+		c.enqueue(&fleet.DownFrame{ConnId: int64(c.id), Action: action, Signal: int8(protocol.SigResumeAck), Seq: int64(h.Seq), Body: ack})
+	}
+	if err := m.Decode(body); err != nil {
+		c.closeWith(protocol.CodeMalformed, "malformed Resume: "+err.Error())
+		return
+	}
+	if gw.cfg.Apps.Get(m.AppID) == nil {
+		answer(protocol.CodeUnknownApp, "app "+strconv.Quote(m.AppID)+" is not configured", fleet.DownAction_SEND_AND_CLOSE)
+		return
+	}
+	claims, err := gw.tokens.Verify(m.Token, m.AppID, m.DID, time.Now())
+	if err == nil && m.UID != "" && m.UID != claims.UID {
+		err = &protocol.Error{Code: protocol.CodeTokenMismatch, Msg: "the token was issued for another uid"}
+	}
+	if err != nil {
+		code, ok := protocol.CodeOf(err)
+		if !ok {
+			code = protocol.CodeTokenInvalid
+		}
+		answer(code, err.Error(), fleet.DownAction_SEND_AND_CLOSE)
+		return
+	}
+	// Keep the socket open for a Login.
+	answer(protocol.CodeResumeRejected, "resume is not supported by this server: send Login", fleet.DownAction_SEND)
 }
 
 // forward queues ev for the connection's state server; a full queue means the state server is not
@@ -215,7 +275,8 @@ func (gw *Gateway) onClose(c *conn) {
 	c.closed = true
 	c.queue = nil
 	link, app, did, reason := c.link, c.appID, c.did, c.reason
-	sessions := c.sessions
+	sessions, u := c.sessions, c.usage
+	c.usage = nil
 	c.sessions = nil
 	c.mu.Unlock()
 	c.loginTimer.Stop()
@@ -225,6 +286,9 @@ func (gw *Gateway) onClose(c *conn) {
 		key = didKey(app, did)
 	}
 	gw.conns.remove(c, key)
+	if u != nil {
+		u.conns.Add(-1)
+	}
 	if reason == 0 {
 		reason = protocol.CodeClientClose
 	}

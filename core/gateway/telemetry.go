@@ -32,6 +32,20 @@ func (gw *Gateway) instrument(meter metric.Meter) (metric.Registration, error) {
 	o := telemetry.NewObservables(meter)
 	o.GaugeValue("plato_gateway_connections", "{connection}", "Open device connections.",
 		func() int64 { return int64(gw.conns.len()) })
+	// Per app, for the declared apps only (the label set is the configuration's, never the
+	// devices'): which tenant uses what, and which one is being held back.
+	o.Gauge("plato_gateway_app_connections", "{connection}", "Logged-in and logging-in connections, by app.",
+		func(emit telemetry.Emit) {
+			gw.usage.each(func(app string, u *appUsage) { emit(u.conns.Load(), attribute.String("app", app)) })
+		})
+	o.Counter("plato_gateway_app_refused_total", "{frame}",
+		"Uplinks and logins refused to hold an app to its limits, by app and reason: rate_limited (a device over its limit, UplinkAck 1308) or quota (the app over its share of a quota, 1303).",
+		func(emit telemetry.Emit) {
+			gw.usage.each(func(app string, u *appUsage) {
+				emit(u.rateLimited.Load(), attribute.String("app", app), attribute.String("reason", "rate_limited"))
+				emit(u.quotaRefused.Load(), attribute.String("app", app), attribute.String("reason", "quota"))
+			})
+		})
 	o.CounterValue("plato_gateway_connections_accepted_total", "{connection}", "Device connections accepted.", m.accepted.Load)
 	o.CounterByCode("plato_gateway_connections_closed_total", "{connection}",
 		"Device connections closed, by reason (the close code: 1209 the device closed, 1201 heartbeat timeout, ...).", "reason", &m.closed)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/platoim/plato/core/gateway"
 	"github.com/platoim/plato/core/gateway/gatewaytest"
+	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
 )
 
@@ -23,7 +24,7 @@ func TestMetricsMatchTheDoc(t *testing.T) {
 	t.Cleanup(func() { _ = provider.Shutdown(context.Background()) })
 	gc := config.Default().Gateway
 	gc.ID, gc.RPCAddr = "gw-metrics", "127.0.0.1:0"
-	if _, err := gateway.New(gateway.Config{Gateway: gc, Meter: provider.Meter("test")}, nil, nil, gatewaytest.Logger(t)); err != nil {
+	if _, err := gateway.New(gateway.Config{Gateway: gc, Meter: provider.Meter("test"), Apps: &apps.Table{}}, nil, nil, gatewaytest.Logger(t)); err != nil {
 		t.Fatal(err)
 	}
 	var rm metricdata.ResourceMetrics

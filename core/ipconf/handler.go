@@ -3,7 +3,10 @@ package ipconf
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -11,13 +14,16 @@ import (
 	"github.com/cloudwego/hertz/pkg/app"
 	hertz "github.com/cloudwego/hertz/pkg/app/server"
 
+	"github.com/platoim/plato/internal/credential"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
 // listResponse is the body of GET /ip/list.
 type listResponse struct {
-	AppID     string     `json:"app_id"`
+	AppID string `json:"app_id"`
+	// DID and UID are who the credential proved the device is: the gateway token binds them.
 	DID       string     `json:"did"`
+	UID       string     `json:"uid"`
 	Endpoints []Endpoint `json:"endpoints"`
 	Token     string     `json:"token"`
 	// TokenExpiresAt is Unix seconds.
@@ -50,8 +56,9 @@ func (s *Server) routes(h *hertz.Hertz) {
 	})
 }
 
-// handleList answers GET /ip/list?app_id=A&did=D with the ranked endpoints and a token.
-func (s *Server) handleList(_ context.Context, c *app.RequestContext) {
+// handleList answers GET /ip/list?app_id=A&did=D, with the device's credential, with the ranked
+// endpoints and a gateway token binding the app, the did and the uid the credential proves.
+func (s *Server) handleList(ctx context.Context, c *app.RequestContext) {
 	appID, msg := param(c, "app_id")
 	if msg != "" {
 		writeError(c, http.StatusBadRequest, protocol.CodeInvalidArgument, msg)
@@ -62,16 +69,68 @@ func (s *Server) handleList(_ context.Context, c *app.RequestContext) {
 		writeError(c, http.StatusBadRequest, protocol.CodeInvalidArgument, msg)
 		return
 	}
+	a := s.cfg.Apps.Get(appID)
+	if a == nil {
+		s.refused.Add(int(protocol.CodeUnknownApp))
+		writeError(c, http.StatusForbidden, protocol.CodeUnknownApp, "app "+strconv.Quote(appID)+" is not configured")
+		return
+	}
+	cred, msg := credentialOf(c)
+	if msg != "" {
+		s.refused.Add(int(protocol.CodeTokenInvalid))
+		writeError(c, http.StatusUnauthorized, protocol.CodeTokenInvalid, msg)
+		return
+	}
+	vctx, cancel := context.WithTimeout(ctx, verifyTimeout)
+	id, err := a.Verifier.Verify(vctx, credential.Request{AppID: appID, DID: did, Credential: cred, RemoteAddr: c.RemoteAddr().String()})
+	cancel()
+	if err != nil {
+		code := credential.CodeOf(err)
+		s.refused.Add(int(code))
+		status := http.StatusUnauthorized
+		if code == protocol.CodeBusinessUnavailable || code == protocol.CodeBusinessTimeout {
+			// The business could not say: the device's credential may be fine, it retries.
+			status = http.StatusServiceUnavailable
+		}
+		writeError(c, status, code, reasonOf(err))
+		return
+	}
 	now := time.Now()
 	eps := s.scorer.Rank(now, s.cfg.MaxEndpoints, make([]Endpoint, 0, s.cfg.MaxEndpoints))
 	if len(eps) == 0 {
 		writeError(c, http.StatusServiceUnavailable, protocol.CodeNoGateway, protocol.CodeNoGateway.String())
 		return
 	}
-	tok, exp := s.signer.Issue(appID, did, now)
+	tok, exp := s.signer.Issue(appID, id.DID, id.UID, now, id.Expires)
 	writeJSON(c, http.StatusOK, listResponse{
-		AppID: appID, DID: did, Endpoints: eps, Token: tok, TokenExpiresAt: exp.Unix(),
+		AppID: appID, DID: id.DID, UID: id.UID, Endpoints: eps, Token: tok, TokenExpiresAt: exp.Unix(),
 	})
+}
+
+// credentialOf is the device's credential: "Authorization: Bearer <credential>", or the token
+// parameter for clients that cannot set headers (a browser's WebSocket, a mini-program).
+func credentialOf(c *app.RequestContext) (string, string) {
+	if h := c.Request.Header.Peek("Authorization"); len(h) > 0 {
+		scheme, cred, ok := strings.Cut(string(h), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(cred) == "" {
+			return "", `the Authorization header must be "Bearer <credential>"`
+		}
+		return strings.TrimSpace(cred), ""
+	}
+	if v := c.QueryArgs().Peek("token"); len(v) > 0 {
+		return string(v), ""
+	}
+	return "", "a credential is required: Authorization: Bearer <the credential your app's backend issued>"
+}
+
+// reasonOf is what the device is told about a refused credential: the verifier's reason, never
+// the credential itself.
+func reasonOf(err error) string {
+	var e *credential.Error
+	if errors.As(err, &e) {
+		return e.Reason
+	}
+	return "the credential could not be verified"
 }
 
 // handleHealth answers GET /healthz. ipconf is healthy even with no gateway: that is the

@@ -15,6 +15,7 @@ import (
 	"github.com/cloudwego/hertz/pkg/network/netpoll"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/telemetry"
@@ -28,6 +29,11 @@ const (
 	MaxEndpointsLimit = 8
 	// MaxParamLen is the longest app_id or did accepted, in bytes.
 	MaxParamLen = 128
+	// maxHeaderBytes bounds a request's headers: a credential (credential.MaxLen) and the usual
+	// few. Hertz refuses a request whose headers do not fit.
+	maxHeaderBytes = 16 << 10
+	// verifyTimeout bounds a credential's verification, a connect callback included.
+	verifyTimeout = 5 * time.Second
 
 	// startTimeout bounds Start's wait for the server to answer its own probe.
 	startTimeout = 5 * time.Second
@@ -57,6 +63,10 @@ type Config struct {
 	// StaleAfter leaves out a gateway whose last load report is older than this. Default
 	// config.DefaultStaleAfter.
 	StaleAfter time.Duration
+	// Apps are the apps served, each with the verifier of its devices' credentials. Required:
+	// ipconf answers nobody without a credential its app's backend issued (403 for an app not in
+	// it).
+	Apps *apps.Table
 	// Meter receives ipconf's metrics (docs/observability.md); nil records none.
 	Meter metric.Meter
 }
@@ -76,6 +86,8 @@ func (c *Config) withDefaults() (Config, error) {
 		out.StaleAfter = config.DefaultStaleAfter
 	}
 	switch {
+	case out.Apps == nil:
+		return out, errors.New("the apps are required: ipconf hands tokens only to devices their app vouches for")
 	case out.TokenTTL < 0:
 		return out, errors.New("token ttl must be positive")
 	case out.MaxEndpoints < 1 || out.MaxEndpoints > MaxEndpointsLimit:
@@ -99,7 +111,9 @@ type Server struct {
 
 	// requests counts answers by HTTP status; watchRestarts counts registry watches started
 	// again after one broke. instruments publishes them and is unregistered at Shutdown.
-	requests      telemetry.Codes
+	requests telemetry.Codes
+	// refused counts credentials refused, by the code the device was told.
+	refused       telemetry.Codes
 	watchRestarts atomic.Int64
 	instruments   metric.Registration
 
@@ -186,6 +200,8 @@ func (s *Server) Start(ctx context.Context) error {
 		hertz.WithIdleTimeout(idleTimeout),
 		hertz.WithExitWaitTime(exitWaitTimeout),
 		hertz.WithMaxRequestBodySize(4<<10), // only GETs are served
+		// Headers carry the credential; anything far larger than one is refused (431).
+		hertz.WithMaxHeaderBytes(maxHeaderBytes),
 		hertz.WithHandleMethodNotAllowed(true),
 	)
 	s.routes(h)

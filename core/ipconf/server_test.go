@@ -14,6 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/natsd"
 	"github.com/platoim/plato/internal/registry"
@@ -23,6 +26,37 @@ import (
 )
 
 var testSecret = []byte("ipconf-test-secret-0123456789")
+
+// The test apps: demo and other, whose devices carry JWTs signed with jwtSecret (kid "dev").
+const jwtSecret = "ipconf-test-jwt-secret-of-32-bytes"
+
+func testApps(t testing.TB) *apps.Table {
+	t.Helper()
+	table, err := apps.New(map[string]config.App{
+		"demo":  config.SimpleApp("ipconf-test-key-demo", jwtSecret, ""),
+		"other": config.SimpleApp("ipconf-test-key-other", "another-ipconf-jwt-secret-32-bytes", ""),
+	}, apps.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return table
+}
+
+// jwtFor is a JWT for app/did/uid as the app's backend would sign it, valid for an hour.
+func jwtFor(t testing.TB, app, did, uid string, mutate func(jwt.MapClaims)) string {
+	t.Helper()
+	c := jwt.MapClaims{"sub": uid, "did": did, "aud": app, "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()}
+	if mutate != nil {
+		mutate(c)
+	}
+	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, c)
+	tok.Header["kid"] = "dev"
+	s, err := tok.SignedString([]byte(jwtSecret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
 
 var quiet = slog.New(slog.DiscardHandler)
 
@@ -63,6 +97,9 @@ func startServer(t *testing.T, cfg Config, reg registry.Registry) *Server {
 	if cfg.TokenSecret == nil {
 		cfg.TokenSecret = testSecret
 	}
+	if cfg.Apps == nil {
+		cfg.Apps = testApps(t)
+	}
 	s, err := New(cfg, reg, quiet)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -89,9 +126,28 @@ type reply struct {
 	raw    string
 }
 
+// get asks with the credential of the query's app and did (uid "u-" + did), as the device would.
 func get(t *testing.T, s *Server, pathAndQuery string) reply {
 	t.Helper()
-	resp, err := client.Get("http://" + s.Addr() + pathAndQuery)
+	cred := ""
+	if u, err := url.Parse(pathAndQuery); err == nil {
+		q := u.Query()
+		cred = jwtFor(t, q.Get("app_id"), q.Get("did"), "u-"+q.Get("did"), nil)
+	}
+	return getWith(t, s, pathAndQuery, "Bearer "+cred)
+}
+
+// getWith asks with the Authorization header auth ("" for none).
+func getWith(t *testing.T, s *Server, pathAndQuery, auth string) reply {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, "http://"+s.Addr()+pathAndQuery, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		t.Fatalf("GET %s: %v", pathAndQuery, err)
 	}
@@ -202,24 +258,25 @@ func TestListEndToEnd(t *testing.T) {
 			t.Errorf("endpoint %d = %+v, want %+v", i, ep, want[i])
 		}
 	}
-	if r.list.AppID != "demo" || r.list.DID != "d1" {
-		t.Errorf("echoed app_id/did = %q/%q", r.list.AppID, r.list.DID)
+	if r.list.AppID != "demo" || r.list.DID != "d1" || r.list.UID != "u-d1" {
+		t.Errorf("echoed app_id/did/uid = %q/%q/%q", r.list.AppID, r.list.DID, r.list.UID)
 	}
 
-	// The token verifies with the shared secret for this app ID and did only.
+	// The token verifies with the shared secret for this app ID and did only, and binds the uid
+	// the credential proved.
 	v, err := token.NewSigner(testSecret, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if err := v.Verify(r.list.Token, "demo", "d1", now); err != nil {
-		t.Errorf("token does not verify: %v", err)
+	if c, err := v.Verify(r.list.Token, "demo", "d1", now); err != nil || c.UID != "u-d1" {
+		t.Errorf("token does not verify, or binds another uid: %+v, %v", c, err)
 	}
-	if code, _ := protocol.CodeOf(v.Verify(r.list.Token, "demo", "d2", now)); code != protocol.CodeTokenMismatch {
-		t.Errorf("token verified for another did: code %d", code)
+	if _, err := v.Verify(r.list.Token, "demo", "d2", now); func() protocol.Code { c, _ := protocol.CodeOf(err); return c }() != protocol.CodeTokenMismatch {
+		t.Errorf("token verified for another did: %v", err)
 	}
 	if exp := time.Unix(r.list.TokenExpiresAt, 0); exp.Before(now.Add(config.DefaultTokenTTL-time.Minute)) || exp.After(now.Add(config.DefaultTokenTTL+time.Minute)) {
-		t.Errorf("token_expires_at %v is not about 24h from now", exp)
+		t.Errorf("token_expires_at %v is not about auth.token_ttl from now", exp)
 	}
 
 	// A deregistered gateway is no longer handed out.
@@ -288,12 +345,14 @@ func TestListBadRequests(t *testing.T) {
 			t.Errorf("?%s: %d %s, want 400 %q", tc.query, r.status, r.raw, tc.msg)
 		}
 	}
-	// Exactly the limit, and non-ASCII printable text, are fine (503 here: no gateways).
+	// Exactly the limit, and non-ASCII printable text, are fine: an app of 128 bytes is not
+	// configured (403), and a did in Chinese passes to the gateways (503 here: there are none).
 	ok := strings.Repeat("x", MaxParamLen)
-	for _, q := range []string{"app_id=" + ok + "&did=d1", "app_id=demo&did=" + url.QueryEscape("设备 1")} {
-		if r := get(t, s, "/ip/list?"+q); r.status != http.StatusServiceUnavailable {
-			t.Errorf("?%s: %d %s, want 503", q, r.status, r.raw)
-		}
+	if r := get(t, s, "/ip/list?app_id="+ok+"&did=d1"); r.status != http.StatusForbidden {
+		t.Errorf("an app ID at the limit: %d %s, want 403", r.status, r.raw)
+	}
+	if r := get(t, s, "/ip/list?app_id=demo&did="+url.QueryEscape("设备 1")); r.status != http.StatusServiceUnavailable {
+		t.Errorf("a did in Chinese: %d %s, want 503", r.status, r.raw)
 	}
 }
 
@@ -303,7 +362,7 @@ func TestStartAddressTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	s, err := New(Config{Addr: ln.Addr().String(), TokenSecret: testSecret}, startRegistry(t), quiet)
+	s, err := New(Config{Addr: ln.Addr().String(), TokenSecret: testSecret, Apps: testApps(t)}, startRegistry(t), quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,22 +377,23 @@ func TestStartAddressTaken(t *testing.T) {
 
 func TestNewValidates(t *testing.T) {
 	reg := registry.Registry(nil)
-	if _, err := New(Config{TokenSecret: testSecret}, reg, quiet); err == nil {
+	if _, err := New(Config{TokenSecret: testSecret, Apps: testApps(t)}, reg, quiet); err == nil {
 		t.Error("nil registry accepted")
 	}
 	var fake fakeRegistry
 	for name, cfg := range map[string]Config{
-		"short secret":  {TokenSecret: []byte("short")},
-		"too many":      {TokenSecret: testSecret, MaxEndpoints: 9},
-		"negative ttl":  {TokenSecret: testSecret, TokenTTL: -time.Second},
-		"negative max":  {TokenSecret: testSecret, MaxEndpoints: -1},
-		"negative keep": {TokenSecret: testSecret, StaleAfter: -time.Second},
+		"short secret":  {TokenSecret: []byte("short"), Apps: testApps(t)},
+		"too many":      {TokenSecret: testSecret, MaxEndpoints: 9, Apps: testApps(t)},
+		"negative ttl":  {TokenSecret: testSecret, TokenTTL: -time.Second, Apps: testApps(t)},
+		"negative max":  {TokenSecret: testSecret, MaxEndpoints: -1, Apps: testApps(t)},
+		"negative keep": {TokenSecret: testSecret, StaleAfter: -time.Second, Apps: testApps(t)},
+		"no apps":       {TokenSecret: testSecret},
 	} {
 		if _, err := New(cfg, fake, quiet); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	s, err := New(Config{TokenSecret: testSecret}, fake, quiet)
+	s, err := New(Config{TokenSecret: testSecret, Apps: testApps(t)}, fake, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +416,7 @@ func (fakeRegistry) Watch(context.Context, registry.Role) (<-chan registry.Event
 }
 
 func TestShutdownWithKeepAlive(t *testing.T) {
-	s, err := New(Config{Addr: "127.0.0.1:0", TokenSecret: testSecret}, startRegistry(t), quiet)
+	s, err := New(Config{Addr: "127.0.0.1:0", TokenSecret: testSecret, Apps: testApps(t)}, startRegistry(t), quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -412,7 +472,7 @@ func TestHertzLogsFollowTheRunningServer(t *testing.T) {
 	reg := startRegistry(t)
 	run := func(out *syncBuffer) {
 		logger := slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		s, err := New(Config{Addr: "127.0.0.1:0", TokenSecret: testSecret}, reg, logger)
+		s, err := New(Config{Addr: "127.0.0.1:0", TokenSecret: testSecret, Apps: testApps(t)}, reg, logger)
 		if err != nil {
 			t.Fatal(err)
 		}

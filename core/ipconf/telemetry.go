@@ -9,7 +9,9 @@ import (
 // instrument publishes ipconf's counters as observable instruments (docs/observability.md).
 func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 	o := telemetry.NewObservables(meter)
-	o.CounterByCode("plato_ipconf_requests_total", "{request}", "HTTP requests answered, by status (200, 400, 404, 405, 503 no gateway).", "status", &s.requests)
+	o.CounterByCode("plato_ipconf_requests_total", "{request}", "HTTP requests answered, by status (200, 400, 401 credential refused, 403 app not configured, 404, 405, 431 headers too large, 503 no gateway or business unreachable).", "status", &s.requests)
+	o.CounterByCode("plato_ipconf_credentials_refused_total", "{request}",
+		"Requests refused for their credential or app, by the code answered (1101 invalid, 1102 expired, 1103 another app or device, 1105 app not configured, 1301/1302 business unreachable, 2000-2999 refused by the business).", "code", &s.refused)
 	o.GaugeValue("plato_ipconf_gateways", "{gateway}", "Gateways ipconf knows from the registry (live or not yet pruned).",
 		func() int64 { return int64(s.scorer.Len()) })
 	o.CounterValue("plato_registry_watch_restarts_total", "{watch}",

@@ -25,14 +25,14 @@ func startAll(t *testing.T, mutate func(*config.Config)) (*platform.Platform, *p
 	t.Helper()
 	biz := platformtest.StartBusiness(t)
 	cfg := platformtest.Config(t)
-	cfg.State.Business.Default = biz.Addr
+	platformtest.SetBusiness(&cfg, biz.Addr)
 	if mutate != nil {
 		mutate(&cfg)
 	}
 	p := platformtest.Start(t, cfg, platform.RoleNATS, platform.RoleState, platform.RoleGateway, platform.RoleIPConf)
 	// ipconf hands out the gateway once its first load report arrives.
 	poll.Within(t, 10*time.Second, "ipconf to list the gateway", func() bool {
-		l, err := client.FetchEndpoints(context.Background(), nil, "http://"+p.IPConf.Addr(), "demo", "probe")
+		l, err := client.FetchEndpoints(context.Background(), nil, "http://"+p.IPConf.Addr(), "demo", "probe", platformtest.Credential(t, "demo", "probe", "probe"))
 		return err == nil && len(l.Endpoints) > 0
 	})
 	return p, biz
@@ -42,7 +42,7 @@ func dial(t *testing.T, p *platform.Platform, did string) *client.Client {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Config{IPConfURL: "http://" + p.IPConf.Addr(), AppID: "demo", DID: did, UID: "u-" + did})
+	c, err := client.Dial(ctx, client.Config{IPConfURL: "http://" + p.IPConf.Addr(), AppID: "demo", DID: did, UID: "u-" + did, Credential: platformtest.Credential(t, "demo", did, "u-"+did)})
 	if err != nil {
 		t.Fatalf("dial %s: %v", did, err)
 	}
@@ -155,10 +155,10 @@ func TestEndToEnd(t *testing.T) {
 func TestTokensAreChecked(t *testing.T) {
 	p, _ := startAll(t, nil)
 	signer := mustSigner(t, platformtest.Secret)
-	forged, _ := mustSigner(t, "another-secret-0123456789").Issue("demo", "eve", time.Now())
-	expired, _ := signer.Issue("demo", "eve", time.Now().Add(-2*time.Hour))
-	foreign, _ := signer.Issue("demo", "mallory", time.Now())
-	otherApp, _ := signer.Issue("other", "eve", time.Now())
+	forged, _ := mustSigner(t, "another-secret-0123456789").Issue("demo", "eve", "u-eve", time.Now(), time.Time{})
+	expired, _ := signer.Issue("demo", "eve", "u-eve", time.Now().Add(-2*time.Hour), time.Time{})
+	foreign, _ := signer.Issue("demo", "mallory", "u-mallory", time.Now(), time.Time{})
+	otherApp, _ := signer.Issue("other", "eve", "u-eve", time.Now(), time.Time{})
 	for _, tc := range []struct {
 		name, tok string
 		want      protocol.Code
@@ -242,7 +242,7 @@ func (c *rawConn) expectClose(code protocol.Code) {
 
 func (c *rawConn) login(signer *token.Signer, did string) protocol.LoginAck {
 	c.t.Helper()
-	tok, _ := signer.Issue("demo", did, time.Now())
+	tok, _ := signer.Issue("demo", did, did, time.Now(), time.Time{})
 	c.send(protocol.SigLogin, 1, (&protocol.Login{AppID: "demo", DID: did, UID: did, Token: tok}).Append(nil))
 	f := c.next()
 	var ack protocol.LoginAck
@@ -369,7 +369,8 @@ func TestMalformedInputIsClosedWithAReason(t *testing.T) {
 	})
 	t.Run("resume is refused until reconnect support lands, and Login still works", func(t *testing.T) {
 		c := rawDial(t, addr)
-		c.send(protocol.SigResume, 3, (&protocol.Resume{AppID: "demo", DID: "ivy", PrevConnID: 1}).Append(nil))
+		tok, _ := signer.Issue("demo", "ivy", "ivy", time.Now(), time.Time{})
+		c.send(protocol.SigResume, 3, (&protocol.Resume{AppID: "demo", DID: "ivy", Token: tok, PrevConnID: 1}).Append(nil))
 		f := c.next()
 		var ra protocol.ResumeAck
 		if f.Signal != protocol.SigResumeAck || ra.Decode(f.Body) != nil || ra.Code != protocol.CodeResumeRejected {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"github.com/platoim/plato/core/gateway"
 	"github.com/platoim/plato/core/ipconf"
 	"github.com/platoim/plato/core/state"
+	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/natsd"
 	"github.com/platoim/plato/internal/registry"
@@ -60,6 +62,11 @@ type Options struct {
 	// examples/demo). The platform runs it like any business server, over RPC; it never imports
 	// one. Required when the demo role is started.
 	Demo func(BusinessConfig, *slog.Logger) Business
+	// ConfigFile and Reload, when both are set, make the platform watch the file and take the apps
+	// section from Reload (the whole configuration read again) each time it changes: apps are
+	// added, removed, and their keys rotated without a restart. Without them the apps are fixed.
+	ConfigFile string
+	Reload     func() (config.Config, error)
 }
 
 // Business is a business server started in the platform's process, as `plato up` does with the
@@ -75,8 +82,12 @@ type Business interface {
 type BusinessConfig struct {
 	// Addr is its listen address (demo.addr).
 	Addr string
-	// Keys are the apps' keys for Plato's RPC (state.business.keys).
-	Keys map[string]string
+	// LoginAddr is where the demo issues device credentials (demo.login_addr).
+	LoginAddr string
+	// Apps are the declared apps (apps in Plato's configuration): their keys for Plato's RPC,
+	// and the secrets their device credentials are signed with, which the demo's own login
+	// endpoint uses as a real backend would.
+	Apps map[string]config.App
 	// StateAddr is where Plato's RPC is; it is known only once the state server listens.
 	StateAddr func() string
 }
@@ -89,6 +100,8 @@ type Platform struct {
 	State   *state.Server
 	Gateway *gateway.Gateway
 	Demo    Business
+	// Apps are the apps served, shared by every role of the process and reloaded in place.
+	Apps *apps.Table
 	// Pipelines runs the state server's per-app stages (nil without a state role or pipeline.dir).
 	Pipelines *pipeline.Pipelines
 	// Telemetry holds the process's OTel providers; Admin serves /metrics and /healthz (nil when
@@ -193,6 +206,29 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		}
 		p.stops = append(p.stops, func(context.Context) error { return instruments.Unregister() })
 	}
+	if has(RoleGateway) || has(RoleIPConf) || has(RoleState) {
+		appOpts := apps.Options{CallbackTimeout: cfg.State.Business.Timeout}
+		if p.Apps, err = apps.New(cfg.Apps, appOpts); err != nil {
+			return fmt.Errorf("apps: %w", err)
+		}
+		if len(cfg.Apps) == 0 {
+			p.log.Warn("no app is configured (apps): every device and business server will be refused")
+		}
+		instruments, err := p.instrumentApps()
+		if err != nil {
+			return fmt.Errorf("creating apps metrics: %w", err)
+		}
+		p.stops = append(p.stops, func(context.Context) error { return instruments.Unregister() })
+		if p.opts.ConfigFile != "" && p.opts.Reload != nil {
+			wctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				p.Apps.Watch(wctx, p.opts.ConfigFile, p.opts.Reload, appOpts, p.log)
+			}()
+			p.stops = append(p.stops, func(context.Context) error { cancel(); <-done; return nil })
+		}
+	}
 	var signer *token.Signer
 	if has(RoleGateway) || has(RoleIPConf) || has(RoleState) {
 		if cfg.Auth.TokenSecret == config.DevTokenSecret {
@@ -208,7 +244,7 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		}
 		// The demo starts before the state server so that, with port 0, the state server can be
 		// pointed at the address the demo actually got.
-		p.Demo = p.opts.Demo(BusinessConfig{Addr: cfg.Demo.Addr, Keys: cfg.State.Business.Keys, StateAddr: func() string {
+		p.Demo = p.opts.Demo(BusinessConfig{Addr: cfg.Demo.Addr, LoginAddr: cfg.Demo.LoginAddr, Apps: cfg.Apps, StateAddr: func() string {
 			if p.State != nil {
 				return p.State.Addr()
 			}
@@ -218,14 +254,25 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 			return err
 		}
 		p.stops = append(p.stops, p.Demo.Shutdown)
-		if cfg.State.Business.Default == cfg.Demo.Addr {
-			cfg.State.Business.Default = p.Demo.Addr()
+		if p.Demo.Addr() != cfg.Demo.Addr {
+			// demo.addr asked for a free port: the apps that name it get the one it got.
+			cfg.Apps = maps.Clone(cfg.Apps)
+			for id, a := range cfg.Apps {
+				if a.Business == cfg.Demo.Addr {
+					a.Business = p.Demo.Addr()
+					cfg.Apps[id] = a
+				}
+			}
+			if err := p.Apps.Replace(cfg.Apps, apps.Options{CallbackTimeout: cfg.State.Business.Timeout}); err != nil {
+				return fmt.Errorf("apps: %w", err)
+			}
 		}
 	}
 	if has(RoleState) {
 		sc := state.Config{
 			State: cfg.State, MaxBody: cfg.Gateway.MaxBody, ReportInterval: cfg.Gateway.ReportInterval,
 			Meter: p.meter, Tracer: p.tracer, NATS: p.nc, GatewaySecret: []byte(cfg.Auth.TokenSecret),
+			Apps: p.Apps,
 		}
 		if sc.ID == "" {
 			sc.ID = fmt.Sprintf("state-%s-%d", sanitize(host), pid)
@@ -244,7 +291,8 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		p.stops = append(p.stops, p.State.Shutdown)
 	}
 	if has(RoleGateway) {
-		gc := gateway.Config{Gateway: cfg.Gateway, RPCTimeout: cfg.State.RPCTimeout, Meter: p.meter, NATS: p.nc, Tracer: p.tracer, Secret: []byte(cfg.Auth.TokenSecret)}
+		gc := gateway.Config{Gateway: cfg.Gateway, RPCTimeout: cfg.State.RPCTimeout, Meter: p.meter, NATS: p.nc, Tracer: p.tracer,
+			Secret: []byte(cfg.Auth.TokenSecret), Apps: p.Apps}
 		if gc.ID == "" {
 			gc.ID = fmt.Sprintf("gw-%s-%d", sanitize(host), pid)
 		}
@@ -263,6 +311,7 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		p.IPConf, err = ipconf.New(ipconf.Config{
 			Addr: cfg.IPConf.Addr, TokenSecret: []byte(cfg.Auth.TokenSecret), TokenTTL: cfg.Auth.TokenTTL,
 			MaxEndpoints: cfg.IPConf.MaxEndpoints, StaleAfter: cfg.IPConf.StaleAfter, Meter: p.meter,
+			Apps: p.Apps,
 		}, reg, p.log)
 		if err != nil {
 			return err

@@ -76,7 +76,7 @@ func startTwoGateways(t *testing.T) *twoGateways {
 	}
 	biz := platformtest.StartBusiness(t)
 	cfg := platformtest.Config(t)
-	cfg.State.Business.Default = biz.Addr
+	platformtest.SetBusiness(&cfg, biz.Addr)
 	cfg.Pipeline.Dir = dir
 	cfg.Pipeline.PluginDir = filepath.Dir(bins["qosroute"])
 	cfg.Gateway.ID = "gw-1"
@@ -117,7 +117,7 @@ func (tg *twoGateways) dial(t *testing.T, app, did string, gw int) *device {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, _ := signer.Issue(app, did, time.Now())
+	tok, _ := signer.Issue(app, did, "u-"+did, time.Now(), time.Time{})
 	d := &device{did: did, got: map[uint64]int{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -455,7 +455,7 @@ func TestBusinessCallsAcrossTwoStateServers(t *testing.T) {
 	cfg2 := platformtest.Config(t)
 	cfg2.NATS.URL = tg.p.NATS.ClientURL()
 	cfg2.State.ID = "state-2"
-	cfg2.State.Business.Default = tg.biz.Addr
+	platformtest.SetBusiness(&cfg2, tg.biz.Addr)
 	cfg2.State.PushTimeout = 60 * time.Second
 	cfg2.Pipeline = tg.p.Config.Pipeline
 	cfg2.Admin.Addr = ""

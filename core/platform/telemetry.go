@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/platoim/plato/internal/registry"
@@ -78,5 +79,20 @@ func (p *Platform) instrumentNATS(putErrors *atomic.Int64) (metric.Registration,
 		func() int64 { return int64(nc.Stats().Reconnects) })
 	o.CounterValue("plato_registry_put_errors_total", "{put}",
 		"Failed registry puts (a gateway's load report, a state server's refresh).", putErrors.Load)
+	return o.Register()
+}
+
+// instrumentApps publishes the reloads of the apps section.
+func (p *Platform) instrumentApps() (metric.Registration, error) {
+	o := telemetry.NewObservables(p.meter)
+	o.Counter("plato_apps_reloads_total", "{reload}",
+		"Reloads of the apps section after the configuration file changed: result ok, or failed (the file did not load or its apps could not be used; the apps stayed as they were).",
+		func(emit telemetry.Emit) {
+			ok, failed := p.Apps.Reloads()
+			emit(ok, attribute.String("result", "ok"))
+			emit(failed, attribute.String("result", "failed"))
+		})
+	o.Gauge("plato_apps", "{app}", "Apps declared (apps in the configuration).",
+		func(emit telemetry.Emit) { emit(int64(len(p.Apps.IDs()))) })
 	return o.Register()
 }

@@ -73,7 +73,7 @@ func startObserved(t *testing.T, mutate func(*config.Config)) (*platform.Platfor
 		t.Fatal(err)
 	}
 	cfg := platformtest.Config(t)
-	cfg.State.Business.Default = biz.Addr
+	platformtest.SetBusiness(&cfg, biz.Addr)
 	cfg.Pipeline.Dir, cfg.Pipeline.Watch = dir, false
 	if mutate != nil {
 		mutate(&cfg)
@@ -82,7 +82,7 @@ func startObserved(t *testing.T, mutate func(*config.Config)) (*platform.Platfor
 	p := platformtest.StartWith(t, cfg, platform.Options{Builtins: map[string]func() stage.Stage{"pass": func() stage.Stage { return st }}},
 		platform.RoleNATS, platform.RoleState, platform.RoleGateway, platform.RoleIPConf)
 	poll.Within(t, 10*time.Second, "ipconf to list the gateway", func() bool {
-		l, err := client.FetchEndpoints(context.Background(), nil, "http://"+p.IPConf.Addr(), "demo", "probe")
+		l, err := client.FetchEndpoints(context.Background(), nil, "http://"+p.IPConf.Addr(), "demo", "probe", platformtest.Credential(t, "demo", "probe", "probe"))
 		return err == nil && len(l.Endpoints) > 0
 	})
 	return p, biz, st

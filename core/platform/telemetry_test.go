@@ -11,6 +11,7 @@ import (
 
 	"github.com/platoim/plato/core/platform/platformtest"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
+	"github.com/platoim/plato/sdk/client"
 )
 
 // TestMetricsAreExportedAsDocumented drives real traffic (logins, uplinks, a downlink with its ACK,
@@ -40,6 +41,10 @@ func TestMetricsAreExportedAsDocumented(t *testing.T) {
 	dial(t, p, "carol").Close()
 	rawFrames(t, p.Gateway.Addr(), forgedLogin())
 	rawFrames(t, p.Gateway.Addr(), []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	// A device without a credential at ipconf.
+	if _, err := client.FetchEndpoints(ctx, nil, "http://"+p.IPConf.Addr(), "demo", "dave", ""); err == nil {
+		t.Fatal("ipconf answered a device without a credential")
+	}
 
 	// What the traffic must have moved; closes are counted once the sockets are gone, so poll.
 	moved := []struct {
@@ -68,6 +73,11 @@ func TestMetricsAreExportedAsDocumented(t *testing.T) {
 		{"plato_state_downlink_acks_total", nil, 1},
 		{"plato_state_downlink_ack_latency_seconds_count", nil, 1},
 		{"plato_ipconf_requests_total", []string{`status="200"`}, 3},
+		{"plato_ipconf_requests_total", []string{`status="401"`}, 1},
+		{"plato_ipconf_credentials_refused_total", []string{`code="1101"`}, 1},
+		{"plato_gateway_app_connections", []string{`app="demo"`}, 2},
+		{"plato_state_app_uplinks_total", []string{`app="demo"`, `result="ok"`}, 3},
+		{"plato_state_app_pushes_total", []string{`app="demo"`}, 1},
 		{"plato_ipconf_gateways", nil, 1},
 		{"plato_nats_connected", nil, 1},
 		{"plato_pipeline_stage_calls_total", []string{`app="default"`, `stage="pass"`}, 4},

@@ -2,7 +2,6 @@ package state
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"time"
@@ -52,11 +51,11 @@ func (s *Server) authorize(c *api.Caller) (string, error) {
 	if c == nil || c.AppId == "" {
 		return "", platoError(protocol.CodeInvalidArgument, "caller.app_id is required")
 	}
-	want, ok := s.cfg.Business.Keys[c.AppId]
-	if !ok || want == "" {
-		return "", platoError(protocol.CodeAppMismatch, "app %q has no business key configured (state.business.keys.%s)", c.AppId, c.AppId)
+	app := s.cfg.Apps.Get(c.AppId)
+	if app == nil {
+		return "", platoError(protocol.CodeAppMismatch, "app %q is not configured (apps.%s)", c.AppId, c.AppId)
 	}
-	if subtle.ConstantTimeCompare([]byte(want), []byte(c.Key)) != 1 {
+	if !app.CheckKey(c.Key) {
 		return "", platoError(protocol.CodeAppMismatch, "wrong key for app %q", c.AppId)
 	}
 	return c.AppId, nil
@@ -96,6 +95,12 @@ func (a *apiHandler) Push(ctx context.Context, req *api.PushRequest) (*api.PushR
 	app, err := s.authorize(req.Caller)
 	if err != nil {
 		return nil, err
+	}
+	if c := s.appCounters(app); c != nil {
+		c.pushes.Add(1)
+	}
+	if !s.admitPush(app) {
+		return nil, platoError(protocol.CodeOverloaded, "app %q is over its pushes_per_sec quota; retry later", app)
 	}
 	named := len(req.Dids) + len(req.Uids)
 	switch {

@@ -23,7 +23,7 @@ func codeOf(err error) protocol.Code {
 func caller() *api.Caller { return &api.Caller{AppId: testApp, Key: testKey} }
 
 func TestAuthorize(t *testing.T) {
-	ts := newTestServer(t, func(c *Config) { c.Business.Keys["empty"] = "" })
+	ts := newTestServer(t)
 	for _, tc := range []struct {
 		name string
 		c    *api.Caller
@@ -32,7 +32,7 @@ func TestAuthorize(t *testing.T) {
 		{"no caller", nil, protocol.CodeInvalidArgument},
 		{"no app", &api.Caller{Key: testKey}, protocol.CodeInvalidArgument},
 		{"app without a key", &api.Caller{AppId: "nokey", Key: testKey}, protocol.CodeAppMismatch},
-		{"app with an empty key", &api.Caller{AppId: "empty", Key: ""}, protocol.CodeAppMismatch},
+		{"an app not declared, with no key", &api.Caller{AppId: "empty", Key: ""}, protocol.CodeAppMismatch},
 		{"no key", &api.Caller{AppId: testApp}, protocol.CodeAppMismatch},
 		{"wrong key", &api.Caller{AppId: testApp, Key: testKey + "x"}, protocol.CodeAppMismatch},
 		{"prefix of the key", &api.Caller{AppId: testApp, Key: testKey[:16]}, protocol.CodeAppMismatch},

@@ -33,26 +33,28 @@ type businessLink struct {
 	batch *batch.Batcher[bizItem]
 }
 
-// businesses maps app IDs to their business server, one link per distinct address.
+// businesses maps app IDs to their business server, one link per app: each app's events queue on
+// their own, so one app's slow business server fills its own queue, never another app's.
 type businesses struct {
-	s      *Server
-	mu     sync.Mutex
-	byAddr map[string]*businessLink
+	s     *Server
+	mu    sync.Mutex
+	byApp map[string]*businessLink
 }
 
-// forApp returns the link for appID, or nil when the app has no business server configured.
+// forApp returns the link for appID, or nil when the app is not declared or has no business
+// server. An app that moved to another address gets a new link.
 func (b *businesses) forApp(appID string) (*businessLink, error) {
-	addr, ok := b.s.cfg.Business.Apps[appID]
-	if !ok {
-		addr = b.s.cfg.Business.Default
-	}
-	if addr == "" {
+	app := b.s.cfg.Apps.Get(appID)
+	if app == nil || app.Business == "" {
 		return nil, nil
 	}
+	addr := app.Business
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if l := b.byAddr[addr]; l != nil {
+	if l := b.byApp[appID]; l != nil && l.addr == addr {
 		return l, nil
+	} else if l != nil {
+		go func() { _ = l.batch.Close(context.Background()) }()
 	}
 	cli, err := bizservice.NewClient("plato-business", rpc.Client(addr, b.s.cfg.Business.Timeout)...)
 	if err != nil {
@@ -62,14 +64,14 @@ func (b *businesses) forApp(appID string) (*businessLink, error) {
 	bc := b.s.cfg.Batch
 	l.batch = batch.New(batch.Config{MaxSize: bc.MaxSize, MaxDelay: bc.MaxDelay, Lanes: bc.Lanes},
 		func(ctx context.Context, items []bizItem) { b.s.deliverBusiness(ctx, l, items) })
-	b.byAddr[addr] = l
+	b.byApp[appID] = l
 	return l, nil
 }
 
 func (b *businesses) closeAll(ctx context.Context) {
 	b.mu.Lock()
-	links := b.byAddr
-	b.byAddr = map[string]*businessLink{}
+	links := b.byApp
+	b.byApp = map[string]*businessLink{}
 	b.mu.Unlock()
 	for _, l := range links {
 		_ = l.batch.Close(ctx)

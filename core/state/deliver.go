@@ -242,6 +242,7 @@ func (s *Server) uplink(cs *connState, seq uint64, payload []byte, sp *sigSpan) 
 // ackUplink answers an uplink, and ends its span (sp may be nil).
 func (s *Server) ackUplink(cs *connState, seq uint64, code protocol.Code, msg string, sp *sigSpan) {
 	s.metrics.uplinkAcks.Add(int(code))
+	s.countUplink(cs.appID, code)
 	body := (&protocol.Ack{Code: code, Message: msg}).Append(nil)
 	s.send(cs, fleet.DownAction_SEND, protocol.SigUplinkAck, 0, seq, body)
 	sp.end(code)

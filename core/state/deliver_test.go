@@ -255,7 +255,11 @@ func TestUplinkFailsWhenTheBusinessCannotBeReached(t *testing.T) {
 }
 
 func TestUplinkWithoutABusinessServerIsRefused1304(t *testing.T) {
-	ts := newTestServer(t, func(c *Config) { c.Business.Default = "" })
+	noBusiness := testApps()
+	a := noBusiness[testApp]
+	a.Business = ""
+	noBusiness[testApp] = a
+	ts := newTestServerApps(t, noBusiness)
 	ts.loginDevice(t, 1, testApp, "a", "")
 	ts.deliver(t, testGW, frameEvent(1, protocol.SigUplink, 1, []byte("x")))
 	if a := decodeAck(t, untilFrame(t, ts.gw, 1, protocol.SigUplinkAck, 1)); a.Code != protocol.CodeNoBusiness {

@@ -111,7 +111,11 @@ func (ts *testServer) addBusiness(addr string) *fakeBusiness {
 	l.batch = batch.New(batch.Config{MaxSize: bc.MaxSize, MaxDelay: bc.MaxDelay, Lanes: bc.Lanes},
 		func(ctx context.Context, items []bizItem) { ts.deliverBusiness(ctx, l, items) })
 	ts.business.mu.Lock()
-	ts.business.byAddr[addr] = l
+	for _, id := range ts.cfg.Apps.IDs() {
+		if ts.cfg.Apps.Get(id).Business == addr {
+			ts.business.byApp[id] = l
+		}
+	}
 	ts.business.mu.Unlock()
 	return fb
 }
@@ -145,6 +149,10 @@ func (b *fakeBusiness) Sessions(context.Context, *api.SessionsRequest, ...callop
 }
 
 // eventsOf returns the recorded events of a kind for a did, in order.
+func (b *fakeBusiness) Authenticate(context.Context, *api.AuthenticateRequest, ...callopt.Option) (*api.AuthenticateResponse, error) {
+	return nil, errors.New("the state server never authenticates devices")
+}
+
 func (b *fakeBusiness) eventsOf(kind api.EventKind, did string) []*api.Event {
 	b.mu.Lock()
 	defer b.mu.Unlock()

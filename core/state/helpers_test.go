@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
@@ -39,16 +40,37 @@ type testServer struct {
 	biz *fakeBusiness
 }
 
+// testApps are the apps of a test server: testApp and otherApp, each with its key and the fake
+// business server.
+func testApps() map[string]config.App {
+	app := func(key string) config.App {
+		return config.App{
+			Keys: map[string]string{"k": key}, Business: fakeBusinessAddr,
+			Auth: config.AppAuth{JWT: config.JWTAuth{Secrets: map[string]string{"k": "a-unit-test-jwt-secret-of-32-bytes"}}},
+		}
+	}
+	return map[string]config.App{testApp: app(testKey), otherApp: app(otherKey)}
+}
+
 // newTestServer builds a Server; adjust may change its configuration before New.
 func newTestServer(t testing.TB, adjust ...func(*Config)) *testServer {
 	t.Helper()
+	return newTestServerApps(t, testApps(), adjust...)
+}
+
+// newTestServerApps is newTestServer with apps of the test's own.
+func newTestServerApps(t testing.TB, appsCfg map[string]config.App, adjust ...func(*Config)) *testServer {
+	t.Helper()
+	table, err := apps.New(appsCfg, apps.Options{})
+	if err != nil {
+		t.Fatalf("apps: %v", err)
+	}
 	cfg := Config{State: config.Default().State}
 	cfg.ID = "state-unit"
 	cfg.Addr = "127.0.0.1:0"
 	cfg.MaxInflight = 8
 	cfg.PushTimeout = poll.Timeout // a wait for ACKs ends with the last ACK, not this
-	cfg.Business.Keys = map[string]string{testApp: testKey, otherApp: otherKey}
-	cfg.Business.Default = fakeBusinessAddr
+	cfg.Apps = table
 	// Frames leave at once: tests wait for them by polling, never for a linger.
 	cfg.Batch = config.Batch{MaxSize: 128, MaxDelay: -1, Lanes: 2}
 	for _, f := range adjust {
@@ -61,9 +83,7 @@ func newTestServer(t testing.TB, adjust ...func(*Config)) *testServer {
 	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
 	ts := &testServer{Server: s}
 	ts.gw = ts.addGateway(t, testGW)
-	if cfg.Business.Default == fakeBusinessAddr {
-		ts.biz = ts.addBusiness(fakeBusinessAddr)
-	}
+	ts.biz = ts.addBusiness(fakeBusinessAddr)
 	return ts
 }
 

@@ -40,6 +40,7 @@ type metrics struct {
 	broadcastFailed                 atomic.Int64
 	sessionSyncs, sessionSyncFailed atomic.Int64
 	deliverRefused                  atomic.Int64
+	pushesOverQuota                 atomic.Int64
 }
 
 func (m *metrics) rpcError(peer int, err error) { m.rpcErrors[peer][rpc.KindOf(err)].Add(1) }

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/peerauth"
 	"github.com/platoim/plato/internal/registry"
@@ -37,6 +38,9 @@ type Config struct {
 	Tracer *telemetry.Tracer
 	// NATS carries session broadcasts to every gateway; nil sends every session push directly.
 	NATS *nats.Conn
+	// Apps are the apps served: their business servers' keys and addresses, and their limits.
+	// Required.
+	Apps *apps.Table
 	// GatewaySecret is auth.token_secret: Deliver calls must prove with it that they come from a
 	// gateway, and the state server proves its calls to gateways with it (internal/peerauth). Empty
 	// checks nothing, for tests that run a state server alone.
@@ -59,6 +63,8 @@ type Server struct {
 	instruments metric.Registration
 	tracer      *telemetry.Tracer
 	apiCalls    *rpc.Calls
+	pushQuotas  pushQuotas
+	perApp      perApp
 	msgID       atomic.Uint64
 	pipe        Pipeline
 	sessions    *sessions
@@ -83,6 +89,9 @@ func New(cfg Config, reg registry.Registry, logger *slog.Logger) (*Server, error
 	if cfg.ID == "" {
 		return nil, errors.New("state: ID is required")
 	}
+	if cfg.Apps == nil {
+		return nil, errors.New("state: the apps are required: a state server serves only declared apps")
+	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = config.DefaultMaxBody
 	}
@@ -97,7 +106,7 @@ func New(cfg Config, reg registry.Registry, logger *slog.Logger) (*Server, error
 		tracer: cfg.Tracer, apiCalls: apiCalls(),
 	}
 	s.gateways = newGateways(s)
-	s.business = &businesses{s: s, byAddr: map[string]*businessLink{}}
+	s.business = &businesses{s: s, byApp: map[string]*businessLink{}}
 	s.sessions = newSessions()
 	s.peers = newPeers(s)
 	if len(cfg.GatewaySecret) > 0 {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net/http"
 	"sync"
 
 	"github.com/platoim/plato/sdk/business"
@@ -23,9 +24,14 @@ type Config struct {
 	// StateAddr returns Plato's RPC address (a state server's state.addr). It is asked on the first
 	// call to Plato, so the state server may start after the demo. nil means business.DefaultAddr.
 	StateAddr func() string
-	// Keys maps app IDs to their key (state.business.keys). The demo serves the apps listed; the
-	// uplinks of others are refused with CodeUnknownApp.
+	// Keys maps app IDs to their key for Plato's RPC (apps.<app>.keys). The demo serves the apps
+	// listed; the uplinks of others are refused with CodeUnknownApp.
 	Keys map[string]string
+	// LoginAddr is where the demo's login endpoint listens (GET /login: it issues device
+	// credentials, as an app's own backend would). Empty: none.
+	LoginAddr string
+	// Signers are the keys the login endpoint signs each app's credentials with.
+	Signers map[string]Signer
 }
 
 // Server is the demo business server.
@@ -36,6 +42,9 @@ type Server struct {
 	work  *workers
 	biz   *business.Server
 
+	http      *http.Server
+	loginAddr string
+
 	mu        sync.Mutex
 	stateAddr string                      // resolved on first use
 	clients   map[string]*business.Client // by app ID
@@ -43,7 +52,7 @@ type Server struct {
 
 // New prepares a demo server; Start runs it.
 func New(cfg Config, logger *slog.Logger) *Server {
-	cfg.Keys = maps.Clone(cfg.Keys)
+	cfg.Keys, cfg.Signers = maps.Clone(cfg.Keys), maps.Clone(cfg.Signers)
 	return &Server{cfg: cfg, log: logger.With("role", "demo"), rooms: newRooms(), clients: map[string]*business.Client{}}
 }
 
@@ -64,7 +73,11 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("demo: %w", err)
 	}
 	s.biz = biz
-	s.log.Info("demo chat business server listening", "rpc", s.Addr(), "apps", len(s.cfg.Keys))
+	if err := s.startLogin(s.cfg.LoginAddr); err != nil {
+		_ = s.Shutdown(ctx)
+		return err
+	}
+	s.log.Info("demo chat business server listening", "rpc", s.Addr(), "login", s.LoginAddr(), "apps", len(s.cfg.Keys))
 	return nil
 }
 
@@ -80,6 +93,9 @@ func (s *Server) Addr() string {
 // them), and closes its connections to Plato.
 func (s *Server) Shutdown(ctx context.Context) error {
 	var errs []error
+	if err := s.stopLogin(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("demo: stopping the login endpoint: %w", err))
+	}
 	if s.biz != nil {
 		if err := s.biz.Stop(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("demo: %w", err))

@@ -17,7 +17,7 @@ const (
 	DefaultNATSPort         = 4222
 	DefaultRegistryBucket   = "plato_registry"
 	DefaultRegistryTTL      = 5 * time.Second
-	DefaultTokenTTL         = 24 * time.Hour
+	DefaultTokenTTL         = 10 * time.Minute
 	DefaultIPConfAddr       = "127.0.0.1:8080"
 	DefaultMaxEndpoints     = 8
 	DefaultStaleAfter       = 5 * time.Second
@@ -34,6 +34,7 @@ const (
 	DefaultHeartbeatTimeout = 90 * time.Second
 	DefaultMaxInflight      = 1024
 	DefaultBusinessAddr     = "127.0.0.1:8902"
+	DefaultDemoLoginAddr    = "127.0.0.1:8903"
 	DefaultBusinessTimeout  = 3 * time.Second
 	DefaultPushTimeout      = 5 * time.Second
 	DefaultBatchSize        = 128
@@ -52,6 +53,9 @@ const (
 	DevTokenSecret = "plato-dev-secret-change-me-please"
 	// DevDemoKey is the business key of the demo app in the shipped configs (see DevTokenSecret).
 	DevDemoKey = "plato-dev-demo-key-change-me"
+	// DevDemoJWTSecret signs the demo app's device credentials in the shipped configs (kid "dev"):
+	// the demo business server issues them, and `plato token mint` signs with it by default.
+	DevDemoJWTSecret = "plato-dev-demo-jwt-secret-change-me!"
 )
 
 // Config is the whole configuration; each role reads its own section plus the shared ones.
@@ -63,11 +67,13 @@ type Config struct {
 	// Registry is where gateways and state servers announce themselves.
 	Registry Registry `koanf:"registry"`
 	Auth     Auth     `koanf:"auth"`
-	IPConf   IPConf   `koanf:"ipconf"`
-	Gateway  Gateway  `koanf:"gateway"`
-	State    State    `koanf:"state"`
-	Pipeline Pipeline `koanf:"pipeline"`
-	Demo     Demo     `koanf:"demo"`
+	// Apps are the businesses Plato serves, by app ID (apps.go). An app not listed gets nothing.
+	Apps     map[string]App `koanf:"apps"`
+	IPConf   IPConf         `koanf:"ipconf"`
+	Gateway  Gateway        `koanf:"gateway"`
+	State    State          `koanf:"state"`
+	Pipeline Pipeline       `koanf:"pipeline"`
+	Demo     Demo           `koanf:"demo"`
 	// Admin is the process's operations HTTP server (/metrics, /healthz).
 	Admin     Admin     `koanf:"admin"`
 	Telemetry Telemetry `koanf:"telemetry"`
@@ -160,7 +166,8 @@ type Auth struct {
 	// TokenSecret signs tokens (HMAC-SHA256) and proves gateways to state servers; at least 16
 	// bytes, the same on every ipconf, gateway and state server.
 	TokenSecret string `koanf:"token_secret"`
-	// TokenTTL is how long a token stays valid. Default 24h.
+	// TokenTTL is how long a gateway token stays valid: short, since a device gets a fresh one
+	// from ipconf with its business credential whenever it connects. Default 10m.
 	TokenTTL time.Duration `koanf:"token_ttl"`
 }
 
@@ -227,18 +234,10 @@ type State struct {
 	Batch Batch `koanf:"batch"`
 }
 
-// Business says where each app's business server is.
+// Business tunes how state servers reach business servers (each app's address and keys are in
+// apps).
 type Business struct {
-	// Default is the business server of app IDs not listed in Apps: host:port or a unix socket path.
-	// Empty means such app IDs have none: their uplinks are refused with code 1304.
-	Default string `koanf:"default"`
-	// Apps maps an app ID to its business server address.
-	Apps map[string]string `koanf:"apps"`
-	// Keys maps an app ID to the key its business servers present on every call to Plato's RPC
-	// (docs/business.md). An app without a key cannot call it. At least 16 bytes; keep them out of
-	// files: PLATO_STATE__BUSINESS__KEYS__<APP>=...
-	Keys map[string]string `koanf:"keys"`
-	// Timeout bounds each delivery call. Default 3s.
+	// Timeout bounds each delivery call, and each connect callback ipconf makes. Default 3s.
 	Timeout time.Duration `koanf:"timeout"`
 }
 
@@ -258,6 +257,10 @@ type Demo struct {
 	Enabled bool `koanf:"enabled"`
 	// Addr is its Kitex listen address. Default 127.0.0.1:8902.
 	Addr string `koanf:"addr"`
+	// LoginAddr is its HTTP login endpoint (GET /login?did=D): it issues device credentials
+	// signed with each app's first JWT secret, as an app's backend would. Default
+	// 127.0.0.1:8903; empty turns it off.
+	LoginAddr string `koanf:"login_addr"`
 }
 
 // Default returns the configuration with every default filled in.
@@ -281,7 +284,7 @@ func Default() Config {
 			Business: Business{Timeout: DefaultBusinessTimeout}, Batch: b,
 		},
 		Pipeline: Pipeline{PluginDir: DefaultPluginDir, Lanes: DefaultPipelineLanes, Watch: true},
-		Demo:     Demo{Addr: DefaultBusinessAddr},
+		Demo:     Demo{Addr: DefaultBusinessAddr, LoginAddr: DefaultDemoLoginAddr},
 		Admin:    Admin{Addr: DefaultAdminAddr},
 		Telemetry: Telemetry{Traces: Traces{
 			Exporter: DefaultTraceExporter, Sampling: DefaultTraceSampling,

@@ -23,9 +23,10 @@ func TestPrecedence(t *testing.T) {
 	path := writeFile(t, `
 auth: {token_secret: "`+secret+`"}
 gateway: {addr: "127.0.0.1:9001", max_body: 2048, login_timeout: 3s}
-state: {business: {apps: {chat: "127.0.0.1:7000"}}}
+apps: {chat: {business: "127.0.0.1:7000", keys: {k1: "a-key-of-16-bytes!"}, auth: {jwt: {secrets: {k1: "a-jwt-secret-of-at-least-32-bytes"}}}}}
 `)
-	env := []string{"PLATO_GATEWAY__ADDR=127.0.0.1:9002", "PLATO_STATE__HEARTBEAT_TIMEOUT=2m", "HOME=/root"}
+	env := []string{"PLATO_GATEWAY__ADDR=127.0.0.1:9002", "PLATO_STATE__HEARTBEAT_TIMEOUT=2m", "HOME=/root",
+		"PLATO_APPS__CHAT__KEYS__K2=another-key-of-16-bytes"}
 	cfg, src, err := Load(path, env, map[string]string{"gateway.addr": "127.0.0.1:9003"})
 	if err != nil {
 		t.Fatal(err)
@@ -42,8 +43,8 @@ state: {business: {apps: {chat: "127.0.0.1:7000"}}}
 	if cfg.State.HeartbeatTimeout != 2*time.Minute {
 		t.Errorf("env value not applied: heartbeat_timeout %v", cfg.State.HeartbeatTimeout)
 	}
-	if cfg.State.Business.Apps["chat"] != "127.0.0.1:7000" {
-		t.Errorf("business apps: %v", cfg.State.Business.Apps)
+	if a := cfg.Apps["chat"]; a.Business != "127.0.0.1:7000" || a.Keys["k1"] != "a-key-of-16-bytes!" || a.Keys["k2"] != "another-key-of-16-bytes" {
+		t.Errorf("apps: %+v", cfg.Apps)
 	}
 	if cfg.State.HeartbeatInterval != DefaultHeartbeat || cfg.IPConf.Addr != DefaultIPConfAddr {
 		t.Errorf("defaults lost: %v %q", cfg.State.HeartbeatInterval, cfg.IPConf.Addr)
@@ -65,6 +66,38 @@ log: {level: loud}
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not name %s:\n%v", want, err)
 		}
+	}
+}
+
+func TestAppsAreValidated(t *testing.T) {
+	path := writeFile(t, `
+auth: {token_secret: "`+secret+`"}
+apps:
+  Bad.ID: {keys: {k: "a-key-of-16-bytes!"}, auth: {callback: true, jwt: {secrets: {k: "short"}}}}
+  nokeys: {auth: {jwt: {secrets: {k: "a-jwt-secret-of-at-least-32-bytes"}}}}
+  noauth: {keys: {k: "a-key-of-16-bytes!"}}
+  cb: {keys: {k: "a-key-of-16-bytes!"}, auth: {callback: true}}
+  neg: {keys: {k: "a-key-of-16-bytes!"}, auth: {jwt: {secrets: {k: "a-jwt-secret-of-at-least-32-bytes"}}}, limits: {connections: -1}}
+`)
+	_, _, err := Load(path, nil, nil)
+	if err == nil {
+		t.Fatal("bad apps accepted")
+	}
+	for _, want := range []string{"apps.Bad.ID", "apps.Bad.ID.auth.jwt.secrets.k", "apps.nokeys.keys", "apps.noauth.auth", "apps.cb.auth.callback", "apps.neg.limits.connections"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s:\n%v", want, err)
+		}
+	}
+}
+
+func TestMovedKeysFailLoudly(t *testing.T) {
+	path := writeFile(t, `
+auth: {token_secret: "`+secret+`"}
+state: {business: {keys: {demo: "a-key-of-16-bytes!"}}}
+`)
+	_, _, err := Load(path, nil, nil)
+	if err == nil || !strings.Contains(err.Error(), "state.business.keys") || !strings.Contains(err.Error(), "apps.<app>.keys") {
+		t.Fatalf("a moved key: %v", err)
 	}
 }
 

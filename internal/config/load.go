@@ -59,6 +59,11 @@ func Load(path string, environ []string, overrides map[string]string) (Config, S
 	if err := k.Load(confmap.Provider(ov, "."), nil); err != nil {
 		return Config{}, src, fmt.Errorf("loading flags: %w", err)
 	}
+	for old, now := range movedKeys {
+		if k.Exists(old) {
+			return Config{}, src, fmt.Errorf("invalid configuration%s: %s is gone: %s (docs/configuration.md)", src.where(), old, now)
+		}
+	}
 	var cfg Config
 	if err := k.UnmarshalWithConf("", &cfg, koanf.UnmarshalConf{Tag: "koanf", FlatPaths: false}); err != nil {
 		return Config{}, src, fmt.Errorf("decoding configuration%s: %w", src.where(), err)
@@ -83,4 +88,12 @@ func (s Source) where() string {
 		return " (defaults, environment and flags)"
 	}
 	return " (file " + s.File + ", environment and flags)"
+}
+
+// movedKeys are settings that moved, so a configuration written for an older Plato fails loudly
+// instead of silently losing, say, every app's business key.
+var movedKeys = map[string]string{
+	"state.business.keys":    "each app's keys are apps.<app>.keys",
+	"state.business.apps":    "each app's business server is apps.<app>.business",
+	"state.business.default": "every app is declared under apps, with its own business server (apps.<app>.business)",
 }

@@ -100,18 +100,6 @@ func (c *Config) Validate() error {
 	positive("state.push_timeout", s.PushTimeout)
 	positive("state.rpc_timeout", s.RPCTimeout)
 	positive("state.business.timeout", s.Business.Timeout)
-	addrOrSocket("state.business.default", s.Business.Default)
-	for app, addr := range s.Business.Apps {
-		if addr == "" {
-			bad("state.business.apps."+app, "is empty")
-		}
-		addrOrSocket("state.business.apps."+app, addr)
-	}
-	for app, key := range s.Business.Keys {
-		if len(key) < 16 {
-			bad("state.business.keys."+app, "must be at least 16 bytes, got %d", len(key))
-		}
-	}
 	c.validateBatch("state.batch", s.Batch, bad)
 	if c.Pipeline.Dir != "" && c.Pipeline.PluginDir == "" {
 		bad("pipeline.plugin_dir", "is required when pipeline.dir is set")
@@ -119,7 +107,9 @@ func (c *Config) Validate() error {
 	if c.Pipeline.Lanes < 1 || c.Pipeline.Lanes > 4096 {
 		bad("pipeline.lanes", "must be between 1 and 4096, got %d", c.Pipeline.Lanes)
 	}
+	c.validateApps(bad)
 	hostPort("demo.addr", c.Demo.Addr, !c.Demo.Enabled)
+	hostPort("demo.login_addr", c.Demo.LoginAddr, true)
 	hostPort("admin.addr", c.Admin.Addr, true)
 	c.validateTraces(bad)
 	return errors.Join(errs...)
@@ -156,4 +146,15 @@ func (c *Config) validateTraces(bad func(string, string, ...any)) {
 	if !(t.Sampling >= 0 && t.Sampling <= 1) {
 		bad("telemetry.traces.sampling", "must be between 0 and 1, got %v", t.Sampling)
 	}
+}
+
+// isSocketPath reports whether an address names a unix socket rather than host:port.
+func isSocketPath(addr string) bool { return strings.Contains(addr, "/") }
+
+// checkHostPort says why addr is not host:port.
+func checkHostPort(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return fmt.Errorf("%q is not host:port: %v", addr, err)
+	}
+	return nil
 }

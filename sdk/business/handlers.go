@@ -22,6 +22,12 @@ type Handlers struct {
 	Undelivered func(ctx context.Context, e Event)
 	// Resumed: a device resumed its previous connection. Reserved: Plato does not resume yet.
 	Resumed func(ctx context.Context, e Event)
+	// Authenticate decides who a device is, for an app configured with apps.<app>.auth.callback:
+	// ipconf asks it with whatever credential the device sent, before handing the device a
+	// gateway token. Return the Identity (a UID is required), or a *Refusal with your code
+	// (2000-2999), which the device gets in ipconf's 401 answer; any other error or a panic
+	// refuses with CodeRefused and is logged. A nil Authenticate refuses every device.
+	Authenticate func(ctx context.Context, c Credential) (Identity, error)
 }
 
 // Uplink is a message a device sent.

@@ -26,11 +26,16 @@ const (
 // server uses the same factor for the device by default.
 const deadIntervals = 3
 
-// Config says where and as whom to connect. Only AppID and DID are required.
+// Config says where and as whom to connect. AppID, DID and a Credential are required (or, to skip
+// ipconf, Endpoints and a Token).
 type Config struct {
 	// IPConfURL is ipconf's base URL, asked for endpoints (and a token) when Endpoints is empty.
 	// Default DefaultIPConfURL. The request is bounded by DialTimeout.
 	IPConfURL string
+	// Credential is what your app's backend issued this device to prove who it is: a JWT it
+	// signed, or whatever your connect callback accepts. It is sent to ipconf only, which answers
+	// with a gateway token binding the app, the did and the uid the credential proves.
+	Credential string
 	// Endpoints, when set, are "host:port" gateway addresses dialled in order instead of asking ipconf;
 	// Token must then be set too.
 	Endpoints []string
@@ -40,7 +45,8 @@ type Config struct {
 	AppID string
 	// DID identifies the device; required. A newer login with the same DID replaces this connection.
 	DID string
-	// UID is the user signed in on the device; may be empty.
+	// UID is the user signed in on the device; may be empty: the token says who it is, and a
+	// Login naming another uid is refused (1103).
 	UID string
 	// Platform is free text sent in Login for the server's logs. Default DefaultPlatform.
 	Platform string
@@ -96,6 +102,9 @@ func (c Config) validate() error {
 	}
 	if len(c.Endpoints) > 0 && c.Token == "" {
 		errs = append(errs, errors.New("Token is required when Endpoints is set"))
+	}
+	if len(c.Endpoints) == 0 && c.Credential == "" {
+		errs = append(errs, errors.New("Credential is required to ask ipconf (the credential your app's backend issued the device)"))
 	}
 	// The codec would silently cut a longer string, and a cut token only fails later and obscurely.
 	for name, v := range map[string]string{"AppID": c.AppID, "DID": c.DID, "UID": c.UID, "Token": c.Token, "Platform": c.Platform} {

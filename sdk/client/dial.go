@@ -38,7 +38,7 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	addrs, token := cfg.Endpoints, cfg.Token
 	if len(addrs) == 0 {
 		fctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
-		list, err := FetchEndpoints(fctx, nil, cfg.IPConfURL, cfg.AppID, cfg.DID)
+		list, err := FetchEndpoints(fctx, nil, cfg.IPConfURL, cfg.AppID, cfg.DID, cfg.Credential)
 		cancel()
 		if err != nil {
 			return nil, err

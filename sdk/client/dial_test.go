@@ -18,6 +18,7 @@ func TestDialConfigErrors(t *testing.T) {
 		"endpoints no tok": {AppID: "a", DID: "d", Endpoints: []string{"x:1"}},
 		"long did":         {AppID: "a", DID: strings.Repeat("d", protocol.MaxString+1), Endpoints: []string{"x:1"}, Token: "t"},
 		"huge max body":    {AppID: "a", DID: "d", Endpoints: []string{"x:1"}, Token: "t", MaxBody: protocol.HardMaxBody + 1},
+		"no credential":    {AppID: "a", DID: "d"},
 	} {
 		if _, err := client.Dial(context.Background(), cfg); err == nil {
 			t.Errorf("%s: Dial succeeded", name)

@@ -28,7 +28,9 @@ type Endpoint struct {
 // IPList is ipconf's answer to GET /ip/list.
 type IPList struct {
 	AppID string `json:"app_id"`
-	DID   string `json:"did"`
+	// DID and UID are who the credential proved the device is; Token binds them.
+	DID string `json:"did"`
+	UID string `json:"uid"`
 	// Endpoints are at most 8 gateways, best first; try them in order.
 	Endpoints []Endpoint `json:"endpoints"`
 	// Token is the access token to send in Login.
@@ -37,10 +39,12 @@ type IPList struct {
 	TokenExpiresAt int64 `json:"token_expires_at"`
 }
 
-// FetchEndpoints calls GET {ipconfURL}/ip/list?app_id=..&did=.. . A nil httpClient means
+// FetchEndpoints calls GET {ipconfURL}/ip/list?app_id=..&did=.. with the device's credential (what
+// its app's backend issued it) as "Authorization: Bearer". A nil httpClient means
 // http.DefaultClient. A non-200 answer is an error wrapping a *protocol.Error with ipconf's code and
-// message (1401 for a bad parameter, 1305 when no gateway is live).
-func FetchEndpoints(ctx context.Context, httpClient *http.Client, ipconfURL, appID, did string) (*IPList, error) {
+// message: 1101/1102/1103 for a refused credential (HTTP 401), 1105 for an app Plato does not
+// serve (403), 1401 for a bad parameter (400), 1305 when no gateway is live (503).
+func FetchEndpoints(ctx context.Context, httpClient *http.Client, ipconfURL, appID, did, credential string) (*IPList, error) {
 	if httpClient == nil {
 		httpClient = http.DefaultClient
 	}
@@ -52,6 +56,9 @@ func FetchEndpoints(ctx context.Context, httpClient *http.Client, ipconfURL, app
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("building ipconf request: %w", err)
+	}
+	if credential != "" {
+		req.Header.Set("Authorization", "Bearer "+credential)
 	}
 	resp, err := httpClient.Do(req)
 	if err != nil {

@@ -12,7 +12,8 @@ import (
 	"github.com/platoim/plato/sdk/protocol"
 )
 
-// newIPConf serves /ip/list like ipconf: 400 without app_id or did, otherwise the given endpoints.
+// newIPConf serves /ip/list like ipconf: 400 without app_id or did, 401 without the credential
+// "cred" as a bearer, otherwise the given endpoints.
 func newIPConf(t *testing.T, token string, addrs ...string) *httptest.Server {
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet || r.URL.Path != "/ip/list" {
@@ -32,6 +33,9 @@ func newIPConf(t *testing.T, token string, addrs ...string) *httptest.Server {
 		case did == "":
 			fail(http.StatusBadRequest, protocol.CodeInvalidArgument, "did is required")
 			return
+		case r.Header.Get("Authorization") != "Bearer cred":
+			fail(http.StatusUnauthorized, protocol.CodeTokenInvalid, "a credential is required")
+			return
 		case len(addrs) == 0:
 			fail(http.StatusServiceUnavailable, protocol.CodeNoGateway, "no gateway available")
 			return
@@ -48,7 +52,7 @@ func newIPConf(t *testing.T, token string, addrs ...string) *httptest.Server {
 
 func TestFetchEndpoints(t *testing.T) {
 	s := newIPConf(t, "tok", "127.0.0.1:8900", "127.0.0.1:8901")
-	list, err := client.FetchEndpoints(context.Background(), nil, s.URL+"/", "my app&x=1", "d 1/é")
+	list, err := client.FetchEndpoints(context.Background(), nil, s.URL+"/", "my app&x=1", "d 1/é", "cred")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,15 +69,17 @@ func TestFetchEndpointsErrors(t *testing.T) {
 	s := newIPConf(t, "tok", "127.0.0.1:8900")
 	empty := newIPConf(t, "tok")
 	for _, tt := range []struct {
-		name, url, app string
-		code           protocol.Code
-		text           string
+		name, url, app, cred string
+		code                 protocol.Code
+		text                 string
 	}{
-		{"missing app", s.URL, "", protocol.CodeInvalidArgument, "app_id is required"},
-		{"no gateway", empty.URL, "a", protocol.CodeNoGateway, "no gateway available"},
-		{"not ipconf", s.URL + "/nope", "a", 0, "404"},
+		{"missing app", s.URL, "", "cred", protocol.CodeInvalidArgument, "app_id is required"},
+		{"no credential", s.URL, "a", "", protocol.CodeTokenInvalid, "HTTP 401"},
+		{"wrong credential", s.URL, "a", "forged", protocol.CodeTokenInvalid, "a credential is required"},
+		{"no gateway", empty.URL, "a", "cred", protocol.CodeNoGateway, "no gateway available"},
+		{"not ipconf", s.URL + "/nope", "a", "cred", 0, "404"},
 	} {
-		_, err := client.FetchEndpoints(context.Background(), s.Client(), tt.url, tt.app, "d")
+		_, err := client.FetchEndpoints(context.Background(), s.Client(), tt.url, tt.app, "d", tt.cred)
 		if err == nil || codeOf(err) != tt.code || !strings.Contains(err.Error(), tt.text) {
 			t.Errorf("%s: got %v, want code %d and %q", tt.name, err, tt.code, tt.text)
 		}
@@ -83,7 +89,7 @@ func TestFetchEndpointsErrors(t *testing.T) {
 func TestDialThroughIPConf(t *testing.T) {
 	gw := newServer(t, serverOpts{token: "from-ipconf"})
 	ipconf := newIPConf(t, "from-ipconf", refusedAddr(t), gw.addr())
-	c, err := client.Dial(context.Background(), client.Config{IPConfURL: ipconf.URL, AppID: "demo", DID: "d1"})
+	c, err := client.Dial(context.Background(), client.Config{IPConfURL: ipconf.URL, AppID: "demo", DID: "d1", Credential: "cred"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +104,7 @@ func TestDialThroughIPConf(t *testing.T) {
 
 func TestDialIPConfError(t *testing.T) {
 	ipconf := newIPConf(t, "tok")
-	_, err := client.Dial(context.Background(), client.Config{IPConfURL: ipconf.URL, AppID: "demo", DID: "d1"})
+	_, err := client.Dial(context.Background(), client.Config{IPConfURL: ipconf.URL, AppID: "demo", DID: "d1", Credential: "cred"})
 	if codeOf(err) != protocol.CodeNoGateway {
 		t.Fatalf("got %v, want code %d", err, protocol.CodeNoGateway)
 	}

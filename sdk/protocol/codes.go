@@ -35,6 +35,7 @@ const (
 	CodeTokenExpired  Code = 1102 // the token has expired
 	CodeTokenMismatch Code = 1103 // the token was issued for another app ID or did
 	CodeForbidden     Code = 1104 // the device may not send this signal
+	CodeUnknownApp    Code = 1105 // the app ID is not one this platform serves
 
 	CodeHeartbeatTimeout Code = 1201 // nothing was heard from the device for the heartbeat timeout
 	CodeKicked           Code = 1202 // the business server kicked the device
@@ -54,6 +55,7 @@ const (
 	CodeNoGateway           Code = 1305 // ipconf knows no live gateway to hand out
 	CodePipelineFailed      Code = 1306 // a fail-closed pipeline stage failed or timed out; retry later
 	CodeInternal            Code = 1307 // the server failed handling this connection (a bug); reconnect
+	CodeRateLimited         Code = 1308 // the device sends faster than its app allows; slow down and retry
 
 	CodeInvalidArgument Code = 1401 // a Plato RPC request is malformed
 	CodeAppMismatch     Code = 1402 // the request names an app ID the caller may not reach
@@ -74,6 +76,7 @@ var codeText = map[Code]string{
 	CodeTokenExpired:        "token expired",
 	CodeTokenMismatch:       "token not issued for this app ID and did",
 	CodeForbidden:           "forbidden",
+	CodeUnknownApp:          "app not configured",
 	CodeHeartbeatTimeout:    "heartbeat timeout",
 	CodeKicked:              "kicked",
 	CodeReplaced:            "replaced by a newer login",
@@ -91,6 +94,7 @@ var codeText = map[Code]string{
 	CodeNoGateway:           "no gateway available",
 	CodePipelineFailed:      "pipeline stage failed",
 	CodeInternal:            "internal error",
+	CodeRateLimited:         "rate limited",
 	CodeInvalidArgument:     "invalid argument",
 	CodeAppMismatch:         "app ID mismatch",
 }

@@ -17,14 +17,15 @@ func FuzzVerify(f *testing.F) {
 		f.Fatal(err)
 	}
 	now := time.Unix(1_790_000_000, 0)
-	good, _ := s.Issue("demo", "d1", now)
+	good, _ := s.Issue("demo", "d1", "u1", now, time.Time{})
 	f.Add(good, "demo", "d1")
 	f.Add(good, "demo", "d2")
-	f.Add("v1..", "", "")
+	f.Add("v2..", "", "")
+	f.Add("v2.e30.", "a", "d")
 	f.Add("v1.e30.", "a", "d")
 
 	f.Fuzz(func(t *testing.T, tok, appID, did string) {
-		err := s.Verify(tok, appID, did, now)
+		_, err := s.Verify(tok, appID, did, now)
 		if err != nil {
 			var pe *protocol.Error
 			if !errors.As(err, &pe) {
@@ -37,9 +38,9 @@ func FuzzVerify(f *testing.F) {
 			}
 		}
 		if utf8.ValidString(appID) && utf8.ValidString(did) {
-			issued, _ := s.Issue(appID, did, now)
+			issued, _ := s.Issue(appID, did, "u1", now, time.Time{})
 			if len(issued) <= MaxLen {
-				if err := s.Verify(issued, appID, did, now); err != nil {
+				if err := verifyErr(s, issued, appID, did, now); err != nil {
 					t.Fatalf("fresh token for %q/%q does not verify: %v", appID, did, err)
 				}
 			}

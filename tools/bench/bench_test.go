@@ -43,16 +43,22 @@ func testWorkerCommand() *exec.Cmd {
 func testPlatform(t *testing.T, sink string) *platform.Platform {
 	t.Helper()
 	cfg := platformtest.Config(t)
-	cfg.State.Business.Default = cfg.Demo.Addr // the demo's actual address once it listens
+	platformtest.SetBusiness(&cfg, cfg.Demo.Addr) // the demo's actual address once it listens
 	if sink != "" {
-		cfg.State.Business.Apps = map[string]string{DefaultAppID: sink}
+		a := cfg.Apps[DefaultAppID]
+		a.Business = sink
+		cfg.Apps[DefaultAppID] = a
 	}
 	demoServer := func(c platform.BusinessConfig, logger *slog.Logger) platform.Business {
-		return demo.New(demo.Config{Addr: c.Addr, Keys: c.Keys, StateAddr: c.StateAddr}, logger)
+		keys := map[string]string{}
+		for id, a := range c.Apps {
+			keys[id] = a.Keys["dev"]
+		}
+		return demo.New(demo.Config{Addr: c.Addr, Keys: keys, StateAddr: c.StateAddr}, logger)
 	}
 	p := platformtest.StartWith(t, cfg, platform.Options{Demo: demoServer}, platform.RoleNATS, platform.RoleState, platform.RoleGateway, platform.RoleIPConf, platform.RoleDemo)
 	poll.Within(t, 10*time.Second, "ipconf to list the gateway", func() bool {
-		l, err := client.FetchEndpoints(context.Background(), nil, "http://"+p.IPConf.Addr(), "bench", "probe")
+		l, err := client.FetchEndpoints(context.Background(), nil, "http://"+p.IPConf.Addr(), "bench", "probe", platformtest.Credential(t, "bench", "probe", "probe"))
 		return err == nil && len(l.Endpoints) > 0
 	})
 	return p
@@ -60,14 +66,15 @@ func testPlatform(t *testing.T, sink string) *platform.Platform {
 
 func tinyOptions(p *platform.Platform, scenario string) Options {
 	return Options{
-		Scenario:    scenario,
-		IPConfURL:   "http://" + p.IPConf.Addr(),
-		StateAddr:   p.State.Addr(),
-		Devices:     10,
-		Duration:    time.Second,
-		TokenSecret: platformtest.Secret,
-		AppKey:      platformtest.KeyOf(DefaultAppID),
-		Drain:       3 * time.Second,
+		Scenario:         scenario,
+		IPConfURL:        "http://" + p.IPConf.Addr(),
+		StateAddr:        p.State.Addr(),
+		Devices:          10,
+		Duration:         time.Second,
+		TokenSecret:      platformtest.Secret,
+		CredentialSecret: platformtest.JWTSecret,
+		AppKey:           platformtest.KeyOf(DefaultAppID),
+		Drain:            3 * time.Second,
 	}
 }
 

@@ -104,3 +104,8 @@ func uplinkSeq(p []byte) (uint64, bool) {
 func (s *sinkBusiness) Sessions(context.Context, *api.SessionsRequest) (*api.SessionsResponse, error) {
 	return &api.SessionsResponse{}, nil
 }
+
+// Authenticate refuses: bench devices carry JWTs the bench signs, never a callback credential.
+func (s *sinkBusiness) Authenticate(context.Context, *api.AuthenticateRequest) (*api.AuthenticateResponse, error) {
+	return &api.AuthenticateResponse{Code: 2000, Message: "the bench sink authenticates no one"}, nil
+}

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/platoim/plato/internal/credential"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/token"
 )
@@ -42,13 +43,17 @@ func (f *fleet) tokenSource() (func(ctx context.Context, did string) (string, er
 			return nil, fmt.Errorf("token secret: %w", err)
 		}
 		return func(_ context.Context, did string) (string, error) {
-			tok, _ := signer.Issue(f.spec.AppID, did, time.Now())
+			tok, _ := signer.Issue(f.spec.AppID, did, did, time.Now(), time.Time{})
 			return tok, nil
 		}, nil
 	case tokenIPConf:
 		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: f.spec.Concurrency}}
 		return func(ctx context.Context, did string) (string, error) {
-			l, err := client.FetchEndpoints(ctx, hc, f.spec.IPConfURL, f.spec.AppID, did)
+			cred, err := credential.MintHS256(f.spec.AppID, f.spec.CredentialKID, f.spec.CredentialSecret, did, did, time.Now(), tokenTTL)
+			if err != nil {
+				return "", err
+			}
+			l, err := client.FetchEndpoints(ctx, hc, f.spec.IPConfURL, f.spec.AppID, did, cred)
 			if err != nil {
 				return "", err
 			}

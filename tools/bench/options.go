@@ -38,16 +38,20 @@ const (
 
 // Defaults.
 const (
-	DefaultIPConfURL   = client.DefaultIPConfURL
-	DefaultStateAddr   = business.DefaultAddr
-	DefaultAppID       = "bench"
-	DefaultAppKey      = "plato-dev-bench-key-change-me"
-	DefaultDevices     = 100
-	DefaultDuration    = 10 * time.Second
-	DefaultConcurrency = 200
-	DefaultSink        = "bench-sink"
-	DefaultDrain       = 5 * time.Second
-	DefaultInterval    = time.Second
+	DefaultIPConfURL = client.DefaultIPConfURL
+	DefaultStateAddr = business.DefaultAddr
+	DefaultAppID     = "bench"
+	DefaultAppKey    = "plato-dev-bench-key-change-me"
+	// DefaultCredentialSecret and DefaultCredentialKID sign the devices' credentials: the
+	// development JWT secret configs/plato.yaml gives app bench (apps.bench.auth.jwt.secrets.dev).
+	DefaultCredentialSecret = "plato-dev-bench-jwt-secret-change-me"
+	DefaultCredentialKID    = "dev"
+	DefaultDevices          = 100
+	DefaultDuration         = 10 * time.Second
+	DefaultConcurrency      = 200
+	DefaultSink             = "bench-sink"
+	DefaultDrain            = 5 * time.Second
+	DefaultInterval         = time.Second
 	// openLoopOutstanding bounds unanswered uplinks per connection in open loop; beyond it the
 	// bench skips a send (and says so) rather than queueing without bound.
 	openLoopOutstanding = 1024
@@ -83,8 +87,12 @@ type Options struct {
 	Interval time.Duration
 	// Heartbeat overrides how often idle devices send a Heartbeat. Default: the server's heartbeat_ms.
 	Heartbeat time.Duration
-	// TokenSecret, when set, mints tokens locally (sdk/token) instead of one ipconf call per device.
+	// TokenSecret, when set, mints gateway tokens locally (sdk/token) instead of one ipconf call
+	// per device.
 	TokenSecret string
+	// CredentialSecret and CredentialKID sign each device's credential (a JWT, as the app's
+	// backend would) for ipconf. Defaults DefaultCredentialSecret and DefaultCredentialKID.
+	CredentialSecret, CredentialKID string
 	// Concurrency is how many logins each worker has in flight. Default 200.
 	Concurrency int
 	// ConnectRate caps logins per second over all workers. Default 0: as fast as Concurrency allows.
@@ -122,6 +130,8 @@ func (o *Options) setDefaults() {
 	def(&o.StateAddr, DefaultStateAddr)
 	def(&o.AppID, DefaultAppID)
 	def(&o.AppKey, DefaultAppKey)
+	def(&o.CredentialSecret, DefaultCredentialSecret)
+	def(&o.CredentialKID, DefaultCredentialKID)
 	def(&o.Sink, DefaultSink)
 	if o.Devices == 0 {
 		o.Devices = DefaultDevices

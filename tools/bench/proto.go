@@ -41,7 +41,10 @@ type WorkerSpec struct {
 	// "none" (a placeholder of the same length: the echo server checks nothing).
 	TokenMode   string `json:"token_mode,omitempty"`
 	TokenSecret string `json:"token_secret,omitempty"`
-	IPConfURL   string `json:"ipconf_url,omitempty"`
+	// CredentialSecret and CredentialKID sign the device credentials shown to ipconf.
+	CredentialSecret string `json:"credential_secret,omitempty"`
+	CredentialKID    string `json:"credential_kid,omitempty"`
+	IPConfURL        string `json:"ipconf_url,omitempty"`
 	// StateAddr is where downlink pushes go (Plato); with EchoPush they go to the echo servers.
 	StateAddr   string        `json:"state_addr,omitempty"`
 	EchoPush    bool          `json:"echo_push,omitempty"`

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/platoim/plato/internal/credential"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/token"
 )
@@ -130,7 +131,12 @@ func (r *runner) endpoints(ctx context.Context) ([]string, error) {
 	if len(eps) == 0 {
 		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
-		list, err := client.FetchEndpoints(fctx, nil, r.opts.IPConfURL, r.opts.AppID, r.runID+"-probe")
+		probe := r.runID + "-probe"
+		cred, err := credential.MintHS256(r.opts.AppID, r.opts.CredentialKID, r.opts.CredentialSecret, probe, probe, time.Now(), time.Minute)
+		if err != nil {
+			return nil, err
+		}
+		list, err := client.FetchEndpoints(fctx, nil, r.opts.IPConfURL, r.opts.AppID, probe, cred)
 		if err != nil {
 			return nil, fmt.Errorf("asking ipconf at %s for gateways (is the platform up? `make up`): %w", r.opts.IPConfURL, err)
 		}

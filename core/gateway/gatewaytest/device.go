@@ -96,3 +96,6 @@ func (d *Device) ExpectClosed() {
 
 // Close hangs up without a Close frame, as a device that lost its network does.
 func (d *Device) Close() { _ = d.nc.Close() }
+
+// LocalAddr is the device's end of the socket: the remote address the gateway reports for it.
+func (d *Device) LocalAddr() string { return d.nc.LocalAddr().String() }

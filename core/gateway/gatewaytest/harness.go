@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/platoim/plato/core/gateway"
+	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/peerauth"
 	"github.com/platoim/plato/internal/rpc"
@@ -35,6 +36,20 @@ type Options struct {
 	// BeforeStart, when set, runs between gateway.New and Start: the moment to install test hooks
 	// a gateway takes only before it serves.
 	BeforeStart func(*gateway.Gateway)
+	// Apps are the apps the gateway serves. Default: Apps, with the default limits.
+	Apps map[string]config.App
+}
+
+// Apps are the app IDs a harness gateway serves by default.
+var Apps = []string{"a", "b", "app", "demo"}
+
+// DefaultApps is the configuration of Apps.
+func DefaultApps() map[string]config.App {
+	out := map[string]config.App{}
+	for _, id := range Apps {
+		out[id] = config.SimpleApp("gatewaytest-key-of-"+id, "gatewaytest-jwt-secret-of-32-bytes", "")
+	}
+	return out
 }
 
 // Harness is one running gateway and the fakes around it. Its fields are set by New and never
@@ -76,7 +91,15 @@ func New(t testing.TB, opts Options) *Harness {
 	gc.ID, gc.Addr, gc.RPCAddr = ID, "127.0.0.1:0", "127.0.0.1:0"
 	// Short, so that a test of the load report need not wait the default second.
 	gc.ReportInterval = 200 * time.Millisecond
-	cfg := gateway.Config{Gateway: gc, RPCTimeout: 5 * time.Second}
+	declared := opts.Apps
+	if declared == nil {
+		declared = DefaultApps()
+	}
+	table, err := apps.New(declared, apps.Options{})
+	if err != nil {
+		t.Fatalf("the harness's apps: %v", err)
+	}
+	cfg := gateway.Config{Gateway: gc, RPCTimeout: 5 * time.Second, Apps: table}
 	if !opts.NoNATS {
 		cfg.NATS = b.nc
 	}

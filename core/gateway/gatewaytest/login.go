@@ -37,7 +37,7 @@ func (h *Harness) Connect(app, did string) *Device {
 	}
 	d := h.Dial()
 	d.App, d.DID = app, did
-	tok, _ := h.Tokens.Issue(app, did, time.Now())
+	tok, _ := h.Tokens.Issue(app, did, "u-"+did, time.Now(), time.Time{})
 	d.Send(protocol.SigLogin, 0, 1, (&protocol.Login{AppID: app, DID: did, UID: "u-" + did, Token: tok}).Append(nil))
 	poll.Until(h.t, "the state server to see the login of "+did, func() bool {
 		for _, ev := range h.State.Find(isLogin) {

@@ -22,6 +22,7 @@ type Business struct {
 	mu          sync.Mutex
 	answer      func(ev *api.Event) *api.Result_
 	sessions    func(req *api.SessionsRequest) []string
+	auth        func(req *api.AuthenticateRequest) *api.AuthenticateResponse
 	sessionAsks int
 	events      []*api.Event
 	notify      chan struct{}
@@ -120,6 +121,25 @@ func (b *Business) Sessions(_ context.Context, req *api.SessionsRequest) (*api.S
 		return &api.SessionsResponse{}, nil
 	}
 	return &api.SessionsResponse{Sessions: b.sessions(req)}, nil
+}
+
+// Authenticate answers the connect callback with what SetAuthenticate decided; it refuses
+// everyone until then.
+func (b *Business) Authenticate(_ context.Context, req *api.AuthenticateRequest) (*api.AuthenticateResponse, error) {
+	b.mu.Lock()
+	f := b.auth
+	b.mu.Unlock()
+	if f == nil {
+		return &api.AuthenticateResponse{Code: 2000, Message: "this test business authenticates no one"}, nil
+	}
+	return f(req), nil
+}
+
+// SetAuthenticate decides the answer to the Authenticate callback from now on.
+func (b *Business) SetAuthenticate(f func(req *api.AuthenticateRequest) *api.AuthenticateResponse) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.auth = f
 }
 
 // SetSessions decides the answer to the Sessions callback from now on.

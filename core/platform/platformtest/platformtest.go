@@ -15,6 +15,7 @@ import (
 
 	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/credential"
 )
 
 // Apps are the app IDs whose business servers may call Plato's RPC on a test platform (Caller).
@@ -37,11 +38,36 @@ func Config(t testing.TB) config.Config {
 	cfg.Admin.Addr = "127.0.0.1:0"
 	cfg.Registry.TTL = 3 * time.Second
 	cfg.Gateway.ReportInterval = 200 * time.Millisecond
-	cfg.State.Business.Keys = map[string]string{}
+	cfg.Apps = map[string]config.App{}
 	for _, app := range Apps {
-		cfg.State.Business.Keys[app] = KeyOf(app)
+		a := config.SimpleApp(KeyOf(app), JWTSecret, "")
+		// Tests send bursts far above a person's rate; the limits have tests of their own.
+		a.Limits = config.AppLimits{DeviceUplinksPerSec: 1e6, DeviceUplinkBurst: 1e6, DeviceBytesPerSec: 1e9}
+		cfg.Apps[app] = a
 	}
 	return cfg
+}
+
+// JWTSecret signs the test apps' device credentials (kid "dev"): Credential makes them.
+const JWTSecret = "platformtest-jwt-secret-of-32-bytes"
+
+// Credential is the credential of did (user uid) of app, as the app's backend would issue it:
+// what a device presents to ipconf on a test platform.
+func Credential(t testing.TB, app, did, uid string) string {
+	t.Helper()
+	c, err := credential.MintHS256(app, "dev", JWTSecret, did, uid, time.Now(), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// SetBusiness makes addr the business server of every app of cfg.
+func SetBusiness(cfg *config.Config, addr string) {
+	for id, a := range cfg.Apps {
+		a.Business = addr
+		cfg.Apps[id] = a
+	}
 }
 
 // Logger writes to the test log when PLATO_TEST_LOG is set, and nowhere otherwise.

@@ -22,8 +22,8 @@ func RepoRoot() string {
 	return filepath.Join(filepath.Dir(file), "..", "..", "..")
 }
 
-// BuildPlugin builds the program in dir (relative to the repository root, e.g. "plugins/auth")
-// once per test binary and returns the path of the executable.
+// BuildPlugin builds the program in dir (relative to the repository root, e.g. "plugins/auth", or
+// "sdk/stage/internal/testplugin") once per test binary and returns the path of the executable.
 func BuildPlugin(t testing.TB, dir string) string {
 	t.Helper()
 	pluginMu.Lock()
@@ -36,8 +36,21 @@ func BuildPlugin(t testing.TB, dir string) string {
 		t.Fatal(err)
 	}
 	bin := filepath.Join(out, filepath.Base(dir))
-	cmd := exec.Command("go", "build", "-o", bin, "./"+dir)
-	cmd.Dir = RepoRoot()
+	// Build in the module that holds dir: plugins/ are in the repository's root module, the SDK's
+	// test plugin in sdk/stage's.
+	mod := filepath.Join(RepoRoot(), dir)
+	for {
+		if _, err := os.Stat(filepath.Join(mod, "go.mod")); err == nil || mod == RepoRoot() {
+			break
+		}
+		mod = filepath.Dir(mod)
+	}
+	rel, err := filepath.Rel(mod, filepath.Join(RepoRoot(), dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", bin, "./"+rel)
+	cmd.Dir = mod
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building %s: %v\n%s", dir, err, b)
 	}

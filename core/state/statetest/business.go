@@ -102,6 +102,11 @@ func (b *Business) Deliver(_ context.Context, req *api.DeliverRequest) (*api.Del
 }
 
 // Sessions implements the Business service.
+// Authenticate refuses every device: the state server never asks it (ipconf does).
+func (b *Business) Authenticate(context.Context, *api.AuthenticateRequest) (*api.AuthenticateResponse, error) {
+	return &api.AuthenticateResponse{Code: 2000, Message: "statetest authenticates no one"}, nil
+}
+
 func (b *Business) Sessions(_ context.Context, req *api.SessionsRequest) (*api.SessionsResponse, error) {
 	b.mu.Lock()
 	f := b.sessions

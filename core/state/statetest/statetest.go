@@ -28,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/platoim/plato/core/state"
+	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/natsd"
 	"github.com/platoim/plato/internal/registry"
@@ -101,9 +102,9 @@ func Start(t testing.TB, opts Options) *Harness {
 	if log == nil {
 		log = Logger(t)
 	}
-	apps := opts.Apps
-	if len(apps) == 0 {
-		apps = []string{App}
+	appIDs := opts.Apps
+	if len(appIDs) == 0 {
+		appIDs = []string{App}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
@@ -131,7 +132,7 @@ func Start(t testing.TB, opts Options) *Harness {
 	}
 	h.Gateway = startGateway(t, reg, log, stops)
 
-	cfg := stateConfig(apps, nc, h.Business)
+	cfg := stateConfig(t, appIDs, nc, h.Business)
 	if opts.Configure != nil {
 		opts.Configure(&cfg)
 	}
@@ -158,19 +159,29 @@ func Start(t testing.TB, opts Options) *Harness {
 	return h
 }
 
-func stateConfig(apps []string, nc *nats.Conn, biz *Business) state.Config {
+func stateConfig(t testing.TB, ids []string, nc *nats.Conn, biz *Business) state.Config {
+	t.Helper()
 	cfg := state.Config{State: config.Default().State, NATS: nc, GatewaySecret: []byte(Secret)}
 	cfg.ID = StateID
 	cfg.Addr = "127.0.0.1:0"
-	cfg.Business.Keys = map[string]string{}
-	for _, app := range apps {
-		cfg.Business.Keys[app] = KeyOf(app)
+	declared := map[string]config.App{}
+	for _, app := range ids {
+		addr := ""
+		if biz != nil {
+			addr = biz.Addr
+		}
+		declared[app] = config.SimpleApp(KeyOf(app), JWTSecret, addr)
 	}
-	if biz != nil {
-		cfg.Business.Default = biz.Addr
+	table, err := apps.New(declared, apps.Options{})
+	if err != nil {
+		t.Fatalf("statetest: apps: %v", err)
 	}
+	cfg.Apps = table
 	return cfg
 }
+
+// JWTSecret signs the test apps' device credentials (kid "dev").
+const JWTSecret = "statetest-jwt-secret-of-32-bytes!!"
 
 // Client returns a business SDK client of the state server for app (one of Options.Apps, or
 // any app to test refusals), closed when the test ends.

@@ -117,13 +117,20 @@ func (a *Auth) OnLogin(ctx context.Context, ev *stage.LoginEvent) stage.Reply {
 	if s == nil {
 		return notReady()
 	}
-	if err := s.verifier.Verify(ev.Token, ev.Conn.AppID, ev.Conn.DID, time.Now()); err != nil {
+	claims, err := s.verifier.Verify(ev.Token, ev.Conn.AppID, ev.Conn.DID, time.Now())
+	if err != nil {
 		code, ok := protocol.CodeOf(err)
 		if !ok {
 			code = protocol.CodeTokenInvalid
 		}
 		s.log.Info("login refused", "app_id", ev.Conn.AppID, "did", ev.Conn.DID, "conn_id", ev.Conn.ConnID, "code", uint16(code), "err", err)
 		return stage.RejectWith(uint16(code), reason(err, code))
+	}
+	if claims.UID != ev.Conn.UID {
+		// The gateway attributes the connection to the token's uid; anything else is a gateway
+		// that did not, and the login must not stand.
+		s.log.Warn("login refused: the connection's uid is not the token's", "app_id", ev.Conn.AppID, "did", ev.Conn.DID, "conn_id", ev.Conn.ConnID)
+		return stage.RejectWith(uint16(protocol.CodeTokenMismatch), "token mismatch: the token was issued for another user")
 	}
 	if s.denyDIDs[ev.Conn.DID] {
 		s.log.Info("login refused: did denied", "app_id", ev.Conn.AppID, "did", ev.Conn.DID, "conn_id", ev.Conn.ConnID)

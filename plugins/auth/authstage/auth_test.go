@@ -53,21 +53,25 @@ func TestLoginTokens(t *testing.T) {
 	now := time.Now()
 	good := signer(t, secret, time.Hour)
 	c := h.Conn("d1")
+	c.UID = "u1"
 
-	tok, _ := good.Issue("demo", "d1", now)
+	tok, _ := good.Issue("demo", "d1", "u1", now, time.Time{})
 	wantContinue(t, "valid token", h.Login(c, tok))
+	bob := c
+	bob.UID = "bob"
+	wantReject(t, "token of another user", h.Login(bob, tok), protocol.CodeTokenMismatch, "another user")
 
-	forged, _ := signer(t, "another-secret-0123456789", time.Hour).Issue("demo", "d1", now)
+	forged, _ := signer(t, "another-secret-0123456789", time.Hour).Issue("demo", "d1", "u1", now, time.Time{})
 	wantReject(t, "forged token", h.Login(c, forged), protocol.CodeTokenInvalid, "bad signature")
 	wantReject(t, "garbage token", h.Login(c, "not-a-token"), protocol.CodeTokenInvalid, "invalid token")
 	wantReject(t, "no token", h.Login(c, ""), protocol.CodeTokenInvalid, "invalid token")
 
-	expired, _ := good.Issue("demo", "d1", now.Add(-2*time.Hour))
+	expired, _ := good.Issue("demo", "d1", "u1", now.Add(-2*time.Hour), time.Time{})
 	wantReject(t, "expired token", h.Login(c, expired), protocol.CodeTokenExpired, "token expired")
 
-	otherApp, _ := good.Issue("other-app", "d1", now)
+	otherApp, _ := good.Issue("other-app", "d1", "u1", now, time.Time{})
 	wantReject(t, "token of another app", h.Login(c, otherApp), protocol.CodeTokenMismatch, "")
-	otherDID, _ := good.Issue("demo", "d2", now)
+	otherDID, _ := good.Issue("demo", "d2", "u1", now, time.Time{})
 	wantReject(t, "token of another did", h.Login(c, otherDID), protocol.CodeTokenMismatch, "")
 }
 
@@ -75,13 +79,15 @@ func TestDenyDIDs(t *testing.T) {
 	h := harness(t, map[string]any{"deny_dids": []string{"banned"}})
 	s := signer(t, secret, time.Hour)
 	c := h.Conn("banned")
-	tok, _ := s.Issue("demo", "banned", time.Now())
+	c.UID = "u1"
+	tok, _ := s.Issue("demo", "banned", "u1", time.Now(), time.Time{})
 	wantReject(t, "login of a denied did", h.Login(c, tok), protocol.CodeForbidden, "forbidden")
 	// A connection that logged in before the did was denied is cut off too.
 	wantReject(t, "uplink of a denied did", h.Uplink(c, 1, []byte("hi")), protocol.CodeForbidden, "forbidden")
 
 	ok := h.Conn("fine")
-	tok, _ = s.Issue("demo", "fine", time.Now())
+	ok.UID = "u1"
+	tok, _ = s.Issue("demo", "fine", "u1", time.Now(), time.Time{})
 	wantContinue(t, "login of another did", h.Login(ok, tok))
 }
 
@@ -119,12 +125,14 @@ func sigs(s []stage.Signal) []string {
 func TestSecretFromEnvironment(t *testing.T) {
 	t.Setenv(authstage.DefaultTokenSecretEnv, secret)
 	h := stagetest.New(t, authstage.New(), stagetest.Options{App: "demo"})
-	tok, _ := signer(t, secret, time.Hour).Issue("demo", "d1", time.Now())
-	wantContinue(t, "login", h.Login(h.Conn("d1"), tok))
+	tok, _ := signer(t, secret, time.Hour).Issue("demo", "d1", "u1", time.Now(), time.Time{})
+	c := h.Conn("d1")
+	c.UID = "u1"
+	wantContinue(t, "login", h.Login(c, tok))
 
 	t.Setenv("MY_AUTH_SECRET", "another-secret-0123456789")
 	h = stagetest.New(t, authstage.New(), stagetest.Options{App: "demo", Config: map[string]any{"token_secret_env": "MY_AUTH_SECRET"}})
-	wantReject(t, "token of the other secret", h.Login(h.Conn("d1"), tok), protocol.CodeTokenInvalid, "")
+	wantReject(t, "token of the other secret", h.Login(c, tok), protocol.CodeTokenInvalid, "")
 }
 
 func TestInitErrors(t *testing.T) {
@@ -153,10 +161,10 @@ func TestInitErrors(t *testing.T) {
 func TestRequireUIDMatch(t *testing.T) {
 	h := harness(t, map[string]any{"require_uid_match": true})
 	s := signer(t, secret, time.Hour)
-	tok, _ := s.Issue("demo", "d1", time.Now())
+	tok, _ := s.Issue("demo", "d1", "alice", time.Now(), time.Time{})
 
 	noUID := h.Conn("d1")
-	wantReject(t, "login without uid", h.Login(noUID, tok), protocol.CodeForbidden, "uid is required")
+	wantReject(t, "login without the token's uid", h.Login(noUID, tok), protocol.CodeTokenMismatch, "another user")
 
 	c := h.Conn("d1")
 	c.UID = "alice"

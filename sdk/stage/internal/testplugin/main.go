@@ -12,12 +12,15 @@
 //	          Put then a Get of the same key, "set-timer" a SetTimer; rewrites the payload to "ok"
 //	anything else is echoed (rewritten to itself)
 //
+// With config {"delay_ms": N}, every uplink is held N milliseconds first: a slow plugin of one app.
+//
 // Login rejects the token "bad"; every other signal continues.
 package main
 
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
@@ -29,13 +32,22 @@ import (
 )
 
 type testStage struct {
-	host stage.Host
+	host  stage.Host
+	delay time.Duration
 }
 
 func (s *testStage) Info() stage.Info { return stage.Info{Name: "testplugin", Version: "1.0.0"} }
 
 func (s *testStage) Init(_ context.Context, req stage.InitRequest) error {
 	s.host = req.Host
+	var c struct {
+		DelayMS int `json:"delay_ms"`
+	}
+	// Lenient: tests pass keys of their own to check that config reaches a plugin.
+	if err := json.Unmarshal(req.Config, &c); err != nil {
+		return err
+	}
+	s.delay = time.Duration(c.DelayMS) * time.Millisecond
 	req.Logger.Info("testplugin initialised", "pipeline", req.Pipeline, "stage", req.Stage, "config", string(req.Config))
 	return nil
 }
@@ -48,6 +60,9 @@ func (s *testStage) OnLogin(_ context.Context, ev *stage.LoginEvent) stage.Reply
 }
 
 func (s *testStage) OnUplink(ctx context.Context, ev *stage.UplinkEvent) stage.Reply {
+	if s.delay > 0 {
+		time.Sleep(s.delay)
+	}
 	switch string(ev.Payload) {
 	case "reject":
 		return stage.RejectWith(2001, "rejected by testplugin")

@@ -1272,6 +1272,127 @@ var fieldIDToName_SessionsResponse = map[int16]string{
 	1: "sessions",
 }
 
+type AuthenticateRequest struct {
+	AppId      string `thrift:"app_id,1" frugal:"1,default,string" json:"app_id"`
+	Did        string `thrift:"did,2" frugal:"2,default,string" json:"did"`
+	Credential string `thrift:"credential,3" frugal:"3,default,string" json:"credential"`
+	RemoteAddr string `thrift:"remote_addr,4" frugal:"4,default,string" json:"remote_addr"`
+}
+
+func NewAuthenticateRequest() *AuthenticateRequest {
+	return &AuthenticateRequest{}
+}
+
+func (p *AuthenticateRequest) InitDefault() {
+}
+
+func (p *AuthenticateRequest) GetAppId() (v string) {
+	return p.AppId
+}
+
+func (p *AuthenticateRequest) GetDid() (v string) {
+	return p.Did
+}
+
+func (p *AuthenticateRequest) GetCredential() (v string) {
+	return p.Credential
+}
+
+func (p *AuthenticateRequest) GetRemoteAddr() (v string) {
+	return p.RemoteAddr
+}
+func (p *AuthenticateRequest) SetAppId(val string) {
+	p.AppId = val
+}
+func (p *AuthenticateRequest) SetDid(val string) {
+	p.Did = val
+}
+func (p *AuthenticateRequest) SetCredential(val string) {
+	p.Credential = val
+}
+func (p *AuthenticateRequest) SetRemoteAddr(val string) {
+	p.RemoteAddr = val
+}
+
+func (p *AuthenticateRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("AuthenticateRequest(%+v)", *p)
+}
+
+var fieldIDToName_AuthenticateRequest = map[int16]string{
+	1: "app_id",
+	2: "did",
+	3: "credential",
+	4: "remote_addr",
+}
+
+type AuthenticateResponse struct {
+	Code      int32  `thrift:"code,1" frugal:"1,default,i32" json:"code"`
+	Message   string `thrift:"message,2" frugal:"2,default,string" json:"message"`
+	Uid       string `thrift:"uid,3" frugal:"3,default,string" json:"uid"`
+	Did       string `thrift:"did,4" frugal:"4,default,string" json:"did"`
+	ExpiresAt int64  `thrift:"expires_at,5" frugal:"5,default,i64" json:"expires_at"`
+}
+
+func NewAuthenticateResponse() *AuthenticateResponse {
+	return &AuthenticateResponse{}
+}
+
+func (p *AuthenticateResponse) InitDefault() {
+}
+
+func (p *AuthenticateResponse) GetCode() (v int32) {
+	return p.Code
+}
+
+func (p *AuthenticateResponse) GetMessage() (v string) {
+	return p.Message
+}
+
+func (p *AuthenticateResponse) GetUid() (v string) {
+	return p.Uid
+}
+
+func (p *AuthenticateResponse) GetDid() (v string) {
+	return p.Did
+}
+
+func (p *AuthenticateResponse) GetExpiresAt() (v int64) {
+	return p.ExpiresAt
+}
+func (p *AuthenticateResponse) SetCode(val int32) {
+	p.Code = val
+}
+func (p *AuthenticateResponse) SetMessage(val string) {
+	p.Message = val
+}
+func (p *AuthenticateResponse) SetUid(val string) {
+	p.Uid = val
+}
+func (p *AuthenticateResponse) SetDid(val string) {
+	p.Did = val
+}
+func (p *AuthenticateResponse) SetExpiresAt(val int64) {
+	p.ExpiresAt = val
+}
+
+func (p *AuthenticateResponse) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("AuthenticateResponse(%+v)", *p)
+}
+
+var fieldIDToName_AuthenticateResponse = map[int16]string{
+	1: "code",
+	2: "message",
+	3: "uid",
+	4: "did",
+	5: "expires_at",
+}
+
 type PlatoError struct {
 	Code    int32  `thrift:"code,1" frugal:"1,default,i32" json:"code"`
 	Message string `thrift:"message,2" frugal:"2,default,string" json:"message"`
@@ -1799,6 +1920,8 @@ type Business interface {
 	Deliver(ctx context.Context, req *DeliverRequest) (r *DeliverResponse, err error)
 
 	Sessions(ctx context.Context, req *SessionsRequest) (r *SessionsResponse, err error)
+
+	Authenticate(ctx context.Context, req *AuthenticateRequest) (r *AuthenticateResponse, err error)
 }
 
 type BusinessDeliverArgs struct {
@@ -1950,6 +2073,82 @@ func (p *BusinessSessionsResult) String() string {
 }
 
 var fieldIDToName_BusinessSessionsResult = map[int16]string{
+	0: "success",
+}
+
+type BusinessAuthenticateArgs struct {
+	Req *AuthenticateRequest `thrift:"req,1" frugal:"1,default,AuthenticateRequest" json:"req"`
+}
+
+func NewBusinessAuthenticateArgs() *BusinessAuthenticateArgs {
+	return &BusinessAuthenticateArgs{}
+}
+
+func (p *BusinessAuthenticateArgs) InitDefault() {
+}
+
+var BusinessAuthenticateArgs_Req_DEFAULT *AuthenticateRequest
+
+func (p *BusinessAuthenticateArgs) GetReq() (v *AuthenticateRequest) {
+	if !p.IsSetReq() {
+		return BusinessAuthenticateArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *BusinessAuthenticateArgs) SetReq(val *AuthenticateRequest) {
+	p.Req = val
+}
+
+func (p *BusinessAuthenticateArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *BusinessAuthenticateArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("BusinessAuthenticateArgs(%+v)", *p)
+}
+
+var fieldIDToName_BusinessAuthenticateArgs = map[int16]string{
+	1: "req",
+}
+
+type BusinessAuthenticateResult struct {
+	Success *AuthenticateResponse `thrift:"success,0,optional" frugal:"0,optional,AuthenticateResponse" json:"success,omitempty"`
+}
+
+func NewBusinessAuthenticateResult() *BusinessAuthenticateResult {
+	return &BusinessAuthenticateResult{}
+}
+
+func (p *BusinessAuthenticateResult) InitDefault() {
+}
+
+var BusinessAuthenticateResult_Success_DEFAULT *AuthenticateResponse
+
+func (p *BusinessAuthenticateResult) GetSuccess() (v *AuthenticateResponse) {
+	if !p.IsSetSuccess() {
+		return BusinessAuthenticateResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *BusinessAuthenticateResult) SetSuccess(x interface{}) {
+	p.Success = x.(*AuthenticateResponse)
+}
+
+func (p *BusinessAuthenticateResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *BusinessAuthenticateResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("BusinessAuthenticateResult(%+v)", *p)
+}
+
+var fieldIDToName_BusinessAuthenticateResult = map[int16]string{
 	0: "success",
 }
 

@@ -27,6 +27,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"Authenticate": kitex.NewMethodInfo(
+		authenticateHandler,
+		newBusinessAuthenticateArgs,
+		newBusinessAuthenticateResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 }
 
 var (
@@ -129,6 +136,24 @@ func newBusinessSessionsResult() interface{} {
 	return api.NewBusinessSessionsResult()
 }
 
+func authenticateHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*api.BusinessAuthenticateArgs)
+	realResult := result.(*api.BusinessAuthenticateResult)
+	success, err := handler.(api.Business).Authenticate(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newBusinessAuthenticateArgs() interface{} {
+	return api.NewBusinessAuthenticateArgs()
+}
+
+func newBusinessAuthenticateResult() interface{} {
+	return api.NewBusinessAuthenticateResult()
+}
+
 type kClient struct {
 	c client.Client
 }
@@ -154,6 +179,16 @@ func (p *kClient) Sessions(ctx context.Context, req *api.SessionsRequest) (r *ap
 	_args.Req = req
 	var _result api.BusinessSessionsResult
 	if err = p.c.Call(ctx, "Sessions", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) Authenticate(ctx context.Context, req *api.AuthenticateRequest) (r *api.AuthenticateResponse, err error) {
+	var _args api.BusinessAuthenticateArgs
+	_args.Req = req
+	var _result api.BusinessAuthenticateResult
+	if err = p.c.Call(ctx, "Authenticate", &_args, &_result); err != nil {
 		return
 	}
 	return _result.GetSuccess(), nil

@@ -13,6 +13,7 @@ import (
 type Client interface {
 	Deliver(ctx context.Context, req *api.DeliverRequest, callOptions ...callopt.Option) (r *api.DeliverResponse, err error)
 	Sessions(ctx context.Context, req *api.SessionsRequest, callOptions ...callopt.Option) (r *api.SessionsResponse, err error)
+	Authenticate(ctx context.Context, req *api.AuthenticateRequest, callOptions ...callopt.Option) (r *api.AuthenticateResponse, err error)
 }
 
 // NewClient creates a client for the service defined in IDL.
@@ -52,4 +53,9 @@ func (p *kBusinessClient) Deliver(ctx context.Context, req *api.DeliverRequest, 
 func (p *kBusinessClient) Sessions(ctx context.Context, req *api.SessionsRequest, callOptions ...callopt.Option) (r *api.SessionsResponse, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.Sessions(ctx, req)
+}
+
+func (p *kBusinessClient) Authenticate(ctx context.Context, req *api.AuthenticateRequest, callOptions ...callopt.Option) (r *api.AuthenticateResponse, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.Authenticate(ctx, req)
 }

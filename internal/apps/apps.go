@@ -1,0 +1,133 @@
+// Package apps is the set of businesses a Plato process serves, compiled from the apps section of
+// the configuration: each app's device-credential verifier, its business keys and address, its
+// limits. A reload (Watch) compiles a whole new set and swaps it in, so readers never see half of
+// one; an app ID that is not in the set gets nothing anywhere.
+package apps
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/credential"
+)
+
+// App is one declared app.
+type App struct {
+	ID string
+	// Business is the business server's address; empty when the app has none.
+	Business string
+	// Limits has the per-device defaults filled in.
+	Limits config.AppLimits
+	// Verifier checks the app's device credentials: its JWT keys, or a callback to its business.
+	Verifier credential.Verifier
+	keys     [][]byte
+}
+
+// CheckKey reports whether key is one of the app's business keys, in time that does not depend on
+// how much of it matches.
+func (a *App) CheckKey(key string) bool {
+	ok := 0
+	for _, k := range a.keys {
+		ok |= subtle.ConstantTimeCompare(k, []byte(key))
+	}
+	return ok == 1
+}
+
+// Table is the current set of apps. It is safe for concurrent use; the zero value is empty.
+type Table struct {
+	cur atomic.Pointer[set]
+	// reloads counts Watch's reloads that took effect, reloadErrors those refused.
+	reloads, reloadErrors atomic.Int64
+}
+
+// Reloads returns how many reloads of the configuration took effect and how many were refused
+// (it did not load, or its apps could not be used).
+func (t *Table) Reloads() (ok, failed int64) { return t.reloads.Load(), t.reloadErrors.Load() }
+
+type set struct {
+	byID map[string]*App
+	ids  []string // sorted
+}
+
+// Options are what compiling an app needs beyond its config.
+type Options struct {
+	// CallbackTimeout bounds each Business.Authenticate call (state.business.timeout).
+	CallbackTimeout time.Duration
+}
+
+// New compiles cfg; any app that cannot be used fails it, naming the app and the key.
+func New(cfg map[string]config.App, opts Options) (*Table, error) {
+	t := &Table{}
+	if err := t.Replace(cfg, opts); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Replace compiles cfg and swaps it in whole; on error the current set stays.
+func (t *Table) Replace(cfg map[string]config.App, opts Options) error {
+	s := &set{byID: map[string]*App{}}
+	var errs []error
+	for _, id := range slices.Sorted(maps.Keys(cfg)) {
+		a, err := compile(id, cfg[id], opts)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.byID[id] = a
+		s.ids = append(s.ids, id)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	t.cur.Store(s)
+	return nil
+}
+
+func compile(id string, c config.App, opts Options) (*App, error) {
+	a := &App{ID: id, Business: c.Business, Limits: c.Limits.WithDefaults()}
+	for _, name := range slices.Sorted(maps.Keys(c.Keys)) {
+		a.keys = append(a.keys, []byte(c.Keys[name]))
+	}
+	var err error
+	switch {
+	case c.Auth.Callback:
+		timeout := opts.CallbackTimeout
+		if timeout <= 0 {
+			timeout = config.DefaultBusinessTimeout
+		}
+		a.Verifier, err = credential.NewCallback(id, c.Business, timeout)
+	case c.Auth.JWT.Configured():
+		a.Verifier, err = credential.NewJWT(id, c.Auth.JWT)
+	default:
+		err = fmt.Errorf("apps.%s.auth: no way to authenticate devices (jwt keys or callback)", id)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Get returns app id, or nil when it is not declared.
+func (t *Table) Get(id string) *App {
+	s := t.cur.Load()
+	if s == nil {
+		return nil
+	}
+	return s.byID[id]
+}
+
+// IDs lists the declared apps, sorted. The slice is shared: do not modify it.
+func (t *Table) IDs() []string {
+	s := t.cur.Load()
+	if s == nil {
+		return nil
+	}
+	return s.ids
+}
