@@ -143,4 +143,3 @@ func jwkKey(k any) (key, error) {
 	}
 	return keyOf(k)
 }
-

@@ -96,7 +96,8 @@ func (m *hostMux) call(ctx context.Context, c *pb.HostCall) (*pb.HostAnswer, err
 	c.Id = m.calls.nextID()
 	c.TimeoutUs = remainingUS(ctx)
 	// Encoded here, not by the sender: a call that cannot be marshalled (a string that is not
-	// UTF-8) fails alone, with the unary call's error, instead of ending the stream.
+	// UTF-8) fails alone, with the unary call's error, instead of ending the stream. Encoding
+	// needs the gRPC stream itself (for its codec and compressor), hence the assertion.
 	msg := new(grpc.PreparedMsg)
 	if err := msg.Encode(s.conn.(*hostConn).stream, c); err != nil {
 		return nil, err

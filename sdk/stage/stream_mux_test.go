@@ -82,6 +82,16 @@ func (c *fakeConn) reply(t *testing.T, r fakeReply) {
 	}
 }
 
+// awaitCalls is the next n calls the sender sent on c.
+func (c *fakeConn) awaitCalls(t *testing.T, n int) []fakeCall {
+	t.Helper()
+	calls := make([]fakeCall, n)
+	for i := range calls {
+		calls[i] = await(t, c.sent, "call sent")
+	}
+	return calls
+}
+
 // echo answers every call on c with "re:" and its body, each from its own goroutine so that
 // answers come back in any order, until the stream ends.
 func (c *fakeConn) echo() {
@@ -143,6 +153,15 @@ func (m *fakeMux) goCall(ctx context.Context, body string) <-chan callOutcome {
 	return out
 }
 
+// goCalls makes a call for each body, each on its own goroutine.
+func (m *fakeMux) goCalls(ctx context.Context, bodies ...string) []<-chan callOutcome {
+	outs := make([]<-chan callOutcome, len(bodies))
+	for i, body := range bodies {
+		outs[i] = m.goCall(ctx, body)
+	}
+	return outs
+}
+
 type callOutcome struct {
 	resp string
 	end  callEnd
@@ -164,20 +183,17 @@ func await[T any](t *testing.T, ch <-chan T, what string) T {
 func TestMuxRoutesByID(t *testing.T) {
 	m := newFakeMux(t)
 	ctx := context.Background()
-	const callers = 32
-	outs := make([]<-chan callOutcome, callers)
-	for i := range outs {
-		outs[i] = m.goCall(ctx, fmt.Sprint("call ", i))
+	bodies := make([]string, 32)
+	for i := range bodies {
+		bodies[i] = fmt.Sprint("call ", i)
 	}
+	outs := m.goCalls(ctx, bodies...)
 	c := await(t, m.conns, "stream opened")
-	calls := make([]fakeCall, callers)
-	for i := range calls {
-		calls[i] = await(t, c.sent, "call sent")
-	}
+	calls := c.awaitCalls(t, len(bodies))
 	// Every call is in flight at once. An answer nobody waits for is dropped, and the others come
 	// back last first, so only their ids can route them.
 	c.reply(t, fakeReply{id: 1 << 40, body: "stray"})
-	for i := callers - 1; i >= 0; i-- {
+	for i := len(calls) - 1; i >= 0; i-- {
 		c.reply(t, fakeReply{id: calls[i].id, body: "re:" + calls[i].body})
 	}
 	for i, out := range outs {
@@ -214,15 +230,9 @@ func TestMuxRoutesByID(t *testing.T) {
 func TestMuxBrokenStreamFailsEveryWaiterAndReopens(t *testing.T) {
 	m := newFakeMux(t)
 	ctx := context.Background()
-	const callers = 8
-	outs := make([]<-chan callOutcome, callers)
-	for i := range outs {
-		outs[i] = m.goCall(ctx, "x")
-	}
+	outs := m.goCalls(ctx, "a", "b", "c", "d", "e", "f", "g", "h")
 	c := await(t, m.conns, "stream opened")
-	for range callers {
-		await(t, c.sent, "call sent")
-	}
+	c.awaitCalls(t, len(outs))
 	broken := errors.New("broken on purpose")
 	c.reply(t, fakeReply{err: broken})
 	for i, out := range outs {
