@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/platoim/plato/internal/tick"
 )
 
 // ErrStateFull is returned by a stage's Host.Put when the stage's state would exceed
@@ -160,16 +162,9 @@ const kvSweepEvery = 10 * time.Second
 
 // sweepState drops expired state of every stage until ctx ends.
 func (p *Pipelines) sweepState(ctx context.Context) {
-	t := time.NewTicker(kvSweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			for _, sc := range p.scopes.all() {
-				sc.kv.sweep(now.UnixNano())
-			}
+	tick.Every(ctx, kvSweepEvery, func(now time.Time) {
+		for _, sc := range p.scopes.all() {
+			sc.kv.sweep(now.UnixNano())
 		}
-	}
+	})
 }

@@ -70,7 +70,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.PerWorker, "per-worker", bench.DefaultPerWorker, "most devices per worker process")
 	fs.BoolVar(&o.Baseline, "baseline", false, "also run against a bare netpoll echo server with the same settings and report ratios")
 	fs.StringVar(&o.Sink, "sink", bench.DefaultSink, `did that uplinks address: payload {"to":"<sink>","text":"<seq>"}`)
-	fs.StringVar(&o.Business, "business", "", "serve a business server on this address that accepts every uplink and pushes nothing, instead of the demo's (route the app to it: plato up --set state.business.apps.bench=ADDR)")
+	fs.StringVar(&o.Business, "business", "", "serve a business server on this address that accepts every uplink and pushes nothing, instead of the demo's (route the app to it: plato up --set apps.bench.business=ADDR)")
 	fs.DurationVar(&o.Drain, "drain", bench.DefaultDrain, "how long to wait for outstanding answers after the measured phase")
 	fs.Var(&pids, "gateway-pid", "pid of a gateway process whose RSS to measure (repeatable; default: found by listening port)")
 	report := fs.String("report", "", "also write an HTML report with latency and throughput charts to this file")

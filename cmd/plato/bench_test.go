@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,15 +52,9 @@ func TestBenchFlags(t *testing.T) {
 // business server answers "busy" when a loaded machine slows it down.
 func TestBenchAgainstUp(t *testing.T) {
 	sink := freePort(t)
-	cfg := writeConfig(t, fmt.Sprintf(`
-data_dir: %s
-nats: {embedded: {port: 0}}
-auth: {token_secret: %q}
-ipconf: {addr: "127.0.0.1:0"}
-gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
-state: {addr: "127.0.0.1:0"}
+	cfg := writeConfig(t, embeddedNATS, `state: {addr: "127.0.0.1:0"}
 demo: {enabled: true, addr: "127.0.0.1:0", login_addr: ""}
-%s`, t.TempDir(), platformtest.Secret, appsYAML("127.0.0.1:0", sink)))
+`+appsYAML("127.0.0.1:0", sink))
 	up := startProc(t, "up", "up", "--config", cfg)
 	stateAddr := up.waitLine(regexp.MustCompile(`state\s+(\S+)`))
 	up.waitLine(reGateway)

@@ -21,6 +21,7 @@ import (
 	"github.com/platoim/plato/core/platform/platformtest"
 	"github.com/platoim/plato/examples/demo"
 	"github.com/platoim/plato/internal/natsd"
+	"github.com/platoim/plato/internal/testkit"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
@@ -238,8 +239,20 @@ func appsYAML(demoAddr, benchAddr string) string {
 `, demoAddr, platformtest.JWTSecret, benchAddr, platformtest.JWTSecret)
 }
 
-func writeConfig(t *testing.T, body string) string {
+// embeddedNATS is the nats setting of a process that runs its own NATS, on a free port.
+const embeddedNATS = "{embedded: {port: 0}}"
+
+// writeConfig writes a plato.yaml for a test and returns its path: data in a fresh directory, NATS
+// as nats says, platformtest's token secret, ipconf and the gateway on free loopback ports (the
+// gateway reporting its load every 200ms), then the test's own lines, rest.
+func writeConfig(t *testing.T, nats, rest string) string {
 	t.Helper()
+	body := fmt.Sprintf(`data_dir: %s
+nats: %s
+auth: {token_secret: %q}
+ipconf: {addr: "127.0.0.1:0"}
+gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
+%s`, t.TempDir(), nats, platformtest.Secret, rest)
 	path := filepath.Join(t.TempDir(), "plato.yaml")
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
@@ -249,22 +262,16 @@ func writeConfig(t *testing.T, body string) string {
 
 func TestRolesAsSeparateProcesses(t *testing.T) {
 	ctx := context.Background()
-	ns, err := natsd.Start(ctx, natsd.Config{Host: "127.0.0.1", Port: 0, StoreDir: t.TempDir()}, platformtest.Logger(t))
+	ns, err := natsd.Start(ctx, natsd.Config{Host: "127.0.0.1", Port: 0, StoreDir: t.TempDir()}, testkit.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ns.Shutdown()
 	stateAddr, demoAddr := freePort(t), freePort(t)
-	cfg := writeConfig(t, fmt.Sprintf(`
-data_dir: %s
-nats: {url: %q}
-auth: {token_secret: %q}
-registry: {ttl: 3s}
-ipconf: {addr: "127.0.0.1:0"}
-gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
+	cfg := writeConfig(t, fmt.Sprintf("{url: %q}", ns.ClientURL()), fmt.Sprintf(`registry: {ttl: 3s}
 state: {addr: %q}
 demo: {addr: %q, login_addr: ""}
-%s`, t.TempDir(), ns.ClientURL(), platformtest.Secret, stateAddr, demoAddr, appsYAML(demoAddr, demoAddr)))
+%s`, stateAddr, demoAddr, appsYAML(demoAddr, demoAddr)))
 
 	st := startProc(t, "state", "state", "--config", cfg)
 	st.waitLine(reRunning)
@@ -281,15 +288,9 @@ demo: {addr: %q, login_addr: ""}
 }
 
 func TestUp(t *testing.T) {
-	cfg := writeConfig(t, fmt.Sprintf(`
-data_dir: %s
-nats: {embedded: {port: 0}}
-auth: {token_secret: %q}
-ipconf: {addr: "127.0.0.1:0"}
-gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
-state: {addr: "127.0.0.1:0"}
+	cfg := writeConfig(t, embeddedNATS, `state: {addr: "127.0.0.1:0"}
 demo: {enabled: true, addr: "127.0.0.1:0", login_addr: "127.0.0.1:0"}
-%s`, t.TempDir(), platformtest.Secret, appsYAML("127.0.0.1:0", "127.0.0.1:0")))
+`+appsYAML("127.0.0.1:0", "127.0.0.1:0"))
 	up := startProc(t, "up", "up", "--config", cfg)
 	for _, re := range []string{`nats\s+(nats://\S+)`, `state\s+(\S+)`, `demo\s+(\S+)`} {
 		up.waitLine(regexp.MustCompile(re))
@@ -378,16 +379,10 @@ func TestScaffoldedStageRunsInThePipeline(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(pipes, "default.yaml"), []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg := writeConfig(t, fmt.Sprintf(`
-data_dir: %s
-nats: {embedded: {port: 0}}
-auth: {token_secret: %q}
-ipconf: {addr: "127.0.0.1:0"}
-gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
-state: {addr: "127.0.0.1:0"}
+	cfg := writeConfig(t, embeddedNATS, fmt.Sprintf(`state: {addr: "127.0.0.1:0"}
 pipeline: {dir: %q}
 demo: {enabled: true, addr: "127.0.0.1:0", login_addr: ""}
-%s`, t.TempDir(), platformtest.Secret, pipes, appsYAML("127.0.0.1:0", "127.0.0.1:0")))
+%s`, pipes, appsYAML("127.0.0.1:0", "127.0.0.1:0")))
 	up := startProc(t, "up", "up", "--config", cfg)
 	ipconfURL := up.waitLine(reIPConf)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

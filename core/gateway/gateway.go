@@ -67,7 +67,7 @@ type Gateway struct {
 	links     *registry.Table[*stateLink]
 	// peers are the live gateways, this one included: app quotas are shared among them.
 	peers *registry.Table[struct{}]
-	usage usage
+	usage apps.PerApp[appUsage]
 	// sessions is the local session index; acks the at-least-once broadcasts whose ACKs are awaited.
 	sessions *sessionIndex
 	acks     *recentIDs
@@ -157,13 +157,7 @@ func (gw *Gateway) Start(ctx context.Context) error {
 		return fmt.Errorf("gateway: listening for the state server on %s: %w", gw.cfg.RPCAddr, err)
 	}
 	gw.rpc = gwservice.NewServer(&pushHandler{gw}, rpc.Server(gw.rpcLn)...)
-	gw.done.Add(1)
-	go func() {
-		defer gw.done.Done()
-		if err := gw.rpc.Run(); err != nil {
-			gw.log.Error("gateway RPC server stopped", "err", err)
-		}
-	}()
+	rpc.Run(&gw.done, gw.rpc, gw.log, "gateway RPC server")
 	gw.wheel.Start()
 	if err := gw.links.Follow(ctx, gw.reg); err != nil {
 		gw.Shutdown(context.Background())

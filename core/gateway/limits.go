@@ -26,34 +26,6 @@ type appUsage struct {
 	share   int           // the gateways the quota was last divided among
 }
 
-// usage is every app's appUsage.
-type usage struct {
-	mu    sync.Mutex
-	byApp map[string]*appUsage
-}
-
-func (u *usage) of(app string) *appUsage {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	a := u.byApp[app]
-	if a == nil {
-		if u.byApp == nil {
-			u.byApp = map[string]*appUsage{}
-		}
-		a = &appUsage{}
-		u.byApp[app] = a
-	}
-	return a
-}
-
-func (u *usage) each(f func(app string, a *appUsage)) {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for id, a := range u.byApp {
-		f(id, a)
-	}
-}
-
 // gatewayCount is how many gateways share an app's fleet-wide quotas: the live ones in the
 // registry, this one included.
 func (gw *Gateway) gatewayCount() int { return max(1, gw.peers.Len()) }

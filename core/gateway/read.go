@@ -192,7 +192,7 @@ func (gw *Gateway) login(c *conn, h protocol.Header, body []byte) {
 		reject(protocol.CodeStateLost, "no state server available; retry later")
 		return
 	}
-	u := gw.usage.of(app.ID)
+	u := gw.usage.Of(app.ID)
 	if !gw.admitLogin(app, u) {
 		reject(protocol.CodeOverloaded, "the app's connection quota is used up; retry later")
 		return

@@ -36,12 +36,12 @@ func (gw *Gateway) instrument(meter metric.Meter) (metric.Registration, error) {
 	// devices'): which tenant uses what, and which one is being held back.
 	o.Gauge("plato_gateway_app_connections", "{connection}", "Logged-in and logging-in connections, by app.",
 		func(emit telemetry.Emit) {
-			gw.usage.each(func(app string, u *appUsage) { emit(u.conns.Load(), attribute.String("app", app)) })
+			gw.usage.Each(func(app string, u *appUsage) { emit(u.conns.Load(), attribute.String("app", app)) })
 		})
 	o.Counter("plato_gateway_app_refused_total", "{frame}",
 		"Uplinks and logins refused to hold an app to its limits, by app and reason: rate_limited (a device over its limit, UplinkAck 1308) or quota (the app over its share of a quota, 1303).",
 		func(emit telemetry.Emit) {
-			gw.usage.each(func(app string, u *appUsage) {
+			gw.usage.Each(func(app string, u *appUsage) {
 				emit(u.rateLimited.Load(), attribute.String("app", app), attribute.String("reason", "rate_limited"))
 				emit(u.quotaRefused.Load(), attribute.String("app", app), attribute.String("reason", "quota"))
 			})

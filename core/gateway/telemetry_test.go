@@ -11,9 +11,9 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/platoim/plato/core/gateway"
-	"github.com/platoim/plato/core/gateway/gatewaytest"
 	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/testkit"
 )
 
 // Every instrument of the gateway is in the gateway rows of docs/observability.md with its type
@@ -24,7 +24,7 @@ func TestMetricsMatchTheDoc(t *testing.T) {
 	t.Cleanup(func() { _ = provider.Shutdown(context.Background()) })
 	gc := config.Default().Gateway
 	gc.ID, gc.RPCAddr = "gw-metrics", "127.0.0.1:0"
-	if _, err := gateway.New(gateway.Config{Gateway: gc, Meter: provider.Meter("test"), Apps: &apps.Table{}}, nil, nil, gatewaytest.Logger(t)); err != nil {
+	if _, err := gateway.New(gateway.Config{Gateway: gc, Meter: provider.Meter("test"), Apps: &apps.Table{}}, nil, nil, testkit.Logger(t)); err != nil {
 		t.Fatal(err)
 	}
 	var rm metricdata.ResourceMetrics

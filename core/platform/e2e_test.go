@@ -40,9 +40,10 @@ func startAll(t *testing.T, mutate func(*config.Config)) (*platform.Platform, *p
 
 func dial(t *testing.T, p *platform.Platform, did string) *client.Client {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Config{IPConfURL: "http://" + p.IPConf.Addr(), AppID: "demo", DID: did, UID: "u-" + did, Credential: platformtest.Credential(t, "demo", did, "u-"+did)})
+	c, err := client.Dial(ctx, client.Config{IPConfURL: "http://" + p.IPConf.Addr(), AppID: "demo", DID: did, UID: "u-" + did,
+		Credential: platformtest.Credential(t, "demo", did, "u-"+did), DialTimeout: 10 * time.Second, LoginTimeout: 20 * time.Second})
 	if err != nil {
 		t.Fatalf("dial %s: %v", did, err)
 	}

@@ -25,9 +25,11 @@ import (
 // connectAs connects did of app with cred as its credential, through ipconf.
 func connectAs(t *testing.T, p *platform.Platform, app, did, uid, cred string) (*client.Client, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// Generous: the tests run on loaded 2-core machines, and a slow answer is not what they test.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	c, err := client.Dial(ctx, client.Config{IPConfURL: "http://" + p.IPConf.Addr(), AppID: app, DID: did, UID: uid, Credential: cred})
+	c, err := client.Dial(ctx, client.Config{IPConfURL: "http://" + p.IPConf.Addr(), AppID: app, DID: did, UID: uid, Credential: cred,
+		DialTimeout: 10 * time.Second, LoginTimeout: 20 * time.Second})
 	if err == nil {
 		t.Cleanup(func() { c.Close() })
 	}

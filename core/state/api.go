@@ -78,6 +78,36 @@ func checkName(what, v string) error {
 	return nil
 }
 
+// checkDIDs bounds and checks the dids a call names.
+func checkDIDs(dids []string) error {
+	if len(dids) > MaxNamedTargets {
+		return platoError(protocol.CodeInvalidArgument, "%d dids exceed the maximum of %d per call", len(dids), MaxNamedTargets)
+	}
+	return checkNames("a did", dids)
+}
+
+// partition splits the dids a call named, in their order and each once, into those the state
+// servers acted on (done) and the others.
+func partition(named, done []string) (in, out []string) {
+	acted := make(map[string]bool, len(done))
+	for _, did := range done {
+		acted[did] = true
+	}
+	seen := make(map[string]bool, len(named))
+	for _, did := range named {
+		if seen[did] {
+			continue
+		}
+		seen[did] = true
+		if acted[did] {
+			in = append(in, did)
+		} else {
+			out = append(out, did)
+		}
+	}
+	return in, out
+}
+
 func checkNames(what string, vs []string) error {
 	for _, v := range vs {
 		if err := checkName(what, v); err != nil {
@@ -306,10 +336,7 @@ func (a *apiHandler) Bind(ctx context.Context, req *api.BindRequest) (*api.BindR
 	if err := checkName("session", req.Session); err != nil {
 		return nil, err
 	}
-	if len(req.Dids) > MaxNamedTargets {
-		return nil, platoError(protocol.CodeInvalidArgument, "%d dids exceed the maximum of %d per call", len(req.Dids), MaxNamedTargets)
-	}
-	if err := checkNames("a did", req.Dids); err != nil {
+	if err := checkDIDs(req.Dids); err != nil {
 		return nil, err
 	}
 	op := fleet.SessionOp_BIND
@@ -320,18 +347,8 @@ func (a *apiHandler) Bind(ctx context.Context, req *api.BindRequest) (*api.BindR
 	if err != nil {
 		return nil, err
 	}
-	bound := map[string]bool{}
-	for _, did := range sum.Dids {
-		bound[did] = true
-	}
-	resp := &api.BindResponse{Members: sum.Members}
-	for _, did := range req.Dids {
-		if !bound[did] {
-			resp.Offline = append(resp.Offline, did)
-			bound[did] = true // once
-		}
-	}
-	return resp, nil
+	_, offline := partition(req.Dids, sum.Dids)
+	return &api.BindResponse{Members: sum.Members, Offline: offline}, nil
 }
 
 // Unbind makes dids (or, with all, every member) leave a session.
@@ -371,30 +388,18 @@ func (a *apiHandler) Kick(ctx context.Context, req *api.KickRequest) (*api.KickR
 	switch {
 	case len(req.Dids) == 0:
 		return nil, platoError(protocol.CodeInvalidArgument, "dids is empty")
-	case len(req.Dids) > MaxNamedTargets:
-		return nil, platoError(protocol.CodeInvalidArgument, "%d dids exceed the maximum of %d per call", len(req.Dids), MaxNamedTargets)
 	case len(req.Message) > 1024:
 		return nil, platoError(protocol.CodeInvalidArgument, "message is longer than 1024 bytes")
 	}
-	if err := checkNames("a did", req.Dids); err != nil {
+	if err := checkDIDs(req.Dids); err != nil {
 		return nil, err
 	}
 	sum, err := s.fleetSession(ctx, &fleet.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: fleet.SessionOp_KICK, Dids: req.Dids, Message: req.Message})
 	if err != nil {
 		return nil, err
 	}
-	kicked := map[string]bool{}
-	for _, did := range sum.Dids {
-		kicked[did] = true
-	}
-	resp := &api.KickResponse{}
-	for _, did := range req.Dids {
-		if kicked[did] {
-			resp.Kicked = append(resp.Kicked, did)
-			kicked[did] = false
-		}
-	}
-	return resp, nil
+	kicked, _ := partition(req.Dids, sum.Dids)
+	return &api.KickResponse{Kicked: kicked}, nil
 }
 
 // Online lists the logged-in devices of a session, or which of dids are logged in.
@@ -412,10 +417,7 @@ func (a *apiHandler) Online(ctx context.Context, req *api.OnlineRequest) (*api.O
 			return nil, err
 		}
 	case len(req.Dids) > 0:
-		if len(req.Dids) > MaxNamedTargets {
-			return nil, platoError(protocol.CodeInvalidArgument, "%d dids exceed the maximum of %d per call", len(req.Dids), MaxNamedTargets)
-		}
-		if err := checkNames("a did", req.Dids); err != nil {
+		if err := checkDIDs(req.Dids); err != nil {
 			return nil, err
 		}
 	default:

@@ -1,7 +1,6 @@
 package state
 
 import (
-	"sync"
 	"sync/atomic"
 
 	"github.com/platoim/plato/sdk/protocol"
@@ -13,38 +12,12 @@ type appCounters struct {
 	uplinks, uplinkFailures, pushes atomic.Int64
 }
 
-type perApp struct {
-	mu    sync.RWMutex
-	byApp map[string]*appCounters
-}
-
-// of returns app's counters, or nil when the app is not declared.
+// appCounters returns app's counters, or nil when the app is not declared.
 func (s *Server) appCounters(app string) *appCounters {
-	p := &s.perApp
-	p.mu.RLock()
-	c := p.byApp[app]
-	p.mu.RUnlock()
-	if c != nil || s.cfg.Apps.Get(app) == nil {
-		return c
+	if s.cfg.Apps.Get(app) == nil {
+		return nil
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c = p.byApp[app]; c == nil {
-		if p.byApp == nil {
-			p.byApp = map[string]*appCounters{}
-		}
-		c = &appCounters{}
-		p.byApp[app] = c
-	}
-	return c
-}
-
-func (p *perApp) each(f func(app string, c *appCounters)) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	for app, c := range p.byApp {
-		f(app, c)
-	}
+	return s.perApp.Of(app)
 }
 
 // countUplink counts an answered uplink of app: a failure is one Plato could not deliver

@@ -64,7 +64,7 @@ type Server struct {
 	tracer      *telemetry.Tracer
 	apiCalls    *rpc.Calls
 	pushQuotas  pushQuotas
-	perApp      perApp
+	perApp      apps.PerApp[appCounters]
 	msgID       atomic.Uint64
 	pipe        Pipeline
 	sessions    *sessions
@@ -139,13 +139,7 @@ func (s *Server) Start(ctx context.Context) error {
 		s.ln.Close()
 		return fmt.Errorf("state: registering Plato's RPC: %w", err)
 	}
-	s.done.Add(1)
-	go func() {
-		defer s.done.Done()
-		if err := s.rpc.Run(); err != nil {
-			s.log.Error("state RPC server stopped", "err", err)
-		}
-	}()
+	rpc.Run(&s.done, s.rpc, s.log, "state RPC server")
 	s.wheel.Start()
 	if err := s.gateways.Follow(ctx, s.reg); err != nil {
 		s.Shutdown(context.Background())

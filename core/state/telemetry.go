@@ -65,7 +65,7 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 	o.Counter("plato_state_app_uplinks_total", "{uplink}",
 		"Uplinks answered, by app and result: ok (delivered, or refused by the business or a stage) or failed (13xx: Plato could not deliver it).",
 		func(emit telemetry.Emit) {
-			s.perApp.each(func(app string, c *appCounters) {
+			s.perApp.Each(func(app string, c *appCounters) {
 				failed := c.uplinkFailures.Load()
 				emit(c.uplinks.Load()-failed, attribute.String("app", app), attribute.String("result", "ok"))
 				emit(failed, attribute.String("app", app), attribute.String("result", "failed"))
@@ -73,7 +73,7 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 		})
 	o.Counter("plato_state_app_pushes_total", "{push}", "Push calls of Plato's RPC, by app (refused ones included).",
 		func(emit telemetry.Emit) {
-			s.perApp.each(func(app string, c *appCounters) { emit(c.pushes.Load(), attribute.String("app", app)) })
+			s.perApp.Each(func(app string, c *appCounters) { emit(c.pushes.Load(), attribute.String("app", app)) })
 		})
 	o.CounterValue("plato_state_pushes_over_quota_total", "{push}", "Push calls refused with 1303 because their app was over apps.<app>.limits.pushes_per_sec.", m.pushesOverQuota.Load)
 	o.CounterValue("plato_state_deliver_refused_total", "{call}", "Deliver calls refused because the caller did not prove it is a gateway (auth.token_secret differs, or not a gateway).", m.deliverRefused.Load)

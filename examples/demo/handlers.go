@@ -10,7 +10,7 @@ import (
 // demo took it, not whether the recipients got it.
 func (s *Server) uplink(ctx context.Context, u business.Uplink) error {
 	if _, ok := s.cfg.Keys[u.AppID]; !ok {
-		return business.Refuse(CodeUnknownApp, "the demo has no key for app "+u.AppID+" (state.business.keys)")
+		return business.Refuse(CodeUnknownApp, "the demo has no key for app "+u.AppID+" (apps.<app>.keys)")
 	}
 	c, ref := parse(u.Payload)
 	if ref != nil {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/tick"
 )
 
 // watchEvery is how often the configuration file is looked at for changes.
@@ -18,33 +19,26 @@ const watchEvery = time.Second
 // rest of the configuration needs a restart to change.
 func (t *Table) Watch(ctx context.Context, path string, load func() (config.Config, error), opts Options, log *slog.Logger) {
 	last := modTime(path)
-	tick := time.NewTicker(watchEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	tick.Every(ctx, watchEvery, func(time.Time) {
 		m := modTime(path)
 		if m.Equal(last) {
-			continue
+			return
 		}
 		last = m
 		cfg, err := load()
 		if err != nil {
 			t.reloadErrors.Add(1)
 			log.Error("the configuration changed but does not load; the apps stay as they were", "file", path, "err", err)
-			continue
+			return
 		}
 		if err := t.Replace(cfg.Apps, opts); err != nil {
 			t.reloadErrors.Add(1)
 			log.Error("the apps of the new configuration cannot be used; they stay as they were", "file", path, "err", err)
-			continue
+			return
 		}
 		t.reloads.Add(1)
 		log.Info("apps reloaded", "file", path, "apps", t.IDs())
-	}
+	})
 }
 
 func modTime(path string) time.Time {

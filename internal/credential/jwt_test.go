@@ -88,7 +88,18 @@ func refused(t *testing.T, v *JWT, cred, did string, want protocol.Code) {
 	}
 }
 
-func TestEveryAlgorithm(t *testing.T) {
+// fourKeys is a key of each algorithm a verifier accepts, and a verifier of app holding them: the
+// secret under kid "hs", the public keys of rsaKey, ecKey and edKey under "rs", "es" and "ed".
+type fourKeys struct {
+	rsaKey *rsa.PrivateKey
+	ecKey  *ecdsa.PrivateKey
+	edKey  ed25519.PrivateKey
+	v      *JWT
+}
+
+// newFourKeys generates the keys, and the verifier of app with their public halves.
+func newFourKeys(t testing.TB) fourKeys {
+	t.Helper()
 	rsaKey, _ := rsa.GenerateKey(rand.Reader, 2048)
 	ecKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	edPub, edPriv, _ := ed25519.GenerateKey(rand.Reader)
@@ -99,21 +110,27 @@ func TestEveryAlgorithm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return fourKeys{rsaKey: rsaKey, ecKey: ecKey, edKey: edPriv, v: v}
+}
+
+func TestEveryAlgorithm(t *testing.T) {
+	k := newFourKeys(t)
+	v := k.v
 	mustVerify(t, v, sign(t, jwt.SigningMethodHS256, []byte(secret), "hs", claimsFor()))
-	mustVerify(t, v, sign(t, jwt.SigningMethodRS256, rsaKey, "rs", claimsFor()))
-	mustVerify(t, v, sign(t, jwt.SigningMethodES256, ecKey, "es", claimsFor()))
-	mustVerify(t, v, sign(t, jwt.SigningMethodEdDSA, edPriv, "ed", claimsFor()))
+	mustVerify(t, v, sign(t, jwt.SigningMethodRS256, k.rsaKey, "rs", claimsFor()))
+	mustVerify(t, v, sign(t, jwt.SigningMethodES256, k.ecKey, "es", claimsFor()))
+	mustVerify(t, v, sign(t, jwt.SigningMethodEdDSA, k.edKey, "ed", claimsFor()))
 	// Without a kid, every key of the token's algorithm is tried.
-	mustVerify(t, v, sign(t, jwt.SigningMethodRS256, rsaKey, "", claimsFor()))
+	mustVerify(t, v, sign(t, jwt.SigningMethodRS256, k.rsaKey, "", claimsFor()))
 
 	// Algorithm confusion: an HMAC keyed with the RSA public key's PEM, under the RSA key's kid
 	// and without a kid.
-	confused := sign(t, jwt.SigningMethodHS256, []byte(pemOf(t, &rsaKey.PublicKey)), "rs", claimsFor())
+	confused := sign(t, jwt.SigningMethodHS256, []byte(pemOf(t, &k.rsaKey.PublicKey)), "rs", claimsFor())
 	refused(t, v, confused, "d-1", protocol.CodeTokenInvalid)
-	confused = sign(t, jwt.SigningMethodHS256, []byte(pemOf(t, &rsaKey.PublicKey)), "", claimsFor())
+	confused = sign(t, jwt.SigningMethodHS256, []byte(pemOf(t, &k.rsaKey.PublicKey)), "", claimsFor())
 	refused(t, v, confused, "d-1", protocol.CodeTokenInvalid)
 	// A key of the app under the wrong kid.
-	refused(t, v, sign(t, jwt.SigningMethodES256, ecKey, "rs", claimsFor()), "d-1", protocol.CodeTokenInvalid)
+	refused(t, v, sign(t, jwt.SigningMethodES256, k.ecKey, "rs", claimsFor()), "d-1", protocol.CodeTokenInvalid)
 	// A key the app does not have.
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	refused(t, v, sign(t, jwt.SigningMethodES256, other, "es", claimsFor()), "d-1", protocol.CodeTokenInvalid)

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/platoim/plato/internal/tick"
 )
 
 // Role is what a registered process does.
@@ -104,18 +106,11 @@ func Keep(ctx context.Context, r Registry, interval time.Duration, node func() N
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := r.Put(ctx, node()); err != nil && ctx.Err() == nil {
-					log.Warn("refreshing the registry entry failed", "err", err)
-				}
+		tick.Every(ctx, interval, func(time.Time) {
+			if err := r.Put(ctx, node()); err != nil && ctx.Err() == nil {
+				log.Warn("refreshing the registry entry failed", "err", err)
 			}
-		}
+		})
 	}()
 	return stopped, nil
 }

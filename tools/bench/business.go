@@ -20,7 +20,7 @@ import (
 // pipeline, the business hop) and not a business server's. The demo business server, by contrast,
 // pushes each uplink on (two State.Push calls from one goroutine) and refuses with 2002 when that
 // queue is full, which caps an uplink bench at the demo's pace. The platform must route the bench's
-// app ID here: plato up --set state.business.apps.<app>=<addr>.
+// app ID here: plato up --set apps.<app>.business=<addr>.
 //
 // It also counts what it was given, per did by the seq in the payload's text, so the summary can say
 // how many uplinks reached the business and whether any arrived twice.

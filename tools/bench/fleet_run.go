@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/platoim/plato/internal/tick"
 )
 
 // tickEvery is how often a worker reports progress to the parent.
@@ -165,19 +167,12 @@ func (f *fleet) heartbeatLoop(ctx context.Context) {
 	if hb := f.spec.Heartbeat; hb > 0 {
 		every = max(min(every, hb/4), 25*time.Millisecond)
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			now := f.now()
-			for _, d := range f.snapshot() {
-				d.heartbeatIfIdle(now)
-			}
+	tick.Every(ctx, every, func(time.Time) {
+		now := f.now()
+		for _, d := range f.snapshot() {
+			d.heartbeatIfIdle(now)
 		}
-	}
+	})
 }
 
 func (f *fleet) tickLoop(done <-chan struct{}) {

@@ -95,7 +95,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 		note("uplinks were answered by the bench's own business server at %s, which accepts every uplink and pushes nothing; it runs in the bench's parent process: %s", sink.addr(), where)
 		if o.Scenario == ScenarioUplink && rec == 0 && s.Acked > 0 {
-			note("warning: the bench's business server received no uplink: the platform routes app %q elsewhere (plato up --set state.business.apps.%s=%s)", o.AppID, o.AppID, sink.addr())
+			note("warning: the bench's business server received no uplink: the platform routes app %q elsewhere (plato up --set apps.%s.business=%s)", o.AppID, o.AppID, sink.addr())
 		}
 	}
 	if o.Scenario == ScenarioUplink || o.Scenario == ScenarioDownlink {

@@ -13,6 +13,7 @@ import (
 	"github.com/platoim/plato/internal/peerauth"
 	"github.com/platoim/plato/internal/rpc"
 	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/gateway"
+	"github.com/platoim/plato/internal/testkit"
 	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/token"
 )
@@ -76,7 +77,7 @@ type Harness struct {
 // state server in the registry. Everything stops when the test ends.
 func New(t testing.TB, opts Options) *Harness {
 	t.Helper()
-	log := Logger(t)
+	log := testkit.Logger(t)
 	ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
 	defer cancel()
 

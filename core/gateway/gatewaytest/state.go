@@ -3,15 +3,14 @@ package gatewaytest
 import (
 	"bytes"
 	"context"
-	"net"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/platoim/plato/internal/registry"
-	"github.com/platoim/plato/internal/rpc"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/state"
+	"github.com/platoim/plato/internal/testkit"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -35,14 +34,9 @@ var _ fleet.State = (*State)(nil)
 // startState serves a State on a free loopback port and puts it in the registry.
 func startState(ctx context.Context, t testing.TB, reg registry.Registry) *State {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listening for the fake state server: %v", err)
-	}
-	s := &State{Addr: ln.Addr().String()}
-	srv := stateservice.NewServer(s, rpc.Server(ln)...)
-	go func() { _ = srv.Run() }()
-	t.Cleanup(func() { _ = srv.Stop() })
+	l := testkit.Listen(t)
+	s := &State{Addr: l.Addr}
+	t.Cleanup(testkit.Serve(stateservice.NewServer(s, l.Options()...)))
 	now := time.Now()
 	if err := reg.Put(ctx, registry.Node{
 		ID: StateID, Role: registry.RoleState, RPCNetwork: "tcp", RPCAddr: s.Addr, StartedAt: now, UpdatedAt: now,

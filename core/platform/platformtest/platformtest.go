@@ -4,18 +4,13 @@ package platformtest
 
 import (
 	"context"
-	"io"
-	"log/slog"
-	"os"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/cloudwego/kitex/pkg/klog"
 
 	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/credential"
+	"github.com/platoim/plato/internal/testkit"
 )
 
 // Apps are the app IDs whose business servers may call Plato's RPC on a test platform (Caller).
@@ -70,25 +65,6 @@ func SetBusiness(cfg *config.Config, addr string) {
 	}
 }
 
-// Logger writes to the test log when PLATO_TEST_LOG is set, and nowhere otherwise.
-func Logger(t testing.TB) *slog.Logger {
-	quietKitex()
-	if os.Getenv("PLATO_TEST_LOG") == "" {
-		return slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
-
-var kitexOnce sync.Once
-
-// quietKitex keeps Kitex's process-wide logger to warnings. Its setter is not synchronised, so it
-// runs once, before the first Kitex server of the test binary starts.
-func quietKitex() { kitexOnce.Do(func() { klog.SetLevel(klog.LevelWarn) }) }
-
 // Start runs roles with cfg and stops them when the test ends.
 func Start(t testing.TB, cfg config.Config, roles ...string) *platform.Platform {
 	t.Helper()
@@ -102,7 +78,7 @@ func StartWith(t testing.TB, cfg config.Config, opts platform.Options, roles ...
 		t.Fatalf("test config: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p, err := platform.Start(ctx, cfg, roles, Logger(t), opts)
+	p, err := platform.Start(ctx, cfg, roles, testkit.Logger(t), opts)
 	if err != nil {
 		cancel()
 		t.Fatalf("starting %v: %v", roles, err)

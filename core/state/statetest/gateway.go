@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/gateway"
 	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/state"
+	"github.com/platoim/plato/internal/testkit"
 	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
 )
@@ -74,19 +74,14 @@ type Gateway struct {
 
 func startGateway(t testing.TB, reg registry.Registry, log *slog.Logger, stops *stoppers) *Gateway {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("statetest: %v", err)
-	}
+	l := testkit.Listen(t)
 	g := &Gateway{
-		ID: GatewayID, Addr: ln.Addr().String(), reg: reg,
+		ID: GatewayID, Addr: l.Addr, reg: reg,
 		proof:    peerauth.Proof([]byte(Secret), peerauth.Gateway, GatewayID),
 		verifier: peerauth.NewVerifier([]byte(Secret), peerauth.State),
 		held:     map[uint64]bool{},
 	}
-	srv := gwservice.NewServer(&gatewayService{g}, rpc.Server(ln)...)
-	go func() { _ = srv.Run() }()
-	stops.add(srv.Stop)
+	stops.add(testkit.Serve(gwservice.NewServer(&gatewayService{g}, l.Options()...)))
 
 	started := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())

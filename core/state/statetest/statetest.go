@@ -18,13 +18,11 @@ package statetest
 import (
 	"context"
 	"log/slog"
-	"os"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/cloudwego/kitex/pkg/klog"
 	"github.com/nats-io/nats.go"
 
 	"github.com/platoim/plato/core/state"
@@ -32,6 +30,7 @@ import (
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/natsd"
 	"github.com/platoim/plato/internal/registry"
+	"github.com/platoim/plato/internal/testkit"
 	"github.com/platoim/plato/sdk/business"
 	"github.com/platoim/plato/sdk/poll"
 )
@@ -92,15 +91,20 @@ type Harness struct {
 	Registry registry.Registry
 }
 
+// Business is internal/testkit's fake business server: a real Kitex Business service that records
+// every event the state server delivers, in order, and answers uplinks as SetUplink says
+// (accepting all until then). It serves every app.
+type Business = testkit.Business
+
 // Start starts NATS, the fake business server, the fake gateway and the state server, and
 // returns once the state server listens and knows the gateway. It fails the test on error, and
 // stops everything when the test ends (the state server first, so it can flush to the others).
 func Start(t testing.TB, opts Options) *Harness {
 	t.Helper()
-	quietKitex()
+	testkit.QuietKitex()
 	log := opts.Log
 	if log == nil {
-		log = Logger(t)
+		log = testkit.Logger(t)
 	}
 	appIDs := opts.Apps
 	if len(appIDs) == 0 {
@@ -128,7 +132,9 @@ func Start(t testing.TB, opts Options) *Harness {
 	stops := &stoppers{}
 	t.Cleanup(stops.stop)
 	if !opts.NoBusiness {
-		h.Business = startBusiness(t, stops)
+		b, stop := testkit.ServeBusiness(t)
+		stops.add(stop)
+		h.Business = b
 	}
 	h.Gateway = startGateway(t, reg, log, stops)
 
@@ -197,35 +203,14 @@ func (h *Harness) Client(t testing.TB, app string) *business.Client {
 
 // stoppers stops the fake servers together: a Kitex server takes a while to stop, and the
 // fakes need not wait for each other.
-type stoppers struct{ fs []func() error }
+type stoppers struct{ fs []func() }
 
-func (s *stoppers) add(f func() error) { s.fs = append(s.fs, f) }
+func (s *stoppers) add(f func()) { s.fs = append(s.fs, f) }
 
 func (s *stoppers) stop() {
 	var wg sync.WaitGroup
 	for _, f := range s.fs {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = f() }()
+		wg.Go(f)
 	}
 	wg.Wait()
-}
-
-// Logger writes to the test log when PLATO_TEST_LOG is set, and nowhere otherwise.
-func Logger(t testing.TB) *slog.Logger {
-	if os.Getenv("PLATO_TEST_LOG") == "" {
-		return slog.New(slog.DiscardHandler)
-	}
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(string(p)); return len(p), nil }
-
-var kitexOnce sync.Once
-
-// quietKitex keeps Kitex's process-wide logger to warnings. Its setter is not synchronised, so
-// it runs once, before the first Kitex server of the test binary starts.
-func quietKitex() {
-	kitexOnce.Do(func() { klog.SetLevel(klog.LevelWarn) })
 }

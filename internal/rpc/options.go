@@ -3,7 +3,9 @@
 package rpc
 
 import (
+	"log/slog"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/cloudwego/kitex/client"
@@ -32,4 +34,14 @@ func Client(addr string, callTimeout time.Duration) []client.Option {
 		client.WithRPCTimeout(callTimeout),
 		client.WithConnectTimeout(ConnectTimeout),
 	}
+}
+
+// Run serves srv on a goroutine of its own, counted in wg, and logs why it stopped unless Stop
+// stopped it.
+func Run(wg *sync.WaitGroup, srv server.Server, log *slog.Logger, what string) {
+	wg.Go(func() {
+		if err := srv.Run(); err != nil {
+			log.Error(what+" stopped", "err", err)
+		}
+	})
 }
