@@ -34,8 +34,14 @@ func runDevices(ctx context.Context, spec WorkerSpec, cmds <-chan string, out *r
 	defer f.goodbye()
 	c := watchCommands(cmds)
 	hbCtx, stopHB := context.WithCancel(ctx)
-	defer stopHB()
-	go f.heartbeatLoop(hbCtx)
+	hbDone := make(chan struct{})
+	go func() {
+		defer close(hbDone)
+		f.heartbeatLoop(hbCtx)
+	}()
+	// Heartbeats stop when the measured phase ends, so the drain can wait for the last one's ACK.
+	endHeartbeats := sync.OnceFunc(func() { stopHB(); <-hbDone })
+	defer endHeartbeats()
 	tickDone := make(chan struct{})
 	go f.tickLoop(tickDone)
 	defer close(tickDone)
@@ -86,6 +92,7 @@ func runDevices(ctx context.Context, spec WorkerSpec, cmds <-chan string, out *r
 	cpu := cpuSeconds(os.Getpid()) - cpu0
 	endRun()
 	f.drivers.Wait()
+	endHeartbeats()
 	if stopped {
 		// Interrupted: a short drain still, so what is in flight is not all counted lost.
 		f.drain(ctx, nil, min(f.spec.Drain, time.Second))
@@ -150,6 +157,9 @@ func (f *fleet) drain(ctx context.Context, stop <-chan struct{}, limit time.Dura
 }
 
 func (f *fleet) drained() bool {
+	if f.hbAck.Load() < f.hbSent.Load() {
+		return false
+	}
 	switch f.spec.Scenario {
 	case ScenarioUplink:
 		return f.inFlight.Load() <= 0
