@@ -47,6 +47,7 @@ const (
 	CodeResumeRejected   Code = 1208 // the previous connection cannot be resumed; send Login instead
 	CodeClientClose      Code = 1209 // the device closed the connection normally
 	CodeStateLost        Code = 1210 // the state server holding the connection became unreachable
+	CodeConnectionLost   Code = 1211 // the socket broke without a Close; the connection is kept for a Resume
 
 	CodeBusinessUnavailable Code = 1301 // no business server answered for this app ID
 	CodeBusinessTimeout     Code = 1302 // the business server did not answer in time
@@ -87,6 +88,7 @@ var codeText = map[Code]string{
 	CodeResumeRejected:      "resume rejected",
 	CodeClientClose:         "client closed",
 	CodeStateLost:           "state server lost",
+	CodeConnectionLost:      "connection lost",
 	CodeBusinessUnavailable: "business server unavailable",
 	CodeBusinessTimeout:     "business server timeout",
 	CodeOverloaded:          "overloaded",
