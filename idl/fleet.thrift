@@ -11,6 +11,10 @@ namespace go plato.fleet
 enum UpKind {
     FRAME = 0   // a frame the device sent (signal, seq, body as on the wire)
     CLOSED = 1  // the device connection closed; reason is a protocol close code
+    // The gateway moves a logged-in connection to this state server: the one that held it was lost.
+    // app_id, did, uid, remote_addr, sessions, seq (the last uplink seq answered), down_seq and
+    // unacked describe it.
+    ADOPTED = 2
 }
 
 // One thing that happened on a device connection, in the order it happened.
@@ -30,6 +34,14 @@ struct UpEvent {
     // W3C traceparent of the gateway's span when the gateway sampled this frame for tracing; the
     // state server continues that trace. Empty: not sampled.
     12: string traceparent
+    // ADOPTED only: the sessions the gateway's index holds the connection in, the last downlink seq
+    // written to it, and the at-least-once downlinks it has not ACKed (as they were written).
+    13: list<string> sessions
+    14: i64 down_seq
+    15: list<DownFrame> unacked
+    // CLOSED only: the state server the connection was on was lost before it heard of the close;
+    // app_id, did and uid say whose it was, for the business server's DISCONNECTED.
+    16: bool orphan
 }
 
 // Kind of a DownFrame the state server asks a gateway to act on.
@@ -37,6 +49,7 @@ enum DownAction {
     SEND = 0            // write the frame to the connection
     LOGIN_OK = 1        // write the frame and index the connection by did: login accepted
     SEND_AND_CLOSE = 2  // write the frame (a Close) and close the connection
+    RESUME_REFUSED = 3  // write the frame (ResumeAck 1208): the connection expects a Login again
 }
 
 struct DownFrame {
@@ -47,6 +60,9 @@ struct DownFrame {
     5: i64 seq
     6: binary body
     7: string did
+    // An at-least-once downlink: the gateway keeps it until the device ACKs it, to hand it to the
+    // next state server if this one is lost (UpKind.ADOPTED).
+    8: bool track
 }
 
 // ---- The gateway's service: the state server pushes frames to device connections through it ----
@@ -62,6 +78,9 @@ struct PushRequest {
 struct PushResponse {
     // Connections the gateway no longer holds; the state server forgets them.
     1: list<i64> gone
+    // Connections the gateway moved to another state server (this one was thought lost): the
+    // state server forgets them without ending them.
+    2: list<i64> moved
 }
 
 // One connection joining or leaving a session in the gateway's local session index.
@@ -82,6 +101,8 @@ struct SessionsRequest {
 struct SessionsResponse {
     // Connections the gateway no longer holds; their changes were ignored.
     1: list<i64> gone
+    // As in PushResponse.
+    2: list<i64> moved
 }
 
 service Gateway {
@@ -100,9 +121,15 @@ struct DeliverRequest {
     // Proves the caller is a gateway of this fleet: hex HMAC-SHA256 over "plato-gateway\0" +
     // gateway_id, keyed with auth.token_secret (internal/peerauth).
     3: string proof
+    // The state server's boot (PingResponse) the gateway believes it talks to; empty: not known yet.
+    4: string boot
 }
 
-struct DeliverResponse {}
+struct DeliverResponse {
+    // The events were meant for a previous run of this state server (boot differs) and were not
+    // taken: the gateway is moving those connections here with ADOPTED events.
+    1: bool restarted
+}
 
 // Business calls in a fleet of state servers. The state server a business server calls
 // coordinates: it asks every state server (itself included) to act on the connections it holds,
@@ -186,8 +213,22 @@ struct LocalSessionResponse {
     3: list<LocalDevice> devices
 }
 
+// A gateway asks every state server it forwards to, several times a second, whether it is alive:
+// a state server that stops answering is lost, and its connections move to the others.
+struct PingRequest {
+    1: string gateway_id
+    2: string proof   // as in DeliverRequest
+}
+
+struct PingResponse {
+    // Changes when the state server restarts: a restarted one holds nothing, and its connections
+    // are moved to it again (UpKind.ADOPTED).
+    1: string boot
+}
+
 service State {
     DeliverResponse Deliver(1: DeliverRequest req)
+    PingResponse Ping(1: PingRequest req)
     LocalPushResponse LocalPush(1: LocalPushRequest req)
     LocalSessionResponse LocalSession(1: LocalSessionRequest req)
 }

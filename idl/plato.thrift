@@ -36,6 +36,7 @@ enum PushStatus {
     TIMEOUT = 3   // wait_ack was set and the device did not ACK in time
     FAILED = 4    // the gateway could not be reached or refused it
     REJECTED = 5  // a pipeline stage rejected or dropped it; code and message say why
+    QUEUED = 6    // the device is reconnecting: kept for state.reconnect_window and sent when it resumes (docs/protocol.md §11.1)
 }
 
 struct PushTarget {
@@ -155,7 +156,7 @@ enum EventKind {
     CONNECTED = 1     // a device logged in
     DISCONNECTED = 2  // a device connection closed
     UNDELIVERED = 3   // a downlink was given up on (the retransmit stage ran out of attempts, or the connection closed first)
-    RESUMED = 4       // a device resumed its previous connection (reserved: Resume is answered 1208 today)
+    RESUMED = 4       // a device resumed its connection after a drop (docs/protocol.md §11.1); conn_id is unchanged, gateway_id the new gateway
 }
 
 struct Event {

@@ -68,12 +68,22 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	}
-	c, err := client.Dial(ctx, client.Config{IPConfURL: *ipconfURL, AppID: *app, DID: *did, UID: *uid, Credential: *cred, Platform: "plato-chat/1"})
+	out := &syncWriter{w: stdout}
+	var notes connNotes
+	c, err := client.Dial(ctx, client.Config{
+		IPConfURL: *ipconfURL, AppID: *app, DID: *did, UID: *uid, Credential: *cred, Platform: "plato-chat/1",
+		// The chat outlives a restart of the platform: it resumes, or logs in again, by itself.
+		Reconnect: true,
+		OnState: func(s client.State) {
+			if line := notes.line(s); line != "" {
+				out.printf("%s\n", line)
+			}
+		},
+	})
 	if err != nil {
 		return fmt.Errorf("connecting: %w", err)
 	}
 	defer c.Close()
-	out := &syncWriter{w: stdout}
 	out.printf("connected to %s as %s (conn %d). Type /help for commands.\n", c.Endpoint(), *did, c.ConnID())
 
 	go func() {
@@ -95,10 +105,12 @@ func runChat(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	send := func(in chatInput) error {
 		payload, _ := json.Marshal(in.msg)
 		if err := c.Send(ctx, payload); err != nil {
-			var pe *protocol.Error
-			if errors.As(err, &pe) {
-				out.printf("not sent (%d): %s\n", uint16(pe.Code), refusalText(pe))
+			if note := sendNote(err); note != "" {
+				out.printf("%s\n", note)
 				return nil
+			}
+			if ctx.Err() != nil {
+				return nil // interrupted while it waited for the connection
 			}
 			return fmt.Errorf("sending: %w", err)
 		}
@@ -217,6 +229,54 @@ func formatDownlink(m client.Message) string {
 		return fmt.Sprintf("[%s] %s: %s", d.Room, d.From, d.Text)
 	}
 	return fmt.Sprintf("@%s: %s", d.From, d.Text)
+}
+
+// sendNote is the line that explains a failed Send the chat can carry on after, or "".
+func sendNote(err error) string {
+	var pe *protocol.Error
+	switch {
+	case errors.Is(err, client.ErrOutcomeUnknown):
+		return "* the connection was lost before the server answered; that message may not have been sent"
+	case errors.Is(err, client.ErrAckTimeout):
+		return "* no answer in time; that message may not have been sent"
+	case errors.As(err, &pe):
+		return fmt.Sprintf("not sent (%d): %s", uint16(pe.Code), refusalText(pe))
+	}
+	return ""
+}
+
+// connNotes turns the client's connection states into the chat's short lines. Failed attempts are
+// told at attempts 2, 4, 8...: enough to see it is still trying, without a line per backoff; Dial's
+// own states are left to the "connected to" line.
+type connNotes struct {
+	down bool // a connection was lost and none is up yet
+}
+
+func (n *connNotes) line(s client.State) string {
+	switch s.Kind {
+	case client.Connecting:
+		switch {
+		case !n.down:
+		case s.Attempt == 1:
+			return "* reconnecting..."
+		case s.Err != nil && s.Attempt&(s.Attempt-1) == 0:
+			return fmt.Sprintf("* still reconnecting (attempt %d): %v", s.Attempt, s.Err)
+		}
+	case client.Disconnected:
+		// Not "reconnecting" yet: a final reason (1203 replaced) ends the chat instead.
+		n.down = true
+		return fmt.Sprintf("* connection lost (%v)", s.Err)
+	case client.Resumed:
+		n.down = false
+		return fmt.Sprintf("* reconnected to %s: resumed (conn %d)", s.Endpoint, s.ConnID)
+	case client.Connected:
+		if !n.down {
+			return ""
+		}
+		n.down = false
+		return fmt.Sprintf("* reconnected to %s: logged in again (conn %d); messages in flight may be lost", s.Endpoint, s.ConnID)
+	}
+	return ""
 }
 
 // refusalText explains a refused uplink in the chat's own terms where it can.

@@ -2,10 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/platoim/plato/examples/demo"
 	"github.com/platoim/plato/sdk/client"
+	"github.com/platoim/plato/sdk/protocol"
 )
 
 func TestParseChatLine(t *testing.T) {
@@ -65,6 +69,49 @@ func TestFormatDownlink(t *testing.T) {
 		b, _ := json.Marshal(c.d)
 		if got := formatDownlink(client.Message{MsgID: 7, Payload: b}); got != c.want {
 			t.Errorf("%s: %q, want %q", b, got, c.want)
+		}
+	}
+}
+
+func TestChatConnNotes(t *testing.T) {
+	lost := errors.New("reading: EOF")
+	var n connNotes
+	for _, c := range []struct {
+		s    client.State
+		want string // a prefix of the line, "" for none
+	}{
+		{client.State{Kind: client.Connecting, Endpoint: "gw:1", Attempt: 1}, ""},
+		{client.State{Kind: client.Connected, Endpoint: "gw:1", ConnID: 1}, ""}, // Dial's: the chat says it itself
+		{client.State{Kind: client.Disconnected, Endpoint: "gw:1", ConnID: 1, Err: lost}, "* connection lost (reading: EOF)"},
+		{client.State{Kind: client.Connecting, Attempt: 1}, "* reconnecting..."},
+		{client.State{Kind: client.Connecting, Attempt: 2, Err: lost}, "* still reconnecting (attempt 2)"},
+		{client.State{Kind: client.Connecting, Attempt: 3, Err: lost}, ""},
+		{client.State{Kind: client.Connecting, Attempt: 4, Err: lost}, "* still reconnecting (attempt 4)"},
+		{client.State{Kind: client.Resumed, Endpoint: "gw:2", ConnID: 2}, "* reconnected to gw:2: resumed (conn 2)"},
+		{client.State{Kind: client.Disconnected, ConnID: 2, Err: lost}, "* connection lost"},
+		{client.State{Kind: client.Connected, Endpoint: "gw:1", ConnID: 3}, "* reconnected to gw:1: logged in again (conn 3)"},
+		{client.State{Kind: client.Closed}, ""},
+	} {
+		got := n.line(c.s)
+		if (c.want == "") != (got == "") || !strings.HasPrefix(got, c.want) {
+			t.Errorf("%v: %q, want %q...", c.s, got, c.want)
+		}
+	}
+}
+
+func TestChatSendNote(t *testing.T) {
+	lost := &protocol.Error{Code: protocol.CodeShuttingDown}
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("waiting for uplink ack 3: %w: the connection was lost (%w)", client.ErrOutcomeUnknown, lost), "may not have been sent"},
+		{fmt.Errorf("waiting for uplink ack 3: %w", client.ErrAckTimeout), "no answer in time"},
+		{&protocol.Error{Code: 2042, Msg: "no such user"}, "not sent (2042): no such user"},
+		{errors.New("client closed"), ""},
+	} {
+		if got := sendNote(c.err); (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("%v: %q, want %q", c.err, got, c.want)
 		}
 	}
 }

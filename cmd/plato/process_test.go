@@ -68,9 +68,16 @@ type proc struct {
 
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
+	return startProcEnv(t, name, nil, args...)
+}
+
+// startProcEnv is startProc with more environment: processes of one config that differ in a key
+// (two state servers: PLATO_STATE__ID=...).
+func startProcEnv(t *testing.T, name string, env []string, args ...string) *proc {
+	t.Helper()
 	cmd := exec.Command(platoBinary(t), args...)
 	// Several processes of one test run side by side: each gets its own admin port.
-	cmd.Env = append(os.Environ(), "PLATO_LOG__LEVEL=warn", "PLATO_ADMIN__ADDR=127.0.0.1:0")
+	cmd.Env = append(append(os.Environ(), "PLATO_LOG__LEVEL=warn", "PLATO_ADMIN__ADDR=127.0.0.1:0"), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -43,6 +43,14 @@ type conn struct {
 	// sessions are the sessions this connection is in (index.go); nil for the many connections in
 	// none, so an idle connection costs nothing for them.
 	sessions []string
+	// What the next state server needs if this one is lost (failover.go): the token's uid, the
+	// last downlink seq written, the highest uplink seq answered, the uplinks forwarded and not
+	// answered yet, and the at-least-once downlinks not ACKed yet (nil for most connections).
+	uid        string
+	downSeq    int64
+	upAnswered int64
+	upPending  []int64
+	unacked    []*fleet.DownFrame
 }
 
 // outFrame is one frame waiting for the socket: a frame of the state server, encoded when it is
@@ -65,6 +73,45 @@ func (c *conn) enqueue(f *fleet.DownFrame) bool {
 	start, full := c.appendLocked(outFrame{down: f}, f.Action == fleet.DownAction_SEND_AND_CLOSE)
 	c.mu.Unlock()
 	return c.started(start, full)
+}
+
+// enqueueFromState queues a frame of state server stateID, and notes what a move to another state
+// server needs. moved is true when the connection is another state server's now: the frame is
+// dropped. A SEND_AND_CLOSE frame marks the connection closing; refusedLogin reports one that
+// answers a pending Login.
+func (c *conn) enqueueFromState(stateID string, f *fleet.DownFrame) (ok, moved, refusedLogin bool) {
+	var code protocol.Code
+	if f.Action == fleet.DownAction_SEND_AND_CLOSE {
+		code = closeCode(f)
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return false, false, false
+	}
+	if c.link != nil && c.link.id != stateID {
+		c.mu.Unlock()
+		return true, true, false
+	}
+	if code != 0 {
+		refusedLogin = c.state == statePending && protocol.Signal(f.Signal) == protocol.SigLoginAck
+		if c.state != stateClosing {
+			c.state = stateClosing
+			c.reason = code
+		}
+	}
+	switch protocol.Signal(f.Signal) {
+	case protocol.SigDownlink:
+		c.downSeq = max(c.downSeq, f.Seq)
+		if f.Track {
+			c.trackLocked(f)
+		}
+	case protocol.SigUplinkAck:
+		c.answeredLocked(f)
+	}
+	start, full := c.appendLocked(outFrame{down: f}, f.Action == fleet.DownAction_SEND_AND_CLOSE)
+	c.mu.Unlock()
+	return c.started(start, full), false, refusedLogin
 }
 
 // enqueueLogin queues the state server's LOGIN_OK answer and marks the login accepted in one step,
@@ -147,7 +194,7 @@ func (c *conn) flush() {
 			if o.broadcast != nil {
 				// Linked rather than copied when large: the bytes are never modified.
 				if _, err := w.WriteBinary(o.broadcast); err != nil {
-					c.abort(protocol.CodeClientClose)
+					c.abort(protocol.CodeConnectionLost)
 					return
 				}
 				n += len(o.broadcast)
@@ -158,7 +205,7 @@ func (c *conn) flush() {
 			f := o.down
 			buf, err := w.Malloc(protocol.HeaderLen + len(f.Body))
 			if err != nil {
-				c.abort(protocol.CodeClientClose)
+				c.abort(protocol.CodeConnectionLost)
 				return
 			}
 			protocol.PutHeader(buf, protocol.Header{

@@ -118,6 +118,12 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = config.DefaultMaxBody
 	}
+	if cfg.StatePingInterval <= 0 {
+		cfg.StatePingInterval = config.DefaultStatePing
+	}
+	if cfg.StatePingsLost <= 0 {
+		cfg.StatePingsLost = config.DefaultStatePingsLost
+	}
 	gw := &Gateway{
 		cfg: cfg, reg: reg, tokens: tokens, proof: peerauth.Proof(cfg.Secret, peerauth.Gateway, cfg.ID),
 		log:      logger.With("role", "gateway", "gateway", cfg.ID),
@@ -135,6 +141,10 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 		Role: registry.RoleGateway, Dial: func(registry.Node) (struct{}, error) { return struct{}{}, nil },
 	})
 	gw.onFrame = gw.handle
+	// Connection IDs name connections to the state servers, which keep a dropped one for a Resume:
+	// a restarted gateway must not hand out the IDs of its last run. Seconds << 20 leaves a million
+	// connections per second of downtime, and stays below 2^53 for clients whose numbers are doubles.
+	gw.nextID.Store(uint64(time.Now().Unix()) << 20)
 	instruments, err := gw.instrument(cfg.Meter)
 	if err != nil {
 		return nil, fmt.Errorf("gateway: creating metrics: %w", err)
@@ -235,6 +245,7 @@ func (gw *Gateway) Shutdown(ctx context.Context) error {
 		}
 		// Close events of the connections just closed still go out before the links close.
 		for _, l := range gw.links.Clear() {
+			l.stop()
 			_ = l.batch.Close(ctx)
 		}
 		if gw.rpc != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/platoim/plato/core/gateway/gatewaytest"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/token"
@@ -172,4 +173,61 @@ func TestResumeChecksTheTokenFirst(t *testing.T) {
 		t.Fatalf("malformed Resume: %v", f)
 	}
 	d.ExpectClosed()
+}
+
+// TestResumeGoesToTheStateServer: a Resume with a good token reaches the did's state server with
+// the token's uid; the state server's 1208 leaves the socket open for a Login, its 0 logs it in.
+func TestResumeGoesToTheStateServer(t *testing.T) {
+	h := gatewaytest.New(t, gatewaytest.Options{})
+	tok, _ := h.Tokens.Issue("demo", "alice", "u-alice", time.Now(), time.Time{})
+	isResume := func(ev *fleet.UpEvent) bool { return protocol.Signal(ev.Signal) == protocol.SigResume }
+	resumeOn := func(d *gatewaytest.Device) *fleet.UpEvent {
+		t.Helper()
+		before := len(h.State.Find(isResume))
+		d.Send(protocol.SigResume, 0, 5, (&protocol.Resume{AppID: "demo", DID: "alice", Token: tok, PrevConnID: 42, LastDownlink: 7}).Append(nil))
+		var ev *fleet.UpEvent
+		poll.Until(t, "the state server to get the Resume", func() bool {
+			all := h.State.Find(isResume)
+			if len(all) > before {
+				ev = all[len(all)-1]
+			}
+			return ev != nil
+		})
+		return ev
+	}
+
+	d := h.Dial()
+	ev := resumeOn(d)
+	var m protocol.Resume
+	if err := m.Decode(ev.Body); err != nil || m.PrevConnID != 42 || m.LastDownlink != 7 || ev.Uid != "u-alice" || ev.Did != "alice" || ev.AppId != "demo" {
+		t.Fatalf("forwarded Resume %+v (%+v, %v): want the body as sent, and the token's uid", ev, m, err)
+	}
+	refused := (&protocol.ResumeAck{Code: protocol.CodeResumeRejected, Message: "nothing kept"}).Append(nil)
+	h.Push(&fleet.DownFrame{ConnId: ev.ConnId, Action: fleet.DownAction_RESUME_REFUSED, Signal: int8(protocol.SigResumeAck), Seq: 5, Body: refused})
+	f := d.Read()
+	var ack protocol.ResumeAck
+	if f.Signal != protocol.SigResumeAck || ack.Decode(f.Body) != nil || ack.Code != protocol.CodeResumeRejected || f.Seq != 5 {
+		t.Fatalf("after RESUME_REFUSED the device got %v", f)
+	}
+	// The socket is open and waits for a Login, which goes to the state server as usual.
+	d.Send(protocol.SigLogin, 0, 6, (&protocol.Login{AppID: "demo", DID: "alice", Token: tok}).Append(nil))
+	poll.Until(t, "the Login after the refused Resume", func() bool { return len(h.State.Received(uint64(ev.ConnId), protocol.SigLogin)) == 1 })
+
+	// A Resume the state server accepts logs the connection in: its uplinks go through.
+	d2 := h.Dial()
+	ev = resumeOn(d2)
+	ok := (&protocol.ResumeAck{ConnID: uint64(ev.ConnId), HeartbeatMs: 30000}).Append(nil)
+	h.Push(&fleet.DownFrame{ConnId: ev.ConnId, Action: fleet.DownAction_LOGIN_OK, Signal: int8(protocol.SigResumeAck), Seq: 5, Body: ok, Did: "alice"})
+	if f := d2.Read(); f.Signal != protocol.SigResumeAck || ack.Decode(f.Body) != nil || ack.Code != 0 {
+		t.Fatalf("after LOGIN_OK the device got %v", f)
+	}
+	d2.Send(protocol.SigUplink, 0, 9, []byte("hi"))
+	poll.Until(t, "the uplink after the Resume", func() bool { return len(h.State.Received(uint64(ev.ConnId), protocol.SigUplink)) == 1 })
+	// A socket that breaks without a Close is reported lost (1211), which the state server keeps.
+	d2.Close()
+	poll.Until(t, "the CLOSED event", func() bool {
+		return len(h.State.Find(func(e *fleet.UpEvent) bool {
+			return e.ConnId == ev.ConnId && e.Kind == fleet.UpKind_CLOSED && e.Reason == int32(protocol.CodeConnectionLost)
+		})) == 1
+	})
 }

@@ -17,7 +17,12 @@ type metrics struct {
 	closed telemetry.Codes
 	// logins counts login answers by code: 0 is a login the state server accepted, any other code
 	// a refusal (here, for a bad token, or by the state server's pipeline).
-	logins              telemetry.Codes
+	logins telemetry.Codes
+	// statesLost counts state servers found lost or restarted; connsMoved the connections moved
+	// to another state server because of it (failover.go).
+	statesLost, connsMoved atomic.Int64
+	// resumes counts Resume answers by code: 0 resumed, 1208 nothing to resume, others refusals.
+	resumes             telemetry.Codes
 	framesIn, framesOut telemetry.Signals
 	bytesIn, bytesOut   atomic.Int64
 	protocolErrors      telemetry.Codes

@@ -31,28 +31,32 @@ func (h *pushHandler) Push(_ context.Context, req *fleet.PushRequest) (*fleet.Pu
 			if accepted {
 				// appID and did are set before the login is forwarded and never change after.
 				h.gw.conns.bindDID(didKey(c.appID, c.did), c)
-				h.gw.metrics.logins.Add(int(protocol.CodeOK))
+				if protocol.Signal(f.Signal) == protocol.SigResumeAck {
+					h.gw.metrics.resumes.Add(int(protocol.CodeOK))
+				} else {
+					h.gw.metrics.logins.Add(int(protocol.CodeOK))
+				}
 			}
 			if !ok {
 				resp.Gone = append(resp.Gone, f.ConnId)
 			}
 			continue
 		}
-		if f.Action == fleet.DownAction_SEND_AND_CLOSE {
-			code := closeCode(f)
-			c.mu.Lock()
-			// A LoginAck that closes a login still pending is the state server refusing it.
-			refused := c.state == statePending && protocol.Signal(f.Signal) == protocol.SigLoginAck
-			if c.state != stateClosing {
-				c.state = stateClosing
-				c.reason = code
+		if f.Action == fleet.DownAction_RESUME_REFUSED {
+			if !h.gw.refuseResume(c, f) {
+				resp.Gone = append(resp.Gone, f.ConnId)
 			}
-			c.mu.Unlock()
-			if refused {
-				h.gw.metrics.logins.Add(int(code))
-			}
+			continue
 		}
-		if !c.enqueue(f) {
+		ok, moved, refused := c.enqueueFromState(req.StateId, f)
+		if refused {
+			// A LoginAck that closes a login still pending is the state server refusing it.
+			h.gw.metrics.logins.Add(int(closeCode(f)))
+		}
+		switch {
+		case moved:
+			resp.Moved = append(resp.Moved, f.ConnId)
+		case !ok:
 			resp.Gone = append(resp.Gone, f.ConnId)
 		}
 	}

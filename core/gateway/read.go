@@ -58,7 +58,7 @@ func (gw *Gateway) onRequest(ctx context.Context, nc netpoll.Connection) error {
 		}
 		hb, err := r.Peek(protocol.HeaderLen)
 		if err != nil {
-			c.abort(protocol.CodeClientClose)
+			c.abort(protocol.CodeConnectionLost)
 			return err
 		}
 		h, err := protocol.ParseHeader(hb, gw.cfg.MaxBody)
@@ -71,7 +71,7 @@ func (gw *Gateway) onRequest(ctx context.Context, nc netpoll.Connection) error {
 		}
 		body, err := r.ReadBinary(int(h.Length))
 		if err != nil {
-			c.abort(protocol.CodeClientClose)
+			c.abort(protocol.CodeConnectionLost)
 			return err
 		}
 		gw.metrics.bytesIn.Add(int64(protocol.HeaderLen + len(body)))
@@ -138,11 +138,18 @@ func (gw *Gateway) handle(c *conn, h protocol.Header, body []byte) {
 			return
 		}
 	}
-	if h.Signal == protocol.SigDownlinkAck && h.Flags&protocol.FlagBroadcast != 0 && !gw.acks.has(h.Seq, time.Now()) {
-		// Only an at-least-once broadcast waits for ACKs; the others would cost the state server a
-		// lookup per member for nothing.
-		gw.metrics.broadcastAcksDropped.Add(1)
-		return
+	switch {
+	case h.Signal == protocol.SigDownlinkAck && h.Flags&protocol.FlagBroadcast != 0:
+		if !gw.acks.has(h.Seq, time.Now()) {
+			// Only an at-least-once broadcast waits for ACKs; the others would cost the state
+			// server a lookup per member for nothing.
+			gw.metrics.broadcastAcksDropped.Add(1)
+			return
+		}
+	case h.Signal == protocol.SigDownlinkAck:
+		c.acked(int64(h.Seq))
+	case h.Signal == protocol.SigUplink:
+		c.forwarded(int64(h.Seq))
 	}
 	gw.forward(c, link, &fleet.UpEvent{
 		ConnId: int64(c.id), Kind: fleet.UpKind_FRAME, Signal: int8(h.Signal), Flags: int16(h.Flags), Seq: int64(h.Seq), Body: body,
@@ -168,83 +175,122 @@ func (gw *Gateway) login(c *conn, h protocol.Header, body []byte) {
 		reject(protocol.CodeMalformed, "Login needs app_id and did")
 		return
 	}
-	app := gw.cfg.Apps.Get(m.AppID)
-	if app == nil {
-		reject(protocol.CodeUnknownApp, "app "+strconv.Quote(m.AppID)+" is not configured")
+	a := gw.admit(c, m.AppID, m.DID, m.UID, m.Token)
+	if a.code != 0 {
+		reject(a.code, a.msg)
 		return
 	}
-	claims, err := gw.tokens.Verify(m.Token, m.AppID, m.DID, time.Now())
+	if a.link == nil {
+		return // closing meanwhile (its login timer fired)
+	}
+	gw.forward(c, a.link, &fleet.UpEvent{
+		ConnId: int64(c.id), Kind: fleet.UpKind_FRAME, Signal: int8(protocol.SigLogin), Seq: int64(h.Seq), Body: body,
+		AppId: m.AppID, Did: m.DID, Uid: a.uid, RemoteAddr: c.nc.RemoteAddr().String(),
+	})
+}
+
+// admission is admit's answer: the token's uid and the did's state server, or the code and
+// message to refuse with; neither when the connection is closing meanwhile.
+type admission struct {
+	uid  string
+	link *stateLink
+	code protocol.Code
+	msg  string
+}
+
+// admit checks a Login's or Resume's app and token, picks the did's state server and takes a
+// connection of the app's quota, and marks c pending. The token says who the device is: a frame
+// naming another uid than the token's is a device lying.
+func (gw *Gateway) admit(c *conn, appID, did, uid, tok string) admission {
+	app := gw.cfg.Apps.Get(appID)
+	if app == nil {
+		return admission{code: protocol.CodeUnknownApp, msg: "app " + strconv.Quote(appID) + " is not configured"}
+	}
+	claims, err := gw.tokens.Verify(tok, appID, did, time.Now())
 	if err != nil {
 		code, ok := protocol.CodeOf(err)
 		if !ok {
 			code = protocol.CodeTokenInvalid
 		}
-		reject(code, err.Error())
-		return
+		return admission{code: code, msg: err.Error()}
 	}
-	if m.UID != "" && m.UID != claims.UID {
-		// The token says who the device is; a Login naming someone else is a device lying.
-		reject(protocol.CodeTokenMismatch, "token mismatch: the token was issued for another uid")
-		return
+	if uid != "" && uid != claims.UID {
+		return admission{code: protocol.CodeTokenMismatch, msg: "token mismatch: the token was issued for another uid"}
 	}
-	link := pick(gw.links.List(), m.DID)
+	link := pick(gw.links.List(), did)
 	if link == nil {
-		reject(protocol.CodeStateLost, "no state server available; retry later")
-		return
+		return admission{code: protocol.CodeStateLost, msg: "no state server available; retry later"}
 	}
 	u := gw.usage.Of(app.ID)
 	if !gw.admitLogin(app, u) {
-		reject(protocol.CodeOverloaded, "the app's connection quota is used up; retry later")
-		return
+		return admission{code: protocol.CodeOverloaded, msg: "the app's connection quota is used up; retry later"}
 	}
 	c.mu.Lock()
 	if c.state != stateNew {
 		c.mu.Unlock()
 		u.conns.Add(-1)
-		return
+		return admission{}
 	}
 	c.state = statePending
-	c.appID, c.did, c.link = m.AppID, m.DID, link
+	c.appID, c.did, c.uid, c.link = appID, did, claims.UID, link
 	c.app, c.usage = app, u
 	c.mu.Unlock()
 	c.loginTimer.Stop()
-	gw.forward(c, link, &fleet.UpEvent{
-		ConnId: int64(c.id), Kind: fleet.UpKind_FRAME, Signal: int8(protocol.SigLogin), Seq: int64(h.Seq), Body: body,
-		AppId: m.AppID, Did: m.DID, Uid: claims.UID, RemoteAddr: c.nc.RemoteAddr().String(),
-	})
+	return admission{uid: claims.UID, link: link}
 }
 
-// resume answers a Resume. Resuming a previous connection needs the reconnect machinery, which
-// this version does not have; but the token is checked first, so a forged, expired or foreign
-// one is refused as such (and the connection closed), never answered as if it could resume.
+// resume checks a Resume's token like a Login's and hands it to the did's state server, which
+// answers ResumeAck 0 (LOGIN_OK) or 1208 (RESUME_REFUSED: the socket stays open for a Login).
 func (gw *Gateway) resume(c *conn, h protocol.Header, body []byte) {
 	var m protocol.Resume
-	answer := func(code protocol.Code, msg string, action fleet.DownAction) {
-		ack := (&protocol.ResumeAck{Code: code, Message: msg}).Append(nil)
-		c.enqueue(&fleet.DownFrame{ConnId: int64(c.id), Action: action, Signal: int8(protocol.SigResumeAck), Seq: int64(h.Seq), Body: ack})
-	}
 	if err := m.Decode(body); err != nil {
 		c.closeWith(protocol.CodeMalformed, "malformed Resume: "+err.Error())
 		return
 	}
-	if gw.cfg.Apps.Get(m.AppID) == nil {
-		answer(protocol.CodeUnknownApp, "app "+strconv.Quote(m.AppID)+" is not configured", fleet.DownAction_SEND_AND_CLOSE)
+	if m.AppID == "" || m.DID == "" {
+		c.closeWith(protocol.CodeMalformed, "Resume needs app_id and did")
 		return
 	}
-	claims, err := gw.tokens.Verify(m.Token, m.AppID, m.DID, time.Now())
-	if err == nil && m.UID != "" && m.UID != claims.UID {
-		err = &protocol.Error{Code: protocol.CodeTokenMismatch, Msg: "the token was issued for another uid"}
-	}
-	if err != nil {
-		code, ok := protocol.CodeOf(err)
-		if !ok {
-			code = protocol.CodeTokenInvalid
-		}
-		answer(code, err.Error(), fleet.DownAction_SEND_AND_CLOSE)
+	a := gw.admit(c, m.AppID, m.DID, m.UID, m.Token)
+	if a.code != 0 {
+		gw.metrics.resumes.Add(int(a.code))
+		ack := (&protocol.ResumeAck{Code: a.code, Message: a.msg}).Append(nil)
+		c.mu.Lock()
+		c.state = stateClosing
+		c.reason = a.code
+		c.mu.Unlock()
+		c.enqueue(&fleet.DownFrame{ConnId: int64(c.id), Action: fleet.DownAction_SEND_AND_CLOSE, Signal: int8(protocol.SigResumeAck), Seq: int64(h.Seq), Body: ack})
 		return
 	}
-	// Keep the socket open for a Login.
-	answer(protocol.CodeResumeRejected, "resume is not supported by this server: send Login", fleet.DownAction_SEND)
+	if a.link == nil {
+		return
+	}
+	gw.forward(c, a.link, &fleet.UpEvent{
+		ConnId: int64(c.id), Kind: fleet.UpKind_FRAME, Signal: int8(protocol.SigResume), Seq: int64(h.Seq), Body: body,
+		AppId: m.AppID, Did: m.DID, Uid: a.uid, RemoteAddr: c.nc.RemoteAddr().String(),
+	})
+}
+
+// refuseResume is the state server's ResumeAck 1208: nothing to resume. The connection goes back
+// to waiting for a Login (its login timer re-armed), and gives back its quota until then.
+func (gw *Gateway) refuseResume(c *conn, f *fleet.DownFrame) bool {
+	c.mu.Lock()
+	if c.state != statePending {
+		c.mu.Unlock()
+		return !c.closed
+	}
+	// Sessions the state server synced before it found the connection gone are left too.
+	app, sessions, u := c.appID, c.sessions, c.usage
+	c.state = stateNew
+	c.appID, c.did, c.uid, c.link, c.app, c.usage, c.sessions = "", "", "", nil, nil, nil, nil
+	c.mu.Unlock()
+	gw.leaveAllSessions(c, app, sessions)
+	if u != nil {
+		u.conns.Add(-1)
+	}
+	gw.metrics.resumes.Add(int(protocol.CodeResumeRejected))
+	c.loginTimer.Reset(gw.cfg.LoginTimeout)
+	return c.enqueue(f)
 }
 
 // forward queues ev for the connection's state server; a full queue means the state server is not
@@ -274,7 +320,8 @@ func (gw *Gateway) onClose(c *conn) {
 	c.mu.Lock()
 	c.closed = true
 	c.queue = nil
-	link, app, did, reason := c.link, c.appID, c.did, c.reason
+	c.unacked, c.upPending = nil, nil
+	link, app, did, uid, reason := c.link, c.appID, c.did, c.uid, c.reason
 	sessions, u := c.sessions, c.usage
 	c.usage = nil
 	c.sessions = nil
@@ -290,13 +337,17 @@ func (gw *Gateway) onClose(c *conn) {
 		u.conns.Add(-1)
 	}
 	if reason == 0 {
-		reason = protocol.CodeClientClose
+		// The socket went away without a Close from either side: the device may Resume.
+		reason = protocol.CodeConnectionLost
 	}
 	gw.metrics.closed.Add(int(reason))
 	if link == nil {
 		return
 	}
-	if err := link.batch.Add(c.id, &fleet.UpEvent{ConnId: int64(c.id), Kind: fleet.UpKind_CLOSED, Reason: int32(reason)}); err != nil {
+	// The identity rides along in case the state server is lost before it takes the event
+	// (rerouteClosed).
+	ev := &fleet.UpEvent{ConnId: int64(c.id), Kind: fleet.UpKind_CLOSED, Reason: int32(reason), AppId: app, Did: did, Uid: uid}
+	if err := link.batch.Add(c.id, ev); err != nil {
 		gw.log.Warn("could not tell the state server a connection closed", "conn", c.id, "err", err)
 	}
 }

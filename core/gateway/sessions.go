@@ -22,6 +22,12 @@ func (h *pushHandler) Sessions(_ context.Context, req *fleet.SessionsRequest) (*
 		}
 		held := false
 		if c := h.gw.conns.get(uint64(ch.ConnId)); c != nil {
+			if !c.ownedBy(req.StateId) {
+				if !slices.Contains(resp.Moved, ch.ConnId) {
+					resp.Moved = append(resp.Moved, ch.ConnId)
+				}
+				continue
+			}
 			if ch.Join {
 				held = h.gw.joinSession(c, ch.Session)
 			} else {
@@ -40,6 +46,13 @@ func (h *pushHandler) Sessions(_ context.Context, req *fleet.SessionsRequest) (*
 		}
 	}
 	return resp, nil
+}
+
+// ownedBy reports whether state server stateID may change c: it is the one c's events go to.
+func (c *conn) ownedBy(stateID string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.link == nil || c.link.id == stateID
 }
 
 // joinSession puts c in session (again: a no-op). It reports false when c is gone: closed, or

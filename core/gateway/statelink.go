@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/platoim/plato/internal/batch"
@@ -11,7 +13,6 @@ import (
 	"github.com/platoim/plato/internal/rpc"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/state"
-	"github.com/platoim/plato/sdk/protocol"
 )
 
 // stateLink forwards device events to one state server in ordered micro-batches.
@@ -19,8 +20,23 @@ type stateLink struct {
 	id    string
 	cli   stateservice.Client
 	batch *batch.Batcher[*fleet.UpEvent]
-	gone  chan struct{}
+	// gone is closed when the link leaves the table (stop); lost is set while the state server does
+	// not answer its pings (failover.go), and boot is its last answer.
+	gone     chan struct{}
+	stopOnce sync.Once
+	lost     atomic.Bool
+	boot     atomic.Pointer[string]
 }
+
+// bootOf is the state server's last boot, "" before its first ping.
+func (l *stateLink) bootOf() string {
+	if b := l.boot.Load(); b != nil {
+		return *b
+	}
+	return ""
+}
+
+func (l *stateLink) stop() { l.stopOnce.Do(func() { close(l.gone) }) }
 
 // newStateLinks follows the live state servers in the registry. The gateway picks one per did
 // (pick), so a device that reconnects lands on the state server that knew it.
@@ -36,6 +52,9 @@ func pick(links []*stateLink, did string) *stateLink {
 	var best *stateLink
 	var bestScore uint64
 	for _, l := range links {
+		if l.lost.Load() {
+			continue
+		}
 		h := fnv.New64a()
 		h.Write([]byte(l.id))
 		h.Write([]byte{0})
@@ -61,30 +80,34 @@ func (gw *Gateway) newStateLink(n registry.Node) (*stateLink, error) {
 	l.batch = batch.New(batch.Config{
 		MaxSize: gw.cfg.Batch.MaxSize, MaxDelay: gw.cfg.Batch.MaxDelay, Lanes: gw.cfg.Batch.Lanes,
 	}, func(ctx context.Context, events []*fleet.UpEvent) { gw.deliver(ctx, l, events) })
+	go gw.watchState(l)
 	return l, nil
 }
 
-// deliver sends one batch, retrying a few times while the state server is still registered: the
-// lane is blocked meanwhile, which keeps each connection's events in order.
+// deliver sends one batch, retrying a few times while the state server is not known lost: the
+// lane is blocked meanwhile, which keeps each connection's events in order. Events a lost state
+// server never took are dropped, but for the CLOSED ones: the business must hear of those.
 func (gw *Gateway) deliver(ctx context.Context, l *stateLink, events []*fleet.UpEvent) {
-	req := &fleet.DeliverRequest{GatewayId: gw.cfg.ID, Events: events, Proof: gw.proof}
+	req := &fleet.DeliverRequest{GatewayId: gw.cfg.ID, Events: events, Proof: gw.proof, Boot: l.bootOf()}
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		_, err := l.cli.Deliver(ctx, req)
+		resp, err := l.cli.Deliver(ctx, req)
 		if err == nil {
+			if resp.Restarted {
+				// Another run of the state server than these events were for: watchState moves the
+				// connections to it; what was in these events is gone with the old run.
+				gw.rerouteClosed(events)
+			}
 			return
 		}
 		gw.metrics.stateErrors[rpc.KindOf(err)].Add(1)
-		select {
-		case <-l.gone:
-			return
-		case <-ctx.Done():
-			return
-		default:
+		if rpc.Refused(err) {
+			gw.stateLost(l, "it refuses connections: "+err.Error())
 		}
-		if attempt >= 5 {
-			gw.log.Error("dropping events for unreachable state server", "state", l.id, "events", len(events), "err", err)
+		if l.lost.Load() || ctx.Err() != nil || attempt >= 5 {
+			gw.log.Error("dropping events for an unreachable state server", "state", l.id, "events", len(events), "err", err)
 			gw.metrics.deliverErrors.Add(1)
+			gw.rerouteClosed(events)
 			return
 		}
 		gw.log.Warn("delivering to state server failed; retrying", "state", l.id, "attempt", attempt, "err", err)
@@ -93,24 +116,18 @@ func (gw *Gateway) deliver(ctx context.Context, l *stateLink, events []*fleet.Up
 		case <-t.C:
 		case <-l.gone:
 			t.Stop()
-			return
 		}
 		backoff *= 2
 	}
 }
 
-// dropLink closes every connection the departed (or replaced) state server held: their state is
-// gone with it.
+// dropLink moves the connections of a state server that left the registry (it shut down, or its
+// entry expired) to the others; its link stops.
 func (gw *Gateway) dropLink(l *stateLink) {
-	close(l.gone)
-	gw.conns.each(func(c *conn) {
-		c.mu.Lock()
-		mine := c.link == l
-		c.mu.Unlock()
-		if mine {
-			c.closeWith(protocol.CodeStateLost, "state server left")
-		}
-	})
+	if !l.lost.Swap(true) {
+		gw.moveConns(l)
+	}
+	l.stop()
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -60,6 +60,10 @@ func (gw *Gateway) instrument(meter metric.Meter) (metric.Registration, error) {
 				emit(n, attribute.String("result", result), attribute.String("code", label))
 			})
 		})
+	o.CounterByCode("plato_gateway_resumes_total", "{resume}",
+		"Resume answers, by code: 0 resumed, 1208 nothing to resume (the device logs in), 11xx a bad token.", "code", &m.resumes)
+	o.CounterValue("plato_gateway_state_servers_lost_total", "{state}", "State servers found lost (no answer to gateway.state_pings_lost pings in a row) or restarted.", m.statesLost.Load)
+	o.CounterValue("plato_gateway_connections_moved_total", "{connection}", "Connections moved to another state server because theirs was lost or restarted; the devices noticed nothing.", m.connsMoved.Load)
 	o.CounterBySignal("plato_gateway_frames_in_total", "{frame}", "Frames read from devices, by signal.", &m.framesIn, signalsIn)
 	o.CounterBySignal("plato_gateway_frames_out_total", "{frame}", "Frames written to devices, by signal.", &m.framesOut, signalsOut)
 	o.CounterValue("plato_gateway_bytes_in_total", "By", "Bytes read from devices (headers included).", m.bytesIn.Load)

@@ -12,6 +12,7 @@ import (
 	"github.com/platoim/plato/core/platform/platformtest"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/client"
+	"github.com/platoim/plato/sdk/protocol"
 )
 
 // TestMetricsAreExportedAsDocumented drives real traffic (logins, uplinks, a downlink with its ACK,
@@ -41,6 +42,10 @@ func TestMetricsAreExportedAsDocumented(t *testing.T) {
 	dial(t, p, "carol").Close()
 	rawFrames(t, p.Gateway.Addr(), forgedLogin())
 	rawFrames(t, p.Gateway.Addr(), []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	// A Resume of a connection nobody kept.
+	if ack := rawDial(t, p.Gateway.Addr()).resume(mustSigner(t, platformtest.Secret), "erin", 1, 0); ack.Code != protocol.CodeResumeRejected {
+		t.Fatalf("Resume of nothing: %+v", ack)
+	}
 	// A device without a credential at ipconf.
 	if _, err := client.FetchEndpoints(ctx, nil, "http://"+p.IPConf.Addr(), "demo", "dave", ""); err == nil {
 		t.Fatal("ipconf answered a device without a credential")
@@ -64,6 +69,8 @@ func TestMetricsAreExportedAsDocumented(t *testing.T) {
 		{"plato_gateway_bytes_in_total", nil, 1},
 		{"plato_gateway_bytes_out_total", nil, 1},
 		{"plato_gateway_protocol_errors_total", []string{`code="1001"`}, 1},
+		{"plato_gateway_resumes_total", []string{`code="1208"`}, 1},
+		{"plato_state_resumes_total", []string{`code="1208"`}, 1},
 		{"plato_state_connections", nil, 2},
 		{"plato_state_logins_total", nil, 3},
 		{"plato_state_connections_closed_total", []string{`reason="1209"`}, 1},

@@ -275,6 +275,9 @@ func (s *Server) fleetSession(ctx context.Context, req *fleet.LocalSessionReques
 	}
 	sum := &fleet.LocalSessionResponse{}
 	for _, r := range append(theirs, mine) {
+		if r == nil {
+			continue // a state server that is gone
+		}
 		sum.Members += r.Members
 		sum.Dids = append(sum.Dids, r.Dids...)
 		sum.Devices = append(sum.Devices, r.Devices...)

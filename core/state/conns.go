@@ -3,8 +3,11 @@ package state
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/platoim/plato/internal/timewheel"
+	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/stage"
 )
 
 // connKey identifies a connection: connection IDs are unique per gateway.
@@ -22,6 +25,10 @@ type waiter struct {
 	armed    bool
 	finished bool
 	done     chan struct{}
+}
+
+func newWaiter(n int) *waiter {
+	return &waiter{acked: make([]bool, n), done: make(chan struct{})}
 }
 
 func (w *waiter) add() {
@@ -55,26 +62,65 @@ func (w *waiter) finish() {
 	}
 }
 
-// inflight is a downlink sent to the device and not yet ACKed.
+// inflight is a downlink whose seq is assigned and which the device has not ACKed. It keeps the
+// body, so that a connection that resumes gets it again (docs/protocol.md §11.1).
 type inflight struct {
-	msgID uint64
-	w     *waiter
-	idx   int
-	sent  int64 // unix nanoseconds of the Push, for the ACK latency histogram
+	msgID   uint64
+	payload []byte
+	qos     stage.QoS
+	w       *waiter
+	idx     int
+	sent    int64 // unix nanoseconds of the Push, for the ACK latency histogram
+	// written is set once the downlink went to a gateway: a replay then carries the retransmit flag.
+	written bool
+	// deferred is set when a stage gave up on it while the connection was parked: it is reported
+	// undelivered only if the connection ends without the device ACKing it.
+	deferred bool
+}
+
+// parkedPush is a push that reached a parked connection: it gets its seq, and runs through the
+// pipeline, when the device resumes.
+type parkedPush struct {
+	msgID   uint64
+	payload []byte
+	qos     stage.QoS
+	w       *waiter
+	idx     int
+	sent    int64
+}
+
+// route is where a connection is reachable: the gateway holding its socket and the ID that gateway
+// gave it. A resumed connection gets a new route and keeps its identity.
+type route struct {
+	key    connKey
+	gw     *gatewayLink
+	remote string
 }
 
 // connState is what the state server knows about one logged-in connection.
 type connState struct {
+	// key is the connection's identity: the key of its first route. Stages (stage.Conn) and business
+	// servers (conn_id) know it by this key, which a Resume does not change.
 	key      connKey
 	appID    string
 	did, uid string
-	remote   string
-	gw       *gatewayLink
+	// route is nil while the connection is parked.
+	route    atomic.Pointer[route]
 	lastSeen atomic.Int64 // unix nanoseconds of the last frame
 
-	mu          sync.Mutex
-	closed      bool
-	loggedIn    bool
+	mu       sync.Mutex
+	closed   bool
+	loggedIn bool
+	// parked is set from the drop of the socket until a Resume or the end of the reconnect
+	// window (parkTimer), when the connection ends with parkReason. lastRoute is the route it
+	// dropped from, whose conn ID a Resume names; resuming is set while a Resume is being answered.
+	parked      bool
+	resuming    bool
+	parkReason  protocol.Code
+	parkTimer   *timewheel.Timer
+	lastRoute   connKey
+	queued      []parkedPush // pushes that arrived while parked, oldest first
+	acks        []keptAck    // UplinkAcks decided while parked (keepAck)
 	hbTimer     *timewheel.Timer
 	lastUpSeq   uint64
 	nextDownSeq uint64
@@ -89,15 +135,48 @@ type connState struct {
 	sessions []string
 }
 
+// routeKey is the key of the connection's current route, and false while it is parked.
+func (cs *connState) routeKey() (connKey, bool) {
+	if r := cs.route.Load(); r != nil {
+		return r.key, true
+	}
+	return connKey{}, false
+}
+
+// gatewayID is the gateway holding the connection now, or the one it last had while parked.
+func (cs *connState) gatewayID() string {
+	if r := cs.route.Load(); r != nil {
+		return r.key.gw
+	}
+	return cs.key.gw
+}
+
+func (cs *connState) remote() string {
+	if r := cs.route.Load(); r != nil {
+		return r.remote
+	}
+	return ""
+}
+
+func newConnState(key connKey, appID, did, uid, remote string, gw *gatewayLink) *connState {
+	cs := &connState{key: key, appID: appID, did: did, uid: uid}
+	cs.route.Store(&route{key: key, gw: gw, remote: remote})
+	cs.lastSeen.Store(time.Now().UnixNano())
+	return cs
+}
+
 const connShards = 64
 
 // registry is the sharded table of connections and the did index.
 type conns struct {
 	shards [connShards]connShard
+	n      atomic.Int64 // connections filed (byKey also holds the routes of resumed ones)
 }
 
 type connShard struct {
-	mu    sync.RWMutex
+	mu sync.RWMutex
+	// byKey holds every connection under its identity and, once it resumed, under its current route
+	// too: get answers both, and callers check which they were given (byIdentity, byRoute).
 	byKey map[connKey]*connState
 	byDID map[string]*connState
 	// byUID holds the logged-in connections of a user (app + "\x00" + uid): one per device.
@@ -139,6 +218,45 @@ func (c *conns) get(k connKey) *connState {
 	return cs
 }
 
+// byIdentity is the connection whose identity is k (what stages name), or nil.
+func (c *conns) byIdentity(k connKey) *connState {
+	if cs := c.get(k); cs != nil && cs.key == k {
+		return cs
+	}
+	return nil
+}
+
+// byRoute is the connection a gateway holds as k now (what gateways name), or nil: a parked
+// connection, or one that resumed elsewhere, is not the gateway's any more.
+func (c *conns) byRoute(k connKey) *connState {
+	cs := c.get(k)
+	if cs == nil {
+		return nil
+	}
+	if rk, ok := cs.routeKey(); !ok || rk != k {
+		return nil
+	}
+	return cs
+}
+
+// reroute files cs under its new route key, and forgets the old one unless it is its identity.
+func (c *conns) reroute(cs *connState, old, next connKey) {
+	if old != cs.key && old != (connKey{}) {
+		s := c.keyShard(old)
+		s.mu.Lock()
+		if s.byKey[old] == cs {
+			delete(s.byKey, old)
+		}
+		s.mu.Unlock()
+	}
+	if next != cs.key {
+		s := c.keyShard(next)
+		s.mu.Lock()
+		s.byKey[next] = cs
+		s.mu.Unlock()
+	}
+}
+
 func (c *conns) byDID(app, did string) *connState {
 	key := didKey(app, did)
 	s := c.didShard(key)
@@ -158,6 +276,7 @@ func (c *conns) addPending(cs *connState) bool {
 		return false
 	}
 	s.byKey[cs.key] = cs
+	c.n.Add(1)
 	return true
 }
 
@@ -200,10 +319,16 @@ func (c *conns) byUID(app, uid string) []*connState {
 
 // remove forgets cs; it reports false if it was already gone.
 func (c *conns) remove(cs *connState) bool {
+	if rk, ok := cs.routeKey(); ok && rk != cs.key {
+		c.reroute(cs, rk, cs.key)
+	}
 	s := c.keyShard(cs.key)
 	s.mu.Lock()
-	_, ok := s.byKey[cs.key]
-	delete(s.byKey, cs.key)
+	ok := s.byKey[cs.key] == cs
+	if ok {
+		delete(s.byKey, cs.key)
+		c.n.Add(-1)
+	}
 	s.mu.Unlock()
 	key := didKey(cs.appID, cs.did)
 	s = c.didShard(key)
@@ -227,14 +352,14 @@ func (c *conns) remove(cs *connState) bool {
 	return ok
 }
 
-// ofGateway returns the connections held through one gateway.
+// ofGateway returns the connections held through one gateway now.
 func (c *conns) ofGateway(gw string) []*connState {
 	var out []*connState
 	for i := range c.shards {
 		s := &c.shards[i]
 		s.mu.RLock()
 		for k, cs := range s.byKey {
-			if k.gw == gw {
+			if rk, ok := cs.routeKey(); ok && k == rk && k.gw == gw {
 				out = append(out, cs)
 			}
 		}
@@ -243,13 +368,5 @@ func (c *conns) ofGateway(gw string) []*connState {
 	return out
 }
 
-func (c *conns) len() int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.RLock()
-		n += len(s.byKey)
-		s.mu.RUnlock()
-	}
-	return n
-}
+// len counts connections, parked ones included.
+func (c *conns) len() int { return int(c.n.Load()) }

@@ -28,7 +28,7 @@ func TestConnsPendingLoginIsFoundByKeyOnly(t *testing.T) {
 func TestConnsKeysAreScopedByGateway(t *testing.T) {
 	c := newConns()
 	a := newConn(7, testApp, "d1", "")
-	b := &connState{key: connKey{gw: "gw-2", id: 7}, appID: testApp, did: "d2"}
+	b := newConnState(connKey{gw: "gw-2", id: 7}, testApp, "d2", "", "", nil)
 	if !c.addPending(a) || !c.addPending(b) {
 		t.Fatal("the same connection ID on two gateways must be two connections")
 	}

@@ -23,6 +23,10 @@ func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.
 			return nil, fmt.Errorf("deliver from %q refused: %w", req.GatewayId, err)
 		}
 	}
+	if req.Boot != "" && req.Boot != s.boot {
+		// Meant for this server's previous run: the gateway moves those connections here itself.
+		return &fleet.DeliverResponse{Restarted: true}, nil
+	}
 	l := s.gatewayFor(req.GatewayId)
 	if l == nil {
 		s.log.Warn("events from an unregistered gateway dropped", "gateway", req.GatewayId, "events", len(req.Events))
@@ -31,18 +35,28 @@ func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.
 	now := time.Now().UnixNano()
 	for _, ev := range req.Events {
 		key := connKey{gw: req.GatewayId, id: uint64(ev.ConnId)}
-		if ev.Kind == fleet.UpKind_CLOSED {
-			if cs := s.conns.get(key); cs != nil {
-				s.disconnect(cs, protocol.Code(ev.Reason))
+		switch ev.Kind {
+		case fleet.UpKind_CLOSED:
+			if ev.Orphan && s.conns.get(key) == nil {
+				s.closedElsewhere(key, ev)
+				continue
 			}
+			s.closed(key, protocol.Code(ev.Reason))
+			continue
+		case fleet.UpKind_ADOPTED:
+			s.adopt(l, key, ev)
 			continue
 		}
 		sig := protocol.Signal(ev.Signal)
-		if sig == protocol.SigLogin {
+		switch sig {
+		case protocol.SigLogin:
 			s.login(l, key, ev)
 			continue
+		case protocol.SigResume:
+			s.resume(l, key, ev)
+			continue
 		}
-		cs := s.conns.get(key)
+		cs := s.conns.byRoute(key)
 		if cs == nil {
 			// The gateway thinks this connection is logged in but we do not know it (we restarted,
 			// or it was closed meanwhile): have the device start over.
@@ -86,8 +100,7 @@ func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.
 func (s *Server) login(l *gatewayLink, key connKey, ev *fleet.UpEvent) {
 	var m protocol.Login
 	_ = m.Decode(ev.Body) // the gateway decoded it already; this is for the token and platform
-	cs := &connState{key: key, appID: ev.AppId, did: ev.Did, uid: ev.Uid, remote: ev.RemoteAddr, gw: l}
-	cs.lastSeen.Store(time.Now().UnixNano())
+	cs := newConnState(key, ev.AppId, ev.Did, ev.Uid, ev.RemoteAddr, l)
 	sp := s.startFrame(stage.SignalLogin, ev.AppId, ev.Traceparent)
 	if !s.conns.addPending(cs) {
 		body := (&protocol.LoginAck{Code: protocol.CodeAlreadyLogged, Message: "already logged in"}).Append(nil)
@@ -215,7 +228,7 @@ func (s *Server) uplink(cs *connState, seq uint64, payload []byte, sp *sigSpan) 
 	s.metrics.uplinks.Add(1)
 	ev := &api.Event{
 		Kind: api.EventKind_UPLINK, AppId: cs.appID, Did: cs.did, Uid: cs.uid,
-		ConnId: int64(cs.key.id), Seq: int64(seq), Payload: payload, GatewayId: cs.key.gw,
+		ConnId: int64(cs.key.id), Seq: int64(seq), Payload: payload, GatewayId: cs.gatewayID(),
 	}
 	cs.mu.Lock()
 	cs.upInflight++
@@ -244,8 +257,37 @@ func (s *Server) ackUplink(cs *connState, seq uint64, code protocol.Code, msg st
 	s.metrics.uplinkAcks.Add(int(code))
 	s.countUplink(cs.appID, code)
 	body := (&protocol.Ack{Code: code, Message: msg}).Append(nil)
-	s.send(cs, fleet.DownAction_SEND, protocol.SigUplinkAck, 0, seq, body)
+	if !s.send(cs, fleet.DownAction_SEND, protocol.SigUplinkAck, 0, seq, body) && !cs.keepAck(seq, body) {
+		// Resumed in between (or the gateway's queue is full): one more try.
+		s.send(cs, fleet.DownAction_SEND, protocol.SigUplinkAck, 0, seq, body)
+	}
 	sp.end(code)
+}
+
+// keepAck holds an UplinkAck for a parked connection, to send after its ResumeAck: the device
+// learns the real outcome of the uplinks it had in flight. It reports false when the connection
+// has a route (it resumed, or was never parked).
+func (cs *connState) keepAck(seq uint64, body []byte) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.closed {
+		return true // nobody to tell
+	}
+	if !cs.parked {
+		return cs.route.Load() == nil
+	}
+	if len(cs.acks) < maxKeptAcks {
+		cs.acks = append(cs.acks, keptAck{seq: seq, body: body})
+	}
+	return true
+}
+
+// maxKeptAcks bounds the UplinkAcks kept for a parked connection: its uplinks in flight, usually a few.
+const maxKeptAcks = 256
+
+type keptAck struct {
+	seq  uint64
+	body []byte
 }
 
 func (s *Server) ackDuplicate(cs *connState, seq uint64) {
@@ -256,7 +298,7 @@ func (s *Server) ackDuplicate(cs *connState, seq uint64) {
 func (s *Server) notify(cs *connState, kind api.EventKind, reason protocol.Code) {
 	s.notifyEvent(cs, &api.Event{
 		Kind: kind, AppId: cs.appID, Did: cs.did, Uid: cs.uid, ConnId: int64(cs.key.id),
-		Reason: int32(reason), GatewayId: cs.key.gw,
+		Reason: int32(reason), GatewayId: cs.gatewayID(),
 	})
 }
 
@@ -295,27 +337,20 @@ func (s *Server) downlinkAck(cs *connState, seq uint64) {
 	}
 }
 
-// kick closes a connection on the server's initiative: the device gets Close(code).
+// kick closes a connection on the server's initiative: the device gets Close(code). A code the
+// device may resume after (a heartbeat timeout) parks the connection; the others end it.
 func (s *Server) kick(cs *connState, code protocol.Code, msg string) {
 	body := (&protocol.Close{Code: code, Message: msg}).Append(nil)
 	s.send(cs, fleet.DownAction_SEND_AND_CLOSE, protocol.SigClose, 0, 0, body)
-	s.disconnect(cs, code)
+	s.dropped(cs, code)
 }
 
-// disconnect runs the disconnect signal through the pipeline (stages clean up there), then
-// forgets the connection. It is safe to call more than once.
+// disconnect ends a connection: it runs the disconnect signal through the pipeline (stages clean
+// up there), then forgets the connection. It is safe to call more than once.
 func (s *Server) disconnect(cs *connState, reason protocol.Code) {
-	cs.mu.Lock()
-	if cs.closed {
-		cs.mu.Unlock()
+	first, loggedIn := s.markClosed(cs)
+	if !first {
 		return
-	}
-	cs.closed = true
-	loggedIn := cs.loggedIn
-	hb := cs.hbTimer
-	cs.mu.Unlock()
-	if hb != nil {
-		hb.Stop()
 	}
 	s.sessions.leaveAll(cs)
 	if !loggedIn {
@@ -329,15 +364,61 @@ func (s *Server) disconnect(cs *connState, reason protocol.Code) {
 	})
 }
 
+// markClosed marks cs closed and stops its timers. first reports that this call did it (a
+// connection is closed once); loggedIn, that its login had been accepted.
+func (s *Server) markClosed(cs *connState) (first, loggedIn bool) {
+	cs.mu.Lock()
+	if cs.closed {
+		cs.mu.Unlock()
+		return false, false
+	}
+	cs.closed = true
+	loggedIn = cs.loggedIn
+	hb, pt, wasParked := cs.hbTimer, cs.parkTimer, cs.parked
+	cs.hbTimer, cs.parkTimer, cs.parked = nil, nil, false
+	cs.mu.Unlock()
+	if hb != nil {
+		hb.Stop()
+	}
+	if pt != nil {
+		pt.Stop()
+	}
+	if wasParked {
+		s.metrics.parkedNow.Add(-1)
+	}
+	return true, loggedIn
+}
+
+// forget drops the connection. Downlinks the pipeline's stages can no longer report (given up on
+// while it was parked, or pushed while it was parked) are reported undelivered here.
 func (s *Server) forget(cs *connState, reason protocol.Code) {
 	cs.mu.Lock()
-	cs.inflight, cs.order = nil, nil
+	var lost []undelivered
+	for seq, in := range cs.inflight {
+		if in.deferred {
+			lost = append(lost, undelivered{seq: seq, msgID: in.msgID})
+		}
+	}
+	for _, q := range cs.queued {
+		if q.qos != stage.AtMostOnce {
+			lost = append(lost, undelivered{msgID: q.msgID})
+		}
+		if q.w != nil {
+			q.w.ack(q.idx)
+		}
+	}
+	cs.inflight, cs.order, cs.queued, cs.acks = nil, nil, nil, nil
 	cs.mu.Unlock()
 	if s.conns.remove(cs) {
 		s.metrics.closed.Add(int(reason))
+		for _, u := range lost {
+			s.reportUndelivered(cs.stageConn(), u.seq, u.msgID, 0)
+		}
 		s.notify(cs, api.EventKind_DISCONNECTED, reason)
 	}
 }
+
+type undelivered struct{ seq, msgID uint64 }
 
 // armHeartbeat closes the connection when nothing was heard for HeartbeatTimeout. The timer checks
 // lastSeen and re-arms for the rest, so frames never touch the wheel.
@@ -353,12 +434,15 @@ func (s *Server) armHeartbeat(cs *connState) {
 		cs.mu.Lock()
 		t := cs.hbTimer
 		cs.mu.Unlock()
-		t.Reset(timeout - idle)
+		if t != nil { // nil: parked meanwhile
+			t.Reset(timeout - idle)
+		}
 	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
-	if cs.closed {
-		// It closed between its login's acceptance and now: disconnect found no timer to stop.
+	if cs.closed || cs.parked {
+		// It closed (or dropped) between its login's acceptance and now: disconnect found no timer
+		// to stop.
 		return
 	}
 	cs.hbTimer = s.wheel.AfterFunc(timeout, check)

@@ -197,7 +197,7 @@ func TestDisconnectRacingLoginAcceptanceLeavesNoIndexEntry(t *testing.T) {
 	ts := newTestServer(t)
 	l, _ := ts.gateways.Get(testGW)
 	for i := range 1000 {
-		cs := &connState{key: connKey{gw: testGW, id: uint64(i + 1)}, appID: testApp, did: "a", uid: "alice", gw: l}
+		cs := newConnState(connKey{gw: testGW, id: uint64(i + 1)}, testApp, "a", "alice", "", l)
 		ts.conns.addPending(cs)
 		var wg sync.WaitGroup
 		wg.Add(2)

@@ -189,6 +189,10 @@ func (p *fakePeer) Deliver(context.Context, *fleet.DeliverRequest, ...callopt.Op
 	return nil, errors.New("a state server never delivers to a peer")
 }
 
+func (p *fakePeer) Ping(context.Context, *fleet.PingRequest, ...callopt.Option) (*fleet.PingResponse, error) {
+	return nil, errors.New("a state server never pings a peer")
+}
+
 func (p *fakePeer) LocalPush(_ context.Context, req *fleet.LocalPushRequest, _ ...callopt.Option) (*fleet.LocalPushResponse, error) {
 	p.mu.Lock()
 	p.pushes = append(p.pushes, req)

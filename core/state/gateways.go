@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/platoim/plato/internal/batch"
@@ -11,6 +12,7 @@ import (
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/gateway"
 	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/stage"
 )
 
 // gatewayLink pushes frames to one gateway in ordered micro-batches.
@@ -18,18 +20,38 @@ type gatewayLink struct {
 	id    string
 	addr  string
 	cli   gwservice.Client
-	batch *batch.Batcher[*fleet.DownFrame]
+	batch *batch.Batcher[downItem]
 }
 
-// newGateways follows the live gateways in the registry, one link each. A gateway that leaves
-// takes its connections with it; one that re-registers at a new address gets a fresh link.
+// downItem is one frame for a gateway. acc, when set, learns whether the gateway took it: an
+// at-least-once push reports SENT only for frames a gateway holds (accepts).
+type downItem struct {
+	f   *fleet.DownFrame
+	acc *accepts
+	idx int
+}
+
+// accepts waits for the frames of one at-least-once push to reach their gateways: a frame still
+// queued here would die with this process, and the business must not hear SENT for it.
+type accepts struct {
+	w      *waiter
+	failed []atomic.Bool // by target: the gateway could not be reached
+}
+
+func newAccepts(n int) *accepts {
+	return &accepts{w: newWaiter(n), failed: make([]atomic.Bool, n)}
+}
+
+// newGateways follows the live gateways in the registry, one link each. The connections of a
+// gateway that leaves lost their sockets: they are kept for their devices to Resume elsewhere. One
+// that re-registers at a new address gets a fresh link.
 func newGateways(s *Server) *registry.Table[*gatewayLink] {
 	return registry.NewTable(registry.TableConfig[*gatewayLink]{
 		Role: registry.RoleGateway, Dial: s.dialGateway, Log: s.log,
 		Drop: func(l *gatewayLink, id string, gone bool) {
 			if gone {
 				for _, cs := range s.conns.ofGateway(id) {
-					s.disconnect(cs, protocol.CodeStateLost)
+					s.dropped(cs, protocol.CodeConnectionLost)
 				}
 			}
 			go closeLink(l)
@@ -45,7 +67,7 @@ func (s *Server) dialGateway(n registry.Node) (*gatewayLink, error) {
 	l := &gatewayLink{id: n.ID, addr: n.RPCAddr, cli: cli}
 	b := s.cfg.Batch
 	l.batch = batch.New(batch.Config{MaxSize: b.MaxSize, MaxDelay: b.MaxDelay, Lanes: b.Lanes},
-		func(ctx context.Context, frames []*fleet.DownFrame) { s.pushFrames(ctx, l, frames) })
+		func(ctx context.Context, items []downItem) { s.pushFrames(ctx, l, items) })
 	return l, nil
 }
 
@@ -55,31 +77,112 @@ func closeLink(l *gatewayLink) {
 	_ = l.batch.Close(ctx)
 }
 
-// pushFrames sends one batch of frames to a gateway; connections it no longer holds are forgotten.
-func (s *Server) pushFrames(ctx context.Context, l *gatewayLink, frames []*fleet.DownFrame) {
+// pushFrames sends one batch of frames to a gateway; connections it no longer holds lost their
+// socket (its CLOSED event, with the reason, may still be on its way).
+func (s *Server) pushFrames(ctx context.Context, l *gatewayLink, items []downItem) {
+	frames := make([]*fleet.DownFrame, len(items))
+	for i, it := range items {
+		frames[i] = it.f
+	}
 	resp, err := l.cli.Push(ctx, &fleet.PushRequest{Frames: frames, StateId: s.cfg.ID, Proof: s.proof})
+	for _, it := range items {
+		if it.acc != nil {
+			if err != nil {
+				it.acc.failed[it.idx].Store(true)
+			}
+			it.acc.w.ack(it.idx)
+		}
+	}
 	if err != nil {
 		s.metrics.pushFailed.Add(int64(len(frames)))
 		s.metrics.rpcError(peerGateway, err)
 		s.log.Warn("pushing to gateway failed", "gateway", l.id, "frames", len(frames), "err", err)
 		return
 	}
-	for _, id := range resp.Gone {
-		if cs := s.conns.get(connKey{gw: l.id, id: uint64(id)}); cs != nil {
-			s.disconnect(cs, protocol.CodeClientClose)
+	s.gone(l, resp.Gone)
+	s.moved(l, resp.Moved)
+}
+
+// moved forgets the connections a gateway moved to another state server: this one was thought
+// lost. They live on there, so nothing ends: no disconnect signal, no business event.
+func (s *Server) moved(l *gatewayLink, ids []int64) {
+	for _, id := range ids {
+		cs := s.conns.byRoute(connKey{gw: l.id, id: uint64(id)})
+		if cs == nil {
+			continue
+		}
+		if first, _ := s.markClosed(cs); !first {
+			continue
+		}
+		cs.mu.Lock()
+		cs.inflight, cs.order = nil, nil
+		cs.mu.Unlock()
+		s.sessions.leaveAll(cs)
+		s.conns.remove(cs)
+		s.metrics.movedAway.Add(1)
+	}
+}
+
+// gone acts on the connections a gateway says it does not hold.
+func (s *Server) gone(l *gatewayLink, ids []int64) {
+	for _, id := range ids {
+		if cs := s.conns.byRoute(connKey{gw: l.id, id: uint64(id)}); cs != nil {
+			s.dropped(cs, protocol.CodeConnectionLost)
 		}
 	}
 }
 
-// send queues a frame for a connection's gateway.
+// send queues a frame for a connection's gateway. It reports false when the connection is parked
+// (nothing holds its socket) or the gateway's queue is full.
 func (s *Server) send(cs *connState, action fleet.DownAction, sig protocol.Signal, flags uint16, seq uint64, body []byte) bool {
+	r := cs.route.Load()
+	if r == nil {
+		return false
+	}
+	return s.sendRoute(r, cs.did, action, sig, flags, seq, body)
+}
+
+func (s *Server) sendRoute(r *route, did string, action fleet.DownAction, sig protocol.Signal, flags uint16, seq uint64, body []byte) bool {
 	f := &fleet.DownFrame{
-		ConnId: int64(cs.key.id), Action: action, Signal: int8(sig), Flags: int16(flags), Seq: int64(seq), Body: body,
+		ConnId: int64(r.key.id), Action: action, Signal: int8(sig), Flags: int16(flags), Seq: int64(seq), Body: body,
 	}
 	if action == fleet.DownAction_LOGIN_OK {
-		f.Did = cs.did
+		f.Did = did
 	}
-	if err := cs.gw.batch.Add(cs.key.id, f); err != nil {
+	return s.queue(r, downItem{f: f})
+}
+
+// sendDownlink queues a Downlink. An at-least-once one is marked for the gateway to keep until
+// the device ACKs it; acc, when set, hears whether the gateway got it.
+func (s *Server) sendDownlink(cs *connState, seq uint64, flags uint16, msgID uint64, payload []byte, qos stage.QoS, acc *accepts, idx int) bool {
+	r := cs.route.Load()
+	if r == nil {
+		return false
+	}
+	return s.sendDownlinkRoute(r, seq, flags, msgID, payload, qos, acc, idx)
+}
+
+func (s *Server) sendDownlinkRoute(r *route, seq uint64, flags uint16, msgID uint64, payload []byte, qos stage.QoS, acc *accepts, idx int) bool {
+	body := (&protocol.Downlink{MsgID: msgID, Payload: payload}).Append(nil)
+	f := &fleet.DownFrame{
+		ConnId: int64(r.key.id), Signal: int8(protocol.SigDownlink), Flags: int16(flags), Seq: int64(seq), Body: body,
+		Track: qos != stage.AtMostOnce,
+	}
+	if acc != nil {
+		acc.w.add()
+	}
+	if !s.queue(r, downItem{f: f, acc: acc, idx: idx}) {
+		if acc != nil {
+			acc.failed[idx].Store(true)
+			acc.w.ack(idx)
+		}
+		return false
+	}
+	return true
+}
+
+func (s *Server) queue(r *route, it downItem) bool {
+	if err := r.gw.batch.Add(r.key.id, it); err != nil {
 		s.metrics.pushQueueFull.Add(1)
 		return false
 	}
@@ -88,7 +191,7 @@ func (s *Server) send(cs *connState, action fleet.DownAction, sig protocol.Signa
 
 // sendTo queues a frame for a connection the state server does not hold (a refusal).
 func (s *Server) sendTo(l *gatewayLink, connID uint64, action fleet.DownAction, sig protocol.Signal, seq uint64, body []byte) {
-	_ = l.batch.Add(connID, &fleet.DownFrame{ConnId: int64(connID), Action: action, Signal: int8(sig), Seq: int64(seq), Body: body})
+	_ = l.batch.Add(connID, downItem{f: &fleet.DownFrame{ConnId: int64(connID), Action: action, Signal: int8(sig), Seq: int64(seq), Body: body}})
 }
 
 // gatewayFor returns the link to gateway id, asking the registry when the watch has not shown it

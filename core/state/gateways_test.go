@@ -11,8 +11,9 @@ import (
 	"github.com/platoim/plato/sdk/stage"
 )
 
+// Without a reconnect window, a gateway that leaves takes its connections with it.
 func TestGatewayLeavingDropsItsConnectionsOnly(t *testing.T) {
-	ts := newTestServer(t)
+	ts := newTestServer(t, noReconnectWindow)
 	ts.addGateway(t, "gw-2")
 	a := ts.loginDevice(t, 1, testApp, "a", "alice")
 	ts.sessions.join(a, []string{"room"})
@@ -32,20 +33,20 @@ func TestGatewayLeavingDropsItsConnectionsOnly(t *testing.T) {
 	if ts.conns.byDID(testApp, "b") == nil || ts.conns.len() != 1 {
 		t.Error("the other gateway's connection was dropped too")
 	}
-	if ev := untilEvents(t, ts.biz, api.EventKind_DISCONNECTED, "a", 1)[0]; ev.Reason != int32(protocol.CodeStateLost) {
-		t.Errorf("DISCONNECTED reason %d, want 1210", ev.Reason)
+	if ev := untilEvents(t, ts.biz, api.EventKind_DISCONNECTED, "a", 1)[0]; ev.Reason != int32(protocol.CodeConnectionLost) {
+		t.Errorf("DISCONNECTED reason %d, want 1211", ev.Reason)
 	}
 }
 
 func TestConnectionTheGatewayNoLongerHoldsIsForgotten(t *testing.T) {
-	ts := newTestServer(t)
+	ts := newTestServer(t, noReconnectWindow)
 	ts.loginDevice(t, 1, testApp, "a", "")
 	untilFrame(t, ts.gw, 1, protocol.SigLoginAck, 1)
 	ts.gw.forget(1) // it closed before the gateway told us
 	ts.push(ctxT(t), testApp, ts.targetsOf(testApp, []string{"a"}), 1, nil, stage.AtMostOnce, false, within)
 	poll.Within(t, within, "the connection to be forgotten", func() bool { return ts.conns.byDID(testApp, "a") == nil })
-	if ev := untilEvents(t, ts.biz, api.EventKind_DISCONNECTED, "a", 1)[0]; ev.Reason != int32(protocol.CodeClientClose) {
-		t.Errorf("DISCONNECTED reason %d, want 1209", ev.Reason)
+	if ev := untilEvents(t, ts.biz, api.EventKind_DISCONNECTED, "a", 1)[0]; ev.Reason != int32(protocol.CodeConnectionLost) {
+		t.Errorf("DISCONNECTED reason %d, want 1211", ev.Reason)
 	}
 }
 

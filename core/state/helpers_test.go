@@ -146,9 +146,12 @@ func closedEvent(connID uint64, reason protocol.Code) *fleet.UpEvent {
 	return &fleet.UpEvent{ConnId: int64(connID), Kind: fleet.UpKind_CLOSED, Reason: int32(reason)}
 }
 
+// noReconnectWindow makes every drop end its connection at once.
+func noReconnectWindow(c *Config) { c.ReconnectWindow = 0 }
+
 // newConn is a connection as login makes it, on testGW, without going through Deliver.
 func newConn(id uint64, app, did, uid string) *connState {
-	return &connState{key: connKey{gw: testGW, id: id}, appID: app, did: did, uid: uid}
+	return newConnState(connKey{gw: testGW, id: id}, app, did, uid, "", nil)
 }
 
 // pipeFunc is a Pipeline whose Run is the function itself.
@@ -262,4 +265,13 @@ func ctxT(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+func (ts *testServer) gatewayLinkOf(t testing.TB, id string) *gatewayLink {
+	t.Helper()
+	l, ok := ts.gateways.Get(id)
+	if !ok {
+		t.Fatalf("no link to %s", id)
+	}
+	return l
 }

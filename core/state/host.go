@@ -40,23 +40,53 @@ func (h stageHost) Push(ctx context.Context, appID string, dids []string, payloa
 	return out, nil
 }
 
-// Resend writes a downlink again with the retransmit flag, bypassing the pipeline.
+// Resend writes a downlink again with the retransmit flag, bypassing the pipeline. A parked
+// connection keeps its downlinks for its Resume instead.
 func (h stageHost) Resend(_ context.Context, conn stage.Conn, seq, msgID uint64, payload []byte) error {
-	cs := h.s.conns.get(connKey{gw: conn.GatewayID, id: conn.ConnID})
+	s := h.s
+	cs := s.conns.byIdentity(connKey{gw: conn.GatewayID, id: conn.ConnID})
 	if cs == nil {
 		return fmt.Errorf("resend: connection %s/%d is gone", conn.GatewayID, conn.ConnID)
 	}
-	body := (&protocol.Downlink{MsgID: msgID, Payload: payload}).Append(nil)
-	if !h.s.send(cs, fleet.DownAction_SEND, protocol.SigDownlink, protocol.FlagRetransmit, seq, body) {
-		return fmt.Errorf("resend: gateway %s queue full", conn.GatewayID)
+	if cs.isParked() {
+		return nil
 	}
-	h.s.metrics.retransmits.Add(1)
+	if !s.sendDownlink(cs, seq, protocol.FlagRetransmit, msgID, payload, stage.AtLeastOnce, nil, 0) {
+		if cs.isParked() {
+			return nil
+		}
+		return fmt.Errorf("resend: gateway %s queue full", cs.gatewayID())
+	}
+	s.metrics.retransmits.Add(1)
 	return nil
 }
 
-// Undelivered tells the app's business server a downlink was given up on.
+// Undelivered tells the app's business server a downlink was given up on. While the connection is
+// parked the report waits: the device may still get the downlink when it resumes.
 func (h stageHost) Undelivered(_ context.Context, conn stage.Conn, seq, msgID uint64, attempts int) error {
-	l, err := h.s.business.forApp(conn.AppID)
+	if cs := h.s.conns.byIdentity(connKey{gw: conn.GatewayID, id: conn.ConnID}); cs != nil && cs.deferUndelivered(seq) {
+		return nil
+	}
+	return h.s.reportUndelivered(conn, seq, msgID, attempts)
+}
+
+// deferUndelivered marks a parked connection's downlink to be reported only if the connection ends
+// without the device ACKing it; false when the connection is not parked or does not hold it.
+func (cs *connState) deferUndelivered(seq uint64) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	in, ok := cs.inflight[seq]
+	if !cs.parked || !ok {
+		return false
+	}
+	in.deferred = true
+	cs.inflight[seq] = in
+	return true
+}
+
+// reportUndelivered queues an UNDELIVERED event for the app's business server.
+func (s *Server) reportUndelivered(conn stage.Conn, seq, msgID uint64, attempts int) error {
+	l, err := s.business.forApp(conn.AppID)
 	if err != nil {
 		return fmt.Errorf("undelivered: %w", err)
 	}
@@ -68,10 +98,10 @@ func (h stageHost) Undelivered(_ context.Context, conn stage.Conn, seq, msgID ui
 		ConnId: int64(conn.ConnID), Seq: int64(seq), MsgId: int64(msgID), Attempts: int32(attempts), GatewayId: conn.GatewayID,
 	}
 	if err := l.batch.Add(conn.ConnID, bizItem{ev: ev}); err != nil {
-		h.s.metrics.businessQueueFull.Add(1)
+		s.metrics.businessQueueFull.Add(1)
 		return fmt.Errorf("undelivered: business queue: %w", err)
 	}
-	h.s.metrics.undelivered.Add(1)
+	s.metrics.undelivered.Add(1)
 	return nil
 }
 
@@ -118,7 +148,7 @@ func (h stageHost) Join(ctx context.Context, conn stage.Conn, sessions []string)
 		}
 	}
 	s := h.s
-	cs := s.conns.get(connKey{gw: conn.GatewayID, id: conn.ConnID})
+	cs := s.conns.byIdentity(connKey{gw: conn.GatewayID, id: conn.ConnID})
 	if cs == nil {
 		return fmt.Errorf("join: connection %s/%d is gone", conn.GatewayID, conn.ConnID)
 	}

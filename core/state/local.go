@@ -50,7 +50,7 @@ func (s *Server) localPush(ctx context.Context, req *fleet.LocalPushRequest) *fl
 			return
 		}
 		seen[t.cs] = o
-		if req.ExcludeSession != "" && t.cs.member(req.ExcludeSession) {
+		if req.ExcludeSession != "" && t.cs.member(req.ExcludeSession) && !t.cs.isParked() {
 			// It gets the session's broadcast: one copy is enough.
 			byBroadcast = append(byBroadcast, &fleet.LocalTarget{
 				Did: t.did, Uid: t.uid, ConnId: int64(t.cs.key.id), Status: int32(api.PushStatus_SENT),
@@ -177,7 +177,7 @@ func (s *Server) localSession(ctx context.Context, req *fleet.LocalSessionReques
 			cs.mu.Unlock()
 			if live {
 				resp.Devices = append(resp.Devices, &fleet.LocalDevice{
-					Did: cs.did, Uid: cs.uid, GatewayId: cs.key.gw, ConnId: int64(cs.key.id), RemoteAddr: cs.remote, Sessions: sessions,
+					Did: cs.did, Uid: cs.uid, GatewayId: cs.gatewayID(), ConnId: int64(cs.key.id), RemoteAddr: cs.remote(), Sessions: sessions,
 				})
 			}
 		}

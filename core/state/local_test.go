@@ -136,7 +136,7 @@ func TestLocalSessionBindReplaceUnbindDissolve(t *testing.T) {
 }
 
 func TestLocalSessionBindOfAConnectionTheGatewayLostDropsIt(t *testing.T) {
-	ts := newTestServer(t)
+	ts := newTestServer(t, noReconnectWindow)
 	ts.loginDevice(t, 1, testApp, "a", "")
 	// The LoginAck reached the gateway first: only the Sessions call can learn it is gone.
 	untilFrame(t, ts.gw, 1, protocol.SigLoginAck, 1)

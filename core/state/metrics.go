@@ -41,6 +41,13 @@ type metrics struct {
 	sessionSyncs, sessionSyncFailed atomic.Int64
 	deliverRefused                  atomic.Int64
 	pushesOverQuota                 atomic.Int64
+	// Connections kept for a Resume (docs/protocol.md §11.1).
+	parkedNow                             atomic.Int64 // gauge
+	parks, parkExpired                    atomic.Int64
+	resumes                               telemetry.Codes // by ResumeAck code: 0 resumed, 1208 refused
+	pushesQueued, parkedDropped, replayed atomic.Int64
+	// Connections moved here from a lost state server, and moved away (this one was thought lost).
+	adopted, movedAway atomic.Int64
 }
 
 func (m *metrics) rpcError(peer int, err error) { m.rpcErrors[peer][rpc.KindOf(err)].Add(1) }
@@ -63,6 +70,10 @@ type Stats struct {
 	PipelineRejected  int64
 	Retransmits       int64
 	Undelivered       int64
+	Parked            int64 // connections waiting for a Resume now
+	Resumed           int64
+	ResumesRefused    int64
+	Adopted           int64 // connections moved here from a lost state server
 }
 
 // Stats returns the current counters.
@@ -78,5 +89,8 @@ func (s *Server) Stats() Stats {
 		PipelineRefused:   m.pipelineRefused.Load(),
 		PipelineRejected:  m.loginsRejected.Load() + m.uplinksRejected.Load() + m.downlinksRejected.Load(),
 		Retransmits:       m.retransmits.Load(), Undelivered: m.undelivered.Load(),
+		Parked: m.parkedNow.Load(), Resumed: m.resumes.Load(0),
+		ResumesRefused: m.resumes.Total() - m.resumes.Load(0),
+		Adopted:        m.adopted.Load(),
 	}
 }

@@ -44,7 +44,8 @@ func (s *Server) peerTimeout(wait time.Duration) callopt.Option {
 }
 
 // gather runs local on this server and call on every peer concurrently, and returns the peers'
-// answers (nil for a peer that failed, with its error) after local's.
+// answers (nil for a peer that failed, with its error, or that is gone: its address refuses
+// connections) after local's.
 func gather[R any](ctx context.Context, s *Server, local func() R, call func(ctx context.Context, p *peer) (R, error)) (mine R, theirs []R, failed []error) {
 	ps := s.peers.List()
 	theirs = make([]R, len(ps))
@@ -57,6 +58,11 @@ func gather[R any](ctx context.Context, s *Server, local func() R, call func(ctx
 			r, err := call(ctx, p)
 			if err != nil {
 				s.metrics.rpcError(peerState, err)
+				if rpc.Refused(err) {
+					// Nothing listens at its address: the process is gone, and with it every
+					// connection it held (its gateways move them). It holds nothing to answer for.
+					return
+				}
 				errs[i] = fmt.Errorf("state server %s: %w", p.id, err)
 				return
 			}

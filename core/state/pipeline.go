@@ -33,6 +33,8 @@ func (s *Server) through(ev stage.Event, mustHandle bool, done func(pipeline.Out
 	}
 }
 
+// stageConn names the connection by its identity, which a Resume does not change, so a stage's
+// per-connection records (and its pipeline lane) carry over.
 func (cs *connState) stageConn() stage.Conn {
-	return stage.Conn{AppID: cs.appID, DID: cs.did, UID: cs.uid, ConnID: cs.key.id, GatewayID: cs.key.gw, RemoteAddr: cs.remote}
+	return stage.Conn{AppID: cs.appID, DID: cs.did, UID: cs.uid, ConnID: cs.key.id, GatewayID: cs.key.gw, RemoteAddr: cs.remote()}
 }

@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/protocol"
@@ -37,7 +36,11 @@ func (s *Server) push(ctx context.Context, appID string, targets []target, msgID
 	out := make([]*api.PushTarget, len(targets))
 	var w *waiter
 	if waitAck {
-		w = &waiter{acked: make([]bool, len(targets)), done: make(chan struct{})}
+		w = newWaiter(len(targets))
+	}
+	var acc *accepts
+	if qos != stage.AtMostOnce {
+		acc = newAccepts(len(targets))
 	}
 	// Outcomes arrive from pipeline lanes; the response is complete when all have, or at the
 	// deadline, after which late outcomes no longer touch the response being encoded.
@@ -52,8 +55,13 @@ func (s *Server) push(ctx context.Context, appID string, targets []target, msgID
 			continue
 		}
 		t.ConnId = int64(cs.key.id)
-		seq, ok := s.track(cs, msgID, w, i)
-		if !ok {
+		seq, tr := s.track(cs, msgID, payload, qos, w, i)
+		switch tr {
+		case trackClosed:
+			continue
+		case trackParked:
+			t.Status, t.Message = api.PushStatus_QUEUED, queuedMessage
+			s.metrics.pushesQueued.Add(1)
 			continue
 		}
 		t.Seq = int64(seq)
@@ -62,7 +70,7 @@ func (s *Server) push(ctx context.Context, appID string, targets []target, msgID
 		ev := stage.Event{Signal: stage.SignalDownlink, Conn: cs.stageConn(), Seq: seq, MsgID: msgID, Payload: payload, QoS: qos, TraceParent: sp.traceParent()}
 		s.through(ev, false, func(o pipeline.Outcome) {
 			defer pending.Done()
-			status, code, msg := s.downlinkOutcome(cs, seq, msgID, payload, o, w, i)
+			status, code, msg := s.downlinkOutcome(cs, seq, msgID, payload, qos, o, w, acc, i)
 			sp.end(code)
 			mu.Lock()
 			if !finished {
@@ -74,6 +82,13 @@ func (s *Server) push(ctx context.Context, appID string, targets []target, msgID
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	waitGroup(tctx, &pending)
+	if acc != nil {
+		acc.w.arm()
+		select {
+		case <-acc.w.done:
+		case <-tctx.Done():
+		}
+	}
 	if w != nil {
 		w.arm()
 		select {
@@ -85,6 +100,12 @@ func (s *Server) push(ctx context.Context, appID string, targets []target, msgID
 	defer mu.Unlock()
 	finished = true
 	for i, t := range out {
+		if acc != nil && t.Status == api.PushStatus_SENT && acc.failed[i].Load() {
+			// The gateway did not answer: the device is likely dropping off. The downlink stays in
+			// flight for its Resume, and is reported undelivered if the connection ends first.
+			targets[i].cs.deferDownlink(uint64(t.Seq))
+			t.Status, t.Message = api.PushStatus_QUEUED, "the gateway did not answer: "+queuedMessage
+		}
 		if w == nil || t.Status != api.PushStatus_SENT {
 			continue
 		}
@@ -101,7 +122,7 @@ func (s *Server) push(ctx context.Context, appID string, targets []target, msgID
 }
 
 // downlinkOutcome sends the downlink a pipeline let through, or forgets one it stopped.
-func (s *Server) downlinkOutcome(cs *connState, seq, msgID uint64, payload []byte, out pipeline.Outcome, w *waiter, idx int) (api.PushStatus, protocol.Code, string) {
+func (s *Server) downlinkOutcome(cs *connState, seq, msgID uint64, payload []byte, qos stage.QoS, out pipeline.Outcome, w *waiter, acc *accepts, idx int) (api.PushStatus, protocol.Code, string) {
 	if out.Verdict != stage.Continue {
 		if out.Stage != "" {
 			s.metrics.downlinksRejected.Add(1)
@@ -113,13 +134,52 @@ func (s *Server) downlinkOutcome(cs *connState, seq, msgID uint64, payload []byt
 	if out.Payload != nil {
 		payload = out.Payload
 	}
-	body := (&protocol.Downlink{MsgID: msgID, Payload: payload}).Append(nil)
-	if !s.send(cs, fleet.DownAction_SEND, protocol.SigDownlink, 0, seq, body) {
+	cs.written(seq, out.Payload)
+	if !s.sendDownlink(cs, seq, 0, msgID, payload, qos, acc, idx) {
+		if cs.isParked() {
+			// It dropped while the downlink was in the pipeline: the Resume replays it.
+			s.metrics.pushesQueued.Add(1)
+			return api.PushStatus_QUEUED, 0, queuedMessage
+		}
 		s.untrack(cs, seq, w, idx)
 		return api.PushStatus_FAILED, 0, "gateway queue full"
 	}
 	s.metrics.downlinks.Add(1)
 	return api.PushStatus_SENT, 0, ""
+}
+
+const queuedMessage = "the device is reconnecting: kept for its Resume"
+
+// written marks a downlink sent, for a replay to flag it a retransmit, and keeps the payload a
+// stage rewrote (nil: none did).
+func (cs *connState) written(seq uint64, rewritten []byte) {
+	cs.mu.Lock()
+	if in, ok := cs.inflight[seq]; ok {
+		in.written = true
+		if rewritten != nil {
+			in.payload = rewritten
+		}
+		cs.inflight[seq] = in
+	}
+	cs.mu.Unlock()
+}
+
+// deferDownlink marks an in-flight downlink to be reported undelivered if the connection ends
+// before the device ACKs it.
+func (cs *connState) deferDownlink(seq uint64) {
+	cs.mu.Lock()
+	if in, ok := cs.inflight[seq]; ok {
+		in.deferred = true
+		cs.inflight[seq] = in
+	}
+	cs.mu.Unlock()
+}
+
+// isParked reports whether the connection waits for its device to Resume.
+func (cs *connState) isParked() bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.parked
 }
 
 // waitGroup waits for wg or until ctx ends.
@@ -132,36 +192,74 @@ func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
 	}
 }
 
-// track assigns the connection's next downlink sequence number and remembers it until the ACK.
-// At MaxInflight the oldest unACKed entry is forgotten, so a device that never ACKs costs bounded memory.
-func (s *Server) track(cs *connState, msgID uint64, w *waiter, idx int) (uint64, bool) {
+// What track did with a downlink.
+type tracked uint8
+
+const (
+	trackSent   tracked = iota // given a seq: run it through the pipeline and send it
+	trackParked                // the connection is parked: kept until it resumes
+	trackClosed                // the connection is gone: offline
+)
+
+// track assigns the connection's next downlink sequence number and remembers the downlink until
+// the ACK. At MaxInflight the oldest unACKed entry is forgotten, so a device that never ACKs costs
+// bounded memory. A parked connection keeps the push, without a seq, for its Resume.
+func (s *Server) track(cs *connState, msgID uint64, payload []byte, qos stage.QoS, w *waiter, idx int) (uint64, tracked) {
 	cs.mu.Lock()
-	defer cs.mu.Unlock()
 	if cs.closed || !cs.loggedIn {
-		return 0, false
+		cs.mu.Unlock()
+		return 0, trackClosed
 	}
+	if w != nil {
+		w.add()
+	}
+	now := time.Now().UnixNano()
+	if cs.parked {
+		var dropped *parkedPush
+		if len(cs.queued) >= s.cfg.MaxParked {
+			d := cs.queued[0]
+			dropped = &d
+			cs.queued = cs.queued[1:]
+		}
+		cs.queued = append(cs.queued, parkedPush{msgID: msgID, payload: payload, qos: qos, w: w, idx: idx, sent: now})
+		cs.mu.Unlock()
+		if dropped != nil {
+			s.metrics.parkedDropped.Add(1)
+			if dropped.qos != stage.AtMostOnce {
+				_ = s.reportUndelivered(cs.stageConn(), 0, dropped.msgID, 0)
+			}
+			if dropped.w != nil {
+				dropped.w.ack(dropped.idx)
+			}
+		}
+		return 0, trackParked
+	}
+	seq := cs.trackLocked(s.cfg.MaxInflight, inflight{msgID: msgID, payload: payload, qos: qos, w: w, idx: idx, sent: now}, &s.metrics)
+	cs.mu.Unlock()
+	return seq, trackSent
+}
+
+// trackLocked files in under the connection's next seq. cs.mu is held.
+func (cs *connState) trackLocked(max int, in inflight, m *metrics) uint64 {
 	cs.nextDownSeq++
 	seq := cs.nextDownSeq
 	if cs.inflight == nil {
 		cs.inflight = make(map[uint64]inflight)
 	}
-	for len(cs.inflight) >= s.cfg.MaxInflight && len(cs.order) > 0 {
+	for len(cs.inflight) >= max && len(cs.order) > 0 {
 		oldest := cs.order[0]
 		cs.order = cs.order[1:]
 		if _, ok := cs.inflight[oldest]; ok { // ACKed ones stay in order until compactOrder
 			delete(cs.inflight, oldest)
-			s.metrics.inflightEvicted.Add(1)
+			m.inflightEvicted.Add(1)
 		}
 	}
-	cs.inflight[seq] = inflight{msgID: msgID, w: w, idx: idx, sent: time.Now().UnixNano()}
+	cs.inflight[seq] = in
 	cs.order = append(cs.order, seq)
-	if len(cs.order) > 2*s.cfg.MaxInflight {
+	if len(cs.order) > 2*max {
 		cs.compactOrder()
 	}
-	if w != nil {
-		w.add()
-	}
-	return seq, true
+	return seq
 }
 
 func (s *Server) untrack(cs *connState, seq uint64, w *waiter, idx int) {

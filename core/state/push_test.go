@@ -172,8 +172,8 @@ func TestInflightEvictsTheOldestUnACKedFirst(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.MaxInflight = 3 })
 	cs := ts.loginDevice(t, 1, testApp, "a", "")
 	track := func() uint64 {
-		seq, ok := ts.track(cs, 1, nil, 0)
-		if !ok {
+		seq, tr := ts.track(cs, 1, nil, stage.AtLeastOnce, nil, 0)
+		if tr != trackSent {
 			t.Fatal("track refused a logged-in connection")
 		}
 		return seq
@@ -209,7 +209,7 @@ func TestInflightOrderStaysBoundedForADeviceThatACKs(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.MaxInflight = 4 })
 	cs := ts.loginDevice(t, 1, testApp, "a", "")
 	for range 1000 {
-		seq, _ := ts.track(cs, 1, nil, 0)
+		seq, _ := ts.track(cs, 1, nil, stage.AtLeastOnce, nil, 0)
 		ts.downlinkAck(cs, seq)
 	}
 	cs.mu.Lock()

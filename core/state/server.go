@@ -66,6 +66,7 @@ type Server struct {
 	pushQuotas  pushQuotas
 	perApp      apps.PerApp[appCounters]
 	msgID       atomic.Uint64
+	boot        string // Ping's answer: another process, another boot
 	pipe        Pipeline
 	sessions    *sessions
 	peers       *registry.Table[*peer]
@@ -114,6 +115,7 @@ func New(cfg Config, reg registry.Registry, logger *slog.Logger) (*Server, error
 		s.proof = peerauth.Proof(cfg.GatewaySecret, peerauth.State, cfg.ID)
 	}
 	s.msgID.Store(uint64(time.Now().UnixNano()))
+	s.boot = newBoot()
 	instruments, err := s.instrument(cfg.Meter)
 	if err != nil {
 		return nil, fmt.Errorf("state: creating metrics: %w", err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/platoim/plato/core/state"
 	"github.com/platoim/plato/core/state/statetest"
 	"github.com/platoim/plato/internal/fanout"
 	"github.com/platoim/plato/pipeline"
@@ -183,14 +184,27 @@ func TestStateServerReplacesAndKicks(t *testing.T) {
 }
 
 func TestStateServerDropsTheConnectionsOfAGatewayThatLeft(t *testing.T) {
-	h := statetest.Start(t, statetest.Options{})
+	h := statetest.Start(t, statetest.Options{Configure: func(c *state.Config) { c.ReconnectWindow = 0 }})
 	d := h.Gateway.Connect(statetest.App, "phone", "")
 	d.Login(t)
 	h.Gateway.Leave(t)
-	if ev := h.Business.WaitEvents(t, api.EventKind_DISCONNECTED, "phone", 1)[0]; ev.Reason != int32(protocol.CodeStateLost) {
-		t.Errorf("DISCONNECTED reason %d, want 1210", ev.Reason)
+	if ev := h.Business.WaitEvents(t, api.EventKind_DISCONNECTED, "phone", 1)[0]; ev.Reason != int32(protocol.CodeConnectionLost) {
+		t.Errorf("DISCONNECTED reason %d, want 1211", ev.Reason)
 	}
 	poll.Until(t, "the state server to hold no connection", func() bool { return h.State.Stats().Conns == 0 })
+}
+
+// With a reconnect window, the connections of a gateway that left wait for their devices.
+func TestStateServerParksTheConnectionsOfAGatewayThatLeft(t *testing.T) {
+	h := statetest.Start(t, statetest.Options{Configure: func(c *state.Config) { c.ReconnectWindow = 300 * time.Millisecond }})
+	d := h.Gateway.Connect(statetest.App, "phone", "")
+	d.Login(t)
+	h.Gateway.Leave(t)
+	poll.Until(t, "the connection to be parked", func() bool { return h.State.Stats().Parked == 1 })
+	if ev := h.Business.WaitEvents(t, api.EventKind_DISCONNECTED, "phone", 1)[0]; ev.Reason != int32(protocol.CodeConnectionLost) {
+		t.Errorf("DISCONNECTED reason %d after the window, want 1211", ev.Reason)
+	}
+	poll.Until(t, "the state server to hold no connection", func() bool { s := h.State.Stats(); return s.Conns == 0 && s.Parked == 0 })
 }
 
 // With a pipeline that routes sessions by broadcast, a session push is one NATS message and no

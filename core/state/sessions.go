@@ -5,7 +5,6 @@ import (
 	"sync"
 
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
-	"github.com/platoim/plato/sdk/protocol"
 )
 
 // sessions is the per-app session -> connections index. Bindings follow connections: a
@@ -166,29 +165,35 @@ func (s *Server) syncGateways(ctx context.Context, changes []sessionChange) {
 	}
 	byGW := map[*gatewayLink][]*fleet.SessionChange{}
 	for _, c := range changes {
-		byGW[c.cs.gw] = append(byGW[c.cs.gw], &fleet.SessionChange{ConnId: int64(c.cs.key.id), Session: c.name, Join: c.join})
+		r := c.cs.route.Load()
+		if r == nil {
+			continue // parked: its gateway learns all its sessions when it resumes
+		}
+		byGW[r.gw] = append(byGW[r.gw], &fleet.SessionChange{ConnId: int64(r.key.id), Session: c.name, Join: c.join})
 	}
 	var wg sync.WaitGroup
 	for l, list := range byGW {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			resp, err := l.cli.Sessions(ctx, &fleet.SessionsRequest{Changes: list, StateId: s.cfg.ID, Proof: s.proof})
-			if err != nil {
-				s.metrics.sessionSyncFailed.Add(int64(len(list)))
-				s.metrics.rpcError(peerGateway, err)
-				s.log.Warn("syncing sessions to gateway failed", "gateway", l.id, "changes", len(list), "err", err)
-				return
-			}
-			s.metrics.sessionSyncs.Add(int64(len(list)))
-			for _, id := range resp.Gone {
-				if cs := s.conns.get(connKey{gw: l.id, id: uint64(id)}); cs != nil {
-					s.disconnect(cs, protocol.CodeClientClose)
-				}
-			}
+			s.syncLink(ctx, l, list)
 		}()
 	}
 	wg.Wait()
+}
+
+// syncLink sends one gateway its session changes.
+func (s *Server) syncLink(ctx context.Context, l *gatewayLink, list []*fleet.SessionChange) error {
+	resp, err := l.cli.Sessions(ctx, &fleet.SessionsRequest{Changes: list, StateId: s.cfg.ID, Proof: s.proof})
+	if err != nil {
+		s.metrics.sessionSyncFailed.Add(int64(len(list)))
+		s.metrics.rpcError(peerGateway, err)
+		s.log.Warn("syncing sessions to gateway failed", "gateway", l.id, "changes", len(list), "err", err)
+		return err
+	}
+	s.metrics.sessionSyncs.Add(int64(len(list)))
+	s.gone(l, resp.Gone)
+	return nil
 }
 
 // count is the number of connection-session bindings, for the gauge.

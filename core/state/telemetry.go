@@ -44,6 +44,21 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 	o.CounterValue("plato_state_heartbeat_timeouts_total", "{connection}", "Connections closed for silence (Close 1201).", m.heartbeatTimeouts.Load)
 	o.CounterValue("plato_state_retransmits_total", "{downlink}", "Downlinks sent again by a stage (Host.Resend).", m.retransmits.Load)
 	o.CounterValue("plato_state_undelivered_total", "{downlink}", "Downlinks a stage gave up on and reported to the business server (Host.Undelivered).", m.undelivered.Load)
+	o.GaugeValue("plato_state_parked_connections", "{connection}", "Connections that dropped without a Close and are kept for their device to Resume (state.reconnect_window).", m.parkedNow.Load)
+	o.CounterValue("plato_state_parks_total", "{connection}", "Connections parked: their socket dropped without a Close, or for a code the device may resume after.", m.parks.Load)
+	o.CounterValue("plato_state_park_expired_total", "{connection}", "Parked connections ended because no Resume came within state.reconnect_window.", m.parkExpired.Load)
+	o.CounterByCode("plato_state_resumes_total", "{resume}", "Resumes answered, by the ResumeAck code: 0 resumed, 1208 nothing to resume.", "code", &m.resumes)
+	o.Counter("plato_state_connections_moved_total", "{connection}", "Connections moved between state servers by their gateways: in (adopted from a lost state server), out (moved away: this one was thought lost).",
+		func(emit telemetry.Emit) {
+			emit(m.adopted.Load(), attribute.String("direction", "in"))
+			emit(m.movedAway.Load(), attribute.String("direction", "out"))
+		})
+	o.CounterValue("plato_state_downlinks_replayed_total", "{downlink}", "Downlinks sent again to a resumed or adopted connection (unACKed before the drop or the loss of its state server).", m.replayed.Load)
+	o.Counter("plato_state_parked_pushes_total", "{downlink}", "Pushes that reached a parked connection: queued for its Resume, or dropped (the oldest, beyond state.max_parked).",
+		func(emit telemetry.Emit) {
+			emit(m.pushesQueued.Load(), attribute.String("result", "queued"))
+			emit(m.parkedDropped.Load(), attribute.String("result", "dropped"))
+		})
 	o.CounterValue("plato_state_pipeline_refused_total", "{signal}", "Signals refused because their pipeline lane was full (1303, or skipped for ACKs and disconnects).", m.pipelineRefused.Load)
 	o.Counter("plato_state_pipeline_rejected_total", "{signal}", "Signals a stage rejected or dropped, by signal.", func(emit telemetry.Emit) {
 		emit(m.loginsRejected.Load(), attribute.String("signal", "login"))

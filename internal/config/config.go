@@ -33,6 +33,10 @@ const (
 	DefaultHeartbeat        = 30 * time.Second
 	DefaultHeartbeatTimeout = 90 * time.Second
 	DefaultMaxInflight      = 1024
+	DefaultReconnectWindow  = 2 * time.Minute
+	DefaultStatePing        = 250 * time.Millisecond
+	DefaultStatePingsLost   = 3
+	DefaultMaxParked        = 1024
 	DefaultBusinessAddr     = "127.0.0.1:8902"
 	DefaultDemoLoginAddr    = "127.0.0.1:8903"
 	DefaultBusinessTimeout  = 3 * time.Second
@@ -207,6 +211,13 @@ type Gateway struct {
 	Bandwidth float64 `koanf:"bandwidth"`
 	// ReportInterval is how often load is published to the registry. Default 1s.
 	ReportInterval time.Duration `koanf:"report_interval"`
+	// StatePingInterval is how often the gateway asks each state server whether it is alive; one
+	// that misses StatePingsLost answers in a row is lost, and its connections move to the others.
+	// Default 250ms.
+	StatePingInterval time.Duration `koanf:"state_ping_interval"`
+	// StatePingsLost is how many pings in a row a state server may miss before it is lost.
+	// Default 3.
+	StatePingsLost int `koanf:"state_pings_lost"`
 	// Batch tunes frames forwarded to the state server.
 	Batch Batch `koanf:"batch"`
 }
@@ -227,6 +238,13 @@ type State struct {
 	MaxInflight int `koanf:"max_inflight"`
 	// PushTimeout is the longest a business Push with wait_ack waits. Default 5s.
 	PushTimeout time.Duration `koanf:"push_timeout"`
+	// ReconnectWindow is how long a connection that dropped without a Close is kept for the device
+	// to Resume it (docs/protocol.md §11.1). 0 keeps nothing: every drop ends the connection.
+	// Default 2m.
+	ReconnectWindow time.Duration `koanf:"reconnect_window"`
+	// MaxParked bounds the pushes kept for one dropped connection until it resumes; beyond it the
+	// oldest are given up on (reported undelivered when at least once). Default 1024.
+	MaxParked int `koanf:"max_parked"`
 	// RPCTimeout bounds each call to a gateway. Default 3s.
 	RPCTimeout time.Duration `koanf:"rpc_timeout"`
 	Business   Business      `koanf:"business"`
@@ -277,10 +295,12 @@ func Default() Config {
 			Addr: DefaultGatewayAddr, MaxBody: DefaultMaxBody, LoginTimeout: DefaultLoginTimeout,
 			ReadTimeout: DefaultReadTimeout, WriteTimeout: DefaultWriteTimeout, WriteQueue: DefaultWriteQueue,
 			Bandwidth: DefaultBandwidth, ReportInterval: DefaultReportInterval, Batch: b,
+			StatePingInterval: DefaultStatePing, StatePingsLost: DefaultStatePingsLost,
 		},
 		State: State{
 			Addr: DefaultStateAddr, HeartbeatInterval: DefaultHeartbeat, HeartbeatTimeout: DefaultHeartbeatTimeout,
 			MaxInflight: DefaultMaxInflight, PushTimeout: DefaultPushTimeout, RPCTimeout: DefaultRPCTimeout,
+			ReconnectWindow: DefaultReconnectWindow, MaxParked: DefaultMaxParked,
 			Business: Business{Timeout: DefaultBusinessTimeout}, Batch: b,
 		},
 		Pipeline: Pipeline{PluginDir: DefaultPluginDir, Lanes: DefaultPipelineLanes, Watch: true},

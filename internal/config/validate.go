@@ -86,6 +86,8 @@ func (c *Config) Validate() error {
 		bad("gateway.bandwidth", "must be positive bytes/s, got %v", g.Bandwidth)
 	}
 	positive("gateway.report_interval", g.ReportInterval)
+	positive("gateway.state_ping_interval", g.StatePingInterval)
+	atLeast("gateway.state_pings_lost", g.StatePingsLost, 1)
 	c.validateBatch("gateway.batch", g.Batch, bad)
 
 	s := &c.State
@@ -98,6 +100,10 @@ func (c *Config) Validate() error {
 	}
 	atLeast("state.max_inflight", s.MaxInflight, 1)
 	positive("state.push_timeout", s.PushTimeout)
+	if s.ReconnectWindow < 0 {
+		bad("state.reconnect_window", "must not be negative (0 keeps nothing for a Resume), got %v", s.ReconnectWindow)
+	}
+	atLeast("state.max_parked", s.MaxParked, 1)
 	positive("state.rpc_timeout", s.RPCTimeout)
 	positive("state.business.timeout", s.Business.Timeout)
 	c.validateBatch("state.batch", s.Batch, bad)

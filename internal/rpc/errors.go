@@ -2,8 +2,10 @@ package rpc
 
 import (
 	"errors"
+	"syscall"
 
 	"github.com/cloudwego/kitex/pkg/kerrors"
+	"github.com/cloudwego/netpoll"
 )
 
 // ErrKind classifies a failed Kitex call for metrics: a handful of values, so it can be an
@@ -39,4 +41,14 @@ func KindOf(err error) ErrKind {
 		return ErrNetwork
 	}
 	return ErrOther
+}
+
+// Refused reports whether err is a connection the peer's host refused: no process listens at its
+// address any more, so whatever it held in memory is gone. netpoll reports a refused dial as its
+// ErrConnClosed, not ECONNREFUSED.
+func Refused(err error) bool {
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		return true
+	}
+	return errors.Is(err, kerrors.ErrGetConnection) && errors.Is(err, netpoll.ErrConnClosed)
 }

@@ -53,6 +53,10 @@ const (
 	StatusFailed Status = 4
 	// StatusRejected: a pipeline stage rejected or dropped it; Target.Code and Message say why.
 	StatusRejected Status = 5
+	// StatusQueued: the device's connection dropped and is kept for it to resume (Plato's
+	// state.reconnect_window); the downlink is sent when it does, or reported undelivered (at least
+	// once) when it does not.
+	StatusQueued Status = 6
 )
 
 func (s Status) String() string {
@@ -69,6 +73,8 @@ func (s Status) String() string {
 		return "failed"
 	case StatusRejected:
 		return "rejected"
+	case StatusQueued:
+		return "queued"
 	}
 	return "status(" + strconv.Itoa(int(s)) + ")"
 }
@@ -81,7 +87,7 @@ const (
 	EventConnected    EventKind = 1 // a device logged in
 	EventDisconnected EventKind = 2 // a device connection closed
 	EventUndelivered  EventKind = 3 // a downlink was given up on
-	EventResumed      EventKind = 4 // a device resumed its previous connection (reserved)
+	EventResumed      EventKind = 4 // a device resumed its connection after a drop
 )
 
 func (k EventKind) String() string {

@@ -14,13 +14,17 @@ type Handlers struct {
 	Sessions func(ctx context.Context, d Device) ([]string, error)
 	// Connected: a device logged in.
 	Connected func(ctx context.Context, e Event)
-	// Disconnected: a device connection closed; e.Reason is the protocol close code. The connection
-	// has left its sessions.
+	// Disconnected: a device connection ended; e.Reason is the protocol close code. The connection
+	// has left its sessions. A connection that dropped without a Close ends only when its reconnect
+	// window passed without a Resume (e.Reason 1211, or the code it dropped with).
 	Disconnected func(ctx context.Context, e Event)
 	// Undelivered: Plato gave up on a downlink (the retransmit stage ran out of attempts, or the
 	// connection closed first); e.MsgID is the PushResult.MsgID.
 	Undelivered func(ctx context.Context, e Event)
-	// Resumed: a device resumed its previous connection. Reserved: Plato does not resume yet.
+	// Resumed: a device whose connection dropped resumed it, on whichever gateway (Plato's
+	// docs/protocol.md §11.1). It is the same connection: e.ConnID is unchanged, its sessions are
+	// kept, and no Disconnected or Connected is sent for the drop; e.GatewayID is the new gateway.
+	// A drop nobody resumes ends with Disconnected when Plato's reconnect window passes.
 	Resumed func(ctx context.Context, e Event)
 	// Authenticate decides who a device is, for an app configured with apps.<app>.auth.callback:
 	// ipconf asks it with whatever credential the device sent, before handing the device a

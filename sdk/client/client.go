@@ -1,15 +1,11 @@
 package client
 
 import (
-	"bufio"
+	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
-	"time"
-
-	"github.com/platoim/plato/sdk/protocol"
 )
 
 // ErrClosed is returned by Send once Close was called.
@@ -19,166 +15,135 @@ var ErrClosed = errors.New("client closed")
 // may still have been delivered.
 var ErrAckTimeout = errors.New("uplink ack timeout")
 
-// closeWriteTimeout bounds the courtesy Close frame sent by Close, so a stuck peer cannot stall it.
-const closeWriteTimeout = time.Second
+// ErrOutcomeUnknown is returned by Send, wrapping why the connection was lost, for an uplink that
+// was waiting for its UplinkAck when the connection dropped and whose connection could not be
+// resumed (the reconnect needed a Login): the server may or may not have delivered it. Sending it
+// again may deliver it twice; the application decides.
+var ErrOutcomeUnknown = errors.New("uplink outcome unknown")
 
-// Client is one logged-in connection to a gateway. Make one with Dial.
+// errConnEnded is what a write finds on a connection that already ended.
+var errConnEnded = errors.New("connection ended")
+
+// Client is a device's connection to Plato: one gateway connection at a time, replaced by a new one
+// when Config.Reconnect is set and it drops. Make one with Dial.
 type Client struct {
-	cfg      Config
-	conn     net.Conn
-	br       *bufio.Reader
-	endpoint string
-	connID   uint64
-	interval time.Duration
-	start    time.Time
+	cfg Config
+	// ctx bounds every reconnect attempt; Close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
 
-	// wmu serializes writes and sequence numbers, so uplinks reach the server in seq order.
-	wmu   sync.Mutex
-	wbuf  []byte
-	upSeq uint64
-	hbSeq uint64
-	// lastWrite is when a frame was last written, as time.Since(start), for the heartbeat.
-	lastWrite atomic.Int64
+	mu  sync.Mutex
+	cur *conn // the latest connection; one that ended while the client reconnects
+	err error
+
+	route route // one goroutine at a time: Dial, then the reader of the connection that ended
 
 	pmu     sync.Mutex
-	pending map[uint64]chan protocol.Ack
+	pending map[uint64]*uplink
 
-	msgs chan Message
-	seen *window // reader goroutine only
+	msgs  chan Message
+	seen  *window // one goroutine at a time: the reader of the current connection
+	state *notifier
 
 	closing atomic.Bool
-	endOnce sync.Once
 	done    chan struct{}
-	errMu   sync.Mutex
-	err     error
 	wg      sync.WaitGroup
 }
 
-func newClient(cfg Config, conn net.Conn, br *bufio.Reader, addr string, ack protocol.LoginAck) *Client {
-	interval := time.Duration(ack.HeartbeatMs) * time.Millisecond
-	if interval <= 0 {
-		interval = DefaultHeartbeat
-	}
+func newClient(ctx context.Context, cfg Config) *Client {
 	c := &Client{
-		cfg:      cfg,
-		conn:     conn,
-		br:       br,
-		endpoint: addr,
-		connID:   ack.ConnID,
-		interval: interval,
-		start:    time.Now(),
-		pending:  make(map[uint64]chan protocol.Ack),
-		msgs:     make(chan Message, MessageBuffer),
-		seen:     newWindow(dedupeWindow),
-		done:     make(chan struct{}),
+		cfg:     cfg,
+		pending: make(map[uint64]*uplink),
+		msgs:    make(chan Message, MessageBuffer),
+		seen:    newWindow(dedupeWindow),
+		done:    make(chan struct{}),
 	}
-	c.cfg.Logger = cfg.Logger.With("endpoint", addr, "conn_id", ack.ConnID)
-	c.wg.Add(2)
-	go c.readLoop()
-	go c.heartbeatLoop()
+	// The client outlives Dial's ctx (often a timeout for connecting), but keeps its values.
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	c.route = newRoute(&c.cfg)
+	if cfg.OnState != nil {
+		c.state = newNotifier(cfg.OnState)
+		c.wg.Go(c.state.run)
+	}
 	return c
 }
 
-// ConnID is the connection ID the server assigned in LoginAck.
-func (c *Client) ConnID() uint64 { return c.connID }
+// report tells OnState about s, without waiting for it.
+func (c *Client) report(s State) {
+	if c.state != nil {
+		c.state.push(s)
+	}
+}
 
-// Endpoint is the "host:port" address the client is connected to.
-func (c *Client) Endpoint() string { return c.endpoint }
+func (c *Client) current() *conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur
+}
+
+// ConnID is the ID of the current (or, while reconnecting, the last) connection, from its LoginAck
+// or ResumeAck.
+func (c *Client) ConnID() uint64 { return c.current().id }
+
+// Endpoint is the "host:port" address of the current (or last) connection's gateway.
+func (c *Client) Endpoint() string { return c.current().endpoint }
 
 // Messages returns the downlinks, in order, when Config.OnDownlink is nil. It holds MessageBuffer
-// messages; when it is full the reader waits, which slows the server down. It is closed after the
-// connection ended.
+// messages; when it is full the reader waits, which slows the server down. It keeps delivering
+// across reconnects, and is closed once the client is over (Done).
 func (c *Client) Messages() <-chan Message { return c.msgs }
 
-// Done is closed when the connection ends.
+// Done is closed when the client is over for good: Close was called, or the connection ended and
+// the client does not reconnect (Config.Reconnect is false, or the reason was final).
 func (c *Client) Done() <-chan struct{} { return c.done }
 
-// Err says why the connection ended: a *protocol.Error from the server's Close (1203 when the same
-// did logged in elsewhere, 1201 after a heartbeat timeout...), an I/O error, or nil if it ended
-// because Close was called. It is nil while the connection is up.
+// Err says why the client ended: a *protocol.Error from the server (1203 when the same did logged in
+// elsewhere, 1201 after a heartbeat timeout...), an I/O error, or nil if it ended because Close was
+// called. It is nil until Done is closed.
 func (c *Client) Err() error {
-	c.errMu.Lock()
-	defer c.errMu.Unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return c.err
 }
 
-// Close sends Close 1209 to the server, closes the socket and waits for the SDK's goroutines. It is
-// safe to call more than once and always returns nil.
+// Close sends Close 1209 to the server, closes the socket, stops a reconnect in progress and waits
+// for the SDK's goroutines. It is safe to call more than once and always returns nil.
 func (c *Client) Close() error {
 	if c.closing.Swap(true) {
 		c.wg.Wait()
 		return nil
 	}
-	c.wmu.Lock()
-	select {
-	case <-c.done:
-	default:
-		body := (&protocol.Close{Code: protocol.CodeClientClose}).Append(nil)
-		c.conn.SetWriteDeadline(time.Now().Add(closeWriteTimeout))
-		// The server may already be gone; the socket is closed either way.
-		c.conn.Write(protocol.AppendFrame(nil, protocol.SigClose, 0, 0, body))
-	}
-	c.wmu.Unlock()
-	c.end(nil)
+	c.cancel()
+	// Read after closing is set: a reconnect that publishes a connection later sees closing instead.
+	c.current().goodbye()
 	c.wg.Wait()
 	return nil
 }
 
-// end records why the connection ended, once, and releases everything waiting on it.
-// It must not take wmu: it is called with wmu held.
-func (c *Client) end(err error) {
-	c.endOnce.Do(func() {
-		if c.closing.Load() {
-			err = nil // whatever broke after Close was asked for is a consequence of it
-		}
-		c.errMu.Lock()
-		c.err = err
-		c.errMu.Unlock()
-		close(c.done)
-		c.conn.Close()
-		if err != nil {
-			c.cfg.Logger.Info("plato connection ended", "err", err)
-		}
-	})
+// finish ends the client for good, once its last connection ended: the reader goroutine of that
+// connection calls it.
+func (c *Client) finish(err error) {
+	if c.closing.Load() {
+		err = nil // whatever broke after Close was asked for is a consequence of it
+	}
+	c.mu.Lock()
+	c.err = err
+	c.mu.Unlock()
+	reason := err
+	if reason == nil {
+		reason = ErrClosed
+	}
+	c.failPending(func(u *uplink) error { return fmt.Errorf("waiting for uplink ack %d: %w", u.seq, reason) })
+	close(c.msgs)
+	close(c.done)
+	c.cancel()
+	c.report(State{Kind: Closed, Err: err})
 }
 
-// endedErr is the error for an operation that found the connection ended.
+// endedErr is the error for an operation that found the client over.
 func (c *Client) endedErr() error {
 	if err := c.Err(); err != nil {
 		return err
 	}
 	return ErrClosed
-}
-
-// writeLocked writes one frame; wmu must be held. A failed write ends the connection, since part of
-// the frame may be on the wire and the stream can no longer be trusted.
-func (c *Client) writeLocked(sig protocol.Signal, seq uint64, body []byte) error {
-	return c.writeFlagsLocked(sig, 0, seq, body)
-}
-
-func (c *Client) writeFlagsLocked(sig protocol.Signal, flags uint16, seq uint64, body []byte) error {
-	select {
-	case <-c.done:
-		return c.endedErr()
-	default:
-	}
-	c.wbuf = protocol.AppendFrame(c.wbuf[:0], sig, flags, seq, body)
-	c.conn.SetWriteDeadline(time.Now().Add(c.cfg.AckTimeout))
-	_, err := c.conn.Write(c.wbuf)
-	if cap(c.wbuf) > readBufferSize {
-		c.wbuf = nil // do not pin one large payload's buffer for the connection's life
-	}
-	if err != nil {
-		err = fmt.Errorf("writing %s: %w", sig, err)
-		c.end(err)
-		return err
-	}
-	c.lastWrite.Store(int64(time.Since(c.start)))
-	return nil
-}
-
-func (c *Client) write(sig protocol.Signal, seq uint64, body []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.writeLocked(sig, seq, body)
 }

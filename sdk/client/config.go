@@ -18,6 +18,11 @@ const (
 	DefaultAckTimeout   = 5 * time.Second
 	// DefaultHeartbeat is used when a LoginAck carries a heartbeat interval of 0.
 	DefaultHeartbeat = 30 * time.Second
+	// DefaultReconnectMin and DefaultReconnectMax bound the pause before a reconnect attempt (see
+	// Config.Reconnect): short enough that a blip costs a quarter second, long enough at the top that
+	// a fleet waiting for a restarted gateway does not flatten it.
+	DefaultReconnectMin = 250 * time.Millisecond
+	DefaultReconnectMax = 30 * time.Second
 	// MessageBuffer is the capacity of the channel returned by Messages.
 	MessageBuffer = 1024
 )
@@ -37,9 +42,11 @@ type Config struct {
 	// with a gateway token binding the app, the did and the uid the credential proves.
 	Credential string
 	// Endpoints, when set, are "host:port" gateway addresses dialled in order instead of asking ipconf;
-	// Token must then be set too.
+	// Token must then be set too. A reconnecting client goes round them again and again.
 	Endpoints []string
-	// Token is the access token sent in Login. Empty means use the one ipconf returns.
+	// Token is the access token sent in Login and Resume. Empty means use the one ipconf returns,
+	// which a reconnecting client renews from ipconf when it expires or a gateway refuses it; a Token
+	// set here cannot be renewed, so its refusal ends the client.
 	Token string
 	// AppID identifies the business; required.
 	AppID string
@@ -52,7 +59,7 @@ type Config struct {
 	Platform string
 	// DialTimeout bounds the TCP connect to each endpoint and the ipconf request. Default DefaultDialTimeout.
 	DialTimeout time.Duration
-	// LoginTimeout bounds the wait for LoginAck on each endpoint. Default DefaultLoginTimeout.
+	// LoginTimeout bounds the wait for LoginAck (or ResumeAck) on each endpoint. Default DefaultLoginTimeout.
 	LoginTimeout time.Duration
 	// AckTimeout bounds Send's wait for its UplinkAck, and any single frame write. Default DefaultAckTimeout.
 	AckTimeout time.Duration
@@ -65,6 +72,25 @@ type Config struct {
 	OnDownlink func(Message)
 	// Logger receives the SDK's diagnostics. Default: a logger that discards everything.
 	Logger *slog.Logger
+
+	// Reconnect makes the client reconnect by itself when its connection ends for a reason that
+	// another connection may not share (the package doc lists the rules): it resumes the connection
+	// where it can, so Messages, Send and the sessions carry on. Default false: the client ends with
+	// its first connection, and the application reconnects if it wants to.
+	Reconnect bool
+	// ReconnectMin is the pause bound before the first reconnect attempt; each further attempt doubles
+	// it, up to ReconnectMax. The pause itself is random between 0 and that bound ("full jitter"), so
+	// devices dropped together do not come back together. Default DefaultReconnectMin.
+	ReconnectMin time.Duration
+	// ReconnectMax caps the pause bound. A connection that lasted less than ReconnectMax does not reset
+	// the doubling, so a gateway that accepts and drops at once is not hammered. Default
+	// DefaultReconnectMax.
+	ReconnectMax time.Duration
+	// OnState, when set, is told how the connection goes: Connecting, Connected, Resumed, Disconnected
+	// and, last, Closed. It is called in that order on one goroutine of the SDK, never two at once; it
+	// must return quickly and must not call Close (Close waits for it). It may call Send, but
+	// later states wait until it returns.
+	OnState func(State)
 }
 
 func (c Config) withDefaults() Config {
@@ -85,6 +111,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxBody == 0 {
 		c.MaxBody = protocol.DefaultMaxBody
+	}
+	if c.ReconnectMin == 0 {
+		c.ReconnectMin = DefaultReconnectMin
+	}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = max(DefaultReconnectMax, c.ReconnectMin)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -114,6 +146,9 @@ func (c Config) validate() error {
 	}
 	if c.DialTimeout < 0 || c.LoginTimeout < 0 || c.AckTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
+	}
+	if c.ReconnectMin < 0 || c.ReconnectMax < c.ReconnectMin {
+		errs = append(errs, fmt.Errorf("ReconnectMin %s and ReconnectMax %s must satisfy 0 <= min <= max", c.ReconnectMin, c.ReconnectMax))
 	}
 	if c.MaxBody < 0 || c.MaxBody > protocol.HardMaxBody {
 		errs = append(errs, fmt.Errorf("MaxBody %d is outside 0..%d", c.MaxBody, protocol.HardMaxBody))

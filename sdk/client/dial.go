@@ -6,13 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"time"
 
 	"github.com/platoim/plato/sdk/protocol"
 )
-
-// loginSeq is the header sequence number of Login; the server echoes it and it has no other meaning.
-const loginSeq = 1
 
 // endpointCodes are refusals that describe the gateway rather than the device, so the next endpoint
 // may well accept the same login.
@@ -30,104 +26,90 @@ const readBufferSize = 16 << 10
 // in time, or refuses it for a reason of its own (see endpointCodes). Any other refusal ends the
 // attempt with a *protocol.Error carrying the server's code (for example 1101-1103 for a bad token:
 // another gateway would say the same).
+//
+// Dial makes that one pass even with Config.Reconnect, so a device that cannot connect at all (a
+// wrong address, a refused credential) learns it at once; reconnecting starts once it was connected.
 func Dial(ctx context.Context, cfg Config) (*Client, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("checking config: %w", err)
 	}
-	addrs, token := cfg.Endpoints, cfg.Token
-	if len(addrs) == 0 {
-		fctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
-		list, err := FetchEndpoints(fctx, nil, cfg.IPConfURL, cfg.AppID, cfg.DID, cfg.Credential)
-		cancel()
-		if err != nil {
+	c := newClient(ctx, cfg)
+	cn, err := c.dialFirst(ctx)
+	if err != nil {
+		c.cancel()
+		c.report(State{Kind: Closed, Err: err})
+		c.wg.Wait()
+		return nil, err
+	}
+	c.mu.Lock()
+	c.cur = cn
+	c.mu.Unlock()
+	c.report(State{Kind: Connected, Endpoint: cn.endpoint, ConnID: cn.id})
+	c.start(cn)
+	return c, nil
+}
+
+// dialFirst is Dial's single pass over the endpoints.
+func (c *Client) dialFirst(ctx context.Context) (*conn, error) {
+	r := &c.route
+	if !r.static() {
+		if err := r.fetch(ctx); err != nil {
 			return nil, err
-		}
-		for _, e := range list.Endpoints {
-			addrs = append(addrs, e.Addr)
-		}
-		if token == "" {
-			token = list.Token
 		}
 	}
 	var errs []error
-	for _, addr := range addrs {
-		c, retry, err := dialEndpoint(ctx, cfg, addr, token)
+	var last error
+	for i, addr := range r.addrs {
+		r.next = i + 1
+		c.report(State{Kind: Connecting, Endpoint: addr, Attempt: i + 1, Err: last})
+		cn, _, err := c.connect(ctx, addr, r.token, nil)
 		if err == nil {
-			return c, nil
+			r.connected()
+			return cn, nil
 		}
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("dialing %s: %w", addr, ctx.Err())
 		}
-		if !retry {
+		if code, ok := protocol.CodeOf(err); ok && !endpointCodes[code] && !errors.As(err, new(*handshakeFault)) {
 			return nil, fmt.Errorf("logging in at %s: %w", addr, err)
 		}
-		cfg.Logger.Warn("plato endpoint failed, trying the next", "addr", addr, "err", err)
-		errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+		c.cfg.Logger.Warn("plato endpoint failed, trying the next", "addr", addr, "err", err)
+		last = fmt.Errorf("%s: %w", addr, err)
+		errs = append(errs, last)
 	}
-	return nil, fmt.Errorf("dialing: no endpoint of %d accepted the login: %w", len(addrs), errors.Join(errs...))
+	return nil, fmt.Errorf("dialing: no endpoint of %d accepted the login: %w", len(r.addrs), errors.Join(errs...))
 }
 
-// dialEndpoint connects to one gateway and logs in. retry reports whether another endpoint may do better.
-func dialEndpoint(ctx context.Context, cfg Config, addr, token string) (c *Client, retry bool, err error) {
-	d := net.Dialer{Timeout: cfg.DialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, true, fmt.Errorf("connecting: %w", err)
-	}
-	br := bufio.NewReaderSize(conn, readBufferSize)
-	ack, retry, err := login(ctx, cfg, conn, br, token)
-	if err != nil {
-		conn.Close()
-		return nil, retry, err
-	}
-	return newClient(cfg, conn, br, addr, ack), false, nil
+// start runs a connection's reader and heartbeat goroutines.
+func (c *Client) start(cn *conn) {
+	c.wg.Add(2)
+	go c.serve(cn)
+	go func() {
+		defer c.wg.Done()
+		cn.heartbeatLoop()
+	}()
 }
 
-// login sends Login and waits for its LoginAck, or a Close saying why not.
-func login(ctx context.Context, cfg Config, conn net.Conn, br *bufio.Reader, token string) (protocol.LoginAck, bool, error) {
-	deadline := time.Now().Add(cfg.LoginTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	conn.SetDeadline(deadline)
-	// A past deadline wakes the blocked read when ctx is cancelled.
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
+// resumePoint is where a Resume picks a lost connection up.
+type resumePoint struct {
+	connID   uint64 // the lost connection's ID
+	lastDown uint64 // the highest downlink seq the application got on it
+}
 
-	body := (&protocol.Login{AppID: cfg.AppID, DID: cfg.DID, UID: cfg.UID, Token: token, Platform: cfg.Platform}).Append(nil)
-	if _, err := conn.Write(protocol.AppendFrame(nil, protocol.SigLogin, 0, loginSeq, body)); err != nil {
-		return protocol.LoginAck{}, true, fmt.Errorf("sending login: %w", err)
+// connect dials addr and logs in there: by resuming from when it is set, by Login otherwise or when
+// the server cannot resume. resumed reports which.
+func (c *Client) connect(ctx context.Context, addr, token string, from *resumePoint) (cn *conn, resumed bool, err error) {
+	d := net.Dialer{Timeout: c.cfg.DialTimeout}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, fmt.Errorf("connecting: %w", err)
 	}
-	var buf []byte
-	for {
-		f, nbuf, err := protocol.ReadFrame(br, cfg.MaxBody, buf)
-		buf = nbuf
-		if err != nil {
-			return protocol.LoginAck{}, true, fmt.Errorf("waiting for login ack: %w", err)
-		}
-		switch f.Signal {
-		case protocol.SigLoginAck:
-			var ack protocol.LoginAck
-			if err := ack.Decode(f.Body); err != nil {
-				return ack, true, fmt.Errorf("decoding login ack: %w", err)
-			}
-			if ack.Code != protocol.CodeOK {
-				return ack, endpointCodes[ack.Code], &protocol.Error{Code: ack.Code, Msg: ack.Message}
-			}
-			if !stop() {
-				return ack, false, fmt.Errorf("logging in: %w", ctx.Err())
-			}
-			conn.SetDeadline(time.Time{})
-			return ack, false, nil
-		case protocol.SigClose:
-			var cl protocol.Close
-			if err := cl.Decode(f.Body); err != nil {
-				return protocol.LoginAck{}, true, fmt.Errorf("decoding close: %w", err)
-			}
-			return protocol.LoginAck{}, endpointCodes[cl.Code], &protocol.Error{Code: cl.Code, Msg: cl.Message}
-		default:
-			cfg.Logger.Debug("plato frame before login ack ignored", "frame", f.String())
-		}
+	br := bufio.NewReaderSize(nc, readBufferSize)
+	ack, resumed, err := handshake(ctx, &c.cfg, nc, br, token, from)
+	if err != nil {
+		nc.Close()
+		return nil, false, err
 	}
+	return c.newConn(nc, br, addr, ack), resumed, nil
 }

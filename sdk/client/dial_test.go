@@ -3,6 +3,8 @@ package client_test
 import (
 	"context"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -95,5 +97,23 @@ func TestDialContextCancelled(t *testing.T) {
 	}
 	if time.Since(start) > 2*time.Second || s.accepted.Load() != 1 {
 		t.Fatalf("Dial took %s and made %d connections after its context ended", time.Since(start), s.accepted.Load())
+	}
+}
+
+func TestDialSkipsWhatIsNotAGateway(t *testing.T) {
+	// An HTTP server answers the Login with bytes that are not a frame (a bad magic): that says
+	// nothing about the device, so the next endpoint is tried.
+	web := httptest.NewServer(http.NotFoundHandler())
+	defer web.Close()
+	good := newServer(t, serverOpts{})
+	c, err := client.Dial(context.Background(), client.Config{
+		Endpoints: []string{strings.TrimPrefix(web.URL, "http://"), good.addr()}, Token: "tok", AppID: "a", DID: "d",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Endpoint() != good.addr() {
+		t.Fatalf("connected to %s, want %s", c.Endpoint(), good.addr())
 	}
 }

@@ -1,35 +1,37 @@
 package client
 
 import (
+	"math/rand/v2"
 	"time"
 
 	"github.com/platoim/plato/sdk/protocol"
 )
 
-// heartbeatLoop sends a Heartbeat whenever nothing was written for one interval: any frame counts as
-// liveness for the server, so a busy connection sends none.
-func (c *Client) heartbeatLoop() {
-	defer c.wg.Done()
-	t := time.NewTimer(c.interval)
+// heartbeatLoop sends a Heartbeat whenever nothing was written for one interval plus a little
+// jitter (heartbeatDelay): any frame counts as liveness for the server, so a busy connection sends none.
+func (cn *conn) heartbeatLoop() {
+	due := heartbeatDelay(cn.interval, rand.Int64N)
+	t := time.NewTimer(due)
 	defer t.Stop()
 	for {
 		select {
-		case <-c.done:
+		case <-cn.done:
 			return
 		case <-t.C:
 		}
-		idle := time.Since(c.start) - time.Duration(c.lastWrite.Load())
-		if idle < c.interval {
-			t.Reset(c.interval - idle)
+		idle := time.Since(cn.start) - time.Duration(cn.lastWrite.Load())
+		if idle < due {
+			t.Reset(due - idle)
 			continue
 		}
-		c.wmu.Lock()
-		c.hbSeq++
-		err := c.writeLocked(protocol.SigHeartbeat, c.hbSeq, nil)
-		c.wmu.Unlock()
+		cn.wmu.Lock()
+		cn.hbSeq++
+		err := cn.writeLocked(protocol.SigHeartbeat, cn.hbSeq, nil)
+		cn.wmu.Unlock()
 		if err != nil {
 			return
 		}
-		t.Reset(c.interval)
+		due = heartbeatDelay(cn.interval, rand.Int64N)
+		t.Reset(due)
 	}
 }

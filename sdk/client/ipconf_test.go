@@ -6,7 +6,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/protocol"
@@ -15,6 +17,14 @@ import (
 // newIPConf serves /ip/list like ipconf: 400 without app_id or did, 401 without the credential
 // "cred" as a bearer, otherwise the given endpoints.
 func newIPConf(t *testing.T, token string, addrs ...string) *httptest.Server {
+	s, _ := newIPConfFunc(t, func(int) (string, []string) { return token, addrs })
+	return s
+}
+
+// newIPConfFunc is newIPConf answering what answer says for the nth valid request (from 1); the
+// counter says how many there were.
+func newIPConfFunc(t *testing.T, answer func(n int) (token string, addrs []string)) (*httptest.Server, *atomic.Int32) {
+	var asked atomic.Int32
 	s := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet || r.URL.Path != "/ip/list" {
 			http.NotFound(w, r)
@@ -36,18 +46,20 @@ func newIPConf(t *testing.T, token string, addrs ...string) *httptest.Server {
 		case r.Header.Get("Authorization") != "Bearer cred":
 			fail(http.StatusUnauthorized, protocol.CodeTokenInvalid, "a credential is required")
 			return
-		case len(addrs) == 0:
+		}
+		token, addrs := answer(int(asked.Add(1)))
+		if len(addrs) == 0 {
 			fail(http.StatusServiceUnavailable, protocol.CodeNoGateway, "no gateway available")
 			return
 		}
-		list := client.IPList{AppID: app, DID: did, Token: token, TokenExpiresAt: 1790000000}
+		list := client.IPList{AppID: app, DID: did, Token: token, TokenExpiresAt: time.Now().Add(10 * time.Minute).Unix()}
 		for i, a := range addrs {
 			list.Endpoints = append(list.Endpoints, client.Endpoint{ID: "gw-" + string(rune('1'+i)), Addr: a, DynamicScore: 0.93, StaticScore: 12})
 		}
 		json.NewEncoder(w).Encode(list)
 	}))
 	t.Cleanup(s.Close)
-	return s
+	return s, &asked
 }
 
 func TestFetchEndpoints(t *testing.T) {
@@ -60,7 +72,7 @@ func TestFetchEndpoints(t *testing.T) {
 		t.Fatalf("parameters were not escaped: %+v", list)
 	}
 	want := client.Endpoint{ID: "gw-1", Addr: "127.0.0.1:8900", DynamicScore: 0.93, StaticScore: 12}
-	if len(list.Endpoints) != 2 || list.Endpoints[0] != want || list.Token != "tok" || list.TokenExpiresAt != 1790000000 {
+	if len(list.Endpoints) != 2 || list.Endpoints[0] != want || list.Token != "tok" || list.TokenExpiresAt < time.Now().Unix() {
 		t.Fatalf("got %+v", list)
 	}
 }

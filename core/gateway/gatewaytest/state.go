@@ -58,6 +58,11 @@ func (s *State) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.De
 	return &fleet.DeliverResponse{}, nil
 }
 
+// Ping answers that the fake state server is alive, always as the same run.
+func (s *State) Ping(context.Context, *fleet.PingRequest) (*fleet.PingResponse, error) {
+	return &fleet.PingResponse{Boot: "gatewaytest"}, nil
+}
+
 // LocalPush answers nothing: it is a state-to-state call, which a gateway never makes.
 func (s *State) LocalPush(context.Context, *fleet.LocalPushRequest) (*fleet.LocalPushResponse, error) {
 	return &fleet.LocalPushResponse{}, nil

@@ -12,8 +12,9 @@ import (
 type UpKind int64
 
 const (
-	UpKind_FRAME  UpKind = 0
-	UpKind_CLOSED UpKind = 1
+	UpKind_FRAME   UpKind = 0
+	UpKind_CLOSED  UpKind = 1
+	UpKind_ADOPTED UpKind = 2
 )
 
 func (p UpKind) String() string {
@@ -22,6 +23,8 @@ func (p UpKind) String() string {
 		return "FRAME"
 	case UpKind_CLOSED:
 		return "CLOSED"
+	case UpKind_ADOPTED:
+		return "ADOPTED"
 	}
 	return "<UNSET>"
 }
@@ -32,6 +35,8 @@ func UpKindFromString(s string) (UpKind, error) {
 		return UpKind_FRAME, nil
 	case "CLOSED":
 		return UpKind_CLOSED, nil
+	case "ADOPTED":
+		return UpKind_ADOPTED, nil
 	}
 	return UpKind(0), fmt.Errorf("not a valid UpKind string")
 }
@@ -57,6 +62,7 @@ const (
 	DownAction_SEND           DownAction = 0
 	DownAction_LOGIN_OK       DownAction = 1
 	DownAction_SEND_AND_CLOSE DownAction = 2
+	DownAction_RESUME_REFUSED DownAction = 3
 )
 
 func (p DownAction) String() string {
@@ -67,6 +73,8 @@ func (p DownAction) String() string {
 		return "LOGIN_OK"
 	case DownAction_SEND_AND_CLOSE:
 		return "SEND_AND_CLOSE"
+	case DownAction_RESUME_REFUSED:
+		return "RESUME_REFUSED"
 	}
 	return "<UNSET>"
 }
@@ -79,6 +87,8 @@ func DownActionFromString(s string) (DownAction, error) {
 		return DownAction_LOGIN_OK, nil
 	case "SEND_AND_CLOSE":
 		return DownAction_SEND_AND_CLOSE, nil
+	case "RESUME_REFUSED":
+		return DownAction_RESUME_REFUSED, nil
 	}
 	return DownAction(0), fmt.Errorf("not a valid DownAction string")
 }
@@ -213,18 +223,22 @@ func (p *SessionOp) Value() (driver.Value, error) {
 }
 
 type UpEvent struct {
-	ConnId      int64  `thrift:"conn_id,1" frugal:"1,default,i64" json:"conn_id"`
-	Kind        UpKind `thrift:"kind,2" frugal:"2,default,UpKind" json:"kind"`
-	Signal      int8   `thrift:"signal,3" frugal:"3,default,i8" json:"signal"`
-	Flags       int16  `thrift:"flags,4" frugal:"4,default,i16" json:"flags"`
-	Seq         int64  `thrift:"seq,5" frugal:"5,default,i64" json:"seq"`
-	Body        []byte `thrift:"body,6" frugal:"6,default,binary" json:"body"`
-	Reason      int32  `thrift:"reason,7" frugal:"7,default,i32" json:"reason"`
-	AppId       string `thrift:"app_id,8" frugal:"8,default,string" json:"app_id"`
-	Did         string `thrift:"did,9" frugal:"9,default,string" json:"did"`
-	Uid         string `thrift:"uid,10" frugal:"10,default,string" json:"uid"`
-	RemoteAddr  string `thrift:"remote_addr,11" frugal:"11,default,string" json:"remote_addr"`
-	Traceparent string `thrift:"traceparent,12" frugal:"12,default,string" json:"traceparent"`
+	ConnId      int64        `thrift:"conn_id,1" frugal:"1,default,i64" json:"conn_id"`
+	Kind        UpKind       `thrift:"kind,2" frugal:"2,default,UpKind" json:"kind"`
+	Signal      int8         `thrift:"signal,3" frugal:"3,default,i8" json:"signal"`
+	Flags       int16        `thrift:"flags,4" frugal:"4,default,i16" json:"flags"`
+	Seq         int64        `thrift:"seq,5" frugal:"5,default,i64" json:"seq"`
+	Body        []byte       `thrift:"body,6" frugal:"6,default,binary" json:"body"`
+	Reason      int32        `thrift:"reason,7" frugal:"7,default,i32" json:"reason"`
+	AppId       string       `thrift:"app_id,8" frugal:"8,default,string" json:"app_id"`
+	Did         string       `thrift:"did,9" frugal:"9,default,string" json:"did"`
+	Uid         string       `thrift:"uid,10" frugal:"10,default,string" json:"uid"`
+	RemoteAddr  string       `thrift:"remote_addr,11" frugal:"11,default,string" json:"remote_addr"`
+	Traceparent string       `thrift:"traceparent,12" frugal:"12,default,string" json:"traceparent"`
+	Sessions    []string     `thrift:"sessions,13" frugal:"13,default,list<string>" json:"sessions"`
+	DownSeq     int64        `thrift:"down_seq,14" frugal:"14,default,i64" json:"down_seq"`
+	Unacked     []*DownFrame `thrift:"unacked,15" frugal:"15,default,list<DownFrame>" json:"unacked"`
+	Orphan      bool         `thrift:"orphan,16" frugal:"16,default,bool" json:"orphan"`
 }
 
 func NewUpEvent() *UpEvent {
@@ -281,6 +295,22 @@ func (p *UpEvent) GetRemoteAddr() (v string) {
 func (p *UpEvent) GetTraceparent() (v string) {
 	return p.Traceparent
 }
+
+func (p *UpEvent) GetSessions() (v []string) {
+	return p.Sessions
+}
+
+func (p *UpEvent) GetDownSeq() (v int64) {
+	return p.DownSeq
+}
+
+func (p *UpEvent) GetUnacked() (v []*DownFrame) {
+	return p.Unacked
+}
+
+func (p *UpEvent) GetOrphan() (v bool) {
+	return p.Orphan
+}
 func (p *UpEvent) SetConnId(val int64) {
 	p.ConnId = val
 }
@@ -317,6 +347,18 @@ func (p *UpEvent) SetRemoteAddr(val string) {
 func (p *UpEvent) SetTraceparent(val string) {
 	p.Traceparent = val
 }
+func (p *UpEvent) SetSessions(val []string) {
+	p.Sessions = val
+}
+func (p *UpEvent) SetDownSeq(val int64) {
+	p.DownSeq = val
+}
+func (p *UpEvent) SetUnacked(val []*DownFrame) {
+	p.Unacked = val
+}
+func (p *UpEvent) SetOrphan(val bool) {
+	p.Orphan = val
+}
 
 func (p *UpEvent) String() string {
 	if p == nil {
@@ -338,6 +380,10 @@ var fieldIDToName_UpEvent = map[int16]string{
 	10: "uid",
 	11: "remote_addr",
 	12: "traceparent",
+	13: "sessions",
+	14: "down_seq",
+	15: "unacked",
+	16: "orphan",
 }
 
 type DownFrame struct {
@@ -348,6 +394,7 @@ type DownFrame struct {
 	Seq    int64      `thrift:"seq,5" frugal:"5,default,i64" json:"seq"`
 	Body   []byte     `thrift:"body,6" frugal:"6,default,binary" json:"body"`
 	Did    string     `thrift:"did,7" frugal:"7,default,string" json:"did"`
+	Track  bool       `thrift:"track,8" frugal:"8,default,bool" json:"track"`
 }
 
 func NewDownFrame() *DownFrame {
@@ -384,6 +431,10 @@ func (p *DownFrame) GetBody() (v []byte) {
 func (p *DownFrame) GetDid() (v string) {
 	return p.Did
 }
+
+func (p *DownFrame) GetTrack() (v bool) {
+	return p.Track
+}
 func (p *DownFrame) SetConnId(val int64) {
 	p.ConnId = val
 }
@@ -405,6 +456,9 @@ func (p *DownFrame) SetBody(val []byte) {
 func (p *DownFrame) SetDid(val string) {
 	p.Did = val
 }
+func (p *DownFrame) SetTrack(val bool) {
+	p.Track = val
+}
 
 func (p *DownFrame) String() string {
 	if p == nil {
@@ -421,6 +475,7 @@ var fieldIDToName_DownFrame = map[int16]string{
 	5: "seq",
 	6: "body",
 	7: "did",
+	8: "track",
 }
 
 type PushRequest struct {
@@ -471,7 +526,8 @@ var fieldIDToName_PushRequest = map[int16]string{
 }
 
 type PushResponse struct {
-	Gone []int64 `thrift:"gone,1" frugal:"1,default,list<i64>" json:"gone"`
+	Gone  []int64 `thrift:"gone,1" frugal:"1,default,list<i64>" json:"gone"`
+	Moved []int64 `thrift:"moved,2" frugal:"2,default,list<i64>" json:"moved"`
 }
 
 func NewPushResponse() *PushResponse {
@@ -484,8 +540,15 @@ func (p *PushResponse) InitDefault() {
 func (p *PushResponse) GetGone() (v []int64) {
 	return p.Gone
 }
+
+func (p *PushResponse) GetMoved() (v []int64) {
+	return p.Moved
+}
 func (p *PushResponse) SetGone(val []int64) {
 	p.Gone = val
+}
+func (p *PushResponse) SetMoved(val []int64) {
+	p.Moved = val
 }
 
 func (p *PushResponse) String() string {
@@ -497,6 +560,7 @@ func (p *PushResponse) String() string {
 
 var fieldIDToName_PushResponse = map[int16]string{
 	1: "gone",
+	2: "moved",
 }
 
 type SessionChange struct {
@@ -594,7 +658,8 @@ var fieldIDToName_SessionsRequest = map[int16]string{
 }
 
 type SessionsResponse struct {
-	Gone []int64 `thrift:"gone,1" frugal:"1,default,list<i64>" json:"gone"`
+	Gone  []int64 `thrift:"gone,1" frugal:"1,default,list<i64>" json:"gone"`
+	Moved []int64 `thrift:"moved,2" frugal:"2,default,list<i64>" json:"moved"`
 }
 
 func NewSessionsResponse() *SessionsResponse {
@@ -607,8 +672,15 @@ func (p *SessionsResponse) InitDefault() {
 func (p *SessionsResponse) GetGone() (v []int64) {
 	return p.Gone
 }
+
+func (p *SessionsResponse) GetMoved() (v []int64) {
+	return p.Moved
+}
 func (p *SessionsResponse) SetGone(val []int64) {
 	p.Gone = val
+}
+func (p *SessionsResponse) SetMoved(val []int64) {
+	p.Moved = val
 }
 
 func (p *SessionsResponse) String() string {
@@ -620,12 +692,14 @@ func (p *SessionsResponse) String() string {
 
 var fieldIDToName_SessionsResponse = map[int16]string{
 	1: "gone",
+	2: "moved",
 }
 
 type DeliverRequest struct {
 	GatewayId string     `thrift:"gateway_id,1" frugal:"1,default,string" json:"gateway_id"`
 	Events    []*UpEvent `thrift:"events,2" frugal:"2,default,list<UpEvent>" json:"events"`
 	Proof     string     `thrift:"proof,3" frugal:"3,default,string" json:"proof"`
+	Boot      string     `thrift:"boot,4" frugal:"4,default,string" json:"boot"`
 }
 
 func NewDeliverRequest() *DeliverRequest {
@@ -646,6 +720,10 @@ func (p *DeliverRequest) GetEvents() (v []*UpEvent) {
 func (p *DeliverRequest) GetProof() (v string) {
 	return p.Proof
 }
+
+func (p *DeliverRequest) GetBoot() (v string) {
+	return p.Boot
+}
 func (p *DeliverRequest) SetGatewayId(val string) {
 	p.GatewayId = val
 }
@@ -654,6 +732,9 @@ func (p *DeliverRequest) SetEvents(val []*UpEvent) {
 }
 func (p *DeliverRequest) SetProof(val string) {
 	p.Proof = val
+}
+func (p *DeliverRequest) SetBoot(val string) {
+	p.Boot = val
 }
 
 func (p *DeliverRequest) String() string {
@@ -667,9 +748,11 @@ var fieldIDToName_DeliverRequest = map[int16]string{
 	1: "gateway_id",
 	2: "events",
 	3: "proof",
+	4: "boot",
 }
 
 type DeliverResponse struct {
+	Restarted bool `thrift:"restarted,1" frugal:"1,default,bool" json:"restarted"`
 }
 
 func NewDeliverResponse() *DeliverResponse {
@@ -679,6 +762,13 @@ func NewDeliverResponse() *DeliverResponse {
 func (p *DeliverResponse) InitDefault() {
 }
 
+func (p *DeliverResponse) GetRestarted() (v bool) {
+	return p.Restarted
+}
+func (p *DeliverResponse) SetRestarted(val bool) {
+	p.Restarted = val
+}
+
 func (p *DeliverResponse) String() string {
 	if p == nil {
 		return "<nil>"
@@ -686,7 +776,9 @@ func (p *DeliverResponse) String() string {
 	return fmt.Sprintf("DeliverResponse(%+v)", *p)
 }
 
-var fieldIDToName_DeliverResponse = map[int16]string{}
+var fieldIDToName_DeliverResponse = map[int16]string{
+	1: "restarted",
+}
 
 type LocalTarget struct {
 	Did     string       `thrift:"did,1" frugal:"1,default,string" json:"did"`
@@ -1123,6 +1215,73 @@ var fieldIDToName_LocalSessionResponse = map[int16]string{
 	3: "devices",
 }
 
+type PingRequest struct {
+	GatewayId string `thrift:"gateway_id,1" frugal:"1,default,string" json:"gateway_id"`
+	Proof     string `thrift:"proof,2" frugal:"2,default,string" json:"proof"`
+}
+
+func NewPingRequest() *PingRequest {
+	return &PingRequest{}
+}
+
+func (p *PingRequest) InitDefault() {
+}
+
+func (p *PingRequest) GetGatewayId() (v string) {
+	return p.GatewayId
+}
+
+func (p *PingRequest) GetProof() (v string) {
+	return p.Proof
+}
+func (p *PingRequest) SetGatewayId(val string) {
+	p.GatewayId = val
+}
+func (p *PingRequest) SetProof(val string) {
+	p.Proof = val
+}
+
+func (p *PingRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PingRequest(%+v)", *p)
+}
+
+var fieldIDToName_PingRequest = map[int16]string{
+	1: "gateway_id",
+	2: "proof",
+}
+
+type PingResponse struct {
+	Boot string `thrift:"boot,1" frugal:"1,default,string" json:"boot"`
+}
+
+func NewPingResponse() *PingResponse {
+	return &PingResponse{}
+}
+
+func (p *PingResponse) InitDefault() {
+}
+
+func (p *PingResponse) GetBoot() (v string) {
+	return p.Boot
+}
+func (p *PingResponse) SetBoot(val string) {
+	p.Boot = val
+}
+
+func (p *PingResponse) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PingResponse(%+v)", *p)
+}
+
+var fieldIDToName_PingResponse = map[int16]string{
+	1: "boot",
+}
+
 type Gateway interface {
 	Push(ctx context.Context, req *PushRequest) (r *PushResponse, err error)
 
@@ -1284,6 +1443,8 @@ var fieldIDToName_GatewaySessionsResult = map[int16]string{
 type State interface {
 	Deliver(ctx context.Context, req *DeliverRequest) (r *DeliverResponse, err error)
 
+	Ping(ctx context.Context, req *PingRequest) (r *PingResponse, err error)
+
 	LocalPush(ctx context.Context, req *LocalPushRequest) (r *LocalPushResponse, err error)
 
 	LocalSession(ctx context.Context, req *LocalSessionRequest) (r *LocalSessionResponse, err error)
@@ -1362,6 +1523,82 @@ func (p *StateDeliverResult) String() string {
 }
 
 var fieldIDToName_StateDeliverResult = map[int16]string{
+	0: "success",
+}
+
+type StatePingArgs struct {
+	Req *PingRequest `thrift:"req,1" frugal:"1,default,PingRequest" json:"req"`
+}
+
+func NewStatePingArgs() *StatePingArgs {
+	return &StatePingArgs{}
+}
+
+func (p *StatePingArgs) InitDefault() {
+}
+
+var StatePingArgs_Req_DEFAULT *PingRequest
+
+func (p *StatePingArgs) GetReq() (v *PingRequest) {
+	if !p.IsSetReq() {
+		return StatePingArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *StatePingArgs) SetReq(val *PingRequest) {
+	p.Req = val
+}
+
+func (p *StatePingArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *StatePingArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("StatePingArgs(%+v)", *p)
+}
+
+var fieldIDToName_StatePingArgs = map[int16]string{
+	1: "req",
+}
+
+type StatePingResult struct {
+	Success *PingResponse `thrift:"success,0,optional" frugal:"0,optional,PingResponse" json:"success,omitempty"`
+}
+
+func NewStatePingResult() *StatePingResult {
+	return &StatePingResult{}
+}
+
+func (p *StatePingResult) InitDefault() {
+}
+
+var StatePingResult_Success_DEFAULT *PingResponse
+
+func (p *StatePingResult) GetSuccess() (v *PingResponse) {
+	if !p.IsSetSuccess() {
+		return StatePingResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *StatePingResult) SetSuccess(x interface{}) {
+	p.Success = x.(*PingResponse)
+}
+
+func (p *StatePingResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *StatePingResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("StatePingResult(%+v)", *p)
+}
+
+var fieldIDToName_StatePingResult = map[int16]string{
 	0: "success",
 }
 

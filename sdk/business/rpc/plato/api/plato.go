@@ -107,6 +107,7 @@ const (
 	PushStatus_TIMEOUT  PushStatus = 3
 	PushStatus_FAILED   PushStatus = 4
 	PushStatus_REJECTED PushStatus = 5
+	PushStatus_QUEUED   PushStatus = 6
 )
 
 func (p PushStatus) String() string {
@@ -123,6 +124,8 @@ func (p PushStatus) String() string {
 		return "FAILED"
 	case PushStatus_REJECTED:
 		return "REJECTED"
+	case PushStatus_QUEUED:
+		return "QUEUED"
 	}
 	return "<UNSET>"
 }
@@ -141,6 +144,8 @@ func PushStatusFromString(s string) (PushStatus, error) {
 		return PushStatus_FAILED, nil
 	case "REJECTED":
 		return PushStatus_REJECTED, nil
+	case "QUEUED":
+		return PushStatus_QUEUED, nil
 	}
 	return PushStatus(0), fmt.Errorf("not a valid PushStatus string")
 }

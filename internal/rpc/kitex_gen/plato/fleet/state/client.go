@@ -12,6 +12,7 @@ import (
 // Client is designed to provide IDL-compatible methods with call-option parameter for kitex framework.
 type Client interface {
 	Deliver(ctx context.Context, req *fleet.DeliverRequest, callOptions ...callopt.Option) (r *fleet.DeliverResponse, err error)
+	Ping(ctx context.Context, req *fleet.PingRequest, callOptions ...callopt.Option) (r *fleet.PingResponse, err error)
 	LocalPush(ctx context.Context, req *fleet.LocalPushRequest, callOptions ...callopt.Option) (r *fleet.LocalPushResponse, err error)
 	LocalSession(ctx context.Context, req *fleet.LocalSessionRequest, callOptions ...callopt.Option) (r *fleet.LocalSessionResponse, err error)
 }
@@ -48,6 +49,11 @@ type kStateClient struct {
 func (p *kStateClient) Deliver(ctx context.Context, req *fleet.DeliverRequest, callOptions ...callopt.Option) (r *fleet.DeliverResponse, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.Deliver(ctx, req)
+}
+
+func (p *kStateClient) Ping(ctx context.Context, req *fleet.PingRequest, callOptions ...callopt.Option) (r *fleet.PingResponse, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.Ping(ctx, req)
 }
 
 func (p *kStateClient) LocalPush(ctx context.Context, req *fleet.LocalPushRequest, callOptions ...callopt.Option) (r *fleet.LocalPushResponse, err error) {

@@ -20,6 +20,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"Ping": kitex.NewMethodInfo(
+		pingHandler,
+		newStatePingArgs,
+		newStatePingResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"LocalPush": kitex.NewMethodInfo(
 		localPushHandler,
 		newStateLocalPushArgs,
@@ -118,6 +125,24 @@ func newStateDeliverResult() interface{} {
 	return fleet.NewStateDeliverResult()
 }
 
+func pingHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*fleet.StatePingArgs)
+	realResult := result.(*fleet.StatePingResult)
+	success, err := handler.(fleet.State).Ping(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newStatePingArgs() interface{} {
+	return fleet.NewStatePingArgs()
+}
+
+func newStatePingResult() interface{} {
+	return fleet.NewStatePingResult()
+}
+
 func localPushHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
 	realArg := arg.(*fleet.StateLocalPushArgs)
 	realResult := result.(*fleet.StateLocalPushResult)
@@ -169,6 +194,16 @@ func (p *kClient) Deliver(ctx context.Context, req *fleet.DeliverRequest) (r *fl
 	_args.Req = req
 	var _result fleet.StateDeliverResult
 	if err = p.c.Call(ctx, "Deliver", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) Ping(ctx context.Context, req *fleet.PingRequest) (r *fleet.PingResponse, err error) {
+	var _args fleet.StatePingArgs
+	_args.Req = req
+	var _result fleet.StatePingResult
+	if err = p.c.Call(ctx, "Ping", &_args, &_result); err != nil {
 		return
 	}
 	return _result.GetSuccess(), nil
