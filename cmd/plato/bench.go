@@ -20,15 +20,22 @@ import (
 const benchUsage = `Usage: plato bench [flags] SCENARIO
 
 Load-tests a running platform (make up, or separate processes) through real sockets on loopback,
-then prints one JSON summary line on stdout. Scenarios:
+or, for failover, a platform it starts itself, then prints one JSON summary line on stdout.
+Scenarios:
 
   connect    N devices log in and stay, heartbeating: connect rate, connect latency, and the
              gateway processes' RSS growth per connection
   uplink     N devices send uplinks for the duration, closed loop (--window per device) or open
              loop (--rate in total): ACKed msgs/s, frame-sent to UplinkAck latency, lost/duplicated
   downlink   the business pushes to each did through State.Push: push-to-receipt latency
-  broadcast  one push of the same message to all N dids per --interval (session broadcast is not
-             built yet): time until the last device has it
+  broadcast  one push of the same message naming all N dids per --interval (a direct push, not
+             a session broadcast): time until the last device has it
+  failover   starts a platform of its own (embedded NATS, two state servers and a gateway as plato
+             processes, the bench's business server), loads it with uplinks (--rate) and
+             at-least-once pushes (--push-rate), SIGKILLs one state server after --warmup and
+             restarts it --after-kill later: time until every device gets an uplink through
+             again, devices that had to log in again, ACKed uplinks lost, pushes unaccounted for,
+             errors after the restart. Defaults: 2000 devices, 5 uplinks/s and 0.1 pushes/s each
 
 Devices above --per-worker (15,000, under a common limit of 20,000 open files per process) are
 spread over worker processes, each connecting from its own source address 127.0.0.2, 127.0.0.3...
@@ -56,10 +63,14 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.AppKey, "app-key", bench.DefaultAppKey, "the app's business key (apps.<app>.keys), for pushes")
 	fs.StringVar(&o.CredentialSecret, "credential-secret", bench.DefaultCredentialSecret, "the app's JWT secret (apps.<app>.auth.jwt.secrets.<kid>): devices get credentials signed with it, as from the app's backend")
 	fs.StringVar(&o.CredentialKID, "credential-kid", bench.DefaultCredentialKID, "the kid of --credential-secret")
-	fs.IntVar(&o.Devices, "devices", bench.DefaultDevices, "number of devices (at most 200000)")
-	fs.DurationVar(&o.Duration, "duration", bench.DefaultDuration, "length of the measured phase, after every device connected (at most 10m)")
+	fs.IntVar(&o.Devices, "devices", bench.DefaultDevices, "number of devices (at most 200000; failover default 2000)")
+	fs.DurationVar(&o.Duration, "duration", bench.DefaultDuration, "length of the measured phase, after every device connected (at most 10m; not failover)")
 	fs.IntVar(&o.Window, "window", 1, "closed loop: messages in flight per device (uplink, downlink)")
-	fs.Float64Var(&o.Rate, "rate", 0, "open loop: messages per second in total, instead of --window (uplink, downlink; at most 1000000)")
+	fs.Float64Var(&o.Rate, "rate", 0, "open loop: messages per second in total, instead of --window (uplink, downlink, failover; at most 1000000; failover default 5 per device)")
+	fs.Float64Var(&o.PushRate, "push-rate", 0, "failover: at-least-once pushes per second in total (default 0.1 per device)")
+	fs.DurationVar(&o.Warmup, "warmup", bench.DefaultWarmup, "failover: load before the kill")
+	fs.DurationVar(&o.AfterKill, "after-kill", bench.DefaultAfterKill, "failover: load from the kill to the restart")
+	fs.DurationVar(&o.AfterRestart, "after-restart", bench.DefaultAfterRestart, "failover: load after the restart")
 	fs.DurationVar(&o.Interval, "interval", bench.DefaultInterval, "time between broadcast rounds")
 	fs.DurationVar(&o.Heartbeat, "heartbeat", 0, "heartbeat idle devices this often (default: the server's heartbeat_ms)")
 	// The default is read after parsing, so --help never prints a secret from the environment.
@@ -98,12 +109,24 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if o.Scenario == "" {
 		fs.Usage()
-		return errors.New("give a scenario: connect, uplink, downlink or broadcast")
+		return errors.New("give a scenario: connect, uplink, downlink, broadcast or failover")
 	}
-	windowSet := false
-	fs.Visit(func(f *flag.Flag) { windowSet = windowSet || f.Name == "window" })
-	if o.Rate > 0 && !windowSet {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if o.Rate > 0 && !set["window"] {
 		o.Window = 0 // --rate alone selects the open loop
+	}
+	if o.Scenario == bench.ScenarioFailover {
+		// Its own defaults, and no window or duration unless asked for (which it refuses).
+		if !set["devices"] {
+			o.Devices = 0
+		}
+		if !set["window"] {
+			o.Window = 0
+		}
+		if !set["duration"] {
+			o.Duration = 0
+		}
 	}
 	if o.TokenSecret == "" {
 		o.TokenSecret = os.Getenv(platform.TokenSecretEnv)
@@ -121,6 +144,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("finding this executable to start workers: %w", err)
 	}
 	o.WorkerCommand = func() *exec.Cmd { return exec.Command(exe, "bench", "--worker") }
+	o.PlatoCommand = func(args ...string) *exec.Cmd { return exec.Command(exe, args...) }
 	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
 		o.Progress = stderr
 	}

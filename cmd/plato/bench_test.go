@@ -34,6 +34,12 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"bench", "connect", "--ipconf", "http://10.0.0.1:8080"}, 1, "loopback"},
 		{[]string{"bench", "connect", "--gateway-pid", "x"}, 1, "not a pid"},
 		{[]string{"bench", "connect", "extra"}, 1, "give one scenario"},
+		{[]string{"bench", "--help"}, 0, "failover"},
+		{[]string{"bench", "failover", "--duration", "5s"}, 1, "--warmup, --after-kill and --after-restart"},
+		{[]string{"bench", "failover", "--window", "2"}, 1, "--window does not apply"},
+		{[]string{"bench", "failover", "--baseline"}, 1, "--baseline"},
+		{[]string{"bench", "failover", "--after-kill", "10ms"}, 1, "after-kill 10ms"},
+		{[]string{"bench", "failover", "--app", "Not Valid"}, 1, "app ID"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tc.args, &out, &errb)

@@ -95,7 +95,6 @@ func TestStateServerKilledUnderLoad(t *testing.T) {
 	online := func() int {
 		resp, err := plato.Online(ctx, &api.OnlineRequest{Caller: caller, Session: "team"})
 		if err != nil {
-			t.Logf("Online: %v", err)
 			return -1
 		}
 		return len(resp.Devices)
@@ -204,10 +203,9 @@ func TestStateServerKilledUnderLoad(t *testing.T) {
 	if lost > 0 || total == 0 {
 		t.Errorf("%d of %d ACKed uplinks never reached the business", lost, total)
 	}
-	// 0 bindings lost.
-	if m := online(); m != n {
-		t.Errorf("%d devices online in the session after the kill, want %d", m, n)
-	}
+	// 0 bindings lost. (Calls fail, to be retried, while the dead server's devices may still be on
+	// their way: a couple of seconds.)
+	poll.Within(t, 20*time.Second, "every device online in the session after the kill", func() bool { return online() == n })
 	// No device logged in again; nothing ended, so no DISCONNECTED.
 	if c := len(biz.Events(api.EventKind_CONNECTED, "")); c != n {
 		t.Errorf("%d CONNECTED events, want %d: devices had to log in again", c, n)

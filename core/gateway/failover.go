@@ -105,11 +105,12 @@ func (gw *Gateway) watchState(l *stateLink) {
 		cancel()
 		if err != nil {
 			missed++
-			if rpc.Refused(err) {
+			switch {
+			case rpc.Refused(err):
 				// Nothing listens there: no need to wait for more misses.
 				missed = max(missed, gw.cfg.StatePingsLost)
-			}
-			if missed == gw.cfg.StatePingsLost {
+				gw.stateLost(l, "nothing listens at its address any more")
+			case missed == gw.cfg.StatePingsLost:
 				gw.stateLost(l, "no answer to "+strconv.Itoa(missed)+" pings: "+err.Error())
 			}
 			continue

@@ -102,9 +102,16 @@ func (gw *Gateway) deliver(ctx context.Context, l *stateLink, events []*fleet.Up
 		}
 		gw.metrics.stateErrors[rpc.KindOf(err)].Add(1)
 		if rpc.Refused(err) {
-			gw.stateLost(l, "it refuses connections: "+err.Error())
+			gw.stateLost(l, "nothing listens at its address any more")
 		}
-		if l.lost.Load() || ctx.Err() != nil || attempt >= 5 {
+		if l.lost.Load() {
+			// Expected: its connections moved, their uplinks in these events were answered 1210.
+			gw.log.Warn("events for a lost state server dropped", "state", l.id, "events", len(events))
+			gw.metrics.deliverErrors.Add(1)
+			gw.rerouteClosed(events)
+			return
+		}
+		if ctx.Err() != nil || attempt >= 5 {
 			gw.log.Error("dropping events for an unreachable state server", "state", l.id, "events", len(events), "err", err)
 			gw.metrics.deliverErrors.Add(1)
 			gw.rerouteClosed(events)

@@ -228,3 +228,27 @@ func TestADropNobodyResumesEnds(t *testing.T) {
 		t.Errorf("DISCONNECTED after a Close: %+v, want 1209 at once", ev)
 	}
 }
+
+// TestResumeOnTheSameGateway: a device whose socket broke comes back to the same gateway and gets
+// what was pushed while it was away.
+func TestResumeOnTheSameGateway(t *testing.T) {
+	p, biz := startAll(t, nil)
+	signer := mustSigner(t, platformtest.Secret)
+	dev := rawDial(t, p.Gateway.Addr())
+	login := dev.login(signer, "alice")
+	dev.Close()
+	poll.Until(t, "the connection to be parked", func() bool { return p.State.Stats().Parked == 1 })
+	resp, err := platformtest.StateClient(t, p.State.Addr()).Push(context.Background(),
+		&api.PushRequest{Caller: platformtest.Caller("demo"), Dids: []string{"alice"}, Payload: []byte("x")})
+	if err != nil || resp.Targets[0].Status != api.PushStatus_QUEUED {
+		t.Fatalf("push while away: %+v %v", resp, err)
+	}
+	back := rawDial(t, p.Gateway.Addr())
+	if ack := back.resume(signer, "alice", login.ConnID, 0); ack.Code != 0 || ack.ConnID == login.ConnID {
+		t.Fatalf("ResumeAck %+v", ack)
+	}
+	if msgs, _ := back.downlinks(1); msgs[1] != uint64(resp.MsgId) {
+		t.Errorf("after the Resume: %v, want msg %d", msgs, resp.MsgId)
+	}
+	biz.WaitEvents(t, api.EventKind_RESUMED, "alice", 1)
+}

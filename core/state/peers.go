@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudwego/kitex/client/callopt"
@@ -19,7 +20,14 @@ import (
 type peer struct {
 	id, addr string
 	cli      stateservice.Client
+	// goneSince is when the peer first refused connections (unix ns; 0 while it answers).
+	goneSince atomic.Int64
 }
+
+// movingGrace is how long after a peer state server is found gone its devices may still be on
+// their way to the others (the gateways notice within state_ping_interval × state_pings_lost, 750 ms
+// by default, and move them): a call meanwhile fails rather than miss them.
+const movingGrace = 2 * time.Second
 
 // newPeers follows the other state servers in the registry.
 func newPeers(s *Server) *registry.Table[*peer] {
@@ -44,8 +52,8 @@ func (s *Server) peerTimeout(wait time.Duration) callopt.Option {
 }
 
 // gather runs local on this server and call on every peer concurrently, and returns the peers'
-// answers (nil for a peer that failed, with its error, or that is gone: its address refuses
-// connections) after local's.
+// answers (nil for a peer that failed, with its error) after local's. A peer whose address has
+// refused connections for movingGrace is gone: nil, without an error.
 func gather[R any](ctx context.Context, s *Server, local func() R, call func(ctx context.Context, p *peer) (R, error)) (mine R, theirs []R, failed []error) {
 	ps := s.peers.List()
 	theirs = make([]R, len(ps))
@@ -59,13 +67,20 @@ func gather[R any](ctx context.Context, s *Server, local func() R, call func(ctx
 			if err != nil {
 				s.metrics.rpcError(peerState, err)
 				if rpc.Refused(err) {
-					// Nothing listens at its address: the process is gone, and with it every
-					// connection it held (its gateways move them). It holds nothing to answer for.
+					// Nothing listens at its address: the process is gone, with every connection it
+					// held. Once its gateways have moved them, it holds nothing to answer for.
+					now := time.Now().UnixNano()
+					p.goneSince.CompareAndSwap(0, now)
+					if time.Duration(now-p.goneSince.Load()) >= movingGrace {
+						return
+					}
+					errs[i] = fmt.Errorf("state server %s is gone and its connections are moving to the others; retry", p.id)
 					return
 				}
 				errs[i] = fmt.Errorf("state server %s: %w", p.id, err)
 				return
 			}
+			p.goneSince.Store(0)
 			theirs[i] = r
 		}()
 	}

@@ -3,9 +3,12 @@ package state
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
@@ -134,5 +137,34 @@ func TestSessionCallWithAnUnreachablePeerFails(t *testing.T) {
 	_, err = (&apiHandler{ts.Server}).Push(ctxT(t), &api.PushRequest{Caller: caller(), Session: "room"})
 	if codeOf(err) != protocol.CodeOverloaded {
 		t.Errorf("session Push with a peer down: %v, want 1303", err)
+	}
+}
+
+// A peer whose address refuses connections is gone: while its devices may still be on their way
+// here (movingGrace) calls fail, since they may be missed; after that it holds nothing.
+func TestAGonePeerFailsCallsWhileItsDevicesMoveThenIsSkipped(t *testing.T) {
+	ts := newTestServer(t)
+	ts.loginDevice(t, 1, testApp, "near", "")
+	refused := fmt.Errorf("dial: %w", syscall.ECONNREFUSED)
+	ts.addPeer(t, "s2", &fakePeer{
+		push:    func(*fleet.LocalPushRequest) (*fleet.LocalPushResponse, error) { return nil, refused },
+		session: func(*fleet.LocalSessionRequest) (*fleet.LocalSessionResponse, error) { return nil, refused },
+	})
+	h := &apiHandler{ts.Server}
+	resp, err := h.Push(ctxT(t), &api.PushRequest{Caller: caller(), Dids: []string{"near", "moving"}})
+	if err != nil || !slices.Equal(render(resp.Targets), []string{"near//SENT", "moving//FAILED"}) {
+		t.Fatalf("push right after the peer went: %q %v, want moving FAILED, not OFFLINE", render(resp.Targets), err)
+	}
+	if _, err := h.Bind(ctxT(t), &api.BindRequest{Caller: caller(), Session: "room", Dids: []string{"near", "moving"}}); codeOf(err) != protocol.CodeOverloaded {
+		t.Fatalf("Bind right after the peer went: %v, want 1303 (retry)", err)
+	}
+	p, _ := ts.peers.Get("s2")
+	p.goneSince.Store(time.Now().Add(-movingGrace).UnixNano())
+	resp, err = h.Push(ctxT(t), &api.PushRequest{Caller: caller(), Dids: []string{"near", "moving"}})
+	if err != nil || !slices.Equal(render(resp.Targets), []string{"near//SENT", "moving//OFFLINE"}) {
+		t.Errorf("push once the peer is long gone: %q %v, want moving OFFLINE", render(resp.Targets), err)
+	}
+	if r, err := h.Bind(ctxT(t), &api.BindRequest{Caller: caller(), Session: "room", Dids: []string{"near"}}); err != nil || r.Members != 1 {
+		t.Errorf("Bind once the peer is long gone: %+v %v", r, err)
 	}
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -162,6 +163,12 @@ func (s *Server) resume(l *gatewayLink, key connKey, ev *fleet.UpEvent) {
 		return
 	}
 	go func() {
+		// Off the Deliver call, a panic would take the process down: a device's Resume reaches here.
+		defer func() {
+			if r := recover(); r != nil {
+				s.log.Error("panic answering a Resume", "did", cs.did, "panic", r, "stack", string(debug.Stack()))
+			}
+		}()
 		ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RPCTimeout)
 		defer cancel()
 		if err := s.syncLink(ctx, l, changes); err != nil {

@@ -7,8 +7,8 @@
 //     gets each message a device sent (return nil to accept it, Refuse(code, message) to refuse it
 //     with your own code in 2000-2999, which the device sees in its UplinkAck); Sessions answers which
 //     sessions (chats, groups, rooms) a device joins when it logs in; Connected, Disconnected,
-//     Undelivered and Resumed are notifications. Point Plato's state.business.default (or
-//     state.business.apps.<app>) at the server's address.
+//     Undelivered and Resumed are notifications. Point Plato's apps.<app>.business at the
+//     server's address.
 //   - You call Plato. Client calls Plato's RPC on a state server: Push downlinks to dids, uids or a
 //     session, Bind and Unbind devices to sessions, Kick devices, ask who is Online. Every call
 //     presents the app ID and key of ClientConfig; Plato refuses a wrong key, or another app's

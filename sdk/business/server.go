@@ -108,8 +108,7 @@ func (l *readyListener) Fd() int {
 	return l.Listener.Fd()
 }
 
-// Addr is the address the server listens on: give it to Plato (state.business.default or
-// state.business.apps.<app>).
+// Addr is the address the server listens on: give it to Plato (apps.<app>.business).
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Serve serves until Stop, and returns nil then; or an error if serving failed. A Server serves once.

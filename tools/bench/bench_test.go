@@ -21,6 +21,9 @@ import (
 const workerEnv = "PLATO_BENCH_TEST_WORKER"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(platoRoleEnv) == "1" {
+		os.Exit(runTestPlato())
+	}
 	if os.Getenv(workerEnv) == "1" {
 		if err := RunWorker(context.Background(), os.Stdin, os.Stdout); err != nil {
 			os.Exit(1)

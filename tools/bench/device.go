@@ -52,60 +52,70 @@ const loginTimeout = 10 * time.Second
 // login dials endpoint from the fleet's source address and logs in. The returned error names the
 // failure class ("dial", "login code 1303") for the connect report.
 func (d *device) login(ctx context.Context, endpoint, tok string) error {
+	login := &protocol.Login{AppID: d.f.spec.AppID, DID: d.did, UID: d.did, Token: tok, Platform: "plato-bench/1"}
+	nc, br, ack, err := dialLogin(ctx, d.f.local, endpoint, login)
+	if err != nil {
+		return err
+	}
+	d.nc, d.br, d.connID = nc, br, ack.ConnID
+	d.hb = time.Duration(ack.HeartbeatMs) * time.Millisecond
+	if d.hb <= 0 {
+		d.hb = 30 * time.Second // protocol.md §9: a device that gets 0 uses 30 s
+	}
+	if d.f.spec.Heartbeat > 0 {
+		d.hb = d.f.spec.Heartbeat
+	}
+	d.lastSend.Store(d.f.now())
+	d.up.Store(true)
+	return nil
+}
+
+// dialLogin dials endpoint from local (nil: any address) and sends login, within loginTimeout. It
+// returns the logged-in connection and its reader, or an error that names the failure class
+// ("dial: ...", "login code 1303").
+func dialLogin(ctx context.Context, local *net.TCPAddr, endpoint string, login *protocol.Login) (net.Conn, *bufio.Reader, protocol.LoginAck, error) {
 	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
 	defer cancel()
-	dialer := net.Dialer{LocalAddr: d.f.local}
-	if d.f.local != nil {
+	dialer := net.Dialer{LocalAddr: local}
+	if local != nil {
 		dialer.Control = dialControl
 	}
 	nc, err := dialer.DialContext(ctx, "tcp", endpoint)
 	if err != nil {
-		return fmt.Errorf("dial: %s", errClass(err))
+		return nil, nil, protocol.LoginAck{}, fmt.Errorf("dial: %s", errClass(err))
 	}
 	dl, _ := ctx.Deadline()
 	_ = nc.SetDeadline(dl)
 	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
-	body := (&protocol.Login{AppID: d.f.spec.AppID, DID: d.did, UID: d.did, Token: tok, Platform: "plato-bench/1"}).Append(nil)
-	if _, err := nc.Write(protocol.AppendFrame(nil, protocol.SigLogin, 0, 1, body)); err != nil {
+	fail := func(err error) (net.Conn, *bufio.Reader, protocol.LoginAck, error) {
 		nc.Close()
-		return fmt.Errorf("write login: %s", errClass(err))
+		return nil, nil, protocol.LoginAck{}, err
+	}
+	if _, err := nc.Write(protocol.AppendFrame(nil, protocol.SigLogin, 0, 1, login.Append(nil))); err != nil {
+		return fail(fmt.Errorf("write login: %s", errClass(err)))
 	}
 	br := bufio.NewReaderSize(nc, readBuf)
 	for {
 		f, _, err := protocol.ReadFrame(br, protocol.DefaultMaxBody, nil)
 		if err != nil {
-			nc.Close()
-			return fmt.Errorf("read login ack: %s", errClass(err))
+			return fail(fmt.Errorf("read login ack: %s", errClass(err)))
 		}
 		switch f.Signal {
 		case protocol.SigLoginAck:
 			var ack protocol.LoginAck
 			if err := ack.Decode(f.Body); err != nil {
-				nc.Close()
-				return fmt.Errorf("login ack: %w", err)
+				return fail(fmt.Errorf("login ack: %w", err))
 			}
 			if ack.Code != protocol.CodeOK {
-				nc.Close()
-				return fmt.Errorf("login code %d", ack.Code)
+				return fail(fmt.Errorf("login code %d", ack.Code))
 			}
 			_ = nc.SetDeadline(time.Time{})
-			d.nc, d.br, d.connID = nc, br, ack.ConnID
-			d.hb = time.Duration(ack.HeartbeatMs) * time.Millisecond
-			if d.hb <= 0 {
-				d.hb = 30 * time.Second // protocol.md §9: a device that gets 0 uses 30 s
-			}
-			if d.f.spec.Heartbeat > 0 {
-				d.hb = d.f.spec.Heartbeat
-			}
-			d.lastSend.Store(d.f.now())
-			d.up.Store(true)
-			return nil
+			return nc, br, ack, nil
 		case protocol.SigClose:
 			var c protocol.Close
 			_ = c.Decode(f.Body)
-			nc.Close()
-			return fmt.Errorf("login refused with close code %d", c.Code)
+			return fail(fmt.Errorf("login refused with close code %d", c.Code))
 		}
 	}
 }

@@ -18,6 +18,17 @@
 // netpoll server in worker processes of its own that answers each frame the way Plato does, so the
 // client code path is identical and the ratio is Plato's cost over the machine's raw limit.
 //
+// # Failover
+//
+// The failover scenario (failover.go) cannot use a platform someone else runs, since it kills part
+// of it: it starts its own (failover_platform.go: NATS and a business server with one listener
+// per state server in the parent, two state servers and a gateway as processes of the plato
+// binary, Options.PlatoCommand), runs its devices in workers of role "failover"
+// (failover_device.go, failover_worker.go), SIGKILLs a state server under load, restarts it, and
+// computes its figures (failover_figures.go) from what the devices and the business server saw.
+// The parent tells the workers the instant of the kill ahead of time ("kill <unix ns>", answered
+// "armed"), so each device knows which of its uplinks were sent after it.
+//
 // # Devices
 //
 // A device (device.go) is a TCP socket speaking docs/protocol.md, one reader goroutine, and writes

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"runtime"
+	"sync"
 	"time"
 )
 
@@ -32,25 +33,31 @@ func (f *fleet) startUplink(runCtx context.Context) {
 	})
 }
 
-// pace calls send for devices round-robin at spec.Rate per second in total, from a few goroutines
-// (one writer cannot make a million syscalls a second) each owning a slice of the devices.
+// pace calls send for devices round-robin at spec.Rate per second in total (see paceItems).
 func (f *fleet) pace(ctx context.Context, devs []*device, send func(*device)) {
-	if len(devs) == 0 {
+	paceItems(ctx, &f.drivers, devs, f.spec.Rate, f.running.Load, send)
+}
+
+// paceItems calls send for items round-robin at rate per second in total, from a few goroutines
+// (one writer cannot make a million syscalls a second) each owning a slice of the items, while
+// ctx lasts and running says so. wg counts the goroutines.
+func paceItems[T any](ctx context.Context, wg *sync.WaitGroup, items []T, rate float64, running func() bool, send func(T)) {
+	if len(items) == 0 || rate <= 0 {
 		return
 	}
-	shards := min(len(devs), max(1, runtime.GOMAXPROCS(0)), 4)
+	shards := min(len(items), max(1, runtime.GOMAXPROCS(0)), 4)
 	for s := range shards {
-		var mine []*device
-		for i := s; i < len(devs); i += shards {
-			mine = append(mine, devs[i])
+		var mine []T
+		for i := s; i < len(items); i += shards {
+			mine = append(mine, items[i])
 		}
-		rate := f.spec.Rate / float64(shards)
-		f.drivers.Add(1)
+		rate := rate / float64(shards)
+		wg.Add(1)
 		go func() {
-			defer f.drivers.Done()
+			defer wg.Done()
 			start := time.Now()
 			var sent int64
-			for i := 0; ctx.Err() == nil && f.running.Load(); {
+			for i := 0; ctx.Err() == nil && running(); {
 				due := int64(rate*time.Since(start).Seconds()) - sent
 				if due <= 0 {
 					// Sleep until the next send is due; timers are coarse, so sends come in bursts

@@ -20,10 +20,13 @@ const (
 	ScenarioUplink    = "uplink"
 	ScenarioDownlink  = "downlink"
 	ScenarioBroadcast = "broadcast"
+	// ScenarioFailover starts a platform of its own (failover.go), kills a state server under load
+	// and restarts it.
+	ScenarioFailover = "failover"
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast}
+var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover}
 
 // Hard limits: a bench is a bounded experiment, never an open-ended load generator.
 const (
@@ -52,6 +55,15 @@ const (
 	DefaultSink             = "bench-sink"
 	DefaultDrain            = 5 * time.Second
 	DefaultInterval         = time.Second
+	// Failover defaults: a modest fleet, each device sending DefaultFailoverUplinksPerDevice
+	// uplinks a second (one every 200 ms, which bounds how finely recovery is seen) and getting
+	// DefaultFailoverPushesPerDevice pushes a second.
+	DefaultFailoverDevices          = 2000
+	DefaultFailoverUplinksPerDevice = 5
+	DefaultFailoverPushesPerDevice  = 0.1
+	DefaultWarmup                   = 3 * time.Second
+	DefaultAfterKill                = 5 * time.Second
+	DefaultAfterRestart             = 5 * time.Second
 	// openLoopOutstanding bounds unanswered uplinks per connection in open loop; beyond it the
 	// bench skips a send (and says so) rather than queueing without bound.
 	openLoopOutstanding = 1024
@@ -59,7 +71,7 @@ const (
 
 // Options configure one bench run. The zero value of each field means its default.
 type Options struct {
-	// Scenario is connect, uplink, downlink or broadcast.
+	// Scenario is connect, uplink, downlink, broadcast or failover.
 	Scenario string
 	// IPConfURL is where endpoints (and, without TokenSecret, tokens) come from. Default
 	// http://127.0.0.1:8080.
@@ -116,6 +128,19 @@ type Options struct {
 	// WorkerCommand returns a command that runs `plato bench --worker` (RunWorker on its stdin and
 	// stdout). Nil runs every worker in this process.
 	WorkerCommand func() *exec.Cmd
+	// Failover only (the other scenarios ignore these):
+	//
+	// Warmup is the load before the kill, AfterKill the load from the kill to the restart, and
+	// AfterRestart the load after it. Defaults 3s, 5s, 5s. Duration does not apply.
+	Warmup, AfterKill, AfterRestart time.Duration
+	// PushRate is the business's at-least-once pushes per second over all devices. Default
+	// Devices * DefaultFailoverPushesPerDevice. Rate is the devices' uplinks per second in total,
+	// default Devices * DefaultFailoverUplinksPerDevice.
+	PushRate float64
+	// PlatoCommand returns a command that runs the plato binary with args (`state --config F`,
+	// `gateway --config F`): failover starts its own state servers and gateway with it. Required
+	// for failover.
+	PlatoCommand func(args ...string) *exec.Cmd
 	// Progress, when set, receives a live progress line (\r-terminated) about twice a second.
 	Progress io.Writer
 }
@@ -133,10 +158,13 @@ func (o *Options) setDefaults() {
 	def(&o.CredentialSecret, DefaultCredentialSecret)
 	def(&o.CredentialKID, DefaultCredentialKID)
 	def(&o.Sink, DefaultSink)
+	if o.Scenario == ScenarioFailover {
+		o.setFailoverDefaults()
+	}
 	if o.Devices == 0 {
 		o.Devices = DefaultDevices
 	}
-	if o.Duration == 0 {
+	if o.Duration == 0 && o.Scenario != ScenarioFailover {
 		o.Duration = DefaultDuration
 	}
 	if o.Window == 0 && o.Rate == 0 {
@@ -161,7 +189,11 @@ func (o *Options) validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if !slices.Contains(Scenarios, o.Scenario) {
-		bad("unknown scenario %q (scenarios: connect, uplink, downlink, broadcast)", o.Scenario)
+		bad("unknown scenario %q (scenarios: connect, uplink, downlink, broadcast, failover)", o.Scenario)
+	}
+	if o.Scenario == ScenarioFailover {
+		errs = append(errs, o.validateFailover()...)
+		return errors.Join(errs...)
 	}
 	if o.Devices < 1 || o.Devices > MaxDevices {
 		bad("devices %d: must be 1 to %d", o.Devices, MaxDevices)
@@ -181,26 +213,9 @@ func (o *Options) validate() error {
 	if o.Interval < 100*time.Millisecond || o.Interval > time.Minute {
 		bad("interval %v: must be 100ms to 1m", o.Interval)
 	}
-	if o.Heartbeat < 0 || (o.Heartbeat > 0 && o.Heartbeat < 100*time.Millisecond) {
-		bad("heartbeat %v: must be at least 100ms", o.Heartbeat)
-	}
-	if o.Concurrency < 1 || o.Concurrency > 10_000 {
-		bad("concurrency %d: must be 1 to 10000", o.Concurrency)
-	}
+	o.validateDevices(bad)
 	if o.ConnectRate < 0 || o.ConnectRate > MaxRate {
 		bad("connect rate %v: must be 0 to %d per second", o.ConnectRate, MaxRate)
-	}
-	if o.Workers < 0 || o.Workers > 64 {
-		bad("workers %d: must be 0 (automatic) to 64", o.Workers)
-	}
-	if o.PerWorker < 1 || o.PerWorker > 60_000 {
-		bad("per-worker %d: must be 1 to 60000", o.PerWorker)
-	}
-	if o.Workers > 0 && o.Devices > o.Workers*o.PerWorker {
-		bad("%d devices do not fit in %d workers of at most %d", o.Devices, o.Workers, o.PerWorker)
-	}
-	if o.Drain < 0 || o.Drain > time.Minute {
-		bad("drain %v: must be 0 to 1m", o.Drain)
 	}
 	if o.Sink == "" || o.AppID == "" {
 		bad("app ID and sink must not be empty")
@@ -263,4 +278,26 @@ func checkLoopbackHost(what, host string) error {
 		}
 	}
 	return nil
+}
+
+// validateDevices checks what every scenario's devices and workers share.
+func (o *Options) validateDevices(bad func(format string, a ...any)) {
+	if o.Heartbeat < 0 || (o.Heartbeat > 0 && o.Heartbeat < 100*time.Millisecond) {
+		bad("heartbeat %v: must be at least 100ms", o.Heartbeat)
+	}
+	if o.Concurrency < 1 || o.Concurrency > 10_000 {
+		bad("concurrency %d: must be 1 to 10000", o.Concurrency)
+	}
+	if o.Workers < 0 || o.Workers > 64 {
+		bad("workers %d: must be 0 (automatic) to 64", o.Workers)
+	}
+	if o.PerWorker < 1 || o.PerWorker > 60_000 {
+		bad("per-worker %d: must be 1 to 60000", o.PerWorker)
+	}
+	if o.Workers > 0 && o.Devices > o.Workers*o.PerWorker {
+		bad("%d devices do not fit in %d workers of at most %d", o.Devices, o.Workers, o.PerWorker)
+	}
+	if o.Drain < 0 || o.Drain > time.Minute {
+		bad("drain %v: must be 0 to 1m", o.Drain)
+	}
 }

@@ -40,7 +40,11 @@ func newProgress(w io.Writer, o Options) *progress {
 func (p *progress) phase(target, name string, _ int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	carryOn := p.scenario == ScenarioFailover && p.name != "connecting" && p.name != ""
 	p.target, p.name, p.since = target, name, time.Now()
+	if carryOn {
+		return // the failover's phases share one load, and its workers' counts run on
+	}
 	p.ticks = map[int]Report{}
 	p.lastSum, p.lastAt, p.rate = 0, p.since, 0
 }
@@ -84,12 +88,13 @@ func (p *progress) line() string {
 	if p.name == "" {
 		return ""
 	}
-	var conns int
+	var conns, recovered int
 	var sent, done uint64
 	for _, t := range p.ticks {
 		conns += t.Conns
 		sent += t.Sent
 		done += t.Done
+		recovered += t.Recovered
 	}
 	now := time.Now()
 	if dt := now.Sub(p.lastAt).Seconds(); dt >= 0.45 {
@@ -100,6 +105,9 @@ func (p *progress) line() string {
 	head := fmt.Sprintf("bench %s [%s]", p.scenario, p.target)
 	if p.name == "connecting" {
 		return fmt.Sprintf("%s connecting %d/%d devices  %v", head, conns, p.devices, el)
+	}
+	if p.scenario == ScenarioFailover {
+		return fmt.Sprintf("%s %s %v  conns %d  sent %d  acked %d  %.0f/s  recovered %d/%d", head, p.name, el, conns, sent, done, p.rate, recovered, p.devices)
 	}
 	return fmt.Sprintf("%s %v/%v  conns %d  sent %d  done %d  %.0f/s", head, min(el, p.duration), p.duration, conns, sent, done, p.rate)
 }

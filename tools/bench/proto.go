@@ -16,8 +16,9 @@ import (
 
 // Worker roles.
 const (
-	roleDevices = "devices" // a share of the simulated devices
-	roleEcho    = "echo"    // the baseline server
+	roleDevices  = "devices"  // a share of the simulated devices
+	roleEcho     = "echo"     // the baseline server
+	roleFailover = "failover" // a share of the failover scenario's devices (failover_worker.go)
 )
 
 // WorkerSpec is everything a worker needs; it travels on stdin so the token secret never shows in
@@ -57,6 +58,9 @@ type WorkerSpec struct {
 	ConnectRate float64       `json:"connect_rate,omitempty"` // this worker's share, logins per second; 0: unpaced
 	Sink        string        `json:"sink,omitempty"`
 	Drain       time.Duration `json:"drain,omitempty"`
+	// PushRate is this worker's share of the failover scenario's pushes per second, which it makes
+	// itself through the State service at StateAddr.
+	PushRate float64 `json:"push_rate,omitempty"`
 	// ConnectBy ends the connect phase: devices not logged in by then count as failed.
 	ConnectBy time.Time `json:"connect_by"`
 	// Deadline is when the worker gives up whatever it is doing and exits (wall clock).
@@ -72,6 +76,7 @@ const (
 	repTick      = "tick"      // devices: once a second while running
 	repResult    = "result"    // devices: the end
 	repError     = "error"     // either: a fatal error; the worker exits
+	repArmed     = "armed"     // failover: the worker knows the instant of the kill or restart (At)
 )
 
 // Report is one line a worker writes.
@@ -88,8 +93,14 @@ type Report struct {
 	Sent  uint64 `json:"sent,omitempty"`
 	Done  uint64 `json:"done,omitempty"`
 	Conns int    `json:"conns,omitempty"`
+	// Recovered (failover) counts the devices that got an uplink through since the kill.
+	Recovered int `json:"recovered,omitempty"`
+	// At (armed) is the instant armed, unix ns.
+	At int64 `json:"at,omitempty"`
 	// result
 	Result *WorkerResult `json:"result,omitempty"`
+	// Failover is a failover worker's result.
+	Failover *FailoverWorkerResult `json:"failover,omitempty"`
 }
 
 // ConnectResult is a worker's connect phase.

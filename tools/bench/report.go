@@ -88,7 +88,28 @@ func reportRows(s *Summary) []reportRow {
 		}
 		rows = append(rows, r)
 	}
+	if ff := s.Failover; ff != nil {
+		rows = append(rows, failoverRows(ff)...)
+	}
 	return rows
+}
+
+// failoverRows are the failover scenario's figures, one value each.
+func failoverRows(ff *FailoverFigures) []reportRow {
+	pair := func(a, b float64) string { return num(a) + " / " + num(b) }
+	return []reportRow{
+		{Name: "failover: devices on the killed state server", Plato: strconv.Itoa(ff.Killed.Devices)},
+		{Name: "failover: every device working again (ms after the kill)", Plato: num(ff.EveryDeviceWorkingMs)},
+		{Name: "failover: recovery p50 / p99 (ms), all devices", Plato: pair(ff.Recovery.All.P50, ff.Recovery.All.P99)},
+		{Name: "failover: recovery p50 / p99 (ms), the killed server's", Plato: pair(ff.Recovery.Killed.P50, ff.Recovery.Killed.P99)},
+		{Name: "failover: devices that logged in again", Plato: strconv.Itoa(ff.Relogins.Devices)},
+		{Name: "failover: CONNECTED events beyond one per device", Plato: strconv.Itoa(ff.Relogins.BusinessConnectedMinusN)},
+		{Name: "failover: ACKed uplinks lost", Plato: strconv.FormatUint(ff.Uplinks.AckedLost, 10)},
+		{Name: "failover: UplinkAcks 1210", Plato: strconv.FormatUint(ff.Uplinks.Ack1210, 10)},
+		{Name: "failover: pushes accepted / delivered / reported undelivered", Plato: fmt.Sprintf("%d / %d / %d", ff.Pushes.Accepted, ff.Pushes.Delivered, ff.Pushes.UndeliveredReported)},
+		{Name: "failover: pushes unaccounted for", Plato: strconv.FormatUint(ff.Pushes.Unaccounted, 10)},
+		{Name: "failover: errors after the restart", Plato: strconv.Itoa(ff.Restart.Errors)},
+	}
 }
 
 func num(v float64) string {

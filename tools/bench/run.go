@@ -22,9 +22,13 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
+	if o.Scenario == ScenarioFailover {
+		return runFailover(ctx, o)
+	}
 	if o.TokenSecret != "" && len(o.TokenSecret) < token.MinSecretLen {
 		return nil, fmt.Errorf("token secret: at least %d bytes", token.MinSecretLen)
 	}
+	loadBefore := loadAverage()
 	r := &runner{opts: o, runID: fmt.Sprintf("bench-%06x", rand.Uint32()&0xffffff)}
 	var notes []string
 	note := func(format string, a ...any) { notes = append(notes, fmt.Sprintf(format, a...)) }
@@ -117,7 +121,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 		note("baseline: a bare netpoll echo server %s, same client and settings, no token check, state, pipeline or business hop; ratios are plato / baseline", where)
 	}
-	note("cores busy during the measured phase: server process(es) %.2f, bench %.2f, of %d on this machine", s.ServerCPU, s.ClientCPU, runtime.NumCPU())
+	s.LoadAverage = &LoadAverage{Before: loadBefore, After: loadAverage()}
+	note("cores busy during the measured phase: server process(es) %.2f, bench %.2f, of %d on this machine; load average before %s, after %s (/proc/loadavg: 1, 5, 15 minutes)", s.ServerCPU, s.ClientCPU, runtime.NumCPU(), s.LoadAverage.Before, s.LoadAverage.After)
 	s.Notes = append(notes, scenarioNotes(s, o)...)
 	if plato.stopped {
 		s.Notes = append(s.Notes, "interrupted: the measured phase was cut short")

@@ -22,8 +22,12 @@ type Summary struct {
 	Baseline *Figures           `json:"baseline,omitempty"`
 	Ratios   map[string]float64 `json:"ratios,omitempty"`
 	// Workers is how many processes carried the devices (0: this process).
-	Workers int      `json:"workers"`
-	Notes   []string `json:"notes"`
+	Workers int `json:"workers"`
+	// Failover is the failover scenario's account (failover_figures.go).
+	Failover *FailoverFigures `json:"failover,omitempty"`
+	// LoadAverage is the machine's, before and after the run.
+	LoadAverage *LoadAverage `json:"load_average,omitempty"`
+	Notes       []string     `json:"notes"`
 }
 
 // Figures are one target's results. For uplink, sent/acked count uplinks and their ACKs (code 0);

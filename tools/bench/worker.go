@@ -46,6 +46,8 @@ func RunWorker(ctx context.Context, stdin io.Reader, stdout io.Writer) error {
 		err = runDevices(ctx, spec, cmds, out)
 	case roleEcho:
 		err = runEcho(ctx, spec, cmds, out)
+	case roleFailover:
+		err = runFailoverDevices(ctx, spec, cmds, out)
 	default:
 		err = fmt.Errorf("unknown worker role %q", spec.Role)
 	}
