@@ -98,6 +98,8 @@ func (s *Server) expire(cs *connState) {
 	s.disconnect(cs, reason)
 }
 
+const nothingKept = "nothing is kept under that connection for this device: log in"
+
 // resume answers a Resume the gateway checked the token of: ev.Did and ev.Uid are the token's.
 // It never blocks on I/O except for a connection in sessions, whose new gateway must know them
 // before the ResumeAck (so no broadcast is missed after it); that is done off the Deliver call.
@@ -125,7 +127,7 @@ func (s *Server) resume(l *gatewayLink, key connKey, ev *fleet.UpEvent) {
 	cs.mu.Lock()
 	if cs.closed || cs.resuming || cs.uid != ev.Uid || !cs.loggedIn {
 		cs.mu.Unlock()
-		refuse("nothing is kept under that connection for this device: log in")
+		refuse(nothingKept)
 		return
 	}
 	if !cs.parked {
@@ -135,7 +137,7 @@ func (s *Server) resume(l *gatewayLink, key connKey, ev *fleet.UpEvent) {
 		cur := cs.route.Load()
 		cs.mu.Unlock()
 		if cur == nil || cur.key.id != m.PrevConnID {
-			refuse("nothing is kept under that connection for this device: log in")
+			refuse(nothingKept)
 			return
 		}
 		body := (&protocol.Close{Code: protocol.CodeMigrated, Message: "resumed on another connection"}).Append(nil)
@@ -148,7 +150,7 @@ func (s *Server) resume(l *gatewayLink, key connKey, ev *fleet.UpEvent) {
 	}
 	if !cs.parked || cs.closed || cs.lastRoute.id != m.PrevConnID {
 		cs.mu.Unlock()
-		refuse("nothing is kept under that connection for this device: log in")
+		refuse(nothingKept)
 		return
 	}
 	cs.resuming = true
