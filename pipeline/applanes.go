@@ -43,13 +43,27 @@ func (a *appLanes) of(app string) *batch.Batcher[item] {
 	return b
 }
 
-// add queues it on its app's lane for key.
-func (a *appLanes) add(app string, key uint64, it item) error {
+// add queues it on its app's lane for key, from the lane's reserve when reserved.
+func (a *appLanes) add(app string, key uint64, it item, reserved bool) error {
 	b := a.of(app)
 	if b == nil {
 		return batch.ErrClosed
 	}
+	if reserved {
+		return b.AddReserved(key, it)
+	}
 	return b.Add(key, it)
+}
+
+// fill is the fullest lane of any app (batch.Batcher.Fill).
+func (a *appLanes) fill() float64 {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	most := 0.0
+	for _, b := range a.byApp {
+		most = max(most, b.Fill())
+	}
+	return most
 }
 
 // close lets every app's lanes finish what is queued, as batch.Batcher.Close does.

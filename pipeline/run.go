@@ -21,7 +21,17 @@ type item struct {
 // exactly once with the outcome, on a lane goroutine, after the done of every earlier signal of
 // the same connection. Run returns ErrBackpressure when the lane is full and ErrClosed after
 // Close; done is not called then.
-func (p *Pipelines) Run(ev stage.Event, done func(Outcome)) error {
+func (p *Pipelines) Run(ev stage.Event, done func(Outcome)) error { return p.run(ev, done, false) }
+
+// RunReserved is Run for the signals that keep the stages' view right (a disconnect, the ACK of a
+// downlink in flight, a resumed connection's replay): it takes the lane's reserve and is never
+// refused with ErrBackpressure. The caller bounds how many there are (one disconnect per
+// connection, one ACK per downlink).
+func (p *Pipelines) RunReserved(ev stage.Event, done func(Outcome)) error {
+	return p.run(ev, done, true)
+}
+
+func (p *Pipelines) run(ev stage.Event, done func(Outcome), reserved bool) error {
 	if ev.Signal == stage.SignalTimer {
 		return errors.New("running a signal: timer signals come from Host.SetTimer only")
 	}
@@ -30,13 +40,17 @@ func (p *Pipelines) Run(ev stage.Event, done func(Outcome)) error {
 		// A push has no connection: spread pushes over the lanes by message.
 		key = (fnvOffset ^ ev.MsgID) * fnvPrime
 	}
-	return laneErr(p.lanes.add(ev.Conn.AppID, key, item{ev: ev, done: done}))
+	return laneErr(p.lanes.add(ev.Conn.AppID, key, item{ev: ev, done: done}, reserved))
 }
+
+// Fill is how full the fullest lane of any app is, as a fraction of its bound (batch.Batcher.Fill):
+// what the state server's overload manager watches.
+func (p *Pipelines) Fill() float64 { return p.lanes.fill() }
 
 // enqueueTimer queues a fired timer for the stage that set it, on the lane of its app and key.
 func (p *Pipelines) enqueueTimer(target *scope, appID, key string, data []byte) error {
 	ev := stage.Event{Signal: stage.SignalTimer, Conn: stage.Conn{AppID: appID}, TimerKey: key, TimerData: data}
-	return laneErr(p.lanes.add(appID, timerKey(appID, key), item{ev: ev, target: target}))
+	return laneErr(p.lanes.add(appID, timerKey(appID, key), item{ev: ev, target: target}, false))
 }
 
 func laneErr(err error) error {

@@ -36,6 +36,9 @@ Scenarios:
              restarts it --after-kill later: time until every device gets an uplink through
              again, devices that had to log in again, ACKed uplinks lost, pushes unaccounted for,
              errors after the restart. Defaults: 2000 devices, 5 uplinks/s and 0.1 pushes/s each
+  overload   measures the uplink capacity of a running platform (closed loop, --window 8 per
+             device), then offers open-loop uplinks at each --factor of it (default 1.5 and 3):
+             ACKed msgs/s as a ratio to the capacity, uplinks refused 1303, connections closed
 
 Devices above --per-worker (15,000, under a common limit of 20,000 open files per process) are
 spread over worker processes, each connecting from its own source address 127.0.0.2, 127.0.0.3...
@@ -84,6 +87,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.Business, "business", "", "serve a business server on this address that accepts every uplink and pushes nothing, instead of the demo's (route the app to it: plato up --set apps.bench.business=ADDR)")
 	fs.DurationVar(&o.Drain, "drain", bench.DefaultDrain, "how long to wait for outstanding answers after the measured phase")
 	fs.Var(&pids, "gateway-pid", "pid of a gateway process whose RSS to measure (repeatable; default: found by listening port)")
+	var factors listFlag
+	fs.Var(&factors, "factor", "overload: offered load as a multiple of the measured capacity (repeatable or comma-separated; default 1.5,3)")
 	report := fs.String("report", "", "also write an HTML report with latency and throughput charts to this file")
 	worker := fs.Bool("worker", false, "internal: run as a worker process of a parent plato bench (spec on stdin)")
 	if err := fs.Parse(args); err != nil {
@@ -109,7 +114,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	if o.Scenario == "" {
 		fs.Usage()
-		return errors.New("give a scenario: connect, uplink, downlink, broadcast or failover")
+		return errors.New("give a scenario: " + strings.Join(bench.Scenarios, ", "))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -127,6 +132,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if !set["duration"] {
 			o.Duration = 0
 		}
+	}
+	if o.Scenario == bench.ScenarioOverload && !set["window"] {
+		o.Window = 0 // its own default
+	}
+	for _, f := range factors.values {
+		v, err := strconv.ParseFloat(f, 64)
+		if err != nil {
+			return fmt.Errorf("--factor %q: not a number", f)
+		}
+		o.Factors = append(o.Factors, v)
 	}
 	if o.TokenSecret == "" {
 		o.TokenSecret = os.Getenv(platform.TokenSecretEnv)

@@ -40,6 +40,10 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"bench", "failover", "--baseline"}, 1, "--baseline"},
 		{[]string{"bench", "failover", "--after-kill", "10ms"}, 1, "after-kill 10ms"},
 		{[]string{"bench", "failover", "--app", "Not Valid"}, 1, "app ID"},
+		{[]string{"bench", "--help"}, 0, "overload"},
+		{[]string{"bench", "overload", "--factor", "0"}, 1, "overload factor 0"},
+		{[]string{"bench", "overload", "--factor", "x"}, 1, "not a number"},
+		{[]string{"bench", "overload", "--rate", "10"}, 1, "derived"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tc.args, &out, &errb)

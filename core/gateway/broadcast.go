@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/platoim/plato/internal/fanout"
+	"github.com/platoim/plato/internal/overload"
 	"github.com/platoim/plato/sdk/delivery"
 	"github.com/platoim/plato/sdk/protocol"
 )
@@ -92,6 +93,12 @@ func (gw *Gateway) onBroadcast(msg *nats.Msg) {
 		return
 	}
 	gw.metrics.broadcastsIn.Add(1)
+	if gw.overload.Active(overload.ShedBroadcasts) {
+		// The last action of a pressed gateway: broadcasts are at most once, and a member that
+		// misses one misses what any other drop would have cost it.
+		gw.metrics.broadcastsShed.Add(1)
+		return
+	}
 	var m fanout.Message
 	if err := m.Decode(msg.Data); err != nil {
 		gw.dropBroadcast(malformedDecode, err, len(msg.Data))

@@ -51,6 +51,8 @@ type conn struct {
 	upAnswered int64
 	upPending  []int64
 	unacked    []*fleet.DownFrame
+	// hbInFlight is set while a heartbeat that took the lane's reserve awaits its answer.
+	hbInFlight bool
 }
 
 // outFrame is one frame waiting for the socket: a frame of the state server, encoded when it is
@@ -108,6 +110,8 @@ func (c *conn) enqueueFromState(stateID string, f *fleet.DownFrame) (ok, moved, 
 		}
 	case protocol.SigUplinkAck:
 		c.answeredLocked(f)
+	case protocol.SigHeartbeatAck:
+		c.hbInFlight = false
 	}
 	start, full := c.appendLocked(outFrame{down: f}, f.Action == fleet.DownAction_SEND_AND_CLOSE)
 	c.mu.Unlock()

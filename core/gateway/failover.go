@@ -44,41 +44,79 @@ func (c *conn) trackLocked(f *fleet.DownFrame) {
 	c.unacked = append(c.unacked, f)
 }
 
-// acked forgets the downlink the device ACKed.
-func (c *conn) acked(seq int64) {
+// acked forgets the downlink the device ACKed, and reports whether it was one the gateway kept:
+// such an ACK may take the lane's reserve, since there is one per downlink sent.
+func (c *conn) acked(seq int64) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	found := false
 	for i, f := range c.unacked {
 		if f.Seq == seq {
 			c.unacked = append(c.unacked[:i], c.unacked[i+1:]...)
+			found = true
 			break
 		}
 	}
 	if len(c.unacked) == 0 {
 		c.unacked = nil
 	}
+	return found
+}
+
+// heartbeatSent reports whether this heartbeat is the connection's only one in flight, which may
+// take the lane's reserve: then a flood of uplinks can never starve a device's heartbeats into a
+// heartbeat timeout.
+func (c *conn) heartbeatSent() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.hbInFlight {
+		return false
+	}
+	c.hbInFlight = true
+	return true
+}
+
+// heartbeatAnswered notes a HeartbeatAck (or a heartbeat that was never forwarded).
+func (c *conn) heartbeatAnswered() {
+	c.mu.Lock()
+	c.hbInFlight = false
 	c.mu.Unlock()
 }
 
-// forwarded notes an uplink handed to the state server, to answer it if the state server is lost.
+// forwarded notes an uplink handed to the state server, to answer it if the state server is lost;
+// the gateway counts it in flight until it is answered.
 func (c *conn) forwarded(seq int64) {
 	c.mu.Lock()
 	if len(c.upPending) < maxPendingUplinks {
 		c.upPending = append(c.upPending, seq)
+		c.gw.upInFlight.Add(1)
 	}
 	c.mu.Unlock()
 }
 
-// answeredLocked notes the state server's UplinkAck. c.mu is held.
-func (c *conn) answeredLocked(f *fleet.DownFrame) {
-	for i, seq := range c.upPending {
-		if seq == f.Seq {
+// unforwarded takes back forwarded(seq) for an uplink its lane refused.
+func (c *conn) unforwarded(seq int64) {
+	c.mu.Lock()
+	c.dropPendingLocked(seq)
+	c.mu.Unlock()
+}
+
+func (c *conn) dropPendingLocked(seq int64) {
+	for i, s := range c.upPending {
+		if s == seq {
 			c.upPending = append(c.upPending[:i], c.upPending[i+1:]...)
+			c.gw.upInFlight.Add(-1)
 			break
 		}
 	}
 	if len(c.upPending) == 0 {
 		c.upPending = nil
 	}
+}
+
+// answeredLocked notes the state server's UplinkAck. c.mu is held.
+func (c *conn) answeredLocked(f *fleet.DownFrame) {
+	c.dropPendingLocked(f.Seq)
 	// The state server decided on this seq (delivered, a duplicate, or refused): a resend with it
 	// must not be delivered again by the next one.
 	if len(f.Body) >= 2 {
@@ -171,10 +209,11 @@ func (gw *Gateway) moveConns(l *stateLink) {
 		}
 		c.unacked = nil
 		pending := c.upPending
-		c.upPending = nil
+		c.upPending, c.hbInFlight = nil, false
+		gw.upInFlight.Add(-int64(len(pending)))
 		// Queued under c.mu: the connection's next frames read the new link after this and queue
 		// behind the event on the same lane.
-		err := to.batch.Add(c.id, ev)
+		err := to.batch.AddReserved(c.id, ev)
 		c.mu.Unlock()
 		if err != nil {
 			closed++
@@ -204,7 +243,7 @@ func (gw *Gateway) rerouteClosed(events []*fleet.UpEvent) {
 			continue
 		}
 		ev.Orphan = true
-		if err := to.batch.Add(uint64(ev.ConnId), ev); err != nil {
+		if err := to.batch.AddReserved(uint64(ev.ConnId), ev); err != nil {
 			gw.log.Warn("could not report a closed connection of a lost state server", "did", ev.Did, "err", err)
 		}
 	}

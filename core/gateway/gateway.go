@@ -21,6 +21,7 @@ import (
 
 	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/overload"
 	"github.com/platoim/plato/internal/peerauth"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
@@ -77,6 +78,10 @@ type Gateway struct {
 	// instruments reads metrics for the Meter; unregistered at Shutdown.
 	instruments metric.Registration
 	nextID      atomic.Uint64
+	// upInFlight counts the uplinks forwarded and not answered yet (conn.upPending, all
+	// connections); overload sheds load when the gateway is pressed (overload.go).
+	upInFlight atomic.Int64
+	overload   *overload.Manager
 	// onFrame acts on one complete frame: handle, except in tests that need it to fail.
 	onFrame func(c *conn, h protocol.Header, body []byte)
 
@@ -136,7 +141,11 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 	if len(cfg.Secret) > 0 {
 		gw.stateAuth = peerauth.NewVerifier(cfg.Secret, peerauth.State)
 	}
+	if cfg.MaxUplinksInFlight <= 0 {
+		gw.cfg.MaxUplinksInFlight = config.DefaultUplinksInFlight
+	}
 	gw.links = newStateLinks(gw)
+	gw.overload = gw.newOverload()
 	gw.peers = registry.NewTable(registry.TableConfig[struct{}]{
 		Role: registry.RoleGateway, Dial: func(registry.Node) (struct{}, error) { return struct{}{}, nil },
 	})
@@ -169,6 +178,15 @@ func (gw *Gateway) Start(ctx context.Context) error {
 	gw.rpc = gwservice.NewServer(&pushHandler{gw}, rpc.Server(gw.rpcLn)...)
 	rpc.Run(&gw.done, gw.rpc, gw.log, "gateway RPC server")
 	gw.wheel.Start()
+	interval := gw.cfg.Overload.Interval
+	if interval <= 0 {
+		interval = config.DefaultOverloadInterval
+	}
+	gw.done.Add(1)
+	go func() {
+		defer gw.done.Done()
+		gw.overload.Run(ctx, interval)
+	}()
 	if err := gw.links.Follow(ctx, gw.reg); err != nil {
 		gw.Shutdown(context.Background())
 		return err

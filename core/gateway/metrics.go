@@ -30,6 +30,10 @@ type metrics struct {
 	// panics counts callbacks that panicked and were recovered (guard.go).
 	panics         atomic.Int64
 	forwardRefused atomic.Int64
+	// uplinksRefused and loginsRefused count frames refused for overload, by reason
+	// (overload.go); broadcastsShed the broadcasts dropped while the manager sheds them.
+	uplinksRefused, loginsRefused [numRefusedReasons]atomic.Int64
+	broadcastsShed                atomic.Int64
 	// rpcRefused counts Push and Sessions calls without a state server's proof.
 	rpcRefused atomic.Int64
 	// stateErrors counts failed State.Deliver calls by kind (each retry counts); deliverErrors

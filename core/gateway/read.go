@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 
+	"github.com/platoim/plato/internal/overload"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/sdk/protocol"
@@ -138,6 +139,7 @@ func (gw *Gateway) handle(c *conn, h protocol.Header, body []byte) {
 			return
 		}
 	}
+	reserved := false
 	switch {
 	case h.Signal == protocol.SigDownlinkAck && h.Flags&protocol.FlagBroadcast != 0:
 		if !gw.acks.has(h.Seq, time.Now()) {
@@ -147,13 +149,30 @@ func (gw *Gateway) handle(c *conn, h protocol.Header, body []byte) {
 			return
 		}
 	case h.Signal == protocol.SigDownlinkAck:
-		c.acked(int64(h.Seq))
+		reserved = c.acked(int64(h.Seq))
+	case h.Signal == protocol.SigHeartbeat:
+		reserved = c.heartbeatSent()
 	case h.Signal == protocol.SigUplink:
+		if reason := gw.admitForward(); reason >= 0 {
+			gw.refuseUplink(c, h.Seq, reason)
+			return
+		}
 		c.forwarded(int64(h.Seq))
 	}
-	gw.forward(c, link, &fleet.UpEvent{
+	if gw.forward(c, link, &fleet.UpEvent{
 		ConnId: int64(c.id), Kind: fleet.UpKind_FRAME, Signal: int8(h.Signal), Flags: int16(h.Flags), Seq: int64(h.Seq), Body: body,
-	})
+	}, reserved) {
+		return
+	}
+	switch h.Signal {
+	case protocol.SigUplink:
+		c.unforwarded(int64(h.Seq))
+		gw.refuseUplink(c, h.Seq, refusedQueueFull)
+	case protocol.SigHeartbeat:
+		c.heartbeatAnswered() // this one never left: the next may take the reserve
+	}
+	// An ACK the gateway does not know of, or a second heartbeat while one is in flight: dropped
+	// (and counted), as the state server is not keeping up.
 }
 
 func (gw *Gateway) login(c *conn, h protocol.Header, body []byte) {
@@ -183,10 +202,19 @@ func (gw *Gateway) login(c *conn, h protocol.Header, body []byte) {
 	if a.link == nil {
 		return // closing meanwhile (its login timer fired)
 	}
-	gw.forward(c, a.link, &fleet.UpEvent{
+	if !gw.forward(c, a.link, &fleet.UpEvent{
 		ConnId: int64(c.id), Kind: fleet.UpKind_FRAME, Signal: int8(protocol.SigLogin), Seq: int64(h.Seq), Body: body,
 		AppId: m.AppID, Did: m.DID, Uid: a.uid, RemoteAddr: c.nc.RemoteAddr().String(),
-	})
+	}, false) {
+		gw.refuseQueuedLogin(c)
+	}
+}
+
+// refuseQueuedLogin closes a connection whose Login or Resume found its state server's lane full:
+// nothing was set up for it yet, and the device retries, here or elsewhere.
+func (gw *Gateway) refuseQueuedLogin(c *conn) {
+	gw.metrics.loginsRefused[refusedQueueFull].Add(1)
+	c.closeWith(protocol.CodeOverloaded, "overloaded: the state server's queue is full; retry later")
 }
 
 // admission is admit's answer: the token's uid and the did's state server, or the code and
@@ -202,6 +230,11 @@ type admission struct {
 // connection of the app's quota, and marks c pending. The token says who the device is: a frame
 // naming another uid than the token's is a device lying.
 func (gw *Gateway) admit(c *conn, appID, did, uid, tok string) admission {
+	if gw.overload.Active(overload.RefuseLogins) {
+		// First and cheapest: a pressed gateway spends nothing on a device that can go elsewhere.
+		gw.metrics.loginsRefused[refusedOverload].Add(1)
+		return admission{code: protocol.CodeOverloaded, msg: "gateway overloaded; retry later (ipconf ranks others first)"}
+	}
 	app := gw.cfg.Apps.Get(appID)
 	if app == nil {
 		return admission{code: protocol.CodeUnknownApp, msg: "app " + strconv.Quote(appID) + " is not configured"}
@@ -265,10 +298,12 @@ func (gw *Gateway) resume(c *conn, h protocol.Header, body []byte) {
 	if a.link == nil {
 		return
 	}
-	gw.forward(c, a.link, &fleet.UpEvent{
+	if !gw.forward(c, a.link, &fleet.UpEvent{
 		ConnId: int64(c.id), Kind: fleet.UpKind_FRAME, Signal: int8(protocol.SigResume), Seq: int64(h.Seq), Body: body,
 		AppId: m.AppID, Did: m.DID, Uid: a.uid, RemoteAddr: c.nc.RemoteAddr().String(),
-	})
+	}, false) {
+		gw.refuseQueuedLogin(c)
+	}
 }
 
 // refuseResume is the state server's ResumeAck 1208: nothing to resume. The connection goes back
@@ -293,12 +328,14 @@ func (gw *Gateway) refuseResume(c *conn, f *fleet.DownFrame) bool {
 	return c.enqueue(f)
 }
 
-// forward queues ev for the connection's state server; a full queue means the state server is not
-// keeping up, and the device is told to come back later rather than buffering without bound.
+// forward queues ev for the connection's state server and reports whether it was taken. A full
+// lane means the state server is not keeping up: the caller refuses the frame (overload.go) rather
+// than buffer without bound. A reserved event takes the lane's reserve and is never refused for
+// room.
 //
 // A frame the tracer samples gets a "plato.gateway.frame" span, from its arrival to its queuing,
 // and carries the span's traceparent so the state server's spans join the same trace.
-func (gw *Gateway) forward(c *conn, l *stateLink, ev *fleet.UpEvent) {
+func (gw *Gateway) forward(c *conn, l *stateLink, ev *fleet.UpEvent, reserved bool) bool {
 	ctx, span := gw.cfg.Tracer.StartRoot("plato.gateway.frame")
 	if span != nil {
 		span.SetAttributes(attribute.String("signal", protocol.Signal(ev.Signal).String()),
@@ -306,13 +343,18 @@ func (gw *Gateway) forward(c *conn, l *stateLink, ev *fleet.UpEvent) {
 		ev.Traceparent = telemetry.TraceParent(ctx)
 		defer span.End()
 	}
-	if err := l.batch.Add(c.id, ev); err != nil {
+	add := l.batch.Add
+	if reserved {
+		add = l.batch.AddReserved
+	}
+	if err := add(c.id, ev); err != nil {
 		gw.metrics.forwardRefused.Add(1)
 		if span != nil {
 			span.SetStatus(codes.Error, "state server queue full")
 		}
-		c.closeWith(protocol.CodeOverloaded, "state server queue full")
+		return false
 	}
+	return true
 }
 
 // onClose runs once when the socket is gone, whoever closed it.
@@ -320,6 +362,7 @@ func (gw *Gateway) onClose(c *conn) {
 	c.mu.Lock()
 	c.closed = true
 	c.queue = nil
+	gw.upInFlight.Add(-int64(len(c.upPending)))
 	c.unacked, c.upPending = nil, nil
 	link, app, did, uid, reason := c.link, c.appID, c.did, c.uid, c.reason
 	sessions, u := c.sessions, c.usage
@@ -347,7 +390,7 @@ func (gw *Gateway) onClose(c *conn) {
 	// The identity rides along in case the state server is lost before it takes the event
 	// (rerouteClosed).
 	ev := &fleet.UpEvent{ConnId: int64(c.id), Kind: fleet.UpKind_CLOSED, Reason: int32(reason), AppId: app, Did: did, Uid: uid}
-	if err := link.batch.Add(c.id, ev); err != nil {
+	if err := link.batch.AddReserved(c.id, ev); err != nil {
 		gw.log.Warn("could not tell the state server a connection closed", "conn", c.id, "err", err)
 	}
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"time"
 
+	"github.com/platoim/plato/internal/overload"
 	"github.com/platoim/plato/internal/registry"
 )
 
@@ -34,6 +35,7 @@ func (gw *Gateway) loadNode() registry.Node {
 		Load: registry.Load{
 			Conns: int64(gw.conns.len()), BytesInPerSec: inPS, BytesOutPerSec: outPS,
 			BandwidthBytesPerSec: gw.cfg.Bandwidth,
+			Overloaded:           gw.overload.Active(overload.RefuseLogins),
 		},
 		StartedAt: gw.startedAt, UpdatedAt: now,
 	}

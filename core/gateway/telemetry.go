@@ -75,7 +75,20 @@ func (gw *Gateway) instrument(meter metric.Meter) (metric.Registration, error) {
 	o.CounterValue("plato_gateway_slow_consumers_total", "{connection}",
 		"Connections closed because the device did not read (write queue full or write timeout).", m.slowConsumers.Load)
 	o.CounterValue("plato_gateway_forward_refused_total", "{frame}",
-		"Frames refused because the queue toward the state server was full (the device got Close 1303).", m.forwardRefused.Load)
+		"Frames the queue toward the state server refused for room: uplinks answered 1303, Logins and Resumes closed 1303, extra heartbeats and unknown ACKs dropped.", m.forwardRefused.Load)
+	o.Counter("plato_gateway_overload_refused_total", "{frame}",
+		"Uplinks (UplinkAck 1303) and logins (Logins and Resumes, 1303) refused for overload, by reason: in_flight (gateway.max_uplinks_in_flight reached), overload (the overload manager's action) or queue_full (the state server's lane).",
+		func(emit telemetry.Emit) {
+			for i, reason := range refusedReasons {
+				emit(m.uplinksRefused[i].Load(), attribute.String("signal", "uplink"), attribute.String("reason", reason))
+				emit(m.loginsRefused[i].Load(), attribute.String("signal", "login"), attribute.String("reason", reason))
+			}
+		})
+	o.GaugeValue("plato_gateway_uplinks_in_flight", "{uplink}",
+		"Uplinks forwarded to state servers and not answered yet (bounded by gateway.max_uplinks_in_flight).", gw.upInFlight.Load)
+	o.CounterValue("plato_gateway_broadcasts_shed_total", "{message}",
+		"Session broadcasts dropped while the overload manager sheds broadcasts.", m.broadcastsShed.Load)
+	gw.overload.Instrument(o)
 	o.CounterValue("plato_gateway_rpc_refused_total", "{call}",
 		"Push and Sessions calls refused because the caller did not prove it is a state server (auth.token_secret differs).", m.rpcRefused.Load)
 	o.Counter("plato_gateway_state_rpc_errors_total", "{call}", "Failed State.Deliver calls to a state server, by kind; each retry counts.",

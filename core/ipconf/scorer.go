@@ -26,11 +26,17 @@ type Endpoint struct {
 	DynamicScore float64 `json:"dynamic_score"`
 	// StaticScore is the average connection count over the window.
 	StaticScore float64 `json:"static_score"`
+	// Overloaded is set when the gateway's last report said it refuses logins for overload: it
+	// ranks after every gateway that does not, and is listed only as a last resort.
+	Overloaded bool `json:"overloaded,omitempty"`
 }
 
-// better reports whether a ranks before b: more remaining bandwidth, then fewer connections, then
-// the smaller ID so that equal gateways always come in the same order.
+// better reports whether a ranks before b: not overloaded, then more remaining bandwidth, then
+// fewer connections, then the smaller ID so that equal gateways always come in the same order.
 func better(a, b *Endpoint) bool {
+	if a.Overloaded != b.Overloaded {
+		return !a.Overloaded
+	}
 	if a.DynamicScore != b.DynamicScore {
 		return a.DynamicScore > b.DynamicScore
 	}
@@ -124,6 +130,7 @@ func (s *Scorer) Observe(n registry.Node, at time.Time) {
 	e.ep.Addr = n.Endpoint
 	e.ep.DynamicScore = math.Round(rem/float64(len(win))/bytesPerGB*100) / 100
 	e.ep.StaticScore = float64(conns) / float64(len(win))
+	e.ep.Overloaded = n.Load.Overloaded // the latest report, not the window: it acts at once
 	e.last = smp.at
 }
 

@@ -121,6 +121,24 @@ func TestScorerOrdering(t *testing.T) {
 	}
 }
 
+// An overloaded gateway ranks after every other, whatever its headroom, until it reports it is not.
+func TestScorerRanksOverloadedGatewaysLast(t *testing.T) {
+	s := NewScorer(0, 0)
+	busy := gw("best-but-overloaded", 5e9, 1)
+	busy.Load.Overloaded = true
+	s.Observe(busy, t0)
+	s.Observe(gw("worse", 1e9, 100), t0)
+	got := rankAll(s, t0)
+	if !slices.Equal(ids(got), []string{"worse", "best-but-overloaded"}) || !got[1].Overloaded {
+		t.Fatalf("ranking %+v, want the overloaded gateway last and marked", got)
+	}
+	busy.Load.Overloaded = false
+	s.Observe(busy, t0.Add(time.Second))
+	if got := ids(rankAll(s, t0.Add(time.Second))); got[0] != "best-but-overloaded" {
+		t.Fatalf("ranking %v after the overload ended, want it first again", got)
+	}
+}
+
 func TestScorerStaleness(t *testing.T) {
 	s := NewScorer(5*time.Second, 3*time.Second)
 	s.Observe(gw("old", 9e9, 0), t0)

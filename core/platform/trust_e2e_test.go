@@ -250,8 +250,14 @@ func TestDeviceRateLimitIsAnsweredNotClosed(t *testing.T) {
 	if f := raw.next(); f.Signal != protocol.SigLoginAck {
 		t.Fatalf("login: %s", f)
 	}
+	// One write: frames written one by one could meet the gateway's close (broken pipe) on a
+	// loaded machine, before the test reads it.
+	var flood []byte
 	for seq := uint64(2); seq < 200; seq++ {
-		raw.send(protocol.SigUplink, seq, []byte("x"))
+		flood = protocol.AppendFrame(flood, protocol.SigUplink, 0, seq, []byte("x"))
+	}
+	if _, err := raw.Write(flood); err != nil {
+		t.Fatalf("write: %v", err)
 	}
 	raw.expectCloseAfter(protocol.CodeRateLimited)
 }

@@ -95,7 +95,7 @@ func (s *Server) closedElsewhere(key connKey, ev *fleet.UpEvent) {
 	}
 	s.metrics.closed.Add(int(ev.Reason))
 	e := &api.Event{Kind: api.EventKind_DISCONNECTED, AppId: ev.AppId, Did: ev.Did, Uid: ev.Uid, ConnId: int64(key.id), Reason: ev.Reason, GatewayId: key.gw}
-	if err := l.batch.Add(key.id, bizItem{ev: e}); err != nil {
+	if err := l.batch.AddReserved(key.id, bizItem{ev: e}); err != nil {
 		s.metrics.businessQueueFull.Add(1)
 	}
 }

@@ -298,7 +298,7 @@ func (s *Server) route(ctx context.Context, ev stage.Event) (routing, error) {
 	r := routing{route: stage.RouteDirect, qos: ev.QoS, payload: ev.Payload}
 	if s.pipe != nil {
 		done := make(chan pipeline.Outcome, 1)
-		s.through(ev, false, func(o pipeline.Outcome) { done <- o })
+		s.through(ev, refusable, func(o pipeline.Outcome) { done <- o })
 		var out pipeline.Outcome
 		select {
 		case out = <-done:

@@ -2,6 +2,7 @@ package state
 
 import (
 	"github.com/platoim/plato/internal/fanout"
+	"github.com/platoim/plato/internal/overload"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/stage"
 )
@@ -19,6 +20,11 @@ func (s *Server) broadcast(app, session string, msgID uint64, qos stage.QoS, pay
 	m := fanout.Message{AppID: app, Session: session, MsgID: msgID, QoS: qos, Payload: payload}
 	if err := m.Validate(); err != nil {
 		return platoError(protocol.CodeInvalidArgument, "session broadcast: %v", err)
+	}
+	if s.overload.Active(overload.ShedBroadcasts) {
+		// The last action of a pressed state server: the business hears 1303 and may retry.
+		s.metrics.overloadRefused[overload.ShedBroadcasts].Add(1)
+		return platoError(protocol.CodeOverloaded, "session broadcast shed: the state server is overloaded; retry later")
 	}
 	if err := s.cfg.NATS.Publish(fanout.Subject, m.Append(nil)); err != nil {
 		s.metrics.broadcastFailed.Add(1)

@@ -70,14 +70,14 @@ func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.
 		switch sig {
 		case protocol.SigHeartbeat:
 			sp := s.startFrame(stage.SignalHeartbeat, cs.appID, ev.Traceparent)
-			s.through(stage.Event{Signal: stage.SignalHeartbeat, Conn: cs.stageConn(), Seq: seq, TraceParent: sp.traceParent()}, true, func(pipeline.Outcome) {
+			s.through(stage.Event{Signal: stage.SignalHeartbeat, Conn: cs.stageConn(), Seq: seq, TraceParent: sp.traceParent()}, skippable, func(pipeline.Outcome) {
 				s.send(cs, fleet.DownAction_SEND, protocol.SigHeartbeatAck, 0, seq, nil)
 				sp.end(protocol.CodeOK)
 			})
 		case protocol.SigUplink:
 			payload := ev.Body
 			sp := s.startFrame(stage.SignalUplink, cs.appID, ev.Traceparent)
-			s.through(stage.Event{Signal: stage.SignalUplink, Conn: cs.stageConn(), Seq: seq, Payload: payload, TraceParent: sp.traceParent()}, false, func(out pipeline.Outcome) {
+			s.through(stage.Event{Signal: stage.SignalUplink, Conn: cs.stageConn(), Seq: seq, Payload: payload, TraceParent: sp.traceParent()}, refusable, func(out pipeline.Outcome) {
 				s.uplinkOutcome(cs, seq, payload, out, sp)
 			})
 		case protocol.SigDownlinkAck:
@@ -87,7 +87,12 @@ func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.
 				continue
 			}
 			sp := s.startFrame(stage.SignalDownlinkAck, cs.appID, ev.Traceparent)
-			s.through(stage.Event{Signal: stage.SignalDownlinkAck, Conn: cs.stageConn(), Seq: seq, MsgID: cs.inflightMsg(seq), TraceParent: sp.traceParent()}, true, func(pipeline.Outcome) {
+			msgID := cs.inflightMsg(seq)
+			policy := reserved
+			if msgID == 0 {
+				policy = skippable // nothing in flight: a device could send these without bound
+			}
+			s.through(stage.Event{Signal: stage.SignalDownlinkAck, Conn: cs.stageConn(), Seq: seq, MsgID: msgID, TraceParent: sp.traceParent()}, policy, func(pipeline.Outcome) {
 				s.downlinkAck(cs, seq)
 				sp.end(protocol.CodeOK)
 			})
@@ -110,7 +115,7 @@ func (s *Server) login(l *gatewayLink, key connKey, ev *fleet.UpEvent) {
 	}
 	seq := uint64(ev.Seq)
 	sev := stage.Event{Signal: stage.SignalLogin, Conn: cs.stageConn(), Seq: seq, Token: m.Token, Platform: m.Platform, TraceParent: sp.traceParent()}
-	s.through(sev, false, func(out pipeline.Outcome) {
+	s.through(sev, refusable, func(out pipeline.Outcome) {
 		if out.Verdict != stage.Continue {
 			sp.end(s.refuseLogin(cs, seq, out))
 			return
@@ -307,9 +312,11 @@ func (s *Server) notifyEvent(cs *connState, ev *api.Event) {
 	if err != nil || l == nil {
 		return
 	}
-	if err := l.batch.Add(cs.key.id, bizItem{ev: ev}); err != nil {
+	// Reserved: a connection's events are a handful over its life, and the business's view of who
+	// is online depends on every one of them.
+	if err := l.batch.AddReserved(cs.key.id, bizItem{ev: ev}); err != nil {
 		s.metrics.businessQueueFull.Add(1)
-		s.log.Warn("business event dropped: queue full", "app", cs.appID, "did", cs.did, "kind", ev.Kind.String())
+		s.log.Warn("business event dropped: the server is stopping", "app", cs.appID, "did", cs.did, "kind", ev.Kind.String())
 	}
 }
 
@@ -358,7 +365,7 @@ func (s *Server) disconnect(cs *connState, reason protocol.Code) {
 		return
 	}
 	sp := s.startSignal(stage.SignalDisconnect, cs.appID)
-	s.through(stage.Event{Signal: stage.SignalDisconnect, Conn: cs.stageConn(), Reason: uint16(reason), TraceParent: sp.traceParent()}, true, func(pipeline.Outcome) {
+	s.through(stage.Event{Signal: stage.SignalDisconnect, Conn: cs.stageConn(), Reason: uint16(reason), TraceParent: sp.traceParent()}, reserved, func(pipeline.Outcome) {
 		s.forget(cs, reason)
 		sp.end(protocol.CodeOK)
 	})

@@ -147,6 +147,8 @@ func (l *lane) Run(ev stage.Event, done func(pipeline.Outcome)) error {
 	return nil
 }
 
+func (l *lane) RunReserved(ev stage.Event, done func(pipeline.Outcome)) error { return l.Run(ev, done) }
+
 // drain finishes every queued signal, in order.
 func (l *lane) drain() {
 	for {

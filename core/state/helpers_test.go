@@ -159,6 +159,8 @@ type pipeFunc func(ev stage.Event, done func(pipeline.Outcome)) error
 
 func (f pipeFunc) Run(ev stage.Event, done func(pipeline.Outcome)) error { return f(ev, done) }
 
+func (f pipeFunc) RunReserved(ev stage.Event, done func(pipeline.Outcome)) error { return f(ev, done) }
+
 // memRegistry is an in-memory registry.Registry. Its Watch sends the current nodes and no later
 // change: the unit tests never Start the server, which is what watches.
 type memRegistry struct {

@@ -97,7 +97,8 @@ func (s *Server) reportUndelivered(conn stage.Conn, seq, msgID uint64, attempts 
 		Kind: api.EventKind_UNDELIVERED, AppId: conn.AppID, Did: conn.DID, Uid: conn.UID,
 		ConnId: int64(conn.ConnID), Seq: int64(seq), MsgId: int64(msgID), Attempts: int32(attempts), GatewayId: conn.GatewayID,
 	}
-	if err := l.batch.Add(conn.ConnID, bizItem{ev: ev}); err != nil {
+	// Reserved: one per push given up on, and the business must hear of each.
+	if err := l.batch.AddReserved(conn.ConnID, bizItem{ev: ev}); err != nil {
 		s.metrics.businessQueueFull.Add(1)
 		return fmt.Errorf("undelivered: business queue: %w", err)
 	}

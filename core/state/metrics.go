@@ -28,6 +28,8 @@ type metrics struct {
 	inflightEvicted, heartbeatTimeouts    atomic.Int64
 	retransmits, undelivered              atomic.Int64
 	pipelineRefused                       atomic.Int64
+	// overloadRefused counts what the overload manager refused, by action (overload.RefuseLogins...).
+	overloadRefused [3]atomic.Int64
 	// rejected counts signals a stage rejected or dropped, by signal.
 	loginsRejected, uplinksRejected, downlinksRejected atomic.Int64
 	// Frames or events that never left: the queue was full, or the RPC carrying them failed.

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"github.com/platoim/plato/internal/overload"
 	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/stage"
@@ -8,29 +9,69 @@ import (
 
 // Pipeline runs signals through the per-app stages before the state server's own handling.
 // *pipeline.Pipelines implements it; done is called once per event, in Run order per connection.
+// RunReserved is Run from the lane's reserve, never refused for room.
 type Pipeline interface {
 	Run(ev stage.Event, done func(pipeline.Outcome)) error
+	RunReserved(ev stage.Event, done func(pipeline.Outcome)) error
 }
 
 // UsePipeline makes every signal pass through p. Call it before Start.
 func (s *Server) UsePipeline(p Pipeline) { s.pipe = p }
 
+// lanePolicy is what becomes of a signal that finds its pipeline lane full.
+type lanePolicy uint8
+
+const (
+	// refusable signals are refused with 1303, retry later: uplinks, logins, pushes. They are also
+	// what the overload manager refuses first.
+	refusable lanePolicy = iota
+	// skippable signals are handled without the pipeline: a heartbeat, an ACK of nothing in flight.
+	// A device could send them without bound, so they get no reserve.
+	skippable
+	// reserved signals take the lane's reserve, so the stages never miss them: a disconnect, the
+	// ACK of a downlink in flight, a resumed connection's replay. Each is bounded by construction.
+	reserved
+)
+
 // through runs ev through the pipeline, or hands it straight to done when there is none. When the
-// pipeline's lane is full the signal is refused with 1303 (retry later) rather than queued without
-// bound; notifications that must not be lost (ACKs, disconnects) skip the pipeline instead.
-func (s *Server) through(ev stage.Event, mustHandle bool, done func(pipeline.Outcome)) {
+// pipeline's lane is full, or the overload manager refuses its kind, a refusable signal is refused
+// with 1303 (retry later) rather than queued without bound (docs/operations.md, "Overload").
+func (s *Server) through(ev stage.Event, policy lanePolicy, done func(pipeline.Outcome)) {
+	if policy == refusable {
+		if a, ok := overloadAction(ev.Signal); ok && s.overload.Active(a) {
+			s.metrics.overloadRefused[a].Add(1)
+			done(pipeline.Outcome{Verdict: stage.Reject, Code: uint16(protocol.CodeOverloaded), Message: "overloaded; retry later"})
+			return
+		}
+	}
 	if s.pipe == nil {
 		done(pipeline.Outcome{})
 		return
 	}
-	if err := s.pipe.Run(ev, done); err != nil {
+	run := s.pipe.Run
+	if policy == reserved {
+		run = s.pipe.RunReserved
+	}
+	if err := run(ev, done); err != nil {
 		s.metrics.pipelineRefused.Add(1)
-		if mustHandle {
+		if policy != refusable {
 			done(pipeline.Outcome{})
 			return
 		}
 		done(pipeline.Outcome{Verdict: stage.Reject, Code: uint16(protocol.CodeOverloaded), Message: "pipeline queue full; retry later"})
 	}
+}
+
+// overloadAction is the overload manager's action that refuses sig, if any: logins go first,
+// uplinks next; pushes are the business's, which hears 1303 from their own bounded queues.
+func overloadAction(sig stage.Signal) (int, bool) {
+	switch sig {
+	case stage.SignalLogin:
+		return overload.RefuseLogins, true
+	case stage.SignalUplink:
+		return overload.RefuseUplinks, true
+	}
+	return 0, false
 }
 
 // stageConn names the connection by its identity, which a Resume does not change, so a stage's

@@ -68,7 +68,7 @@ func (s *Server) push(ctx context.Context, appID string, targets []target, msgID
 		pending.Add(1)
 		sp := s.startSignal(stage.SignalDownlink, appID)
 		ev := stage.Event{Signal: stage.SignalDownlink, Conn: cs.stageConn(), Seq: seq, MsgID: msgID, Payload: payload, QoS: qos, TraceParent: sp.traceParent()}
-		s.through(ev, false, func(o pipeline.Outcome) {
+		s.through(ev, refusable, func(o pipeline.Outcome) {
 			defer pending.Done()
 			status, code, msg := s.downlinkOutcome(cs, seq, msgID, payload, qos, o, w, acc, i)
 			sp.end(code)

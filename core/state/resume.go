@@ -246,7 +246,7 @@ func (s *Server) finishResume(cs *connState, r *route, seq, lastDown uint64) {
 	// The device acknowledged these by resuming past them: stages (the retransmit stage) hear it as
 	// their ACKs.
 	for i, q := range acked {
-		s.through(stage.Event{Signal: stage.SignalDownlinkAck, Conn: cs.stageConn(), Seq: q, MsgID: ackedIn[i].msgID}, true, func(pipeline.Outcome) {})
+		s.through(stage.Event{Signal: stage.SignalDownlinkAck, Conn: cs.stageConn(), Seq: q, MsgID: ackedIn[i].msgID}, reserved, func(pipeline.Outcome) {})
 		s.metrics.downlinkAcks.Add(1)
 		if w := ackedIn[i].w; w != nil {
 			w.ack(ackedIn[i].idx)
@@ -254,7 +254,7 @@ func (s *Server) finishResume(cs *connState, r *route, seq, lastDown uint64) {
 	}
 	for i, p := range queued {
 		q, p := seqs[i], p
-		s.through(stage.Event{Signal: stage.SignalDownlink, Conn: cs.stageConn(), Seq: q, MsgID: p.msgID, Payload: p.payload, QoS: p.qos}, true, func(o pipeline.Outcome) {
+		s.through(stage.Event{Signal: stage.SignalDownlink, Conn: cs.stageConn(), Seq: q, MsgID: p.msgID, Payload: p.payload, QoS: p.qos}, reserved, func(o pipeline.Outcome) {
 			s.downlinkOutcome(cs, q, p.msgID, p.payload, p.qos, o, p.w, nil, p.idx)
 		})
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/overload"
 	"github.com/platoim/plato/internal/peerauth"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
@@ -68,6 +69,7 @@ type Server struct {
 	msgID       atomic.Uint64
 	boot        string // Ping's answer: another process, another boot
 	pipe        Pipeline
+	overload    *overload.Manager
 	sessions    *sessions
 	peers       *registry.Table[*peer]
 	gwAuth      *peerauth.Verifier // nil: Deliver callers are not checked
@@ -116,6 +118,7 @@ func New(cfg Config, reg registry.Registry, logger *slog.Logger) (*Server, error
 	}
 	s.msgID.Store(uint64(time.Now().UnixNano()))
 	s.boot = newBoot()
+	s.overload = s.newOverload()
 	instruments, err := s.instrument(cfg.Meter)
 	if err != nil {
 		return nil, fmt.Errorf("state: creating metrics: %w", err)
@@ -143,6 +146,15 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	rpc.Run(&s.done, s.rpc, s.log, "state RPC server")
 	s.wheel.Start()
+	interval := s.cfg.Overload.Interval
+	if interval <= 0 {
+		interval = config.DefaultOverloadInterval
+	}
+	s.done.Add(1)
+	go func() {
+		defer s.done.Done()
+		s.overload.Run(ctx, interval)
+	}()
 	if err := s.gateways.Follow(ctx, s.reg); err != nil {
 		s.Shutdown(context.Background())
 		return err

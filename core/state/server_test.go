@@ -265,3 +265,5 @@ func TestStateServerBroadcastsASessionThePipelineRoutesSo(t *testing.T) {
 type pipeFunc func(ev stage.Event, done func(pipeline.Outcome)) error
 
 func (f pipeFunc) Run(ev stage.Event, done func(pipeline.Outcome)) error { return f(ev, done) }
+
+func (f pipeFunc) RunReserved(ev stage.Event, done func(pipeline.Outcome)) error { return f(ev, done) }

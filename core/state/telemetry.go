@@ -59,7 +59,15 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 			emit(m.pushesQueued.Load(), attribute.String("result", "queued"))
 			emit(m.parkedDropped.Load(), attribute.String("result", "dropped"))
 		})
-	o.CounterValue("plato_state_pipeline_refused_total", "{signal}", "Signals refused because their pipeline lane was full (1303, or skipped for ACKs and disconnects).", m.pipelineRefused.Load)
+	o.CounterValue("plato_state_pipeline_refused_total", "{signal}", "Signals their pipeline lane had no room for: uplinks, logins and pushes refused 1303; heartbeats and ACKs of nothing in flight handled without the pipeline.", m.pipelineRefused.Load)
+	o.Counter("plato_state_overload_refused_total", "{signal}",
+		"What the overload manager refused with 1303, by action: refuse_logins (Logins and Resumes), refuse_uplinks (uplinks), shed_broadcasts (session pushes that would have been broadcast).",
+		func(emit telemetry.Emit) {
+			for i, name := range []string{"refuse_logins", "refuse_uplinks", "shed_broadcasts"} {
+				emit(m.overloadRefused[i].Load(), attribute.String("action", name))
+			}
+		})
+	s.overload.Instrument(o)
 	o.Counter("plato_state_pipeline_rejected_total", "{signal}", "Signals a stage rejected or dropped, by signal.", func(emit telemetry.Emit) {
 		emit(m.loginsRejected.Load(), attribute.String("signal", "login"))
 		emit(m.uplinksRejected.Load(), attribute.String("signal", "uplink"))

@@ -104,14 +104,36 @@ func New[T any](cfg Config, send SendFunc[T]) *Batcher[T] {
 // Add queues item on the lane that key maps to (keys are hashed onto Config.Lanes lanes, so equal
 // keys always share a lane). It never blocks: it returns ErrFull when that lane already holds
 // Config.MaxQueue waiting items, and ErrClosed once Close has been called.
-func (b *Batcher[T]) Add(key uint64, item T) error {
+func (b *Batcher[T]) Add(key uint64, item T) error { return b.add(key, item, false) }
+
+// AddReserved queues item like Add but is never refused for lack of room: it is for the items that
+// keep state consistent (a connection closed, an ACK, a business notification), which must not be
+// lost to a flood of ordinary ones. The caller bounds how many there can be (one close per
+// connection, one ACK per frame sent), so this is a reserve, not an unbounded queue. Reserved
+// items count toward the lane's queue, so ordinary items are refused sooner while they wait. It
+// returns ErrClosed once Close has been called.
+func (b *Batcher[T]) AddReserved(key uint64, item T) error { return b.add(key, item, true) }
+
+// Fill is how full the fullest lane is, as a fraction of Config.MaxQueue (above 1 when reserved
+// items overfill it). An overload manager reads it: one full lane already refuses items.
+func (b *Batcher[T]) Fill() float64 {
+	most := 0
+	for _, l := range b.lanes {
+		l.mu.Lock()
+		most = max(most, l.count)
+		l.mu.Unlock()
+	}
+	return float64(most) / float64(b.maxQueue)
+}
+
+func (b *Batcher[T]) add(key uint64, item T, reserved bool) error {
 	l := b.lanes[b.index(key)]
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
 		return ErrClosed
 	}
-	if l.count >= b.maxQueue {
+	if l.count >= b.maxQueue && !reserved {
 		l.mu.Unlock()
 		return ErrFull
 	}

@@ -232,6 +232,50 @@ func TestErrFull(t *testing.T) {
 	}
 }
 
+// A full lane still takes reserved items, in order behind the others, and refuses ordinary ones
+// until the reserved items are sent too.
+func TestAddReservedPassesAFullLane(t *testing.T) {
+	bl := newBlocker()
+	b := New(Config{MaxQueue: 4, MaxDelay: -1, Lanes: 1}, bl.send)
+	b.Add(0, item{0, 0})
+	<-bl.entered
+	for i := 1; i <= 4; i++ {
+		if err := b.Add(0, item{0, i}); err != nil {
+			t.Fatalf("Add %d: %v", i, err)
+		}
+	}
+	if f := b.Fill(); f != 1 {
+		t.Fatalf("Fill of a full lane = %v, want 1", f)
+	}
+	for i := 5; i <= 6; i++ {
+		if err := b.AddReserved(0, item{0, i}); err != nil {
+			t.Fatalf("AddReserved %d on a full lane: %v", i, err)
+		}
+	}
+	if f := b.Fill(); f != 1.5 {
+		t.Fatalf("Fill overfilled by reserved items = %v, want 1.5", f)
+	}
+	if err := b.Add(0, item{0, 7}); !errors.Is(err, ErrFull) {
+		t.Fatalf("Add on an overfilled lane: %v, want ErrFull", err)
+	}
+	close(bl.release)
+	closeOK(t, b)
+	if err := b.AddReserved(0, item{0, 8}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("AddReserved after Close: %v, want ErrClosed", err)
+	}
+	var got []int
+	bl.mu.Lock()
+	for _, batch := range bl.batches {
+		for _, it := range batch {
+			got = append(got, it.seq)
+		}
+	}
+	bl.mu.Unlock()
+	if !slices.Equal(got, []int{0, 1, 2, 3, 4, 5, 6}) {
+		t.Fatalf("sent %v, want 0..6 in order", got)
+	}
+}
+
 func TestCloseFlushesAndRefuses(t *testing.T) {
 	var rec recorder
 	b := New(Config{MaxSize: 16, MaxDelay: time.Hour, Lanes: 4}, rec.send)

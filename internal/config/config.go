@@ -37,6 +37,11 @@ const (
 	DefaultStatePing        = 250 * time.Millisecond
 	DefaultStatePingsLost   = 3
 	DefaultMaxParked        = 1024
+	DefaultUplinksInFlight  = 4096
+	DefaultOverloadInterval = 100 * time.Millisecond
+	DefaultRefuseLogins     = 0.8
+	DefaultRefuseUplinks    = 0.9
+	DefaultShedBroadcasts   = 0.95
 	DefaultBusinessAddr     = "127.0.0.1:8902"
 	DefaultDemoLoginAddr    = "127.0.0.1:8903"
 	DefaultBusinessTimeout  = 3 * time.Second
@@ -220,6 +225,30 @@ type Gateway struct {
 	StatePingsLost int `koanf:"state_pings_lost"`
 	// Batch tunes frames forwarded to the state server.
 	Batch Batch `koanf:"batch"`
+	// MaxUplinksInFlight bounds the uplinks this gateway has forwarded to state servers and not
+	// yet seen answered; an uplink beyond it is answered UplinkAck 1303 (retry later) at once, so
+	// an overloaded fleet queues no more than this and answers in time. Default 4096.
+	MaxUplinksInFlight int `koanf:"max_uplinks_in_flight"`
+	// Overload tunes the gateway's overload manager.
+	Overload Overload `koanf:"overload"`
+}
+
+// Overload tunes a role's overload manager (docs/operations.md, "Overload"): resources (the heap,
+// the queues) report how close they are to their limit, 1 meaning at it, and each action starts
+// when the highest of them reaches its threshold.
+type Overload struct {
+	// MemoryLimit is the heap, in bytes, that counts as full. 0: Go's memory limit (GOMEMLIMIT)
+	// when one is set, else the heap is not watched. Default 0.
+	MemoryLimit int64 `koanf:"memory_limit"`
+	// RefuseLogins is the pressure at which Logins and Resumes are refused (1303) and the gateway
+	// tells ipconf to send devices elsewhere. Default 0.8.
+	RefuseLogins float64 `koanf:"refuse_logins"`
+	// RefuseUplinks is the pressure at which uplinks are refused (UplinkAck 1303). Default 0.9.
+	RefuseUplinks float64 `koanf:"refuse_uplinks"`
+	// ShedBroadcasts is the pressure at which session broadcasts are dropped. Default 0.95.
+	ShedBroadcasts float64 `koanf:"shed_broadcasts"`
+	// Interval is how often the resources are sampled. Default 100ms.
+	Interval time.Duration `koanf:"interval"`
 }
 
 // State configures the state server.
@@ -250,6 +279,8 @@ type State struct {
 	Business   Business      `koanf:"business"`
 	// Batch tunes frames pushed to gateways and events delivered to business servers.
 	Batch Batch `koanf:"batch"`
+	// Overload tunes the state server's overload manager.
+	Overload Overload `koanf:"overload"`
 }
 
 // Business tunes how state servers reach business servers (each app's address and keys are in
@@ -284,6 +315,10 @@ type Demo struct {
 // Default returns the configuration with every default filled in.
 func Default() Config {
 	b := Batch{MaxSize: DefaultBatchSize, MaxDelay: DefaultBatchDelay, Lanes: DefaultBatchLanes}
+	o := Overload{
+		RefuseLogins: DefaultRefuseLogins, RefuseUplinks: DefaultRefuseUplinks,
+		ShedBroadcasts: DefaultShedBroadcasts, Interval: DefaultOverloadInterval,
+	}
 	return Config{
 		DataDir:  DefaultDataDir,
 		Log:      Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
@@ -296,12 +331,13 @@ func Default() Config {
 			ReadTimeout: DefaultReadTimeout, WriteTimeout: DefaultWriteTimeout, WriteQueue: DefaultWriteQueue,
 			Bandwidth: DefaultBandwidth, ReportInterval: DefaultReportInterval, Batch: b,
 			StatePingInterval: DefaultStatePing, StatePingsLost: DefaultStatePingsLost,
+			MaxUplinksInFlight: DefaultUplinksInFlight, Overload: o,
 		},
 		State: State{
 			Addr: DefaultStateAddr, HeartbeatInterval: DefaultHeartbeat, HeartbeatTimeout: DefaultHeartbeatTimeout,
 			MaxInflight: DefaultMaxInflight, PushTimeout: DefaultPushTimeout, RPCTimeout: DefaultRPCTimeout,
 			ReconnectWindow: DefaultReconnectWindow, MaxParked: DefaultMaxParked,
-			Business: Business{Timeout: DefaultBusinessTimeout}, Batch: b,
+			Business: Business{Timeout: DefaultBusinessTimeout}, Batch: b, Overload: o,
 		},
 		Pipeline: Pipeline{PluginDir: DefaultPluginDir, Lanes: DefaultPipelineLanes, Watch: true},
 		Demo:     Demo{Addr: DefaultBusinessAddr, LoginAddr: DefaultDemoLoginAddr},

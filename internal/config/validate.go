@@ -89,6 +89,8 @@ func (c *Config) Validate() error {
 	positive("gateway.state_ping_interval", g.StatePingInterval)
 	atLeast("gateway.state_pings_lost", g.StatePingsLost, 1)
 	c.validateBatch("gateway.batch", g.Batch, bad)
+	atLeast("gateway.max_uplinks_in_flight", g.MaxUplinksInFlight, 1)
+	validateOverload("gateway.overload", g.Overload, bad)
 
 	s := &c.State
 	hostPort("state.addr", s.Addr, false)
@@ -107,6 +109,7 @@ func (c *Config) Validate() error {
 	positive("state.rpc_timeout", s.RPCTimeout)
 	positive("state.business.timeout", s.Business.Timeout)
 	c.validateBatch("state.batch", s.Batch, bad)
+	validateOverload("state.overload", s.Overload, bad)
 	if c.Pipeline.Dir != "" && c.Pipeline.PluginDir == "" {
 		bad("pipeline.plugin_dir", "is required when pipeline.dir is set")
 	}
@@ -119,6 +122,23 @@ func (c *Config) Validate() error {
 	hostPort("admin.addr", c.Admin.Addr, true)
 	c.validateTraces(bad)
 	return errors.Join(errs...)
+}
+
+func validateOverload(key string, o Overload, bad func(string, string, ...any)) {
+	if o.MemoryLimit < 0 {
+		bad(key+".memory_limit", "must not be negative (0: Go's memory limit, if set), got %d", o.MemoryLimit)
+	}
+	for _, t := range []struct {
+		name string
+		v    float64
+	}{{"refuse_logins", o.RefuseLogins}, {"refuse_uplinks", o.RefuseUplinks}, {"shed_broadcasts", o.ShedBroadcasts}} {
+		if !(t.v > 0) {
+			bad(key+"."+t.name, "must be a positive pressure (1 = a resource at its limit), got %v", t.v)
+		}
+	}
+	if o.Interval <= 0 {
+		bad(key+".interval", "must be positive, got %v", o.Interval)
+	}
 }
 
 func (c *Config) validateBatch(key string, b Batch, bad func(string, string, ...any)) {

@@ -31,6 +31,9 @@ type Load struct {
 	// BandwidthBytesPerSec is the capacity the gateway was configured with; remaining bandwidth is
 	// this minus in+out.
 	BandwidthBytesPerSec float64 `json:"bandwidth_bps"`
+	// Overloaded is set while the gateway refuses logins for overload: ipconf hands it out only
+	// when every gateway is.
+	Overloaded bool `json:"overloaded,omitempty"`
 }
 
 // Node is one registered process.

@@ -23,6 +23,9 @@ type Endpoint struct {
 	// DynamicScore and StaticScore are the ranking ipconf used; endpoints arrive best first already.
 	DynamicScore float64 `json:"dynamic_score"`
 	StaticScore  float64 `json:"static_score"`
+	// Overloaded marks a gateway that refuses logins for overload: ipconf lists it after every
+	// other, as a last resort.
+	Overloaded bool `json:"overloaded,omitempty"`
 }
 
 // IPList is ipconf's answer to GET /ip/list.

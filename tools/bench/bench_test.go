@@ -171,6 +171,31 @@ func TestUplinkOpenLoop(t *testing.T) {
 	}
 }
 
+// TestOverload measures a capacity and offers 1.5 and 3 times it: each run is accounted, no
+// connection is closed, and whatever is not ACKed is refused 1303, never lost or failed otherwise.
+func TestOverload(t *testing.T) {
+	sink := freeAddr(t)
+	p := testPlatform(t, sink)
+	o := tinyOptions(p, ScenarioOverload)
+	o.Business = sink
+	s := runTiny(t, o)
+	ov := s.Overload
+	if ov == nil || ov.Capacity <= 0 || ov.CapacityWindow != DefaultOverloadWindow || len(ov.Runs) != 2 {
+		t.Fatalf("overload figures %+v", ov)
+	}
+	for i, r := range ov.Runs {
+		if r.Factor != DefaultOverloadFactors[i] || r.Offered != round3(r.Factor*ov.Capacity) || r.AckedPerSec <= 0 {
+			t.Errorf("run %d: %+v", i, r)
+		}
+		if r.ConnectionsClosed != 0 || r.Lost != 0 || len(r.OtherCodes) != 0 {
+			t.Errorf("run at %.1fx: %d connections closed (%v), %d lost, other codes %v", r.Factor, r.ConnectionsClosed, r.Closes, r.Lost, r.OtherCodes)
+		}
+	}
+	if s.LoadAverage == nil || s.LoadAverage.Before == "" {
+		t.Errorf("no load average: %+v", s.LoadAverage)
+	}
+}
+
 func TestDownlink(t *testing.T) {
 	p := testPlatform(t, "")
 	o := tinyOptions(p, ScenarioDownlink)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os/exec"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/platoim/plato/sdk/business"
@@ -26,7 +27,7 @@ const (
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover}
+var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioOverload}
 
 // Hard limits: a bench is a bounded experiment, never an open-ended load generator.
 const (
@@ -141,6 +142,9 @@ type Options struct {
 	// `gateway --config F`): failover starts its own state servers and gateway with it. Required
 	// for failover.
 	PlatoCommand func(args ...string) *exec.Cmd
+	// Factors are the overload scenario's offered loads, as multiples of the capacity it measures
+	// first. Default 1.5 and 3.
+	Factors []float64
 	// Progress, when set, receives a live progress line (\r-terminated) about twice a second.
 	Progress io.Writer
 }
@@ -160,6 +164,14 @@ func (o *Options) setDefaults() {
 	def(&o.Sink, DefaultSink)
 	if o.Scenario == ScenarioFailover {
 		o.setFailoverDefaults()
+	}
+	if o.Scenario == ScenarioOverload {
+		if len(o.Factors) == 0 {
+			o.Factors = DefaultOverloadFactors
+		}
+		if o.Window == 0 {
+			o.Window = DefaultOverloadWindow
+		}
 	}
 	if o.Devices == 0 {
 		o.Devices = DefaultDevices
@@ -189,7 +201,7 @@ func (o *Options) validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if !slices.Contains(Scenarios, o.Scenario) {
-		bad("unknown scenario %q (scenarios: connect, uplink, downlink, broadcast, failover)", o.Scenario)
+		bad("unknown scenario %q (scenarios: %s)", o.Scenario, strings.Join(Scenarios, ", "))
 	}
 	if o.Scenario == ScenarioFailover {
 		errs = append(errs, o.validateFailover()...)
@@ -197,6 +209,14 @@ func (o *Options) validate() error {
 	}
 	if o.Devices < 1 || o.Devices > MaxDevices {
 		bad("devices %d: must be 1 to %d", o.Devices, MaxDevices)
+	}
+	for _, f := range o.Factors {
+		if !(f > 0 && f <= 20) {
+			bad("overload factor %v: must be above 0 and at most 20", f)
+		}
+	}
+	if o.Scenario == ScenarioOverload && o.Rate != 0 {
+		bad("overload: --rate is not given but derived, as each --factor times the measured capacity")
 	}
 	if o.Duration <= 0 || o.Duration > MaxDuration {
 		bad("duration %v: must be above 0 and at most %v", o.Duration, MaxDuration)
