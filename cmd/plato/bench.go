@@ -85,6 +85,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&o.Baseline, "baseline", false, "also run against a bare netpoll echo server with the same settings and report ratios")
 	fs.StringVar(&o.Sink, "sink", bench.DefaultSink, `did that uplinks address: payload {"to":"<sink>","text":"<seq>"}`)
 	fs.StringVar(&o.Business, "business", "", "serve a business server on this address that accepts every uplink and pushes nothing, instead of the demo's (route the app to it: plato up --set apps.bench.business=ADDR)")
+	fs.Float64Var(&o.BusinessRate, "business-rate", 0, "with --business: the most uplinks per second that business server takes, the rest waiting their turn (a business of known capacity, for overload)")
 	fs.DurationVar(&o.Drain, "drain", bench.DefaultDrain, "how long to wait for outstanding answers after the measured phase")
 	fs.Var(&pids, "gateway-pid", "pid of a gateway process whose RSS to measure (repeatable; default: found by listening port)")
 	var factors listFlag

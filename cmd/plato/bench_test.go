@@ -44,6 +44,7 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"bench", "overload", "--factor", "0"}, 1, "overload factor 0"},
 		{[]string{"bench", "overload", "--factor", "x"}, 1, "not a number"},
 		{[]string{"bench", "overload", "--rate", "10"}, 1, "derived"},
+		{[]string{"bench", "overload", "--business-rate", "100"}, 1, "give it with --business"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tc.args, &out, &errb)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/core/platform/platformtest"
+	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/examples/demo"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/poll"
@@ -43,9 +44,12 @@ func testWorkerCommand() *exec.Cmd {
 // testPlatform runs NATS, state, gateway, ipconf and the demo business server in-process, as
 // `plato up` does, on free ports. sink, when set, is where app "bench" is routed instead of the
 // demo: the bench's own business server (Options.Business).
-func testPlatform(t *testing.T, sink string) *platform.Platform {
+func testPlatform(t *testing.T, sink string, mutate ...func(*config.Config)) *platform.Platform {
 	t.Helper()
 	cfg := platformtest.Config(t)
+	for _, m := range mutate {
+		m(&cfg)
+	}
 	platformtest.SetBusiness(&cfg, cfg.Demo.Addr) // the demo's actual address once it listens
 	if sink != "" {
 		a := cfg.Apps[DefaultAppID]
@@ -175,9 +179,11 @@ func TestUplinkOpenLoop(t *testing.T) {
 // connection is closed, and whatever is not ACKed is refused 1303, never lost or failed otherwise.
 func TestOverload(t *testing.T) {
 	sink := freeAddr(t)
-	p := testPlatform(t, sink)
+	// A business of 1,000 uplinks a second is the bottleneck, and the gateway holds at most 200 in
+	// flight, so that the excess is refused within the tiny runs.
+	p := testPlatform(t, sink, func(c *config.Config) { c.Gateway.MaxUplinksInFlight = 200 })
 	o := tinyOptions(p, ScenarioOverload)
-	o.Business = sink
+	o.Business, o.BusinessRate = sink, 1000
 	s := runTiny(t, o)
 	ov := s.Overload
 	if ov == nil || ov.Capacity <= 0 || ov.CapacityWindow != DefaultOverloadWindow || len(ov.Runs) != 2 {
@@ -186,6 +192,9 @@ func TestOverload(t *testing.T) {
 	for i, r := range ov.Runs {
 		if r.Factor != DefaultOverloadFactors[i] || r.Offered != round3(r.Factor*ov.Capacity) || r.AckedPerSec <= 0 {
 			t.Errorf("run %d: %+v", i, r)
+		}
+		if r.Refused == 0 {
+			t.Errorf("run at %.1fx the capacity of a paced business: nothing refused 1303", r.Factor)
 		}
 		if r.ConnectionsClosed != 0 || r.Lost != 0 || len(r.OtherCodes) != 0 {
 			t.Errorf("run at %.1fx: %d connections closed (%v), %d lost, other codes %v", r.Factor, r.ConnectionsClosed, r.Closes, r.Lost, r.OtherCodes)

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/cloudwego/kitex/server"
+	"golang.org/x/time/rate"
 
 	"github.com/platoim/plato/internal/rpc"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
@@ -27,6 +28,9 @@ import (
 type sinkBusiness struct {
 	ln  net.Listener
 	svr server.Server
+	// limit, when set (Options.BusinessRate), paces the uplinks it takes: a business server of
+	// known capacity, for the overload scenario.
+	limit *rate.Limiter
 
 	mu         sync.Mutex
 	seen       map[string]*seenSet
@@ -34,12 +38,15 @@ type sinkBusiness struct {
 	duplicated uint64
 }
 
-func startSink(addr string) (*sinkBusiness, error) {
+func startSink(addr string, perSec float64) (*sinkBusiness, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("bench business server: listening on %s: %w", addr, err)
 	}
 	s := &sinkBusiness{ln: ln, seen: map[string]*seenSet{}}
+	if perSec > 0 {
+		s.limit = rate.NewLimiter(rate.Limit(perSec), max(1, int(perSec/100)))
+	}
 	s.svr = bizservice.NewServer(s, rpc.Server(ln)...)
 	go func() { _ = s.svr.Run() }()
 	return s, nil
@@ -49,8 +56,24 @@ func (s *sinkBusiness) addr() string { return s.ln.Addr().String() }
 
 func (s *sinkBusiness) stop() { _ = s.svr.Stop() }
 
-// Deliver implements the Business service: every event is accepted.
-func (s *sinkBusiness) Deliver(_ context.Context, req *api.DeliverRequest) (*api.DeliverResponse, error) {
+// Deliver implements the Business service: every event is accepted, at the pace of the limit when
+// there is one.
+func (s *sinkBusiness) Deliver(ctx context.Context, req *api.DeliverRequest) (*api.DeliverResponse, error) {
+	if s.limit != nil {
+		n := 0
+		for _, ev := range req.Events {
+			if ev.Kind == api.EventKind_UPLINK {
+				n++
+			}
+		}
+		for n > 0 { // WaitN refuses more than the burst at once
+			k := min(n, s.limit.Burst())
+			if err := s.limit.WaitN(ctx, k); err != nil {
+				return nil, fmt.Errorf("bench business server: pacing: %w", err)
+			}
+			n -= k
+		}
+	}
 	resp := &api.DeliverResponse{Results: make([]*api.Result_, len(req.Events))}
 	s.mu.Lock()
 	defer s.mu.Unlock()

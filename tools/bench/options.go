@@ -122,6 +122,10 @@ type Options struct {
 	// Business, when set, is where the bench serves its own business server, which accepts every
 	// uplink and pushes nothing (see sinkBusiness). The platform must route AppID to it.
 	Business string
+	// BusinessRate, with Business, caps the uplinks per second that business server takes (it
+	// holds the rest until their turn): a business of known capacity, the bottleneck an overload
+	// run then pushes against. Default 0: no cap.
+	BusinessRate float64
 	// Drain is how long to wait for outstanding answers after the measured phase. Default 5s.
 	Drain time.Duration
 	// GatewayPIDs are the processes whose RSS is the gateway's; default: found by listening port.
@@ -214,6 +218,9 @@ func (o *Options) validate() error {
 		if !(f > 0 && f <= 20) {
 			bad("overload factor %v: must be above 0 and at most 20", f)
 		}
+	}
+	if o.BusinessRate < 0 || (o.BusinessRate > 0 && o.Business == "") {
+		bad("business rate %v: give it with --business, as a positive rate", o.BusinessRate)
 	}
 	if o.Scenario == ScenarioOverload && o.Rate != 0 {
 		bad("overload: --rate is not given but derived, as each --factor times the measured capacity")

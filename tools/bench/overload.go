@@ -24,6 +24,9 @@ type OverloadFigures struct {
 	// flight per device.
 	Capacity       float64       `json:"capacity_msgs_per_sec"`
 	CapacityWindow int           `json:"capacity_window"`
+	// BusinessRate is the cap on the bench's business server (--business-rate), 0 for none: with
+	// one, the capacity is the business's and the runs push against it.
+	BusinessRate float64 `json:"business_rate,omitempty"`
 	Runs           []OverloadRun `json:"runs"`
 }
 
@@ -67,8 +70,13 @@ func runOverload(ctx context.Context, o Options) (*Summary, error) {
 	if base.MsgsPerSec <= 0 {
 		return nil, fmt.Errorf("measuring the capacity: no uplink was ACKed (%v)", base.Notes)
 	}
-	figs := &OverloadFigures{Capacity: base.MsgsPerSec, CapacityWindow: capRun.Window}
+	figs := &OverloadFigures{Capacity: base.MsgsPerSec, CapacityWindow: capRun.Window, BusinessRate: o.BusinessRate}
 	notes := []string{fmt.Sprintf("capacity: %d devices, %d uplinks in flight each, closed loop for %v: %.0f ACKed/s", o.Devices, capRun.Window, o.Duration, base.MsgsPerSec)}
+	if o.BusinessRate > 0 {
+		notes = append(notes, fmt.Sprintf("the bench's business server takes at most %.0f uplinks/s (--business-rate): it is the bottleneck the runs push against", o.BusinessRate))
+	} else {
+		notes = append(notes, "no business cap: the capacity is the machine's, shared with the bench, whose own work grows with the offered load")
+	}
 	for _, f := range o.Factors {
 		if ctx.Err() != nil {
 			break

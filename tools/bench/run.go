@@ -72,7 +72,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 
 	var sink *sinkBusiness
 	if o.Business != "" {
-		if sink, err = startSink(o.Business); err != nil {
+		if sink, err = startSink(o.Business, o.BusinessRate); err != nil {
 			return nil, err
 		}
 		defer sink.stop()
