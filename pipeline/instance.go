@@ -34,6 +34,7 @@ type instance struct {
 	cancel   context.CancelFunc // stops the supervisor
 	done     chan struct{}      // closed when the supervisor has returned
 	restarts atomic.Int64
+	breaker  *breaker // crash loops (breaker.go); never opens for a builtin
 }
 
 // newInstance starts a stage: its builtin, or its plugin process and supervisor.
@@ -46,6 +47,7 @@ func (p *Pipelines) newInstance(ctx context.Context, pipeline, name string, spec
 		scope:    p.scopes.get(pipeline, name, p.cfg.StateLimit, p.cfg.TimerLimit),
 		log:      p.log.With("stage", name, "app", pipeline),
 		attrs:    newInstAttrs(pipeline, name),
+		breaker:  newBreaker(p.cfg.Breaker),
 	}
 	in.host = &stageHost{p: p, in: in}
 	pr, err := in.startProc(ctx, spec)
@@ -89,7 +91,7 @@ func (in *instance) startProc(ctx context.Context, spec stageSpec) (*proc, error
 	}
 	if err := in.ready(ctx, pr, spec); err != nil {
 		pr.stop()
-		return nil, fmt.Errorf("stage %q: %w", in.name, err)
+		return nil, fmt.Errorf("stage %q: %w%s", in.name, err, stderrSuffix(pr.tail.last()))
 	}
 	return pr, nil
 }
@@ -244,6 +246,17 @@ func (in *instance) callOK(pr *proc) {
 	if pr.timeouts.Load() != 0 {
 		pr.timeouts.Store(0)
 	}
+}
+
+// breakerState is the stage's crash-loop breaker as the metrics and /healthz show it.
+func (in *instance) breakerState() breakerState {
+	if !in.breaker.isOpen() {
+		return breakerClosed
+	}
+	if in.cur.Load() != nil {
+		return breakerHalfOpen
+	}
+	return breakerOpen
 }
 
 // wake asks the supervisor to look at the process now rather than at its next tick.
