@@ -23,10 +23,13 @@ const (
 	// ScenarioFailover starts a platform of its own (failover.go), kills a state server under load
 	// and restarts it.
 	ScenarioFailover = "failover"
+	// ScenarioCrashloop starts a platform of its own (crashloop.go) and kills a pipeline stage's
+	// plugin process again and again.
+	ScenarioCrashloop = "crashloop"
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover}
+var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioCrashloop}
 
 // Hard limits: a bench is a bounded experiment, never an open-ended load generator.
 const (
@@ -141,6 +144,12 @@ type Options struct {
 	// `gateway --config F`): failover starts its own state servers and gateway with it. Required
 	// for failover.
 	PlatoCommand func(args ...string) *exec.Cmd
+	// Crashloop only: Kills is how many times the stage's plugin is killed (default 50), Interval
+	// apart (default 1s); Plugin is the plugin binary the stage runs (default
+	// DefaultCrashloopPlugin). Devices (default 20) send Rate uplinks per second in total
+	// (default 500), from Warmup (default 2s) before the first kill.
+	Kills  int
+	Plugin string
 	// Progress, when set, receives a live progress line (\r-terminated) about twice a second.
 	Progress io.Writer
 }
@@ -158,13 +167,16 @@ func (o *Options) setDefaults() {
 	def(&o.CredentialSecret, DefaultCredentialSecret)
 	def(&o.CredentialKID, DefaultCredentialKID)
 	def(&o.Sink, DefaultSink)
-	if o.Scenario == ScenarioFailover {
+	switch o.Scenario {
+	case ScenarioFailover:
 		o.setFailoverDefaults()
+	case ScenarioCrashloop:
+		o.setCrashloopDefaults()
 	}
 	if o.Devices == 0 {
 		o.Devices = DefaultDevices
 	}
-	if o.Duration == 0 && o.Scenario != ScenarioFailover {
+	if o.Duration == 0 && o.Scenario != ScenarioFailover && o.Scenario != ScenarioCrashloop {
 		o.Duration = DefaultDuration
 	}
 	if o.Window == 0 && o.Rate == 0 {
@@ -189,10 +201,14 @@ func (o *Options) validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if !slices.Contains(Scenarios, o.Scenario) {
-		bad("unknown scenario %q (scenarios: connect, uplink, downlink, broadcast, failover)", o.Scenario)
+		bad("unknown scenario %q (scenarios: connect, uplink, downlink, broadcast, failover, crashloop)", o.Scenario)
 	}
 	if o.Scenario == ScenarioFailover {
 		errs = append(errs, o.validateFailover()...)
+		return errors.Join(errs...)
+	}
+	if o.Scenario == ScenarioCrashloop {
+		errs = append(errs, o.validateCrashloop()...)
 		return errors.Join(errs...)
 	}
 	if o.Devices < 1 || o.Devices > MaxDevices {

@@ -25,6 +25,8 @@ type Summary struct {
 	Workers int `json:"workers"`
 	// Failover is the failover scenario's account (failover_figures.go).
 	Failover *FailoverFigures `json:"failover,omitempty"`
+	// CrashLoop is the crashloop scenario's account (crashloop.go).
+	CrashLoop *CrashLoopFigures `json:"crashloop,omitempty"`
 	// LoadAverage is the machine's, before and after the run.
 	LoadAverage *LoadAverage `json:"load_average,omitempty"`
 	Notes       []string     `json:"notes"`
