@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -91,7 +92,11 @@ func (in *instance) startProc(ctx context.Context, spec stageSpec) (*proc, error
 	}
 	if err := in.ready(ctx, pr, spec); err != nil {
 		pr.stop()
-		return nil, fmt.Errorf("stage %q: %w%s", in.name, err, stderrSuffix(pr.tail.last()))
+		var stderr string
+		if !errors.As(err, new(*missingSignalsError)) { // the YAML's mistake: the plugin has nothing to say
+			stderr = stderrSuffix(pr.tail.last())
+		}
+		return nil, fmt.Errorf("stage %q: %w%s", in.name, err, stderr)
 	}
 	return pr, nil
 }
@@ -109,7 +114,7 @@ func (in *instance) ready(ctx context.Context, pr *proc, spec stageSpec) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("does not implement %v, which the pipeline lists for it (it handles %v)", missing, have)
+		return &missingSignalsError{missing: missing, have: have}
 	}
 	err = pr.pr.Init(ctx, stage.InitRequest{
 		Pipeline: in.pipeline,
@@ -122,6 +127,13 @@ func (in *instance) ready(ctx context.Context, pr *proc, spec stageSpec) error {
 		return fmt.Errorf("initialising: %w", err)
 	}
 	return pr.healthy(ctx)
+}
+
+// missingSignalsError is a stage whose YAML lists signals it does not handle.
+type missingSignalsError struct{ missing, have []stage.Signal }
+
+func (e *missingSignalsError) Error() string {
+	return fmt.Sprintf("does not implement %v, which the pipeline lists for it (it handles %v)", e.missing, e.have)
 }
 
 func builtinNames(m map[string]func() stage.Stage) []string {
