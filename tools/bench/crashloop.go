@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/platoim/plato/internal/config"
@@ -202,7 +202,7 @@ func runCrashloop(ctx context.Context, o Options) (*Summary, error) {
 		}
 		cl.MaxZombies = max(cl.MaxZombies, pl.zombies(killed))
 		killAt := time.Now()
-		if err := syscall.Kill(pids[0], syscall.SIGKILL); err != nil {
+		if err := sigkill(pids[0]); err != nil {
 			return nil, fmt.Errorf("kill %d: %w", k+1, err)
 		}
 		cl.Kills++
@@ -317,6 +317,16 @@ func crashloopNotes(s *Summary, o Options, kills int, fl *clFleet) []string {
 	}
 	fl.mu.Unlock()
 	return out
+}
+
+// sigkill sends SIGKILL to pid, a process the bench did not start.
+func sigkill(pid int) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	defer p.Release()
+	return p.Kill()
 }
 
 // pollFor polls cond every 2 ms until it holds (true), limit passes or ctx ends (false).
