@@ -57,12 +57,42 @@ type Config struct {
 	// Env is added to the host's environment for plugin processes ("KEY=value"), so settings such
 	// as secrets reach plugins without being written into pipeline YAML.
 	Env []string
+	// Breaker is the crash-loop breaker of every plugin stage (breaker.go). Its zero fields take
+	// internal/config's defaults (pipeline.breaker.*).
+	Breaker BreakerConfig
 	// Tracer starts a "plato.stage" span per stage call for each signal whose TraceParent is
 	// sampled (trace.go). Nil: no spans.
 	Tracer trace.Tracer
 }
 
+// BreakerConfig is pipeline.breaker: Crashes crashes of one stage's plugin within Window open its
+// breaker; while open, relaunches are spaced by ProbeInterval (jittered down to half); a process
+// that stays up RecoverAfter closes it.
+type BreakerConfig struct {
+	Crashes       int
+	Window        time.Duration
+	ProbeInterval time.Duration
+	RecoverAfter  time.Duration
+}
+
+func (b BreakerConfig) withDefaults() BreakerConfig {
+	if b.Crashes <= 0 {
+		b.Crashes = config.DefaultBreakerCrashes
+	}
+	if b.Window <= 0 {
+		b.Window = config.DefaultBreakerWindow
+	}
+	if b.ProbeInterval <= 0 {
+		b.ProbeInterval = config.DefaultBreakerProbeInterval
+	}
+	if b.RecoverAfter <= 0 {
+		b.RecoverAfter = config.DefaultBreakerRecoverAfter
+	}
+	return b
+}
+
 func (c Config) withDefaults() Config {
+	c.Breaker = c.Breaker.withDefaults()
 	if c.Lanes <= 0 {
 		c.Lanes = config.DefaultPipelineLanes
 	}

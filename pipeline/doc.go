@@ -43,8 +43,12 @@
 // A stage call that errors, times out (the stage's timeout) or finds the stage's process down is a
 // failure of every signal in that call: with on_failure fail_closed they are rejected with code
 // 1306 (CodePipelineFailed) and a message naming the stage; with fail_open the stage is skipped for
-// them. Nothing waits for a process to come back. A crashed plugin is restarted with exponential
-// backoff; one whose calls time out three times in a row is killed and restarted.
+// them. Nothing waits for a process to come back. A crashed plugin is relaunched at once (the
+// kernel reports its exit through a pidfd), failed launches are retried within a second; one whose
+// calls time out three times in a row is killed and relaunched. A stage that keeps crashing opens
+// its crash-loop breaker (breaker.go, Config.Breaker): it is reported (log with the plugin's last
+// stderr lines, metrics, FailingStages for /healthz) and relaunched at the probe pace until a
+// process stays up.
 //
 // # Concurrency rules
 //

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -34,6 +35,7 @@ type instance struct {
 	cancel   context.CancelFunc // stops the supervisor
 	done     chan struct{}      // closed when the supervisor has returned
 	restarts atomic.Int64
+	breaker  *breaker // crash loops (breaker.go); never opens for a builtin
 }
 
 // newInstance starts a stage: its builtin, or its plugin process and supervisor.
@@ -46,6 +48,7 @@ func (p *Pipelines) newInstance(ctx context.Context, pipeline, name string, spec
 		scope:    p.scopes.get(pipeline, name, p.cfg.StateLimit, p.cfg.TimerLimit),
 		log:      p.log.With("stage", name, "app", pipeline),
 		attrs:    newInstAttrs(pipeline, name),
+		breaker:  newBreaker(p.cfg.Breaker),
 	}
 	in.host = &stageHost{p: p, in: in}
 	pr, err := in.startProc(ctx, spec)
@@ -89,7 +92,11 @@ func (in *instance) startProc(ctx context.Context, spec stageSpec) (*proc, error
 	}
 	if err := in.ready(ctx, pr, spec); err != nil {
 		pr.stop()
-		return nil, fmt.Errorf("stage %q: %w", in.name, err)
+		var stderr string
+		if !errors.As(err, new(*missingSignalsError)) { // the YAML's mistake: the plugin has nothing to say
+			stderr = stderrSuffix(pr.tail.last())
+		}
+		return nil, fmt.Errorf("stage %q: %w%s", in.name, err, stderr)
 	}
 	return pr, nil
 }
@@ -107,7 +114,7 @@ func (in *instance) ready(ctx context.Context, pr *proc, spec stageSpec) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("does not implement %v, which the pipeline lists for it (it handles %v)", missing, have)
+		return &missingSignalsError{missing: missing, have: have}
 	}
 	err = pr.pr.Init(ctx, stage.InitRequest{
 		Pipeline: in.pipeline,
@@ -120,6 +127,13 @@ func (in *instance) ready(ctx context.Context, pr *proc, spec stageSpec) error {
 		return fmt.Errorf("initialising: %w", err)
 	}
 	return pr.healthy(ctx)
+}
+
+// missingSignalsError is a stage whose YAML lists signals it does not handle.
+type missingSignalsError struct{ missing, have []stage.Signal }
+
+func (e *missingSignalsError) Error() string {
+	return fmt.Sprintf("does not implement %v, which the pipeline lists for it (it handles %v)", e.missing, e.have)
 }
 
 func builtinNames(m map[string]func() stage.Stage) []string {
@@ -244,6 +258,17 @@ func (in *instance) callOK(pr *proc) {
 	if pr.timeouts.Load() != 0 {
 		pr.timeouts.Store(0)
 	}
+}
+
+// breakerState is the stage's crash-loop breaker as the metrics and /healthz show it.
+func (in *instance) breakerState() breakerState {
+	if !in.breaker.isOpen() {
+		return breakerClosed
+	}
+	if in.cur.Load() != nil {
+		return breakerHalfOpen
+	}
+	return breakerOpen
 }
 
 // wake asks the supervisor to look at the process now rather than at its next tick.

@@ -19,12 +19,16 @@ type metrics struct {
 	restarts metric.Int64Counter     // plugin processes restarted by their supervisor
 	slows    metric.Int64Counter     // hang checks that found a slow but answering plugin
 	latency  metric.Float64Histogram // duration of a Process call
+	crashes  metric.Int64Counter     // plugin processes lost, and launches failed, by reason
+	// breaker is the crash-loop breaker state of every current instance, read at collection.
+	breaker metric.Int64ObservableGauge
 }
 
 // instAttrs are an instance's attribute sets, built once so a measurement allocates no attributes.
 type instAttrs struct {
 	base    metric.MeasurementOption
 	reasons [numReasons]metric.MeasurementOption
+	crashes [numCrashReasons]metric.MeasurementOption
 }
 
 func newInstAttrs(pipeline, stage string) instAttrs {
@@ -32,6 +36,9 @@ func newInstAttrs(pipeline, stage string) instAttrs {
 	a := instAttrs{base: metric.WithAttributeSet(attribute.NewSet(app, st))}
 	for r := range numReasons {
 		a.reasons[r] = metric.WithAttributeSet(attribute.NewSet(app, st, attribute.String("reason", r.String())))
+	}
+	for r := range numCrashReasons {
+		a.crashes[r] = metric.WithAttributeSet(attribute.NewSet(app, st, attribute.String("reason", r.String())))
 	}
 	return a
 }
@@ -64,7 +71,29 @@ func newMetrics(meter metric.Meter) (*metrics, error) {
 		metric.WithDescription("Duration of one batch call to a pipeline stage."), metric.WithUnit("s"),
 		metric.WithExplicitBucketBoundaries(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 	err = errors.Join(err, e)
+	m.crashes, e = meter.Int64Counter("plato_pipeline_stage_crashes_total",
+		metric.WithDescription("Pipeline stage plugin processes lost (reason exited, hung or unhealthy) and launches that failed (reason start_failed)."),
+		metric.WithUnit("{crash}"))
+	err = errors.Join(err, e)
+	m.breaker, e = meter.Int64ObservableGauge("plato_pipeline_stage_breaker_state",
+		metric.WithDescription("Crash-loop breaker of a pipeline stage: 0 closed, 1 half-open (a relaunched plugin serves on probation), 2 open (no plugin process: its signals get its on_failure answer)."),
+		metric.WithUnit("1"))
+	err = errors.Join(err, e)
 	return m, err
+}
+
+// observeBreakers reports the breaker state of every instance that instances lists, at each
+// collection, until the returned registration is unregistered.
+func (m *metrics) observeBreakers(meter metric.Meter, instances func() []*instance) (metric.Registration, error) {
+	if meter == nil {
+		return nil, nil
+	}
+	return meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for _, in := range instances() {
+			o.ObserveInt64(m.breaker, int64(in.breakerState()), in.attrs.base)
+		}
+		return nil
+	}, m.breaker)
 }
 
 // seed reports zero for an instance's counters, so that each series exists (and a rate over it
@@ -78,6 +107,13 @@ func (m *metrics) seed(in *instance) {
 	for r := range numReasons {
 		m.failures.Add(ctx, 0, in.attrs.reasons[r])
 	}
+	for r := range numCrashReasons {
+		m.crashes.Add(ctx, 0, in.attrs.crashes[r])
+	}
+}
+
+func (m *metrics) crash(in *instance, r crashReason) {
+	m.crashes.Add(context.Background(), 1, in.attrs.crashes[r])
 }
 
 func (m *metrics) call(ctx context.Context, in *instance, d time.Duration) {

@@ -37,6 +37,8 @@ type Pipelines struct {
 	stop    context.CancelFunc
 	workers sync.WaitGroup // supervisors
 
+	breakers metric.Registration // the breaker state gauge's callback; nil without a meter
+
 	reloadMu  sync.Mutex // one reload at a time
 	closeOnce sync.Once
 	closeErr  error
@@ -69,8 +71,14 @@ func New(ctx context.Context, cfg Config, host stage.Host, logger *slog.Logger, 
 	p.life, p.stop = context.WithCancel(context.Background())
 	p.scratch.New = func() any { return new(laneScratch) }
 
+	if p.breakers, err = m.observeBreakers(meter, p.instances); err != nil {
+		return nil, fmt.Errorf("creating pipeline metrics: %w", err)
+	}
 	snap, err := p.loadAll(ctx)
 	if err != nil {
+		if p.breakers != nil {
+			_ = p.breakers.Unregister()
+		}
 		p.stop()
 		p.workers.Wait()
 		return nil, err
@@ -144,6 +152,9 @@ func (p *Pipelines) loadAll(ctx context.Context) (*snapshot, error) {
 // return the first call's result.
 func (p *Pipelines) Close(ctx context.Context) error {
 	p.closeOnce.Do(func() {
+		if p.breakers != nil {
+			_ = p.breakers.Unregister()
+		}
 		p.wheel.Stop() // no new timer signals
 		errLanes := p.lanes.close(ctx)
 		p.stop() // watchers, supervisors, the state sweeper; Reload refuses from now on

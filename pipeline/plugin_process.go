@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,12 @@ type proc struct {
 	answeredAt atomic.Uint64
 	hung       atomic.Bool // set on the hangTimeouts-th with no answer since: the supervisor kills it
 	stopOnce   sync.Once
+
+	// Plugins only.
+	cmd     *exec.Cmd       // its ProcessState says how it ended, once stop returned
+	tail    *stderrTail     // its last stderr lines
+	gone    <-chan struct{} // closed when the process has terminated (nil: not watched)
+	unwatch func()
 }
 
 // startPlugin launches the plugin binary of spec and dispenses its Processor. It does not Describe
@@ -49,6 +56,7 @@ func (in *instance) startPlugin(ctx context.Context, spec stageSpec) (*proc, err
 	cmd := exec.Command(spec.path)
 	cmd.Env = append(os.Environ(), in.p.cfg.Env...)
 	cmd.SysProcAttr = pluginProcAttr()
+	tail := &stderrTail{}
 	cc := &plugin.ClientConfig{
 		HandshakeConfig:  stage.Handshake,
 		VersionedPlugins: stage.VersionedPlugins(),
@@ -60,6 +68,9 @@ func (in *instance) startPlugin(ctx context.Context, spec stageSpec) (*proc, err
 		// What the plugin writes to os.Stderr after Serve (stray prints, not its logger) still
 		// reaches the host's log; its stdout is the handshake's and then discarded.
 		SyncStderr: slog.NewLogLogger(in.log.Handler(), slog.LevelInfo).Writer(),
+		// Every raw stderr line, for the log line of a crash (go-plugin relays them to Logger
+		// too, at the level it parses, which the host's log level may filter out).
+		Stderr: tail,
 	}
 	if spec.pinned {
 		sum, err := hex.DecodeString(spec.hash)
@@ -71,12 +82,13 @@ func (in *instance) startPlugin(ctx context.Context, spec stageSpec) (*proc, err
 	client := plugin.NewClient(cc)
 	pr, err := stage.Dispense(client)
 	if err != nil {
-		client.Kill()
-		return nil, fmt.Errorf("starting plugin %s: %w", spec.path, err)
+		client.Kill() // returns once the stderr reader is done: tail is complete
+		return nil, fmt.Errorf("starting plugin %s: %w%s", spec.path, err, stderrSuffix(tail.last()))
 	}
-	p := &proc{pr: pr, client: client, started: time.Now()}
+	p := &proc{pr: pr, client: client, started: time.Now(), cmd: cmd, tail: tail, unwatch: func() {}}
 	if cmd.Process != nil {
 		p.process, p.pid = cmd.Process, cmd.Process.Pid
+		p.gone, p.unwatch = watchExit(p.pid)
 	}
 	in.log.Info("stage process started", "path", spec.path, "pid", p.pid)
 	return p, nil
@@ -117,17 +129,45 @@ func (p *proc) healthy(ctx context.Context) error {
 }
 
 // exited reports whether the plugin process is gone.
-func (p *proc) exited() bool { return p.client != nil && p.client.Exited() }
+func (p *proc) exited() bool {
+	if p.client == nil {
+		return false
+	}
+	select {
+	case <-p.gone: // nil: never ready
+		return true
+	default:
+	}
+	return p.client.Exited()
+}
 
 // stop closes the stage and ends its process gracefully (go-plugin gives it two seconds before a
-// SIGKILL), waiting until it is gone.
+// SIGKILL), waiting until it is gone and reaped.
 func (p *proc) stop() {
 	p.stopOnce.Do(func() {
 		_ = p.pr.Close()
 		if p.client != nil {
 			p.client.Kill()
+			p.unwatch()
 		}
 	})
+}
+
+// exitStatus says how a stopped plugin process ended ("signal: killed", "exit status 2"), or ""
+// while it is unknown.
+func (p *proc) exitStatus() string {
+	if p.cmd == nil || p.cmd.ProcessState == nil {
+		return ""
+	}
+	return p.cmd.ProcessState.String()
+}
+
+// stderrSuffix renders a plugin's last stderr lines for an error message, or "".
+func stderrSuffix(lines []string) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	return "; the plugin's last stderr lines: " + strings.Join(lines, " | ")
 }
 
 // signalKill sends SIGKILL to a hung or dead process; stop then reaps it without the two-second

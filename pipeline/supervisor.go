@@ -5,97 +5,132 @@ import (
 	"time"
 )
 
-// Restart policy of a plugin process.
 const (
-	// restartMin is the first restart delay after a crash; it doubles up to restartMax.
-	restartMin = 100 * time.Millisecond
-	restartMax = 10 * time.Second
-	// healthyReset: a process that ran this long before failing restarts after restartMin again,
-	// so a stage that crashes once a day is not penalised for last week's crash loop.
-	healthyReset = 30 * time.Second
-	// watchTick is how often a supervisor checks its process; go-plugin reports an exit only
-	// through a flag. A failed call wakes the supervisor at once instead.
+	// watchTick is how often a supervisor looks at its process: for a health check due, a hung
+	// flag, the breaker to close, and an exit the kernel could not report (watchExit).
 	watchTick = 100 * time.Millisecond
 	// pingEvery is how often a live process is health-checked over gRPC.
 	pingEvery = 5 * time.Second
 )
 
-// supervise watches the instance's plugin process until ctx ends: it restarts a process that
-// exited, was found hung (hangTimeouts timeouts in a row) or failed its health check. While the
-// process is down the instance has no current process, so batches follow the stage's failure
-// policy at once instead of waiting.
+// supervise watches the instance's plugin process until ctx ends. It relaunches a process that
+// exited (woken by watchExit at once), was found hung (hangTimeouts timeouts in a row) or failed
+// its health check, and keeps the crash-loop breaker (breaker.go). While the stage has no process,
+// batches get its failure policy at once instead of waiting (callStep).
 func (in *instance) supervise(ctx context.Context) {
 	tick := time.NewTicker(watchTick)
 	defer tick.Stop()
-	backoff := restartMin
 	lastPing := time.Now()
 	for {
+		var gone <-chan struct{}
+		if pr := in.cur.Load(); pr != nil {
+			gone = pr.gone
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		case <-in.kick:
+		case <-gone:
 		}
 		pr := in.cur.Load()
 		if pr == nil {
-			// Down: the previous restart failed for good, or the stage was installed down.
-			in.restart(ctx, &backoff)
+			// Down: only a relaunch cut short by ctx leaves it so, but never stay down.
+			in.relaunch(ctx, time.Now())
+			lastPing = time.Now()
 			continue
 		}
-		why := ""
+		now := time.Now()
+		reason, detail := numCrashReasons, ""
 		switch {
 		case pr.exited():
-			why = "exited"
+			reason = crashExited
 		case pr.hung.Load():
-			why = "hung"
-		case time.Since(lastPing) >= pingEvery:
-			lastPing = time.Now()
+			reason, detail = crashHung, "its calls timed out 3 times in a row with no answer"
+		case now.Sub(lastPing) >= pingEvery:
+			lastPing = now
 			if err := pr.healthy(ctx); err != nil {
-				why = "failed its health check: " + err.Error()
+				reason, detail = crashUnhealthy, err.Error()
 			}
 		}
-		if why == "" {
+		if reason == numCrashReasons {
+			if closed, openFor := in.breaker.up(now, pr.started); closed {
+				in.log.Info("pipeline stage recovered: its plugin stayed up, the crash-loop breaker is closed",
+					"pid", pr.pid, "up_for", now.Sub(pr.started).Round(time.Millisecond), "was_open_for", openFor.Round(time.Millisecond))
+			}
 			continue
 		}
 		// A concurrent swap may have replaced pr already; then the new process is not ours to judge.
 		if !in.cur.CompareAndSwap(pr, nil) {
 			continue
 		}
-		in.log.Warn("stage process "+why+"; restarting", "pid", pr.pid, "uptime", time.Since(pr.started).Round(time.Millisecond))
-		pr.signalKill()
-		// Reaping may wait on the process's pipes; it must not hold the restart up.
-		in.p.workers.Add(1)
-		go func() {
-			defer in.p.workers.Done()
-			pr.stop()
-		}()
-		if time.Since(pr.started) >= healthyReset {
-			backoff = restartMin
-		}
-		in.restart(ctx, &backoff)
+		in.crashed(pr, reason, detail, now)
+		in.relaunch(ctx, now)
 		lastPing = time.Now()
 	}
 }
 
-// restart waits the backoff, then starts a process and installs it; it retries with a doubled
-// backoff until one starts or ctx ends.
-func (in *instance) restart(ctx context.Context, backoff *time.Duration) {
-	for {
-		t := time.NewTimer(*backoff)
+// crashed records the crash of pr, which the supervisor just took out of service: the breaker, the
+// metric, and, once the process is reaped and its stderr read to the end, the log line.
+func (in *instance) crashed(pr *proc, r crashReason, detail string, now time.Time) {
+	recent, opened := in.breaker.crash(now, r)
+	in.p.metrics.crash(in, r)
+	uptime := now.Sub(pr.started)
+	pr.signalKill()
+	// Reaping may wait on the process's pipes; it must not hold the relaunch up.
+	in.p.workers.Add(1)
+	go func() {
+		defer in.p.workers.Done()
+		pr.stop()
+		attrs := []any{"reason", r.String()}
+		if detail != "" {
+			attrs = append(attrs, "detail", detail)
+		}
+		attrs = append(attrs, "pid", pr.pid, "exit", pr.exitStatus(), "uptime", uptime.Round(time.Millisecond))
+		in.logCrash(opened, recent, pr.tail.last(), attrs...)
+	}()
+}
+
+// logCrash writes the line of one crash: a warning, or an error for the crash that opened the
+// breaker. stderr is the plugin's last lines.
+func (in *instance) logCrash(opened bool, recent int, stderr []string, attrs ...any) {
+	cfg := in.breaker.cfg
+	attrs = append(attrs, "crashes_in_window", recent, "window", cfg.Window)
+	if len(stderr) > 0 {
+		attrs = append(attrs, "stderr", stderr)
+	}
+	if opened {
+		in.log.Error("pipeline stage is crash-looping: crash-loop breaker open; its signals get its on_failure answer while it is down, and it is relaunched every probe_interval until a process stays up recover_after",
+			append(attrs, "probe_interval", cfg.ProbeInterval, "recover_after", cfg.RecoverAfter)...)
+		return
+	}
+	in.log.Warn("stage process crashed; relaunching", attrs...)
+}
+
+// relaunch starts a process and installs it, retrying until one starts or ctx ends: at once
+// after a crash, then with a doubling backoff of at most retryMax per failed launch, or at the
+// probe pace while the breaker is open (breaker.delay). down is when the stage lost its process.
+func (in *instance) relaunch(ctx context.Context, down time.Time) {
+	for failures := 0; ; failures++ {
+		t := time.NewTimer(in.breaker.delay(time.Now(), failures))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-t.C:
 		}
-		*backoff = min(2**backoff, restartMax)
 		if in.cur.Load() != nil {
 			return // a swap installed a process while we waited
 		}
-		spec := in.currentSpec()
-		pr, err := in.startProc(ctx, spec)
+		in.breaker.launching(time.Now())
+		pr, err := in.startProc(ctx, in.currentSpec())
 		if err != nil {
-			in.log.Error("restarting stage process", "error", err, "next_attempt_in", *backoff)
+			if ctx.Err() != nil {
+				return
+			}
+			recent, opened := in.breaker.crash(time.Now(), crashStart)
+			in.p.metrics.crash(in, crashStart)
+			in.logCrash(opened, recent, nil, "reason", crashStart.String(), "error", err, "failed_launches", failures+1)
 			continue
 		}
 		if ctx.Err() != nil || !in.cur.CompareAndSwap(nil, pr) {
@@ -105,7 +140,8 @@ func (in *instance) restart(ctx context.Context, backoff *time.Duration) {
 		}
 		in.restarts.Add(1)
 		in.p.metrics.restart(in)
-		in.log.Info("stage process restarted", "pid", pr.pid, "restarts", in.restarts.Load())
+		in.log.Info("stage process relaunched", "pid", pr.pid, "restarts", in.restarts.Load(),
+			"down_for", time.Since(down).Round(time.Millisecond), "breaker", in.breakerState().String())
 		return
 	}
 }

@@ -39,6 +39,13 @@ Scenarios:
   overload   measures the uplink capacity of a running platform (closed loop, --window 8 per
              device), then offers open-loop uplinks at each --factor of it (default 1.5 and 3):
              ACKed msgs/s as a ratio to the capacity, uplinks refused 1303, connections closed
+  crashloop  starts a platform of its own (embedded NATS, a state server and a gateway as plato
+             processes) whose app pipeline runs one fail_closed stage, --plugin (default
+             bin/plugins/auth, built by make plugins), loads it with uplinks (--rate, default 500/s
+             from 20 devices) and SIGKILLs the stage's plugin --kills times (50), --interval apart
+             (1s): relaunch time (kill to the stage answering again), uplinks answered 1306 by the
+             policy meanwhile and how fast, the crash-loop breaker as /metrics and /healthz show it,
+             and killed processes left as zombies
 
 Devices above --per-worker (15,000, under a common limit of 20,000 open files per process) are
 spread over worker processes, each connecting from its own source address 127.0.0.2, 127.0.0.3...
@@ -71,10 +78,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Window, "window", 1, "closed loop: messages in flight per device (uplink, downlink)")
 	fs.Float64Var(&o.Rate, "rate", 0, "open loop: messages per second in total, instead of --window (uplink, downlink, failover; at most 1000000; failover default 5 per device)")
 	fs.Float64Var(&o.PushRate, "push-rate", 0, "failover: at-least-once pushes per second in total (default 0.1 per device)")
-	fs.DurationVar(&o.Warmup, "warmup", bench.DefaultWarmup, "failover: load before the kill")
+	fs.DurationVar(&o.Warmup, "warmup", 0, "failover: load before the kill (default 3s); crashloop: before the first kill (default 2s)")
 	fs.DurationVar(&o.AfterKill, "after-kill", bench.DefaultAfterKill, "failover: load from the kill to the restart")
 	fs.DurationVar(&o.AfterRestart, "after-restart", bench.DefaultAfterRestart, "failover: load after the restart")
-	fs.DurationVar(&o.Interval, "interval", bench.DefaultInterval, "time between broadcast rounds")
+	fs.DurationVar(&o.Interval, "interval", bench.DefaultInterval, "time between broadcast rounds; crashloop: time between kills")
+	fs.IntVar(&o.Kills, "kills", 0, "crashloop: how many times the stage's plugin is killed (default 50, at most 1000)")
+	fs.StringVar(&o.Plugin, "plugin", "", "crashloop: the plugin binary the stage runs (default "+bench.DefaultCrashloopPlugin+")")
 	fs.DurationVar(&o.Heartbeat, "heartbeat", 0, "heartbeat idle devices this often (default: the server's heartbeat_ms)")
 	// The default is read after parsing, so --help never prints a secret from the environment.
 	fs.StringVar(&o.TokenSecret, "token-secret", "", "mint tokens locally with this secret instead of one ipconf call per device (default $"+platform.TokenSecretEnv+")")
@@ -122,7 +131,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.Rate > 0 && !set["window"] {
 		o.Window = 0 // --rate alone selects the open loop
 	}
-	if o.Scenario == bench.ScenarioFailover {
+	if o.Scenario == bench.ScenarioFailover || o.Scenario == bench.ScenarioCrashloop {
 		// Its own defaults, and no window or duration unless asked for (which it refuses).
 		if !set["devices"] {
 			o.Devices = 0

@@ -336,6 +336,10 @@ func (p *Platform) startPipelines(ctx context.Context) error {
 	}
 	pipes, err := pipeline.New(ctx, pipeline.Config{
 		Dir: pc.Dir, PluginDir: pc.PluginDir, Builtins: p.opts.Builtins, Lanes: pc.Lanes, Env: env,
+		Breaker: pipeline.BreakerConfig{
+			Crashes: pc.Breaker.Crashes, Window: pc.Breaker.Window,
+			ProbeInterval: pc.Breaker.ProbeInterval, RecoverAfter: pc.Breaker.RecoverAfter,
+		},
 		Tracer: p.tracer.Trace(),
 	}, p.State.Host(), p.log, p.meter)
 	if err != nil {

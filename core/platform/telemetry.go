@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -40,11 +41,26 @@ func (p *Platform) startTelemetry(ctx context.Context, instance string) error {
 	return nil
 }
 
-// health is what /healthz reports once the roles started: the process is fine while it can reach
-// NATS, which every role but the demo needs to find its peers.
+// health is what /healthz reports once the roles started: the process is unhealthy while it
+// cannot reach NATS, which every role but the demo needs to find its peers; it is degraded (still
+// 200) while a pipeline stage is crash-looping, which is one app's stage failing, not the
+// process: its signals get the stage's on_failure answer and the other stages and apps are served,
+// so restarting the state server or sending its devices elsewhere would cure nothing.
 func (p *Platform) health() error {
 	if p.nc != nil && !p.nc.IsConnected() {
 		return errors.New("not connected to NATS at " + p.natsURL + " (" + p.nc.Status().String() + ")")
+	}
+	if p.Pipelines != nil {
+		if failing := p.Pipelines.FailingStages(); len(failing) > 0 {
+			names := make([]string, len(failing))
+			for i, f := range failing {
+				names[i] = fmt.Sprintf("%s/%s (%s, %d crashes)", f.App, f.Stage, f.Breaker, f.Crashes)
+			}
+			return &telemetry.Degraded{
+				Message: "pipeline stages crash-looping: " + strings.Join(names, ", "),
+				Detail:  map[string]any{"failing_stages": failing},
+			}
+		}
 	}
 	return nil
 }

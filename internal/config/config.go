@@ -67,6 +67,16 @@ const (
 	DevDemoJWTSecret = "plato-dev-demo-jwt-secret-change-me!"
 )
 
+// Defaults of the crash-loop breaker of plugin stages (pipeline.breaker, docs/pipeline.md): this
+// many crashes of one stage's plugin within the window open it; while it is open, relaunches are
+// paced by the probe interval; a relaunched process that stays up RecoverAfter closes it.
+const (
+	DefaultBreakerCrashes       = 5
+	DefaultBreakerWindow        = time.Minute
+	DefaultBreakerProbeInterval = time.Second
+	DefaultBreakerRecoverAfter  = 10 * time.Second
+)
+
 // Config is the whole configuration; each role reads its own section plus the shared ones.
 type Config struct {
 	// DataDir holds the embedded NATS store and the unix sockets of co-located roles. Default ./data.
@@ -134,6 +144,25 @@ type Pipeline struct {
 	Lanes int `koanf:"lanes"`
 	// Watch reloads an app's pipeline when its file changes. Default true.
 	Watch bool `koanf:"watch"`
+	// Breaker marks a plugin stage that keeps crashing as failing (docs/pipeline.md, crash loops).
+	Breaker Breaker `koanf:"breaker"`
+}
+
+// Breaker is the crash-loop circuit breaker of every plugin stage. A crash is a plugin process
+// that exited, was killed as hung, failed its health check, or failed to start. A stage whose
+// breaker is open is reported on /healthz and by plato_pipeline_stage_breaker_state; its signals
+// get its on_failure answer at once while it has no process, and it is relaunched at the probe
+// pace until a process stays up RecoverAfter.
+type Breaker struct {
+	// Crashes within Window open the breaker. Default 5.
+	Crashes int `koanf:"crashes"`
+	// Window is how far back crashes count. Default 1m.
+	Window time.Duration `koanf:"window"`
+	// ProbeInterval spaces relaunches while the breaker is open: each waits a random time between
+	// half of it and all of it after the previous launch. Default 1s.
+	ProbeInterval time.Duration `koanf:"probe_interval"`
+	// RecoverAfter is how long a relaunched process must stay up to close the breaker. Default 10s.
+	RecoverAfter time.Duration `koanf:"recover_after"`
 }
 
 // Log configures the process logger (log/slog on stderr).
@@ -319,6 +348,10 @@ func Default() Config {
 		RefuseLogins: DefaultRefuseLogins, RefuseUplinks: DefaultRefuseUplinks,
 		ShedBroadcasts: DefaultShedBroadcasts, Interval: DefaultOverloadInterval,
 	}
+	breaker := Breaker{
+		Crashes: DefaultBreakerCrashes, Window: DefaultBreakerWindow,
+		ProbeInterval: DefaultBreakerProbeInterval, RecoverAfter: DefaultBreakerRecoverAfter,
+	}
 	return Config{
 		DataDir:  DefaultDataDir,
 		Log:      Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
@@ -339,7 +372,7 @@ func Default() Config {
 			ReconnectWindow: DefaultReconnectWindow, MaxParked: DefaultMaxParked,
 			Business: Business{Timeout: DefaultBusinessTimeout}, Batch: b, Overload: o,
 		},
-		Pipeline: Pipeline{PluginDir: DefaultPluginDir, Lanes: DefaultPipelineLanes, Watch: true},
+		Pipeline: Pipeline{PluginDir: DefaultPluginDir, Lanes: DefaultPipelineLanes, Watch: true, Breaker: breaker},
 		Demo:     Demo{Addr: DefaultBusinessAddr, LoginAddr: DefaultDemoLoginAddr},
 		Admin:    Admin{Addr: DefaultAdminAddr},
 		Telemetry: Telemetry{Traces: Traces{

@@ -161,3 +161,24 @@ func TestTelemetryKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestBreakerKeys(t *testing.T) {
+	env := []string{"PLATO_AUTH__TOKEN_SECRET=" + secret, "PLATO_PIPELINE__BREAKER__PROBE_INTERVAL=250ms"}
+	cfg, _, err := Load(writeFile(t, "pipeline: {breaker: {crashes: 3, window: 30s}}"), env, map[string]string{"pipeline.breaker.recover_after": "2s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := cfg.Pipeline.Breaker; b.Crashes != 3 || b.Window != 30*time.Second || b.ProbeInterval != 250*time.Millisecond || b.RecoverAfter != 2*time.Second {
+		t.Errorf("file, env and override: %+v", b)
+	}
+	if b := Default().Pipeline.Breaker; b.Crashes != DefaultBreakerCrashes || b.Window != DefaultBreakerWindow ||
+		b.ProbeInterval != DefaultBreakerProbeInterval || b.RecoverAfter != DefaultBreakerRecoverAfter {
+		t.Errorf("defaults: %+v", b)
+	}
+	_, _, err = Load(writeFile(t, "pipeline: {breaker: {crashes: 0, window: 10ms, probe_interval: 1h, recover_after: 1ms}}"), env[:1], nil)
+	for _, want := range []string{"pipeline.breaker.crashes", "pipeline.breaker.window", "pipeline.breaker.probe_interval", "pipeline.breaker.recover_after"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not name %s: %v", want, err)
+		}
+	}
+}

@@ -116,6 +116,7 @@ func (c *Config) Validate() error {
 	if c.Pipeline.Lanes < 1 || c.Pipeline.Lanes > 4096 {
 		bad("pipeline.lanes", "must be between 1 and 4096, got %d", c.Pipeline.Lanes)
 	}
+	c.validateBreaker(bad)
 	c.validateApps(bad)
 	hostPort("demo.addr", c.Demo.Addr, !c.Demo.Enabled)
 	hostPort("demo.login_addr", c.Demo.LoginAddr, true)
@@ -138,6 +139,22 @@ func validateOverload(key string, o Overload, bad func(string, string, ...any)) 
 	}
 	if o.Interval <= 0 {
 		bad(key+".interval", "must be positive, got %v", o.Interval)
+	}
+}
+
+func (c *Config) validateBreaker(bad func(string, string, ...any)) {
+	b := c.Pipeline.Breaker
+	if b.Crashes < 1 || b.Crashes > 1000 {
+		bad("pipeline.breaker.crashes", "must be between 1 and 1000, got %d", b.Crashes)
+	}
+	if b.Window < time.Second || b.Window > 24*time.Hour {
+		bad("pipeline.breaker.window", "must be between 1s and 24h, got %v", b.Window)
+	}
+	if b.ProbeInterval < 10*time.Millisecond || b.ProbeInterval > time.Minute {
+		bad("pipeline.breaker.probe_interval", "must be between 10ms and 1m, got %v", b.ProbeInterval)
+	}
+	if b.RecoverAfter < 100*time.Millisecond || b.RecoverAfter > time.Hour {
+		bad("pipeline.breaker.recover_after", "must be between 100ms and 1h, got %v", b.RecoverAfter)
 	}
 }
 

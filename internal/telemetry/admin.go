@@ -29,9 +29,21 @@ type Admin struct {
 	health   func() error
 }
 
+// Degraded is what a health function returns for a process that serves but has a part failing
+// (a pipeline stage in a crash loop): /healthz answers 200 with status "degraded", Message as its
+// error and Detail as its detail, so that a load balancer keeps sending and an orchestrator does
+// not restart a process whose other parts are fine, while whoever watches sees what is wrong.
+type Degraded struct {
+	Message string
+	Detail  any
+}
+
+func (d *Degraded) Error() string { return d.Message }
+
 // StartAdmin listens on addr (port 0 picks a free one) and serves reg on /metrics and health on
 // /healthz. health (nil: always fine) is asked on every /healthz once SetReady was called;
-// before that, and after Draining, /healthz answers 503.
+// before that, and after Draining, /healthz answers 503. A health error answers 503 "unhealthy",
+// unless it is a *Degraded: 200 "degraded".
 func StartAdmin(addr string, reg *prometheus.Registry, health func() error, log *slog.Logger) (*Admin, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -72,15 +84,20 @@ func (a *Admin) SetReady() { a.ready.Store(true) }
 func (a *Admin) Draining() { a.stopping.Store(true) }
 
 func (a *Admin) serveHealth(w http.ResponseWriter, _ *http.Request) {
-	status, code, detail := "ok", http.StatusOK, ""
+	status, code, msg := "ok", http.StatusOK, ""
+	var detail any
 	switch {
 	case a.stopping.Load():
 		status, code = "stopping", http.StatusServiceUnavailable
 	case !a.ready.Load():
 		status, code = "starting", http.StatusServiceUnavailable
 	case a.health != nil:
-		if err := a.health(); err != nil {
-			status, code, detail = "unhealthy", http.StatusServiceUnavailable, err.Error()
+		var deg *Degraded
+		switch err := a.health(); {
+		case errors.As(err, &deg):
+			status, msg, detail = "degraded", deg.Message, deg.Detail
+		case err != nil:
+			status, code, msg = "unhealthy", http.StatusServiceUnavailable, err.Error()
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -89,7 +106,8 @@ func (a *Admin) serveHealth(w http.ResponseWriter, _ *http.Request) {
 	_ = json.NewEncoder(w).Encode(struct {
 		Status string `json:"status"`
 		Error  string `json:"error,omitempty"`
-	}{status, detail})
+		Detail any    `json:"detail,omitempty"`
+	}{status, msg, detail})
 }
 
 // Shutdown stops the server, letting a scrape in flight finish until ctx ends.

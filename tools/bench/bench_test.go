@@ -11,8 +11,8 @@ import (
 
 	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/core/platform/platformtest"
-	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/examples/demo"
+	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/poll"
 )

@@ -29,6 +29,15 @@
 // The parent tells the workers the instant of the kill ahead of time ("kill <unix ns>", answered
 // "armed"), so each device knows which of its uplinks were sent after it.
 //
+// # Crash loop
+//
+// The crashloop scenario (crashloop.go) also starts its own platform (crashloop_platform.go: NATS
+// and the failover business server in the parent, one state server whose app pipeline runs the
+// plugin under test as a fail_closed stage, one gateway), drives a few devices from the parent
+// (crashloop_device.go), and SIGKILLs the stage's plugin process, found among the state server's
+// children in /proc, again and again: relaunch time, the policy's answers meanwhile, the breaker
+// as the state server's /metrics and /healthz show it, and zombies left.
+//
 // # Devices
 //
 // A device (device.go) is a TCP socket speaking docs/protocol.md, one reader goroutine, and writes

@@ -24,10 +24,13 @@ const (
 	// ScenarioFailover starts a platform of its own (failover.go), kills a state server under load
 	// and restarts it.
 	ScenarioFailover = "failover"
+	// ScenarioCrashloop starts a platform of its own (crashloop.go) and kills a pipeline stage's
+	// plugin process again and again.
+	ScenarioCrashloop = "crashloop"
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioOverload}
+var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioOverload, ScenarioCrashloop}
 
 // Hard limits: a bench is a bounded experiment, never an open-ended load generator.
 const (
@@ -149,6 +152,12 @@ type Options struct {
 	// Factors are the overload scenario's offered loads, as multiples of the capacity it measures
 	// first. Default 1.5 and 3.
 	Factors []float64
+	// Crashloop only: Kills is how many times the stage's plugin is killed (default 50), Interval
+	// apart (default 1s); Plugin is the plugin binary the stage runs (default
+	// DefaultCrashloopPlugin). Devices (default 20) send Rate uplinks per second in total
+	// (default 500), from Warmup (default 2s) before the first kill.
+	Kills  int
+	Plugin string
 	// Progress, when set, receives a live progress line (\r-terminated) about twice a second.
 	Progress io.Writer
 }
@@ -166,8 +175,11 @@ func (o *Options) setDefaults() {
 	def(&o.CredentialSecret, DefaultCredentialSecret)
 	def(&o.CredentialKID, DefaultCredentialKID)
 	def(&o.Sink, DefaultSink)
-	if o.Scenario == ScenarioFailover {
+	switch o.Scenario {
+	case ScenarioFailover:
 		o.setFailoverDefaults()
+	case ScenarioCrashloop:
+		o.setCrashloopDefaults()
 	}
 	if o.Scenario == ScenarioOverload {
 		if len(o.Factors) == 0 {
@@ -180,7 +192,7 @@ func (o *Options) setDefaults() {
 	if o.Devices == 0 {
 		o.Devices = DefaultDevices
 	}
-	if o.Duration == 0 && o.Scenario != ScenarioFailover {
+	if o.Duration == 0 && o.Scenario != ScenarioFailover && o.Scenario != ScenarioCrashloop {
 		o.Duration = DefaultDuration
 	}
 	if o.Window == 0 && o.Rate == 0 {
@@ -209,6 +221,10 @@ func (o *Options) validate() error {
 	}
 	if o.Scenario == ScenarioFailover {
 		errs = append(errs, o.validateFailover()...)
+		return errors.Join(errs...)
+	}
+	if o.Scenario == ScenarioCrashloop {
+		errs = append(errs, o.validateCrashloop()...)
 		return errors.Join(errs...)
 	}
 	if o.Devices < 1 || o.Devices > MaxDevices {

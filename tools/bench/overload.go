@@ -22,12 +22,12 @@ var DefaultOverloadFactors = []float64{1.5, 3}
 type OverloadFigures struct {
 	// Capacity is the ACKed uplinks per second of the closed-loop run, CapacityWindow uplinks in
 	// flight per device.
-	Capacity       float64       `json:"capacity_msgs_per_sec"`
-	CapacityWindow int           `json:"capacity_window"`
+	Capacity       float64 `json:"capacity_msgs_per_sec"`
+	CapacityWindow int     `json:"capacity_window"`
 	// BusinessRate is the cap on the bench's business server (--business-rate), 0 for none: with
 	// one, the capacity is the business's and the runs push against it.
-	BusinessRate float64 `json:"business_rate,omitempty"`
-	Runs           []OverloadRun `json:"runs"`
+	BusinessRate float64       `json:"business_rate,omitempty"`
+	Runs         []OverloadRun `json:"runs"`
 }
 
 // OverloadRun is one open-loop run at Factor times the capacity.

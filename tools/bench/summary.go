@@ -27,6 +27,8 @@ type Summary struct {
 	Failover *FailoverFigures `json:"failover,omitempty"`
 	// Overload is the overload scenario's account (overload.go).
 	Overload *OverloadFigures `json:"overload,omitempty"`
+	// CrashLoop is the crashloop scenario's account (crashloop.go).
+	CrashLoop *CrashLoopFigures `json:"crashloop,omitempty"`
 	// LoadAverage is the machine's, before and after the run.
 	LoadAverage *LoadAverage `json:"load_average,omitempty"`
 	Notes       []string     `json:"notes"`

@@ -5,6 +5,8 @@
 //	"panic"   panics (the batch fails)
 //	"sleep"   sleeps until its context ends (or 30s), then 200ms more: a slow plugin, answering late
 //	"hang"    sleeps 30s whatever its context: a stuck plugin
+//	"crash"   panics in a goroutine of its own, which the SDK cannot recover: the process dies,
+//	          its panic on stderr
 //	"fail"    fails the signal (stage.FailWith)
 //	"host"    calls Host.Push, Put and Get, and rewrites the payload to the value it read back
 //	"print"   prints 1 MiB to stdout (after Serve: must not break anything), then echoes
@@ -78,6 +80,10 @@ func (s *testStage) OnUplink(ctx context.Context, ev *stage.UplinkEvent) stage.R
 	case "fail":
 		return stage.FailWith("testplugin: asked to fail")
 	case "hang":
+		time.Sleep(30 * time.Second)
+		return stage.Reply{Verdict: stage.Drop}
+	case "crash":
+		go func() { panic("testplugin: crash payload") }()
 		time.Sleep(30 * time.Second)
 		return stage.Reply{Verdict: stage.Drop}
 	case "host":
