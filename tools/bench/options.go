@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os/exec"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/platoim/plato/sdk/business"
@@ -23,10 +24,13 @@ const (
 	// ScenarioFailover starts a platform of its own (failover.go), kills a state server under load
 	// and restarts it.
 	ScenarioFailover = "failover"
+	// ScenarioNATSRestart starts a platform of its own with NATS as a process (natsrestart.go),
+	// kills NATS and starts it again, and measures how long the platform takes to converge.
+	ScenarioNATSRestart = "nats-restart"
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover}
+var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioNATSRestart}
 
 // Hard limits: a bench is a bounded experiment, never an open-ended load generator.
 const (
@@ -161,13 +165,16 @@ func (o *Options) setDefaults() {
 	if o.Scenario == ScenarioFailover {
 		o.setFailoverDefaults()
 	}
+	if o.Scenario == ScenarioNATSRestart {
+		o.setNATSRestartDefaults()
+	}
 	if o.Devices == 0 {
 		o.Devices = DefaultDevices
 	}
-	if o.Duration == 0 && o.Scenario != ScenarioFailover {
+	if o.Duration == 0 && o.Scenario != ScenarioFailover && o.Scenario != ScenarioNATSRestart {
 		o.Duration = DefaultDuration
 	}
-	if o.Window == 0 && o.Rate == 0 {
+	if o.Window == 0 && o.Rate == 0 && o.Scenario != ScenarioNATSRestart {
 		o.Window = 1
 	}
 	if o.Interval == 0 {
@@ -189,7 +196,11 @@ func (o *Options) validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if !slices.Contains(Scenarios, o.Scenario) {
-		bad("unknown scenario %q (scenarios: connect, uplink, downlink, broadcast, failover)", o.Scenario)
+		bad("unknown scenario %q (scenarios: %s)", o.Scenario, strings.Join(Scenarios, ", "))
+	}
+	if o.Scenario == ScenarioNATSRestart {
+		errs = append(errs, o.validateNATSRestart()...)
+		return errors.Join(errs...)
 	}
 	if o.Scenario == ScenarioFailover {
 		errs = append(errs, o.validateFailover()...)

@@ -25,6 +25,8 @@ type Summary struct {
 	Workers int `json:"workers"`
 	// Failover is the failover scenario's account (failover_figures.go).
 	Failover *FailoverFigures `json:"failover,omitempty"`
+	// NATSRestart is the nats-restart scenario's account (natsrestart.go).
+	NATSRestart *NATSRestartFigures `json:"nats_restart,omitempty"`
 	// LoadAverage is the machine's, before and after the run.
 	LoadAverage *LoadAverage `json:"load_average,omitempty"`
 	Notes       []string     `json:"notes"`
