@@ -101,7 +101,7 @@ func TestClusterConfigIsChecked(t *testing.T) {
 	ctx := context.Background()
 	quiet := slog.New(slog.DiscardHandler)
 	for name, c := range map[string]Cluster{
-		"routes without a name": {Routes: []string{"nats-route://127.0.0.1:6222"}},
+		"routes without a name":  {Routes: []string{"nats-route://127.0.0.1:6222"}},
 		"a route that is no URL": {Name: "c", Routes: []string{"::"}},
 		"a bad port":             {Name: "c", Port: 70000},
 	} {
