@@ -137,14 +137,23 @@ func Follow(ctx context.Context, r Registry, role Role, put func(Node), remove f
 // refreshing stops.
 func Keep(ctx context.Context, r Registry, interval time.Duration, node func() Node, log *slog.Logger) (<-chan struct{}, error) {
 	n := node()
+	// Asked before the first put, so that a reset during it is not missed.
+	first := r.Resets()
 	if err := r.Put(ctx, n); err != nil {
 		return nil, fmt.Errorf("registering %s %s: %w", n.Role, n.ID, err)
+	}
+	resets := func() <-chan struct{} {
+		if c := first; c != nil {
+			first = nil
+			return c
+		}
+		return r.Resets()
 	}
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
 		failing := false
-		tick.EveryOr(ctx, interval, r.Resets, func(time.Time) {
+		tick.EveryOr(ctx, interval, resets, func(time.Time) {
 			pctx, cancel := context.WithTimeout(ctx, max(interval, putTimeout))
 			err := r.Put(pctx, node())
 			cancel()
