@@ -204,8 +204,9 @@ func TestNATSRestartUnderRolesAsProcesses(t *testing.T) {
 	if v := scrape(ip.waitLine(reAdmin), "plato_ipconf_stale_answers_total"); v < 1 {
 		t.Errorf("plato_ipconf_stale_answers_total = %v", v)
 	}
-	// Devices: the one that lived through it, and one through the new gateway (its LoginAck
-	// comes back through the state server's link to gw-2).
+	// Devices: the one that lived through it, and one through the new gateway, which found the
+	// state server in the registry (it registered again) and whose LoginAck comes back through
+	// the state server's link to it.
 	sendOK(t, before, "after the outage")
 	after := natsDevice(t, gw2Addr, "after")
 	sendOK(t, after, "through the new gateway")
