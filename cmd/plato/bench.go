@@ -46,6 +46,14 @@ Scenarios:
              (1s): relaunch time (kill to the stage answering again), uplinks answered 1306 by the
              policy meanwhile and how fast, the crash-loop breaker as /metrics and /healthz show it,
              and killed processes left as zombies
+  nats-restart
+             starts a platform of its own (NATS as a plato nats process with the registry in
+             memory, a state server, a gateway and ipconf as plato processes), keeps --devices
+             (default 100) sending uplinks, SIGKILLs NATS after --warmup and starts it again
+             --after-kill later (default 5s), then starts a second gateway: time from NATS back
+             to ipconf answering fresh, every process registered again, the state server seeing
+             the new gateway (converged; given up on after --after-restart, default 15s), and
+             ipconf's answers (fresh, stale, 503) meanwhile
 
 Devices above --per-worker (15,000, under a common limit of 20,000 open files per process) are
 spread over worker processes, each connecting from its own source address 127.0.0.2, 127.0.0.3...
@@ -78,9 +86,9 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Window, "window", 1, "closed loop: messages in flight per device (uplink, downlink)")
 	fs.Float64Var(&o.Rate, "rate", 0, "open loop: messages per second in total, instead of --window (uplink, downlink, failover; at most 1000000; failover default 5 per device)")
 	fs.Float64Var(&o.PushRate, "push-rate", 0, "failover: at-least-once pushes per second in total (default 0.1 per device)")
-	fs.DurationVar(&o.Warmup, "warmup", 0, "failover: load before the kill (default 3s); crashloop: before the first kill (default 2s)")
-	fs.DurationVar(&o.AfterKill, "after-kill", bench.DefaultAfterKill, "failover: load from the kill to the restart")
-	fs.DurationVar(&o.AfterRestart, "after-restart", bench.DefaultAfterRestart, "failover: load after the restart")
+	fs.DurationVar(&o.Warmup, "warmup", 0, "failover, nats-restart: load before the kill (default 3s); crashloop: before the first kill (default 2s)")
+	fs.DurationVar(&o.AfterKill, "after-kill", 0, "failover, nats-restart: load from the kill to the restart (default 5s)")
+	fs.DurationVar(&o.AfterRestart, "after-restart", 0, "failover: load after the restart (default 5s); nats-restart: how long to wait for convergence (default 15s)")
 	fs.DurationVar(&o.Interval, "interval", bench.DefaultInterval, "time between broadcast rounds; crashloop: time between kills")
 	fs.IntVar(&o.Kills, "kills", 0, "crashloop: how many times the stage's plugin is killed (default 50, at most 1000)")
 	fs.StringVar(&o.Plugin, "plugin", "", "crashloop: the plugin binary the stage runs (default "+bench.DefaultCrashloopPlugin+")")
@@ -131,7 +139,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.Rate > 0 && !set["window"] {
 		o.Window = 0 // --rate alone selects the open loop
 	}
-	if o.Scenario == bench.ScenarioFailover || o.Scenario == bench.ScenarioCrashloop {
+	if o.Scenario == bench.ScenarioFailover || o.Scenario == bench.ScenarioCrashloop || o.Scenario == bench.ScenarioNATSRestart {
 		// Its own defaults, and no window or duration unless asked for (which it refuses).
 		if !set["devices"] {
 			o.Devices = 0

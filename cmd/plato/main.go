@@ -28,10 +28,11 @@ func commands() map[string]command {
 		"gateway":  {"run a device gateway", roleCommand("gateway")},
 		"state":    {"run a state server", roleCommand("state")},
 		"demo":     {"run the demo chat business server", roleCommand("demo")},
+		"nats":     {"run the NATS server plato up embeds, on its own (nats.embedded.*)", runNATS},
 		"chat":     {"a terminal chat client for the demo business server", runChat},
 		"pipeline": {"check pipeline YAML: plato pipeline validate FILE|DIR", runPipeline},
 		"plugin":   {"scaffold a pipeline stage: plato plugin new NAME", runPlugin},
-		"bench":    {"load-test the platform: plato bench connect|uplink|downlink|broadcast|failover|overload", runBench},
+		"bench":    {"load-test the platform: plato bench connect|uplink|downlink|broadcast|failover|overload|crashloop|nats-restart", runBench},
 		"token":    {"print a device credential for trying things by hand: plato token mint --app A --did D --uid U", runToken},
 		"version": {"print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
 			fmt.Fprintln(stdout, "plato", version)

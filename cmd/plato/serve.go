@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"slices"
 	"strings"
@@ -37,13 +38,18 @@ func (m *multiFlag) String() string     { return strings.Join(*m, ",") }
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
 func (c *commonFlags) register(fs *flag.FlagSet, addrKey string) {
-	fs.StringVar(&c.config, "config", "", "YAML config file (default "+DefaultConfigFile+" when it exists)")
-	fs.Var(&c.set, "set", "override one setting, key=value with a dotted key (repeatable), e.g. --set gateway.max_body=131072")
+	c.registerFile(fs)
 	fs.StringVar(&c.natsURL, "nats", "", "URL of an external NATS (sets nats.url)")
-	fs.StringVar(&c.dataDir, "data-dir", "", "data directory (sets data_dir)")
 	if addrKey != "" {
 		fs.StringVar(&c.addr, "addr", "", "listen address (sets "+addrKey+")")
 	}
+}
+
+// registerFile registers the flags that say where the configuration comes from.
+func (c *commonFlags) registerFile(fs *flag.FlagSet) {
+	fs.StringVar(&c.config, "config", "", "YAML config file (default "+DefaultConfigFile+" when it exists)")
+	fs.Var(&c.set, "set", "override one setting, key=value with a dotted key (repeatable), e.g. --set gateway.max_body=131072")
+	fs.StringVar(&c.dataDir, "data-dir", "", "data directory (sets data_dir)")
 }
 
 // load reads the configuration: defaults, file, PLATO_* environment, then flags.
@@ -109,6 +115,47 @@ func roleCommand(role string) func(context.Context, []string, io.Writer, io.Writ
 		}
 		return serve(ctx, cfg, []string{role}, stdout, stderr)
 	}
+}
+
+// runNATS is `plato nats`: the server `plato up` embeds, on its own, so that NATS can be run,
+// restarted and clustered apart from the roles (docs/operations.md).
+func runNATS(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("plato nats", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: plato nats [flags]
+
+Runs the NATS server (JetStream on nats.embedded.store_dir) that plato up embeds, and nothing else,
+with the nats.embedded settings: host, port, store_dir and, for one node of a cluster,
+cluster.name, cluster.addr and cluster.routes. nats.url, which the other roles dial, is not used.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	var cf commonFlags
+	cf.registerFile(fs)
+	addr := fs.String("addr", "", "client listen address host:port (sets nats.embedded.host and nats.embedded.port)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	if *addr != "" {
+		host, port, err := net.SplitHostPort(*addr)
+		if err != nil {
+			return fmt.Errorf("--addr %q: %w", *addr, err)
+		}
+		cf.set = append(cf.set, "nats.embedded.host="+host, "nats.embedded.port="+port)
+	}
+	cfg, err := cf.load("")
+	if err != nil {
+		return err
+	}
+	// nats.url is where the other roles find this server (or its cluster); this is the server.
+	cfg.NATS.URL = ""
+	return serve(ctx, cfg, []string{platform.RoleNATS}, stdout, stderr)
 }
 
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -189,6 +236,9 @@ func printAddresses(w io.Writer, p *platform.Platform) {
 	fmt.Fprintln(w, "Plato is running:")
 	if p.NATS != nil {
 		fmt.Fprintf(w, "  nats      %s  (embedded, JetStream data in %s)\n", p.NATS.ClientURL(), p.NATSStoreDir())
+		if r := p.NATS.ClusterURL(); r != "" {
+			fmt.Fprintf(w, "  routes    %s  (cluster %s; the other nodes route here)\n", r, p.Config.NATS.Embedded.Cluster.Name)
+		}
 	} else {
 		fmt.Fprintf(w, "  nats      %s  (external)\n", p.NATSURL())
 	}

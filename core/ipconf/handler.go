@@ -28,6 +28,9 @@ type listResponse struct {
 	Token     string     `json:"token"`
 	// TokenExpiresAt is Unix seconds.
 	TokenExpiresAt int64 `json:"token_expires_at"`
+	// Stale is set while the registry is unreachable: the endpoints are those live when ipconf
+	// last heard from it.
+	Stale bool `json:"stale,omitempty"`
 }
 
 // errorResponse is the body of every failed request.
@@ -96,15 +99,47 @@ func (s *Server) handleList(ctx context.Context, c *app.RequestContext) {
 		return
 	}
 	now := time.Now()
-	eps := s.scorer.Rank(now, s.cfg.MaxEndpoints, make([]Endpoint, 0, s.cfg.MaxEndpoints))
+	at, stale := s.rankTime(now)
+	eps := s.scorer.Rank(at, s.cfg.MaxEndpoints, make([]Endpoint, 0, s.cfg.MaxEndpoints))
 	if len(eps) == 0 {
-		writeError(c, http.StatusServiceUnavailable, protocol.CodeNoGateway, protocol.CodeNoGateway.String())
+		msg := protocol.CodeNoGateway.String()
+		if stale {
+			msg += " (the registry has been unreachable for " + now.Sub(time.Unix(0, s.staleSince.Load())).Round(time.Second).String() + ")"
+		}
+		writeError(c, http.StatusServiceUnavailable, protocol.CodeNoGateway, msg)
 		return
+	}
+	if stale {
+		s.staleAnswers.Add(1)
 	}
 	tok, exp := s.signer.Issue(appID, id.DID, id.UID, now, id.Expires)
 	writeJSON(c, http.StatusOK, listResponse{
-		AppID: appID, DID: id.DID, UID: id.UID, Endpoints: eps, Token: tok, TokenExpiresAt: exp.Unix(),
+		AppID: appID, DID: id.DID, UID: id.UID, Endpoints: eps, Token: tok, TokenExpiresAt: exp.Unix(), Stale: stale,
 	})
+}
+
+// rankTime is the time gateways are ranked at, and whether the view is stale. A gateway whose
+// last report is older than StaleAfter at that time is left out.
+//
+// It is when ipconf last heard from the registry (any event), not now: when every report stops at
+// once, the registry has more likely gone than every gateway, so the gateways live then are
+// handed out still, and any that reported since (NATS is back, the view is being rebuilt). A
+// gateway that stops while others report is left out as before, and one that died is dropped by
+// the registry a TTL later. Once the registry watch says it lost the registry (the view is
+// stale), that holds for up to KeepStale; after that it is now again: a list that old is not
+// worth more than an error, so only gateways heard from lately count.
+func (s *Server) rankTime(now time.Time) (time.Time, bool) {
+	stale := false
+	if since := s.staleSince.Load(); since != 0 {
+		stale = true
+		if s.cfg.KeepStale < 0 || now.Sub(time.Unix(0, since)) > s.cfg.KeepStale {
+			return now, true
+		}
+	}
+	if heard := time.Unix(0, s.heardAt.Load()); heard.Before(now) {
+		return heard, stale
+	}
+	return now, stale
 }
 
 // credentialOf is the device's credential: "Authorization: Bearer <credential>", or the token
@@ -133,13 +168,18 @@ func reasonOf(err error) string {
 	return "the credential could not be verified"
 }
 
-// handleHealth answers GET /healthz. ipconf is healthy even with no gateway: that is the
-// gateways' problem, which /ip/list reports with 503.
+// handleHealth answers GET /healthz. ipconf is healthy even with no gateway, or with the registry
+// away: that is the gateways' or NATS' problem, which /ip/list reports with 503 or "stale".
 func (s *Server) handleHealth(_ context.Context, c *app.RequestContext) {
+	registry := "current"
+	if s.staleSince.Load() != 0 {
+		registry = "stale"
+	}
 	writeJSON(c, http.StatusOK, struct {
 		Status   string `json:"status"`
 		Gateways int    `json:"gateways"`
-	}{"ok", s.scorer.Len()})
+		Registry string `json:"registry"`
+	}{"ok", s.scorer.Len(), registry})
 }
 
 // param returns query parameter name, or a message naming it if it is missing, empty, longer

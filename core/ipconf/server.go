@@ -63,6 +63,10 @@ type Config struct {
 	// StaleAfter leaves out a gateway whose last load report is older than this. Default
 	// config.DefaultStaleAfter.
 	StaleAfter time.Duration
+	// KeepStale is how long, once the registry is unreachable, ipconf keeps handing out the
+	// gateways that were live when it last heard from it (see Server.rankTime). Default
+	// config.DefaultKeepStale; negative: none are handed out then.
+	KeepStale time.Duration
 	// Apps are the apps served, each with the verifier of its devices' credentials. Required:
 	// ipconf answers nobody without a credential its app's backend issued (403 for an app not in
 	// it).
@@ -84,6 +88,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if out.StaleAfter == 0 {
 		out.StaleAfter = config.DefaultStaleAfter
+	}
+	if out.KeepStale == 0 {
+		out.KeepStale = config.DefaultKeepStale
 	}
 	switch {
 	case out.Apps == nil:
@@ -109,13 +116,20 @@ type Server struct {
 	signer   *token.Signer
 	scorer   *Scorer
 
-	// requests counts answers by HTTP status; watchRestarts counts registry watches started
-	// again after one broke. instruments publishes them and is unregistered at Shutdown.
+	// requests counts answers by HTTP status. instruments publishes them and is unregistered at
+	// Shutdown.
 	requests telemetry.Codes
 	// refused counts credentials refused, by the code the device was told.
-	refused       telemetry.Codes
-	watchRestarts atomic.Int64
-	instruments   metric.Registration
+	refused telemetry.Codes
+	// staleAnswers counts lists handed out while the registry was unreachable.
+	staleAnswers atomic.Int64
+	instruments  metric.Registration
+
+	// heardAt is when ipconf last heard from the registry, and staleSince when the registry
+	// watch said it lost it (0 while it is current), in unix nanoseconds: see rankTime. The
+	// watch goroutine writes them (heardAt first), requests read them.
+	staleSince atomic.Int64
+	heardAt    atomic.Int64
 
 	// stopped is read by the HTTP goroutine while Start may hold mu, hence atomic.
 	stopped atomic.Bool
@@ -182,6 +196,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.addr = ln.Addr().String()
 
+	s.heardAt.Store(time.Now().UnixNano())
 	// The watch outlives Start's ctx; Shutdown cancels it.
 	wctx, cancel := context.WithCancel(context.Background())
 	s.stopWatch = cancel

@@ -82,10 +82,11 @@ func startRegistry(t *testing.T) *registry.NATS {
 		t.Fatalf("connecting: %v", err)
 	}
 	t.Cleanup(nc.Close)
-	reg, err := registry.NewNATS(ctx, js, "ipconf_test", time.Minute)
+	reg, err := registry.NewNATS(ctx, js, registry.NATSConfig{Bucket: "ipconf_test", TTL: time.Minute, Log: quiet})
 	if err != nil {
 		t.Fatalf("creating registry: %v", err)
 	}
+	t.Cleanup(reg.Close)
 	return reg
 }
 
@@ -397,7 +398,7 @@ func TestNewValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.cfg.Addr != config.DefaultIPConfAddr || s.cfg.TokenTTL != config.DefaultTokenTTL || s.cfg.MaxEndpoints != 8 || s.cfg.StaleAfter != config.DefaultStaleAfter {
+	if s.cfg.Addr != config.DefaultIPConfAddr || s.cfg.TokenTTL != config.DefaultTokenTTL || s.cfg.MaxEndpoints != 8 || s.cfg.StaleAfter != config.DefaultStaleAfter || s.cfg.KeepStale != config.DefaultKeepStale {
 		t.Errorf("defaults not applied: %+v", s.cfg)
 	}
 	if err := s.Shutdown(context.Background()); err != nil {
@@ -414,6 +415,7 @@ func (fakeRegistry) List(context.Context, registry.Role) ([]registry.Node, error
 func (fakeRegistry) Watch(context.Context, registry.Role) (<-chan registry.Event, error) {
 	return nil, errors.New("not implemented")
 }
+func (fakeRegistry) Resets() <-chan struct{} { return nil }
 
 func TestShutdownWithKeepAlive(t *testing.T) {
 	s, err := New(Config{Addr: "127.0.0.1:0", TokenSecret: testSecret, Apps: testApps(t)}, startRegistry(t), quiet)

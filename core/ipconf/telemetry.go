@@ -14,7 +14,7 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 		"Requests refused for their credential or app, by the code answered (1101 invalid, 1102 expired, 1103 another app or device, 1105 app not configured, 1301/1302 business unreachable, 2000-2999 refused by the business).", "code", &s.refused)
 	o.GaugeValue("plato_ipconf_gateways", "{gateway}", "Gateways ipconf knows from the registry (live or not yet pruned).",
 		func() int64 { return int64(s.scorer.Len()) })
-	o.CounterValue("plato_registry_watch_restarts_total", "{watch}",
-		"Registry watches started again after one broke (ipconf's watch of the gateways).", s.watchRestarts.Load)
+	o.CounterValue("plato_ipconf_stale_answers_total", "{request}",
+		"Lists handed out while the registry was unreachable (marked stale): the gateways live when ipconf last heard from it.", s.staleAnswers.Load)
 	return o.Register()
 }

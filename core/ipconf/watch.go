@@ -12,9 +12,10 @@ const (
 	rewatchMax = 30 * time.Second
 )
 
-// watch feeds gateway events into the scorer until ctx ends. If the registry's watch breaks (its
-// channel closes early, e.g. the NATS connection was closed), it starts a new one with backoff;
-// gateways that left meanwhile go stale and are pruned.
+// watch feeds gateway events into the scorer until ctx ends. The registry's watch rides out NATS
+// outages by itself (it says when its view is stale and when it is current again); should it end
+// early all the same (the NATS connection was closed for good), a new one is started with
+// backoff, and gateways that left meanwhile go stale and are pruned.
 func (s *Server) watch(ctx context.Context) {
 	backoff := rewatchMin
 	prune := time.NewTicker(pruneEvery)
@@ -36,7 +37,6 @@ func (s *Server) watch(ctx context.Context) {
 			return
 		case <-time.After(backoff):
 		}
-		s.watchRestarts.Add(1)
 		backoff = min(backoff*2, rewatchMax)
 	}
 }
@@ -47,12 +47,18 @@ func (s *Server) consume(ctx context.Context, events <-chan registry.Event, prun
 		case <-ctx.Done():
 			return
 		case now := <-prune:
+			if s.staleSince.Load() != 0 {
+				continue // nobody has reported: the registry has been away
+			}
 			if n := s.scorer.Prune(now.Add(-max(pruneAfter, 10*s.cfg.StaleAfter))); n > 0 {
 				s.log.Warn("pruned gateways that stopped reporting without leaving", "count", n)
 			}
 		case ev, ok := <-events:
 			if !ok {
 				return
+			}
+			if ev.Type != registry.EventStale {
+				s.heardAt.Store(time.Now().UnixNano())
 			}
 			switch ev.Type {
 			case registry.EventPut:
@@ -61,6 +67,19 @@ func (s *Server) consume(ctx context.Context, events <-chan registry.Event, prun
 				s.scorer.Observe(ev.Node, time.Now())
 			case registry.EventDelete:
 				s.scorer.Remove(ev.Node.ID)
+			case registry.EventStale:
+				s.heardAt.Store(ev.At.UnixNano())
+				s.staleSince.Store(time.Now().UnixNano())
+				keep := s.cfg.KeepStale.String()
+				if s.cfg.KeepStale < 0 {
+					keep = "0: only gateways heard from lately are handed out"
+				}
+				s.log.Warn("registry unreachable: answering with the gateways live when it was last heard from, marked stale",
+					"gateways", s.scorer.Len(), "last_heard", ev.At.Format(time.RFC3339Nano), "keep_for", keep)
+			case registry.EventFresh:
+				if since := s.staleSince.Swap(0); since != 0 {
+					s.log.Info("registry current again: answers are fresh", "stale_for", time.Since(time.Unix(0, since)).Round(time.Millisecond), "gateways", s.scorer.Len())
+				}
 			}
 		}
 	}

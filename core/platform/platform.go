@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -176,9 +178,7 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		if store == "" {
 			store = filepath.Join(dataDir, "nats")
 		}
-		p.NATS, err = natsd.Start(ctx, natsd.Config{
-			Host: cfg.NATS.Embedded.Host, Port: cfg.NATS.Embedded.Port, StoreDir: store, ServerName: "plato-" + sanitize(host),
-		}, p.log)
+		p.NATS, err = natsd.Start(ctx, embeddedNATS(cfg.NATS.Embedded, store, host), p.log)
 		if err != nil {
 			return fmt.Errorf("starting embedded NATS: %w", err)
 		}
@@ -194,13 +194,16 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		}
 		p.nc = nc
 		p.stops = append(p.stops, func(context.Context) error { nc.Close(); return nil })
-		kv, err := registry.NewNATS(ctx, js, cfg.Registry.Bucket, cfg.Registry.TTL)
+		kv, err := registry.NewNATS(ctx, js, registry.NATSConfig{
+			Bucket: cfg.Registry.Bucket, TTL: cfg.Registry.TTL, Replicas: cfg.Registry.Replicas, Log: p.log,
+		})
 		if err != nil {
 			return fmt.Errorf("opening the registry: %w", err)
 		}
+		p.stops = append(p.stops, func(context.Context) error { kv.Close(); return nil })
 		putErrors := new(atomic.Int64)
 		reg = countedRegistry{Registry: kv, putErrors: putErrors}
-		instruments, err := p.instrumentNATS(putErrors)
+		instruments, err := p.instrumentNATS(kv, putErrors)
 		if err != nil {
 			return fmt.Errorf("creating NATS metrics: %w", err)
 		}
@@ -308,9 +311,13 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		p.stops = append(p.stops, p.Gateway.Shutdown)
 	}
 	if has(RoleIPConf) {
+		keepStale := cfg.IPConf.KeepStale
+		if keepStale == 0 {
+			keepStale = -1 // ipconf.keep_stale 0: no stale list (ipconf.Config's zero is its default)
+		}
 		p.IPConf, err = ipconf.New(ipconf.Config{
 			Addr: cfg.IPConf.Addr, TokenSecret: []byte(cfg.Auth.TokenSecret), TokenTTL: cfg.Auth.TokenTTL,
-			MaxEndpoints: cfg.IPConf.MaxEndpoints, StaleAfter: cfg.IPConf.StaleAfter, Meter: p.meter,
+			MaxEndpoints: cfg.IPConf.MaxEndpoints, StaleAfter: cfg.IPConf.StaleAfter, KeepStale: keepStale, Meter: p.meter,
 			Apps: p.Apps,
 		}, reg, p.log)
 		if err != nil {
@@ -393,6 +400,24 @@ func sanitize(s string) string {
 		return "host"
 	}
 	return string(b)
+}
+
+// embeddedNATS is the embedded server's configuration. The nodes of a cluster on one machine
+// need names of their own, so a node's name carries its route port.
+func embeddedNATS(c config.EmbeddedNATS, store, host string) natsd.Config {
+	nc := natsd.Config{Host: c.Host, Port: c.Port, StoreDir: store, ServerName: "plato-" + sanitize(host)}
+	if cl := c.Cluster; cl.Name != "" {
+		h, port, _ := net.SplitHostPort(cl.Addr) // validated
+		p, _ := strconv.Atoi(port)
+		nc.ServerName += "-" + port
+		nc.Cluster = natsd.Cluster{Name: cl.Name, Host: h, Port: p}
+		for _, r := range strings.Split(cl.Routes, ",") {
+			if r = strings.TrimSpace(r); r != "" {
+				nc.Cluster.Routes = append(nc.Cluster.Routes, r)
+			}
+		}
+	}
+	return nc
 }
 
 // NATSStoreDir is the embedded NATS's JetStream directory.

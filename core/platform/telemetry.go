@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -80,8 +81,8 @@ func (r countedRegistry) Put(ctx context.Context, n registry.Node) error {
 	return err
 }
 
-// instrumentNATS publishes the NATS connection's state and the registry's put errors.
-func (p *Platform) instrumentNATS(putErrors *atomic.Int64) (metric.Registration, error) {
+// instrumentNATS publishes the NATS connection's state and the registry's.
+func (p *Platform) instrumentNATS(reg *registry.NATS, putErrors *atomic.Int64) (metric.Registration, error) {
 	nc := p.nc
 	o := telemetry.NewObservables(p.meter)
 	o.GaugeValue("plato_nats_connected", "1", "1 while the process's NATS connection is up, 0 while it is reconnecting or closed.",
@@ -95,6 +96,33 @@ func (p *Platform) instrumentNATS(putErrors *atomic.Int64) (metric.Registration,
 		func() int64 { return int64(nc.Stats().Reconnects) })
 	o.CounterValue("plato_registry_put_errors_total", "{put}",
 		"Failed registry puts (a gateway's load report, a state server's refresh).", putErrors.Load)
+	o.GaugeValue("plato_registry_up", "1", "1 while the registry (NATS and its bucket) answers, 0 during an outage.",
+		func() int64 {
+			if reg.Health().Up {
+				return 1
+			}
+			return 0
+		})
+	o.GaugeValue("plato_registry_stale_seconds", "s",
+		"How long this process's view of the other roles has been the last known one (the registry went away), in seconds rounded up; 0 while it is current.",
+		func() int64 {
+			if s := reg.Health().StaleSince; !s.IsZero() {
+				return int64((time.Since(s) + time.Second - 1) / time.Second)
+			}
+			return 0
+		})
+	o.Gauge("plato_registry_nodes", "{node}", "Nodes in this process's view of the registry, by role watched (what its routing uses; kept while the view is stale).",
+		func(emit telemetry.Emit) {
+			for role, n := range reg.Health().Nodes {
+				emit(int64(n), attribute.String("role", string(role)))
+			}
+		})
+	o.CounterValue("plato_registry_bucket_creates_total", "{create}",
+		"Times this process found the registry bucket gone (a NATS server restarted with it in memory) and created it again.",
+		func() int64 { return reg.Health().BucketCreates })
+	o.CounterValue("plato_registry_watch_restarts_total", "{watch}",
+		"Registry watches opened again: after an outage, a re-created bucket, or a watch that broke or fell silent.",
+		func() int64 { return reg.Health().WatchReopens })
 	return o.Register()
 }
 

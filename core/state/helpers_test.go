@@ -211,6 +211,9 @@ func (r *memRegistry) Watch(ctx context.Context, role registry.Role) (<-chan reg
 	return ch, nil
 }
 
+// Resets never fires: nothing is lost from memory.
+func (r *memRegistry) Resets() <-chan struct{} { return nil }
+
 // within is how long a test waits for something that happens on another goroutine at once.
 const within = poll.Timeout
 

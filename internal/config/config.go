@@ -21,6 +21,7 @@ const (
 	DefaultIPConfAddr       = "127.0.0.1:8080"
 	DefaultMaxEndpoints     = 8
 	DefaultStaleAfter       = 5 * time.Second
+	DefaultKeepStale        = 5 * time.Minute
 	DefaultGatewayAddr      = "127.0.0.1:8900"
 	DefaultMaxBody          = protocol.DefaultMaxBody
 	DefaultLoginTimeout     = 10 * time.Second
@@ -189,6 +190,20 @@ type EmbeddedNATS struct {
 	Port int `koanf:"port"`
 	// StoreDir is the JetStream directory. Default <data_dir>/nats.
 	StoreDir string `koanf:"store_dir"`
+	// Cluster makes the embedded server one node of a NATS cluster (`plato nats` on three
+	// machines). Empty name: it runs alone.
+	Cluster NATSCluster `koanf:"cluster"`
+}
+
+// NATSCluster is the embedded server's part in a NATS cluster.
+type NATSCluster struct {
+	// Name of the cluster, the same on every node. Empty: no cluster.
+	Name string `koanf:"name"`
+	// Addr is where the node listens for the other nodes' routes, host:port. Required with a name.
+	Addr string `koanf:"addr"`
+	// Routes are the other nodes' route URLs, comma-separated:
+	// "nats-route://10.0.0.2:6222,nats-route://10.0.0.3:6222".
+	Routes string `koanf:"routes"`
 }
 
 // Registry configures the NATS key-value bucket of live processes.
@@ -197,6 +212,9 @@ type Registry struct {
 	Bucket string `koanf:"bucket"`
 	// TTL after which a process that stopped reporting disappears. Default 5s.
 	TTL time.Duration `koanf:"ttl"`
+	// Replicas is how many servers of a NATS cluster keep the bucket: 0 (the default) picks 3 in
+	// a cluster and 1 on a lone server.
+	Replicas int `koanf:"replicas"`
 }
 
 // Auth configures access tokens, issued by ipconf and verified at login.
@@ -217,6 +235,9 @@ type IPConf struct {
 	MaxEndpoints int `koanf:"max_endpoints"`
 	// StaleAfter drops a gateway whose last load report is older than this. Default 5s.
 	StaleAfter time.Duration `koanf:"stale_after"`
+	// KeepStale is how long ipconf keeps handing out the gateways it last knew while the registry
+	// is unreachable (answers say "stale": true); 0 hands out none then. Default 5m.
+	KeepStale time.Duration `koanf:"keep_stale"`
 }
 
 // Gateway configures the device-facing TCP server.
@@ -358,7 +379,7 @@ func Default() Config {
 		NATS:     NATS{Embedded: EmbeddedNATS{Host: DefaultNATSHost, Port: DefaultNATSPort}},
 		Registry: Registry{Bucket: DefaultRegistryBucket, TTL: DefaultRegistryTTL},
 		Auth:     Auth{TokenTTL: DefaultTokenTTL},
-		IPConf:   IPConf{Addr: DefaultIPConfAddr, MaxEndpoints: DefaultMaxEndpoints, StaleAfter: DefaultStaleAfter},
+		IPConf:   IPConf{Addr: DefaultIPConfAddr, MaxEndpoints: DefaultMaxEndpoints, StaleAfter: DefaultStaleAfter, KeepStale: DefaultKeepStale},
 		Gateway: Gateway{
 			Addr: DefaultGatewayAddr, MaxBody: DefaultMaxBody, LoginTimeout: DefaultLoginTimeout,
 			ReadTimeout: DefaultReadTimeout, WriteTimeout: DefaultWriteTimeout, WriteQueue: DefaultWriteQueue,

@@ -182,3 +182,35 @@ func TestBreakerKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestNATSOutageKeys(t *testing.T) {
+	env := []string{"PLATO_AUTH__TOKEN_SECRET=" + secret}
+	cfg, _, err := Load("", env, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Registry.Replicas != 0 || cfg.IPConf.KeepStale != DefaultKeepStale || cfg.NATS.Embedded.Cluster != (NATSCluster{}) {
+		t.Errorf("defaults: replicas %d, keep_stale %v, cluster %+v", cfg.Registry.Replicas, cfg.IPConf.KeepStale, cfg.NATS.Embedded.Cluster)
+	}
+	cfg, _, err = Load("", append(env,
+		"PLATO_NATS__EMBEDDED__CLUSTER__NAME=plato", "PLATO_NATS__EMBEDDED__CLUSTER__ADDR=10.0.0.1:6222",
+		"PLATO_NATS__EMBEDDED__CLUSTER__ROUTES=nats-route://10.0.0.2:6222, nats-route://10.0.0.3:6222",
+	), map[string]string{"registry.replicas": "3", "ipconf.keep_stale": "0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cfg.NATS.Embedded.Cluster; c.Name != "plato" || c.Addr != "10.0.0.1:6222" || !strings.Contains(c.Routes, "10.0.0.3") || cfg.Registry.Replicas != 3 || cfg.IPConf.KeepStale != 0 {
+		t.Errorf("loaded: %+v, replicas %d, keep_stale %v", c, cfg.Registry.Replicas, cfg.IPConf.KeepStale)
+	}
+	for name, ov := range map[string]map[string]string{
+		"nats.embedded.cluster.addr":   {"nats.embedded.cluster.name": "plato"},
+		"nats.embedded.cluster.name":   {"nats.embedded.cluster.addr": "10.0.0.1:6222", "nats.embedded.cluster.routes": "nats-route://10.0.0.2:6222"},
+		"nats.embedded.cluster.routes": {"nats.embedded.cluster.name": "plato", "nats.embedded.cluster.addr": "10.0.0.1:6222", "nats.embedded.cluster.routes": "nats://10.0.0.2:4222"},
+		"registry.replicas":            {"registry.replicas": "7"},
+		"ipconf.keep_stale":            {"ipconf.keep_stale": "-1s"},
+	} {
+		if _, _, err := Load("", env, ov); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%v: got %v, want an error naming %s", ov, err, name)
+		}
+	}
+}

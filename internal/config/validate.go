@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -61,7 +62,28 @@ func (c *Config) Validate() error {
 	if c.Registry.Bucket == "" || strings.ContainsAny(c.Registry.Bucket, " .*>") {
 		bad("registry.bucket", "%q is not a valid bucket name (letters, digits, - and _)", c.Registry.Bucket)
 	}
+	if cl := c.NATS.Embedded.Cluster; cl.Name != "" || cl.Addr != "" || cl.Routes != "" {
+		switch {
+		case cl.Name == "" || strings.ContainsAny(cl.Name, " .*>"):
+			bad("nats.embedded.cluster.name", "%q: a cluster needs a name (letters, digits, - and _)", cl.Name)
+		case cl.Addr == "":
+			bad("nats.embedded.cluster.addr", "is required with a cluster name: where this node listens for the others' routes")
+		default:
+			hostPort("nats.embedded.cluster.addr", cl.Addr, false)
+		}
+		for _, r := range strings.Split(cl.Routes, ",") {
+			if r = strings.TrimSpace(r); r == "" {
+				continue
+			}
+			if u, err := url.Parse(r); err != nil || u.Scheme != "nats-route" || u.Host == "" {
+				bad("nats.embedded.cluster.routes", "%q is not a route URL like nats-route://10.0.0.2:6222", r)
+			}
+		}
+	}
 	positive("registry.ttl", c.Registry.TTL)
+	if c.Registry.Replicas < 0 || c.Registry.Replicas > 5 {
+		bad("registry.replicas", "must be 0 (3 in a cluster, 1 otherwise) to 5, got %d", c.Registry.Replicas)
+	}
 	if len(c.Auth.TokenSecret) < 16 {
 		bad("auth.token_secret", "must be at least 16 bytes (set it in the config file or PLATO_AUTH__TOKEN_SECRET)")
 	}
@@ -70,6 +92,9 @@ func (c *Config) Validate() error {
 	hostPort("ipconf.addr", c.IPConf.Addr, false)
 	atLeast("ipconf.max_endpoints", c.IPConf.MaxEndpoints, 1)
 	positive("ipconf.stale_after", c.IPConf.StaleAfter)
+	if c.IPConf.KeepStale < 0 {
+		bad("ipconf.keep_stale", "must not be negative (0 hands out no stale list), got %v", c.IPConf.KeepStale)
+	}
 
 	g := &c.Gateway
 	hostPort("gateway.addr", g.Addr, false)

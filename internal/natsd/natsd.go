@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -32,8 +34,25 @@ type Config struct {
 	Port int
 	// StoreDir is the JetStream data directory. Required.
 	StoreDir string
-	// ServerName names the server. Default DefaultServerName.
+	// ServerName names the server. Default DefaultServerName. The nodes of a cluster need
+	// distinct names: JetStream tells its peers apart by them.
 	ServerName string
+	// Cluster, when its Name is set, makes the server one node of a NATS cluster.
+	Cluster Cluster
+}
+
+// Cluster is a node's part in a NATS cluster: where it listens for the other nodes' routes and
+// which of them it dials. Every node names the same cluster; a node learns of the nodes it does
+// not dial from those it does, so each needs at least one route to a node that is up.
+type Cluster struct {
+	// Name of the cluster. Empty: the server runs alone.
+	Name string
+	// Host and Port are the route listener. Port 0 picks a free port (see Server.ClusterURL).
+	Host string
+	Port int
+	// Routes are the other nodes' route URLs, "nats-route://host:port". A node whose route is
+	// down is dialled again until it is back.
+	Routes []string
 }
 
 // Server is a running embedded NATS server.
@@ -74,6 +93,9 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error
 		// Plato owns the process's signals and shuts the server down itself.
 		NoSigs: true,
 	}
+	if err := cluster(opts, cfg); err != nil {
+		return nil, err
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("creating nats server: %w", err)
@@ -113,12 +135,66 @@ func Start(ctx context.Context, cfg Config, logger *slog.Logger) (*Server, error
 	if !srv.JetStreamEnabled() {
 		return fail(errors.New("starting nats: jetstream did not start"))
 	}
-	logger.Info("nats started", "url", srv.ClientURL(), "store_dir", cfg.StoreDir)
+	if c := cfg.Cluster; c.Name != "" {
+		logger.Info("nats started", "url", srv.ClientURL(), "store_dir", cfg.StoreDir, "cluster", c.Name, "routes_at", srv.ClusterAddr(), "routes_to", c.Routes)
+	} else {
+		logger.Info("nats started", "url", srv.ClientURL(), "store_dir", cfg.StoreDir)
+	}
 	return &Server{srv: srv}, nil
+}
+
+// cluster adds cfg.Cluster to opts.
+func cluster(opts *server.Options, cfg Config) error {
+	c := cfg.Cluster
+	if c.Name == "" {
+		if len(c.Routes) > 0 {
+			return errors.New("starting nats: cluster routes given without a cluster name")
+		}
+		return nil
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		return fmt.Errorf("starting nats: cluster port %d out of range", c.Port)
+	}
+	host := c.Host
+	if host == "" {
+		host = cfg.Host
+	}
+	port := c.Port
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts.Cluster = server.ClusterOpts{Name: c.Name, Host: host, Port: port}
+	for _, r := range c.Routes {
+		u, err := url.Parse(strings.TrimSpace(r))
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("starting nats: cluster route %q is not a URL like nats-route://host:6222", r)
+		}
+		opts.Routes = append(opts.Routes, u)
+	}
+	return nil
 }
 
 // ClientURL is the URL clients connect to, e.g. "nats://127.0.0.1:4222".
 func (s *Server) ClientURL() string { return s.srv.ClientURL() }
+
+// ClusterURL is the URL the other nodes of its cluster route to, e.g.
+// "nats-route://127.0.0.1:6222", or "" when the server runs alone.
+func (s *Server) ClusterURL() string {
+	a := s.srv.ClusterAddr()
+	if a == nil {
+		return ""
+	}
+	return "nats-route://" + a.String()
+}
+
+// JetStreamReady reports whether JetStream can take requests: always once a lone server started;
+// in a cluster, once the nodes elected a meta leader and this one caught up with it.
+func (s *Server) JetStreamReady() bool {
+	if !s.srv.JetStreamIsClustered() {
+		return s.srv.JetStreamEnabled()
+	}
+	return s.srv.JetStreamIsCurrent()
+}
 
 // Shutdown stops the server and closes client connections; it does not wait for the store to be
 // flushed, WaitForShutdown does.

@@ -96,3 +96,25 @@ func TestStartNeedsStoreDir(t *testing.T) {
 		t.Fatal("Start without StoreDir succeeded")
 	}
 }
+
+func TestClusterConfigIsChecked(t *testing.T) {
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+	for name, c := range map[string]Cluster{
+		"routes without a name":  {Routes: []string{"nats-route://127.0.0.1:6222"}},
+		"a route that is no URL": {Name: "c", Routes: []string{"::"}},
+		"a bad port":             {Name: "c", Port: 70000},
+	} {
+		if _, err := Start(ctx, Config{StoreDir: t.TempDir(), Cluster: c}, quiet); err == nil {
+			t.Errorf("%s: started", name)
+		}
+	}
+	s, err := Start(ctx, Config{StoreDir: t.TempDir()}, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Shutdown(); s.WaitForShutdown() }()
+	if s.ClusterURL() != "" || !s.JetStreamReady() {
+		t.Errorf("a lone server: cluster URL %q, JetStream ready %v", s.ClusterURL(), s.JetStreamReady())
+	}
+}

@@ -50,18 +50,43 @@ type Node struct {
 	UpdatedAt  time.Time `json:"updated_at"`
 }
 
-// EventType says whether a node appeared/changed or went away.
+// EventType says whether a node appeared/changed or went away, or whether the watcher's view
+// went stale or became current again.
 type EventType int
 
 const (
 	EventPut EventType = iota
 	EventDelete
+	// EventStale says the watch lost the registry (NATS unreachable, the bucket gone, the watch
+	// broken): the nodes seen so far are the last known view, and no EventDelete comes until the
+	// registry is back. Event.At is when the watch last heard from the registry. Node is empty.
+	EventStale
+	// EventFresh follows an EventStale once the watch is back and every node of the last known
+	// view either registered again or was reported gone (EventDelete): the view is current.
+	EventFresh
 )
 
-// Event is one change seen by a watcher. For EventDelete only Node.ID and Node.Role are set.
+// String names the event type in logs.
+func (t EventType) String() string {
+	switch t {
+	case EventPut:
+		return "put"
+	case EventDelete:
+		return "delete"
+	case EventStale:
+		return "stale"
+	case EventFresh:
+		return "fresh"
+	}
+	return fmt.Sprintf("EventType(%d)", int(t))
+}
+
+// Event is one change seen by a watcher. For EventDelete only Node.ID and Node.Role are set; for
+// EventStale and EventFresh only At.
 type Event struct {
 	Type EventType
 	Node Node
+	At   time.Time
 }
 
 // Registry registers this process and watches the others.
@@ -73,12 +98,21 @@ type Registry interface {
 	// List returns the live nodes of a role.
 	List(ctx context.Context, role Role) ([]Node, error)
 	// Watch streams the current nodes of a role as EventPut, then every change, until ctx ends;
-	// the channel is closed then.
+	// the channel is closed then. When the registry goes away and comes back the watch carries
+	// on by itself: EventStale, then (once every node re-registered or was given up on)
+	// EventFresh. Watch fails only if the first watch cannot be set up.
 	Watch(ctx context.Context, role Role) (<-chan Event, error)
+	// Resets returns a channel closed the next time the registry may have lost what was put in
+	// it (NATS came back after an outage, the bucket was re-created): Keep puts again at once
+	// rather than at its next tick. Call it again for the reset after that. A registry that never
+	// loses anything returns nil.
+	Resets() <-chan struct{}
 }
 
 // Follow watches role and calls put for every node that appears or changes and remove for every
 // node that goes away, on one goroutine, until ctx ends. It returns once the watch is set up.
+// While the registry is unreachable nothing is removed: the last known nodes stay (the watch logs
+// the outage, and the process's registry metrics show it).
 func Follow(ctx context.Context, r Registry, role Role, put func(Node), remove func(id string)) error {
 	events, err := r.Watch(ctx, role)
 	if err != nil {
@@ -98,22 +132,49 @@ func Follow(ctx context.Context, r Registry, role Role, put func(Node), remove f
 }
 
 // Keep registers the node that node() describes, then registers it again every interval until
-// ctx ends, so the entry lives exactly as long as the process keeps it fresh. It returns the
-// first registration's error; later failures are logged and retried at the next tick. The
-// returned channel is closed when the refreshing stops.
+// ctx ends, so the entry lives exactly as long as the process keeps it fresh, and at once when the
+// registry reset (Registry.Resets: NATS came back after an outage and may have lost the entry). It
+// returns the first registration's error; later failures are logged and retried at the next tick
+// or reset. Each later put is bounded by the interval (at least putTimeout), so a put stuck on a
+// dead connection cannot hold back the next one. The returned channel is closed when the
+// refreshing stops.
 func Keep(ctx context.Context, r Registry, interval time.Duration, node func() Node, log *slog.Logger) (<-chan struct{}, error) {
 	n := node()
+	// Asked before the first put, so that a reset during it is not missed.
+	first := r.Resets()
 	if err := r.Put(ctx, n); err != nil {
 		return nil, fmt.Errorf("registering %s %s: %w", n.Role, n.ID, err)
+	}
+	resets := func() <-chan struct{} {
+		if c := first; c != nil {
+			first = nil
+			return c
+		}
+		return r.Resets()
 	}
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
-		tick.Every(ctx, interval, func(time.Time) {
-			if err := r.Put(ctx, node()); err != nil && ctx.Err() == nil {
-				log.Warn("refreshing the registry entry failed", "err", err)
+		failing := false
+		tick.EveryOr(ctx, interval, resets, func(time.Time) {
+			pctx, cancel := context.WithTimeout(ctx, max(interval, putTimeout))
+			err := r.Put(pctx, node())
+			cancel()
+			switch {
+			case err != nil && ctx.Err() == nil:
+				// Once per outage, not once a second.
+				if !failing {
+					log.Warn("refreshing the registry entry failed; retrying every report interval", "err", err)
+				}
+				failing = true
+			case err == nil && failing:
+				log.Info("registry entry refreshed again")
+				failing = false
 			}
 		})
 	}()
 	return stopped, nil
 }
+
+// putTimeout is the least time Keep gives one put.
+const putTimeout = time.Second

@@ -5,52 +5,202 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// ErrUnavailable is what a put or delete fails with while the NATS connection is down.
+var ErrUnavailable = errors.New("registry unavailable: not connected to NATS")
 
 const (
 	// watchBuffer is how many events a Watch channel holds before the watcher waits for its reader.
 	watchBuffer = 64
-	// watchSetupTimeout bounds creating a watcher's consumer on the server.
-	watchSetupTimeout = 10 * time.Second
+	// watchSetupTimeout bounds one attempt at creating a watcher's consumer on the server.
+	watchSetupTimeout = 2 * time.Second
 )
+
+// NATSConfig configures the registry's bucket.
+type NATSConfig struct {
+	// Bucket is the key-value bucket's name. Required.
+	Bucket string
+	// TTL is how long an entry lives without being put again. Required, > 0.
+	TTL time.Duration
+	// Replicas is how many servers of a NATS cluster keep the bucket: 0 picks 3 when connected
+	// to a cluster and 1 to a lone server (ADR 0002). A cluster of fewer than three JetStream
+	// servers needs it set.
+	Replicas int
+	// Log receives the registry's account of outages and recoveries. Nil: slog.Default().
+	Log *slog.Logger
+}
 
 // NATS is the Registry over a JetStream key-value bucket. Each node is one key, "<role>.<id>", whose
 // value is the Node as JSON. The bucket keeps one revision per key and expires a key that was not
 // put again within the TTL; the server then writes a delete marker, so watchers learn that a
 // process died without deregistering. It is safe for concurrent use.
+//
+// The bucket is soft state in memory: a NATS server that restarts comes back without it. A
+// monitor (registry_nats_monitor.go) notices that and every other outage, re-creates the bucket,
+// and tells the watches (registry_nats_watch.go) to start again and Keep to put at once. Close
+// stops it.
 type NATS struct {
-	kv jetstream.KeyValue
+	js  jetstream.JetStream
+	nc  *nats.Conn
+	kvc jetstream.KeyValueConfig
+	ttl time.Duration
+	log *slog.Logger
+
+	mu      sync.Mutex
+	kv      jetstream.KeyValue
+	st      natsState
+	watches map[*watch]struct{}
+
+	// kick asks the monitor to check the bucket now (a put or a watch failed).
+	kick          chan struct{}
+	stopMonitor   context.CancelFunc
+	monitorDone   chan struct{}
+	bucketCreates atomic.Int64
+	watchReopens  atomic.Int64
 }
 
 var _ Registry = (*NATS)(nil)
 
 // NewNATS creates the bucket, or updates its configuration if it exists, with history 1 and the
-// given TTL (> 0): a node must be put again within ttl or it expires. Expiry leaves a delete marker
-// (kept for max(ttl, 1s), the server's minimum) that watchers report as EventDelete.
-func NewNATS(ctx context.Context, js jetstream.JetStream, bucket string, ttl time.Duration) (*NATS, error) {
-	if ttl <= 0 {
+// given TTL: a node must be put again within the TTL or it expires. Expiry leaves a delete marker
+// (kept for max(ttl, 1s), the server's minimum) that watchers report as EventDelete. A JetStream
+// that is not ready yet (a cluster still electing its leader) is waited for, within ctx and at
+// most bucketReadyTimeout. Close the registry when done.
+func NewNATS(ctx context.Context, js jetstream.JetStream, cfg NATSConfig) (*NATS, error) {
+	if cfg.TTL <= 0 {
 		return nil, errors.New("creating registry bucket: ttl must be positive")
 	}
-	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      bucket,
-		Description: "Plato service registry: live gateways and state servers",
-		History:     1,
-		TTL:         ttl,
-		// Markers are what turn an expiry into an event; without them a dead node would linger in
-		// every watcher.
-		LimitMarkerTTL: max(ttl, time.Second),
-		// The registry is soft state that every live node rewrites each report interval, so
-		// there is nothing worth a disk write.
-		Storage: jetstream.MemoryStorage,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("creating registry bucket %q: %w", bucket, err)
+	if cfg.Replicas < 0 || cfg.Replicas > 5 {
+		return nil, fmt.Errorf("creating registry bucket: replicas %d: must be 0 (automatic) to 5", cfg.Replicas)
 	}
-	return &NATS{kv: kv}, nil
+	log := cfg.Log
+	if log == nil {
+		log = slog.Default()
+	}
+	nc := js.Conn()
+	replicas := cfg.Replicas
+	if replicas == 0 {
+		replicas = 1
+		// A cluster loses a node now and then; the registry must outlive that (ADR 0002).
+		if nc.ConnectedClusterName() != "" {
+			replicas = 3
+		}
+	}
+	r := &NATS{
+		js: js, nc: nc, ttl: cfg.TTL, log: log.With("component", "registry", "bucket", cfg.Bucket),
+		kvc: jetstream.KeyValueConfig{
+			Bucket:      cfg.Bucket,
+			Description: "Plato service registry: live gateways and state servers",
+			History:     1,
+			TTL:         cfg.TTL,
+			// Markers are what turn an expiry into an event; without them a dead node would
+			// linger in every watcher.
+			LimitMarkerTTL: max(cfg.TTL, time.Second),
+			// The registry is soft state that every live node rewrites each report interval,
+			// so there is nothing worth a disk write. A server that restarts loses it; the
+			// monitor re-creates it and the nodes put themselves again.
+			Storage:  jetstream.MemoryStorage,
+			Replicas: replicas,
+		},
+		watches: map[*watch]struct{}{},
+		kick:    make(chan struct{}, 1),
+	}
+	kv, created, err := r.createBucket(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r.kv = kv
+	r.st = natsState{up: true, created: created, reconnects: nc.Stats().Reconnects, changed: make(chan struct{}), reset: make(chan struct{})}
+	mctx, cancel := context.WithCancel(context.Background())
+	r.stopMonitor, r.monitorDone = cancel, make(chan struct{})
+	go r.monitor(mctx)
+	return r, nil
+}
+
+// bucketReadyTimeout bounds how long NewNATS waits for JetStream to take the bucket.
+const bucketReadyTimeout = 30 * time.Second
+
+// createBucket creates or updates the bucket, waiting out a JetStream that is not ready yet, and
+// returns it with its stream's creation time.
+func (r *NATS) createBucket(ctx context.Context) (jetstream.KeyValue, time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, bucketReadyTimeout)
+	defer cancel()
+	for {
+		kv, created, err := r.ensureBucket(ctx)
+		if err == nil {
+			return kv, created, nil
+		}
+		if !transient(err) {
+			return nil, time.Time{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, time.Time{}, fmt.Errorf("%w (waited %v for JetStream)", err, bucketReadyTimeout)
+		case <-time.After(checkRetry):
+		}
+	}
+}
+
+// ensureBucket creates the bucket, or updates it to the configuration, once.
+func (r *NATS) ensureBucket(ctx context.Context) (jetstream.KeyValue, time.Time, error) {
+	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	kv, err := r.js.CreateOrUpdateKeyValue(cctx, r.kvc)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("creating registry bucket %q (%d replicas): %w", r.kvc.Bucket, r.kvc.Replicas, err)
+	}
+	st, err := kv.Status(cctx)
+	if err != nil {
+		return nil, time.Time{}, fmt.Errorf("reading registry bucket %q: %w", r.kvc.Bucket, err)
+	}
+	return kv, created(st), nil
+}
+
+// created is the creation time of the bucket's stream: a bucket re-created by anyone has a new one.
+func created(st jetstream.KeyValueStatus) time.Time {
+	if s, ok := st.(*jetstream.KeyValueBucketStatus); ok && s.StreamInfo() != nil {
+		return s.StreamInfo().Created
+	}
+	return time.Time{}
+}
+
+// transient reports whether err is JetStream not being ready or reachable yet, as opposed to a
+// configuration it refuses.
+func transient(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case 10005: // no suitable peers for placement (cluster peers not all up yet)
+			return true
+		}
+		// 503: JetStream temporarily unavailable (a cluster without a meta leader), insufficient
+		// resources (peers not caught up).
+		return apiErr.Code == 503
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}
+
+// Close stops the monitor. Watches end with their own contexts.
+func (r *NATS) Close() {
+	r.stopMonitor()
+	<-r.monitorDone
+}
+
+// current is the bucket handle to use.
+func (r *NATS) current() jetstream.KeyValue {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.kv
 }
 
 // Put registers or refreshes n under its Role and ID.
@@ -63,7 +213,13 @@ func (r *NATS) Put(ctx context.Context, n Node) error {
 	if err != nil {
 		return fmt.Errorf("encoding node %s: %w", key, err)
 	}
-	if _, err := r.kv.Put(ctx, key, val); err != nil {
+	// A put while disconnected would wait in the client's reconnect buffer and be replayed, stale,
+	// when NATS is back; Keep puts a fresh one then.
+	if !r.nc.IsConnected() {
+		return fmt.Errorf("putting node %s: %w", key, ErrUnavailable)
+	}
+	if _, err := r.current().Put(ctx, key, val); err != nil {
+		r.checkSoon()
 		return fmt.Errorf("putting node %s: %w", key, err)
 	}
 	return nil
@@ -75,7 +231,10 @@ func (r *NATS) Delete(ctx context.Context, role Role, id string) error {
 	if err != nil {
 		return fmt.Errorf("deleting node: %w", err)
 	}
-	if err := r.kv.Delete(ctx, key); err != nil {
+	if !r.nc.IsConnected() {
+		return fmt.Errorf("deleting node %s: %w", key, ErrUnavailable)
+	}
+	if err := r.current().Delete(ctx, key); err != nil {
 		return fmt.Errorf("deleting node %s: %w", key, err)
 	}
 	return nil
@@ -91,6 +250,7 @@ func (r *NATS) List(ctx context.Context, role Role) ([]Node, error) {
 	// round trip per node.
 	w, cancel, err := r.openWatcher(ctx, filter, jetstream.IgnoreDeletes())
 	if err != nil {
+		r.checkSoon()
 		return nil, fmt.Errorf("listing %s nodes: %w", role, err)
 	}
 	defer stopWatcher(w, cancel)
@@ -113,23 +273,6 @@ func (r *NATS) List(ctx context.Context, role Role) ([]Node, error) {
 	}
 }
 
-// Watch streams the current nodes of role as EventPut, then every put, delete, purge and TTL
-// expiry, until ctx ends or the NATS connection is closed for good; the channel is closed then.
-// Entries that do not decode are skipped.
-func (r *NATS) Watch(ctx context.Context, role Role) (<-chan Event, error) {
-	filter, err := roleFilter(role)
-	if err != nil {
-		return nil, fmt.Errorf("watching nodes: %w", err)
-	}
-	w, cancel, err := r.openWatcher(ctx, filter)
-	if err != nil {
-		return nil, fmt.Errorf("watching %s nodes: %w", role, err)
-	}
-	out := make(chan Event, watchBuffer)
-	go forward(ctx, w, cancel, out)
-	return out, nil
-}
-
 // openWatcher starts a key-value watcher whose lifetime this package controls. nats.go
 // unsubscribes a watcher when the context it was created with ends, and if that happens while
 // Watch is still setting up it closes the updates channel while sending on it (a data race, at
@@ -146,52 +289,28 @@ func (r *NATS) openWatcher(ctx context.Context, filter string, opts ...jetstream
 		timeout = min(timeout, time.Until(dl))
 	}
 	timer := time.AfterFunc(timeout, cancel)
-	w, err := r.kv.Watch(wctx, filter, opts...)
-	timer.Stop()
+	w, err := r.current().Watch(wctx, filter, opts...)
+	timedOut := !timer.Stop()
 	if err != nil {
 		cancel()
+		if timedOut && ctx.Err() == nil {
+			// Our timer, not the caller: a server that did not answer in time (transient).
+			err = fmt.Errorf("creating the watcher took over %v: %w (%w)", timeout, context.DeadlineExceeded, err)
+		}
 		return nil, nil, err
 	}
 	return w, cancel, nil
 }
 
-// forward turns watcher entries into Events until ctx ends or the watcher closes.
-func forward(ctx context.Context, w jetstream.KeyWatcher, cancel context.CancelFunc, out chan<- Event) {
-	defer close(out)
-	defer stopWatcher(w, cancel)
-	initial := true
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case e, ok := <-w.Updates():
-			if !ok {
-				return
-			}
-			if e == nil {
-				initial = false
-				continue
-			}
-			ev, ok := toEvent(e)
-			// The snapshot may hold delete markers of nodes this watcher never saw; they are noise.
-			if !ok || (initial && ev.Type == EventDelete) {
-				continue
-			}
-			select {
-			case out <- ev:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}
-}
-
-// stopWatcher stops w, ends its private context and drains it in the background: the nats
+// stopWatcher stops w, ends its private context and drains it, in the background: the nats
 // client may be blocked handing us an entry, and only closes the channel once that delivery
-// returns.
+// returns; and stopping deletes the watcher's consumer with a request that, while NATS is away,
+// waits out its timeout.
 func stopWatcher(w jetstream.KeyWatcher, cancel context.CancelFunc) {
-	_ = w.Stop() // fails only if already stopped or the connection is closed: both are stopped
-	cancel()
+	go func() {
+		_ = w.Stop() // fails only if already stopped or the connection is closed: both are stopped
+		cancel()
+	}()
 	go func() {
 		for range w.Updates() {
 		}

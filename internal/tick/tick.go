@@ -21,3 +21,25 @@ func Every(ctx context.Context, interval time.Duration, f func(now time.Time)) {
 		}
 	}
 }
+
+// EveryOr is Every that also calls f as soon as the channel early returns is closed, and then
+// counts the interval from there. early is asked again before each call of f, so that an event
+// during f is not missed; a nil channel never fires.
+func EveryOr(ctx context.Context, interval time.Duration, early func() <-chan struct{}, f func(now time.Time)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	wake := early()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			wake = early()
+			f(now)
+		case <-wake:
+			wake = early()
+			t.Reset(interval)
+			f(time.Now())
+		}
+	}
+}

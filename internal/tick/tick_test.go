@@ -2,6 +2,7 @@ package tick
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -29,4 +30,56 @@ func TestEveryTicksUntilCancelled(t *testing.T) {
 	if n.Load() != after {
 		t.Error("f ran after Every returned")
 	}
+}
+
+func TestEveryOrRunsAtOnceWhenWoken(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var mu sync.Mutex
+	wake := make(chan struct{})
+	var asked atomic.Int32
+	early := func() <-chan struct{} {
+		mu.Lock()
+		defer mu.Unlock()
+		asked.Add(1)
+		return wake
+	}
+	calls := make(chan time.Time, 8)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// An hour: only a wake-up can call f within the test.
+		EveryOr(ctx, time.Hour, early, func(now time.Time) { calls <- now })
+	}()
+	for i := range 3 {
+		// Close the channel EveryOr holds, not one it has yet to ask for.
+		poll.Until(t, "EveryOr to ask for the channel", func() bool { return asked.Load() > int32(i) })
+		mu.Lock()
+		close(wake)
+		wake = make(chan struct{})
+		mu.Unlock()
+		select {
+		case <-calls:
+		case <-time.After(poll.Timeout):
+			t.Fatalf("wake-up %d did not call f", i)
+		}
+	}
+	cancel()
+	<-done
+	if len(calls) != 0 {
+		t.Errorf("%d calls more than wake-ups", len(calls))
+	}
+}
+
+func TestEveryOrWithNilTicks(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var n atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		EveryOr(ctx, time.Millisecond, func() <-chan struct{} { return nil }, func(time.Time) { n.Add(1) })
+	}()
+	poll.Until(t, "three ticks", func() bool { return n.Load() >= 3 })
+	cancel()
+	<-done
 }

@@ -27,10 +27,13 @@ const (
 	// ScenarioCrashloop starts a platform of its own (crashloop.go) and kills a pipeline stage's
 	// plugin process again and again.
 	ScenarioCrashloop = "crashloop"
+	// ScenarioNATSRestart starts a platform of its own with NATS as a process (natsrestart.go),
+	// kills NATS and starts it again, and measures how long the platform takes to converge.
+	ScenarioNATSRestart = "nats-restart"
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioOverload, ScenarioCrashloop}
+var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioOverload, ScenarioCrashloop, ScenarioNATSRestart}
 
 // Hard limits: a bench is a bounded experiment, never an open-ended load generator.
 const (
@@ -189,13 +192,16 @@ func (o *Options) setDefaults() {
 			o.Window = DefaultOverloadWindow
 		}
 	}
+	if o.Scenario == ScenarioNATSRestart {
+		o.setNATSRestartDefaults()
+	}
 	if o.Devices == 0 {
 		o.Devices = DefaultDevices
 	}
-	if o.Duration == 0 && o.Scenario != ScenarioFailover && o.Scenario != ScenarioCrashloop {
+	if o.Duration == 0 && o.Scenario != ScenarioFailover && o.Scenario != ScenarioCrashloop && o.Scenario != ScenarioNATSRestart {
 		o.Duration = DefaultDuration
 	}
-	if o.Window == 0 && o.Rate == 0 {
+	if o.Window == 0 && o.Rate == 0 && o.Scenario != ScenarioNATSRestart {
 		o.Window = 1
 	}
 	if o.Interval == 0 {
@@ -218,6 +224,10 @@ func (o *Options) validate() error {
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if !slices.Contains(Scenarios, o.Scenario) {
 		bad("unknown scenario %q (scenarios: %s)", o.Scenario, strings.Join(Scenarios, ", "))
+	}
+	if o.Scenario == ScenarioNATSRestart {
+		errs = append(errs, o.validateNATSRestart()...)
+		return errors.Join(errs...)
 	}
 	if o.Scenario == ScenarioFailover {
 		errs = append(errs, o.validateFailover()...)

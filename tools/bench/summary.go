@@ -29,6 +29,8 @@ type Summary struct {
 	Overload *OverloadFigures `json:"overload,omitempty"`
 	// CrashLoop is the crashloop scenario's account (crashloop.go).
 	CrashLoop *CrashLoopFigures `json:"crashloop,omitempty"`
+	// NATSRestart is the nats-restart scenario's account (natsrestart.go).
+	NATSRestart *NATSRestartFigures `json:"nats_restart,omitempty"`
 	// LoadAverage is the machine's, before and after the run.
 	LoadAverage *LoadAverage `json:"load_average,omitempty"`
 	Notes       []string     `json:"notes"`

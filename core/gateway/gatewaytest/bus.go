@@ -41,8 +41,11 @@ func startBus(ctx context.Context, t testing.TB, log *slog.Logger) *bus {
 	}
 	t.Cleanup(b.pub.Close)
 	// A TTL longer than any test, so the fake state server need not refresh its entry.
-	if b.reg, err = registry.NewNATS(ctx, js, config.DefaultRegistryBucket, time.Minute); err != nil {
+	reg, err := registry.NewNATS(ctx, js, registry.NATSConfig{Bucket: config.DefaultRegistryBucket, TTL: time.Minute, Log: log})
+	if err != nil {
 		t.Fatalf("opening the registry: %v", err)
 	}
+	t.Cleanup(reg.Close)
+	b.reg = reg
 	return b
 }

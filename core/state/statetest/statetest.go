@@ -124,10 +124,11 @@ func Start(t testing.TB, opts Options) *Harness {
 	}
 	t.Cleanup(nc.Close)
 	// Entries outlive any test: the fake gateway refreshes its own anyway.
-	reg, err := registry.NewNATS(ctx, js, config.DefaultRegistryBucket, time.Minute)
+	reg, err := registry.NewNATS(ctx, js, registry.NATSConfig{Bucket: config.DefaultRegistryBucket, TTL: time.Minute, Log: log})
 	if err != nil {
 		t.Fatalf("statetest: %v", err)
 	}
+	t.Cleanup(reg.Close)
 	h := &Harness{NATSURL: ns.ClientURL(), Registry: reg}
 	stops := &stoppers{}
 	t.Cleanup(stops.stop)
