@@ -100,7 +100,7 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 		})
 	o.CounterValue("plato_state_pushes_over_quota_total", "{push}", "Push calls refused with 1303 because their app was over apps.<app>.limits.pushes_per_sec.", m.pushesOverQuota.Load)
 	o.CounterValue("plato_state_deliver_refused_total", "{call}", "Deliver calls refused because the caller did not prove it is a gateway (auth.token_secret differs, or not a gateway).", m.deliverRefused.Load)
-	o.CounterValue("plato_state_broadcast_errors_total", "{push}", "Session broadcasts that could not be published to NATS (the push is refused with 1301).", m.broadcastFailed.Load)
+	o.CounterValue("plato_state_broadcast_errors_total", "{push}", "Session broadcasts that could not be published to NATS (the push is refused with 1303, retry later).", m.broadcastFailed.Load)
 	o.GaugeValue("plato_state_session_memberships", "{membership}", "Connection-session bindings held (a connection in three sessions counts three).",
 		func() int64 { return s.sessions.count() })
 	o.Counter("plato_state_session_sync_total", "{change}", "Session joins and leaves sent to gateways' local indexes: result ok, or error (the gateway call failed).",
