@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/sdk/protocol"
@@ -23,7 +24,11 @@ func (h *pushHandler) Push(_ context.Context, req *fleet.PushRequest) (*fleet.Pu
 	for _, f := range req.Frames {
 		c := h.gw.conns.get(uint64(f.ConnId))
 		if c == nil {
-			resp.Gone = append(resp.Gone, f.ConnId)
+			// One closed a moment ago: its close event, with its code, tells the state server;
+			// "gone" would get there first and end it as lost.
+			if !h.gw.closedIDs.has(uint64(f.ConnId), time.Now()) {
+				resp.Gone = append(resp.Gone, f.ConnId)
+			}
 			continue
 		}
 		if f.Action == fleet.DownAction_LOGIN_OK {

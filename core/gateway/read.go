@@ -18,8 +18,9 @@ type connCtxKey struct{}
 
 // onConnect registers a new socket and arms its login timer.
 func (gw *Gateway) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
-	c := &conn{id: gw.nextID.Add(1), nc: nc, gw: gw}
+	c := &conn{id: gw.nextID.Add(1), nc: nc, gw: gw, fd: -1}
 	defer gw.guard(c, "connect")
+	gw.setSocketOptions(c)
 	gw.conns.add(c)
 	gw.metrics.accepted.Add(1)
 	c.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() {
@@ -319,7 +320,8 @@ func (gw *Gateway) forward(c *conn, l *stateLink, ev *fleet.UpEvent) {
 func (gw *Gateway) onClose(c *conn) {
 	c.mu.Lock()
 	c.closed = true
-	c.queue = nil
+	c.queue, c.queued = nil, 0
+	gw.slow.unwatchLocked(c)
 	c.unacked, c.upPending = nil, nil
 	link, app, did, uid, reason := c.link, c.appID, c.did, c.uid, c.reason
 	sessions, u := c.sessions, c.usage
@@ -331,6 +333,10 @@ func (gw *Gateway) onClose(c *conn) {
 	key := ""
 	if did != "" {
 		key = didKey(app, did)
+	}
+	if link != nil {
+		// Before it leaves the table: a push that misses it must know its close event is coming.
+		gw.closedIDs.add(c.id, time.Now())
 	}
 	gw.conns.remove(c, key)
 	if u != nil {

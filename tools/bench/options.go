@@ -23,10 +23,13 @@ const (
 	// ScenarioFailover starts a platform of its own (failover.go), kills a state server under load
 	// and restarts it.
 	ScenarioFailover = "failover"
+	// ScenarioSlowConsumers starts a platform of its own (slow.go) and has some devices stop
+	// reading while pushes flood them.
+	ScenarioSlowConsumers = "slow-consumers"
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover}
+var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioSlowConsumers}
 
 // Hard limits: a bench is a bounded experiment, never an open-ended load generator.
 const (
@@ -141,6 +144,26 @@ type Options struct {
 	// `gateway --config F`): failover starts its own state servers and gateway with it. Required
 	// for failover.
 	PlatoCommand func(args ...string) *exec.Cmd
+	// Slow consumers only (slow.go); PlatoCommand is required, Warmup is the load before the
+	// stalled devices stop reading, Duration the longest the run then waits for them to be closed,
+	// and Rate the pushes per second to the healthy devices in total (default one per device):
+	//
+	// Stalled is how many devices stop reading; 0 takes StalledPercent of Devices (default 5).
+	Stalled        int
+	StalledPercent float64
+	// StalledRate is the pushes per second to each stalled device, before and after it stops
+	// reading. Default 4: 1 KB every 250 ms with the default PushSize.
+	StalledRate float64
+	// PushSize is every push's payload in bytes. Default 1024.
+	PushSize int
+	// DeviceRcvbuf is the SO_RCVBUF every device sets before it connects. Default 64 KiB; -1
+	// keeps the kernel's, which grows as the device reads (up to net.ipv4.tcp_rmem's maximum).
+	DeviceRcvbuf int
+	// MaxUnsent, MaxStall and SendBuffer set the gateway's gateway.slow_consumer.max_unsent_bytes,
+	// gateway.slow_consumer.max_stall and gateway.socket_send_buffer. 0: Plato's defaults.
+	MaxUnsent  int
+	MaxStall   time.Duration
+	SendBuffer int
 	// Progress, when set, receives a live progress line (\r-terminated) about twice a second.
 	Progress io.Writer
 }
@@ -158,13 +181,16 @@ func (o *Options) setDefaults() {
 	def(&o.CredentialSecret, DefaultCredentialSecret)
 	def(&o.CredentialKID, DefaultCredentialKID)
 	def(&o.Sink, DefaultSink)
-	if o.Scenario == ScenarioFailover {
+	switch o.Scenario {
+	case ScenarioFailover:
 		o.setFailoverDefaults()
+	case ScenarioSlowConsumers:
+		o.setSlowDefaults()
 	}
 	if o.Devices == 0 {
 		o.Devices = DefaultDevices
 	}
-	if o.Duration == 0 && o.Scenario != ScenarioFailover {
+	if o.Duration == 0 && o.Scenario != ScenarioFailover && o.Scenario != ScenarioSlowConsumers {
 		o.Duration = DefaultDuration
 	}
 	if o.Window == 0 && o.Rate == 0 {
@@ -189,10 +215,14 @@ func (o *Options) validate() error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	if !slices.Contains(Scenarios, o.Scenario) {
-		bad("unknown scenario %q (scenarios: connect, uplink, downlink, broadcast, failover)", o.Scenario)
+		bad("unknown scenario %q (scenarios: connect, uplink, downlink, broadcast, failover, slow-consumers)", o.Scenario)
 	}
 	if o.Scenario == ScenarioFailover {
 		errs = append(errs, o.validateFailover()...)
+		return errors.Join(errs...)
+	}
+	if o.Scenario == ScenarioSlowConsumers {
+		errs = append(errs, o.validateSlow()...)
 		return errors.Join(errs...)
 	}
 	if o.Devices < 1 || o.Devices > MaxDevices {

@@ -25,6 +25,8 @@ type Summary struct {
 	Workers int `json:"workers"`
 	// Failover is the failover scenario's account (failover_figures.go).
 	Failover *FailoverFigures `json:"failover,omitempty"`
+	// SlowConsumers is the slow-consumers scenario's account (slow.go).
+	SlowConsumers *SlowFigures `json:"slow_consumers,omitempty"`
 	// LoadAverage is the machine's, before and after the run.
 	LoadAverage *LoadAverage `json:"load_average,omitempty"`
 	Notes       []string     `json:"notes"`
