@@ -40,6 +40,15 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"bench", "failover", "--baseline"}, 1, "--baseline"},
 		{[]string{"bench", "failover", "--after-kill", "10ms"}, 1, "after-kill 10ms"},
 		{[]string{"bench", "failover", "--app", "Not Valid"}, 1, "app ID"},
+		{[]string{"bench", "--help"}, 0, "slow-consumers"},
+		{[]string{"bench", "slow-consumers", "--stalled", "100%"}, 1, "--stalled \"100%\""},
+		{[]string{"bench", "slow-consumers", "--stalled", "x"}, 1, "--stalled \"x\""},
+		{[]string{"bench", "slow-consumers", "--devices", "10", "--stalled", "10"}, 1, "at least one left healthy"},
+		{[]string{"bench", "slow-consumers", "--stalled-rate", "5000"}, 1, "stalled rate 5000"},
+		{[]string{"bench", "slow-consumers", "--size", "10"}, 1, "size 10"},
+		{[]string{"bench", "slow-consumers", "--send-buffer", "100"}, 1, "send buffer 100"},
+		{[]string{"bench", "slow-consumers", "--window", "2"}, 1, "--window does not apply"},
+		{[]string{"bench", "slow-consumers", "--baseline"}, 1, "--baseline"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tc.args, &out, &errb)

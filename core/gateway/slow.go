@@ -102,13 +102,14 @@ func (w *slowWatch) unwatchLocked(c *conn) {
 	w.mu.Unlock()
 }
 
-// run sweeps until ctx ends.
+// watchSlow sweeps until ctx ends.
 func (gw *Gateway) watchSlow(ctx context.Context) {
 	tick.Every(ctx, gw.slow.interval, gw.sweepSlow)
 }
 
 // sweepSlow measures every watched connection and closes those stalled for too long.
 func (gw *Gateway) sweepSlow(now time.Time) {
+	defer gw.guard(nil, "slow-consumer check") // a bug here must not take the gateway down
 	w := gw.slow
 	w.mu.Lock()
 	list := w.scratch[:0]
