@@ -14,7 +14,8 @@ const (
 )
 
 // Bounds of the set of connections closed lately whose close event is on its way to their state
-// server: well beyond a Deliver call and its retries.
+// server: well beyond a Deliver call and its retries. A push after that is answered "gone", which
+// still ends the connection at its state server should the close event have been lost.
 const (
 	closedWindow = 10 * time.Second
 	closedMaxIDs = 1 << 16

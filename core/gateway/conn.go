@@ -103,8 +103,8 @@ func (c *conn) enqueue(f *fleet.DownFrame) bool {
 
 // enqueueFromState queues a frame of state server stateID, and notes what a move to another state
 // server needs. ok is false when the connection is gone; moved is true when the connection is
-// another state server's now: the frame is dropped. A SEND_AND_CLOSE frame marks the connection closing; refusedLogin reports one that
-// answers a pending Login.
+// another state server's now: the frame is dropped. A SEND_AND_CLOSE frame marks the connection
+// closing; refusedLogin reports one that answers a pending Login.
 func (c *conn) enqueueFromState(stateID string, f *fleet.DownFrame) (ok, moved, refusedLogin bool) {
 	var code protocol.Code
 	if f.Action == fleet.DownAction_SEND_AND_CLOSE {

@@ -320,6 +320,11 @@ func (gw *Gateway) forward(c *conn, l *stateLink, ev *fleet.UpEvent) {
 func (gw *Gateway) onClose(c *conn) {
 	c.mu.Lock()
 	c.closed = true
+	if c.link != nil {
+		// Along with closed, under c.mu: a push that finds it closed, or gone from the table,
+		// must know its close event is coming (push.go).
+		gw.closedIDs.add(c.id, time.Now())
+	}
 	c.queue, c.queued = nil, 0
 	gw.slow.unwatchLocked(c)
 	c.unacked, c.upPending = nil, nil
@@ -333,10 +338,6 @@ func (gw *Gateway) onClose(c *conn) {
 	key := ""
 	if did != "" {
 		key = didKey(app, did)
-	}
-	if link != nil {
-		// Before it leaves the table: a push that misses it must know its close event is coming.
-		gw.closedIDs.add(c.id, time.Now())
 	}
 	gw.conns.remove(c, key)
 	if u != nil {
