@@ -54,6 +54,13 @@ Scenarios:
              to ipconf answering fresh, every process registered again, the state server seeing
              the new gateway (converged; given up on after --after-restart, default 15s), and
              ipconf's answers (fresh, stale, 503) meanwhile
+  slow-consumers
+             starts a platform of its own (embedded NATS, a state server and a gateway as plato
+             processes, the bench's business server), pushes to every device, and after --warmup
+             has --stalled of them stop reading while the pushes go on (--stalled-rate pushes of
+             --size bytes a second each; --rate in total over the others): how many were closed
+             with 1205, time to cut (p50/max), and the healthy devices' push p99 with vs without
+             stalled devices. Defaults: 1000 devices, 5% stalled, 1 KB every 250 ms each
 
 Devices above --per-worker (15,000, under a common limit of 20,000 open files per process) are
 spread over worker processes, each connecting from its own source address 127.0.0.2, 127.0.0.3...
@@ -82,16 +89,23 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.CredentialSecret, "credential-secret", bench.DefaultCredentialSecret, "the app's JWT secret (apps.<app>.auth.jwt.secrets.<kid>): devices get credentials signed with it, as from the app's backend")
 	fs.StringVar(&o.CredentialKID, "credential-kid", bench.DefaultCredentialKID, "the kid of --credential-secret")
 	fs.IntVar(&o.Devices, "devices", bench.DefaultDevices, "number of devices (at most 200000; failover default 2000)")
-	fs.DurationVar(&o.Duration, "duration", bench.DefaultDuration, "length of the measured phase, after every device connected (at most 10m; not failover)")
+	fs.DurationVar(&o.Duration, "duration", bench.DefaultDuration, "length of the measured phase, after every device connected (at most 10m; not failover; slow-consumers: the longest wait for the stalled devices to be closed, default 2m)")
 	fs.IntVar(&o.Window, "window", 1, "closed loop: messages in flight per device (uplink, downlink)")
 	fs.Float64Var(&o.Rate, "rate", 0, "open loop: messages per second in total, instead of --window (uplink, downlink, failover; at most 1000000; failover default 5 per device)")
 	fs.Float64Var(&o.PushRate, "push-rate", 0, "failover: at-least-once pushes per second in total (default 0.1 per device)")
-	fs.DurationVar(&o.Warmup, "warmup", 0, "failover, nats-restart: load before the kill (default 3s); crashloop: before the first kill (default 2s)")
+	fs.DurationVar(&o.Warmup, "warmup", 0, "failover, nats-restart: load before the kill (default 3s); crashloop: before the first kill (default 2s); slow-consumers: load before the devices stop reading (default 20s)")
 	fs.DurationVar(&o.AfterKill, "after-kill", 0, "failover, nats-restart: load from the kill to the restart (default 5s)")
 	fs.DurationVar(&o.AfterRestart, "after-restart", 0, "failover: load after the restart (default 5s); nats-restart: how long to wait for convergence (default 15s)")
 	fs.DurationVar(&o.Interval, "interval", bench.DefaultInterval, "time between broadcast rounds; crashloop: time between kills")
 	fs.IntVar(&o.Kills, "kills", 0, "crashloop: how many times the stage's plugin is killed (default 50, at most 1000)")
 	fs.StringVar(&o.Plugin, "plugin", "", "crashloop: the plugin binary the stage runs (default "+bench.DefaultCrashloopPlugin+")")
+	stalled := fs.String("stalled", "", "slow-consumers: devices that stop reading, a count or a percentage of --devices (default 5%)")
+	fs.Float64Var(&o.StalledRate, "stalled-rate", 0, "slow-consumers: pushes per second to each stalled device (default 4)")
+	fs.IntVar(&o.PushSize, "size", 0, "slow-consumers: payload bytes of every push (default 1024)")
+	fs.IntVar(&o.DeviceRcvbuf, "device-rcvbuf", 0, "slow-consumers: SO_RCVBUF every device sets before connecting (default 65536; -1: the kernel's, which autotunes)")
+	fs.IntVar(&o.MaxUnsent, "max-unsent", 0, "slow-consumers: the gateway's gateway.slow_consumer.max_unsent_bytes (default: Plato's)")
+	fs.DurationVar(&o.MaxStall, "max-stall", 0, "slow-consumers: the gateway's gateway.slow_consumer.max_stall (default: Plato's)")
+	fs.IntVar(&o.SendBuffer, "send-buffer", 0, "slow-consumers: the gateway's gateway.socket_send_buffer (default: Plato's)")
 	fs.DurationVar(&o.Heartbeat, "heartbeat", 0, "heartbeat idle devices this often (default: the server's heartbeat_ms)")
 	// The default is read after parsing, so --help never prints a secret from the environment.
 	fs.StringVar(&o.TokenSecret, "token-secret", "", "mint tokens locally with this secret instead of one ipconf call per device (default $"+platform.TokenSecretEnv+")")
@@ -161,6 +175,22 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		o.Factors = append(o.Factors, v)
 	}
+	if o.Scenario == bench.ScenarioSlowConsumers {
+		// Its own defaults for what the other scenarios default otherwise.
+		for name, zero := range map[string]func(){
+			"devices": func() { o.Devices = 0 }, "window": func() { o.Window = 0 },
+			"duration": func() { o.Duration = 0 }, "warmup": func() { o.Warmup = 0 },
+		} {
+			if !set[name] {
+				zero()
+			}
+		}
+	}
+	if *stalled != "" {
+		if err := parseStalled(*stalled, &o); err != nil {
+			return err
+		}
+	}
 	if o.TokenSecret == "" {
 		o.TokenSecret = os.Getenv(platform.TokenSecretEnv)
 	}
@@ -209,6 +239,24 @@ func writeBenchReport(path string, s *bench.Summary) error {
 		return fmt.Errorf("writing the report: %w", err)
 	}
 	return f.Close()
+}
+
+// parseStalled reads --stalled: a count ("50") or a percentage of the devices ("5%").
+func parseStalled(v string, o *bench.Options) error {
+	if pct, ok := strings.CutSuffix(v, "%"); ok {
+		f, err := strconv.ParseFloat(pct, 64)
+		if err != nil || f <= 0 || f >= 100 {
+			return fmt.Errorf("--stalled %q: want a count or a percentage above 0%% and below 100%%", v)
+		}
+		o.StalledPercent = f
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return fmt.Errorf("--stalled %q: want a count of at least 1 or a percentage such as 5%%", v)
+	}
+	o.Stalled = n
+	return nil
 }
 
 // isTerminal reports whether f is a character device (a terminal, not a file or pipe).

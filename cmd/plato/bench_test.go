@@ -45,6 +45,15 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"bench", "overload", "--factor", "x"}, 1, "not a number"},
 		{[]string{"bench", "overload", "--rate", "10"}, 1, "derived"},
 		{[]string{"bench", "overload", "--business-rate", "100"}, 1, "give it with --business"},
+		{[]string{"bench", "--help"}, 0, "slow-consumers"},
+		{[]string{"bench", "slow-consumers", "--stalled", "100%"}, 1, "--stalled \"100%\""},
+		{[]string{"bench", "slow-consumers", "--stalled", "x"}, 1, "--stalled \"x\""},
+		{[]string{"bench", "slow-consumers", "--devices", "10", "--stalled", "10"}, 1, "at least one left healthy"},
+		{[]string{"bench", "slow-consumers", "--stalled-rate", "5000"}, 1, "stalled rate 5000"},
+		{[]string{"bench", "slow-consumers", "--size", "10"}, 1, "size 10"},
+		{[]string{"bench", "slow-consumers", "--send-buffer", "100"}, 1, "send buffer 100"},
+		{[]string{"bench", "slow-consumers", "--window", "2"}, 1, "--window does not apply"},
+		{[]string{"bench", "slow-consumers", "--baseline"}, 1, "--baseline"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tc.args, &out, &errb)

@@ -13,9 +13,17 @@ const (
 	ackMinTrim = 1024
 )
 
-// recentIDs is the gateway's one set of msg IDs it broadcast at least once recently, with expiry
-// and a bound on its size (the oldest go first). It is per gateway, not per connection: every
-// member of a broadcast acks the same msg ID.
+// Bounds of the set of connections closed lately whose close event is on its way to their state
+// server: well beyond a Deliver call and its retries. A push after that is answered "gone", which
+// still ends the connection at its state server should the close event have been lost.
+const (
+	closedWindow = 10 * time.Second
+	closedMaxIDs = 1 << 16
+)
+
+// recentIDs is a set of IDs seen recently, with expiry and a bound on its size (the oldest go
+// first): the msg IDs the gateway broadcast at least once (per gateway, not per connection: every
+// member of a broadcast acks the same msg ID), and the connections closed lately.
 type recentIDs struct {
 	ttl time.Duration
 	max int

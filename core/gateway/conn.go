@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"sync"
 
 	"github.com/cloudwego/netpoll"
@@ -29,10 +30,21 @@ type conn struct {
 	state    uint8
 	flushing bool
 	closed   bool
+	// watched is true while the slow-consumer check measures this connection (slow.go).
+	watched bool
 	// reason is the close code reported to the state server when the socket goes away.
-	reason     protocol.Code
-	queue      []outFrame
-	appID, did string
+	reason protocol.Code
+	// fd is the socket's descriptor, read for its send queue (slow.go); -1 when unknown. Set once
+	// before the conn is published.
+	fd int32
+	// What the device has not read yet, as far as the gateway knows (slow.go): queued is the bytes
+	// in queue, writing those of the batch being written to the socket, and sent bounds what the
+	// kernel may still hold: its send queue when last measured plus everything written since
+	// (saturated at maxSent). int32 keeps them in the padding of the fields above: a million
+	// connections carry them.
+	queued, writing, sent int32
+	queue                 []outFrame
+	appID, did            string
 	// app and usage are the connection's app and what it uses here, set at login; limits its
 	// token buckets, made at its first uplink.
 	app        *apps.App
@@ -64,6 +76,20 @@ type outFrame struct {
 	broadcast []byte
 }
 
+// maxSent saturates the byte counts of a conn: far above any threshold they are compared with.
+const maxSent = 1 << 30
+
+// satAdd adds n to v, saturating at maxSent.
+func satAdd(v int32, n int) int32 { return int32(min(int(v)+n, maxSent)) }
+
+// size is the frame's length on the wire, header included.
+func (o outFrame) size() int {
+	if o.broadcast != nil {
+		return len(o.broadcast)
+	}
+	return protocol.HeaderLen + len(o.down.Body)
+}
+
 // enqueue queues f for the device and makes sure a flusher runs. It reports false when the
 // connection is closed or its queue overflowed (and the connection is being closed).
 func (c *conn) enqueue(f *fleet.DownFrame) bool {
@@ -78,9 +104,9 @@ func (c *conn) enqueue(f *fleet.DownFrame) bool {
 }
 
 // enqueueFromState queues a frame of state server stateID, and notes what a move to another state
-// server needs. moved is true when the connection is another state server's now: the frame is
-// dropped. A SEND_AND_CLOSE frame marks the connection closing; refusedLogin reports one that
-// answers a pending Login.
+// server needs. ok is false when the connection is gone; moved is true when the connection is
+// another state server's now: the frame is dropped. A SEND_AND_CLOSE frame marks the connection
+// closing; refusedLogin reports one that answers a pending Login.
 func (c *conn) enqueueFromState(stateID string, f *fleet.DownFrame) (ok, moved, refusedLogin bool) {
 	var code protocol.Code
 	if f.Action == fleet.DownAction_SEND_AND_CLOSE {
@@ -115,7 +141,10 @@ func (c *conn) enqueueFromState(stateID string, f *fleet.DownFrame) (ok, moved, 
 	}
 	start, full := c.appendLocked(outFrame{down: f}, f.Action == fleet.DownAction_SEND_AND_CLOSE)
 	c.mu.Unlock()
-	return c.started(start, full), false, refusedLogin
+	// A frame a full queue refuses is lost with the connection, which is being closed for it: its
+	// close event tells the state server, with 1205. Reporting it gone would end the connection
+	// there at once as lost (1211), and the business would hear that instead.
+	return c.started(start, full) || full, false, refusedLogin
 }
 
 // enqueueLogin queues the state server's LOGIN_OK answer and marks the login accepted in one step,
@@ -150,12 +179,24 @@ func (c *conn) enqueueBroadcast(frame []byte) bool {
 }
 
 // appendLocked queues o unless the queue is full (force skips the bound: a Close must get out).
-// start says a flusher must be started. c.mu is held.
+// Full is over gateway.write_queue frames, or over gateway.write_queue_bytes counting the batch
+// being written; a frame always fits in an empty queue, however large. start says a flusher must
+// be started. c.mu is held.
 func (c *conn) appendLocked(o outFrame, force bool) (start, full bool) {
-	if len(c.queue) >= c.gw.cfg.WriteQueue && !force {
-		return false, true
+	size := o.size()
+	if !force {
+		if len(c.queue) >= c.gw.cfg.WriteQueue {
+			return false, true
+		}
+		if held := int(c.queued) + int(c.writing); held > 0 && held+size > c.gw.cfg.WriteQueueBytes {
+			return false, true
+		}
 	}
 	c.queue = append(c.queue, o)
+	c.queued = satAdd(c.queued, size)
+	if !c.watched && int(c.sent)+int(c.writing)+int(c.queued) > c.gw.slow.limit {
+		c.gw.slow.watchLocked(c)
+	}
 	start = !c.flushing
 	c.flushing = true
 	return start, false
@@ -164,8 +205,10 @@ func (c *conn) appendLocked(o outFrame, force bool) (start, full bool) {
 // started acts on appendLocked's answer once c.mu is released.
 func (c *conn) started(start, full bool) bool {
 	if full {
-		c.gw.metrics.slowConsumers.Add(1)
-		c.closeWith(protocol.CodeSlowConsumer, "write queue full")
+		// Counted once per connection: one already closing for another reason is not again.
+		if c.closeWith(protocol.CodeSlowConsumer, "write queue full") {
+			c.gw.metrics.slowConsumers[slowQueueFull].Add(1)
+		}
 		return false
 	}
 	if start {
@@ -180,6 +223,9 @@ func (c *conn) flush() {
 	w := c.nc.Writer()
 	for {
 		c.mu.Lock()
+		// The batch written last is the kernel's now.
+		c.sent = satAdd(c.sent, int(c.writing))
+		c.writing = 0
 		q := c.queue
 		c.queue = nil
 		if len(q) == 0 {
@@ -187,6 +233,7 @@ func (c *conn) flush() {
 			c.mu.Unlock()
 			return
 		}
+		c.writing, c.queued = c.queued, 0
 		c.mu.Unlock()
 
 		closeAfter := false
@@ -235,12 +282,17 @@ func (c *conn) flush() {
 		}
 		if err != nil {
 			// A write that timed out means the device stopped reading. It is counted once per
-			// connection: one already closing for another reason (a full queue) is not again.
+			// connection: one already closing for another reason (a full queue, a stall) is not
+			// again. Any other error is the socket gone (or closed under the write).
+			if !errors.Is(err, netpoll.ErrWriteTimeout) {
+				c.abort(protocol.CodeConnectionLost)
+				return
+			}
 			c.mu.Lock()
 			first := c.reason == 0
 			c.mu.Unlock()
 			if first {
-				c.gw.metrics.slowConsumers.Add(1)
+				c.gw.metrics.slowConsumers[slowWriteTimeout].Add(1)
 			}
 			c.abort(protocol.CodeSlowConsumer)
 			return
@@ -252,12 +304,13 @@ func (c *conn) flush() {
 	}
 }
 
-// closeWith sends Close(code) to the device, then closes the socket.
-func (c *conn) closeWith(code protocol.Code, msg string) {
+// closeWith sends Close(code) to the device, then closes the socket. It reports false when the
+// connection was already closing.
+func (c *conn) closeWith(code protocol.Code, msg string) bool {
 	c.mu.Lock()
 	if c.closed || c.state == stateClosing {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.state = stateClosing
 	c.reason = code
@@ -270,6 +323,7 @@ func (c *conn) closeWith(code protocol.Code, msg string) {
 	if start {
 		c.gw.writers.Go(c.flush)
 	}
+	return true
 }
 
 // abort closes the socket without a Close frame. reason 0 keeps an earlier reason.
@@ -278,7 +332,7 @@ func (c *conn) abort(reason protocol.Code) {
 	if reason != 0 && c.reason == 0 {
 		c.reason = reason
 	}
-	c.queue = nil
+	c.queue, c.queued = nil, 0
 	c.flushing = false
 	c.mu.Unlock()
 	_ = c.nc.Close()

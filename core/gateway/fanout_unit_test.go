@@ -84,7 +84,7 @@ func newIdleGateway(t testing.TB) *Gateway {
 func fakeMembers(gw *Gateway, app, session string, n int) []*conn {
 	conns := make([]*conn, n)
 	for i := range conns {
-		c := &conn{id: uint64(i + 1), gw: gw, state: stateLoggedIn, appID: app, flushing: true}
+		c := &conn{id: uint64(i + 1), gw: gw, fd: -1, state: stateLoggedIn, appID: app, flushing: true}
 		gw.joinSession(c, session)
 		conns[i] = c
 	}
@@ -150,14 +150,14 @@ func TestFanOutLargeSessionSharesOneFrame(t *testing.T) {
 
 func BenchmarkFanOut100k(b *testing.B) {
 	gw := newIdleGateway(b)
-	gw.cfg.WriteQueue = 1 << 30
+	gw.cfg.WriteQueue, gw.cfg.WriteQueueBytes = 1<<30, 1<<30
 	conns := fakeMembers(gw, "a", "big", 100_000)
 	msg := &fanout.Message{AppID: "a", Session: "big", MsgID: 1, QoS: delivery.AtMostOnce, Payload: make([]byte, 128)}
 	b.ReportAllocs()
 	for b.Loop() {
 		gw.fanOut(msg)
 		for _, c := range conns {
-			c.queue = c.queue[:0]
+			c.queue, c.queued = c.queue[:0], 0
 		}
 	}
 }

@@ -72,9 +72,15 @@ type Gateway struct {
 	// sessions is the local session index; acks the at-least-once broadcasts whose ACKs are awaited.
 	sessions *sessionIndex
 	acks     *recentIDs
-	wheel    *timewheel.Wheel
-	writers  gopool.Pool
-	metrics  metrics
+	// closedIDs are the connections closed lately whose close event is on its way to their state
+	// server: a push that finds one gone is not reported gone, so the state server ends it with
+	// the close's own code rather than as lost (push.go).
+	closedIDs *recentIDs
+	wheel     *timewheel.Wheel
+	// slow watches the connections that may have too much unsent (slow.go).
+	slow    *slowWatch
+	writers gopool.Pool
+	metrics metrics
 	// instruments reads metrics for the Meter; unregistered at Shutdown.
 	instruments metric.Registration
 	nextID      atomic.Uint64
@@ -129,14 +135,28 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 	if cfg.StatePingsLost <= 0 {
 		cfg.StatePingsLost = config.DefaultStatePingsLost
 	}
+	if cfg.WriteQueue <= 0 {
+		cfg.WriteQueue = config.DefaultWriteQueue
+	}
+	if cfg.WriteQueueBytes <= 0 {
+		cfg.WriteQueueBytes = config.DefaultWriteQueueBytes
+	}
+	if cfg.SlowConsumer.MaxUnsentBytes <= 0 {
+		cfg.SlowConsumer.MaxUnsentBytes = config.DefaultSlowMaxUnsent
+	}
+	if cfg.SlowConsumer.MaxStall <= 0 {
+		cfg.SlowConsumer.MaxStall = config.DefaultSlowMaxStall
+	}
 	gw := &Gateway{
 		cfg: cfg, reg: reg, tokens: tokens, proof: peerauth.Proof(cfg.Secret, peerauth.Gateway, cfg.ID),
-		log:      logger.With("role", "gateway", "gateway", cfg.ID),
-		conns:    newTable(),
-		sessions: newSessionIndex(),
-		acks:     newRecentIDs(ackWindow, ackMaxIDs),
-		wheel:    timewheel.New(100*time.Millisecond, 1024),
-		writers:  gopool.NewPool("plato-gateway-writers-"+cfg.ID, 1<<16, gopool.NewConfig()),
+		log:       logger.With("role", "gateway", "gateway", cfg.ID),
+		conns:     newTable(),
+		sessions:  newSessionIndex(),
+		acks:      newRecentIDs(ackWindow, ackMaxIDs),
+		closedIDs: newRecentIDs(closedWindow, closedMaxIDs),
+		wheel:     timewheel.New(100*time.Millisecond, 1024),
+		slow:      newSlowWatch(cfg.SlowConsumer.MaxUnsentBytes, cfg.SlowConsumer.MaxStall),
+		writers:   gopool.NewPool("plato-gateway-writers-"+cfg.ID, 1<<16, gopool.NewConfig()),
 	}
 	if len(cfg.Secret) > 0 {
 		gw.stateAuth = peerauth.NewVerifier(cfg.Secret, peerauth.State)
@@ -186,6 +206,11 @@ func (gw *Gateway) Start(ctx context.Context) error {
 	go func() {
 		defer gw.done.Done()
 		gw.overload.Run(ctx, interval)
+	}()
+	gw.done.Add(1)
+	go func() {
+		defer gw.done.Done()
+		gw.watchSlow(ctx)
 	}()
 	if err := gw.links.Follow(ctx, gw.reg); err != nil {
 		gw.Shutdown(context.Background())

@@ -26,7 +26,10 @@ type metrics struct {
 	framesIn, framesOut telemetry.Signals
 	bytesIn, bytesOut   atomic.Int64
 	protocolErrors      telemetry.Codes
-	slowConsumers       atomic.Int64
+	// slowConsumers counts devices closed with 1205, by reason (slow.go).
+	slowConsumers [numSlowReasons]atomic.Int64
+	// sendBuffer is the SO_SNDBUF the kernel reported for the last socket it was set on.
+	sendBuffer atomic.Int64
 	// panics counts callbacks that panicked and were recovered (guard.go).
 	panics         atomic.Int64
 	forwardRefused atomic.Int64
@@ -62,9 +65,17 @@ type Stats struct {
 	BytesIn        int64
 	BytesOut       int64
 	ProtocolErrors int64
-	SlowConsumers  int64
-	ForwardRefused int64
-	DeliverErrors  int64
+	// SlowConsumers counts devices closed with 1205 (the sum of the three below): their queue
+	// overflowed (SlowQueueFull), their unsent bytes stayed above the threshold (SlowStalled), or a
+	// write to them timed out (SlowWriteTimeout).
+	SlowConsumers, SlowQueueFull, SlowStalled, SlowWriteTimeout int64
+	// SocketSendBuffer is the send buffer the kernel gave the last device socket (getsockopt
+	// SO_SNDBUF after setting gateway.socket_send_buffer; Linux reports twice the value set), 0 if
+	// none was set. SlowWatched is how many connections the slow-consumer check watches now, and
+	// Unsent their unsent bytes at its last look.
+	SocketSendBuffer, SlowWatched, Unsent int64
+	ForwardRefused                        int64
+	DeliverErrors                         int64
 	// Panics counts callbacks that panicked and were recovered, each closing its connection with
 	// 1307: a bug, logged with its stack.
 	Panics int64
@@ -95,12 +106,23 @@ func (gw *Gateway) Stats() Stats {
 		Conns: gw.conns.len(), Accepted: m.accepted.Load(), Closed: m.closed.Total(), Logins: ok,
 		LoginsRefused: m.logins.Total() - ok, FramesIn: m.framesIn.Total(), FramesOut: m.framesOut.Total(),
 		BytesIn: m.bytesIn.Load(), BytesOut: m.bytesOut.Load(), ProtocolErrors: m.protocolErrors.Total(),
-		SlowConsumers: m.slowConsumers.Load(), ForwardRefused: m.forwardRefused.Load(), DeliverErrors: m.deliverErrors.Load(),
+		SlowConsumers: m.slowTotal(), SlowQueueFull: m.slowConsumers[slowQueueFull].Load(),
+		SlowStalled: m.slowConsumers[slowStalled].Load(), SlowWriteTimeout: m.slowConsumers[slowWriteTimeout].Load(),
+		SocketSendBuffer: m.sendBuffer.Load(), SlowWatched: gw.slow.watched.Load(), Unsent: gw.slow.unsent.Load(),
+		ForwardRefused: m.forwardRefused.Load(), DeliverErrors: m.deliverErrors.Load(),
 		Panics: m.panics.Load(), Broadcasts: m.broadcastsIn.Load(), BroadcastsMalformed: malformed,
 		BroadcastFramesOut: m.broadcastFramesOut.Load(), BroadcastAcksDropped: m.broadcastAcksDropped.Load(),
 		BroadcastsLost: gw.broadcastsLost(), SessionMemberships: gw.sessions.memberships.Load(),
 		Sessions: gw.sessions.sessions.Load(),
 	}
+}
+
+func (m *metrics) slowTotal() int64 {
+	var n int64
+	for i := range m.slowConsumers {
+		n += m.slowConsumers[i].Load()
+	}
+	return n
 }
 
 // closeCode reads the reason out of a Close or LoginAck frame the state server sends before closing.

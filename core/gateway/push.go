@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/sdk/protocol"
@@ -20,10 +21,18 @@ func (h *pushHandler) Push(_ context.Context, req *fleet.PushRequest) (*fleet.Pu
 		return nil, err
 	}
 	resp := &fleet.PushResponse{}
+	now := time.Now()
+	gone := func(id int64) {
+		// Not one closed a moment ago: its close event, with its code, tells the state server,
+		// and "gone" would get there first and end it as lost (1211).
+		if !h.gw.closedIDs.has(uint64(id), now) {
+			resp.Gone = append(resp.Gone, id)
+		}
+	}
 	for _, f := range req.Frames {
 		c := h.gw.conns.get(uint64(f.ConnId))
 		if c == nil {
-			resp.Gone = append(resp.Gone, f.ConnId)
+			gone(f.ConnId)
 			continue
 		}
 		if f.Action == fleet.DownAction_LOGIN_OK {
@@ -38,13 +47,13 @@ func (h *pushHandler) Push(_ context.Context, req *fleet.PushRequest) (*fleet.Pu
 				}
 			}
 			if !ok {
-				resp.Gone = append(resp.Gone, f.ConnId)
+				gone(f.ConnId)
 			}
 			continue
 		}
 		if f.Action == fleet.DownAction_RESUME_REFUSED {
 			if !h.gw.refuseResume(c, f) {
-				resp.Gone = append(resp.Gone, f.ConnId)
+				gone(f.ConnId)
 			}
 			continue
 		}
@@ -57,7 +66,7 @@ func (h *pushHandler) Push(_ context.Context, req *fleet.PushRequest) (*fleet.Pu
 		case moved:
 			resp.Moved = append(resp.Moved, f.ConnId)
 		case !ok:
-			resp.Gone = append(resp.Gone, f.ConnId)
+			gone(f.ConnId)
 		}
 	}
 	return resp, nil

@@ -19,8 +19,9 @@ type connCtxKey struct{}
 
 // onConnect registers a new socket and arms its login timer.
 func (gw *Gateway) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
-	c := &conn{id: gw.nextID.Add(1), nc: nc, gw: gw}
+	c := &conn{id: gw.nextID.Add(1), nc: nc, gw: gw, fd: -1}
 	defer gw.guard(c, "connect")
+	gw.setSocketOptions(c)
 	gw.conns.add(c)
 	gw.metrics.accepted.Add(1)
 	c.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() {
@@ -361,8 +362,14 @@ func (gw *Gateway) forward(c *conn, l *stateLink, ev *fleet.UpEvent, reserved bo
 func (gw *Gateway) onClose(c *conn) {
 	c.mu.Lock()
 	c.closed = true
-	c.queue = nil
 	gw.upInFlight.Add(-int64(len(c.upPending)))
+	if c.link != nil {
+		// Along with closed, under c.mu: a push that finds it closed, or gone from the table,
+		// must know its close event is coming (push.go).
+		gw.closedIDs.add(c.id, time.Now())
+	}
+	c.queue, c.queued = nil, 0
+	gw.slow.unwatchLocked(c)
 	c.unacked, c.upPending = nil, nil
 	link, app, did, uid, reason := c.link, c.appID, c.did, c.uid, c.reason
 	sessions, u := c.sessions, c.usage

@@ -72,8 +72,19 @@ func (gw *Gateway) instrument(meter metric.Meter) (metric.Registration, error) {
 		"Connections closed for breaking the protocol, by code (1001 bad magic, 1003 frame too large, ...).", "code", &m.protocolErrors)
 	o.CounterValue("plato_gateway_panics_total", "{panic}",
 		"Panics recovered in a connection's or a broadcast's callback; the connection was closed with 1307 (a bug: see the log).", m.panics.Load)
-	o.CounterValue("plato_gateway_slow_consumers_total", "{connection}",
-		"Connections closed because the device did not read (write queue full or write timeout).", m.slowConsumers.Load)
+	o.Counter("plato_gateway_slow_consumers_total", "{connection}",
+		"Connections closed with 1205 because the device did not read, by reason: queue_full (gateway.write_queue or write_queue_bytes), stalled (unsent bytes above gateway.slow_consumer.max_unsent_bytes for max_stall) or write_timeout.",
+		func(emit telemetry.Emit) {
+			for i, reason := range slowReasons {
+				emit(m.slowConsumers[i].Load(), attribute.String("reason", reason))
+			}
+		})
+	o.GaugeValue("plato_gateway_slow_watched_connections", "{connection}",
+		"Connections whose unsent bytes may be above gateway.slow_consumer.max_unsent_bytes, measured by the slow-consumer check.", gw.slow.watched.Load)
+	o.GaugeValue("plato_gateway_unsent_bytes", "By",
+		"Bytes the watched connections had not sent (kernel send queue plus the gateway's queue) at the last check.", gw.slow.unsent.Load)
+	o.GaugeValue("plato_gateway_socket_send_buffer_bytes", "By",
+		"Send buffer the kernel gave the last device socket (SO_SNDBUF read back after setting gateway.socket_send_buffer; Linux doubles the value set); 0 when not set.", m.sendBuffer.Load)
 	o.CounterValue("plato_gateway_forward_refused_total", "{frame}",
 		"Frames the queue toward the state server refused for room: uplinks answered 1303, Logins and Resumes closed 1303, extra heartbeats and unknown ACKs dropped.", m.forwardRefused.Load)
 	o.Counter("plato_gateway_overload_refused_total", "{frame}",

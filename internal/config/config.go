@@ -78,6 +78,24 @@ const (
 	DefaultBreakerRecoverAfter  = 10 * time.Second
 )
 
+// Defaults of the gateway's bounds on what one device may leave unread (docs/operations.md, "Slow
+// consumers").
+const (
+	// DefaultWriteQueueBytes bounds the bytes a gateway holds for one device (queued plus being
+	// written): 16 default-size frames, far above what a device that reads ever leaves waiting.
+	DefaultWriteQueueBytes = 1 << 20
+	// DefaultSocketSendBuffer is the SO_SNDBUF a gateway sets on each device socket. Linux doubles
+	// it for its bookkeeping and then holds at most about 140 KB unsent (measured, docs/operations.md),
+	// instead of autotuning up to net.ipv4.tcp_wmem's maximum (4 MB by default) per device.
+	DefaultSocketSendBuffer = 64 << 10
+	// DefaultSlowMaxUnsent and DefaultSlowMaxStall: a device with more than 64 KiB unsent for more
+	// than 5 s is closed with 1205. The kernel's send queue counts bytes sent and not acknowledged
+	// yet too: a device that keeps reading stays above 64 KiB only if it receives more than 64 KiB
+	// per round trip for 5 s on end (docs/operations.md).
+	DefaultSlowMaxUnsent = 64 << 10
+	DefaultSlowMaxStall  = 5 * time.Second
+)
+
 // Config is the whole configuration; each role reads its own section plus the shared ones.
 type Config struct {
 	// DataDir holds the embedded NATS store and the unix sockets of co-located roles. Default ./data.
@@ -262,6 +280,15 @@ type Gateway struct {
 	// WriteQueue is how many frames may wait for a device's socket before it is closed as a slow
 	// consumer (code 1205). Default 1024.
 	WriteQueue int `koanf:"write_queue"`
+	// WriteQueueBytes bounds the bytes the gateway holds for one device, queued or being written to
+	// its socket; a frame that would go over it closes the device as a slow consumer (1205). A frame
+	// is always taken into an empty queue, however large. Default 1 MiB.
+	WriteQueueBytes int `koanf:"write_queue_bytes"`
+	// SocketSendBuffer is the SO_SNDBUF set on every device socket when it is accepted, so that one
+	// device cannot pin megabytes of kernel memory; 0 leaves the kernel's autotuning. Default 64 KiB.
+	SocketSendBuffer int `koanf:"socket_send_buffer"`
+	// SlowConsumer closes devices that do not read what is sent to them.
+	SlowConsumer SlowConsumer `koanf:"slow_consumer"`
 	// Bandwidth is the capacity in bytes/s reported to ipconf for scoring. Default 125000000 (1 Gbit/s).
 	Bandwidth float64 `koanf:"bandwidth"`
 	// ReportInterval is how often load is published to the registry. Default 1s.
@@ -299,6 +326,15 @@ type Overload struct {
 	ShedBroadcasts float64 `koanf:"shed_broadcasts"`
 	// Interval is how often the resources are sampled. Default 100ms.
 	Interval time.Duration `koanf:"interval"`
+}
+
+// SlowConsumer closes a device whose unsent bytes (the kernel's send queue, SIOCOUTQ, plus what
+// the gateway holds for it) stay above MaxUnsentBytes for longer than MaxStall, with Close 1205.
+type SlowConsumer struct {
+	// MaxUnsentBytes is the threshold. Default 64 KiB.
+	MaxUnsentBytes int `koanf:"max_unsent_bytes"`
+	// MaxStall is how long a device may stay above it. Default 5s.
+	MaxStall time.Duration `koanf:"max_stall"`
 }
 
 // State configures the state server.
@@ -383,7 +419,9 @@ func Default() Config {
 		Gateway: Gateway{
 			Addr: DefaultGatewayAddr, MaxBody: DefaultMaxBody, LoginTimeout: DefaultLoginTimeout,
 			ReadTimeout: DefaultReadTimeout, WriteTimeout: DefaultWriteTimeout, WriteQueue: DefaultWriteQueue,
-			Bandwidth: DefaultBandwidth, ReportInterval: DefaultReportInterval, Batch: b,
+			WriteQueueBytes: DefaultWriteQueueBytes, SocketSendBuffer: DefaultSocketSendBuffer,
+			SlowConsumer: SlowConsumer{MaxUnsentBytes: DefaultSlowMaxUnsent, MaxStall: DefaultSlowMaxStall},
+			Bandwidth:    DefaultBandwidth, ReportInterval: DefaultReportInterval, Batch: b,
 			StatePingInterval: DefaultStatePing, StatePingsLost: DefaultStatePingsLost,
 			MaxUplinksInFlight: DefaultUplinksInFlight, Overload: o,
 		},

@@ -107,6 +107,12 @@ func (c *Config) Validate() error {
 	positive("gateway.read_timeout", g.ReadTimeout)
 	positive("gateway.write_timeout", g.WriteTimeout)
 	atLeast("gateway.write_queue", g.WriteQueue, 1)
+	atLeast("gateway.write_queue_bytes", g.WriteQueueBytes, 1024)
+	if g.SocketSendBuffer != 0 && (g.SocketSendBuffer < 4096 || g.SocketSendBuffer > 64<<20) {
+		bad("gateway.socket_send_buffer", "must be 0 (the kernel's autotuning) or 4096 to 67108864 bytes, got %d", g.SocketSendBuffer)
+	}
+	atLeast("gateway.slow_consumer.max_unsent_bytes", g.SlowConsumer.MaxUnsentBytes, 1024)
+	positive("gateway.slow_consumer.max_stall", g.SlowConsumer.MaxStall)
 	if g.Bandwidth <= 0 {
 		bad("gateway.bandwidth", "must be positive bytes/s, got %v", g.Bandwidth)
 	}

@@ -74,12 +74,17 @@ func (d *device) login(ctx context.Context, endpoint, tok string) error {
 // returns the logged-in connection and its reader, or an error that names the failure class
 // ("dial: ...", "login code 1303").
 func dialLogin(ctx context.Context, local *net.TCPAddr, endpoint string, login *protocol.Login) (net.Conn, *bufio.Reader, protocol.LoginAck, error) {
-	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
-	defer cancel()
 	dialer := net.Dialer{LocalAddr: local}
 	if local != nil {
 		dialer.Control = dialControl
 	}
+	return dialLoginWith(ctx, dialer, endpoint, login)
+}
+
+// dialLoginWith is dialLogin with a dialer of the caller's (socket options set before connect).
+func dialLoginWith(ctx context.Context, dialer net.Dialer, endpoint string, login *protocol.Login) (net.Conn, *bufio.Reader, protocol.LoginAck, error) {
+	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
+	defer cancel()
 	nc, err := dialer.DialContext(ctx, "tcp", endpoint)
 	if err != nil {
 		return nil, nil, protocol.LoginAck{}, fmt.Errorf("dial: %s", errClass(err))

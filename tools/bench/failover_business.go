@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/cloudwego/kitex/server"
 
@@ -33,6 +34,9 @@ type foBizDevice struct {
 	uplinks   uint64
 	dups      uint64 // uplinks whose ID came before
 	ids       seenSet
+	// The first DISCONNECTED event: when it arrived and its close code (slow-consumers).
+	disconnectedAt time.Time
+	reason         int32
 }
 
 // startFoBusiness listens on n free loopback ports.
@@ -98,6 +102,10 @@ func (l *foBizListener) Deliver(_ context.Context, req *api.DeliverRequest) (*ap
 			d.state = l.state
 		case api.EventKind_UNDELIVERED:
 			b.undeliv[ev.MsgId] = ev.Did
+		case api.EventKind_DISCONNECTED:
+			if d := b.device(ev.Did); d.disconnectedAt.IsZero() {
+				d.disconnectedAt, d.reason = time.Now(), ev.Reason
+			}
 		}
 	}
 	return resp, nil
@@ -111,6 +119,18 @@ func (l *foBizListener) Sessions(context.Context, *api.SessionsRequest) (*api.Se
 // Authenticate refuses: the bench's devices carry tokens it minted.
 func (l *foBizListener) Authenticate(context.Context, *api.AuthenticateRequest) (*api.AuthenticateResponse, error) {
 	return &api.AuthenticateResponse{Code: 2000, Message: "the bench authenticates no one"}, nil
+}
+
+// disconnected is when the business first heard did was disconnected, and the close code; ok is
+// false until then.
+func (b *foBusiness) disconnected(did string) (at time.Time, reason int32, ok bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	d := b.dev[did]
+	if d == nil || d.disconnectedAt.IsZero() {
+		return time.Time{}, 0, false
+	}
+	return d.disconnectedAt, d.reason, true
 }
 
 // fleetCounts are the uplinks delivered for the run's n devices, how many of them were duplicates,

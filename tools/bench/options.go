@@ -30,10 +30,13 @@ const (
 	// ScenarioNATSRestart starts a platform of its own with NATS as a process (natsrestart.go),
 	// kills NATS and starts it again, and measures how long the platform takes to converge.
 	ScenarioNATSRestart = "nats-restart"
+	// ScenarioSlowConsumers starts a platform of its own (slow.go) and has some devices stop
+	// reading while pushes flood them.
+	ScenarioSlowConsumers = "slow-consumers"
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioOverload, ScenarioCrashloop, ScenarioNATSRestart}
+var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioOverload, ScenarioCrashloop, ScenarioNATSRestart, ScenarioSlowConsumers}
 
 // Hard limits: a bench is a bounded experiment, never an open-ended load generator.
 const (
@@ -161,6 +164,26 @@ type Options struct {
 	// (default 500), from Warmup (default 2s) before the first kill.
 	Kills  int
 	Plugin string
+	// Slow consumers only (slow.go); PlatoCommand is required, Warmup is the load before the
+	// stalled devices stop reading, Duration the longest the run then waits for them to be closed,
+	// and Rate the pushes per second to the healthy devices in total (default one per device):
+	//
+	// Stalled is how many devices stop reading; 0 takes StalledPercent of Devices (default 5).
+	Stalled        int
+	StalledPercent float64
+	// StalledRate is the pushes per second to each stalled device, before and after it stops
+	// reading. Default 4: 1 KB every 250 ms with the default PushSize.
+	StalledRate float64
+	// PushSize is every push's payload in bytes. Default 1024.
+	PushSize int
+	// DeviceRcvbuf is the SO_RCVBUF every device sets before it connects. Default 64 KiB; -1
+	// keeps the kernel's, which grows as the device reads (up to net.ipv4.tcp_rmem's maximum).
+	DeviceRcvbuf int
+	// MaxUnsent, MaxStall and SendBuffer set the gateway's gateway.slow_consumer.max_unsent_bytes,
+	// gateway.slow_consumer.max_stall and gateway.socket_send_buffer. 0: Plato's defaults.
+	MaxUnsent  int
+	MaxStall   time.Duration
+	SendBuffer int
 	// Progress, when set, receives a live progress line (\r-terminated) about twice a second.
 	Progress io.Writer
 }
@@ -183,8 +206,11 @@ func (o *Options) setDefaults() {
 		o.setFailoverDefaults()
 	case ScenarioCrashloop:
 		o.setCrashloopDefaults()
-	}
-	if o.Scenario == ScenarioOverload {
+	case ScenarioNATSRestart:
+		o.setNATSRestartDefaults()
+	case ScenarioSlowConsumers:
+		o.setSlowDefaults()
+	case ScenarioOverload:
 		if len(o.Factors) == 0 {
 			o.Factors = DefaultOverloadFactors
 		}
@@ -192,13 +218,10 @@ func (o *Options) setDefaults() {
 			o.Window = DefaultOverloadWindow
 		}
 	}
-	if o.Scenario == ScenarioNATSRestart {
-		o.setNATSRestartDefaults()
-	}
 	if o.Devices == 0 {
 		o.Devices = DefaultDevices
 	}
-	if o.Duration == 0 && o.Scenario != ScenarioFailover && o.Scenario != ScenarioCrashloop && o.Scenario != ScenarioNATSRestart {
+	if o.Duration == 0 && o.Scenario != ScenarioFailover && o.Scenario != ScenarioCrashloop && o.Scenario != ScenarioNATSRestart && o.Scenario != ScenarioSlowConsumers {
 		o.Duration = DefaultDuration
 	}
 	if o.Window == 0 && o.Rate == 0 && o.Scenario != ScenarioNATSRestart {
@@ -235,6 +258,10 @@ func (o *Options) validate() error {
 	}
 	if o.Scenario == ScenarioCrashloop {
 		errs = append(errs, o.validateCrashloop()...)
+		return errors.Join(errs...)
+	}
+	if o.Scenario == ScenarioSlowConsumers {
+		errs = append(errs, o.validateSlow()...)
 		return errors.Join(errs...)
 	}
 	if o.Devices < 1 || o.Devices > MaxDevices {

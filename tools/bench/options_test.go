@@ -2,6 +2,7 @@ package bench
 
 import (
 	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -70,5 +71,25 @@ func TestRunRefusesBadOptions(t *testing.T) {
 	_, err = Run(t.Context(), Options{Scenario: ScenarioConnect, TokenSecret: "short"})
 	if err == nil || !strings.Contains(err.Error(), "token secret") {
 		t.Fatalf("Run with a short secret: %v", err)
+	}
+}
+
+func TestSlowConsumersDefaults(t *testing.T) {
+	o := Options{Scenario: ScenarioSlowConsumers, PlatoCommand: func(...string) *exec.Cmd { return nil }}
+	o.setDefaults()
+	if err := o.validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+	if o.Devices != DefaultSlowDevices || o.Stalled != 50 || o.StalledRate != DefaultStalledRate || o.PushSize != DefaultPushSize ||
+		o.Rate != 950 || o.Warmup != DefaultSlowWarmup || o.Duration != DefaultSlowMaxDuration || o.Window != 0 || o.DeviceRcvbuf != DefaultDeviceRcvbuf {
+		t.Fatalf("defaults: %+v", o)
+	}
+	o = Options{Scenario: ScenarioSlowConsumers, Devices: 40, StalledPercent: 10}
+	o.setDefaults()
+	if o.Stalled != 4 || o.Rate != 36 {
+		t.Fatalf("10%% of 40 devices: %d stalled, healthy rate %v", o.Stalled, o.Rate)
+	}
+	if err := o.validate(); err == nil || !strings.Contains(err.Error(), "plato binary") {
+		t.Fatalf("validate without the plato binary: %v", err)
 	}
 }

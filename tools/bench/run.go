@@ -22,8 +22,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	if o.Scenario == ScenarioFailover {
+	switch o.Scenario {
+	case ScenarioFailover:
 		return runFailover(ctx, o)
+	case ScenarioSlowConsumers:
+		return runSlow(ctx, o)
 	}
 	if o.Scenario == ScenarioOverload {
 		return runOverload(ctx, o)

@@ -1,0 +1,171 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/platoim/plato/internal/natsd"
+	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/token"
+)
+
+// slowPlatform is the slow-consumers scenario's platform, built as failover's is (startFoProc,
+// foConfig, foBusiness): an embedded NATS server and the business server in this process, one
+// state server and one gateway as processes of the plato binary. The state server keeps nothing
+// for a Resume (state.reconnect_window 0), so the business hears DISCONNECTED, with the close
+// code, the moment the gateway closes a device; the gateway gets the scenario's slow-consumer
+// settings from its environment.
+type slowPlatform struct {
+	dir      string
+	nats     *natsd.Server
+	biz      *foBusiness
+	state    *foProc
+	gw       *foProc
+	gwAddr   string
+	adminURL string
+	stateAdr string
+
+	tokenSecret, appKey string
+}
+
+func startSlowPlatform(ctx context.Context, o Options) (p *slowPlatform, err error) {
+	p = &slowPlatform{}
+	defer func() {
+		if err != nil {
+			p.stop()
+			p = nil
+		}
+	}()
+	if p.dir, err = os.MkdirTemp("", "plato-bench-slow-"); err != nil {
+		return p, err
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if p.nats, err = natsd.Start(ctx, natsd.Config{Host: "127.0.0.1", Port: 0, StoreDir: filepath.Join(p.dir, "nats")}, quiet); err != nil {
+		return p, fmt.Errorf("starting NATS: %w", err)
+	}
+	if p.biz, err = startFoBusiness(1); err != nil {
+		return p, err
+	}
+	p.tokenSecret, p.appKey = randomHex(24), randomHex(16)
+	if p.stateAdr, err = freeLoopbackAddr(); err != nil {
+		return p, err
+	}
+	cfg := filepath.Join(p.dir, "plato.yaml")
+	if err = os.WriteFile(cfg, []byte(foConfig(p.dir, p.nats.ClientURL(), p.tokenSecret, o.AppID, p.appKey, randomHex(24), p.biz.addr(0))), 0o600); err != nil {
+		return p, err
+	}
+	p.state, err = startFoProc(o.PlatoCommand, "state", []string{"PLATO_STATE__ID=state-1", "PLATO_STATE__ADDR=" + p.stateAdr, "PLATO_STATE__RECONNECT_WINDOW=0s"},
+		"state", "--config", cfg)
+	if err != nil {
+		return p, err
+	}
+	if _, err = p.state.waitLine(ctx, reRunningLine, procStartTimeout); err != nil {
+		return p, err
+	}
+	p.gw, err = startFoProc(o.PlatoCommand, "gateway", append([]string{"PLATO_ADMIN__ADDR=127.0.0.1:0"}, slowGatewayEnv(o)...), "gateway", "--config", cfg)
+	if err != nil {
+		return p, err
+	}
+	if p.gwAddr, err = p.gw.waitLine(ctx, reGatewayLine, procStartTimeout); err != nil {
+		return p, err
+	}
+	if p.adminURL, err = p.gw.waitLine(ctx, reAdminLine, time.Second); err != nil {
+		return p, fmt.Errorf("the gateway's admin address (its metrics are part of the figures): %w", err)
+	}
+	return p, p.waitLogin(ctx, o.AppID, 30*time.Second)
+}
+
+// slowGatewayEnv sets the gateway's slow-consumer settings the options give (0: Plato's default).
+func slowGatewayEnv(o Options) []string {
+	var env []string
+	if o.MaxUnsent > 0 {
+		env = append(env, "PLATO_GATEWAY__SLOW_CONSUMER__MAX_UNSENT_BYTES="+strconv.Itoa(o.MaxUnsent))
+	}
+	if o.MaxStall > 0 {
+		env = append(env, "PLATO_GATEWAY__SLOW_CONSUMER__MAX_STALL="+o.MaxStall.String())
+	}
+	if o.SendBuffer > 0 {
+		env = append(env, "PLATO_GATEWAY__SOCKET_SEND_BUFFER="+strconv.Itoa(o.SendBuffer))
+	}
+	return env
+}
+
+// waitLogin logs a probe device in until the gateway forwards logins to the state server.
+func (p *slowPlatform) waitLogin(ctx context.Context, appID string, limit time.Duration) error {
+	signer, err := token.NewSigner([]byte(p.tokenSecret), tokenTTL)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		tok, _ := signer.Issue(appID, "probe", "probe", time.Now(), time.Time{})
+		nc, _, _, err := dialLogin(ctx, nil, p.gwAddr, &protocol.Login{AppID: appID, DID: "probe", UID: "probe", Token: tok})
+		if err == nil {
+			_, _ = nc.Write(protocol.AppendFrame(nil, protocol.SigClose, 0, 0, (&protocol.Close{Code: protocol.CodeClientClose}).Append(nil)))
+			nc.Close()
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the gateway did not accept a login within %v: %v", limit, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// gatewayMetric reads one metric from the gateway's /metrics, summed over the label sets that
+// contain every one of labels (`reason="stalled"`), or -1.
+func (p *slowPlatform) gatewayMetric(name string, labels ...string) float64 {
+	body, err := fetchMetrics(p.adminURL)
+	if err != nil {
+		return -1
+	}
+	var kept []string
+	for _, line := range strings.Split(body, "\n") {
+		ok := true
+		for _, l := range labels {
+			ok = ok && strings.Contains(line, l)
+		}
+		if ok {
+			kept = append(kept, line)
+		}
+	}
+	return metricValue(strings.NewReader(strings.Join(kept, "\n")), name)
+}
+
+func (p *slowPlatform) stop() {
+	if p.gw != nil {
+		p.gw.stop()
+	}
+	if p.state != nil {
+		p.state.stop()
+	}
+	if p.nats != nil {
+		p.nats.Shutdown()
+	}
+	if p.biz != nil {
+		p.biz.stop()
+	}
+	if p.dir != "" {
+		_ = os.RemoveAll(p.dir)
+	}
+}
+
+// fetchMetrics is the Prometheus text at url's /metrics.
+func fetchMetrics(url string) (string, error) {
+	c := http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url + "/metrics")
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
+	return string(b), err
+}
