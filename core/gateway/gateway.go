@@ -198,15 +198,7 @@ func (gw *Gateway) Start(ctx context.Context) error {
 	gw.rpc = gwservice.NewServer(&pushHandler{gw}, rpc.Server(gw.rpcLn)...)
 	rpc.Run(&gw.done, gw.rpc, gw.log, "gateway RPC server")
 	gw.wheel.Start()
-	interval := gw.cfg.Overload.Interval
-	if interval <= 0 {
-		interval = config.DefaultOverloadInterval
-	}
-	gw.done.Add(1)
-	go func() {
-		defer gw.done.Done()
-		gw.overload.Run(ctx, interval)
-	}()
+	gw.overload.Start(ctx, gw.cfg.Overload.Interval, &gw.done)
 	gw.done.Add(1)
 	go func() {
 		defer gw.done.Done()

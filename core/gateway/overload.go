@@ -36,11 +36,7 @@ func (gw *Gateway) newOverload() *overload.Manager {
 			return float64(gw.upInFlight.Load()) / float64(gw.cfg.MaxUplinksInFlight)
 		}},
 		overload.Resource{Name: "state_queue", Pressure: func() float64 {
-			most := 0.0
-			for _, l := range gw.links.List() {
-				most = max(most, l.batch.Fill())
-			}
-			return most
+			return overload.Fullest(gw.links.List(), func(l *stateLink) float64 { return l.batch.Fill() })
 		}},
 	)
 }

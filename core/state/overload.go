@@ -18,11 +18,7 @@ func (s *Server) newOverload() *overload.Manager {
 		}},
 		overload.Resource{Name: "business_queue", Pressure: s.business.fill},
 		overload.Resource{Name: "gateway_queue", Pressure: func() float64 {
-			most := 0.0
-			for _, l := range s.gateways.List() {
-				most = max(most, l.batch.Fill())
-			}
-			return most
+			return overload.Fullest(s.gateways.List(), func(l *gatewayLink) float64 { return l.batch.Fill() })
 		}},
 	)
 }
@@ -32,7 +28,7 @@ func (b *businesses) fill() float64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	most := 0.0
-	for _, l := range b.byApp {
+	for _, l := range b.byApp { // a map: Fullest takes a slice
 		most = max(most, l.batch.Fill())
 	}
 	return most

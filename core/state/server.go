@@ -146,15 +146,7 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	rpc.Run(&s.done, s.rpc, s.log, "state RPC server")
 	s.wheel.Start()
-	interval := s.cfg.Overload.Interval
-	if interval <= 0 {
-		interval = config.DefaultOverloadInterval
-	}
-	s.done.Add(1)
-	go func() {
-		defer s.done.Done()
-		s.overload.Run(ctx, interval)
-	}()
+	s.overload.Start(ctx, s.cfg.Overload.Interval, &s.done)
 	if err := s.gateways.Follow(ctx, s.reg); err != nil {
 		s.Shutdown(context.Background())
 		return err

@@ -12,6 +12,7 @@ import (
 	"math"
 	"runtime/debug"
 	"runtime/metrics"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -110,6 +111,25 @@ func (m *Manager) Active(i int) bool { return m != nil && m.active[i].Load() }
 // Run samples the resources every interval until ctx ends.
 func (m *Manager) Run(ctx context.Context, interval time.Duration) {
 	tick.Every(ctx, interval, func(time.Time) { m.Update() })
+}
+
+// Start runs Run on a goroutine of its own that wg waits for; an interval <= 0 means
+// config.DefaultOverloadInterval.
+func (m *Manager) Start(ctx context.Context, interval time.Duration, wg *sync.WaitGroup) {
+	if interval <= 0 {
+		interval = config.DefaultOverloadInterval
+	}
+	wg.Go(func() { m.Run(ctx, interval) })
+}
+
+// Fullest is the highest fill among items, as fill reads each: the resource of a set of queues,
+// one full queue being enough to refuse.
+func Fullest[T any](items []T, fill func(T) float64) float64 {
+	most := 0.0
+	for _, it := range items {
+		most = max(most, fill(it))
+	}
+	return most
 }
 
 // Update samples every resource once and switches the actions; Run calls it.
