@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,12 +11,9 @@ import (
 
 // crashloopSummary is the part of `plato bench crashloop`'s JSON line the test checks.
 type crashloopSummary struct {
-	Scenario    string
-	Connected   int
-	Acked       uint64
-	LoadAverage *struct{ Before, After string } `json:"load_average"`
-	Notes       []string
-	CrashLoop   *struct {
+	benchHeader
+	Acked     uint64
+	CrashLoop *struct {
 		Kills, Recovered int
 		RelaunchMs       map[string]float64 `json:"relaunch"`
 		PolicyAnswers    uint64             `json:"policy_answers"`
@@ -58,51 +51,37 @@ func TestBenchCrashloop(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("building the auth plugin: %v\n%s", err, out)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, platoBinary(t), "bench", "crashloop", "--plugin", plugin, "--kills", "6", "--interval", "500ms",
-		"--devices", "5", "--rate", "200", "--warmup", "500ms", "--drain", "5s")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("plato bench crashloop: %v\n%s", err, stderr.String())
-	}
 	var s crashloopSummary
-	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &s); err != nil {
-		t.Fatalf("stdout is not one JSON line: %v\n%s", err, stdout.String())
-	}
+	run := runBenchScenario(t, 2*time.Minute, &s, "crashloop", "--plugin", plugin, "--kills", "6", "--interval", "500ms",
+		"--devices", "5", "--rate", "200", "--warmup", "500ms", "--drain", "5s")
 	cl := s.CrashLoop
 	if s.Scenario != "crashloop" || s.Connected != 5 || s.Acked == 0 || cl == nil {
-		t.Fatalf("summary:\n%s", stdout.String())
-	}
-	fail := func(format string, a ...any) {
-		t.Helper()
-		t.Errorf(format+"\n%s", append(a, stdout.String())...)
+		run.fatal()
 	}
 	if cl.Kills != kills || cl.Recovered != kills {
-		fail("kills %d, recovered after %d", cl.Kills, cl.Recovered)
+		run.fail("kills %d, recovered after %d", cl.Kills, cl.Recovered)
 	}
 	if r := cl.RelaunchMs; r["p50_ms"] <= 0 || r["p50_ms"] > r["p99_ms"] || r["p99_ms"] > r["max_ms"] {
-		fail("relaunch %v", r)
+		run.fail("relaunch %v", r)
 	}
 	if cl.PolicyAnswers == 0 || cl.PolicyLatency["max_ms"] >= cl.Conditions.StageTimeoutMs {
-		fail("%d policy answers, slowest %v ms: an uplink caught in a crash waited out the stage's timeout (%v ms)",
+		run.fail("%d policy answers, slowest %v ms: an uplink caught in a crash waited out the stage's timeout (%v ms)",
 			cl.PolicyAnswers, cl.PolicyLatency["max_ms"], cl.Conditions.StageTimeoutMs)
 	}
 	if cl.ZombiesLeft != 0 {
-		fail("%d zombies left", cl.ZombiesLeft)
+		run.fail("%d zombies left", cl.ZombiesLeft)
 	}
 	b := cl.Breaker
 	if b.MaxState < 1 || b.DegradedAfterKills != 5 || b.DegradedCode != 200 || b.ClosedAfterMs < 0 {
-		fail("breaker %+v: it should open at the fifth crash (metric, /healthz 200 degraded) and close again", b)
+		run.fail("breaker %+v: it should open at the fifth crash (metric, /healthz 200 degraded) and close again", b)
 	}
 	if b.CrashesTotal != kills || b.RestartsTotal != kills {
-		fail("crashes_total %v, restarts_total %v, want %d", b.CrashesTotal, b.RestartsTotal, kills)
+		run.fail("crashes_total %v, restarts_total %v, want %d", b.CrashesTotal, b.RestartsTotal, kills)
 	}
 	if b.LoopLines != 1 || b.CrashLines != kills-1 || b.WithStderr != kills {
-		fail("log lines: %d crashes, %d crash loop, %d with the plugin's stderr", b.CrashLines, b.LoopLines, b.WithStderr)
+		run.fail("log lines: %d crashes, %d crash loop, %d with the plugin's stderr", b.CrashLines, b.LoopLines, b.WithStderr)
 	}
-	if s.LoadAverage == nil || s.LoadAverage.Before == "" || !strings.Contains(strings.Join(s.Notes, "\n"), "load average") {
-		fail("no load average")
+	if !s.loadAverageNoted() {
+		run.fail("no load average")
 	}
 }

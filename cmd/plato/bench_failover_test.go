@@ -1,23 +1,14 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 )
 
 // failoverSummary is the part of `plato bench failover`'s JSON line the test checks.
 type failoverSummary struct {
-	Scenario    string
-	Devices     int
-	Connected   int
-	LoadAverage *struct{ Before, After string } `json:"load_average"`
-	Notes       []string
-	Failover    *struct {
+	benchHeader
+	Failover *struct {
 		Killed struct {
 			ID      string
 			Devices int
@@ -70,49 +61,35 @@ type recoveryStats struct {
 // an uplink through after the kill, none had to log in again, no ACKed uplink or accepted push was
 // lost, and new devices log in through the restarted state server.
 func TestBenchFailover(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, platoBinary(t), "bench", "failover", "--devices", "50", "--rate", "500", "--push-rate", "50",
-		"--warmup", "1s", "--after-kill", "3s", "--after-restart", "2s", "--drain", "5s")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("plato bench failover: %v\n%s", err, stderr.String())
-	}
 	var s failoverSummary
-	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &s); err != nil {
-		t.Fatalf("stdout is not one JSON line: %v\n%s", err, stdout.String())
-	}
+	run := runBenchScenario(t, 90*time.Second, &s, "failover", "--devices", "50", "--rate", "500", "--push-rate", "50",
+		"--warmup", "1s", "--after-kill", "3s", "--after-restart", "2s", "--drain", "5s")
 	f := s.Failover
 	if s.Scenario != "failover" || s.Devices != 50 || s.Connected != 50 || f == nil {
-		t.Fatalf("summary:\n%s", stdout.String())
-	}
-	fail := func(format string, a ...any) {
-		t.Helper()
-		t.Errorf(format+"\n%s", append(a, stdout.String())...)
+		run.fatal()
 	}
 	if f.Killed.ID == "" || f.Killed.Devices < 1 || f.Killed.Devices >= 50 || f.Recovery.Killed.Devices != f.Killed.Devices {
-		fail("killed %+v, recovery of its devices %+v", f.Killed, f.Recovery.Killed)
+		run.fail("killed %+v, recovery of its devices %+v", f.Killed, f.Recovery.Killed)
 	}
 	if a := f.Recovery.All; a.Devices != 50 || a.Recovered != 50 || f.EveryDeviceWorkingMs < 0 || a.Max != f.EveryDeviceWorkingMs || a.P50 > a.P99 || a.P99 > a.Max {
-		fail("recovery %+v, every device working %v ms", a, f.EveryDeviceWorkingMs)
+		run.fail("recovery %+v, every device working %v ms", a, f.EveryDeviceWorkingMs)
 	}
 	if r := f.Relogins; r.Devices != 0 || r.Logins != 0 || r.BusinessConnectedMinusN != 0 {
-		fail("devices had to log in again: %+v", r)
+		run.fail("devices had to log in again: %+v", r)
 	}
 	if u := f.Uplinks; u.Acked == 0 || u.AckedIDs == 0 || u.AckedLost != 0 || u.Unanswered != 0 || u.Resent != u.Ack1210 || u.BusinessReceived < u.AckedIDs {
-		fail("uplinks %+v", u)
+		run.fail("uplinks %+v", u)
 	}
 	if p := f.Pushes; p.Accepted == 0 || p.Unaccounted != 0 || p.Delivered+p.UndeliveredReported != p.Accepted {
-		fail("pushes %+v", p)
+		run.fail("pushes %+v", p)
 	}
 	if nl := f.Restart.NewLogins; nl.OK == 0 || nl.OnRestarted == 0 {
-		fail("new logins after the restart %+v", nl)
+		run.fail("new logins after the restart %+v", nl)
 	}
 	if g := f.Gateway; g.StatesLost < 1 || g.ConnectionsMoved < float64(f.Killed.Devices) {
-		fail("gateway %+v", g)
+		run.fail("gateway %+v", g)
 	}
-	if s.LoadAverage == nil || s.LoadAverage.Before == "" || !strings.Contains(strings.Join(s.Notes, "\n"), "load average") {
-		fail("no load average")
+	if !s.loadAverageNoted() {
+		run.fail("no load average")
 	}
 }

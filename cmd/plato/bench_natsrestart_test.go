@@ -1,22 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 )
 
 // natsRestartSummary is the part of `plato bench nats-restart`'s JSON line the test checks.
 type natsRestartSummary struct {
-	Scenario    string
-	Devices     int
-	Connected   int
-	LoadAverage *struct{ Before, After string } `json:"load_average"`
-	Notes       []string
+	benchHeader
 	NATSRestart *struct {
 		DownMs              float64 `json:"down_ms"`
 		IPConfFreshMs       float64 `json:"ipconf_fresh_ms"`
@@ -54,47 +45,33 @@ type phase struct{ Sent, Acked int }
 // the nodes registered again, ipconf fresh), a gateway started afterwards was seen by the state
 // server and ipconf, and the devices kept their connections and got their uplinks through.
 func TestBenchNATSRestart(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, platoBinary(t), "bench", "nats-restart", "--devices", "20",
-		"--warmup", "1s", "--after-kill", "2s", "--after-restart", "45s")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("plato bench nats-restart: %v\n%s", err, stderr.String())
-	}
 	var s natsRestartSummary
-	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &s); err != nil {
-		t.Fatalf("stdout is not one JSON line: %v\n%s", err, stdout.String())
-	}
+	run := runBenchScenario(t, 2*time.Minute, &s, "nats-restart", "--devices", "20",
+		"--warmup", "1s", "--after-kill", "2s", "--after-restart", "45s")
 	f := s.NATSRestart
 	if s.Scenario != "nats-restart" || s.Devices != 20 || s.Connected != 20 || f == nil {
-		t.Fatalf("summary:\n%s", stdout.String())
-	}
-	fail := func(format string, a ...any) {
-		t.Helper()
-		t.Errorf(format+"\n%s", append(a, stdout.String())...)
+		run.fatal()
 	}
 	if f.DownMs < 2000 || f.IPConfFreshMs < 0 || f.NodesReregisteredMs < 0 || f.ConvergedMs != max(f.IPConfFreshMs, f.NodesReregisteredMs) {
-		fail("did not converge: down %v, ipconf fresh %v, re-registered %v, converged %v", f.DownMs, f.IPConfFreshMs, f.NodesReregisteredMs, f.ConvergedMs)
+		run.fail("did not converge: down %v, ipconf fresh %v, re-registered %v, converged %v", f.DownMs, f.IPConfFreshMs, f.NodesReregisteredMs, f.ConvergedMs)
 	}
 	if g := f.NewGateway; g.UpMs < f.ConvergedMs || g.SeenByStateMs < 0 || g.InIPConfMs < 0 {
-		fail("the new gateway %+v", g)
+		run.fail("the new gateway %+v", g)
 	}
 	if o := f.IPConf.Outage; o.Stale == 0 || o.Unavailable != 0 || o.Fresh != 0 {
-		fail("ipconf during the outage %+v: want stale answers only", o)
+		run.fail("ipconf during the outage %+v: want stale answers only", o)
 	}
 	if a := f.IPConf.After; a.Fresh == 0 || a.Unavailable != 0 {
-		fail("ipconf after the restart %+v", a)
+		run.fail("ipconf after the restart %+v", a)
 	}
 	if f.BucketCreates < 1 {
-		fail("no role created the registry bucket again")
+		run.fail("no role created the registry bucket again")
 	}
 	d := f.Devices
 	if d.Connected != 20 || d.Disconnected != 0 || d.Outage.Sent == 0 || d.Outage.Acked != d.Outage.Sent || d.After.Acked != d.After.Sent || d.After.Sent == 0 {
-		fail("devices %+v", d)
+		run.fail("devices %+v", d)
 	}
-	if s.LoadAverage == nil || s.LoadAverage.Before == "" || !strings.Contains(strings.Join(s.Notes, "\n"), "load average") {
-		fail("no load average")
+	if !s.loadAverageNoted() {
+		run.fail("no load average")
 	}
 }

@@ -1,22 +1,13 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
 )
 
 // slowSummary is the part of `plato bench slow-consumers`'s JSON line the test checks.
 type slowSummary struct {
-	Scenario      string
-	Devices       int
-	Connected     int
-	LoadAverage   *struct{ Before, After string } `json:"load_average"`
-	Notes         []string
+	benchHeader
 	SlowConsumers *struct {
 		Conditions struct {
 			Stalled                int
@@ -60,53 +51,39 @@ type quantiles struct {
 // bound the gateway's own check keeps to max_stall plus two of its looks), none of the others was,
 // they got every push accepted for them, and the figures the docs quote are there.
 func TestBenchSlowConsumers(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, platoBinary(t), "bench", "slow-consumers", "--devices", "40", "--stalled", "10%",
+	var s slowSummary
+	run := runBenchScenario(t, 90*time.Second, &s, "slow-consumers", "--devices", "40", "--stalled", "10%",
 		"--stalled-rate", "50", "--size", "2048", "--rate", "200", "--warmup", "2s", "--duration", "20s",
 		"--max-stall", "1s", "--max-unsent", "16384", "--send-buffer", "4096", "--device-rcvbuf", "4096")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("plato bench slow-consumers: %v\n%s", err, stderr.String())
-	}
-	var s slowSummary
-	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &s); err != nil {
-		t.Fatalf("stdout is not one JSON line: %v\n%s", err, stdout.String())
-	}
 	sc := s.SlowConsumers
 	if s.Scenario != "slow-consumers" || s.Devices != 40 || s.Connected != 40 || sc == nil || sc.Stalled != 4 || sc.Conditions.Stalled != 4 {
-		t.Fatalf("summary:\n%s", stdout.String())
-	}
-	fail := func(format string, a ...any) {
-		t.Helper()
-		t.Errorf(format+"\n%s", append(a, stdout.String())...)
+		run.fatal()
 	}
 	// The gateway closes them with 1205; the business may hear 1211 for one that a push found
 	// gone before the close event arrived (SlowFigures.CutCodes).
 	if sc.Cut != 4 || sc.NotCut != 0 || sc.CutCodes["1205"]+sc.CutCodes["1211"] != 4 {
-		fail("cut %d (codes %v), not cut %d: want all 4 closed", sc.Cut, sc.CutCodes, sc.NotCut)
+		run.fail("cut %d (codes %v), not cut %d: want all 4 closed", sc.Cut, sc.CutCodes, sc.NotCut)
 	}
 	if tc := sc.TimeToCut; tc.P50 <= 0 || tc.P50 > tc.Max || tc.Max > 10*sc.Conditions.MaxStallMs {
-		fail("time to cut %+v", tc)
+		run.fail("time to cut %+v", tc)
 	}
 	if at := sc.AboveThreshold; at.P50 <= 0 || at.P50 > at.Max || at.Max > 10*sc.Conditions.MaxStallMs {
-		fail("time above the threshold before the cut %+v", at)
+		run.fail("time above the threshold before the cut %+v", at)
 	}
 	if saw := sc.StalledSaw; saw.StillOpen != 0 || saw.Close1205+saw.EndOnly != 4 {
-		fail("stalled devices saw %+v: each must find its socket closed", saw)
+		run.fail("stalled devices saw %+v: each must find its socket closed", saw)
 	}
 	h := sc.Healthy
 	if h.Devices != 36 || h.Accepted == 0 || h.Received != h.Accepted || h.Lost != 0 || h.Disconnected != 0 {
-		fail("healthy devices %+v", h)
+		run.fail("healthy devices %+v", h)
 	}
 	if h.WithCount == 0 || h.WithoutCount == 0 || h.P99Ratio <= 0 {
-		fail("no latency with and without stalled devices: %+v", h)
+		run.fail("no latency with and without stalled devices: %+v", h)
 	}
 	if g := sc.Gateway; g.SlowConsumers != 4 || g.Closed1205 != 4 || g.SocketSendBuffer <= 0 || g.SocketSendBuffer > 2*4096 || sc.Conditions.KernelSocketSendBuffer != g.SocketSendBuffer {
-		fail("gateway %+v: want 4 slow consumers, 4 closed with 1205 and a send buffer of at most 8192", g)
+		run.fail("gateway %+v: want 4 slow consumers, 4 closed with 1205 and a send buffer of at most 8192", g)
 	}
-	if s.LoadAverage == nil || s.LoadAverage.Before == "" || !strings.Contains(strings.Join(s.Notes, "\n"), "load average") {
-		fail("no load average")
+	if !s.loadAverageNoted() {
+		run.fail("no load average")
 	}
 }

@@ -4,16 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/platoim/plato/internal/natsd"
 )
 
 // The crashloop scenario's own platform: NATS and the business server (failover's, on one
@@ -29,10 +25,8 @@ const clStageName = "crashing"
 const clStageTimeout = 2 * time.Second
 
 type clPlatform struct {
-	dir       string
-	nats      *natsd.Server
-	biz       *foBusiness
-	state, gw *foProc
+	platformBase
+	state, gw *platoProc
 	gwAddr    string
 	adminURL  string // the state server's
 	plugin    string // the plugin binary, absolute
@@ -40,27 +34,15 @@ type clPlatform struct {
 }
 
 func startClPlatform(ctx context.Context, o Options) (p *clPlatform, err error) {
-	p = &clPlatform{}
-	defer func() {
-		if err != nil {
-			p.stop()
-			p = nil
-		}
-	}()
+	p = &clPlatform{platformBase: platformBase{command: o.PlatoCommand}}
+	defer stopOnError(&p, &err)
 	if p.plugin, err = filepath.Abs(o.Plugin); err != nil {
 		return p, err
 	}
 	if st, err := os.Stat(p.plugin); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
 		return p, fmt.Errorf("plugin %s: not an executable file (build the reference plugins with `make plugins`, or give --plugin)", p.plugin)
 	}
-	if p.dir, err = os.MkdirTemp("", "plato-bench-crashloop-"); err != nil {
-		return p, err
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if p.nats, err = natsd.Start(ctx, natsd.Config{Host: "127.0.0.1", Port: 0, StoreDir: filepath.Join(p.dir, "nats")}, quiet); err != nil {
-		return p, fmt.Errorf("starting NATS: %w", err)
-	}
-	if p.biz, err = startFoBusiness(1); err != nil {
+	if err = p.open(ctx, "crashloop", true, 1); err != nil {
 		return p, err
 	}
 	p.secret = randomHex(24)
@@ -84,63 +66,27 @@ stages:
 	if err != nil {
 		return p, err
 	}
-	cfg := filepath.Join(p.dir, "plato.yaml")
-	conf := fmt.Sprintf(`# written by plato bench crashloop
-data_dir: %q
-log: {level: warn}
-nats: {url: %q}
-registry: {ttl: %s}
-auth: {token_secret: %q}
-admin: {addr: ""}
-ipconf: {addr: "127.0.0.1:0"}
-gateway: {id: gw-bench, addr: "127.0.0.1:0"}
-state: {addr: %q}
-pipeline: {dir: %q, plugin_dir: %q, watch: false}
-apps:
-  %s:
-    business: %q
-    keys: {bench: %q}
-    auth: {jwt: {secrets: {bench: %q}}}
-    limits: {device_uplinks_per_sec: 1000000, device_uplink_burst: 1000000, device_bytes_per_sec: 1000000000}
-`, filepath.Join(p.dir, "data"), p.nats.ClientURL(), registryTTL, p.secret, stateAddr, pipes, filepath.Dir(p.plugin),
-		o.AppID, p.biz.addr(0), randomHex(16), randomHex(24))
-	if err = os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+	extra := fmt.Sprintf("state: {addr: %q}\npipeline: {dir: %q, plugin_dir: %q, watch: false}\n", stateAddr, pipes, filepath.Dir(p.plugin))
+	conf := foConfig(p.dir, p.natsServer.ClientURL(), p.secret, o.AppID, randomHex(16), randomHex(24), p.biz.addr(0), extra)
+	if err = p.writeConfig(conf); err != nil {
 		return p, err
 	}
-	if p.state, err = startFoProc(o.PlatoCommand, "state", []string{"PLATO_ADMIN__ADDR=127.0.0.1:0"}, "state", "--config", cfg); err != nil {
-		return p, err
-	}
-	if _, err = p.state.waitLine(ctx, reRunningLine, procStartTimeout); err != nil {
+	if _, err = p.startProc(ctx, &p.state, "state", "state", []string{"PLATO_ADMIN__ADDR=127.0.0.1:0"}, reRunningLine); err != nil {
 		return p, err
 	}
 	if p.adminURL, err = p.state.waitLine(ctx, reAdminLine, 5*time.Second); err != nil {
 		return p, err
 	}
-	if p.gw, err = startFoProc(o.PlatoCommand, "gateway", nil, "gateway", "--config", cfg); err != nil {
-		return p, err
-	}
-	if p.gwAddr, err = p.gw.waitLine(ctx, reGatewayLine, procStartTimeout); err != nil {
+	if p.gwAddr, err = p.startProc(ctx, &p.gw, "gateway", "gateway", nil, reGatewayLine); err != nil {
 		return p, err
 	}
 	return p, nil
 }
 
 func (p *clPlatform) stop() {
-	if p.gw != nil {
-		p.gw.stop()
-	}
-	if p.state != nil {
-		p.state.stop()
-	}
-	if p.nats != nil {
-		p.nats.Shutdown()
-	}
-	if p.biz != nil {
-		p.biz.stop()
-	}
-	if p.dir != "" {
-		_ = os.RemoveAll(p.dir)
-	}
+	p.gw.stop()
+	p.state.stop()
+	p.platformBase.stop()
 }
 
 // statePID is the state server's pid.
@@ -175,13 +121,7 @@ func (p *clPlatform) zombies(pids []int) int {
 
 // metric reads one metric of the state server's /metrics (summed over its label sets), or -1.
 func (p *clPlatform) metric(name string) float64 {
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get(p.adminURL + "/metrics")
-	if err != nil {
-		return -1
-	}
-	defer resp.Body.Close()
-	return metricValue(resp.Body, name)
+	return adminMetric(p.adminURL, name)
 }
 
 // clHealth is the state server's /healthz answer.

@@ -63,6 +63,19 @@ func (o *Options) setFailoverDefaults() {
 	}
 }
 
+// validatePhases checks the durations of the three phases of a scenario that kills a process
+// and starts it again (failover, nats-restart).
+func (o *Options) validatePhases(bad func(format string, a ...any)) {
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"warmup", o.Warmup}, {"after-kill", o.AfterKill}, {"after-restart", o.AfterRestart}} {
+		if d.v < 100*time.Millisecond || d.v > MaxDuration {
+			bad("%s %v: must be 100ms to %v", d.name, d.v, MaxDuration)
+		}
+	}
+}
+
 // validateFailover checks the failover scenario's options (after defaults).
 func (o *Options) validateFailover() []error {
 	var errs []error
@@ -76,14 +89,7 @@ func (o *Options) validateFailover() []error {
 	if o.PushRate < 0 || o.PushRate > MaxRate {
 		bad("push rate %v: must be 0 to %d pushes per second", o.PushRate, MaxRate)
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"warmup", o.Warmup}, {"after-kill", o.AfterKill}, {"after-restart", o.AfterRestart}} {
-		if d.v < 100*time.Millisecond || d.v > MaxDuration {
-			bad("%s %v: must be 100ms to %v", d.name, d.v, MaxDuration)
-		}
-	}
+	o.validatePhases(bad)
 	if o.Duration != 0 {
 		bad("failover has three phases: give --warmup, --after-kill and --after-restart instead of --duration")
 	}
@@ -474,7 +480,7 @@ func gatewayFigures(pl *foPlatform, killed time.Time) GatewayFigures {
 	g.StatesLost = pl.gatewayMetric("plato_gateway_state_servers_lost_total")
 	g.ConnectionsMoved = pl.gatewayMetric("plato_gateway_connections_moved_total")
 	seen := map[string]bool{}
-	for _, p := range append([]*foProc{pl.gw}, pl.states[:]...) {
+	for _, p := range append([]*platoProc{pl.gw}, pl.states[:]...) {
 		for _, l := range p.logsSince(killed) {
 			if strings.Contains(l.text, "level=ERROR") {
 				g.Errors++

@@ -158,14 +158,7 @@ func (o *Options) validateNATSRestart() []error {
 	if o.Devices < 1 || o.Devices > maxNRDevices {
 		bad("devices %d: must be 1 to %d", o.Devices, maxNRDevices)
 	}
-	for _, d := range []struct {
-		name string
-		v    time.Duration
-	}{{"warmup", o.Warmup}, {"after-kill", o.AfterKill}, {"after-restart", o.AfterRestart}} {
-		if d.v < 100*time.Millisecond || d.v > MaxDuration {
-			bad("%s %v: must be 100ms to %v", d.name, d.v, MaxDuration)
-		}
-	}
+	o.validatePhases(bad)
 	if o.Duration != 0 || o.Window != 0 || o.Rate != 0 || o.PushRate != 0 {
 		bad("nats-restart has three phases and its own load: give --warmup, --after-kill (NATS away) and --after-restart instead of --duration, --window, --rate or --push-rate")
 	}

@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/platoim/plato/internal/credential"
@@ -31,17 +28,14 @@ const nrRegistryTTL = 5 * time.Second
 var reNATSLine = regexp.MustCompile(`nats\s+(nats://\S+)\s+\(embedded`)
 
 type nrPlatform struct {
-	command func(args ...string) *exec.Cmd
-	dir     string
-	cfg     string
+	platformBase
 	appID   string
 	natsURL string
-	biz     *foBusiness
 
 	tokenSecret, appKey, jwtSecret string
 
-	nats, state, ipconf *foProc
-	gws                 []*foProc
+	nats, state, ipconf *platoProc
+	gws                 []*platoProc
 	gwAddrs             []string
 	ipconfURL           string
 	stateAdmin          string
@@ -51,17 +45,9 @@ type nrPlatform struct {
 // startNRPlatform starts the business server, NATS, the state server, gateway gw-1 and ipconf,
 // and returns once ipconf hands out gw-1. On error what started is stopped.
 func startNRPlatform(ctx context.Context, o Options) (p *nrPlatform, err error) {
-	p = &nrPlatform{command: o.PlatoCommand, appID: o.AppID}
-	defer func() {
-		if err != nil {
-			p.stop()
-			p = nil
-		}
-	}()
-	if p.dir, err = os.MkdirTemp("", "plato-bench-nats-restart-"); err != nil {
-		return p, err
-	}
-	if p.biz, err = startFoBusiness(1); err != nil {
+	p = &nrPlatform{platformBase: platformBase{command: o.PlatoCommand}, appID: o.AppID}
+	defer stopOnError(&p, &err)
+	if err = p.open(ctx, "nats-restart", false, 1); err != nil {
 		return p, err
 	}
 	natsAddr, err := freeLoopbackAddr()
@@ -74,14 +60,13 @@ func startNRPlatform(ctx context.Context, o Options) (p *nrPlatform, err error) 
 	}
 	p.natsURL = "nats://" + natsAddr
 	p.tokenSecret, p.appKey, p.jwtSecret = randomHex(24), randomHex(16), randomHex(24)
-	p.cfg = filepath.Join(p.dir, "plato.yaml")
-	if err = os.WriteFile(p.cfg, []byte(nrConfig(p.dir, natsAddr, stateAddr, p.tokenSecret, o.AppID, p.appKey, p.jwtSecret, p.biz.addr(0))), 0o600); err != nil {
+	if err = p.writeConfig(nrConfig(p.dir, natsAddr, stateAddr, p.tokenSecret, o.AppID, p.appKey, p.jwtSecret, p.biz.addr(0))); err != nil {
 		return p, err
 	}
 	if err = p.startNATS(ctx); err != nil {
 		return p, err
 	}
-	if p.state, err = p.startRole(ctx, "state-1", reRunningLine, "state"); err != nil {
+	if p.state, _, err = p.startRole(ctx, "state-1", "state", reRunningLine); err != nil {
 		return p, err
 	}
 	if p.stateAdmin, err = p.state.waitLine(ctx, reAdminLine, time.Second); err != nil {
@@ -90,13 +75,10 @@ func startNRPlatform(ctx context.Context, o Options) (p *nrPlatform, err error) 
 	if err = p.startGateway(ctx, "gw-1"); err != nil {
 		return p, err
 	}
-	if p.ipconf, err = p.startRole(ctx, "ipconf", reIPConfLine, "ipconf"); err != nil {
+	if p.ipconf, p.ipconfURL, err = p.startRole(ctx, "ipconf", "ipconf", reIPConfLine); err != nil {
 		return p, err
 	}
-	if p.ipconfURL, err = p.ipconf.waitLine(ctx, reIPConfLine, time.Second); err != nil {
-		return p, err
-	}
-	for _, pr := range []*foProc{p.state, p.gws[0], p.ipconf} {
+	for _, pr := range []*platoProc{p.state, p.gws[0], p.ipconf} {
 		a, err := pr.waitLine(ctx, reAdminLine, time.Second)
 		if err != nil {
 			return p, err
@@ -140,31 +122,25 @@ apps:
 // startNATS starts `plato nats` (again, after a kill: same address and directory) and returns once
 // it accepts connections.
 func (p *nrPlatform) startNATS(ctx context.Context) error {
-	pr, err := startFoProc(p.command, "nats", []string{"PLATO_ADMIN__ADDR="}, "nats", "--config", p.cfg)
-	if err != nil {
-		return err
-	}
-	p.nats = pr
-	_, err = pr.waitLine(ctx, reNATSLine, procStartTimeout)
+	_, err := p.startProc(ctx, &p.nats, "nats", "nats", []string{"PLATO_ADMIN__ADDR="}, reNATSLine)
 	return err
 }
 
-// startRole starts a role process with its own admin port and waits for its line.
-func (p *nrPlatform) startRole(ctx context.Context, name string, ready *regexp.Regexp, args ...string) (*foProc, error) {
-	pr, err := startFoProc(p.command, name, []string{"PLATO_ADMIN__ADDR=127.0.0.1:0"}, append(args, "--config", p.cfg)...)
+// startRole starts a role process with its own admin port and returns the first submatch of
+// ready on its stdout; it stops the process if that line does not come.
+func (p *nrPlatform) startRole(ctx context.Context, name, role string, ready *regexp.Regexp) (*platoProc, string, error) {
+	var pr *platoProc
+	line, err := p.startProc(ctx, &pr, name, role, []string{"PLATO_ADMIN__ADDR=127.0.0.1:0"}, ready)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := pr.waitLine(ctx, ready, procStartTimeout); err != nil {
 		pr.stop()
-		return nil, err
+		return nil, "", err
 	}
-	return pr, nil
+	return pr, line, nil
 }
 
 // startGateway starts gateway id and records its device address.
 func (p *nrPlatform) startGateway(ctx context.Context, id string) error {
-	pr, err := startFoProc(p.command, id, []string{"PLATO_ADMIN__ADDR=127.0.0.1:0", "PLATO_GATEWAY__ID=" + id}, "gateway", "--config", p.cfg)
+	pr, err := startPlatoProc(p.command, id, []string{"PLATO_ADMIN__ADDR=127.0.0.1:0", "PLATO_GATEWAY__ID=" + id}, "gateway", "--config", p.cfg)
 	if err != nil {
 		return err
 	}
@@ -243,23 +219,9 @@ func metric(adminURL, series string) float64 {
 
 // stop stops every process, the business server, and removes the directory.
 func (p *nrPlatform) stop() {
-	var wg sync.WaitGroup
-	for _, pr := range append([]*foProc{p.ipconf, p.state}, p.gws...) {
-		if pr != nil {
-			wg.Add(1)
-			go func() { defer wg.Done(); pr.stop() }()
-		}
-	}
-	wg.Wait()
-	if p.nats != nil {
-		p.nats.stop()
-	}
-	if p.biz != nil {
-		p.biz.stop()
-	}
-	if p.dir != "" {
-		_ = os.RemoveAll(p.dir)
-	}
+	stopProcs(append([]*platoProc{p.ipconf, p.state}, p.gws...)...)
+	p.nats.stop()
+	p.platformBase.stop()
 }
 
 var reIPConfLine = regexp.MustCompile(`ipconf\s+(http://\S+)`)

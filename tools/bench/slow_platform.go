@@ -4,31 +4,25 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/platoim/plato/internal/natsd"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/token"
 )
 
-// slowPlatform is the slow-consumers scenario's platform, built as failover's is (startFoProc,
+// slowPlatform is the slow-consumers scenario's platform, built as failover's is (platformBase,
 // foConfig, foBusiness): an embedded NATS server and the business server in this process, one
 // state server and one gateway as processes of the plato binary. The state server keeps nothing
 // for a Resume (state.reconnect_window 0), so the business hears DISCONNECTED, with the close
 // code, the moment the gateway closes a device; the gateway gets the scenario's slow-consumer
 // settings from its environment.
 type slowPlatform struct {
-	dir      string
-	nats     *natsd.Server
-	biz      *foBusiness
-	state    *foProc
-	gw       *foProc
+	platformBase
+	state    *platoProc
+	gw       *platoProc
 	gwAddr   string
 	adminURL string
 	stateAdr string
@@ -37,44 +31,24 @@ type slowPlatform struct {
 }
 
 func startSlowPlatform(ctx context.Context, o Options) (p *slowPlatform, err error) {
-	p = &slowPlatform{}
-	defer func() {
-		if err != nil {
-			p.stop()
-			p = nil
-		}
-	}()
-	if p.dir, err = os.MkdirTemp("", "plato-bench-slow-"); err != nil {
-		return p, err
-	}
-	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if p.nats, err = natsd.Start(ctx, natsd.Config{Host: "127.0.0.1", Port: 0, StoreDir: filepath.Join(p.dir, "nats")}, quiet); err != nil {
-		return p, fmt.Errorf("starting NATS: %w", err)
-	}
-	if p.biz, err = startFoBusiness(1); err != nil {
+	p = &slowPlatform{platformBase: platformBase{command: o.PlatoCommand}}
+	defer stopOnError(&p, &err)
+	if err = p.open(ctx, "slow", true, 1); err != nil {
 		return p, err
 	}
 	p.tokenSecret, p.appKey = randomHex(24), randomHex(16)
 	if p.stateAdr, err = freeLoopbackAddr(); err != nil {
 		return p, err
 	}
-	cfg := filepath.Join(p.dir, "plato.yaml")
-	if err = os.WriteFile(cfg, []byte(foConfig(p.dir, p.nats.ClientURL(), p.tokenSecret, o.AppID, p.appKey, randomHex(24), p.biz.addr(0))), 0o600); err != nil {
+	if err = p.writeConfig(foConfig(p.dir, p.natsServer.ClientURL(), p.tokenSecret, o.AppID, p.appKey, randomHex(24), p.biz.addr(0))); err != nil {
 		return p, err
 	}
-	p.state, err = startFoProc(o.PlatoCommand, "state", []string{"PLATO_STATE__ID=state-1", "PLATO_STATE__ADDR=" + p.stateAdr, "PLATO_STATE__RECONNECT_WINDOW=0s"},
-		"state", "--config", cfg)
-	if err != nil {
+	stateEnv := []string{"PLATO_STATE__ID=state-1", "PLATO_STATE__ADDR=" + p.stateAdr, "PLATO_STATE__RECONNECT_WINDOW=0s"}
+	if _, err = p.startProc(ctx, &p.state, "state", "state", stateEnv, reRunningLine); err != nil {
 		return p, err
 	}
-	if _, err = p.state.waitLine(ctx, reRunningLine, procStartTimeout); err != nil {
-		return p, err
-	}
-	p.gw, err = startFoProc(o.PlatoCommand, "gateway", append([]string{"PLATO_ADMIN__ADDR=127.0.0.1:0"}, slowGatewayEnv(o)...), "gateway", "--config", cfg)
-	if err != nil {
-		return p, err
-	}
-	if p.gwAddr, err = p.gw.waitLine(ctx, reGatewayLine, procStartTimeout); err != nil {
+	gwEnv := append([]string{"PLATO_ADMIN__ADDR=127.0.0.1:0"}, slowGatewayEnv(o)...)
+	if p.gwAddr, err = p.startProc(ctx, &p.gw, "gateway", "gateway", gwEnv, reGatewayLine); err != nil {
 		return p, err
 	}
 	if p.adminURL, err = p.gw.waitLine(ctx, reAdminLine, time.Second); err != nil {
@@ -141,21 +115,9 @@ func (p *slowPlatform) gatewayMetric(name string, labels ...string) float64 {
 }
 
 func (p *slowPlatform) stop() {
-	if p.gw != nil {
-		p.gw.stop()
-	}
-	if p.state != nil {
-		p.state.stop()
-	}
-	if p.nats != nil {
-		p.nats.Shutdown()
-	}
-	if p.biz != nil {
-		p.biz.stop()
-	}
-	if p.dir != "" {
-		_ = os.RemoveAll(p.dir)
-	}
+	p.gw.stop()
+	p.state.stop()
+	p.platformBase.stop()
 }
 
 // fetchMetrics is the Prometheus text at url's /metrics.
