@@ -250,8 +250,17 @@ func TestDeviceRateLimitIsAnsweredNotClosed(t *testing.T) {
 	if f := raw.next(); f.Signal != protocol.SigLoginAck {
 		t.Fatalf("login: %s", f)
 	}
+	// One write: the gateway closes in the middle of the flood, and frames written one by one can
+	// still be on their way then. On a loaded machine the test wrote slower than the gateway refused,
+	// so its next write met the closed socket ("connection reset by peer"), and any of the flood the
+	// gateway had not read would have turned its close into a reset that can discard the Close in
+	// flight to the device. Written at once (4 KB, one loopback segment), all of it is read first.
+	var flood []byte
 	for seq := uint64(2); seq < 200; seq++ {
-		raw.send(protocol.SigUplink, seq, []byte("x"))
+		flood = protocol.AppendFrame(flood, protocol.SigUplink, 0, seq, []byte("x"))
+	}
+	if _, err := raw.Write(flood); err != nil {
+		t.Fatalf("writing the flood: %v", err)
 	}
 	raw.expectCloseAfter(protocol.CodeRateLimited)
 }
