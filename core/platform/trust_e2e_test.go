@@ -393,7 +393,12 @@ func TestCredentialKeyRotatesUnderTraffic(t *testing.T) {
 	waitConnected := func(n int64) {
 		t.Helper()
 		target := connected.Load() + n
-		poll.Until(t, "devices to keep connecting", func() bool { return connected.Load() >= target })
+		// Refusals are what this test is about: on a timeout, say how many there were and why, so
+		// that slow logins on a loaded machine and refused ones are told apart.
+		if !poll.Wait(60*time.Second, func() bool { return connected.Load() >= target }) {
+			t.Fatalf("devices stopped connecting: %d connected (want %d), %d refused; the first refusal: %v",
+				connected.Load(), target, failures.Load(), firstErr.Load())
+		}
 	}
 	ipconf := "http://" + p.IPConf.Addr()
 	accepted := func(k [2]string) bool {
