@@ -62,14 +62,18 @@ func counters(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
 
 func TestFailurePolicies(t *testing.T) {
 	dir := t.TempDir()
-	writePipeline(t, dir, "closed", fileYAML(
-		stageYAML("flaky", "builtin:flaky", "uplink", "timeout: 50ms", "on_failure: fail_closed"),
-		stageYAML("after", "builtin:tag", "uplink"),
-	))
-	writePipeline(t, dir, "open", fileYAML(
-		stageYAML("flaky", "builtin:flaky", "uplink", "timeout: 50ms", "on_failure: fail_open"),
-		stageYAML("after", "builtin:tag", "uplink"),
-	))
+	// Each policy twice: with a short timeout for the payloads that are late by construction
+	// ("slow", "slow-deaf"), and with loadedTimeout for those that must not time out even when a
+	// loaded machine stalls the test process ("error", "fail", "ok"). The stage is "flaky" in
+	// all four, so the counters below add up over them.
+	for _, policy := range []string{"closed", "open"} {
+		for app, timeout := range map[string]string{policy: loadedTimeout, policy + "-slow": "timeout: 50ms"} {
+			writePipeline(t, dir, app, fileYAML(
+				stageYAML("flaky", "builtin:flaky", "uplink", timeout, "on_failure: fail_"+policy),
+				stageYAML("after", "builtin:tag", "uplink"),
+			))
+		}
+	}
 	reader := sdkmetric.NewManualReader()
 	meter := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")
 	builtins := map[string]func() stage.Stage{"flaky": builtin("flaky", flakyStage), "tag": builtin("tag", tagStage)}
@@ -80,7 +84,11 @@ func TestFailurePolicies(t *testing.T) {
 	defer closeOK(t, p)
 
 	for _, payload := range []string{"error", "slow", "slow-deaf"} {
-		o := runWait(t, p, uplink("closed", 1, 1, payload))
+		closed, open := "closed", "open"
+		if payload != "error" {
+			closed, open = "closed-slow", "open-slow"
+		}
+		o := runWait(t, p, uplink(closed, 1, 1, payload))
 		if o.Verdict != stage.Reject || o.Code != CodePipelineFailed || o.Stage != "flaky" || !strings.Contains(o.Message, "flaky") {
 			t.Errorf("fail_closed %s: %+v", payload, o)
 		}
@@ -91,7 +99,7 @@ func TestFailurePolicies(t *testing.T) {
 		if !strings.Contains(o.Message, wantReason) {
 			t.Errorf("fail_closed %s: message %q does not say %s", payload, o.Message, wantReason)
 		}
-		o = runWait(t, p, uplink("open", 1, 1, payload))
+		o = runWait(t, p, uplink(open, 1, 1, payload))
 		if o.Verdict != stage.Continue || string(o.Payload) != payload+"|after" {
 			t.Errorf("fail_open %s: %+v %q, want the stage skipped", payload, o, o.Payload)
 		}

@@ -100,12 +100,26 @@ func writePipeline(t testing.TB, dir, app, body string) {
 	}
 }
 
-// stageYAML renders one stage entry.
+// loadedTimeout is the stage timeout of every test stage whose test is not about timeouts. A stage
+// call is timed by the wall clock, and on a loaded machine the whole test process stops for long
+// stretches: at load average ~17 on 2 cores each of a GC cycle's two stop-the-world phases took
+// 40-140 ms (waiting for a descheduled thread to reach a safe point), a cycle came every ~0.5 s,
+// and every lane's in-flight call ended at the same instant 200-680 ms after it started. The
+// default timeout (500ms) then failed calls of in-process stages that do microseconds of work.
+// Tests about timeouts set their own, with stages that are late by construction.
+const loadedTimeout = "timeout: 30s"
+
+// stageYAML renders one stage entry; without a timeout in extra, it gets loadedTimeout.
 func stageYAML(name, plugin, signals string, extra ...string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "  - name: %s\n    plugin: %s\n    signals: [%s]\n", name, plugin, signals)
+	timed := false
 	for _, e := range extra {
 		fmt.Fprintf(&b, "    %s\n", e)
+		timed = timed || strings.HasPrefix(e, "timeout:")
+	}
+	if !timed {
+		fmt.Fprintf(&b, "    %s\n", loadedTimeout)
 	}
 	return b.String()
 }

@@ -92,10 +92,12 @@ func TestTimers(t *testing.T) {
 	run("chat", "set:t1:20")
 	expect(fired{"s1", "chat", "t1", "s1", "{}"}, fired{"s2", "chat", "t1", "s2", `{"v":1}`})
 
-	// Setting a key again replaces its timer; cancelling removes it.
+	// Setting a key again replaces its timer; cancelling removes it. t3 is far off so that it
+	// cannot fire before the cancel however slow the machine: the TimerLimit check below fails
+	// if the cancel left it counted.
 	run("chat", "set:t2:5000")
 	run("chat", "set:t2:20")
-	run("chat", "set:t3:50")
+	run("chat", "set:t3:60000")
 	run("chat", "cancel:t3")
 	expect(fired{"s1", "chat", "t2", "s1", "{}"}, fired{"s2", "chat", "t2", "s2", `{"v":1}`})
 
@@ -115,7 +117,8 @@ func TestTimers(t *testing.T) {
 	run("chat", "cancel:c")
 
 	// A timer set before a reload that restarts the stage (new config) reaches the new instance.
-	run("chat", "set:r:300")
+	// Its delay leaves the reload time to happen first on a loaded machine.
+	run("chat", "set:r:2000")
 	writePipeline(t, dir, "chat", fileYAML(stageYAML("s1", "builtin:host", "uplink", "config: {v: 2}"), stageYAML("s2", "builtin:host", "uplink", "config: {v: 1}")))
 	if err := p.Reload("chat"); err != nil {
 		t.Fatal(err)
@@ -123,7 +126,7 @@ func TestTimers(t *testing.T) {
 	expect(fired{"s1", "chat", "r", "s1", `{"v":2}`}, fired{"s2", "chat", "r", "s2", `{"v":1}`})
 
 	// A stage that is removed takes its timers with it.
-	run("chat", "set:gone:100")
+	run("chat", "set:gone:2000")
 	writePipeline(t, dir, "chat", fileYAML(stageYAML("s2", "builtin:host", "uplink", "config: {v: 1}")))
 	if err := p.Reload("chat"); err != nil {
 		t.Fatal(err)

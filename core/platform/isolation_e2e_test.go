@@ -20,13 +20,17 @@ import (
 // app-b's uplinks meanwhile: they must not queue behind app-a's (each app has lanes, business
 // queues and quotas of its own), and none of them is refused.
 //
-// The bound is app-b's p99 when app-a is idle, times 1.5, with 25 ms of slack for the scheduler
-// of a loaded 2-core test machine: app-b's uplinks sharing app-a's lanes would wait behind 200 ms
-// calls, far beyond it. docs/performance.md has the ratio measured on a quiet machine.
+// What tells isolation from sharing is app-a's call time: an app-b uplink on a lane shared with
+// app-a waits behind at least one 200 ms call (with the lanes shared, app-b's p99 was 1.61 s). So
+// the bound is app-b's p99 with app-a idle plus one such call (or times 1.5, if more). A tighter
+// one measures the machine: app-a's flood also takes CPU from app-b, and on a loaded 2-core
+// machine that alone moved app-b's p99 from 58 ms to 90 ms (load average 15), past the 1.5x + 25 ms
+// this test once used. docs/performance.md has the ratio measured on a quiet machine.
 func TestOneAppCannotSlowAnother(t *testing.T) {
 	dir := t.TempDir()
 	slow := platformtest.BuildPlugin(t, "sdk/stage/internal/testplugin")
-	yaml := fmt.Sprintf("version: 1\nstages:\n  - name: slow\n    plugin: %s\n    signals: [uplink]\n    timeout: 30s\n    config: {delay_ms: 200}\n", slow)
+	const hold = 200 * time.Millisecond // app-a's plugin holds each uplink this long
+	yaml := fmt.Sprintf("version: 1\nstages:\n  - name: slow\n    plugin: %s\n    signals: [uplink]\n    timeout: 30s\n    config: {delay_ms: %d}\n", slow, hold.Milliseconds())
 	if err := os.WriteFile(filepath.Join(dir, "app-a.yaml"), []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +106,7 @@ func TestOneAppCannotSlowAnother(t *testing.T) {
 	if refused > 0 {
 		t.Errorf("%d of app-b's uplinks refused while app-a was flooded", refused)
 	}
-	if limit := max(idle*3/2, idle+25*time.Millisecond); flooded > limit {
+	if limit := max(idle*3/2, idle+hold); flooded > limit {
 		t.Errorf("app-b's p99 went from %v to %v with app-a flooded (limit %v)", idle, flooded, limit)
 	}
 }

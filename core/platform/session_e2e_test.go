@@ -29,8 +29,8 @@ import (
 
 // sessionPipeline is the reference pipeline for sessions, with real plugin processes: sessionbind
 // asks the business server at login, qosroute broadcasts sessions of at least 100 members, and
-// retransmit makes at-least-once pushes resend.
-func sessionPipeline(bins map[string]string) string {
+// retransmit makes at-least-once pushes resend, with retransmitCfg (the stage's config).
+func sessionPipeline(bins map[string]string, retransmitCfg string) string {
 	return fmt.Sprintf(`version: 1
 stages:
   - name: sessionbind
@@ -50,8 +50,8 @@ stages:
     signals: [downlink, downlink_ack, disconnect]
     timeout: 5s
     on_failure: fail_open
-    config: {initial_backoff: 2s, max_backoff: 4s, max_attempts: 3}
-`, bins["sessionbind"], bins["qosroute"], bins["retransmit"])
+    config: %s
+`, bins["sessionbind"], bins["qosroute"], bins["retransmit"], retransmitCfg)
 }
 
 // twoGateways is a platform (NATS, state, gateway 1) plus a second gateway process-alike on the
@@ -64,14 +64,28 @@ type twoGateways struct {
 	eps []string
 }
 
+// retransmitDefault resends after 2s, 4s: a device that does not ACK is reported undelivered
+// after about 6s.
+const retransmitDefault = "{initial_backoff: 2s, max_backoff: 4s, max_attempts: 3}"
+
+// retransmitEager resends so soon that its timers run out while a push to 1,000 devices is still
+// in the pipeline, as a 2s timer does on a loaded machine: that once let a resend overtake its
+// original, and the device delivered the message twice.
+const retransmitEager = "{initial_backoff: 20ms, max_backoff: 40ms, max_attempts: 3}"
+
 func startTwoGateways(t *testing.T) *twoGateways {
+	t.Helper()
+	return startTwoGatewaysWith(t, retransmitDefault)
+}
+
+func startTwoGatewaysWith(t *testing.T, retransmitCfg string) *twoGateways {
 	t.Helper()
 	bins := map[string]string{}
 	for _, n := range []string{"sessionbind", "qosroute", "retransmit"} {
 		bins[n] = platformtest.BuildPlugin(t, "plugins/"+n)
 	}
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "default.yaml"), []byte(sessionPipeline(bins)), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "default.yaml"), []byte(sessionPipeline(bins, retransmitCfg)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	biz := platformtest.StartBusiness(t)
@@ -246,7 +260,7 @@ func TestSessionOf1000DevicesOverTwoGateways(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1,000 devices")
 	}
-	tg := startTwoGateways(t)
+	tg := startTwoGatewaysWith(t, retransmitEager)
 	tg.biz.SetSessions(roomsOf)
 	const n = 1000
 	devs := tg.dialMany(t, "app-a", n)

@@ -250,14 +250,17 @@ func TestDeviceRateLimitIsAnsweredNotClosed(t *testing.T) {
 	if f := raw.next(); f.Signal != protocol.SigLoginAck {
 		t.Fatalf("login: %s", f)
 	}
-	// One write: frames written one by one could meet the gateway's close (broken pipe) on a
-	// loaded machine, before the test reads it.
+	// One write: the gateway closes in the middle of the flood, and frames written one by one can
+	// still be on their way then. On a loaded machine the test wrote slower than the gateway refused,
+	// so its next write met the closed socket ("connection reset by peer"), and any of the flood the
+	// gateway had not read would have turned its close into a reset that can discard the Close in
+	// flight to the device. Written at once (4 KB, one loopback segment), all of it is read first.
 	var flood []byte
 	for seq := uint64(2); seq < 200; seq++ {
 		flood = protocol.AppendFrame(flood, protocol.SigUplink, 0, seq, []byte("x"))
 	}
 	if _, err := raw.Write(flood); err != nil {
-		t.Fatalf("write: %v", err)
+		t.Fatalf("writing the flood: %v", err)
 	}
 	raw.expectCloseAfter(protocol.CodeRateLimited)
 }
@@ -390,7 +393,12 @@ func TestCredentialKeyRotatesUnderTraffic(t *testing.T) {
 	waitConnected := func(n int64) {
 		t.Helper()
 		target := connected.Load() + n
-		poll.Until(t, "devices to keep connecting", func() bool { return connected.Load() >= target })
+		// Refusals are what this test is about: on a timeout, say how many there were and why, so
+		// that slow logins on a loaded machine and refused ones are told apart.
+		if !poll.Wait(60*time.Second, func() bool { return connected.Load() >= target }) {
+			t.Fatalf("devices stopped connecting: %d connected (want %d), %d refused; the first refusal: %v",
+				connected.Load(), target, failures.Load(), firstErr.Load())
+		}
 	}
 	ipconf := "http://" + p.IPConf.Addr()
 	accepted := func(k [2]string) bool {

@@ -41,18 +41,28 @@ func (h stageHost) Push(ctx context.Context, appID string, dids []string, payloa
 }
 
 // Resend writes a downlink again with the retransmit flag, bypassing the pipeline. A parked
-// connection keeps its downlinks for its Resume instead.
+// connection keeps its downlinks for its Resume instead. A downlink still in the pipeline (its
+// first copy not yet written: the stage's timer ran out while later stages or its own batch were
+// still at work) is not resent: its first copy goes out when the pipeline lets it through, and a
+// retransmit sent before it would reach the device as a second delivery (see sendFirst).
 func (h stageHost) Resend(_ context.Context, conn stage.Conn, seq, msgID uint64, payload []byte) error {
 	s := h.s
 	cs := s.conns.byIdentity(connKey{gw: conn.GatewayID, id: conn.ConnID})
 	if cs == nil {
 		return fmt.Errorf("resend: connection %s/%d is gone", conn.GatewayID, conn.ConnID)
 	}
-	if cs.isParked() {
+	// Under cs.mu, like sendFirst: a resend queues behind the first copy, or not at all.
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	if cs.parked {
+		return nil
+	}
+	if in, ok := cs.inflight[seq]; ok && !in.written {
+		s.metrics.resendsEarly.Add(1)
 		return nil
 	}
 	if !s.sendDownlink(cs, seq, protocol.FlagRetransmit, msgID, payload, stage.AtLeastOnce, nil, 0) {
-		if cs.isParked() {
+		if cs.parked {
 			return nil
 		}
 		return fmt.Errorf("resend: gateway %s queue full", cs.gatewayID())

@@ -1,10 +1,14 @@
 package state
 
 import (
+	"context"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/stage"
@@ -48,6 +52,61 @@ func TestHostResendMarksTheFrameRetransmitted(t *testing.T) {
 	gone := stage.Conn{AppID: testApp, GatewayID: testGW, ConnID: 42}
 	if err := h.Resend(ctxT(t), gone, 1, 1, nil); err == nil {
 		t.Error("Resend to a gone connection succeeded")
+	}
+}
+
+// The retransmit stage arms its timer while the downlink is still in the pipeline; on a loaded
+// host the timer can run out before the pipeline lets the downlink through. A resend then must
+// not overtake the first copy: the device would take the flagged copy as new, then the unflagged
+// original as new again, and deliver the message twice (docs/protocol.md §8.2).
+func TestHostResendNeverOvertakesTheFirstCopy(t *testing.T) {
+	ts := newTestServer(t)
+	held := make(chan func(pipeline.Outcome), 1)
+	ts.UsePipeline(pipeFunc(func(ev stage.Event, done func(pipeline.Outcome)) error {
+		if ev.Signal == stage.SignalDownlink {
+			held <- done // the downlink stays "in the pipeline" until the test lets it go
+			return nil
+		}
+		done(pipeline.Outcome{})
+		return nil
+	}))
+	cs := ts.loginDevice(t, 1, testApp, "a", "")
+	pushed := make(chan []*api.PushTarget, 1)
+	go func() {
+		pushed <- ts.push(context.Background(), testApp, ts.targetsOf(testApp, []string{"a"}), 77, []byte("once"), stage.AtLeastOnce, false, within)
+	}()
+	var release func(pipeline.Outcome)
+	select {
+	case release = <-held:
+	case <-time.After(within):
+		t.Fatal("the downlink never reached the pipeline")
+	}
+
+	// The stage's timer fires first: nothing may be queued for the device yet.
+	h := ts.Host()
+	if err := h.Resend(ctxT(t), cs.stageConn(), 1, 77, []byte("once")); err != nil {
+		t.Fatalf("Resend of a downlink still in the pipeline: %v", err)
+	}
+	if ts.metrics.resendsEarly.Load() != 1 || ts.Stats().Retransmits != 0 {
+		t.Errorf("early resends %d, retransmits %d; want 1 and 0", ts.metrics.resendsEarly.Load(), ts.Stats().Retransmits)
+	}
+	release(pipeline.Outcome{})
+	if out := <-pushed; out[0].Status != api.PushStatus_SENT {
+		t.Fatalf("push: %+v, want SENT", out[0])
+	}
+	// Once the first copy is out, a resend goes out behind it, flagged.
+	if err := h.Resend(ctxT(t), cs.stageConn(), 1, 77, []byte("once")); err != nil {
+		t.Fatal(err)
+	}
+	isDownlink := func(f *fleet.DownFrame) bool { return protocol.Signal(f.Signal) == protocol.SigDownlink }
+	frames := untilFrames(t, ts.gw, 1, 2, "the downlink and its resend", isDownlink)
+	time.Sleep(50 * time.Millisecond) // an early resend queued by mistake would show by now
+	frames = ts.gw.framesOf(1, isDownlink)
+	if len(frames) != 2 || uint16(frames[0].Flags)&protocol.FlagRetransmit != 0 || uint16(frames[1].Flags)&protocol.FlagRetransmit == 0 {
+		for i, f := range frames {
+			t.Logf("frame %d: seq %d flags %#x", i, f.Seq, f.Flags)
+		}
+		t.Fatalf("the device got %d downlinks, want the original (unflagged) then one resend (flagged)", len(frames))
 	}
 }
 

@@ -27,6 +27,7 @@ type metrics struct {
 	downlinks, downlinkAcks               atomic.Int64
 	inflightEvicted, heartbeatTimeouts    atomic.Int64
 	retransmits, undelivered              atomic.Int64
+	resendsEarly                          atomic.Int64 // Resends of a downlink still in the pipeline: not sent
 	pipelineRefused                       atomic.Int64
 	// overloadRefused counts what the overload manager refused, by action (overload.RefuseLogins...).
 	overloadRefused [3]atomic.Int64

@@ -134,8 +134,7 @@ func (s *Server) downlinkOutcome(cs *connState, seq, msgID uint64, payload []byt
 	if out.Payload != nil {
 		payload = out.Payload
 	}
-	cs.written(seq, out.Payload)
-	if !s.sendDownlink(cs, seq, 0, msgID, payload, qos, acc, idx) {
+	if !s.sendFirst(cs, seq, msgID, payload, out.Payload != nil, qos, acc, idx) {
 		if cs.isParked() {
 			// It dropped while the downlink was in the pipeline: the Resume replays it.
 			s.metrics.pushesQueued.Add(1)
@@ -150,18 +149,27 @@ func (s *Server) downlinkOutcome(cs *connState, seq, msgID uint64, payload []byt
 
 const queuedMessage = "the device is reconnecting: kept for its Resume"
 
-// written marks a downlink sent, for a replay to flag it a retransmit, and keeps the payload a
-// stage rewrote (nil: none did).
-func (cs *connState) written(seq uint64, rewritten []byte) {
+// sendFirst queues the first copy of a downlink the pipeline let through, and marks it written
+// (keeping the payload a stage rewrote) in the same step, under cs.mu. Whatever else writes that
+// downlink takes cs.mu too: a stage's Resend (host.go) and a Resume's replay (resume.go) either
+// find it unwritten and leave it to this call, or find it written and queue behind it on the
+// connection's lane. So no copy flagged retransmit ever reaches the device before the original,
+// which the device would deliver twice: it drops only flagged copies of a msg_id it has seen
+// (docs/protocol.md §8.2). The retransmit stage arms its timer while the downlink is still in the
+// pipeline, so on a loaded host that timer can fire before the original is sent.
+func (s *Server) sendFirst(cs *connState, seq, msgID uint64, payload []byte, rewritten bool, qos stage.QoS, acc *accepts, idx int) bool {
 	cs.mu.Lock()
+	defer cs.mu.Unlock()
 	if in, ok := cs.inflight[seq]; ok {
 		in.written = true
-		if rewritten != nil {
-			in.payload = rewritten
+		if rewritten {
+			in.payload = payload
 		}
 		cs.inflight[seq] = in
 	}
-	cs.mu.Unlock()
+	// batch.Add never blocks nor flushes inline, so queuing under cs.mu is safe (finishResume
+	// does the same).
+	return s.sendDownlink(cs, seq, 0, msgID, payload, qos, acc, idx)
 }
 
 // deferDownlink marks an in-flight downlink to be reported undelivered if the connection ends

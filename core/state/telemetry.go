@@ -43,6 +43,7 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 	o.CounterValue("plato_state_downlinks_evicted_total", "{downlink}", "In-flight downlinks forgotten unACKed because a connection reached state.max_inflight.", m.inflightEvicted.Load)
 	o.CounterValue("plato_state_heartbeat_timeouts_total", "{connection}", "Connections closed for silence (Close 1201).", m.heartbeatTimeouts.Load)
 	o.CounterValue("plato_state_retransmits_total", "{downlink}", "Downlinks sent again by a stage (Host.Resend).", m.retransmits.Load)
+	o.CounterValue("plato_state_retransmits_early_total", "{downlink}", "Resends a stage asked for while the downlink's first copy was still in the pipeline: not sent, the first copy goes out instead.", m.resendsEarly.Load)
 	o.CounterValue("plato_state_undelivered_total", "{downlink}", "Downlinks a stage gave up on and reported to the business server (Host.Undelivered).", m.undelivered.Load)
 	o.GaugeValue("plato_state_parked_connections", "{connection}", "Connections that dropped without a Close and are kept for their device to Resume (state.reconnect_window).", m.parkedNow.Load)
 	o.CounterValue("plato_state_parks_total", "{connection}", "Connections parked: their socket dropped without a Close, or for a code the device may resume after.", m.parks.Load)
