@@ -80,7 +80,7 @@ stages:
 	if p.gwAddr, err = p.startProc(ctx, &p.gw, "gateway", "gateway", nil, reGatewayLine); err != nil {
 		return p, err
 	}
-	return p, nil
+	return p, waitGatewayLogin(ctx, p.gwAddr, o.AppID, p.secret, 30*time.Second)
 }
 
 func (p *clPlatform) stop() {

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/platoim/plato/internal/natsd"
+	"github.com/platoim/plato/sdk/protocol"
+	"github.com/platoim/plato/sdk/token"
 )
 
 // What the scenarios that start a platform of their own (failover, slow-consumers, crashloop,
@@ -308,4 +310,28 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// waitGatewayLogin logs a probe device in until the gateway forwards logins to a state server: a
+// gateway says where it listens before its registry watch has shown it one, and answers 1210 until
+// then.
+func waitGatewayLogin(ctx context.Context, gwAddr, appID, tokenSecret string, limit time.Duration) error {
+	signer, err := token.NewSigner([]byte(tokenSecret), tokenTTL)
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		tok, _ := signer.Issue(appID, "probe", "probe", time.Now(), time.Time{})
+		nc, _, _, err := dialLogin(ctx, nil, gwAddr, &protocol.Login{AppID: appID, DID: "probe", UID: "probe", Token: tok})
+		if err == nil {
+			_, _ = nc.Write(protocol.AppendFrame(nil, protocol.SigClose, 0, 0, (&protocol.Close{Code: protocol.CodeClientClose}).Append(nil)))
+			nc.Close()
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the gateway did not accept a login within %v: %v", limit, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

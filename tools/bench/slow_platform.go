@@ -8,9 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/platoim/plato/sdk/protocol"
-	"github.com/platoim/plato/sdk/token"
 )
 
 // slowPlatform is the slow-consumers scenario's platform, built as failover's is (platformBase,
@@ -54,7 +51,7 @@ func startSlowPlatform(ctx context.Context, o Options) (p *slowPlatform, err err
 	if p.adminURL, err = p.gw.waitLine(ctx, reAdminLine, time.Second); err != nil {
 		return p, fmt.Errorf("the gateway's admin address (its metrics are part of the figures): %w", err)
 	}
-	return p, p.waitLogin(ctx, o.AppID, 30*time.Second)
+	return p, waitGatewayLogin(ctx, p.gwAddr, o.AppID, p.tokenSecret, 30*time.Second)
 }
 
 // slowGatewayEnv sets the gateway's slow-consumer settings the options give (0: Plato's default).
@@ -70,28 +67,6 @@ func slowGatewayEnv(o Options) []string {
 		env = append(env, "PLATO_GATEWAY__SOCKET_SEND_BUFFER="+strconv.Itoa(o.SendBuffer))
 	}
 	return env
-}
-
-// waitLogin logs a probe device in until the gateway forwards logins to the state server.
-func (p *slowPlatform) waitLogin(ctx context.Context, appID string, limit time.Duration) error {
-	signer, err := token.NewSigner([]byte(p.tokenSecret), tokenTTL)
-	if err != nil {
-		return err
-	}
-	deadline := time.Now().Add(limit)
-	for {
-		tok, _ := signer.Issue(appID, "probe", "probe", time.Now(), time.Time{})
-		nc, _, _, err := dialLogin(ctx, nil, p.gwAddr, &protocol.Login{AppID: appID, DID: "probe", UID: "probe", Token: tok})
-		if err == nil {
-			_, _ = nc.Write(protocol.AppendFrame(nil, protocol.SigClose, 0, 0, (&protocol.Close{Code: protocol.CodeClientClose}).Append(nil)))
-			nc.Close()
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("the gateway did not accept a login within %v: %v", limit, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // gatewayMetric reads one metric from the gateway's /metrics, summed over the label sets that
