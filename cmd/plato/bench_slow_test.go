@@ -74,7 +74,9 @@ func TestBenchSlowConsumers(t *testing.T) {
 		run.fail("stalled devices saw %+v: each must find its socket closed", saw)
 	}
 	h := sc.Healthy
-	if h.Devices != 36 || h.Accepted == 0 || h.Received != h.Accepted || h.Lost != 0 || h.Disconnected != 0 {
+	// Received may pass Accepted: a push call the end of the pushing cut short is not counted
+	// accepted, though the device may have it.
+	if h.Devices != 36 || h.Accepted == 0 || h.Received < h.Accepted || h.Lost != 0 || h.Disconnected != 0 {
 		run.fail("healthy devices %+v", h)
 	}
 	if h.WithCount == 0 || h.WithoutCount == 0 || h.P99Ratio <= 0 {
