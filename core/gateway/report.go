@@ -29,8 +29,15 @@ func (gw *Gateway) loadNode() registry.Node {
 	if gw.rpcLn.Addr().Network() == "unix" {
 		network = "unix"
 	}
+	// A gateway that reaches no state server would answer every Login 1210 (a fresh one, until its
+	// registry watch shows it the state servers; or one that lost them all): it registers without
+	// its endpoint then, which ipconf does not hand out.
+	endpoint := ""
+	if gw.servable() {
+		endpoint = gw.Endpoint()
+	}
 	return registry.Node{
-		ID: gw.cfg.ID, Role: registry.RoleGateway, Endpoint: gw.Endpoint(),
+		ID: gw.cfg.ID, Role: registry.RoleGateway, Endpoint: endpoint,
 		RPCNetwork: network, RPCAddr: gw.RPCAddr(),
 		Load: registry.Load{
 			Conns: int64(gw.conns.len()), BytesInPerSec: inPS, BytesOutPerSec: outPS,

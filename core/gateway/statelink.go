@@ -66,6 +66,16 @@ func pick(links []*stateLink, did string) *stateLink {
 	return best
 }
 
+// servable reports whether some state server takes this gateway's logins (pick finds one).
+func (gw *Gateway) servable() bool {
+	for _, l := range gw.links.List() {
+		if !l.lost.Load() {
+			return true
+		}
+	}
+	return false
+}
+
 // StateServers lists, in no particular order, the IDs of the live state servers this gateway
 // forwards devices to, as it last saw the registry. While it lists none, every Login is refused
 // (LoginAck 1210).
