@@ -28,8 +28,10 @@ Scenarios:
   uplink     N devices send uplinks for the duration, closed loop (--window per device) or open
              loop (--rate in total): ACKed msgs/s, frame-sent to UplinkAck latency, lost/duplicated
   downlink   the business pushes to each did through State.Push: push-to-receipt latency
-  broadcast  one push of the same message naming all N dids per --interval (a direct push, not
-             a session broadcast): time until the last device has it
+  broadcast  the N devices join one session, and the business broadcasts one message to it per
+             --interval (State.Broadcast, fanned out by every gateway): time until the last
+             device has it. --baseline pushes to the echo servers' dids instead (they have no
+             sessions)
   failover   starts a platform of its own (embedded NATS, two state servers and a gateway as plato
              processes, the bench's business server), loads it with uplinks (--rate) and
              at-least-once pushes (--push-rate), SIGKILLs one state server after --warmup and

@@ -208,8 +208,11 @@ func TestOverload(t *testing.T) {
 func TestDownlink(t *testing.T) {
 	p := testPlatform(t, "")
 	o := tinyOptions(p, ScenarioDownlink)
+	o.Baseline = true
+	o.WorkerCommand = testWorkerCommand
 	s := runTiny(t, o)
 	checkClean(t, "plato", &s.Figures, o.Devices)
+	checkClean(t, "baseline", s.Baseline, o.Devices)
 }
 
 func TestBroadcast(t *testing.T) {
@@ -224,6 +227,22 @@ func TestBroadcast(t *testing.T) {
 	}
 	if s.Sent != uint64(b.Rounds*o.Devices) {
 		t.Errorf("sent %d, want %d rounds x %d devices", s.Sent, b.Rounds, o.Devices)
+	}
+}
+
+// TestBroadcastWithBaseline runs the echo baseline next to Plato: its pusher fans one frame out to
+// the dids itself (the echo servers have no sessions).
+func TestBroadcastWithBaseline(t *testing.T) {
+	p := testPlatform(t, "")
+	o := tinyOptions(p, ScenarioBroadcast)
+	o.Interval = 250 * time.Millisecond
+	o.Baseline = true
+	o.WorkerCommand = testWorkerCommand
+	s := runTiny(t, o)
+	checkClean(t, "plato", &s.Figures, o.Devices)
+	checkClean(t, "baseline", s.Baseline, o.Devices)
+	if s.Baseline == nil || s.Baseline.Broadcast == nil || s.Baseline.Broadcast.Complete == 0 {
+		t.Fatalf("baseline broadcast figures %+v", s.Baseline)
 	}
 }
 

@@ -41,7 +41,7 @@ func (r *runner) startBroadcast(ctx context.Context, tg target, start time.Time,
 	out.rounds = make([]roundOutcome, n+1)
 	per := (o.Devices + len(tg.endpoints) - 1) / len(tg.endpoints)
 	out.calls = len(tg.endpoints) * ((per + chunk - 1) / chunk)
-	stopWhen, wait = r.driveRounds(ctx, start, n, out, func(k int, record func(func())) {
+	stopWhen, pushed := r.driveRounds(ctx, start, n, out, func(k int, record func(func())) {
 		st := p.push(ctx, targets, newPayload(kindBroadcast, broadcastIdx, uint64(k)))
 		record(func() {
 			for _, s := range st {
@@ -54,7 +54,7 @@ func (r *runner) startBroadcast(ctx context.Context, tg target, start time.Time,
 			}
 		})
 	})
-	return stopWhen, func() { wait(); p.close() }, nil
+	return stopWhen, func() { pushed(); p.close() }, nil
 }
 
 // driveRounds calls push for rounds 1..n, one every interval from start, each in its own goroutine
