@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -142,6 +143,9 @@ func TestUplinkClosedLoopWithBaseline(t *testing.T) {
 	o.WorkerCommand = testWorkerCommand // the echo server in a process of its own
 	s := runTiny(t, o)
 	checkClean(t, "plato", &s.Figures, o.Devices)
+	if s.ServerCPUPerMsg <= 0 {
+		t.Errorf("server CPU per message %v with %d acked", s.ServerCPUPerMsg, s.Acked)
+	}
 	if s.Mode != "closed" || s.Window != 2 || s.MsgsPerSec <= 0 {
 		t.Errorf("mode %q window %d msgs/s %v", s.Mode, s.Window, s.MsgsPerSec)
 	}
@@ -268,4 +272,17 @@ func TestConnectThroughWorkerProcesses(t *testing.T) {
 		t.Errorf("bytes per connection: server %v client %v", s.BytesPerConn, s.ClientBytesPerConn)
 	}
 	checkClean(t, "baseline", s.Baseline, o.Devices)
+}
+
+// TestConnectWithoutHeartbeatsRefusesTheMemoryFigure: a hold shorter than the heartbeat interval
+// measures connections that never heartbeat, so the connect scenario refuses their memory figure.
+func TestConnectWithoutHeartbeatsRefusesTheMemoryFigure(t *testing.T) {
+	p := testPlatform(t, "")
+	o := tinyOptions(p, ScenarioConnect)
+	o.Heartbeat = time.Minute
+	s := runTiny(t, o)
+	checkClean(t, "plato", &s.Figures, o.Devices)
+	if s.Heartbeats.Sent != 0 || s.BytesPerConn != 0 || !strings.Contains(s.BytesPerConnRefused, "no heartbeat") {
+		t.Fatalf("heartbeats %+v, bytes per connection %v, refused %q", s.Heartbeats, s.BytesPerConn, s.BytesPerConnRefused)
+	}
 }

@@ -99,6 +99,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		note("during the measured phase %d child process(es) of the server ended and %d started: a plugin process was restarted (the platform's log says why), so some signals skipped or failed its stage", plato.childEnded, plato.childStarted)
 	}
 	s := &Summary{Scenario: o.Scenario, Devices: o.Devices, Duration: round3(plato.measured.Seconds()), Figures: r.figures(plato)}
+	if o.Scenario == ScenarioConnect && (s.Heartbeats.Sent == 0 || s.Heartbeats.Acked == 0) {
+		// The memory figure is that of connections that really heartbeat: without one, it is not.
+		s.BytesPerConn, s.Servers = 0, nil
+		s.BytesPerConnRefused = fmt.Sprintf("no heartbeat was sent and answered during the %v hold (%d sent, %d answered): hold longer than the heartbeat interval (--duration, --heartbeat) for a heartbeating figure", plato.measured.Round(time.Millisecond), s.Heartbeats.Sent, s.Heartbeats.Acked)
+	}
 	if r.children {
 		s.Workers = r.workers
 	}

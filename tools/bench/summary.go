@@ -59,12 +59,18 @@ type Figures struct {
 	ConnectLatency Latency `json:"connect_latency_us"`
 	// BytesPerConn is the server processes' RSS growth over the connect phase per connection.
 	BytesPerConn float64 `json:"bytes_per_conn"`
+	// BytesPerConnRefused says why BytesPerConn is 0 (connect): no heartbeat flowed, so it would
+	// not be the memory of connections that heartbeat.
+	BytesPerConnRefused string `json:"bytes_per_conn_refused,omitempty"`
 	// ClientBytesPerConn is the same for the bench's own workers: its overhead.
 	ClientBytesPerConn float64 `json:"client_bytes_per_conn"`
 	// ServerCPU and ClientCPU are the cores the server processes and the bench's workers kept busy
 	// during the measured phase (CPU seconds per second).
-	ServerCPU       float64        `json:"server_cpu_cores"`
-	ClientCPU       float64        `json:"client_cpu_cores"`
+	ServerCPU float64 `json:"server_cpu_cores"`
+	ClientCPU float64 `json:"client_cpu_cores"`
+	// ServerCPUPerMsg is the server processes' CPU time over the measured phase divided by the
+	// messages answered (uplinks ACKed, downlinks received), in microseconds.
+	ServerCPUPerMsg float64        `json:"server_cpu_us_per_msg,omitempty"`
 	ConnectFailures map[string]int `json:"connect_failures,omitempty"`
 	Codes           map[string]int `json:"codes,omitempty"`
 	Dropped         map[string]int `json:"dropped,omitempty"`
@@ -92,7 +98,10 @@ type ServerFigures struct {
 	PIDs         []int   `json:"pids"`
 	Devices      int     `json:"devices"`
 	BytesPerConn float64 `json:"bytes_per_conn"`
-	WithState    bool    `json:"with_state,omitempty"`
+	// BytesPerConnRefused says why BytesPerConn is 0 (connect): no heartbeat flowed, so it would
+	// not be the memory of connections that heartbeat.
+	BytesPerConnRefused string `json:"bytes_per_conn_refused,omitempty"`
+	WithState           bool   `json:"with_state,omitempty"`
 }
 
 // BusinessFigures count the uplinks the bench's business server received: received should equal
