@@ -211,11 +211,18 @@ func (gw *Gateway) wsHandshake(c *conn, r netpoll.Reader) error {
 	if err := r.Skip(len(req)); err != nil {
 		return err
 	}
-	c.mu.Lock()
-	c.ws.Upgraded, c.ws.Origin = true, hs.origin
-	c.mu.Unlock()
 	gw.metrics.wsHandshakes[wsHandshakeOK].Add(1)
-	c.enqueue(&fleet.DownFrame{ConnId: int64(c.id), Signal: wsRawSignal, Body: out})
+	// Upgraded and the 101 go together under c.mu: a close decided meanwhile (the login timer)
+	// comes after the 101 as a Plato Close, or before it as an HTTP error, never in between.
+	c.mu.Lock()
+	if c.closed || c.state == stateClosing {
+		c.mu.Unlock()
+		return r.Skip(r.Len())
+	}
+	c.ws.Upgraded, c.ws.Origin = true, hs.origin
+	start, full := c.appendLocked(outFrame{down: &fleet.DownFrame{ConnId: int64(c.id), Signal: wsRawSignal, Body: out}}, false)
+	c.mu.Unlock()
+	c.started(start, full)
 	return nil
 }
 

@@ -73,8 +73,9 @@ func TestWebSocketEndToEnd(t *testing.T) {
 	signer := mustSigner(t, platformtest.Secret)
 	want := "ws://" + p.Gateway.WSAddr() + "/plato"
 	var eps []string
+	var tok string
 	poll.Within(t, 10*time.Second, "ipconf to list the WebSocket endpoint", func() bool {
-		eps, _ = ipList(t, p, "wendy", "ws")
+		eps, tok = ipList(t, p, "wendy", "ws")
 		return len(eps) > 0
 	})
 	if eps[0] != want {
@@ -88,9 +89,11 @@ func TestWebSocketEndToEnd(t *testing.T) {
 	if wc.Protocol != "plato" {
 		t.Fatalf("subprotocol %q, want plato", wc.Protocol)
 	}
-	login := dev.login(signer, "wendy")
-	if login.Code != protocol.CodeOK || login.ConnID == 0 {
-		t.Fatalf("LoginAck %+v", login)
+	// The token ipconf handed out with the URL.
+	dev.send(protocol.SigLogin, 1, (&protocol.Login{AppID: "demo", DID: "wendy", Token: tok}).Append(nil))
+	var login protocol.LoginAck
+	if f := dev.next(); f.Signal != protocol.SigLoginAck || login.Decode(f.Body) != nil || login.Code != protocol.CodeOK || login.ConnID == 0 {
+		t.Fatalf("login answer %s (%+v)", f, login)
 	}
 	dev.send(protocol.SigUplink, 1, []byte("over websocket"))
 	var ack protocol.Ack
