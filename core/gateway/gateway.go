@@ -99,11 +99,8 @@ type Gateway struct {
 	fanStopped   bool
 	malformedLog logLimiter
 
-	loop netpoll.EventLoop
-	ln   net.Listener
-	// wsLoop and wsLn serve WebSocket devices (ws.go); nil without gateway.ws_addr.
-	wsLoop    netpoll.EventLoop
-	wsLn      net.Listener
+	loop      netpoll.EventLoop
+	ln        net.Listener
 	rpcLn     net.Listener
 	rpc       server.Server
 	startedAt time.Time
@@ -113,6 +110,10 @@ type Gateway struct {
 	lastRates rates
 	// reported is closed when the registry entry is no longer refreshed (registry.Keep).
 	reported <-chan struct{}
+
+	// wsLoop and wsLn serve WebSocket devices (ws.go); nil without gateway.ws_addr.
+	wsLoop netpoll.EventLoop
+	wsLn   net.Listener
 }
 
 // New prepares a gateway; Start runs it.
