@@ -437,3 +437,41 @@ func TestWSAdvertisedURL(t *testing.T) {
 		_ = h.Gateway.Shutdown(context.Background())
 	}
 }
+
+// FuzzWSFrames sends any bytes after a good handshake, through a real socket, and half-closes: the
+// gateway must answer (or not) without a panic and let the connection go. The seeds run in every
+// `go test`.
+func FuzzWSFrames(f *testing.F) {
+	hb := protocol.AppendFrame(nil, protocol.SigHeartbeat, 0, 1, nil)
+	f.Add(rawFrame(0x82, true, hb))
+	f.Add(append(rawFrame(0x82, true, hb), rawFrame(0x89, true, []byte("ping"))...))
+	f.Add(rawFrame(0x81, true, []byte("text")))
+	f.Add(rawFrame(0x02, true, hb[:5]))
+	f.Add(rawFrame(0x88, true, []byte{0x03, 0xe8, 'o', 'k'}))
+	f.Add([]byte{0x82, 0xfe, 0xff})    // a header cut short
+	f.Add([]byte{0x82, 0x90, 1, 2, 3}) // a mask cut short
+	f.Add(rawFrame(0x82, true, append(slices.Clone(hb), 1)))
+	h := gatewaytest.New(f, gatewaytest.Options{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ctx, cancel := context.WithTimeout(context.Background(), poll.Timeout)
+		defer cancel()
+		c, err := wsclient.Dial(ctx, h.WSURL(), wsclient.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(poll.Timeout))
+		if _, err := c.Conn.Write(b); err != nil {
+			return // closed already: fine
+		}
+		_ = c.Conn.(*net.TCPConn).CloseWrite()
+		if _, err := io.Copy(io.Discard, c.Conn); err != nil {
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+				t.Fatalf("% x: the gateway kept the connection %v after the device's end closed", b, poll.Timeout)
+			}
+		}
+		if p := h.Gateway.Stats().Panics; p != 0 {
+			t.Fatalf("% x: %d panics", b, p)
+		}
+	})
+}
