@@ -129,6 +129,17 @@ func TestWSSlowHandshakeIsCutOff(t *testing.T) {
 	nc.Close()
 	<-done
 	poll.Until(t, "the connection to be gone", func() bool { return h.Gateway.Stats().Conns == 0 })
+
+	// Upgraded in time, but no Login: Close 1206 as on TCP, then the close frame saying so.
+	c := dialWS(t, h, "")
+	f, _, err := protocol.ReadFrame(c, protocol.HardMaxBody, nil)
+	var m protocol.Close
+	if err != nil || f.Signal != protocol.SigClose || m.Decode(f.Body) != nil || m.Code != protocol.CodeLoginTimeout {
+		t.Fatalf("got %v %v, want Close 1206", f, err)
+	}
+	if reason := expectWSClose(t, c, ws.StatusNormalClosure); reason != "1206" {
+		t.Fatalf("close reason %q, want 1206", reason)
+	}
 }
 
 func dialWS(t *testing.T, h *gatewaytest.Harness, origin string) *wsclient.Conn {
