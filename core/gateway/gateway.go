@@ -110,6 +110,10 @@ type Gateway struct {
 	lastRates rates
 	// reported is closed when the registry entry is no longer refreshed (registry.Keep).
 	reported <-chan struct{}
+
+	// wsLoop and wsLn serve WebSocket devices (ws.go); nil without gateway.ws_addr.
+	wsLoop netpoll.EventLoop
+	wsLn   net.Listener
 }
 
 // New prepares a gateway; Start runs it.
@@ -232,11 +236,15 @@ func (gw *Gateway) Start(ctx context.Context) error {
 			gw.log.Error("device listener stopped", "err", err)
 		}
 	}()
+	if err := gw.startWS(); err != nil {
+		gw.Shutdown(context.Background())
+		return err
+	}
 	if gw.reported, err = registry.Keep(ctx, gw.reg, gw.cfg.ReportInterval, gw.loadNode, gw.log); err != nil {
 		gw.Shutdown(context.Background())
 		return fmt.Errorf("gateway: %w", err)
 	}
-	gw.log.Info("gateway listening", "devices", gw.Addr(), "rpc", gw.cfg.RPCAddr)
+	gw.log.Info("gateway listening", "devices", gw.Addr(), "websocket", gw.WSEndpoint(), "rpc", gw.cfg.RPCAddr)
 	return nil
 }
 
@@ -278,6 +286,7 @@ func (gw *Gateway) Shutdown(ctx context.Context) error {
 		} else if gw.ln != nil {
 			gw.ln.Close()
 		}
+		gw.stopWS(ctx)
 		// Close events of the connections just closed still go out before the links close.
 		for _, l := range gw.links.Clear() {
 			l.stop()
