@@ -31,7 +31,7 @@ demo: {enabled: true, addr: "127.0.0.1:0", login_addr: ""}
 		return err == nil && len(l.Endpoints) > 0
 	})
 	cmd := exec.Command(platoBinary(t), "bench", "connect", "--transport", "ws", "--ipconf", ipconfURL,
-		"--devices", "20", "--duration", "1s", "--credential-secret", platformtest.JWTSecret)
+		"--devices", "20", "--duration", "1s", "--heartbeat", "200ms", "--credential-secret", platformtest.JWTSecret)
 	cmd.Env = append(os.Environ(), platform.TokenSecretEnv+"="+platformtest.Secret)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -41,11 +41,13 @@ demo: {enabled: true, addr: "127.0.0.1:0", login_addr: ""}
 	var s struct {
 		Devices, Connected int
 		Failures           map[string]int
+		Heartbeats         struct{ Sent, Acked int }
+		Refused            string `json:"bytes_per_conn_refused"`
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &s); err != nil {
 		t.Fatalf("stdout is not one JSON line: %v\n%s", err, stdout.String())
 	}
-	if s.Devices != 20 || s.Connected != 20 {
+	if s.Devices != 20 || s.Connected != 20 || s.Heartbeats.Sent == 0 || s.Heartbeats.Acked == 0 || s.Refused != "" {
 		t.Errorf("summary %+v\n%s", s, stdout.String())
 	}
 	out := stdout.String()
