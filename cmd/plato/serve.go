@@ -223,7 +223,8 @@ func serve(ctx context.Context, cfg config.Config, roles []string, stdout, stder
 	printAddresses(stdout, p)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "shutting down...")
-	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// A gateway first drains to the others, for at most gateway.drain.shutdown_timeout.
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second+cfg.Gateway.Drain.ShutdownTimeout)
 	defer cancel()
 	if err := p.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutting down: %w", err)

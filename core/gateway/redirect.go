@@ -1,42 +1,20 @@
 package gateway
 
 import (
-	"slices"
 	"time"
 
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
-// redirectTargets lists the device endpoints of the other live gateways that take logins, least
-// loaded first: where a redirected device should go. Overloaded gateways come last, and only when
-// no other remains; the list is empty when this gateway is alone.
+// redirectTargets lists the device endpoints of the other live gateways that take logins (not
+// draining), least loaded first: where a redirected device should go. Overloaded gateways come
+// last, and only when no other remains; the list is empty when this gateway is alone.
 func (gw *Gateway) redirectTargets() []string {
-	type target struct {
-		endpoint   string
-		overloaded bool
-		conns      int64
-	}
-	var ts []target
-	for _, id := range gw.peers.IDs() {
-		n, ok := gw.peers.Node(id)
-		if !ok || id == gw.cfg.ID || n.Endpoint == "" || n.Endpoint == gw.Endpoint() {
-			continue
-		}
-		ts = append(ts, target{n.Endpoint, n.Load.Overloaded, n.Load.Conns})
-	}
-	slices.SortFunc(ts, func(a, b target) int {
-		if a.overloaded != b.overloaded {
-			if a.overloaded {
-				return 1
-			}
-			return -1
-		}
-		return int(a.conns - b.conns)
-	})
-	out := make([]string, len(ts))
-	for i, t := range ts {
-		out[i] = t.endpoint
+	ps := gw.redirectPeers()
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = p.endpoint
 	}
 	return out
 }

@@ -36,13 +36,15 @@ func (gw *Gateway) loadNode() registry.Node {
 	if gw.servable() {
 		endpoint = gw.Endpoint()
 	}
+	gw.moves.reports.Add(1)
 	return registry.Node{
-		ID: gw.cfg.ID, Role: registry.RoleGateway, Endpoint: endpoint,
+		ID: gw.cfg.ID, Role: registry.RoleGateway, Endpoint: endpoint, AdminAddr: gw.cfg.AdminAddr,
 		RPCNetwork: network, RPCAddr: gw.RPCAddr(),
 		Load: registry.Load{
 			Conns: int64(gw.conns.len()), BytesInPerSec: inPS, BytesOutPerSec: outPS,
 			BandwidthBytesPerSec: gw.cfg.Bandwidth,
 			Overloaded:           gw.overload.Active(overload.RefuseLogins),
+			Draining:             gw.moves.draining.Load(),
 		},
 		StartedAt: gw.startedAt, UpdatedAt: now,
 	}
