@@ -418,6 +418,13 @@ func TestOpsDrain(t *testing.T) {
 	if ok, _ := listed(); ok {
 		t.Error("ipconf hands out gw-1 again while it drains")
 	}
+	if out, err := f.ops(t, "status", "gw-1"); err != nil || !strings.Contains(out, "draining since") || !strings.Contains(out, fmt.Sprintf("%d redirected, done true", n)) {
+		t.Errorf("plato ops status: %v\n%s", err, out)
+	}
+	// Draining again changes the pace only; --wait=false answers at once.
+	if out, err := f.ops(t, "drain", "gw-1", "--rate", "50", "--wait=false"); err != nil || !strings.Contains(out, "draining gw-1 at 50/s") {
+		t.Errorf("plato ops drain --wait=false: %v\n%s", err, out)
+	}
 	// Migrating off the other gateway now has nowhere to go: gw-1 drains.
 	if out, err := f.ops(t, "migrate", "--from", "gw-2", "--count", "1"); err == nil || !strings.Contains(out, "only live gateway") {
 		t.Errorf("migrate with no other gateway taking logins: %v\n%s", err, out)
@@ -445,6 +452,15 @@ func TestSIGTERMDrainsToTheOtherGateway(t *testing.T) {
 	const n = 50
 	devs := dialMoveDevices(t, n, "term", f.gws["gw-1"].addr)
 	p := startPusher(f.plato, devs)
+	// Two devices by name, to whichever other gateway takes logins.
+	out, err := f.ops(t, "migrate", "--from", "gw-1", "--did", devs[0].did, "--did", devs[1].did, "--app", "demo")
+	if err != nil || !strings.Contains(out, "redirected 2 devices from gw-1 to "+f.gws["gw-2"].addr) {
+		t.Fatalf("plato ops migrate --did: %v\n%s", err, out)
+	}
+	poll.Within(t, 30*time.Second, "the two devices named on gw-2", func() bool {
+		off, _ := allOn(devs[:2], f.gws["gw-2"].addr)
+		return off == 0
+	})
 	gw1 := f.gws["gw-1"].p
 	if err := gw1.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

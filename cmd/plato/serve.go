@@ -256,7 +256,11 @@ func printAddresses(w io.Writer, p *platform.Platform) {
 		fmt.Fprintf(w, "  ipconf    http://%s  (GET /ip/list?app_id=demo&did=alice, with Authorization: Bearer <credential>)\n", p.IPConf.Addr())
 	}
 	if p.Admin != nil {
-		fmt.Fprintf(w, "  admin     http://%s  (GET /metrics for Prometheus, GET /healthz)\n", p.Admin.Addr())
+		ops := ""
+		if p.Gateway != nil {
+			ops = ", the ops API for plato ops"
+		}
+		fmt.Fprintf(w, "  admin     http://%s  (GET /metrics for Prometheus, GET /healthz%s)\n", p.Admin.Addr(), ops)
 	}
 	switch t := p.Config.Telemetry.Traces; t.Exporter {
 	case config.TraceExporterStdout:

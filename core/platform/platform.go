@@ -314,8 +314,9 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		p.stops = append(p.stops, p.Gateway.Shutdown)
 		if p.Admin != nil {
 			// The ops API (docs/operations.md, "Moving devices"); without ops.key it refuses every call.
-			p.Admin.Handle("/api/v1/gateway", p.Gateway.OpsHandler(cfg.Ops.Key))
-			p.Admin.Handle("/api/v1/gateway/", p.Gateway.OpsHandler(cfg.Ops.Key))
+			ops := p.Gateway.OpsHandler(cfg.Ops.Key)
+			p.Admin.Handle("/api/v1/gateway", ops)
+			p.Admin.Handle("/api/v1/gateway/", ops)
 		}
 	}
 	if has(RoleIPConf) {
