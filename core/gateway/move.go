@@ -47,8 +47,11 @@ type mover struct {
 	draining atomic.Bool
 	// reports counts load reports built (loadNode), so a drain can wait until one that says it
 	// drains went out before moving devices.
-	reports    atomic.Int64
-	redirects  [numCauses]atomic.Int64
+	reports   atomic.Int64
+	redirects [numCauses]atomic.Int64
+	// sent holds the IDs of the connections redirected within redirectGrace, whose old socket may
+	// still be open: they are not selected again.
+	sent       sync.Map
 	rate       atomic.Int64
 	redirected atomic.Int64 // by the current drain
 	waiting    atomic.Pointer[string]
@@ -161,15 +164,16 @@ func (c *conn) loggedIn() bool {
 	return !c.closed && c.state == stateLoggedIn
 }
 
-// pickConns selects up to count (0: no bound) of conns that are logged in and, when dids is not empty,
-// whose did is in it (and app, when not empty, is theirs).
-func pickConns(conns []*conn, count int, app string, dids map[string]bool) []*conn {
+// pickConns selects up to count (0: no bound) of conns that are logged in, not redirected already
+// (skip, when not nil) and, when dids is not empty, whose did is in it (and app, when not empty, is
+// theirs).
+func pickConns(conns []*conn, count int, app string, dids map[string]bool, skip func(*conn) bool) []*conn {
 	var out []*conn
 	for _, c := range conns {
 		if count > 0 && len(out) >= count {
 			break
 		}
-		if !c.loggedIn() {
+		if !c.loggedIn() || skip != nil && skip(c) {
 			continue
 		}
 		if len(dids) > 0 && (!dids[c.did] || app != "" && c.appID != app) {
@@ -230,7 +234,7 @@ func (gw *Gateway) Migrate(ctx context.Context, req opsapi.MigrateRequest) (opsa
 			dids[d] = true
 		}
 	}
-	sel := pickConns(gw.allConns(), req.Count, req.App, dids)
+	sel := pickConns(gw.allConns(), req.Count, req.App, dids, gw.moves.wasRedirected)
 	res.Selected = len(sel)
 	p := pacer{rate: gw.rateOr(req.Rate), start: time.Now()}
 	for _, c := range sel {
@@ -267,11 +271,23 @@ func (gw *Gateway) peerEndpoint(id string) (string, error) {
 }
 
 func (gw *Gateway) redirectFor(c *conn, targets []string, cause int) bool {
-	if !gw.redirect(c, targets) {
+	m := &gw.moves
+	if _, dup := m.sent.LoadOrStore(c.id, struct{}{}); dup {
 		return false
 	}
-	gw.moves.redirects[cause].Add(1)
+	if !gw.redirect(c, targets) {
+		m.sent.Delete(c.id)
+		return false
+	}
+	gw.wheel.AfterFunc(redirectGrace, func() { m.sent.Delete(c.id) })
+	m.redirects[cause].Add(1)
 	return true
+}
+
+// wasRedirected reports whether c was sent a Redirect lately (its old socket may still be open).
+func (m *mover) wasRedirected(c *conn) bool {
+	_, ok := m.sent.Load(c.id)
+	return ok
 }
 
 // StartDrain makes the gateway drain: it leaves ipconf's answers (its next load report says it
@@ -375,7 +391,7 @@ func (gw *Gateway) drainLoop(ctx context.Context, done, announced chan struct{},
 			continue
 		}
 		m.waiting.Store(nil)
-		batch := pickConns(gw.allConns(), 0, "", nil)
+		batch := pickConns(gw.allConns(), 0, "", nil, gw.moves.wasRedirected)
 		if len(batch) == 0 {
 			if !sleepCtx(ctx, 50*time.Millisecond) {
 				return

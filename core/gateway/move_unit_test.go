@@ -94,16 +94,20 @@ func TestPickConnsSelectsLoggedInDevices(t *testing.T) {
 		}
 		return out
 	}
-	if got := dids(pickConns(conns, 0, "", nil)); !slices.Equal(got, []string{"demo/a", "other/a", "demo/d"}) {
+	if got := dids(pickConns(conns, 0, "", nil, nil)); !slices.Equal(got, []string{"demo/a", "other/a", "demo/d"}) {
 		t.Errorf("all: %v", got)
 	}
-	if got := dids(pickConns(conns, 2, "", nil)); !slices.Equal(got, []string{"demo/a", "other/a"}) {
+	if got := dids(pickConns(conns, 2, "", nil, nil)); !slices.Equal(got, []string{"demo/a", "other/a"}) {
 		t.Errorf("count 2: %v", got)
 	}
-	if got := dids(pickConns(conns, 0, "", map[string]bool{"a": true, "b": true})); !slices.Equal(got, []string{"demo/a", "other/a"}) {
+	if got := dids(pickConns(conns, 0, "", map[string]bool{"a": true, "b": true}, nil)); !slices.Equal(got, []string{"demo/a", "other/a"}) {
 		t.Errorf("dids a, b: %v", got)
 	}
-	if got := dids(pickConns(conns, 0, "other", map[string]bool{"a": true})); !slices.Equal(got, []string{"other/a"}) {
+	if got := dids(pickConns(conns, 0, "other", map[string]bool{"a": true}, nil)); !slices.Equal(got, []string{"other/a"}) {
 		t.Errorf("did a of app other: %v", got)
+	}
+	redirected := func(c *conn) bool { return c.did == "a" }
+	if got := dids(pickConns(conns, 0, "", nil, redirected)); !slices.Equal(got, []string{"demo/d"}) {
+		t.Errorf("all but those redirected already: %v", got)
 	}
 }

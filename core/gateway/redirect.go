@@ -19,11 +19,21 @@ func (gw *Gateway) redirectTargets() []string {
 	return out
 }
 
+// redirectGrace is how long a redirected device's old socket stays open at most. The device reads
+// the Redirect, Resumes elsewhere, and its Resume closes the old socket (the state server takes the
+// connection over: Close 1207); this only closes the sockets of devices that did neither. Closing at
+// once instead would lose the Redirect itself now and then: a socket closed with data from the
+// device still unread (a DownlinkAck, a Heartbeat) is reset, and a reset discards what the device
+// had received and not read yet.
+const redirectGrace = 5 * time.Second
+
 // redirect sends the device a Redirect (1207) to targets with a fresh token for its app, did and
-// uid, so that a device whose login token expired long ago can still Resume there, then closes
-// the socket. The state server keeps the connection for its Resume (1207 is resumable). It reports
-// false when the connection was already closing or is not logged in (a device that has no
-// connection to resume is closed with 1207 as well, and logs in again).
+// uid, so that a device whose login token expired long ago can still Resume there. A logged-in
+// device's socket stays open until its Resume elsewhere takes the connection over (the state
+// server then closes it with 1207), or at most redirectGrace; if it drops meanwhile, it is reported
+// closed with 1207, which the state server keeps the connection for. A connection not logged in
+// (it has nothing to resume) is closed after the Redirect, and its device logs in there. It reports
+// false when the connection was already closing or is not logged in.
 func (gw *Gateway) redirect(c *conn, targets []string) bool {
 	c.mu.Lock()
 	if c.closed || c.state == stateClosing {
@@ -31,21 +41,32 @@ func (gw *Gateway) redirect(c *conn, targets []string) bool {
 		return false
 	}
 	loggedIn := c.state == stateLoggedIn
-	c.state = stateClosing
-	c.reason = protocol.CodeMigrated
+	if !loggedIn {
+		c.state = stateClosing
+	}
+	if c.reason == 0 {
+		c.reason = protocol.CodeMigrated
+	}
 	appID, did, uid := c.appID, c.did, c.uid
 	c.mu.Unlock()
 	m := protocol.Redirect{Code: protocol.CodeMigrated, Endpoints: targets}
-	if loggedIn && gw.tokens != nil {
-		now := time.Now()
-		m.Token, _ = gw.tokens.Issue(appID, did, uid, now, now.Add(gw.tokens.TTL()))
+	action := fleet.DownAction_SEND_AND_CLOSE
+	if loggedIn {
+		action = fleet.DownAction_SEND
+		if gw.tokens != nil {
+			now := time.Now()
+			m.Token, _ = gw.tokens.Issue(appID, did, uid, now, now.Add(gw.tokens.TTL()))
+		}
 	}
-	f := &fleet.DownFrame{ConnId: int64(c.id), Action: fleet.DownAction_SEND_AND_CLOSE, Signal: int8(protocol.SigRedirect), Body: m.Append(nil)}
+	f := &fleet.DownFrame{ConnId: int64(c.id), Action: action, Signal: int8(protocol.SigRedirect), Body: m.Append(nil)}
 	c.mu.Lock()
-	start, _ := c.appendLocked(outFrame{down: f}, true)
+	start, _ := c.appendLocked(outFrame{down: f}, action == fleet.DownAction_SEND_AND_CLOSE)
 	c.mu.Unlock()
 	if start {
 		c.gw.writers.Go(c.flush)
+	}
+	if loggedIn {
+		gw.wheel.AfterFunc(redirectGrace, func() { c.closeWith(protocol.CodeMigrated, "moved to another gateway") })
 	}
 	return loggedIn
 }
