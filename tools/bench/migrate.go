@@ -64,8 +64,8 @@ type MigrateFigures struct {
 	NotMoved int `json:"not_moved"`
 	// NotMovedExamples say where a few devices that did not move are, and their last state.
 	NotMovedExamples []string `json:"not_moved_examples,omitempty"`
-	Relogged int `json:"relogged"`
-	Pushes   struct {
+	Relogged         int      `json:"relogged"`
+	Pushes           struct {
 		Accepted   int `json:"accepted"`
 		Lost       int `json:"lost"`
 		Duplicated int `json:"duplicated"`
