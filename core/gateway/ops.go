@@ -40,6 +40,9 @@ func (gw *Gateway) OpsHandler(key string) http.Handler {
 	mux.HandleFunc("DELETE "+opsapi.PathDrain, func(w http.ResponseWriter, _ *http.Request) {
 		opsapi.WriteJSON(w, http.StatusOK, gw.Undrain())
 	})
+	mux.HandleFunc("/api/v1/gateway/", func(w http.ResponseWriter, r *http.Request) {
+		opsapi.WriteError(w, http.StatusNotFound, "no such operation: "+r.Method+" "+r.URL.Path)
+	})
 	return opsapi.Authenticated(key, guardHTTP(gw, mux))
 }
 
