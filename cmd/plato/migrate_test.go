@@ -520,3 +520,71 @@ func TestSIGTERMDrainsToTheOtherGateway(t *testing.T) {
 		return true
 	})
 }
+
+// TestChatFollowsARedirect runs `plato chat` as a process against a fleet that has one gateway,
+// then starts a second and migrates the chat's device there: the chat says it is moving and that
+// it resumed on the new gateway, and stays up.
+func TestChatFollowsARedirect(t *testing.T) {
+	f := startMoveFleet(t, "", "gw-1")
+	ipc := startProc(t, "ipconf", "ipconf", "--config", f.cfg)
+	ipconfURL := "http://" + ipc.waitLine(regexp.MustCompile(`ipconf\s+http://(\S+)`))
+	poll.Within(t, 30*time.Second, "ipconf to hand out gw-1", func() bool {
+		l := fetchList(t, ipconfURL, "carol")
+		return l.status == http.StatusOK && slices.Contains(l.endpoints, "gw-1")
+	})
+	cmd := exec.Command(platoBinary(t), "chat", "--ipconf", ipconfURL, "--app", "demo", "--did", "carol",
+		"--credential", platformtest.Credential(t, "demo", "carol", "carol"))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close() // Ctrl-D: the chat leaves
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+	})
+	poll.Within(t, 30*time.Second, "the chat to connect to gw-1", func() bool {
+		return strings.Contains(out.String(), "connected to "+f.gws["gw-1"].addr)
+	})
+	gw2 := f.startGateway(t, "gw-2")
+	f.waitServing(t, "gw-2")
+	if o, err := f.ops(t, "migrate", "--from", "gw-1", "--to", "gw-2", "--did", "carol"); err != nil || !strings.Contains(o, "redirected 1 devices") {
+		t.Fatalf("plato ops migrate: %v\n%s", err, o)
+	}
+	poll.Within(t, 30*time.Second, "the chat to resume on gw-2", func() bool {
+		s := out.String()
+		return strings.Contains(s, "* moving to another gateway") && strings.Contains(s, "* reconnected to "+gw2.addr+": resumed")
+	})
+	if cmd.ProcessState != nil {
+		t.Fatalf("the chat exited:\n%s", out.String())
+	}
+	f.biz.WaitEvents(t, api.EventKind_RESUMED, "carol", 1)
+}
+
+// lockedBuffer collects a process's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
