@@ -588,3 +588,25 @@ func (l *lockedBuffer) String() string {
 	defer l.mu.Unlock()
 	return l.b.String()
 }
+
+// Wrong arguments to plato ops are refused before it reaches anything.
+func TestOpsArgumentsAreChecked(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"ops"}, "no ops subcommand"},
+		{[]string{"ops", "bogus"}, "unknown ops subcommand"},
+		{[]string{"ops", "drain"}, "takes one GATEWAY_ID"},
+		{[]string{"ops", "status", "a", "b"}, "takes one GATEWAY_ID"},
+		{[]string{"ops", "migrate", "--count", "3"}, "--from GATEWAY_ID is required"},
+		{[]string{"ops", "migrate", "--from", "a"}, "either --count N or --did D"},
+		{[]string{"ops", "migrate", "--from", "a", "--count", "1", "--did", "x"}, "either --count N or --did D"},
+		{[]string{"ops", "gateways", "extra"}, "unexpected arguments"},
+	} {
+		var stdout, stderr strings.Builder
+		if code := run(tc.args, &stdout, &stderr); code == 0 || !strings.Contains(stderr.String(), tc.says) {
+			t.Errorf("plato %s: exit %d, stderr %q, want it to say %q", strings.Join(tc.args, " "), code, stderr.String(), tc.says)
+		}
+	}
+}

@@ -88,6 +88,27 @@ func runOps(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	switch sub {
+	case "migrate", "gateways":
+		if len(pos) > 0 {
+			return fmt.Errorf("unexpected arguments %q", pos)
+		}
+	default:
+		if len(pos) != 1 {
+			return fmt.Errorf("plato ops %s takes one GATEWAY_ID, got %q", sub, pos)
+		}
+	}
+	if sub == "migrate" {
+		if from == "" {
+			return errors.New("--from GATEWAY_ID is required")
+		}
+		if (count > 0) == (len(dids) > 0) {
+			return errors.New("give either --count N or --did D (repeatable)")
+		}
+	}
+	// plato ops signs nothing: an operator's machine with only the NATS URL and the ops key runs
+	// it without the fleet's token secret (what the configuration requires of the roles).
+	of.cf.set = append(of.cf.set, "auth.token_secret=plato-ops-signs-nothing-with-this")
 	cfg, err := of.cf.load("")
 	if err != nil {
 		return err
@@ -107,15 +128,6 @@ func runOps(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return nil
 	}
 	if sub == "migrate" {
-		if len(pos) > 0 {
-			return fmt.Errorf("unexpected arguments %q", pos)
-		}
-		if from == "" {
-			return errors.New("--from GATEWAY_ID is required")
-		}
-		if (count > 0) == (len(dids) > 0) {
-			return errors.New("give either --count N or --did D (repeatable)")
-		}
 		cl, err := opsClient(gws, from, key)
 		if err != nil {
 			return err
@@ -126,9 +138,6 @@ func runOps(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		fmt.Fprintf(stdout, "redirected %d devices from %s to %s (%d selected)\n", res.Redirected, from, strings.Join(res.Targets, ", "), res.Selected)
 		return nil
-	}
-	if len(pos) != 1 {
-		return fmt.Errorf("plato ops %s takes one GATEWAY_ID, got %q", sub, pos)
 	}
 	cl, err := opsClient(gws, pos[0], key)
 	if err != nil {
