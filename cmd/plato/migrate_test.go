@@ -301,7 +301,39 @@ func TestOpsMigrateMovesDevicesUnderPushLoad(t *testing.T) {
 	}
 
 	p := startPusher(f.plato, devs)
-	time.Sleep(300 * time.Millisecond) // pushes in flight when the move starts
+	// Some devices send uplinks all along: each Send must succeed and reach the business once.
+	var (
+		upMu    sync.Mutex
+		upAcked []string
+		upErrs  []error
+	)
+	upStop := make(chan struct{})
+	var upWG sync.WaitGroup
+	for _, d := range devs[:50] {
+		upWG.Add(1)
+		go func() {
+			defer upWG.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-upStop:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				payload := fmt.Sprintf("%s#%d", d.did, i)
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				err := d.c.Send(ctx, []byte(payload))
+				cancel()
+				upMu.Lock()
+				if err != nil {
+					upErrs = append(upErrs, fmt.Errorf("%s: %w", payload, err))
+				} else {
+					upAcked = append(upAcked, payload)
+				}
+				upMu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond) // pushes and uplinks in flight when the move starts
 	out, err := f.ops(t, "migrate", "--from", "gw-1", "--to", "gw-2", "--count", fmt.Sprint(n))
 	if err != nil {
 		t.Fatalf("plato ops migrate: %v\n%s", err, out)
@@ -314,9 +346,24 @@ func TestOpsMigrateMovesDevicesUnderPushLoad(t *testing.T) {
 		return off == 0
 	})
 	time.Sleep(300 * time.Millisecond) // pushes after the move too
+	close(upStop)
+	upWG.Wait()
 	p.halt()
 	p.checkDelivered(t, devs)
 	f.checkResumedOnly(t, n)
+	if len(upErrs) > 0 {
+		t.Errorf("%d uplinks failed during the move, e.g. %v", len(upErrs), upErrs[0])
+	}
+	uplinks := map[string]int{}
+	for _, ev := range f.biz.Events(api.EventKind_UPLINK, "") {
+		uplinks[string(ev.Payload)]++
+	}
+	for _, u := range upAcked {
+		if uplinks[u] != 1 {
+			t.Errorf("acknowledged uplink %s reached the business %d times, want once", u, uplinks[u])
+		}
+	}
+	t.Logf("%d uplinks acknowledged during the move, each delivered once", len(upAcked))
 	for _, d := range devs {
 		if r := d.resumed.Load(); r != 1 {
 			t.Errorf("%s resumed %d times, want once", d.did, r)
