@@ -56,6 +56,13 @@ Scenarios:
              to ipconf answering fresh, every process registered again, the state server seeing
              the new gateway (converged; given up on after --after-restart, default 15s), and
              ipconf's answers (fresh, stale, 503) meanwhile
+  migrate    starts a platform of its own (embedded NATS, a state server and gateways gw-1 and
+             gw-2 as plato processes, the bench's business server), logs --devices (default 1000)
+             SDK clients in through gw-1, pushes at-least-once messages at --push-rate (default
+             200/s), and after --warmup (2s) has gw-1's ops API migrate all of them to gw-2 at
+             --rate Redirects per second (default 500): how long the move took, each device's
+             Redirect-to-ResumeAck time (p50/p99/max), pushes lost or received twice, and devices
+             that logged in again instead of resuming; --after-restart bounds the wait (60s)
   slow-consumers
              starts a platform of its own (embedded NATS, a state server and a gateway as plato
              processes, the bench's business server), pushes to every device, and after --warmup
@@ -94,11 +101,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Devices, "devices", bench.DefaultDevices, "number of devices (at most 200000; failover default 2000)")
 	fs.DurationVar(&o.Duration, "duration", bench.DefaultDuration, "length of the measured phase, after every device connected (at most 10m; not failover; slow-consumers: the longest wait for the stalled devices to be closed, default 2m)")
 	fs.IntVar(&o.Window, "window", 1, "closed loop: messages in flight per device (uplink, downlink)")
-	fs.Float64Var(&o.Rate, "rate", 0, "open loop: messages per second in total, instead of --window (uplink, downlink, failover; at most 1000000; failover default 5 per device)")
-	fs.Float64Var(&o.PushRate, "push-rate", 0, "failover: at-least-once pushes per second in total (default 0.1 per device)")
-	fs.DurationVar(&o.Warmup, "warmup", 0, "failover, nats-restart: load before the kill (default 3s); crashloop: before the first kill (default 2s); slow-consumers: load before the devices stop reading (default 20s)")
+	fs.Float64Var(&o.Rate, "rate", 0, "open loop: messages per second in total, instead of --window (uplink, downlink, failover; at most 1000000; failover default 5 per device); migrate: Redirects per second (default 500)")
+	fs.Float64Var(&o.PushRate, "push-rate", 0, "failover: at-least-once pushes per second in total (default 0.1 per device); migrate: default 200")
+	fs.DurationVar(&o.Warmup, "warmup", 0, "failover, nats-restart: load before the kill (default 3s); migrate: load before the move (default 2s); crashloop: before the first kill (default 2s); slow-consumers: load before the devices stop reading (default 20s)")
 	fs.DurationVar(&o.AfterKill, "after-kill", 0, "failover, nats-restart: load from the kill to the restart (default 5s)")
-	fs.DurationVar(&o.AfterRestart, "after-restart", 0, "failover: load after the restart (default 5s); nats-restart: how long to wait for convergence (default 15s)")
+	fs.DurationVar(&o.AfterRestart, "after-restart", 0, "failover: load after the restart (default 5s); nats-restart: how long to wait for convergence (default 15s); migrate: the longest wait for every device to move (default 60s)")
 	fs.DurationVar(&o.Interval, "interval", bench.DefaultInterval, "time between broadcast rounds; crashloop: time between kills")
 	fs.IntVar(&o.Kills, "kills", 0, "crashloop: how many times the stage's plugin is killed (default 50, at most 1000)")
 	fs.StringVar(&o.Plugin, "plugin", "", "crashloop: the plugin binary the stage runs (default "+bench.DefaultCrashloopPlugin+")")
@@ -156,7 +163,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.Rate > 0 && !set["window"] {
 		o.Window = 0 // --rate alone selects the open loop
 	}
-	if o.Scenario == bench.ScenarioFailover || o.Scenario == bench.ScenarioCrashloop || o.Scenario == bench.ScenarioNATSRestart {
+	if o.Scenario == bench.ScenarioFailover || o.Scenario == bench.ScenarioCrashloop || o.Scenario == bench.ScenarioNATSRestart || o.Scenario == bench.ScenarioMigrate {
 		// Its own defaults, and no window or duration unless asked for (which it refuses).
 		if !set["devices"] {
 			o.Devices = 0

@@ -265,6 +265,10 @@ func (n *connNotes) line(s client.State) string {
 	case client.Disconnected:
 		// Not "reconnecting" yet: a final reason (1203 replaced) ends the chat instead.
 		n.down = true
+		if pe := (*protocol.Error)(nil); errors.As(s.Err, &pe) && pe.Code == protocol.CodeMigrated {
+			// A Redirect (plato ops migrate|drain, a gateway stopping): the client resumes there.
+			return fmt.Sprintf("* moving to another gateway (%v)", s.Err)
+		}
 		return fmt.Sprintf("* connection lost (%v)", s.Err)
 	case client.Resumed:
 		n.down = false

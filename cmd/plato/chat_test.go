@@ -88,8 +88,10 @@ func TestChatConnNotes(t *testing.T) {
 		{client.State{Kind: client.Connecting, Attempt: 3, Err: lost}, ""},
 		{client.State{Kind: client.Connecting, Attempt: 4, Err: lost}, "* still reconnecting (attempt 4)"},
 		{client.State{Kind: client.Resumed, Endpoint: "gw:2", ConnID: 2}, "* reconnected to gw:2: resumed (conn 2)"},
-		{client.State{Kind: client.Disconnected, ConnID: 2, Err: lost}, "* connection lost"},
-		{client.State{Kind: client.Connected, Endpoint: "gw:1", ConnID: 3}, "* reconnected to gw:1: logged in again (conn 3)"},
+		{client.State{Kind: client.Disconnected, ConnID: 2, Err: &protocol.Error{Code: protocol.CodeMigrated, Msg: "redirected to gw:3"}}, "* moving to another gateway"},
+		{client.State{Kind: client.Resumed, Endpoint: "gw:3", ConnID: 3}, "* reconnected to gw:3: resumed (conn 3)"},
+		{client.State{Kind: client.Disconnected, ConnID: 3, Err: lost}, "* connection lost"},
+		{client.State{Kind: client.Connected, Endpoint: "gw:1", ConnID: 4}, "* reconnected to gw:1: logged in again (conn 4)"},
 		{client.State{Kind: client.Closed}, ""},
 	} {
 		got := n.line(c.s)

@@ -223,7 +223,8 @@ func serve(ctx context.Context, cfg config.Config, roles []string, stdout, stder
 	printAddresses(stdout, p)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "shutting down...")
-	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	// A gateway first drains to the others, for at most gateway.drain.shutdown_timeout.
+	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second+cfg.Gateway.Drain.ShutdownTimeout)
 	defer cancel()
 	if err := p.Shutdown(sctx); err != nil {
 		return fmt.Errorf("shutting down: %w", err)
@@ -258,7 +259,11 @@ func printAddresses(w io.Writer, p *platform.Platform) {
 		fmt.Fprintf(w, "  ipconf    http://%s  (GET /ip/list?app_id=demo&did=alice, with Authorization: Bearer <credential>)\n", p.IPConf.Addr())
 	}
 	if p.Admin != nil {
-		fmt.Fprintf(w, "  admin     http://%s  (GET /metrics for Prometheus, GET /healthz)\n", p.Admin.Addr())
+		ops := ""
+		if p.Gateway != nil {
+			ops = ", the ops API for plato ops"
+		}
+		fmt.Fprintf(w, "  admin     http://%s  (GET /metrics for Prometheus, GET /healthz%s)\n", p.Admin.Addr(), ops)
 	}
 	switch t := p.Config.Telemetry.Traces; t.Exporter {
 	case config.TraceExporterStdout:

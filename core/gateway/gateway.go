@@ -53,6 +53,9 @@ type Config struct {
 	// gateway, and checks that Push and Sessions come from a state server (internal/peerauth). Empty
 	// checks nothing, for tests that drive a gateway alone.
 	Secret []byte
+	// AdminAddr is where this process's admin server answers the ops API, published in the
+	// registry for `plato ops` (empty: none).
+	AdminAddr string
 }
 
 // Gateway is one running gateway.
@@ -90,6 +93,8 @@ type Gateway struct {
 	overload   *overload.Manager
 	// onFrame acts on one complete frame: handle, except in tests that need it to fail.
 	onFrame func(c *conn, h protocol.Header, body []byte)
+	// moves are the migrations and the drain (move.go).
+	moves mover
 
 	// sub is the broadcast subscription, set in Start (the metrics read it meanwhile). fanMu is
 	// held by the one NATS callback while it fans a message out; fanStopped, set under it at
@@ -270,6 +275,7 @@ func (gw *Gateway) Shutdown(ctx context.Context) error {
 		if gw.cancel != nil {
 			gw.cancel()
 		}
+		gw.moves.stop()
 		if gw.reported != nil {
 			<-gw.reported // a refresh in flight must not put the entry back after Delete
 		}

@@ -36,13 +36,15 @@ func (gw *Gateway) loadNode() registry.Node {
 	if gw.servable() {
 		endpoint, wsEndpoint = gw.Endpoint(), gw.WSEndpoint()
 	}
+	gw.moves.reports.Add(1)
 	return registry.Node{
-		ID: gw.cfg.ID, Role: registry.RoleGateway, Endpoint: endpoint, WSEndpoint: wsEndpoint,
+		ID: gw.cfg.ID, Role: registry.RoleGateway, Endpoint: endpoint, WSEndpoint: wsEndpoint, AdminAddr: gw.cfg.AdminAddr,
 		RPCNetwork: network, RPCAddr: gw.RPCAddr(),
 		Load: registry.Load{
 			Conns: int64(gw.conns.len()), BytesInPerSec: inPS, BytesOutPerSec: outPS,
 			BandwidthBytesPerSec: gw.cfg.Bandwidth,
 			Overloaded:           gw.overload.Active(overload.RefuseLogins),
+			Draining:             gw.moves.draining.Load(),
 		},
 		StartedAt: gw.startedAt, UpdatedAt: now,
 	}

@@ -136,5 +136,6 @@ func (gw *Gateway) instrument(meter metric.Meter) (metric.Registration, error) {
 		"Connection-session memberships in the gateway's local session index.", gw.sessions.memberships.Load)
 	o.GaugeValue("plato_gateway_sessions", "{session}",
 		"Sessions with at least one connection on this gateway.", gw.sessions.sessions.Load)
+	gw.instrumentMoves(o)
 	return o.Register()
 }

@@ -88,9 +88,9 @@ func NewScorer(window, staleAfter time.Duration) *Scorer {
 
 // Observe records n's load as a sample taken at at and recomputes its scores. Samples older than
 // the window, measured back from at, are dropped. A gateway without an endpoint cannot be handed
-// out and is forgotten.
+// out and is forgotten, and so is a draining one: it is moving its devices away.
 func (s *Scorer) Observe(n registry.Node, at time.Time) {
-	if n.Endpoint == "" {
+	if n.Endpoint == "" || n.Load.Draining {
 		s.Remove(n.ID)
 		return
 	}

@@ -254,3 +254,21 @@ func BenchmarkObserve(b *testing.B) {
 		s.Observe(n, at)
 	}
 }
+
+// A draining gateway is moving its devices away: ipconf stops handing it out at its first report
+// that says so, and hands it out again once it no longer drains.
+func TestScorerLeavesDrainingGatewaysOut(t *testing.T) {
+	s := NewScorer(0, 0)
+	s.Observe(gw("a", 5e9, 1), t0)
+	s.Observe(gw("b", 1e9, 100), t0)
+	draining := gw("a", 5e9, 1)
+	draining.Load.Draining = true
+	s.Observe(draining, t0.Add(time.Second))
+	if got := ids(rankAll(s, t0.Add(time.Second))); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("ranking %v while a drains, want [b]", got)
+	}
+	s.Observe(gw("a", 5e9, 1), t0.Add(2*time.Second))
+	if got := ids(rankAll(s, t0.Add(2*time.Second))); !slices.Equal(got, []string{"a", "b"}) {
+		t.Fatalf("ranking %v after the drain was called off, want [a b]", got)
+	}
+}

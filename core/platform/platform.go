@@ -296,6 +296,9 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 	if has(RoleGateway) {
 		gc := gateway.Config{Gateway: cfg.Gateway, RPCTimeout: cfg.State.RPCTimeout, Meter: p.meter, NATS: p.nc, Tracer: p.tracer,
 			Secret: []byte(cfg.Auth.TokenSecret), Apps: p.Apps}
+		if p.Admin != nil {
+			gc.AdminAddr = p.Admin.Addr()
+		}
 		if gc.ID == "" {
 			gc.ID = fmt.Sprintf("gw-%s-%d", sanitize(host), pid)
 		}
@@ -309,6 +312,12 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 			return err
 		}
 		p.stops = append(p.stops, p.Gateway.Shutdown)
+		if p.Admin != nil {
+			// The ops API (docs/operations.md, "Moving devices"); without ops.key it refuses every call.
+			ops := p.Gateway.OpsHandler(cfg.Ops.Key)
+			p.Admin.Handle("/api/v1/gateway", ops)
+			p.Admin.Handle("/api/v1/gateway/", ops)
+		}
 	}
 	if has(RoleIPConf) {
 		keepStale := cfg.IPConf.KeepStale
@@ -375,6 +384,11 @@ func (p *Platform) NATSURL() string { return p.natsURL }
 func (p *Platform) Shutdown(ctx context.Context) error {
 	if p.Admin != nil {
 		p.Admin.Draining()
+	}
+	if p.Gateway != nil {
+		// Devices move to the other gateways by Redirect while everything here still runs; the
+		// drain has its own bound (gateway.drain.shutdown_timeout), the stops below theirs.
+		p.Gateway.DrainForShutdown(ctx)
 	}
 	var errs []error
 	for i := len(p.stops) - 1; i >= 0; i-- {

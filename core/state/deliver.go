@@ -349,7 +349,7 @@ func (s *Server) downlinkAck(cs *connState, seq uint64) {
 func (s *Server) kick(cs *connState, code protocol.Code, msg string) {
 	body := (&protocol.Close{Code: code, Message: msg}).Append(nil)
 	s.send(cs, fleet.DownAction_SEND_AND_CLOSE, protocol.SigClose, 0, 0, body)
-	s.dropped(cs, code)
+	s.dropped(cs, code, connKey{})
 }
 
 // disconnect ends a connection: it runs the disconnect signal through the pipeline (stages clean

@@ -51,7 +51,9 @@ func newGateways(s *Server) *registry.Table[*gatewayLink] {
 		Drop: func(l *gatewayLink, id string, gone bool) {
 			if gone {
 				for _, cs := range s.conns.ofGateway(id) {
-					s.dropped(cs, protocol.CodeConnectionLost)
+					if k, ok := cs.routeKey(); ok && k.gw == id {
+						s.dropped(cs, protocol.CodeConnectionLost, k)
+					}
 				}
 			}
 			go closeLink(l)
@@ -126,8 +128,9 @@ func (s *Server) moved(l *gatewayLink, ids []int64) {
 // gone acts on the connections a gateway says it does not hold.
 func (s *Server) gone(l *gatewayLink, ids []int64) {
 	for _, id := range ids {
-		if cs := s.conns.byRoute(connKey{gw: l.id, id: uint64(id)}); cs != nil {
-			s.dropped(cs, protocol.CodeConnectionLost)
+		k := connKey{gw: l.id, id: uint64(id)}
+		if cs := s.conns.byRoute(k); cs != nil {
+			s.dropped(cs, protocol.CodeConnectionLost, k)
 		}
 	}
 }

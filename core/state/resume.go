@@ -37,7 +37,7 @@ func (s *Server) closed(key connKey, reason protocol.Code) {
 		return
 	}
 	if rk, ok := cs.routeKey(); ok && rk == key {
-		s.dropped(cs, reason)
+		s.dropped(cs, reason, key)
 		return
 	}
 	// Parked already (the gateway said Gone first, or the heartbeat timed out): a reason that ends
@@ -50,22 +50,48 @@ func (s *Server) closed(key connKey, reason protocol.Code) {
 	}
 }
 
-// dropped parks the connection when its device may resume it, and ends it otherwise.
-func (s *Server) dropped(cs *connState, reason protocol.Code) {
-	if !resumable(reason) || s.cfg.ReconnectWindow <= 0 || !s.park(cs, reason) {
+// dropped parks the connection when its device may resume it, and ends it otherwise. from is the
+// route the drop was reported for: when the connection has left it meanwhile (its device resumed
+// elsewhere between the report and now, as a redirected device does within milliseconds of its
+// old gateway's close event), the report is about a socket it no longer uses and nothing is done.
+// The zero key drops it whatever its route.
+func (s *Server) dropped(cs *connState, reason protocol.Code, from connKey) {
+	if !resumable(reason) || s.cfg.ReconnectWindow <= 0 {
+		if from == (connKey{}) || cs.onRoute(from) {
+			s.disconnect(cs, reason)
+		}
+		return
+	}
+	if !s.park(cs, reason, from) {
 		s.disconnect(cs, reason)
 	}
 }
 
+// onRoute reports whether the connection's socket is k now.
+func (cs *connState) onRoute(k connKey) bool {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	r := cs.route.Load()
+	return r != nil && r.key == k
+}
+
 // park keeps a logged-in connection for the reconnect window. It reports false when there is
-// nothing to keep (the login had not been accepted) or it is gone; true when parked, now or before.
-func (s *Server) park(cs *connState, reason protocol.Code) bool {
+// nothing to keep (the login had not been accepted) or it is gone; true when parked, now or before,
+// or when it is no longer on the route from (not zero): it moved on, and there is nothing to park.
+func (s *Server) park(cs *connState, reason protocol.Code, from connKey) bool {
 	cs.mu.Lock()
 	if cs.closed || !cs.loggedIn {
 		cs.mu.Unlock()
 		return false
 	}
 	if cs.parked {
+		cs.mu.Unlock()
+		return true
+	}
+	// Checked under cs.mu, where finishResume moves the route: a caller's earlier look at the
+	// route may be stale, and parking the connection the device just resumed would leave it
+	// parked while its device, connected, waits for pushes that queue for a Resume never coming.
+	if cur := cs.route.Load(); from != (connKey{}) && (cur == nil || cur.key != from) {
 		cs.mu.Unlock()
 		return true
 	}
@@ -142,7 +168,7 @@ func (s *Server) resume(l *gatewayLink, key connKey, ev *fleet.UpEvent) {
 		}
 		body := (&protocol.Close{Code: protocol.CodeMigrated, Message: "resumed on another connection"}).Append(nil)
 		s.sendRoute(cur, cs.did, fleet.DownAction_SEND_AND_CLOSE, protocol.SigClose, 0, 0, body)
-		if !s.park(cs, protocol.CodeConnectionLost) {
+		if !s.park(cs, protocol.CodeConnectionLost, cur.key) {
 			refuse("the connection ended meanwhile: log in")
 			return
 		}

@@ -263,6 +263,37 @@ func TestResumeTakesOverAHalfOpenConnection(t *testing.T) {
 	}
 }
 
+// A drop reported for the socket a connection just left (a redirected device resumes on its new
+// gateway within milliseconds of its old gateway's close event; the event's handler may have
+// looked at the route before the Resume moved it) neither parks nor ends the resumed connection.
+func TestADropOfTheRouteALeftConnectionHadDoesNothing(t *testing.T) {
+	ts := newTestServer(t)
+	gw2 := ts.addGateway(t, "gw-2")
+	cs := ts.loginDevice(t, 1, testApp, "a", "alice")
+	old := connKey{gw: testGW, id: 1}
+	ts.deliver(t, "gw-2", resumeEvent(9, testApp, "a", "alice", 1, 0))
+	if _, ack := untilResumeAck(t, gw2, 9); ack.Code != protocol.CodeOK {
+		t.Fatalf("ResumeAck %+v", ack)
+	}
+	// What closed() and gone() do when their look at the route raced with the Resume.
+	ts.dropped(cs, protocol.CodeMigrated, old)
+	ts.dropped(cs, protocol.CodeClientClose, old)
+	if ts.Stats().Parked != 0 || !cs.onRoute(connKey{gw: "gw-2", id: 9}) {
+		t.Fatalf("after a stale drop: parked %d, on gw-2 %v; want the connection live on gw-2", ts.Stats().Parked, cs.onRoute(connKey{gw: "gw-2", id: 9}))
+	}
+	if tg := ts.pushTo(t, "a", 77, stage.AtLeastOnce); tg.Status != api.PushStatus_SENT {
+		t.Fatalf("push after a stale drop: %v %q, want SENT to the resumed connection", tg.Status, tg.Message)
+	}
+	if n := len(ts.biz.eventsOf(api.EventKind_DISCONNECTED, "a")); n != 0 {
+		t.Fatalf("%d DISCONNECTED events after a stale drop", n)
+	}
+	// A drop of the route it is on still parks it.
+	ts.dropped(cs, protocol.CodeConnectionLost, connKey{gw: "gw-2", id: 9})
+	if ts.Stats().Parked != 1 {
+		t.Fatalf("a drop of its own route: parked %d, want 1", ts.Stats().Parked)
+	}
+}
+
 func TestFinalCodesEndAndResumableOnesPark(t *testing.T) {
 	for code, parks := range map[protocol.Code]bool{
 		protocol.CodeConnectionLost: true, protocol.CodeHeartbeatTimeout: true, protocol.CodeShuttingDown: true,

@@ -57,8 +57,12 @@ const (
 	DefaultPluginDir        = "bin/plugins"
 	DefaultPipelineLanes    = 16
 	DefaultAdminAddr        = "127.0.0.1:9464"
-	DefaultTraceExporter    = TraceExporterNone
-	DefaultTraceSampling    = 0.01
+	// DefaultDrainRate paces the Redirects of a drain: devices moved per second.
+	DefaultDrainRate = 500
+	// DefaultDrainShutdownTimeout bounds the drain a gateway does when it is told to stop.
+	DefaultDrainShutdownTimeout = 10 * time.Second
+	DefaultTraceExporter        = TraceExporterNone
+	DefaultTraceSampling        = 0.01
 	// DevTokenSecret is the secret the shipped configs use so `make up` works out of the box.
 	// Plato logs a warning when it is in use; a fleet must set its own.
 	DevTokenSecret = "plato-dev-secret-change-me-please"
@@ -113,9 +117,18 @@ type Config struct {
 	State    State          `koanf:"state"`
 	Pipeline Pipeline       `koanf:"pipeline"`
 	Demo     Demo           `koanf:"demo"`
-	// Admin is the process's operations HTTP server (/metrics, /healthz).
-	Admin     Admin     `koanf:"admin"`
+	// Admin is the process's operations HTTP server (/metrics, /healthz, the ops API).
+	Admin Admin `koanf:"admin"`
+	// Ops authenticates the ops API (docs/operations.md, "Moving devices").
+	Ops       Ops       `koanf:"ops"`
 	Telemetry Telemetry `koanf:"telemetry"`
+}
+
+// Ops configures the ops API served on the admin address (`plato ops`, docs/operations.md).
+type Ops struct {
+	// Key is the bearer key the ops API requires (Authorization: Bearer <key>), and that
+	// `plato ops` sends. Empty turns the ops API off: every call to it is refused. Default empty.
+	Key string `koanf:"key"`
 }
 
 // Admin configures the one operations HTTP server a process runs, whatever its roles.
@@ -316,6 +329,20 @@ type Gateway struct {
 	MaxUplinksInFlight int `koanf:"max_uplinks_in_flight"`
 	// Overload tunes the gateway's overload manager.
 	Overload Overload `koanf:"overload"`
+	// Drain paces the moves of devices to other gateways by Redirect (docs/operations.md).
+	Drain Drain `koanf:"drain"`
+}
+
+// Drain paces how a gateway moves its devices to other gateways by Redirect: `plato ops drain`
+// and the drain a gateway does when it is told to stop while other gateways are live.
+type Drain struct {
+	// Rate is how many devices per second a drain redirects when `plato ops drain` names no
+	// --rate, and the rate of the drain at shutdown. Default 500.
+	Rate int `koanf:"rate"`
+	// ShutdownTimeout bounds the drain a gateway does when it is stopped (SIGTERM, Ctrl-C) while
+	// other gateways are live; the devices still on it then get Close 1204. 0 skips that drain:
+	// every device gets Close 1204 at once. Default 10s.
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 }
 
 // Overload tunes a role's overload manager (docs/operations.md, "Overload"): resources (the heap,
@@ -432,6 +459,7 @@ func Default() Config {
 			Bandwidth:    DefaultBandwidth, ReportInterval: DefaultReportInterval, Batch: b,
 			StatePingInterval: DefaultStatePing, StatePingsLost: DefaultStatePingsLost,
 			MaxUplinksInFlight: DefaultUplinksInFlight, Overload: o,
+			Drain: Drain{Rate: DefaultDrainRate, ShutdownTimeout: DefaultDrainShutdownTimeout},
 		},
 		State: State{
 			Addr: DefaultStateAddr, HeartbeatInterval: DefaultHeartbeat, HeartbeatTimeout: DefaultHeartbeatTimeout,

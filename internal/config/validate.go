@@ -130,6 +130,10 @@ func (c *Config) Validate() error {
 	c.validateBatch("gateway.batch", g.Batch, bad)
 	atLeast("gateway.max_uplinks_in_flight", g.MaxUplinksInFlight, 1)
 	validateOverload("gateway.overload", g.Overload, bad)
+	atLeast("gateway.drain.rate", g.Drain.Rate, 1)
+	if g.Drain.ShutdownTimeout < 0 {
+		bad("gateway.drain.shutdown_timeout", "must be 0 (no drain at shutdown) or a positive duration, got %v", g.Drain.ShutdownTimeout)
+	}
 
 	s := &c.State
 	hostPort("state.addr", s.Addr, false)

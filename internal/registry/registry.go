@@ -34,6 +34,9 @@ type Load struct {
 	// Overloaded is set while the gateway refuses logins for overload: ipconf hands it out only
 	// when every gateway is.
 	Overloaded bool `json:"overloaded,omitempty"`
+	// Draining is set while the gateway moves its devices to others (`plato ops drain`, or it is
+	// stopping): ipconf never hands it out, and no gateway redirects devices to it.
+	Draining bool `json:"draining,omitempty"`
 }
 
 // Node is one registered process.
@@ -46,11 +49,14 @@ type Node struct {
 	// WebSocket listener only).
 	WSEndpoint string `json:"ws_endpoint,omitempty"`
 	// RPCNetwork ("tcp" or "unix") and RPCAddr are where its Kitex service listens.
-	RPCNetwork string    `json:"rpc_network"`
-	RPCAddr    string    `json:"rpc_addr"`
-	Load       Load      `json:"load"`
-	StartedAt  time.Time `json:"started_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	RPCNetwork string `json:"rpc_network"`
+	RPCAddr    string `json:"rpc_addr"`
+	// AdminAddr is the "host:port" of the process's admin HTTP server, where the ops API answers
+	// (gateways only; empty when admin.addr is off). `plato ops` finds a gateway by ID with it.
+	AdminAddr string    `json:"admin_addr,omitempty"`
+	Load      Load      `json:"load"`
+	StartedAt time.Time `json:"started_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // EventType says whether a node appeared/changed or went away, or whether the watcher's view

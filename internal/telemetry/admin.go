@@ -27,6 +27,7 @@ type Admin struct {
 	// stops sending first.
 	stopping atomic.Bool
 	health   func() error
+	mux      *http.ServeMux
 }
 
 // Degraded is what a health function returns for a process that serves but has a part failing
@@ -51,6 +52,7 @@ func StartAdmin(addr string, reg *prometheus.Registry, health func() error, log 
 	}
 	a := &Admin{ln: ln, done: make(chan struct{}), health: health}
 	mux := http.NewServeMux()
+	a.mux = mux
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		// A metric that fails to collect is logged and left out; the others are still served.
@@ -73,6 +75,10 @@ func StartAdmin(addr string, reg *prometheus.Registry, health func() error, log 
 	}()
 	return a, nil
 }
+
+// Handle serves pattern (http.ServeMux syntax) with h, next to /metrics and /healthz: a role
+// adds its operations API this way (the gateway's under /api/v1/gateway/).
+func (a *Admin) Handle(pattern string, h http.Handler) { a.mux.Handle(pattern, h) }
 
 // Addr is the listen address.
 func (a *Admin) Addr() string { return a.ln.Addr().String() }

@@ -33,10 +33,13 @@ const (
 	// ScenarioSlowConsumers starts a platform of its own (slow.go) and has some devices stop
 	// reading while pushes flood them.
 	ScenarioSlowConsumers = "slow-consumers"
+	// ScenarioMigrate starts a platform of its own with two gateways (migrate.go) and moves every
+	// device from one to the other by Redirect under push load.
+	ScenarioMigrate = "migrate"
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioOverload, ScenarioCrashloop, ScenarioNATSRestart, ScenarioSlowConsumers}
+var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioOverload, ScenarioCrashloop, ScenarioNATSRestart, ScenarioSlowConsumers, ScenarioMigrate}
 
 // Hard limits: a bench is a bounded experiment, never an open-ended load generator.
 const (
@@ -212,6 +215,8 @@ func (o *Options) setDefaults() {
 		o.setCrashloopDefaults()
 	case ScenarioNATSRestart:
 		o.setNATSRestartDefaults()
+	case ScenarioMigrate:
+		o.setMigrateDefaults()
 	case ScenarioSlowConsumers:
 		o.setSlowDefaults()
 	case ScenarioOverload:
@@ -225,10 +230,10 @@ func (o *Options) setDefaults() {
 	if o.Devices == 0 {
 		o.Devices = DefaultDevices
 	}
-	if o.Duration == 0 && o.Scenario != ScenarioFailover && o.Scenario != ScenarioCrashloop && o.Scenario != ScenarioNATSRestart && o.Scenario != ScenarioSlowConsumers {
+	if o.Duration == 0 && o.Scenario != ScenarioFailover && o.Scenario != ScenarioCrashloop && o.Scenario != ScenarioNATSRestart && o.Scenario != ScenarioSlowConsumers && o.Scenario != ScenarioMigrate {
 		o.Duration = DefaultDuration
 	}
-	if o.Window == 0 && o.Rate == 0 && o.Scenario != ScenarioNATSRestart {
+	if o.Window == 0 && o.Rate == 0 && o.Scenario != ScenarioNATSRestart && o.Scenario != ScenarioMigrate {
 		o.Window = 1
 	}
 	if o.Interval == 0 {
@@ -254,6 +259,10 @@ func (o *Options) validate() error {
 	}
 	if o.Scenario == ScenarioNATSRestart {
 		errs = append(errs, o.validateNATSRestart()...)
+		return errors.Join(errs...)
+	}
+	if o.Scenario == ScenarioMigrate {
+		errs = append(errs, o.validateMigrate()...)
 		return errors.Join(errs...)
 	}
 	if o.Scenario == ScenarioFailover {

@@ -37,6 +37,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if o.Scenario == ScenarioNATSRestart {
 		return runNATSRestart(ctx, o)
 	}
+	if o.Scenario == ScenarioMigrate {
+		return runMigrate(ctx, o)
+	}
 	if o.TokenSecret != "" && len(o.TokenSecret) < token.MinSecretLen {
 		return nil, fmt.Errorf("token secret: at least %d bytes", token.MinSecretLen)
 	}
