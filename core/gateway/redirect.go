@@ -49,6 +49,9 @@ func (gw *Gateway) redirect(c *conn, targets []string) bool {
 	}
 	appID, did, uid := c.appID, c.did, c.uid
 	c.mu.Unlock()
+	if c.ws != nil {
+		targets = gw.wsTargets(targets)
+	}
 	m := protocol.Redirect{Code: protocol.CodeMigrated, Endpoints: targets}
 	action := fleet.DownAction_SEND_AND_CLOSE
 	if loggedIn {
@@ -69,4 +72,24 @@ func (gw *Gateway) redirect(c *conn, targets []string) bool {
 		gw.wheel.AfterFunc(redirectGrace, func() { c.closeWith(protocol.CodeMigrated, "moved to another gateway") })
 	}
 	return loggedIn
+}
+
+// wsTargets turns the TCP endpoints of other gateways into their WebSocket URLs, in the same order,
+// for a device on the WebSocket transport: a browser cannot dial host:port. A gateway without a
+// WebSocket listener is left out; with none left, the Redirect lists nothing and the device asks
+// ipconf (with transport=ws) for somewhere to Resume.
+func (gw *Gateway) wsTargets(tcp []string) []string {
+	byEndpoint := make(map[string]string, len(tcp))
+	for _, id := range gw.peers.IDs() {
+		if n, ok := gw.peers.Node(id); ok && n.Endpoint != "" && n.WSEndpoint != "" {
+			byEndpoint[n.Endpoint] = n.WSEndpoint
+		}
+	}
+	out := make([]string, 0, len(tcp))
+	for _, e := range tcp {
+		if u := byEndpoint[e]; u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/platoim/plato/core/gateway"
 	"github.com/platoim/plato/core/gateway/gatewaytest"
 	"github.com/platoim/plato/internal/fanout"
+	"github.com/platoim/plato/internal/opsapi"
+	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/internal/wsclient"
 	"github.com/platoim/plato/sdk/delivery"
@@ -485,4 +487,48 @@ func FuzzWSFrames(f *testing.F) {
 			t.Fatalf("% x: %d panics", b, p)
 		}
 	})
+}
+
+// TestRedirectListsEndpointsOfTheDevicesTransport: a device on the WebSocket transport is
+// redirected to the other gateways' ws:// URLs, which a browser can dial; a TCP device to their
+// host:port. Both get a fresh token for their own did.
+func TestRedirectListsEndpointsOfTheDevicesTransport(t *testing.T) {
+	h := gatewaytest.New(t, gatewaytest.Options{})
+	other := registry.Node{
+		ID: "gw-other", Role: registry.RoleGateway, Endpoint: "127.0.0.1:7001", WSEndpoint: "ws://127.0.0.1:7002/plato",
+		RPCNetwork: "tcp", RPCAddr: "127.0.0.1:7003", StartedAt: time.Now(), UpdatedAt: time.Now(),
+	}
+	if err := h.Registry.Put(t.Context(), other); err != nil {
+		t.Fatal(err)
+	}
+	wc := dialWS(t, h, "")
+	loginWS(t, h, wc, "demo", "ws-device")
+	tcp := h.Login("demo", "tcp-device")
+	poll.Until(t, "the gateway to see gw-other", func() bool {
+		_, err := h.Gateway.Migrate(t.Context(), opsapi.MigrateRequest{To: "gw-other", DIDs: []string{"nobody"}})
+		return err == nil
+	})
+	res, err := h.Gateway.Migrate(t.Context(), opsapi.MigrateRequest{To: "gw-other", DIDs: []string{"ws-device", "tcp-device"}})
+	if err != nil || res.Redirected != 2 {
+		t.Fatalf("migrate: %+v %v", res, err)
+	}
+	check := func(f protocol.Frame, did, want string) {
+		t.Helper()
+		var m protocol.Redirect
+		if f.Signal != protocol.SigRedirect || m.Decode(f.Body) != nil {
+			t.Fatalf("%s got %v, want a Redirect", did, f.Signal)
+		}
+		if m.Code != protocol.CodeMigrated || len(m.Endpoints) != 1 || m.Endpoints[0] != want {
+			t.Fatalf("%s: Redirect %+v, want code 1207 to %s", did, m, want)
+		}
+		if _, err := h.Tokens.Verify(m.Token, "demo", did, time.Now()); err != nil {
+			t.Fatalf("%s: the Redirect's token: %v", did, err)
+		}
+	}
+	f, _, err := protocol.ReadFrame(wc, protocol.HardMaxBody, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(f, "ws-device", other.WSEndpoint)
+	check(tcp.Read(), "tcp-device", other.Endpoint)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/peerauth"
+	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
 	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/gateway"
 	"github.com/platoim/plato/internal/testkit"
@@ -66,6 +67,9 @@ type Harness struct {
 	Tokens *token.Signer
 	// NATSURL is where the embedded NATS server listens.
 	NATSURL string
+	// Registry is the registry the gateway and the fake state server are in: a test may register
+	// other nodes (another gateway to move devices to).
+	Registry registry.Registry
 
 	t     testing.TB
 	rpc   gwservice.Client
@@ -129,7 +133,7 @@ func New(t testing.TB, opts Options) *Harness {
 		t.Fatalf("creating the gateway client: %v", err)
 	}
 	return &Harness{
-		Gateway: gw, State: state, Tokens: tokens, NATSURL: b.url,
+		Gateway: gw, State: state, Tokens: tokens, NATSURL: b.url, Registry: b.reg,
 		t: t, rpc: cli, proof: peerauth.Proof(cfg.Secret, peerauth.State, StateID), pub: b.pub,
 	}
 }
