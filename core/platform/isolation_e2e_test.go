@@ -16,20 +16,19 @@ import (
 	"github.com/platoim/plato/sdk/client"
 )
 
-// TestOneAppCannotSlowAnother floods app-a, whose plugin holds every uplink 200 ms, and measures
-// app-b's uplinks meanwhile: they must not queue behind app-a's (each app has lanes, business
-// queues and quotas of its own), and none of them is refused.
+// TestOneAppCannotSlowAnother floods app-a, whose plugin holds every uplink 1.5 s, and sends app-b's
+// uplinks meanwhile: they must not queue behind app-a's (each app has lanes, business queues and
+// quotas of its own), and none of them is refused.
 //
 // What tells isolation from sharing is app-a's call time: an app-b uplink on a lane shared with
-// app-a waits behind at least one 200 ms call (with the lanes shared, app-b's p99 was 1.61 s). So
-// the bound is app-b's p99 with app-a idle plus one such call (or times 1.5, if more). A tighter
-// one measures the machine: app-a's flood also takes CPU from app-b, and on a loaded 2-core
-// machine that alone moved app-b's p99 from 58 ms to 90 ms (load average 15), past the 1.5x + 25 ms
-// this test once used. docs/performance.md has the ratio measured on a quiet machine.
+// app-a waits behind at least one 1.5 s call. So the test asserts that no app-b uplink took that
+// long, a bound no scheduling delay of a loaded machine comes near, rather than comparing
+// latencies, which measures the machine (app-a's flood also takes CPU from app-b).
+// docs/performance.md has the p99 ratio measured on a quiet machine.
 func TestOneAppCannotSlowAnother(t *testing.T) {
 	dir := t.TempDir()
 	slow := platformtest.BuildPlugin(t, "sdk/stage/internal/testplugin")
-	const hold = 200 * time.Millisecond // app-a's plugin holds each uplink this long
+	const hold = 1500 * time.Millisecond // app-a's plugin holds each uplink this long
 	yaml := fmt.Sprintf("version: 1\nstages:\n  - name: slow\n    plugin: %s\n    signals: [uplink]\n    timeout: 30s\n    config: {delay_ms: %d}\n", slow, hold.Milliseconds())
 	if err := os.WriteFile(filepath.Join(dir, "app-a.yaml"), []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
@@ -45,10 +44,10 @@ func TestOneAppCannotSlowAnother(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	measure := func(n int) (p99 time.Duration, refused int) {
+	measure := func(n int) (p99, slowest time.Duration, refused int) {
 		var lat []time.Duration
 		for i := range n {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), 4*hold)
 			start := time.Now()
 			err := b.Send(ctx, fmt.Appendf(nil, "b %d", i))
 			cancel()
@@ -60,27 +59,35 @@ func TestOneAppCannotSlowAnother(t *testing.T) {
 		}
 		slices.Sort(lat)
 		if len(lat) == 0 {
-			return 0, refused
+			return 0, 0, refused
 		}
-		return lat[len(lat)*99/100], refused
+		return lat[len(lat)*99/100], lat[len(lat)-1], refused
 	}
 	measure(20) // warm up the connections to the business server
-	idle, refused := measure(200)
+	idle, _, refused := measure(200)
 	if refused > 0 {
 		t.Fatalf("%d of app-b's uplinks refused with app-a idle", refused)
 	}
 
-	// The flood: app-a's devices keep 8 uplinks each in flight, for as long as app-b is measured.
+	// The flood: app-a's devices keep 4 uplinks each in flight, for as long as app-b is measured. The
+	// plugin takes a lane's uplinks one after another, so that is a backlog of seconds on every lane;
+	// each flood send waits for its answer, so the lanes are empty again when the test ends.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var sent atomic.Int64
+	// Every app-a device logs in before the flood: a login behind app-a's held uplinks would wait
+	// for them too.
+	var flooders []*client.Client
 	for d := range 20 {
 		did := fmt.Sprintf("a-%d", d)
 		a, err := connectAs(t, p, "app-a", did, "", platformtest.Credential(t, "app-a", did, "u"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		for range 8 {
+		flooders = append(flooders, a)
+	}
+	for _, a := range flooders {
+		for range 4 {
 			wg.Add(1)
 			go func(c *client.Client) {
 				defer wg.Done()
@@ -90,8 +97,8 @@ func TestOneAppCannotSlowAnother(t *testing.T) {
 						return
 					default:
 					}
-					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-					_ = c.Send(ctx, []byte("a")) // held 200 ms by app-a's plugin, or refused 1303 when its lanes are full
+					ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+					_ = c.Send(ctx, []byte("a")) // held by app-a's plugin, or refused 1303 when its lanes are full
 					cancel()
 					sent.Add(1)
 				}
@@ -99,14 +106,14 @@ func TestOneAppCannotSlowAnother(t *testing.T) {
 		}
 	}
 	time.Sleep(time.Second) // let app-a's lanes fill up behind its plugin
-	flooded, refused := measure(200)
+	flooded, slowest, refused := measure(200)
 	close(stop)
 	wg.Wait()
-	t.Logf("app-b uplink p99: %v with app-a idle, %v with app-a flooded (%d of app-a's uplinks answered meanwhile)", idle, flooded, sent.Load())
+	t.Logf("app-b uplink p99: %v with app-a idle, %v with app-a flooded (slowest %v; %d of app-a's uplinks answered meanwhile)", idle, flooded, slowest, sent.Load())
 	if refused > 0 {
 		t.Errorf("%d of app-b's uplinks refused while app-a was flooded", refused)
 	}
-	if limit := max(idle*3/2, idle+hold); flooded > limit {
-		t.Errorf("app-b's p99 went from %v to %v with app-a flooded (limit %v)", idle, flooded, limit)
+	if slowest >= hold {
+		t.Errorf("an app-b uplink took %v with app-a flooded: it waited behind app-a's %v plugin call", slowest, hold)
 	}
 }
