@@ -25,6 +25,8 @@ type conn struct {
 	id uint64
 	nc netpoll.Connection
 	gw *Gateway
+	// ws is the WebSocket state of a connection of the WebSocket listener; nil for TCP (ws.go).
+	ws *wsConn
 
 	mu       sync.Mutex
 	state    uint8
@@ -242,6 +244,24 @@ func (c *conn) flush() {
 		var sent [16]int64
 		var broadcasts int64
 		for _, o := range q {
+			if c.ws != nil {
+				m, last, err := wsWrite(w, o)
+				if err != nil {
+					c.abort(protocol.CodeConnectionLost)
+					return
+				}
+				n += m
+				if o.broadcast != nil {
+					sent[uint8(protocol.SigDownlink)]++
+					broadcasts++
+				} else if o.down.Signal != wsRawSignal {
+					sent[uint8(o.down.Signal)&15]++
+				}
+				if closeAfter = last; last {
+					break
+				}
+				continue
+			}
 			if o.broadcast != nil {
 				// Linked rather than copied when large: the bytes are never modified.
 				if _, err := w.WriteBinary(o.broadcast); err != nil {
@@ -314,9 +334,12 @@ func (c *conn) closeWith(code protocol.Code, msg string) bool {
 	}
 	c.state = stateClosing
 	c.reason = code
+	f := c.wsPreUpgradeCloseLocked(code, msg)
 	c.mu.Unlock()
-	body := (&protocol.Close{Code: code, Message: msg}).Append(nil)
-	f := &fleet.DownFrame{ConnId: int64(c.id), Action: fleet.DownAction_SEND_AND_CLOSE, Signal: int8(protocol.SigClose), Body: body}
+	if f == nil {
+		body := (&protocol.Close{Code: code, Message: msg}).Append(nil)
+		f = &fleet.DownFrame{ConnId: int64(c.id), Action: fleet.DownAction_SEND_AND_CLOSE, Signal: int8(protocol.SigClose), Body: body}
+	}
 	c.mu.Lock()
 	start, _ := c.appendLocked(outFrame{down: f}, true)
 	c.mu.Unlock()

@@ -99,8 +99,11 @@ type Gateway struct {
 	fanStopped   bool
 	malformedLog logLimiter
 
-	loop      netpoll.EventLoop
-	ln        net.Listener
+	loop netpoll.EventLoop
+	ln   net.Listener
+	// wsLoop and wsLn serve WebSocket devices (ws.go); nil without gateway.ws_addr.
+	wsLoop    netpoll.EventLoop
+	wsLn      net.Listener
 	rpcLn     net.Listener
 	rpc       server.Server
 	startedAt time.Time
@@ -232,11 +235,15 @@ func (gw *Gateway) Start(ctx context.Context) error {
 			gw.log.Error("device listener stopped", "err", err)
 		}
 	}()
+	if err := gw.startWS(); err != nil {
+		gw.Shutdown(context.Background())
+		return err
+	}
 	if gw.reported, err = registry.Keep(ctx, gw.reg, gw.cfg.ReportInterval, gw.loadNode, gw.log); err != nil {
 		gw.Shutdown(context.Background())
 		return fmt.Errorf("gateway: %w", err)
 	}
-	gw.log.Info("gateway listening", "devices", gw.Addr(), "rpc", gw.cfg.RPCAddr)
+	gw.log.Info("gateway listening", "devices", gw.Addr(), "websocket", gw.WSEndpoint(), "rpc", gw.cfg.RPCAddr)
 	return nil
 }
 
@@ -278,6 +285,7 @@ func (gw *Gateway) Shutdown(ctx context.Context) error {
 		} else if gw.ln != nil {
 			gw.ln.Close()
 		}
+		gw.stopWS(ctx)
 		// Close events of the connections just closed still go out before the links close.
 		for _, l := range gw.links.Clear() {
 			l.stop()

@@ -49,6 +49,8 @@ type metrics struct {
 	broadcastsMalformed  [numMalformed]atomic.Int64
 	broadcastFramesOut   atomic.Int64
 	broadcastAcksDropped atomic.Int64
+	// wsHandshakes counts WebSocket handshakes answered 101 and refused (ws.go).
+	wsHandshakes [numWSHandshakeResults]atomic.Int64
 	// broadcastsLost is the last count of the subscription's dropped messages (broadcastsLost()).
 	broadcastsLost atomic.Int64
 }

@@ -19,7 +19,12 @@ type connCtxKey struct{}
 
 // onConnect registers a new socket and arms its login timer.
 func (gw *Gateway) onConnect(ctx context.Context, nc netpoll.Connection) context.Context {
-	c := &conn{id: gw.nextID.Add(1), nc: nc, gw: gw, fd: -1}
+	return gw.accept(ctx, nc, nil)
+}
+
+// accept registers a socket of either listener; ws is nil for TCP.
+func (gw *Gateway) accept(ctx context.Context, nc netpoll.Connection, ws *wsConn) context.Context {
+	c := &conn{id: gw.nextID.Add(1), nc: nc, gw: gw, fd: -1, ws: ws}
 	defer gw.guard(c, "connect")
 	gw.setSocketOptions(c)
 	gw.conns.add(c)
@@ -239,6 +244,9 @@ func (gw *Gateway) admit(c *conn, appID, did, uid, tok string) admission {
 	app := gw.cfg.Apps.Get(appID)
 	if app == nil {
 		return admission{code: protocol.CodeUnknownApp, msg: "app " + strconv.Quote(appID) + " is not configured"}
+	}
+	if o := c.wsOrigin(); !app.AllowsOrigin(o) {
+		return admission{code: protocol.CodeOriginRefused, msg: "origin " + strconv.Quote(o) + " may not log in to app " + strconv.Quote(appID)}
 	}
 	claims, err := gw.tokens.Verify(tok, appID, did, time.Now())
 	if err != nil {

@@ -32,12 +32,12 @@ func (gw *Gateway) loadNode() registry.Node {
 	// A gateway that reaches no state server would answer every Login 1210 (a fresh one, until its
 	// registry watch shows it the state servers; or one that lost them all): it registers without
 	// its endpoint then, which ipconf does not hand out.
-	endpoint := ""
+	endpoint, wsEndpoint := "", ""
 	if gw.servable() {
-		endpoint = gw.Endpoint()
+		endpoint, wsEndpoint = gw.Endpoint(), gw.WSEndpoint()
 	}
 	return registry.Node{
-		ID: gw.cfg.ID, Role: registry.RoleGateway, Endpoint: endpoint,
+		ID: gw.cfg.ID, Role: registry.RoleGateway, Endpoint: endpoint, WSEndpoint: wsEndpoint,
 		RPCNetwork: network, RPCAddr: gw.RPCAddr(),
 		Load: registry.Load{
 			Conns: int64(gw.conns.len()), BytesInPerSec: inPS, BytesOutPerSec: outPS,

@@ -47,6 +47,13 @@ func (gw *Gateway) instrument(meter metric.Meter) (metric.Registration, error) {
 			})
 		})
 	o.CounterValue("plato_gateway_connections_accepted_total", "{connection}", "Device connections accepted.", m.accepted.Load)
+	o.Counter("plato_gateway_ws_handshakes_total", "{handshake}",
+		"WebSocket upgrade handshakes, by result: ok (answered 101) or refused (answered 4xx and closed).",
+		func(emit telemetry.Emit) {
+			for i, result := range wsHandshakeResults {
+				emit(m.wsHandshakes[i].Load(), attribute.String("result", result))
+			}
+		})
 	o.CounterByCode("plato_gateway_connections_closed_total", "{connection}",
 		"Device connections closed, by reason (the close code: 1209 the device closed, 1201 heartbeat timeout, ...).", "reason", &m.closed)
 	o.Counter("plato_gateway_logins_total", "{login}",

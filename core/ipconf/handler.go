@@ -61,6 +61,7 @@ func (s *Server) routes(h *hertz.Hertz) {
 
 // handleList answers GET /ip/list?app_id=A&did=D, with the device's credential, with the ranked
 // endpoints and a gateway token binding the app, the did and the uid the credential proves.
+// transport=ws lists the gateways' WebSocket URLs instead of their TCP addresses.
 func (s *Server) handleList(ctx context.Context, c *app.RequestContext) {
 	appID, msg := param(c, "app_id")
 	if msg != "" {
@@ -70,6 +71,15 @@ func (s *Server) handleList(ctx context.Context, c *app.RequestContext) {
 	did, msg := param(c, "did")
 	if msg != "" {
 		writeError(c, http.StatusBadRequest, protocol.CodeInvalidArgument, msg)
+		return
+	}
+	rank := s.scorer.Rank
+	switch t := string(c.QueryArgs().Peek("transport")); t {
+	case "", "tcp":
+	case "ws":
+		rank = s.scorer.RankWS
+	default:
+		writeError(c, http.StatusBadRequest, protocol.CodeInvalidArgument, "transport must be tcp or ws, got "+strconv.Quote(t))
 		return
 	}
 	a := s.cfg.Apps.Get(appID)
@@ -100,7 +110,7 @@ func (s *Server) handleList(ctx context.Context, c *app.RequestContext) {
 	}
 	now := time.Now()
 	at, stale := s.rankTime(now)
-	eps := s.scorer.Rank(at, s.cfg.MaxEndpoints, make([]Endpoint, 0, s.cfg.MaxEndpoints))
+	eps := rank(at, s.cfg.MaxEndpoints, make([]Endpoint, 0, s.cfg.MaxEndpoints))
 	if len(eps) == 0 {
 		msg := protocol.CodeNoGateway.String()
 		if stale {

@@ -57,6 +57,9 @@ type sample struct {
 type entry struct {
 	ep   Endpoint
 	last int64 // when the newest sample arrived, unix nanoseconds
+	// ws is the gateway's WebSocket URL, handed out as the endpoint's Addr by RankWS; "" when it
+	// has no WebSocket listener.
+	ws string
 }
 
 // Scorer keeps the window of load samples of every gateway and ranks them. It is safe for
@@ -128,6 +131,7 @@ func (s *Scorer) Observe(n registry.Node, at time.Time) {
 	}
 	e := &s.entries[i]
 	e.ep.Addr = n.Endpoint
+	e.ws = n.WSEndpoint
 	e.ep.DynamicScore = math.Round(rem/float64(len(win))/bytesPerGB*100) / 100
 	e.ep.StaticScore = float64(conns) / float64(len(win))
 	e.ep.Overloaded = n.Load.Overloaded // the latest report, not the window: it acts at once
@@ -188,6 +192,16 @@ func (s *Scorer) Len() int {
 // bounded insertion keeps the best so far, so ranking n gateways costs O(n·limit) comparisons
 // rather than a full sort, and the read lock is held only for that one pass.
 func (s *Scorer) Rank(now time.Time, limit int, dst []Endpoint) []Endpoint {
+	return s.rank(now, limit, dst, false)
+}
+
+// RankWS is Rank for WebSocket clients: the same order, among the gateways with a WebSocket
+// listener, each with its ws:// URL as Addr.
+func (s *Scorer) RankWS(now time.Time, limit int, dst []Endpoint) []Endpoint {
+	return s.rank(now, limit, dst, true)
+}
+
+func (s *Scorer) rank(now time.Time, limit int, dst []Endpoint, ws bool) []Endpoint {
 	top := dst[:0]
 	if limit <= 0 {
 		return top
@@ -198,7 +212,7 @@ func (s *Scorer) Rank(now time.Time, limit int, dst []Endpoint) []Endpoint {
 	defer s.mu.RUnlock()
 	for i := range s.entries {
 		e := &s.entries[i]
-		if e.last < fresh {
+		if e.last < fresh || ws && e.ws == "" {
 			continue
 		}
 		if len(top) == limit && !better(&e.ep, &top[limit-1]) {
@@ -216,6 +230,9 @@ func (s *Scorer) Rank(now time.Time, limit int, dst []Endpoint) []Endpoint {
 			j--
 		}
 		top[j] = e.ep
+		if ws {
+			top[j].Addr = e.ws
+		}
 	}
 	return top
 }

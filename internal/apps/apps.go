@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +28,22 @@ type App struct {
 	// Verifier checks the app's device credentials: its JWT keys, or a callback to its business.
 	Verifier credential.Verifier
 	keys     [][]byte
+	// origins are apps.<id>.allowed_origins, lower-cased; nil allows any.
+	origins []string
+}
+
+// AllowsOrigin reports whether a WebSocket handshake's Origin may log in to the app. An empty
+// origin (the client is not a browser, which any program can claim anyway) is always allowed.
+func (a *App) AllowsOrigin(origin string) bool {
+	if origin == "" || len(a.origins) == 0 {
+		return true
+	}
+	for _, o := range a.origins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
 }
 
 // CheckKey reports whether key is one of the app's business keys, in time that does not depend on
@@ -92,6 +109,9 @@ func (t *Table) Replace(cfg map[string]config.App, opts Options) error {
 
 func compile(id string, c config.App, opts Options) (*App, error) {
 	a := &App{ID: id, Business: c.Business, Limits: c.Limits.WithDefaults()}
+	for _, o := range c.AllowedOrigins {
+		a.origins = append(a.origins, strings.ToLower(o))
+	}
 	for _, name := range slices.Sorted(maps.Keys(c.Keys)) {
 		a.keys = append(a.keys, []byte(c.Keys[name]))
 	}

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -37,6 +38,12 @@ type App struct {
 	Auth AppAuth `koanf:"auth"`
 	// Limits bound what one device and the whole app may use.
 	Limits AppLimits `koanf:"limits"`
+	// AllowedOrigins are the web origins ("https://app.example.com", scheme://host[:port]) whose
+	// pages may log the app's devices in over WebSocket: a WebSocket Login or Resume whose
+	// handshake carried another Origin is refused with 1106. "*" allows any. Empty: any origin
+	// (devices prove who they are with tokens, never cookies; docs/security.md). A handshake without
+	// Origin (not a browser) is always allowed. Compared case-insensitively.
+	AllowedOrigins []string `koanf:"allowed_origins"`
 }
 
 // AppAuth says how an app's devices prove who they are: a JWT its backend signs, or a callback to
@@ -132,6 +139,11 @@ func (c *Config) validateApps(bad func(string, string, ...any)) {
 				bad(key+".keys."+name, "must be at least 16 bytes, got %d", len(k))
 			}
 		}
+		for i, o := range a.AllowedOrigins {
+			if o != "*" && !validOrigin(o) {
+				bad(fmt.Sprintf("%s.allowed_origins[%d]", key, i), "%q is not an origin: want scheme://host[:port] (no path) or *", o)
+			}
+		}
 		if a.Business != "" && !isSocketPath(a.Business) {
 			if err := checkHostPort(a.Business); err != nil {
 				bad(key+".business", "%v", err)
@@ -178,4 +190,10 @@ func SimpleApp(key, jwtSecret, business string) App {
 		Keys: map[string]string{"dev": key}, Business: business,
 		Auth: AppAuth{JWT: JWTAuth{Secrets: map[string]string{"dev": jwtSecret}}},
 	}
+}
+
+// validOrigin reports whether o is an origin as browsers send it: scheme://host[:port].
+func validOrigin(o string) bool {
+	scheme, rest, ok := strings.Cut(o, "://")
+	return ok && scheme != "" && rest != "" && !strings.ContainsAny(rest, "/?# ")
 }

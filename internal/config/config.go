@@ -23,6 +23,7 @@ const (
 	DefaultStaleAfter       = 5 * time.Second
 	DefaultKeepStale        = 5 * time.Minute
 	DefaultGatewayAddr      = "127.0.0.1:8900"
+	DefaultGatewayWSAddr    = "127.0.0.1:8910"
 	DefaultMaxBody          = protocol.DefaultMaxBody
 	DefaultLoginTimeout     = 10 * time.Second
 	DefaultReadTimeout      = 30 * time.Second
@@ -266,6 +267,12 @@ type Gateway struct {
 	Addr string `koanf:"addr"`
 	// Advertise is the "host:port" ipconf hands to devices. Default: the listen address.
 	Advertise string `koanf:"advertise"`
+	// WSAddr is the device WebSocket listen address (path /plato, one Plato frame per binary
+	// message; docs/protocol.md). Empty: no WebSocket listener. Default 127.0.0.1:8910.
+	WSAddr string `koanf:"ws_addr"`
+	// WSAdvertise is the "host:port" of the ws:// URL ipconf hands to WebSocket clients (a TLS
+	// proxy in front may take wss://host/plato to it). Default: the WebSocket listen address.
+	WSAdvertise string `koanf:"ws_advertise"`
 	// RPCAddr is where the gateway's Kitex service listens for the state server: a unix socket path,
 	// or host:port across machines. Default <data_dir>/gateway-<id>.sock.
 	RPCAddr string `koanf:"rpc_addr"`
@@ -417,7 +424,7 @@ func Default() Config {
 		Auth:     Auth{TokenTTL: DefaultTokenTTL},
 		IPConf:   IPConf{Addr: DefaultIPConfAddr, MaxEndpoints: DefaultMaxEndpoints, StaleAfter: DefaultStaleAfter, KeepStale: DefaultKeepStale},
 		Gateway: Gateway{
-			Addr: DefaultGatewayAddr, MaxBody: DefaultMaxBody, LoginTimeout: DefaultLoginTimeout,
+			Addr: DefaultGatewayAddr, WSAddr: DefaultGatewayWSAddr, MaxBody: DefaultMaxBody, LoginTimeout: DefaultLoginTimeout,
 			ReadTimeout: DefaultReadTimeout, WriteTimeout: DefaultWriteTimeout, WriteQueue: DefaultWriteQueue,
 			WriteQueueBytes: DefaultWriteQueueBytes, SocketSendBuffer: DefaultSocketSendBuffer,
 			SlowConsumer: SlowConsumer{MaxUnsentBytes: DefaultSlowMaxUnsent, MaxStall: DefaultSlowMaxStall},

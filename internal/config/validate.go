@@ -99,6 +99,8 @@ func (c *Config) Validate() error {
 	g := &c.Gateway
 	hostPort("gateway.addr", g.Addr, false)
 	hostPort("gateway.advertise", g.Advertise, true)
+	hostPort("gateway.ws_addr", g.WSAddr, true)
+	hostPort("gateway.ws_advertise", g.WSAdvertise, true)
 	addrOrSocket("gateway.rpc_addr", g.RPCAddr)
 	if g.MaxBody < 64 || g.MaxBody > 16<<20 {
 		bad("gateway.max_body", "must be between 64 and 16777216 bytes, got %d", g.MaxBody)

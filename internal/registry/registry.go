@@ -42,6 +42,9 @@ type Node struct {
 	Role Role   `json:"role"`
 	// Endpoint is the device-facing "host:port" (gateways only).
 	Endpoint string `json:"endpoint,omitempty"`
+	// WSEndpoint is the device-facing WebSocket URL, "ws://host:port/plato" (gateways with a
+	// WebSocket listener only).
+	WSEndpoint string `json:"ws_endpoint,omitempty"`
 	// RPCNetwork ("tcp" or "unix") and RPCAddr are where its Kitex service listens.
 	RPCNetwork string    `json:"rpc_network"`
 	RPCAddr    string    `json:"rpc_addr"`

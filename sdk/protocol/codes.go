@@ -36,6 +36,7 @@ const (
 	CodeTokenMismatch Code = 1103 // the token was issued for another app ID or did
 	CodeForbidden     Code = 1104 // the device may not send this signal
 	CodeUnknownApp    Code = 1105 // the app ID is not one this platform serves
+	CodeOriginRefused Code = 1106 // the WebSocket's Origin is not one the app allows
 
 	CodeHeartbeatTimeout Code = 1201 // nothing was heard from the device for the heartbeat timeout
 	CodeKicked           Code = 1202 // the business server kicked the device
@@ -78,6 +79,7 @@ var codeText = map[Code]string{
 	CodeTokenMismatch:       "token not issued for this app ID and did",
 	CodeForbidden:           "forbidden",
 	CodeUnknownApp:          "app not configured",
+	CodeOriginRefused:       "origin not allowed",
 	CodeHeartbeatTimeout:    "heartbeat timeout",
 	CodeKicked:              "kicked",
 	CodeReplaced:            "replaced by a newer login",

@@ -28,6 +28,7 @@ func Config(t testing.TB) config.Config {
 	cfg.Auth.TokenSecret = Secret
 	cfg.IPConf.Addr = "127.0.0.1:0"
 	cfg.Gateway.Addr = "127.0.0.1:0"
+	cfg.Gateway.WSAddr = "127.0.0.1:0"
 	cfg.State.Addr = "127.0.0.1:0"
 	cfg.Demo.Addr = "127.0.0.1:0"
 	cfg.Admin.Addr = "127.0.0.1:0"

@@ -1,0 +1,501 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+
+	"github.com/cloudwego/netpoll"
+	"github.com/gobwas/ws"
+
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+	"github.com/platoim/plato/sdk/protocol"
+)
+
+// The WebSocket transport (docs/protocol.md, "WebSocket"): the same protocol, one Plato frame per
+// binary WebSocket message, for clients that cannot open a raw TCP socket (browsers,
+// mini-programs). The handshake and the WebSocket framing are done on the connection's own netpoll
+// buffers, in the read callback, like the TCP framing: no goroutine per connection. Once a binary
+// message is unwrapped, its Plato frame takes the TCP path (onFrame), so login, limits, overload
+// refusals and the slow-consumer cut-off are the same code.
+
+const (
+	// WSPath is the one path the WebSocket listener upgrades.
+	WSPath = "/plato"
+	// WSSubprotocol is selected when a client offers it (Sec-WebSocket-Protocol); none is required.
+	WSSubprotocol = "plato"
+	// wsMaxHandshake bounds a handshake request, headers included: browsers send cookies, but a
+	// request this large is refused (431) rather than buffered.
+	wsMaxHandshake = 8 << 10
+	// wsMaxOrigin bounds the Origin header kept per connection until its Login.
+	wsMaxOrigin = 256
+	// wsRawSignal marks a queued DownFrame whose Body is written as is: an HTTP answer to the
+	// handshake, or a compiled WebSocket control frame. No Plato signal is negative.
+	wsRawSignal int8 = -1
+)
+
+// WebSocket close codes the gateway sends (RFC 6455 §7.4.1).
+const (
+	// wsCloseNormal follows a Plato Close (or a refused LoginAck/ResumeAck): the Plato frame says
+	// why, and the close reason repeats its code in decimal.
+	wsCloseNormal        = ws.StatusNormalClosure   // 1000
+	wsCloseProtocolError = ws.StatusProtocolError   // 1002: unmasked, reserved bits or opcodes, bad control frames
+	wsCloseUnsupported   = ws.StatusUnsupportedData // 1003: text or fragmented messages
+	wsCloseTooBig        = ws.StatusMessageTooBig   // 1009: above gateway.max_body + the Plato header
+)
+
+// Handshake results counted by plato_gateway_ws_handshakes_total.
+const (
+	wsHandshakeOK = iota
+	wsHandshakeRefused
+	numWSHandshakeResults
+)
+
+var wsHandshakeResults = [numWSHandshakeResults]string{"ok", "refused"}
+
+// wsConn is what a WebSocket connection holds beyond a TCP one: small and explicit, so that it can
+// be handed over with the socket (a process upgrade). A partly received WebSocket frame is held in
+// netpoll's input buffer, as a partly received Plato frame is on TCP. Both fields are guarded by
+// conn.mu.
+type wsConn struct {
+	// Upgraded is set once the handshake was answered 101: from then on input is WebSocket frames.
+	Upgraded bool
+	// Origin is the handshake's Origin header ("" when it had none), checked at Login and Resume
+	// against the app's allowed origins: the app is known only then.
+	Origin string
+}
+
+// startWS opens the WebSocket listener when gateway.ws_addr is set.
+func (gw *Gateway) startWS() error {
+	if gw.cfg.WSAddr == "" {
+		return nil
+	}
+	var err error
+	if gw.wsLn, err = netpoll.CreateListener("tcp", gw.cfg.WSAddr); err != nil {
+		return fmt.Errorf("gateway: listening for WebSocket devices on %s: %w", gw.cfg.WSAddr, err)
+	}
+	gw.wsLoop, err = netpoll.NewEventLoop(gw.onWSRequest,
+		netpoll.WithOnConnect(gw.onWSConnect),
+		netpoll.WithReadTimeout(gw.cfg.ReadTimeout),
+		netpoll.WithWriteTimeout(gw.cfg.WriteTimeout),
+	)
+	if err != nil {
+		gw.wsLn.Close()
+		return fmt.Errorf("gateway: creating the WebSocket event loop: %w", err)
+	}
+	gw.done.Add(1)
+	go func() {
+		defer gw.done.Done()
+		if err := gw.wsLoop.Serve(gw.wsLn); err != nil && !errors.Is(err, net.ErrClosed) {
+			gw.log.Error("WebSocket listener stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// stopWS closes the WebSocket listener (its connections were closed with the others).
+func (gw *Gateway) stopWS(ctx context.Context) {
+	switch {
+	case gw.wsLoop != nil:
+		_ = gw.wsLoop.Shutdown(ctx)
+	case gw.wsLn != nil:
+		gw.wsLn.Close()
+	}
+}
+
+// WSAddr is the WebSocket listen address; "" without one.
+func (gw *Gateway) WSAddr() string {
+	if gw.wsLn == nil {
+		return ""
+	}
+	return gw.wsLn.Addr().String()
+}
+
+// WSEndpoint is the WebSocket URL ipconf hands to devices; "" without a WebSocket listener.
+func (gw *Gateway) WSEndpoint() string {
+	if gw.wsLn == nil {
+		return ""
+	}
+	hp := gw.cfg.WSAdvertise
+	if hp == "" {
+		hp = gw.WSAddr()
+	}
+	return "ws://" + hp + WSPath
+}
+
+// onWSConnect registers a WebSocket socket like a TCP one: its login timer bounds the handshake
+// and the Login together (gateway.login_timeout), so a handshake sent a byte at a time is cut off.
+func (gw *Gateway) onWSConnect(ctx context.Context, nc netpoll.Connection) context.Context {
+	return gw.accept(ctx, nc, &wsConn{})
+}
+
+// onWSRequest reads the handshake, then every complete WebSocket frame. Like onRequest it consumes
+// all input or closes; a partial handshake or frame blocks in Peek up to the read timeout (or
+// until the login timer closes the socket).
+func (gw *Gateway) onWSRequest(ctx context.Context, nc netpoll.Connection) error {
+	c, _ := ctx.Value(connCtxKey{}).(*conn)
+	r := nc.Reader()
+	defer r.Release()
+	if c == nil || c.ws == nil {
+		return nc.Close()
+	}
+	defer gw.guard(c, "read")
+	for r.Len() > 0 {
+		c.mu.Lock()
+		closing := c.state == stateClosing || c.closed
+		upgraded := c.ws.Upgraded
+		c.mu.Unlock()
+		if closing {
+			return r.Skip(r.Len())
+		}
+		var err error
+		if upgraded {
+			err = gw.wsReadFrame(c, r)
+		} else {
+			err = gw.wsHandshake(c, r)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// wsHandshake reads one HTTP upgrade request and answers it: 101, or a 4xx and a close.
+func (gw *Gateway) wsHandshake(c *conn, r netpoll.Reader) error {
+	var req []byte
+	for {
+		n := min(r.Len(), wsMaxHandshake)
+		b, err := r.Peek(n)
+		if err != nil {
+			c.abort(protocol.CodeConnectionLost)
+			return err
+		}
+		if len(b) >= 4 && !bytes.HasPrefix(b, []byte("GET ")) {
+			// Not worth waiting for the rest: no WebSocket handshake starts otherwise (a TCP
+			// device dialled the wrong port, or garbage).
+			gw.wsRefuse(c, r, http.StatusBadRequest, "not a WebSocket handshake: want GET "+WSPath)
+			return nil
+		}
+		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
+			req = b[:i+4]
+			break
+		}
+		if n >= wsMaxHandshake {
+			gw.wsRefuse(c, r, http.StatusRequestHeaderFieldsTooLarge, "handshake larger than "+strconv.Itoa(wsMaxHandshake)+" bytes")
+			return nil
+		}
+		// Wait for more of the request: up to the read timeout, and the login timer closes the
+		// socket (which ends the wait) when the handshake takes longer than gateway.login_timeout.
+		if _, err := r.Peek(n + 1); err != nil {
+			c.abort(protocol.CodeConnectionLost)
+			return err
+		}
+	}
+	hs, out, err := wsUpgrade(req)
+	if err != nil {
+		gw.metrics.wsHandshakes[wsHandshakeRefused].Add(1)
+		gw.log.Debug("refusing a WebSocket handshake", "conn", c.id, "err", err)
+		c.sendRawAndClose(out, protocol.CodeMalformed)
+		return r.Skip(r.Len())
+	}
+	if err := r.Skip(len(req)); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.ws.Upgraded, c.ws.Origin = true, hs.origin
+	c.mu.Unlock()
+	gw.metrics.wsHandshakes[wsHandshakeOK].Add(1)
+	c.enqueue(&fleet.DownFrame{ConnId: int64(c.id), Signal: wsRawSignal, Body: out})
+	return nil
+}
+
+// wsRefuse answers a handshake with an HTTP error and closes.
+func (gw *Gateway) wsRefuse(c *conn, r netpoll.Reader, status int, reason string) {
+	gw.metrics.wsHandshakes[wsHandshakeRefused].Add(1)
+	c.sendRawAndClose(httpError(status, reason), protocol.CodeMalformed)
+	_ = r.Skip(r.Len())
+}
+
+// wsHandshakeResult is what a successful handshake tells about the client.
+type wsHandshakeResult struct {
+	origin   string
+	protocol string
+}
+
+// wsUpgrade parses one complete HTTP request (up to its blank line) with gobwas/ws's Upgrader and
+// returns the response to send: 101 when err is nil, an HTTP error otherwise. It does no I/O.
+func wsUpgrade(req []byte) (wsHandshakeResult, []byte, error) {
+	var res wsHandshakeResult
+	var out bytes.Buffer
+	u := ws.Upgrader{
+		OnRequest: func(uri []byte) error {
+			path, _, _ := bytes.Cut(uri, []byte("?"))
+			if string(path) != WSPath {
+				return ws.RejectConnectionError(ws.RejectionStatus(http.StatusNotFound),
+					ws.RejectionReason("no WebSocket endpoint at "+strconv.Quote(string(path))+": it is "+WSPath))
+			}
+			return nil
+		},
+		OnHeader: func(k, v []byte) error {
+			if !bytes.EqualFold(k, []byte("Origin")) {
+				return nil
+			}
+			if len(v) > wsMaxOrigin {
+				return ws.RejectConnectionError(ws.RejectionStatus(http.StatusBadRequest),
+					ws.RejectionReason("Origin longer than "+strconv.Itoa(wsMaxOrigin)+" bytes"))
+			}
+			res.origin = string(v)
+			return nil
+		},
+		// A client may offer the "plato" subprotocol; one that offers only others gets none.
+		ProtocolCustom: func(offered []byte) (string, bool) {
+			for p := range bytes.SplitSeq(offered, []byte(",")) {
+				if string(bytes.TrimSpace(p)) == WSSubprotocol {
+					return WSSubprotocol, true
+				}
+			}
+			return "", true
+		},
+	}
+	hs, err := u.Upgrade(struct {
+		io.Reader
+		io.Writer
+	}{bytes.NewReader(req), &out})
+	if err != nil {
+		var rej *ws.ConnectionRejectedError
+		if !errors.As(err, &rej) || out.Len() == 0 {
+			// The request could not even be read as HTTP (a bad request line, a header line
+			// too long): gobwas wrote nothing, or a 500 for it; it is the client's fault.
+			return res, httpError(http.StatusBadRequest, "malformed handshake: "+err.Error()), err
+		}
+		return res, out.Bytes(), err
+	}
+	res.protocol = hs.Protocol
+	return res, out.Bytes(), nil
+}
+
+// httpError is a complete HTTP error response that closes the connection.
+func httpError(status int, reason string) []byte {
+	body := reason + "\n"
+	return fmt.Appendf(nil, "HTTP/1.1 %d %s\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n\r\n%s",
+		status, http.StatusText(status), len(body), body)
+}
+
+// wsReadFrame reads one WebSocket frame and acts on it.
+func (gw *Gateway) wsReadFrame(c *conn, r netpoll.Reader) error {
+	b, err := r.Peek(2)
+	if err != nil {
+		c.abort(protocol.CodeConnectionLost)
+		return err
+	}
+	hb, err := r.Peek(wsHeaderLen(b))
+	if err != nil {
+		c.abort(protocol.CodeConnectionLost)
+		return err
+	}
+	h, hl, err := parseWSHeader(hb)
+	if err != nil {
+		gw.wsFail(c, r, wsCloseProtocolError, err.Error())
+		return nil
+	}
+	maxMsg := int64(gw.cfg.MaxBody + protocol.HeaderLen)
+	switch {
+	case h.Rsv != 0:
+		gw.wsFail(c, r, wsCloseProtocolError, "reserved bits set: no extension was negotiated")
+		return nil
+	case !h.Masked:
+		gw.wsFail(c, r, wsCloseProtocolError, "client frames must be masked")
+		return nil
+	case h.OpCode.IsReserved():
+		gw.wsFail(c, r, wsCloseProtocolError, "reserved opcode "+strconv.Itoa(int(h.OpCode)))
+		return nil
+	case h.OpCode.IsControl() && (!h.Fin || h.Length > 125):
+		gw.wsFail(c, r, wsCloseProtocolError, "control frames must be whole and at most 125 bytes")
+		return nil
+	case h.OpCode == ws.OpText:
+		gw.wsFail(c, r, wsCloseUnsupported, "text messages are not accepted: send each Plato frame as one binary message")
+		return nil
+	case h.OpCode == ws.OpContinuation || !h.Fin:
+		gw.wsFail(c, r, wsCloseUnsupported, "fragmented messages are not accepted: send each Plato frame as one binary message")
+		return nil
+	case h.Length > maxMsg:
+		gw.wsFail(c, r, wsCloseTooBig, "message of "+strconv.FormatInt(h.Length, 10)+" bytes: at most "+strconv.FormatInt(maxMsg, 10))
+		return nil
+	}
+	if err := r.Skip(hl); err != nil {
+		return err
+	}
+	payload, err := r.ReadBinary(int(h.Length))
+	if err != nil {
+		c.abort(protocol.CodeConnectionLost)
+		return err
+	}
+	ws.Cipher(payload, h.Mask, 0)
+	switch h.OpCode {
+	case ws.OpPing:
+		c.enqueue(&fleet.DownFrame{ConnId: int64(c.id), Signal: wsRawSignal, Body: ws.MustCompileFrame(ws.NewPongFrame(payload))})
+		return nil
+	case ws.OpPong:
+		return nil
+	case ws.OpClose:
+		gw.wsClosedByClient(c, r, payload)
+		return nil
+	}
+	gw.metrics.bytesIn.Add(int64(hl + len(payload)))
+	if len(payload) < protocol.HeaderLen {
+		gw.protocolError(c, r, &protocol.Error{Code: protocol.CodeMalformed,
+			Msg: "a binary message of " + strconv.Itoa(len(payload)) + " bytes is shorter than a Plato header"})
+		return nil
+	}
+	ph, err := protocol.ParseHeader(payload[:protocol.HeaderLen], gw.cfg.MaxBody)
+	if err != nil {
+		gw.protocolError(c, r, err)
+		return nil
+	}
+	if int(ph.Length) != len(payload)-protocol.HeaderLen {
+		gw.protocolError(c, r, &protocol.Error{Code: protocol.CodeMalformed,
+			Msg: "each binary message must hold exactly one Plato frame: the header says " + strconv.Itoa(int(ph.Length)) +
+				" body bytes, the message has " + strconv.Itoa(len(payload)-protocol.HeaderLen)})
+		return nil
+	}
+	gw.metrics.framesIn.Add(uint8(ph.Signal))
+	gw.onFrame(c, ph, payload[protocol.HeaderLen:])
+	return nil
+}
+
+// wsClosedByClient answers a client's close frame with one echoing its code, and closes: the
+// WebSocket counterpart of a Plato Close 1209.
+func (gw *Gateway) wsClosedByClient(c *conn, r netpoll.Reader, payload []byte) {
+	code := wsCloseNormal
+	if len(payload) == 1 {
+		gw.wsFail(c, r, wsCloseProtocolError, "a close frame's body is a 2-byte code and a reason")
+		return
+	}
+	if len(payload) >= 2 {
+		code, _ = ws.ParseCloseFrameDataUnsafe(payload)
+		if err := ws.CheckCloseFrameData(code, ""); err != nil {
+			gw.wsFail(c, r, wsCloseProtocolError, "close code "+strconv.Itoa(int(code))+" may not be sent")
+			return
+		}
+	}
+	c.sendRawAndClose(ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(code, ""))), protocol.CodeClientClose)
+	_ = r.Skip(r.Len())
+}
+
+// wsFail closes a connection that broke the WebSocket rules with a close frame saying why.
+func (gw *Gateway) wsFail(c *conn, r netpoll.Reader, status ws.StatusCode, reason string) {
+	code := protocol.CodeMalformed
+	if status == wsCloseTooBig {
+		code = protocol.CodeFrameTooLarge
+	}
+	gw.metrics.protocolErrors.Add(int(code))
+	gw.log.Debug("closing a WebSocket connection", "conn", c.id, "ws_status", int(status), "reason", reason)
+	c.sendRawAndClose(wsCloseFrame(status, reason), code)
+	_ = r.Skip(r.Len())
+}
+
+// wsCloseFrame is a compiled close frame; the reason is cut to fit a control frame.
+func wsCloseFrame(status ws.StatusCode, reason string) []byte {
+	if len(reason) > 123 {
+		reason = reason[:123]
+	}
+	return ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(status, reason)))
+}
+
+// sendRawAndClose queues raw bytes as the connection's last words and closes it after them, with
+// code as its close reason.
+func (c *conn) sendRawAndClose(b []byte, code protocol.Code) {
+	c.mu.Lock()
+	if c.closed || c.state == stateClosing {
+		c.mu.Unlock()
+		return
+	}
+	c.state = stateClosing
+	c.reason = code
+	start, _ := c.appendLocked(outFrame{down: &fleet.DownFrame{ConnId: int64(c.id), Action: fleet.DownAction_SEND_AND_CLOSE, Signal: wsRawSignal, Body: b}}, true)
+	c.mu.Unlock()
+	if start {
+		c.gw.writers.Go(c.flush)
+	}
+}
+
+// wsPreUpgradeClose is what closeWith sends instead of a Plato Close to a WebSocket connection
+// whose handshake was not answered yet: an HTTP error. nil for every other connection. c.mu is
+// held.
+func (c *conn) wsPreUpgradeCloseLocked(code protocol.Code, msg string) *fleet.DownFrame {
+	if c.ws == nil || c.ws.Upgraded {
+		return nil
+	}
+	status := http.StatusBadRequest
+	switch code {
+	case protocol.CodeLoginTimeout:
+		status, msg = http.StatusRequestTimeout, "no complete handshake within the login timeout"
+	case protocol.CodeShuttingDown, protocol.CodeOverloaded:
+		status = http.StatusServiceUnavailable
+	case protocol.CodeInternal:
+		status = http.StatusInternalServerError
+	}
+	return &fleet.DownFrame{ConnId: int64(c.id), Action: fleet.DownAction_SEND_AND_CLOSE, Signal: wsRawSignal, Body: httpError(status, msg)}
+}
+
+// wsOrigin is the handshake's Origin of a WebSocket connection; "" for TCP.
+func (c *conn) wsOrigin() string {
+	if c.ws == nil {
+		return ""
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ws.Origin
+}
+
+// wsWrite writes one queued frame to a WebSocket connection: a Plato frame as one binary message
+// (followed by a close frame when it is the connection's last), or raw bytes as they are. It
+// returns the bytes written and whether the connection closes after them.
+func wsWrite(w netpoll.Writer, o outFrame) (n int, closeAfter bool, err error) {
+	if o.broadcast != nil {
+		hdr, err := w.Malloc(wsServerHeaderLen(len(o.broadcast)))
+		if err != nil {
+			return 0, false, err
+		}
+		putWSServerHeader(hdr, ws.OpBinary, len(o.broadcast))
+		if _, err := w.WriteBinary(o.broadcast); err != nil {
+			return 0, false, err
+		}
+		return len(hdr) + len(o.broadcast), false, nil
+	}
+	f := o.down
+	closeAfter = f.Action == fleet.DownAction_SEND_AND_CLOSE
+	if f.Signal == wsRawSignal {
+		buf, err := w.Malloc(len(f.Body))
+		if err != nil {
+			return 0, false, err
+		}
+		copy(buf, f.Body)
+		return len(buf), closeAfter, nil
+	}
+	size := protocol.HeaderLen + len(f.Body)
+	hl := wsServerHeaderLen(size)
+	var closing []byte
+	if closeAfter {
+		// The Plato frame says why; the close frame repeats its code for clients that only see
+		// the WebSocket's close event.
+		closing = wsCloseFrame(wsCloseNormal, strconv.Itoa(int(closeCode(f))))
+	}
+	buf, err := w.Malloc(hl + size + len(closing))
+	if err != nil {
+		return 0, false, err
+	}
+	putWSServerHeader(buf, ws.OpBinary, size)
+	protocol.PutHeader(buf[hl:], protocol.Header{
+		Signal: protocol.Signal(f.Signal), Flags: uint16(f.Flags), Seq: uint64(f.Seq), Length: uint32(len(f.Body)),
+	})
+	copy(buf[hl+protocol.HeaderLen:], f.Body)
+	copy(buf[hl+size:], closing)
+	return len(buf), closeAfter, nil
+}
