@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -18,6 +20,8 @@ import (
 	"time"
 
 	"github.com/platoim/plato/core/platform/platformtest"
+	"github.com/platoim/plato/internal/natsd"
+	"github.com/platoim/plato/internal/testkit"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	apiservice "github.com/platoim/plato/sdk/business/rpc/plato/api/plato"
 )
@@ -106,7 +110,7 @@ type jsPlatform struct {
 	control   string
 }
 
-func startJSPlatform(t *testing.T, extraEnv []string) *jsPlatform {
+func startJSPlatform(t *testing.T) *jsPlatform {
 	t.Helper()
 	stAddr, gwAddr := freePort(t), freePort(t)
 	cfg, biz := startShared(t, fmt.Sprintf("state: {addr: %q}\n", stAddr))
@@ -117,16 +121,44 @@ func startJSPlatform(t *testing.T, extraEnv []string) *jsPlatform {
 		}
 		return 0, ""
 	})
-	p := &jsPlatform{t: t, cfg: cfg, biz: biz, gwEnv: append([]string{"PLATO_GATEWAY__ADDR=" + gwAddr}, extraEnv...)}
-	st := startProc(t, "state", "state", "--config", cfg)
+	p := &jsPlatform{t: t, cfg: cfg, biz: biz, gwEnv: []string{"PLATO_GATEWAY__ADDR=" + gwAddr, "PLATO_GATEWAY__WS_ADDR=" + freePort(t)}}
+	p.start(stAddr)
+	return p
+}
+
+// startDemoPlatform is startJSPlatform with the demo chat business server (and its login
+// endpoint and web page) as its business, and the gateway's WebSocket listener on a port that
+// stays the same across restarts. It returns the demo's login address too.
+func startDemoPlatform(t *testing.T) (*jsPlatform, string) {
+	t.Helper()
+	ns, err := natsd.Start(context.Background(), natsd.Config{Host: "127.0.0.1", Port: 0, StoreDir: t.TempDir()}, testkit.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ns.Shutdown(); ns.WaitForShutdown() })
+	stAddr, gwAddr, wsAddr, demoAddr, loginAddr := freePort(t), freePort(t), freePort(t), freePort(t), freePort(t)
+	cfg := writeConfig(t, fmt.Sprintf("{url: %q}", ns.ClientURL()), fmt.Sprintf(`registry: {ttl: 3s}
+state: {addr: %q}
+demo: {addr: %q, login_addr: %q}
+%s`, stAddr, demoAddr, loginAddr, appsYAML(demoAddr, demoAddr)))
+	p := &jsPlatform{t: t, cfg: cfg, gwEnv: []string{"PLATO_GATEWAY__ADDR=" + gwAddr, "PLATO_GATEWAY__WS_ADDR=" + wsAddr}}
+	dm := startProc(t, "demo", "demo", "--config", cfg)
+	dm.waitLine(reRunning)
+	p.start(stAddr)
+	return p, loginAddr
+}
+
+// start runs the state server, the gateway and ipconf, and serves the control endpoint.
+func (p *jsPlatform) start(stAddr string) {
+	t := p.t
+	st := startProc(t, "state", "state", "--config", p.cfg)
 	st.waitLine(reRunning)
-	p.gw = startProcEnv(t, "gateway", p.gwEnv, "gateway", "--config", cfg)
+	p.gw = startProcEnv(t, "gateway", p.gwEnv, "gateway", "--config", p.cfg)
 	p.gw.waitLine(reGateway)
-	ip := startProc(t, "ipconf", "ipconf", "--config", cfg)
+	ip := startProc(t, "ipconf", "ipconf", "--config", p.cfg)
 	p.ipconfURL = ip.waitLine(reIPConf)
 	p.plato = platformtest.StateClient(t, stAddr)
 	p.control = p.serveControl()
-	return p
 }
 
 // restartGateway kills the gateway process (SIGKILL: its sockets break without a Close) and
@@ -208,6 +240,10 @@ func (p *jsPlatform) serveControl() string {
 			reply(w, nil, err)
 			return
 		}
+		if p.biz == nil {
+			reply(w, nil, errors.New("the demo business records no events"))
+			return
+		}
 		reply(w, map[string]int{"count": len(p.biz.Events(kind, q.Get("did")))}, nil)
 	})
 	mux.HandleFunc("POST /restart-gateway", func(w http.ResponseWriter, r *http.Request) {
@@ -251,7 +287,47 @@ func runNodeTests(t *testing.T, dir string, env []string, want int, files ...str
 // Resume after the gateway process is killed and started again.
 func TestJSSDK(t *testing.T) {
 	dir := jsSDK(t)
-	p := startJSPlatform(t, nil)
-	runNodeTests(t, dir, []string{"PLATO_IPCONF=" + p.ipconfURL, "PLATO_CONTROL=" + p.control}, 13,
-		"test/codec.test.mjs", "test/client.test.mjs")
+	p := startJSPlatform(t)
+	env := []string{"PLATO_IPCONF=" + p.ipconfURL, "PLATO_CONTROL=" + p.control}
+	runNodeTests(t, dir, env, 13, "test/codec.test.mjs", "test/client.test.mjs")
+	// The same client tests over WebSocket: Node's WebSocket (22+), or the ws package's before.
+	runNodeTests(t, dir, append(env, "PLATO_TRANSPORT=ws"), 6, "test/client.test.mjs")
+}
+
+// TestWebChat opens the demo's web chat page (examples/demo/web, on the JS SDK) in two tabs of a
+// headless Chromium, which chat directly and in a room over WebSocket, then kills and restarts the
+// gateway process: both tabs resume, a push sent meanwhile arrives, and the room still works.
+func TestWebChat(t *testing.T) {
+	dir := jsSDK(t)
+	checkVendoredSDK(t, dir)
+	browser := chromiumPath()
+	if browser == "" {
+		t.Fatal("no Chromium on PATH after scripts/install-js-deps: apt-get install chromium")
+	}
+	p, login := startDemoPlatform(t)
+	chat := "http://" + login + "/chat/"
+	page := httpGet(t, chat)
+	if !strings.Contains(page, `src="chat.js"`) {
+		t.Fatalf("GET %s: not the chat page:\n%s", chat, page)
+	}
+	runNodeTests(t, dir, []string{"PLATO_CHAT_URL=" + chat, "PLATO_IPCONF=" + p.ipconfURL, "PLATO_CONTROL=" + p.control, "PLATO_CHROMIUM=" + browser}, 1,
+		"test/webchat.browser.mjs")
+}
+
+// checkVendoredSDK fails when the SDK copy the chat page loads (examples/demo/web/plato) is not
+// sdk/js's build.
+func checkVendoredSDK(t *testing.T, dir string) {
+	t.Helper()
+	built, _ := filepath.Glob(filepath.Join(dir, "dist", "*.js"))
+	vendored, _ := filepath.Glob(filepath.Join(dir, "../../examples/demo/web/plato/*.js"))
+	if len(built) == 0 || len(built) != len(vendored) {
+		t.Fatalf("examples/demo/web/plato has %d files, sdk/js/dist %d: run `npm run build && npm run vendor` in sdk/js", len(vendored), len(built))
+	}
+	for _, f := range built {
+		a, errA := os.ReadFile(f)
+		b, errB := os.ReadFile(filepath.Join(dir, "../../examples/demo/web/plato", filepath.Base(f)))
+		if errA != nil || errB != nil || !bytes.Equal(a, b) {
+			t.Fatalf("examples/demo/web/plato/%s is not sdk/js's build (%v %v): run `npm run build && npm run vendor` in sdk/js", filepath.Base(f), errA, errB)
+		}
+	}
 }

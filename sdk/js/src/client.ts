@@ -95,7 +95,7 @@ type Verdict = "retry" | "renew" | "final";
 function classify(err: unknown): Verdict {
   if (!(err instanceof PlatoError) || err instanceof IPConfError) return "retry";
   const c = err.code;
-  if (c === Code.Kicked || c === Code.Replaced) return "final";
+  if (c === Code.Kicked || c === Code.Replaced || c === Code.OriginRefused) return "final";
   if (c >= 1000 && c <= 1099) return "final";
   if (c >= Code.TokenInvalid && c <= Code.UnknownApp) return "renew";
   return "retry";
@@ -216,8 +216,9 @@ class Route {
     if (lasted || v !== "renew") this.renewed = false;
   }
   redirect(rd: Redirect): void {
-    // A Redirect names host:port gateways (§6.6); a WebSocket client reaches them at /plato.
-    this.addrs = rd.endpoints.map((e) => (this.transport === "ws" && !isWebSocketURL(e) ? `ws://${e}/plato` : e));
+    // A WebSocket client can use only WebSocket URLs: given host:port (TCP) endpoints it asks
+    // ipconf (transport=ws) instead, and resumes there all the same.
+    this.addrs = this.transport === "ws" ? rd.endpoints.filter(isWebSocketURL) : rd.endpoints.filter((e) => !isWebSocketURL(e) || !!this.c.WebSocket || "WebSocket" in globalThis);
     this.next = 0;
     if (rd.token) {
       this.token = rd.token;
@@ -593,7 +594,7 @@ export class PlatoClient {
     let direct = 0;
     if (old.redirect) {
       this.route.redirect(old.redirect);
-      direct = old.redirect.endpoints.length;
+      direct = this.route.addrs.length;
     }
     const code = reason instanceof PlatoError ? reason.code : undefined;
     const from: ResumePoint | undefined = code === undefined || isResumable(code) ? { connId: old.id, lastDown: old.lastDown, upSeq: old.upSeq } : undefined;

@@ -17,6 +17,7 @@ export const Code = {
   TokenMismatch: 1103,
   Forbidden: 1104,
   UnknownApp: 1105,
+  OriginRefused: 1106,
   HeartbeatTimeout: 1201,
   Kicked: 1202,
   Replaced: 1203,

@@ -1,7 +1,7 @@
 // Links to a gateway: a WebSocket (browsers, Node 22+ or a given constructor) or a TCP socket (Node).
 
 import { decodeFrame, Frame, FrameReader } from "./codec.js";
-import { errText } from "./errors.js";
+import { Code, PlatoError, errText } from "./errors.js";
 
 /** A frame link to one gateway. It reports every frame, then exactly one end. */
 export interface Link {
@@ -129,8 +129,14 @@ function dialWebSocket(url: string, o: DialOptions): Promise<Link> {
     ws.onclose = (ev) => {
       clearTimeout(timer);
       const why = `${url} closed${ev && ev.code ? ` (WebSocket ${ev.code}${ev.reason ? " " + ev.reason : ""})` : ""}`;
-      if (!open) reject(new LinkError(`connecting to ${why}`));
-      else link.end(new LinkError(why));
+      if (!open) {
+        reject(new LinkError(`connecting to ${why}`));
+        return;
+      }
+      // The gateway's close frame carries the Plato code as its reason (§15): it tells why even
+      // when the Plato Close frame itself was missed.
+      const code = ev && /^\d{1,5}$/.test(ev.reason ?? "") ? Number(ev.reason) : 0;
+      link.end(code > 0 && code !== Code.ClientClose ? new PlatoError(code, "", `${url} closed the connection`) : new LinkError(why));
     };
   });
 }

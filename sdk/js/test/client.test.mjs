@@ -12,6 +12,13 @@ import {
 const ipconfURL = process.env.PLATO_IPCONF;
 const control = process.env.PLATO_CONTROL;
 const skip = !ipconfURL || !control ? "run by cmd/plato's TestJSSDK (PLATO_IPCONF, PLATO_CONTROL)" : false;
+// PLATO_TRANSPORT=ws runs the same tests over WebSocket: Node's own WebSocket where it has one
+// (22+), else the ws package's, given as the WebSocket option as an app on older Node would.
+const transport = process.env.PLATO_TRANSPORT === "ws" ? "ws" : "tcp";
+const WebSocket = transport === "ws" ? globalThis.WebSocket ?? (await import("ws")).WebSocket : undefined;
+const opts = transport === "ws" ? { transport, WebSocket } : {};
+const P = transport === "ws" ? "ws-" : ""; // dids of their own, so the business's event counts stay per run
+const addrRE = transport === "ws" ? /^ws:\/\/127\.0\.0\.1:\d+\/plato$/ : /^127\.0\.0\.1:\d+$/;
 
 async function ctl(method, path) {
   const r = await fetch(control + path, { method });
@@ -50,7 +57,7 @@ async function connect(did, extra = {}) {
   let c;
   await within(20000, `${did} to connect`, async () => {
     try {
-      c = await PlatoClient.connect({ ipconfURL, appId: "demo", did, credential: credential(did), reconnectMinMs: 100, reconnectMaxMs: 1000, ...extra });
+      c = await PlatoClient.connect({ ipconfURL, appId: "demo", did, credential: credential(did), reconnectMinMs: 100, reconnectMaxMs: 1000, ...opts, ...extra });
       return true;
     } catch (e) {
       if (e instanceof IPConfError && e.code === Code.NoGateway) return false;
@@ -61,12 +68,12 @@ async function connect(did, extra = {}) {
 }
 
 test("ipconf: endpoints and a token with the credential; typed refusals without one", { skip }, async () => {
-  const cred = await credential("js-ipconf")();
+  const cred = await credential(P + "js-ipconf")();
   await within(20000, "ipconf to list a gateway", async () => {
     try {
-      const l = await fetchEndpoints({ ipconfURL, appId: "demo", did: "js-ipconf", credential: cred });
-      assert.equal(l.uid, "js-ipconf");
-      assert.ok(l.endpoints.length >= 1 && /^127\.0\.0\.1:\d+$/.test(l.endpoints[0].addr), JSON.stringify(l));
+      const l = await fetchEndpoints({ ipconfURL, appId: "demo", did: P + "js-ipconf", credential: cred, transport });
+      assert.equal(l.uid, P + "js-ipconf");
+      assert.ok(l.endpoints.length >= 1 && addrRE.test(l.endpoints[0].addr), JSON.stringify(l));
       assert.ok(l.token.length > 0 && l.tokenExpiresAt > Date.now() / 1000);
       return true;
     } catch (e) {
@@ -74,23 +81,23 @@ test("ipconf: endpoints and a token with the credential; typed refusals without 
       throw e;
     }
   });
-  await assert.rejects(fetchEndpoints({ ipconfURL, appId: "demo", did: "js-ipconf", credential: "not-a-jwt" }),
+  await assert.rejects(fetchEndpoints({ ipconfURL, appId: "demo", did: P + "js-ipconf", credential: "not-a-jwt" }),
     (e) => e instanceof IPConfError && e.status === 401 && e.code === Code.TokenInvalid);
   await assert.rejects(fetchEndpoints({ ipconfURL, appId: "demo", did: "someone-else", credential: cred }),
     (e) => e instanceof IPConfError && e.status === 401 && e.code === Code.TokenMismatch);
-  await assert.rejects(fetchEndpoints({ ipconfURL, appId: "nope", did: "js-ipconf", credential: cred }),
+  await assert.rejects(fetchEndpoints({ ipconfURL, appId: "nope", did: P + "js-ipconf", credential: cred }),
     (e) => e instanceof IPConfError && e.status === 403 && e.code === Code.UnknownApp);
   // connect gives up at once on a credential retrying cannot fix.
-  await assert.rejects(PlatoClient.connect({ ipconfURL, appId: "demo", did: "js-ipconf", credential: "not-a-jwt" }),
+  await assert.rejects(PlatoClient.connect({ ipconfURL, appId: "demo", did: P + "js-ipconf", credential: "not-a-jwt", ...opts }),
     (e) => e instanceof IPConfError && e.code === Code.TokenInvalid);
 });
 
 test("login, uplink ACKs and a business refusal with its code", { skip }, async () => {
   const states = [];
-  const c = await connect("js-alice", { onState: (s) => states.push(s.kind) });
+  const c = await connect(P + "js-alice", { onState: (s) => states.push(s.kind) });
   try {
     assert.ok(c.connId > 0n, `conn id ${c.connId}`);
-    assert.match(c.endpoint, /^127\.0\.0\.1:\d+$/);
+    assert.match(c.endpoint, addrRE);
     assert.deepEqual(states, ["connected"]);
     await c.send("hello");
     await c.send(new TextEncoder().encode("bytes too"));
@@ -103,22 +110,22 @@ test("login, uplink ACKs and a business refusal with its code", { skip }, async 
   }
   assert.equal(await c.done, undefined);
   await assert.rejects(c.send("after close"), /closed/);
-  await within(10000, "DISCONNECTED at the business", async () => (await ctl("GET", "/events?kind=DISCONNECTED&did=js-alice")).count === 1);
+  await within(10000, "DISCONNECTED at the business", async () => (await ctl("GET", `/events?kind=DISCONNECTED&did=${P}js-alice`)).count === 1);
 });
 
 test("downlinks arrive and are acknowledged by the SDK", { skip }, async () => {
-  const c = await connect("js-bob");
+  const c = await connect(P + "js-bob");
   const box = inbox(c);
   try {
     // wait_ack: the push returns ACKED only once the device acknowledged it.
-    const r = await ctl("POST", "/push?did=js-bob&wait_ack=1");
+    const r = await ctl("POST", `/push?did=${P}js-bob&wait_ack=1`);
     assert.equal(r.status, "ACKED", JSON.stringify(r));
     const m = await box.next(10000);
     assert.equal(BigInt(r.msg_id), m.msgId);
     assert.equal(m.retransmit, false);
     assert.ok(m.seq >= 1n);
     for (let i = 0; i < 5; i++) {
-      const r2 = await ctl("POST", `/push?did=js-bob&wait_ack=1`);
+      const r2 = await ctl("POST", `/push?did=${P}js-bob&wait_ack=1`);
       assert.equal(r2.status, "ACKED");
     }
     await within(10000, "6 downlinks", () => box.got.length === 6);
@@ -131,14 +138,14 @@ test("downlinks arrive and are acknowledged by the SDK", { skip }, async () => {
 // The check above can fail: a device that reads a downlink and does not acknowledge it leaves the
 // push at TIMEOUT. This one speaks the protocol by hand with the codec.
 test("a device that does not acknowledge leaves the push unacknowledged", { skip }, async () => {
-  const l = await fetchEndpoints({ ipconfURL, appId: "demo", did: "js-mute", credential: await credential("js-mute")() });
-  const link = await dial(l.endpoints[0].addr, { timeoutMs: 3000, maxBody: 65536 });
+  const l = await fetchEndpoints({ ipconfURL, appId: "demo", did: P + "js-mute", credential: await credential(P + "js-mute")(), transport });
+  const link = await dial(l.endpoints[0].addr, { timeoutMs: 3000, maxBody: 65536, WebSocket });
   const frames = [];
   link.onFrame = (f) => frames.push(f);
-  link.write(encodeFrame(Signal.Login, 1n, encodeLogin({ appId: "demo", did: "js-mute", uid: "js-mute", token: l.token, platform: "test" })));
+  link.write(encodeFrame(Signal.Login, 1n, encodeLogin({ appId: "demo", did: P + "js-mute", uid: P + "js-mute", token: l.token, platform: "test" })));
   await within(10000, "LoginAck", () => frames.some((f) => f.signal === Signal.LoginAck));
   assert.equal(decodeLoginAck(frames.find((f) => f.signal === Signal.LoginAck).body).code, 0);
-  const push = ctl("POST", "/push?did=js-mute&wait_ack=1");
+  const push = ctl("POST", `/push?did=${P}js-mute&wait_ack=1`);
   await within(10000, "the downlink", () => frames.some((f) => f.signal === Signal.Downlink));
   assert.ok(decodeDownlink(frames.find((f) => f.signal === Signal.Downlink).body).msgId > 0n);
   assert.equal((await push).status, "TIMEOUT");
@@ -148,12 +155,12 @@ test("a device that does not acknowledge leaves the push unacknowledged", { skip
 
 test("the gateway process restarts: the client resumes, gets what was pushed meanwhile, and carries on", { skip }, async () => {
   const states = [];
-  const c = await connect("js-carol", { onState: (s) => states.push(s) });
+  const c = await connect(P + "js-carol", { onState: (s) => states.push(s) });
   const box = inbox(c);
   try {
     const first = c.connId;
     await c.send("before");
-    const { msg_id } = await ctl("POST", "/restart-gateway?push_to=js-carol&payload=while%20away");
+    const { msg_id } = await ctl("POST", `/restart-gateway?push_to=${P}js-carol&payload=while%20away`);
     await within(30000, "resumed", () => states.some((s) => s.kind === "resumed"));
     const kinds = states.map((s) => s.kind);
     assert.equal(kinds[0], "connected");
@@ -165,17 +172,17 @@ test("the gateway process restarts: the client resumes, gets what was pushed mea
     assert.notEqual(c.connId, first, "a resumed connection has a new conn id");
     await c.send("after");
     // The uplink seq went on from where it was: the server took "after" (not a 1008 duplicate).
-    assert.equal((await ctl("GET", "/events?kind=RESUMED&did=js-carol")).count, 1);
-    assert.equal((await ctl("GET", "/events?kind=CONNECTED&did=js-carol")).count, 1);
-    assert.equal((await ctl("GET", "/events?kind=DISCONNECTED&did=js-carol")).count, 0);
+    assert.equal((await ctl("GET", `/events?kind=RESUMED&did=${P}js-carol`)).count, 1);
+    assert.equal((await ctl("GET", `/events?kind=CONNECTED&did=${P}js-carol`)).count, 1);
+    assert.equal((await ctl("GET", `/events?kind=DISCONNECTED&did=${P}js-carol`)).count, 0);
   } finally {
     await c.close();
   }
 });
 
 test("a second login with the same did replaces the first, which stops for good with 1203", { skip }, async () => {
-  const a = await connect("js-dave");
-  const b = await connect("js-dave");
+  const a = await connect(P + "js-dave");
+  const b = await connect(P + "js-dave");
   try {
     const why = await a.done;
     assert.ok(why instanceof PlatoError && why.code === Code.Replaced, String(why));
