@@ -282,14 +282,15 @@ func runNodeTests(t *testing.T, dir string, env []string, want int, files ...str
 	t.Logf("node --test %s (%s): %d passed", strings.Join(files, " "), jsNodeV, counts["pass"])
 }
 
-// TestJSSDK runs the JS SDK's codec tests and its client tests over TCP against the platform:
-// login through ipconf, uplink ACKs and refusals, downlinks acknowledged by themselves, and a
-// Resume after the gateway process is killed and started again.
+// TestJSSDK runs the JS SDK's codec tests, its unit tests against scripted gateways, and its
+// client tests against the platform, over TCP and then WebSocket: login through ipconf, uplink
+// ACKs and refusals, downlinks acknowledged by themselves, and a Resume after the gateway process
+// is killed and started again.
 func TestJSSDK(t *testing.T) {
 	dir := jsSDK(t)
 	p := startJSPlatform(t)
 	env := []string{"PLATO_IPCONF=" + p.ipconfURL, "PLATO_CONTROL=" + p.control}
-	runNodeTests(t, dir, env, 13, "test/codec.test.mjs", "test/client.test.mjs")
+	runNodeTests(t, dir, env, 21, "test/codec.test.mjs", "test/unit.test.mjs", "test/client.test.mjs")
 	// The same client tests over WebSocket: Node's WebSocket (22+), or the ws package's before.
 	runNodeTests(t, dir, append(env, "PLATO_TRANSPORT=ws"), 6, "test/client.test.mjs")
 }
