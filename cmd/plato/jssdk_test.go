@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/platoim/plato/core/platform/platformtest"
+	"github.com/platoim/plato/internal/credential"
 	"github.com/platoim/plato/internal/natsd"
 	"github.com/platoim/plato/internal/testkit"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
@@ -211,7 +212,8 @@ func (p *jsPlatform) serveControl() string {
 		if uid == "" {
 			uid = q.Get("did")
 		}
-		reply(w, map[string]string{"credential": platformtest.Credential(p.t, "demo", q.Get("did"), uid)}, nil)
+		c, err := credential.MintHS256("demo", "dev", platformtest.JWTSecret, q.Get("did"), uid, time.Now(), time.Hour)
+		reply(w, map[string]string{"credential": c}, err)
 	})
 	mux.HandleFunc("POST /push", func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
