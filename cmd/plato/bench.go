@@ -82,7 +82,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var o bench.Options
 	var gateways, pids listFlag
 	fs.StringVar(&o.IPConfURL, "ipconf", bench.DefaultIPConfURL, "ipconf base URL: gateway endpoints, and tokens without --token-secret")
-	fs.Var(&gateways, "gateway", "gateway endpoint host:port to use instead of ipconf's list (repeatable or comma-separated)")
+	fs.Var(&gateways, "gateway", "gateway endpoint host:port (ws://host:port/plato with --transport ws) to use instead of ipconf's list (repeatable or comma-separated)")
+	fs.StringVar(&o.Transport, "transport", bench.TransportTCP, "how devices connect: tcp, or ws (WebSocket, one frame per binary message, to the URLs ipconf lists with ?transport=ws; connect, uplink, downlink, broadcast)")
 	fs.StringVar(&o.StateAddr, "state", bench.DefaultStateAddr, "State service address the business pushes through (downlink, broadcast)")
 	fs.StringVar(&o.AppID, "app", bench.DefaultAppID, "app ID of the simulated devices")
 	fs.StringVar(&o.AppKey, "app-key", bench.DefaultAppKey, "the app's business key (apps.<app>.keys), for pushes")

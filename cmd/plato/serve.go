@@ -265,6 +265,9 @@ func printAddresses(w io.Writer, p *platform.Platform) {
 	}
 	if p.Gateway != nil {
 		fmt.Fprintf(w, "  gateway   %s  (device TCP; state reaches it at %s)\n", p.Gateway.Addr(), p.Gateway.RPCAddr())
+		if ws := p.Gateway.WSEndpoint(); ws != "" {
+			fmt.Fprintf(w, "  websocket %s  (device WebSocket; ipconf lists it with ?transport=ws)\n", ws)
+		}
 	}
 	if p.IPConf != nil {
 		fmt.Fprintf(w, "  ipconf    http://%s  (GET /ip/list?app_id=demo&did=alice, with Authorization: Bearer <credential>)\n", p.IPConf.Addr())

@@ -153,3 +153,15 @@ func (c *Conn) CloseStatus() (code ws.StatusCode, reason string, ok bool) {
 func (c *Conn) SendClose(code ws.StatusCode, reason string) error {
 	return c.WriteMessage(ws.OpClose, true, ws.NewCloseFrameBody(code, reason))
 }
+
+// ReadFrame reads the next frame as it is, control frames included, for tests that look at them
+// (a pong); it must not be mixed with Read in the middle of a message.
+func (c *Conn) ReadFrame() (ws.Header, []byte, error) {
+	h, err := ws.ReadHeader(c.r)
+	if err != nil {
+		return h, nil, err
+	}
+	p := make([]byte, h.Length)
+	_, err = io.ReadFull(c.r, p)
+	return h, p, err
+}

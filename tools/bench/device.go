@@ -85,7 +85,13 @@ func dialLogin(ctx context.Context, local *net.TCPAddr, endpoint string, login *
 func dialLoginWith(ctx context.Context, dialer net.Dialer, endpoint string, login *protocol.Login) (net.Conn, *bufio.Reader, protocol.LoginAck, error) {
 	ctx, cancel := context.WithTimeout(ctx, loginTimeout)
 	defer cancel()
-	nc, err := dialer.DialContext(ctx, "tcp", endpoint)
+	var nc net.Conn
+	var err error
+	if isWSEndpoint(endpoint) {
+		nc, err = dialWS(ctx, dialer, endpoint)
+	} else {
+		nc, err = dialer.DialContext(ctx, "tcp", endpoint)
+	}
 	if err != nil {
 		return nil, nil, protocol.LoginAck{}, fmt.Errorf("dial: %s", errClass(err))
 	}

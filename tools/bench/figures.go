@@ -99,7 +99,7 @@ func gatewayProcesses(endpoints []string) ([]int, map[string][]int, error) {
 	by := map[string][]int{}
 	var all []int
 	for _, ep := range endpoints {
-		pids, err := listenerPIDs([]string{ep})
+		pids, err := listenerPIDs([]string{endpointAddr(ep)})
 		if err != nil {
 			return nil, nil, err
 		}

@@ -86,8 +86,12 @@ type Options struct {
 	// IPConfURL is where endpoints (and, without TokenSecret, tokens) come from. Default
 	// http://127.0.0.1:8080.
 	IPConfURL string
-	// Gateways, when set, are the device endpoints to use instead of asking ipconf.
+	// Gateways, when set, are the device endpoints to use instead of asking ipconf: host:port, or
+	// ws://host:port/plato with Transport ws.
 	Gateways []string
+	// Transport is how devices connect: tcp (default) or ws, one Plato frame per binary WebSocket
+	// message to the URLs ipconf lists with ?transport=ws.
+	Transport string
 	// StateAddr is the State service the business pushes through (downlink, broadcast). Default
 	// 127.0.0.1:8901.
 	StateAddr string
@@ -267,6 +271,7 @@ func (o *Options) validate() error {
 	if o.Devices < 1 || o.Devices > MaxDevices {
 		bad("devices %d: must be 1 to %d", o.Devices, MaxDevices)
 	}
+	o.validateTransport(bad)
 	for _, f := range o.Factors {
 		if !(f > 0 && f <= 20) {
 			bad("overload factor %v: must be above 0 and at most 20", f)
@@ -304,7 +309,7 @@ func (o *Options) validate() error {
 		errs = append(errs, err)
 	}
 	for _, g := range o.Gateways {
-		if err := checkLoopbackAddr("gateway", g); err != nil {
+		if err := checkLoopbackAddr("gateway", endpointAddr(g)); err != nil {
 			errs = append(errs, err)
 		}
 	}

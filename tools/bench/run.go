@@ -63,6 +63,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if len(endpoints) > 1 {
 		note("devices spread round-robin over %d gateway endpoints: %v", len(endpoints), endpoints)
 	}
+	if o.Transport == TransportWS {
+		note("devices connected over WebSocket (one Plato frame per binary message) to %v", endpoints)
+	}
 	r.bindSrc = allIPv4Loopback(endpoints) && canBind(sourceIP(0))
 	tokenMode := tokenIPConf
 	if o.TokenSecret != "" {
@@ -145,6 +148,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 // endpoints are the gateways to use: --gateway, or ipconf's list for a probe did.
 func (r *runner) endpoints(ctx context.Context) ([]string, error) {
 	eps := r.opts.Gateways
+	if len(eps) == 0 && r.opts.Transport == TransportWS {
+		var err error
+		if eps, err = r.wsEndpoints(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if len(eps) == 0 {
 		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
@@ -162,7 +171,7 @@ func (r *runner) endpoints(ctx context.Context) ([]string, error) {
 		}
 	}
 	for _, e := range eps {
-		if err := checkLoopbackAddr("gateway", e); err != nil {
+		if err := checkLoopbackAddr("gateway", endpointAddr(e)); err != nil {
 			return nil, err
 		}
 	}
@@ -219,7 +228,7 @@ func (r *runner) runBaseline(ctx context.Context) (*targetResult, int, error) {
 
 func allIPv4Loopback(eps []string) bool {
 	for _, e := range eps {
-		host, _, err := net.SplitHostPort(e)
+		host, _, err := net.SplitHostPort(endpointAddr(e))
 		ip := net.ParseIP(host)
 		if err != nil || ip == nil || ip.To4() == nil || !ip.IsLoopback() {
 			return false

@@ -89,7 +89,7 @@ func New(t testing.TB, opts Options) *Harness {
 	}
 
 	gc := config.Default().Gateway
-	gc.ID, gc.Addr, gc.RPCAddr = ID, "127.0.0.1:0", "127.0.0.1:0"
+	gc.ID, gc.Addr, gc.WSAddr, gc.RPCAddr = ID, "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
 	// Short, so that a test of the load report need not wait the default second.
 	gc.ReportInterval = 200 * time.Millisecond
 	declared := opts.Apps
@@ -136,3 +136,6 @@ func New(t testing.TB, opts Options) *Harness {
 
 // Addr is where devices connect to the gateway.
 func (h *Harness) Addr() string { return h.Gateway.Addr() }
+
+// WSURL is where WebSocket devices connect to the gateway.
+func (h *Harness) WSURL() string { return h.Gateway.WSEndpoint() }
