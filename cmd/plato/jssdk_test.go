@@ -25,6 +25,7 @@ import (
 	"github.com/platoim/plato/internal/testkit"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	apiservice "github.com/platoim/plato/sdk/business/rpc/plato/api/plato"
+	"github.com/platoim/plato/sdk/protocol"
 )
 
 // The JS SDK (sdk/js) is tested by its own node tests, run here against a real platform: the
@@ -284,7 +285,7 @@ func runNodeTests(t *testing.T, dir string, env []string, want int, files ...str
 	t.Logf("node --test %s (%s): %d passed", strings.Join(files, " "), jsNodeV, counts["pass"])
 }
 
-// TestJSSDK runs the JS SDK's codec tests, its unit tests against scripted gateways, and its
+// TestJSSDK runs the JS SDK's codec tests (against docs/protocol.md and the Go codec), its unit tests against scripted gateways, and its
 // client tests against the platform, over TCP and then WebSocket: login through ipconf, uplink
 // ACKs and refusals, downlinks acknowledged by themselves, and a Resume after the gateway process
 // is killed and started again.
@@ -292,7 +293,8 @@ func TestJSSDK(t *testing.T) {
 	dir := jsSDK(t)
 	p := startJSPlatform(t)
 	env := []string{"PLATO_IPCONF=" + p.ipconfURL, "PLATO_CONTROL=" + p.control}
-	runNodeTests(t, dir, env, 21, "test/codec.test.mjs", "test/unit.test.mjs", "test/client.test.mjs")
+	runNodeTests(t, dir, append(env, "PLATO_GO_FRAMES="+goFrames(t)), 22,
+		"test/codec.test.mjs", "test/gocodec.test.mjs", "test/unit.test.mjs", "test/client.test.mjs")
 	// The same client tests over WebSocket: Node's WebSocket (22+), or the ws package's before.
 	runNodeTests(t, dir, append(env, "PLATO_TRANSPORT=ws"), 6, "test/client.test.mjs")
 }
@@ -333,4 +335,39 @@ func checkVendoredSDK(t *testing.T, dir string) {
 			t.Fatalf("examples/demo/web/plato/%s is not sdk/js's build (%v %v): run `npm run build && npm run vendor` in sdk/js", filepath.Base(f), errA, errB)
 		}
 	}
+}
+
+// goFrames writes frames the Go codec (sdk/protocol) encodes, as JSON {name: hex}, for
+// sdk/js/test/gocodec.test.mjs to check that the JS codec encodes the same values to the same
+// bytes and decodes them back: the signals docs/protocol.md §13 has no dump of, and edge values.
+func goFrames(t *testing.T) string {
+	t.Helper()
+	const maxU64 = ^uint64(0)
+	frame := func(sig protocol.Signal, flags uint16, seq uint64, body []byte) string {
+		return fmt.Sprintf("%x", protocol.AppendFrame(nil, sig, flags, seq, body))
+	}
+	frames := map[string]string{
+		"login":     frame(protocol.SigLogin, 0, 1, (&protocol.Login{AppID: "demo", DID: "dévice-1", UID: "ü", Token: "tok.en", Platform: "plato-js/1"}).Append(nil)),
+		"loginAck":  frame(protocol.SigLoginAck, 0, 1, (&protocol.LoginAck{Code: 0, ConnID: maxU64, HeartbeatMs: 30000, Message: "welcome"}).Append(nil)),
+		"refused":   frame(protocol.SigLoginAck, 0, 2, (&protocol.LoginAck{Code: protocol.CodeTokenExpired, Message: "token expired"}).Append(nil)),
+		"uplinkAck": frame(protocol.SigUplinkAck, 0, 77, (&protocol.Ack{Code: 2042, Message: "no"}).Append(nil)),
+		"downlink":  frame(protocol.SigDownlink, protocol.FlagBroadcast, 1<<40, (&protocol.Downlink{MsgID: 1 << 40, Payload: []byte("{}")}).Append(nil)),
+		"retrans":   frame(protocol.SigDownlink, protocol.FlagRetransmit, 3, (&protocol.Downlink{MsgID: 9}).Append(nil)),
+		"close":     frame(protocol.SigClose, 0, 0, (&protocol.Close{Code: protocol.CodeReplaced, Message: "elsewhere"}).Append(nil)),
+		"redirect":  frame(protocol.SigRedirect, 0, 0, (&protocol.Redirect{Code: protocol.CodeMigrated, Endpoints: []string{"10.0.0.1:8900", "[::1]:8900", "ws://h:8910/plato"}, Token: "fresh"}).Append(nil)),
+		"redirect0": frame(protocol.SigRedirect, 0, 0, (&protocol.Redirect{Code: protocol.CodeMigrated}).Append(nil)),
+		"resume":    frame(protocol.SigResume, 0, 5, (&protocol.Resume{AppID: "demo", DID: "d1", UID: "u1", Token: "t", PrevConnID: maxU64 - 1, LastDownlink: 1 << 33}).Append(nil)),
+		"resumeAck": frame(protocol.SigResumeAck, 0, 5, (&protocol.ResumeAck{Code: protocol.CodeResumeRejected, Message: "resume rejected: send Login"}).Append(nil)),
+		"heartbeat": frame(protocol.SigHeartbeat, 0, maxU64, nil),
+		"bcastAck":  frame(protocol.SigDownlinkAck, protocol.FlagBroadcast, 1<<40, nil),
+	}
+	b, err := json.Marshal(frames)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "go-frames.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
