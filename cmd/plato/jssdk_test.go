@@ -293,7 +293,7 @@ func TestJSSDK(t *testing.T) {
 	dir := jsSDK(t)
 	p := startJSPlatform(t)
 	env := []string{"PLATO_IPCONF=" + p.ipconfURL, "PLATO_CONTROL=" + p.control}
-	runNodeTests(t, dir, append(env, "PLATO_GO_FRAMES="+goFrames(t)), 22,
+	runNodeTests(t, dir, append(env, "PLATO_GO_FRAMES="+goFrames(t)), 23,
 		"test/codec.test.mjs", "test/gocodec.test.mjs", "test/unit.test.mjs", "test/client.test.mjs")
 	// The same client tests over WebSocket: Node's WebSocket (22+), or the ws package's before.
 	runNodeTests(t, dir, append(env, "PLATO_TRANSPORT=ws"), 6, "test/client.test.mjs")

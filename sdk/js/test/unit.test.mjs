@@ -257,3 +257,19 @@ test("connect moves on from a gateway that refuses with 1204, and fails at once 
   assert.equal(up.conns.length, 1, "a token refusal is not tried elsewhere with the same token");
   for (const g of [down, up, bad]) g.close();
 });
+
+test("without reconnect, a drop ends the client; the uplink it left unanswered has an unknown outcome", async () => {
+  const gw = await gateway(async (c) => {
+    c.loginAck((await c.next(Signal.Login)).seq, 1n);
+    await c.next(Signal.Uplink);
+    c.sock.destroy();
+  });
+  const c = await PlatoClient.connect({ ...base, endpoints: [gw.addr], reconnect: false });
+  try {
+    await assert.rejects(c.send("x"), (e) => e instanceof OutcomeUnknownError && e.seq === 1n);
+    assert.match(String((await c.done)?.message), /closed the connection/);
+    assert.equal(gw.conns.length, 1);
+  } finally {
+    gw.close();
+  }
+});

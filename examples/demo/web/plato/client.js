@@ -592,7 +592,9 @@ export class PlatoClient {
         this.closing = true;
         this.wake?.();
         const closed = new ClosedError(err);
-        this.failPending(() => closed);
+        // Uplinks unanswered when the connection ended for good may or may not have arrived; those
+        // unanswered at close() are the app's own doing.
+        this.failPending((p) => (err ? new OutcomeUnknownError(p.seq, err) : closed));
         const ws = this.waiters;
         this.waiters = [];
         for (const w of ws)

@@ -81,10 +81,15 @@ export class IPConfError extends PlatoError {
         this.status = status;
     }
 }
-/** AckTimeoutError: no UplinkAck within ackTimeoutMs. The uplink may or may not have arrived (§8.1). */
+/**
+ * AckTimeoutError: no UplinkAck within ackTimeoutMs. The uplink may or may not have arrived (§8.1);
+ * seq 0 means it was never sent: no connection came up in time.
+ */
 export class AckTimeoutError extends Error {
     constructor(seq, ms) {
-        super(`no UplinkAck for uplink ${seq} within ${ms} ms: it may or may not have arrived`);
+        super(seq === 0n
+            ? `no connection within ${ms} ms: the uplink was not sent`
+            : `no UplinkAck for uplink ${seq} within ${ms} ms: it may or may not have arrived`);
         this.name = "AckTimeoutError";
         this.seq = seq;
     }
