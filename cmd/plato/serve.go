@@ -283,15 +283,17 @@ func printAddresses(w io.Writer, p *platform.Platform) {
 	}
 	if p.Demo != nil {
 		fmt.Fprintf(w, "  demo      %s  (chat business server)\n", p.Demo.Addr())
+		web := ""
 		if d, ok := p.Demo.(interface{ LoginAddr() string }); ok && d.LoginAddr() != "" {
 			fmt.Fprintf(w, "  login     http://%s/login?did=alice  (the demo's backend: issues device credentials)\n", d.LoginAddr())
 			fmt.Fprintf(w, "  web chat  %s  (the demo chat in a browser, on the JS SDK over WebSocket)\n", chatPageURL(d.LoginAddr(), p))
+			web = " (or open the web chat in two browser tabs)"
 		}
 		self := "plato"
 		if strings.Contains(os.Args[0], "/") {
 			self = os.Args[0]
 		}
-		fmt.Fprintf(w, "Try it: run `%s chat --did alice` and `%s chat --did bob` in two terminals, then type `@bob hello`.\n", self, self)
+		fmt.Fprintf(w, "Try it: run `%s chat --did alice` and `%s chat --did bob` in two terminals%s, then type `@bob hello`.\n", self, self, web)
 	}
 	fmt.Fprintln(w, "Ctrl-C stops.")
 }
