@@ -114,10 +114,14 @@ async function say(text) {
   if (p.note) return line(p.note, "note");
   if (!p.msg) return;
   line(`> ${text}`, "me");
+  // The room becomes current at once, so a line typed before the answer goes there too; a refusal
+  // puts the previous one back.
+  const before = current;
+  if (p.room !== undefined) current = p.room;
   try {
     await client.send(JSON.stringify(p.msg));
-    if (p.room !== undefined) current = p.room;
   } catch (e) {
+    if (p.room !== undefined && current === p.room) current = before;
     if (e instanceof PlatoError) line(`not sent (${e.code}): ${e.detail || e.message}`, "error");
     else if (e instanceof AckTimeoutError || e instanceof OutcomeUnknownError) line("* no answer in time; that message may not have been sent", "error");
     else line(`not sent: ${e.message}`, "error");
