@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/cloudwego/netpoll"
 	"github.com/gobwas/ws"
@@ -122,7 +123,10 @@ func (gw *Gateway) WSEndpoint() string {
 		return ""
 	}
 	hp := gw.cfg.WSAdvertise
-	if hp == "" {
+	switch {
+	case strings.HasPrefix(hp, "ws://") || strings.HasPrefix(hp, "wss://"):
+		return hp // a TLS proxy's URL, as it is
+	case hp == "":
 		hp = gw.WSAddr()
 	}
 	return "ws://" + hp + WSPath

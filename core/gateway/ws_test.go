@@ -370,3 +370,70 @@ func TestWSOriginIsCheckedAtLogin(t *testing.T) {
 		t.Fatalf("the state server heard of %d refused logins", len(n))
 	}
 }
+
+// loginWS logs a WebSocket device in through the harness's fake state server and returns its
+// connection ID once it has read its LoginAck.
+func loginWS(t *testing.T, h *gatewaytest.Harness, c *wsclient.Conn, app, did string) int64 {
+	t.Helper()
+	tok, _ := h.Tokens.Issue(app, did, "u-"+did, time.Now(), time.Time{})
+	if _, err := c.Write(protocol.AppendFrame(nil, protocol.SigLogin, 0, 1, (&protocol.Login{AppID: app, DID: did, Token: tok}).Append(nil))); err != nil {
+		t.Fatal(err)
+	}
+	var connID int64
+	poll.Until(t, "the state server to see the login of "+did, func() bool {
+		for _, ev := range h.State.Find(nil) {
+			if protocol.Signal(ev.Signal) == protocol.SigLogin && ev.Did == did {
+				connID = ev.ConnId
+				return true
+			}
+		}
+		return false
+	})
+	ack := (&protocol.LoginAck{ConnID: uint64(connID), HeartbeatMs: 30000}).Append(nil)
+	h.Push(&fleet.DownFrame{ConnId: connID, Action: fleet.DownAction_LOGIN_OK, Signal: int8(protocol.SigLoginAck), Seq: 1, Body: ack})
+	if f, _, err := protocol.ReadFrame(c, protocol.HardMaxBody, nil); err != nil || f.Signal != protocol.SigLoginAck {
+		t.Fatalf("got %v %v, want the LoginAck", f, err)
+	}
+	return connID
+}
+
+// TestWSSlowConsumerIsCutOff: a WebSocket device that stops reading is closed with 1205 like a TCP
+// one, by the same write queue bound.
+func TestWSSlowConsumerIsCutOff(t *testing.T) {
+	h := gatewaytest.New(t, gatewaytest.Options{Configure: func(c *gateway.Config) {
+		c.WriteQueue, c.WriteQueueBytes = 8, 256<<10
+	}})
+	c := dialWS(t, h, "")
+	connID := loginWS(t, h, c, "a", "sloth")
+	body := (&protocol.Downlink{MsgID: 1, Payload: make([]byte, 32<<10)}).Append(nil)
+	seq := int64(1)
+	poll.Until(t, "the device that does not read to be closed 1205", func() bool {
+		var frames []*fleet.DownFrame
+		for range 16 {
+			seq++
+			frames = append(frames, &fleet.DownFrame{ConnId: connID, Signal: int8(protocol.SigDownlink), Seq: seq, Body: body})
+		}
+		h.Push(frames...)
+		closed := h.State.Find(func(ev *fleet.UpEvent) bool { return ev.ConnId == connID && ev.Kind == fleet.UpKind_CLOSED })
+		return len(closed) == 1 && closed[0].Reason == int32(protocol.CodeSlowConsumer)
+	})
+	if s := h.Gateway.Stats(); s.SlowConsumers != 1 {
+		t.Fatalf("slow consumers %d, want 1", s.SlowConsumers)
+	}
+}
+
+// TestWSAdvertisedURL: gateway.ws_advertise is a host:port put in a ws:// URL, or a whole URL for
+// a TLS proxy in front.
+func TestWSAdvertisedURL(t *testing.T) {
+	for adv, want := range map[string]string{
+		"gw1.example.com:8910":        "ws://gw1.example.com:8910/plato",
+		"wss://gw1.example.com/plato": "wss://gw1.example.com/plato",
+		"ws://10.0.0.1:80/plato":      "ws://10.0.0.1:80/plato",
+	} {
+		h := gatewaytest.New(t, gatewaytest.Options{NoNATS: true, Configure: func(c *gateway.Config) { c.WSAdvertise = adv }})
+		if got := h.WSURL(); got != want {
+			t.Errorf("ws_advertise %q: endpoint %q, want %q", adv, got, want)
+		}
+		_ = h.Gateway.Shutdown(context.Background())
+	}
+}

@@ -270,8 +270,9 @@ type Gateway struct {
 	// WSAddr is the device WebSocket listen address (path /plato, one Plato frame per binary
 	// message; docs/protocol.md). Empty: no WebSocket listener. Default 127.0.0.1:8910.
 	WSAddr string `koanf:"ws_addr"`
-	// WSAdvertise is the "host:port" of the ws:// URL ipconf hands to WebSocket clients (a TLS
-	// proxy in front may take wss://host/plato to it). Default: the WebSocket listen address.
+	// WSAdvertise is what ipconf hands to WebSocket clients: a "host:port" (the URL is then
+	// ws://host:port/plato), or a whole ws:// or wss:// URL, for a TLS proxy in front. Default: the
+	// WebSocket listen address.
 	WSAdvertise string `koanf:"ws_advertise"`
 	// RPCAddr is where the gateway's Kitex service listens for the state server: a unix socket path,
 	// or host:port across machines. Default <data_dir>/gateway-<id>.sock.

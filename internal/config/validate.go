@@ -100,7 +100,13 @@ func (c *Config) Validate() error {
 	hostPort("gateway.addr", g.Addr, false)
 	hostPort("gateway.advertise", g.Advertise, true)
 	hostPort("gateway.ws_addr", g.WSAddr, true)
-	hostPort("gateway.ws_advertise", g.WSAdvertise, true)
+	if u := g.WSAdvertise; strings.HasPrefix(u, "ws://") || strings.HasPrefix(u, "wss://") {
+		if p, err := url.Parse(u); err != nil || p.Host == "" {
+			bad("gateway.ws_advertise", "%q is not a ws:// or wss:// URL with a host", u)
+		}
+	} else {
+		hostPort("gateway.ws_advertise", u, true)
+	}
 	addrOrSocket("gateway.rpc_addr", g.RPCAddr)
 	if g.MaxBody < 64 || g.MaxBody > 16<<20 {
 		bad("gateway.max_body", "must be between 64 and 16777216 bytes, got %d", g.MaxBody)
