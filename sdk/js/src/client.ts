@@ -179,7 +179,12 @@ class Route {
     return this.addrs[this.next++];
   }
   private async fetch(timeoutMs: number): Promise<void> {
-    const cred = typeof this.c.credential === "function" ? await this.c.credential() : this.c.credential ?? "";
+    let cred: string;
+    try {
+      cred = typeof this.c.credential === "function" ? await this.c.credential() : this.c.credential ?? "";
+    } catch (e) {
+      throw new LinkError(`getting the device's credential: ${errText(e)}`);
+    }
     const ac = new AbortController();
     const t = setTimeout(() => ac.abort(), timeoutMs);
     let list;

@@ -89,7 +89,13 @@ class Route {
         return this.addrs[this.next++];
     }
     async fetch(timeoutMs) {
-        const cred = typeof this.c.credential === "function" ? await this.c.credential() : this.c.credential ?? "";
+        let cred;
+        try {
+            cred = typeof this.c.credential === "function" ? await this.c.credential() : this.c.credential ?? "";
+        }
+        catch (e) {
+            throw new LinkError(`getting the device's credential: ${errText(e)}`);
+        }
         const ac = new AbortController();
         const t = setTimeout(() => ac.abort(), timeoutMs);
         let list;
