@@ -305,6 +305,10 @@ demo: {enabled: true, addr: "127.0.0.1:0", login_addr: "127.0.0.1:0"}
 	up.waitLine(reGateway)
 	ipconfURL := up.waitLine(reIPConf)
 	chatBetween(t, ipconfURL)
+	// The web chat page is served next to the demo's login endpoint (TestWebChat drives it).
+	if page := httpGet(t, up.waitLine(regexp.MustCompile(`web chat\s+(http://\S+)`))); !strings.Contains(page, `src="chat.js"`) {
+		t.Errorf("the web chat URL serves no chat page:\n%s", page)
+	}
 
 	// One admin server for the whole process, with every role's metrics.
 	metrics := httpGet(t, up.waitLine(regexp.MustCompile(`admin\s+(http://\S+)`))+"/metrics")

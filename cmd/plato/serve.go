@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -213,6 +214,20 @@ func without(rs []string, r string) []string {
 	return out
 }
 
+// chatPageURL is the demo's web chat page, naming ipconf in its query unless the page finds it at
+// its default, port 8080 of the page's own host.
+func chatPageURL(loginAddr string, p *platform.Platform) string {
+	u := "http://" + loginAddr + "/chat/"
+	if p.IPConf == nil {
+		return u
+	}
+	host, _, _ := net.SplitHostPort(loginAddr)
+	if ip := p.IPConf.Addr(); ip != net.JoinHostPort(host, "8080") {
+		u += "?ipconf=" + url.QueryEscape("http://"+ip)
+	}
+	return u
+}
+
 // serve starts roles, prints where they listen, and runs until ctx ends (Ctrl-C).
 func serve(ctx context.Context, cfg config.Config, roles []string, stdout, stderr io.Writer) error {
 	logger := newLogger(cfg.Log, stderr)
@@ -273,14 +288,17 @@ func printAddresses(w io.Writer, p *platform.Platform) {
 	}
 	if p.Demo != nil {
 		fmt.Fprintf(w, "  demo      %s  (chat business server)\n", p.Demo.Addr())
+		web := ""
 		if d, ok := p.Demo.(interface{ LoginAddr() string }); ok && d.LoginAddr() != "" {
 			fmt.Fprintf(w, "  login     http://%s/login?did=alice  (the demo's backend: issues device credentials)\n", d.LoginAddr())
+			fmt.Fprintf(w, "  web chat  %s  (the demo chat in a browser, on the JS SDK over WebSocket)\n", chatPageURL(d.LoginAddr(), p))
+			web = " (or open the web chat in two browser tabs)"
 		}
 		self := "plato"
 		if strings.Contains(os.Args[0], "/") {
 			self = os.Args[0]
 		}
-		fmt.Fprintf(w, "Try it: run `%s chat --did alice` and `%s chat --did bob` in two terminals, then type `@bob hello`.\n", self, self)
+		fmt.Fprintf(w, "Try it: run `%s chat --did alice` and `%s chat --did bob` in two terminals%s, then type `@bob hello`.\n", self, self, web)
 	}
 	fmt.Fprintln(w, "Ctrl-C stops.")
 }

@@ -49,6 +49,7 @@ func (s *Server) routes(h *hertz.Hertz) {
 		c.Next(ctx)
 		s.requests.Add(c.Response.StatusCode())
 	})
+	s.cors(h)
 	h.GET("/ip/list", s.handleList)
 	h.GET("/healthz", s.handleHealth)
 	h.NoRoute(func(_ context.Context, c *app.RequestContext) {

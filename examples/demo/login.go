@@ -92,6 +92,8 @@ func (s *Server) startLogin(addr string) error {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/login", s.login)
+	mux.Handle("/chat/", chatHandler())
+	mux.Handle("/chat", http.RedirectHandler("/chat/", http.StatusMovedPermanently))
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	s.loginAddr = ln.Addr().String()
 	go func() {
