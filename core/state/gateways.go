@@ -84,7 +84,15 @@ func (s *Server) pushFrames(ctx context.Context, l *gatewayLink, items []downIte
 	for i, it := range items {
 		frames[i] = it.f
 	}
-	resp, err := l.cli.Push(ctx, &fleet.PushRequest{Frames: frames, StateId: s.cfg.ID, Proof: s.proof})
+	req := &fleet.PushRequest{Frames: frames, StateId: s.cfg.ID, Proof: s.proof}
+	resp, err := l.cli.Push(ctx, req)
+	if err != nil && rpc.KindOf(err) == rpc.ErrNetwork && ctx.Err() == nil {
+		// A gateway upgraded in place (docs/operations.md) closes its RPC connections once its new
+		// process serves the same address; a call that met one closing was not taken there. Once
+		// more, on a fresh connection.
+		s.metrics.rpcError(peerGateway, err)
+		resp, err = l.cli.Push(ctx, req)
+	}
 	for _, it := range items {
 		if it.acc != nil {
 			if err != nil {

@@ -94,6 +94,11 @@ const (
 	// per round trip for 5 s on end (docs/operations.md).
 	DefaultSlowMaxUnsent = 64 << 10
 	DefaultSlowMaxStall  = 5 * time.Second
+	// DefaultUpgradeReadyTimeout and DefaultUpgradeDeadline bound an in-place upgrade of a
+	// gateway: its new process must be ready within the first, and the old one passes its
+	// connections within the second (what is left is redirected).
+	DefaultUpgradeReadyTimeout = 30 * time.Second
+	DefaultUpgradeDeadline     = 60 * time.Second
 )
 
 // Config is the whole configuration; each role reads its own section plus the shared ones.
@@ -308,6 +313,19 @@ type Gateway struct {
 	MaxUplinksInFlight int `koanf:"max_uplinks_in_flight"`
 	// Overload tunes the gateway's overload manager.
 	Overload Overload `koanf:"overload"`
+	// Upgrade tunes the in-place upgrade (kill -USR2, plato gateway upgrade).
+	Upgrade Upgrade `koanf:"upgrade"`
+}
+
+// Upgrade tunes a gateway's in-place upgrade (docs/operations.md, "Upgrading a gateway").
+type Upgrade struct {
+	// ControlDir holds each gateway process's control socket, gateway-<pid>.ctl, which `plato
+	// gateway upgrade` talks to. Default: data_dir.
+	ControlDir string `koanf:"control_dir"`
+	// ReadyTimeout is how long the new process has to report ready. Default 30s.
+	ReadyTimeout time.Duration `koanf:"ready_timeout"`
+	// Deadline bounds passing the connections; those left are redirected. Default 60s.
+	Deadline time.Duration `koanf:"deadline"`
 }
 
 // Overload tunes a role's overload manager (docs/operations.md, "Overload"): resources (the heap,
@@ -424,6 +442,7 @@ func Default() Config {
 			Bandwidth:    DefaultBandwidth, ReportInterval: DefaultReportInterval, Batch: b,
 			StatePingInterval: DefaultStatePing, StatePingsLost: DefaultStatePingsLost,
 			MaxUplinksInFlight: DefaultUplinksInFlight, Overload: o,
+			Upgrade: Upgrade{ReadyTimeout: DefaultUpgradeReadyTimeout, Deadline: DefaultUpgradeDeadline},
 		},
 		State: State{
 			Addr: DefaultStateAddr, HeartbeatInterval: DefaultHeartbeat, HeartbeatTimeout: DefaultHeartbeatTimeout,

@@ -49,6 +49,12 @@ func StartAdmin(addr string, reg *prometheus.Registry, health func() error, log 
 	if err != nil {
 		return nil, fmt.Errorf("admin.addr: listening on %s: %w", addr, err)
 	}
+	return ServeAdmin(ln, reg, health, log), nil
+}
+
+// ServeAdmin is StartAdmin on a listener already open: a gateway upgraded in place serves the
+// socket its previous process passed it.
+func ServeAdmin(ln net.Listener, reg *prometheus.Registry, health func() error, log *slog.Logger) *Admin {
 	a := &Admin{ln: ln, done: make(chan struct{}), health: health}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{
@@ -71,7 +77,7 @@ func StartAdmin(addr string, reg *prometheus.Registry, health func() error, log 
 			log.Error("admin server stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
-	return a, nil
+	return a
 }
 
 // Addr is the listen address.
@@ -116,3 +122,6 @@ func (a *Admin) Shutdown(ctx context.Context) error {
 	<-a.done
 	return err
 }
+
+// Listener is the socket the admin server accepts on.
+func (a *Admin) Listener() net.Listener { return a.ln }
