@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -312,5 +313,111 @@ func TestGatewayUpgradesUnderLoad(t *testing.T) {
 	t.Logf("%d pushes, all delivered", len(pushed))
 	_ = syscall.Kill(pid, syscall.SIGINT)
 	poll.Within(t, 30*time.Second, "the last gateway process to stop", func() bool { return !pidAlive(pid) })
+	// The first process exited long ago; its output ends with the last one's.
+	select {
+	case err := <-gw.exit:
+		if err != nil {
+			t.Errorf("the first gateway process exited with %v after its upgrade", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the gateway processes' output did not end")
+	}
+	st.interrupt()
+}
+
+// TestGatewayUpgradeRefused breaks the gateway's config file, so that the new process of an
+// upgrade cannot start: `plato gateway upgrade` fails with the reason, the old process keeps
+// serving its device and takes new ones; once the file is fixed, the upgrade goes through.
+func TestGatewayUpgradeRefused(t *testing.T) {
+	ctx := context.Background()
+	stAddr := freePort(t)
+	cfg, biz := startShared(t, fmt.Sprintf("state: {addr: %q}\n", stAddr))
+	good, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	st := startProc(t, "state", "state", "--config", cfg, "--data-dir", dataDir)
+	st.waitLine(reRunning)
+	gw := startProc(t, "gateway", "gateway", "--config", cfg, "--data-dir", dataDir)
+	gwAddr := gw.waitLine(reGateway)
+	pid := gw.cmd.Process.Pid
+	signer, err := token.NewSigner([]byte(platformtest.Secret), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dial := func(did string) *client.Client {
+		t.Helper()
+		tok, _ := signer.Issue("demo", did, did, time.Now(), time.Time{})
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		c, err := client.Dial(dctx, client.Config{Endpoints: []string{gwAddr}, Token: tok, AppID: "demo", DID: did, LoginTimeout: 20 * time.Second})
+		if err != nil {
+			t.Fatalf("dial %s: %v", did, err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	send := func(c *client.Client, what string) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		defer cancel()
+		if err := c.Send(sctx, []byte(what)); err != nil {
+			t.Fatalf("send %s: %v", what, err)
+		}
+	}
+	before := dial("before")
+	send(before, "one")
+
+	if err := os.WriteFile(cfg, []byte("gateway: [not, a, map\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	control := filepath.Join(dataDir, "gateway-"+strconv.Itoa(pid)+".ctl")
+	out, err := exec.Command(platoBinary(t), "gateway", "upgrade", "--control", control).CombinedOutput()
+	if err == nil {
+		t.Fatalf("plato gateway upgrade succeeded with a broken config:\n%s", out)
+	}
+	if !strings.Contains(string(out), "upgrade refused") || !strings.Contains(string(out), "config") {
+		t.Errorf("plato gateway upgrade failed without saying the config is the reason:\n%s", out)
+	}
+	t.Logf("refused: %s", strings.TrimSpace(string(out)))
+	if !pidAlive(pid) {
+		t.Fatal("the old gateway process exited after a refused upgrade")
+	}
+	// It serves as before: its device and a new one.
+	send(before, "two")
+	after := dial("after")
+	send(after, "three")
+
+	if err := os.WriteFile(cfg, good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = exec.Command(platoBinary(t), "gateway", "upgrade", "--control", control).CombinedOutput()
+	if err != nil {
+		t.Fatalf("upgrade with the config fixed: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`-> (\d+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("no new pid in %s", out)
+	}
+	next, _ := strconv.Atoi(m[1])
+	t.Cleanup(func() {
+		if pidAlive(next) {
+			_ = syscall.Kill(next, syscall.SIGKILL)
+		}
+	})
+	poll.Within(t, 30*time.Second, "the old gateway process to exit", func() bool { return !pidAlive(pid) })
+	send(before, "four")
+	send(after, "five")
+	if c := len(biz.Events(api.EventKind_CONNECTED, "")); c != 2 {
+		t.Errorf("%d CONNECTED events, want 2", c)
+	}
+	_ = syscall.Kill(next, syscall.SIGINT)
+	poll.Within(t, 30*time.Second, "the new gateway process to stop", func() bool { return !pidAlive(next) })
+	select {
+	case <-gw.exit:
+	case <-time.After(30 * time.Second):
+		t.Error("the gateway processes' output did not end")
+	}
 	st.interrupt()
 }

@@ -266,6 +266,14 @@ func (d *dec) u8() uint8 {
 	d.b = d.b[1:]
 	return v
 }
+// flag reads a boolean: 0 or 1, anything else is malformed.
+func (d *dec) flag() bool {
+	v := d.u8()
+	if v > 1 && d.err == nil {
+		d.err = fmt.Errorf("%w: flag %d", errHandoverMsg, v)
+	}
+	return v == 1
+}
 func (d *dec) u16() uint16 {
 	if !d.need(2) {
 		return 0
@@ -343,7 +351,7 @@ func (d *dec) frame() *fleet.DownFrame {
 	f.Seq = int64(d.u64())
 	f.Body = d.bytes()
 	f.Did = d.str()
-	f.Track = d.u8() == 1
+	f.Track = d.flag()
 	return f
 }
 func (d *dec) frames() []*fleet.DownFrame {
@@ -429,7 +437,7 @@ func decodeConns(b []byte) ([]*handedConn, error) {
 	n := d.count(minConnLen)
 	out := make([]*handedConn, 0, n)
 	for i := 0; i < n && d.err == nil; i++ {
-		c := &handedConn{id: d.u64(), state: d.u8(), reason: d.u16(), hbInFlight: d.u8() == 1}
+		c := &handedConn{id: d.u64(), state: d.u8(), reason: d.u16(), hbInFlight: d.flag()}
 		c.appID, c.did, c.uid, c.link = d.str(), d.str(), d.str(), d.str()
 		c.sessions = d.strs()
 		c.downSeq, c.upAnswered = int64(d.u64()), int64(d.u64())
@@ -507,7 +515,7 @@ func decodeSessions(b []byte) (string, []*fleet.SessionChange, error) {
 	n := d.count(8 + 4 + 1)
 	var out []*fleet.SessionChange
 	for i := 0; i < n && d.err == nil; i++ {
-		out = append(out, &fleet.SessionChange{ConnId: int64(d.u64()), Session: d.str(), Join: d.u8() == 1})
+		out = append(out, &fleet.SessionChange{ConnId: int64(d.u64()), Session: d.str(), Join: d.flag()})
 	}
 	return id, out, d.end()
 }

@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/platoim/plato/internal/rpc"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
@@ -187,9 +188,10 @@ func (s *Server) syncGateways(ctx context.Context, changes []sessionChange) {
 func (s *Server) syncLink(ctx context.Context, l *gatewayLink, list []*fleet.SessionChange) error {
 	req := &fleet.SessionsRequest{Changes: list, StateId: s.cfg.ID, Proof: s.proof}
 	resp, err := l.cli.Sessions(ctx, req)
-	if err != nil && rpc.KindOf(err) == rpc.ErrNetwork && ctx.Err() == nil {
-		// A gateway upgraded in place closes its RPC connections (pushFrames): once more.
+	for try := 1; err != nil && try <= retriesOnClosedConn && rpc.KindOf(err) == rpc.ErrNetwork && ctx.Err() == nil; try++ {
+		// A gateway upgraded in place closes its RPC connections (pushFrames): again.
 		s.metrics.rpcError(peerGateway, err)
+		time.Sleep(time.Duration(try) * 5 * time.Millisecond)
 		resp, err = l.cli.Sessions(ctx, req)
 	}
 	if err != nil {
