@@ -266,6 +266,7 @@ func (d *dec) u8() uint8 {
 	d.b = d.b[1:]
 	return v
 }
+
 // flag reads a boolean: 0 or 1, anything else is malformed.
 func (d *dec) flag() bool {
 	v := d.u8()
