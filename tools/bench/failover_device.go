@@ -146,10 +146,10 @@ type foFleet struct {
 	killAt, restartAt atomic.Int64
 	// maxWaitBefore and maxWaitAfter are the longest waits for an UplinkAck 0 (notePause).
 	maxWaitBefore, maxWaitAfter atomic.Int64
-	recovered         atomic.Int64
-	inFlight          atomic.Int64 // uplinks sent and not answered
-	hbSent, hbAck     atomic.Uint64
-	latency           *Recorder
+	recovered                   atomic.Int64
+	inFlight                    atomic.Int64 // uplinks sent and not answered
+	hbSent, hbAck               atomic.Uint64
+	latency                     *Recorder
 
 	// Uplinks sent and ACKed (code 0) by phase.
 	sent, acked [numPhases]atomic.Uint64
@@ -185,7 +185,7 @@ type foDevice struct {
 	// lastAnswer is when the device last got an answer (UplinkAck 0, or a push); gap is the
 	// time between the last before the kill and the first after it (0: not yet).
 	lastAnswer, gap int64
-	relogins              int
+	relogins        int
 	// Pushes: the next number, those accepted, and what arrived.
 	dlNext   uint64
 	accepted []acceptedPush
