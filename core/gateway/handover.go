@@ -449,28 +449,35 @@ func (gw *Gateway) passBatch(peer *net.UnixConn, batch []*conn, deadline time.Ti
 	// lets go of. A device that does not read for that long is redirected later.
 	waitUntil := time.Now().Add(min(2*time.Second, max(time.Until(deadline), 100*time.Millisecond)))
 	var idle []*conn
-	for _, c := range frozen {
-		for {
+	busy := frozen
+	for {
+		still := busy[:0]
+		for _, c := range busy {
 			c.mu.Lock()
-			busy := c.flushing
+			flushing := c.flushing
 			c.mu.Unlock()
-			if !busy || time.Now().After(waitUntil) {
-				break
+			if flushing {
+				still = append(still, c)
+			} else {
+				idle = append(idle, c)
 			}
-			time.Sleep(time.Millisecond)
 		}
+		busy = still
+		if len(busy) == 0 || time.Now().After(waitUntil) {
+			break
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+	for _, c := range busy {
 		c.mu.Lock()
-		busy := c.flushing
-		if busy {
-			c.handing = false
-			c.handoff.detached = nil
-		}
+		flushing := c.flushing
 		c.mu.Unlock()
-		if busy {
-			failed = append(failed, c)
+		if !flushing {
+			idle = append(idle, c)
 			continue
 		}
-		idle = append(idle, c)
+		c.unhand()
+		failed = append(failed, c)
 	}
 	// Detached from the poller: a read running is interrupted at its frame boundary (read.go keeps
 	// the bytes of a frame not complete), and the close callback takes what was buffered.

@@ -17,24 +17,36 @@ func (b *Batcher[T]) Barrier(ctx context.Context) error {
 		l.mu.Unlock()
 	}
 	// Polled rather than signalled: a barrier is rare, and the lanes' hot path stays as it is.
-	const poll = time.Millisecond
-	for i, l := range b.lanes {
-		for {
-			l.mu.Lock()
-			done := l.sent >= marks[i] || (l.closed && l.count == 0 && b.isDone())
-			l.mu.Unlock()
-			if done {
-				break
+	const poll = 200 * time.Microsecond
+	left := len(b.lanes)
+	for {
+		for i, l := range b.lanes {
+			if marks[i] == done {
+				continue
 			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(poll):
+			l.mu.Lock()
+			ok := l.sent >= marks[i] || (l.closed && l.count == 0 && b.isDone())
+			l.mu.Unlock()
+			if ok {
+				marks[i] = done
+				left--
 			}
 		}
+		if left == 0 {
+			return nil
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
 	}
-	return nil
 }
+
+// done marks a lane the barrier no longer waits for.
+const done = ^uint64(0)
 
 func (b *Batcher[T]) isDone() bool {
 	select {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -109,7 +110,7 @@ func (p *foPlatform) upgradeGateway(ctx context.Context, col *collector, until t
 		return out, fmt.Errorf("upgrading the gateway: %w", callErr)
 	}
 	if !finished {
-		return out, fmt.Errorf("the gateway did not answer its upgrade within %v", time.Until(until)+2*procStartTimeout)
+		return out, errors.New("the gateway did not answer its upgrade in time")
 	}
 	if !out.OK {
 		return out, fmt.Errorf("the gateway refused to upgrade: %s", out.Err)
