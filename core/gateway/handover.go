@@ -109,6 +109,7 @@ type connHandoff struct {
 	// Set by the close callback before detached is closed.
 	input []byte
 	fd    int
+	dup   bool // fd is a duplicate, closed once sent
 	gone  bool
 }
 
@@ -159,11 +160,15 @@ func (gw *Gateway) onSocketClosed(c *conn, nc netpoll.Connection) {
 	}
 	_ = r.Release()
 	h.input = input
-	h.fd = -1
+	h.fd, h.dup = -1, false
 	if fc, ok := nc.(interface{ Fd() int }); ok {
-		// A duplicate: netpoll's finalizer may close the original when the peer hung up at once.
+		// A duplicate where the process may open one: netpoll's finalizer may close the original
+		// when the peer hung up at that very moment. At the open-file limit, the original: netpoll
+		// leaves it open once detached, and it goes when this process exits.
 		if fd, err := dupCloexec(fc.Fd()); err == nil {
-			h.fd = fd
+			h.fd, h.dup = fd, true
+		} else {
+			h.fd = fc.Fd()
 		}
 	}
 	close(h.detached)
@@ -522,15 +527,19 @@ func (gw *Gateway) passBatch(peer *net.UnixConn, batch []*conn, deadline time.Ti
 	defer gw.ho.pushMu.Unlock()
 	recs := make([]*handedConn, 0, len(ready))
 	fds := make([]int, 0, len(ready))
+	var dups []int
 	for _, c := range ready {
 		recs = append(recs, gw.takeConn(c))
 		fds = append(fds, c.handoff.fd)
+		if c.handoff.dup {
+			dups = append(dups, c.handoff.fd)
+		}
 		gw.ho.handed[c.id] = struct{}{}
 	}
 	gw.ho.wmu.Lock()
 	err := writeHandoverMsg(peer, msgConns, encodeConns(recs), fds)
 	gw.ho.wmu.Unlock()
-	for _, fd := range fds {
+	for _, fd := range dups {
 		_ = syscall.Close(fd)
 	}
 	if err != nil {
