@@ -221,6 +221,7 @@ func serve(ctx context.Context, cfg config.Config, roles []string, stdout, stder
 		return err
 	}
 	printAddresses(stdout, p)
+	ignoreUpgradeSignal(ctx, logger)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "shutting down...")
 	sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -105,6 +105,24 @@ wait:
 	return nil
 }
 
+// ignoreUpgradeSignal keeps a process that is not a `plato gateway` alive on SIGUSR2 (whose
+// default is to end it): only gateway processes upgrade in place.
+func ignoreUpgradeSignal(ctx context.Context, log *slog.Logger) {
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	go func() {
+		defer signal.Stop(usr2)
+		for {
+			select {
+			case <-usr2:
+				log.Warn("SIGUSR2 ignored: only a plato gateway process upgrades in place (docs/operations.md)")
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+}
+
 func inheritedListener(v string) (net.Listener, error) {
 	if v == "" {
 		return nil, nil
