@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/poll"
+	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/token"
 )
 
@@ -414,6 +416,112 @@ func TestGatewayUpgradeRefused(t *testing.T) {
 	}
 	_ = syscall.Kill(next, syscall.SIGINT)
 	poll.Within(t, 30*time.Second, "the new gateway process to stop", func() bool { return !pidAlive(next) })
+	select {
+	case <-gw.exit:
+	case <-time.After(30 * time.Second):
+		t.Error("the gateway processes' output did not end")
+	}
+	st.interrupt()
+}
+
+// TestGatewayUpgradeMidFrame upgrades a gateway while a raw device has sent only part of a frame
+// (the header and half the body of an uplink): the old process reads those bytes, the new one
+// gets them with the socket, and the rest, sent after the upgrade, completes the frame. The
+// uplink is answered 0 and reaches the business whole; the connection lives on.
+func TestGatewayUpgradeMidFrame(t *testing.T) {
+	stAddr := freePort(t)
+	cfg, biz := startShared(t, fmt.Sprintf("state: {addr: %q}\n", stAddr))
+	dataDir := t.TempDir()
+	st := startProc(t, "state", "state", "--config", cfg, "--data-dir", dataDir)
+	st.waitLine(reRunning)
+	gw := startProc(t, "gateway", "gateway", "--config", cfg, "--data-dir", dataDir)
+	gwAddr := gw.waitLine(reGateway)
+	pid := gw.cmd.Process.Pid
+	signer, err := token.NewSigner([]byte(platformtest.Secret), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := net.DialTimeout("tcp", gwAddr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	var rbuf []byte
+	next := func(want protocol.Signal) protocol.Frame {
+		t.Helper()
+		_ = nc.SetReadDeadline(time.Now().Add(20 * time.Second))
+		for {
+			var f protocol.Frame
+			f, rbuf, err = protocol.ReadFrame(nc, 1<<20, rbuf)
+			if err != nil {
+				t.Fatalf("reading %s: %v", want, err)
+			}
+			if f.Signal == want {
+				return f
+			}
+			if f.Signal == protocol.SigClose {
+				t.Fatalf("closed while waiting for %s", want)
+			}
+		}
+	}
+	tok, _ := signer.Issue("demo", "raw", "raw", time.Now(), time.Time{})
+	login := (&protocol.Login{AppID: "demo", DID: "raw", Token: tok}).Append(nil)
+	if _, err := nc.Write(protocol.AppendFrame(nil, protocol.SigLogin, 0, 1, login)); err != nil {
+		t.Fatal(err)
+	}
+	var la protocol.LoginAck
+	if f := next(protocol.SigLoginAck); la.Decode(f.Body) != nil || la.Code != protocol.CodeOK {
+		t.Fatalf("LoginAck %d %s", la.Code, la.Message)
+	}
+	payload := []byte(strings.Repeat("split across two processes ", 40))
+	frame := protocol.AppendFrame(nil, protocol.SigUplink, 0, 2, payload)
+	cut := protocol.HeaderLen + len(payload)/2
+	if _, err := nc.Write(frame[:cut]); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the old process has read them and waits for the rest
+	control := filepath.Join(dataDir, "gateway-"+strconv.Itoa(pid)+".ctl")
+	out, err := exec.Command(platoBinary(t), "gateway", "upgrade", "--control", control).CombinedOutput()
+	if err != nil {
+		t.Fatalf("upgrade: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`-> (\d+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("no new pid in %s", out)
+	}
+	newPID, _ := strconv.Atoi(m[1])
+	t.Cleanup(func() {
+		if pidAlive(newPID) {
+			_ = syscall.Kill(newPID, syscall.SIGKILL)
+		}
+	})
+	poll.Within(t, 30*time.Second, "the old gateway process to exit", func() bool { return !pidAlive(pid) })
+	if _, err := nc.Write(frame[cut:]); err != nil {
+		t.Fatal(err)
+	}
+	var ack protocol.Ack
+	if f := next(protocol.SigUplinkAck); ack.Decode(f.Body) != nil || ack.Code != protocol.CodeOK || f.Seq != 2 {
+		t.Fatalf("UplinkAck seq %d code %d %s, want seq 2 code 0", f.Seq, ack.Code, ack.Message)
+	}
+	// A frame sent whole after the upgrade too, and heartbeats, on the same connection.
+	if _, err := nc.Write(protocol.AppendFrame(nil, protocol.SigUplink, 0, 3, []byte("after"))); err != nil {
+		t.Fatal(err)
+	}
+	if f := next(protocol.SigUplinkAck); f.Seq != 3 {
+		t.Fatalf("UplinkAck seq %d, want 3", f.Seq)
+	}
+	poll.Within(t, 20*time.Second, "both uplinks at the business", func() bool {
+		got := map[string]bool{}
+		for _, ev := range biz.Events(api.EventKind_UPLINK, "") {
+			got[string(ev.Payload)] = true
+		}
+		return got[string(payload)] && got["after"]
+	})
+	if c := len(biz.Events(api.EventKind_CONNECTED, "")); c != 1 {
+		t.Errorf("%d CONNECTED events, want 1", c)
+	}
+	_ = syscall.Kill(newPID, syscall.SIGINT)
+	poll.Within(t, 30*time.Second, "the new gateway process to stop", func() bool { return !pidAlive(newPID) })
 	select {
 	case <-gw.exit:
 	case <-time.After(30 * time.Second):
