@@ -90,6 +90,8 @@ type FailoverWorkerResult struct {
 	// before the kill and after it, in ns.
 	MaxWaitBefore int64 `json:"max_wait_before_ns"`
 	MaxWaitAfter  int64 `json:"max_wait_after_ns"`
+	// MaxWaitAt is when the longest wait after the kill ended, from the kill, in ns.
+	MaxWaitAt int64 `json:"max_wait_at_ns"`
 	// Connected is how many devices were logged in at the end.
 	Connected  int     `json:"connected"`
 	CPUSeconds float64 `json:"cpu_seconds"`
@@ -146,6 +148,8 @@ type foFleet struct {
 	killAt, restartAt atomic.Int64
 	// maxWaitBefore and maxWaitAfter are the longest waits for an UplinkAck 0 (notePause).
 	maxWaitBefore, maxWaitAfter atomic.Int64
+	// maxWaitAt is when the longest wait after the kill ended, from the kill (ns).
+	maxWaitAt atomic.Int64
 	recovered                   atomic.Int64
 	inFlight                    atomic.Int64 // uplinks sent and not answered
 	hbSent, hbAck               atomic.Uint64
@@ -491,12 +495,19 @@ func (d *foDevice) answer(seq uint64, gen int, code protocol.Code) {
 // notePause keeps the longest an uplink waited for its UplinkAck 0, before the kill and after it.
 func (f *foFleet) notePause(now, waited int64) {
 	m := &f.maxWaitBefore
-	if kill := f.killAt.Load(); kill > 0 && now >= kill {
+	kill := f.killAt.Load()
+	if kill > 0 && now >= kill {
 		m = &f.maxWaitAfter
 	}
 	for {
 		old := m.Load()
-		if waited <= old || m.CompareAndSwap(old, waited) {
+		if waited <= old {
+			return
+		}
+		if m.CompareAndSwap(old, waited) {
+			if m == &f.maxWaitAfter {
+				f.maxWaitAt.Store(now - kill)
+			}
 			return
 		}
 	}
@@ -676,7 +687,7 @@ func (f *foFleet) result() *FailoverWorkerResult {
 		First: f.spec.First, Recovered: make([]int64, f.spec.Count), FirstTry: make([]int64, f.spec.Count), Gap: make([]int64, f.spec.Count),
 		Acked: make([][]uint64, f.spec.Count), Latency: f.latency.Snapshot(),
 		HeartbeatSent: f.hbSent.Load(), HeartbeatAck: f.hbAck.Load(),
-		MaxWaitBefore: f.maxWaitBefore.Load(), MaxWaitAfter: f.maxWaitAfter.Load(),
+		MaxWaitBefore: f.maxWaitBefore.Load(), MaxWaitAfter: f.maxWaitAfter.Load(), MaxWaitAt: f.maxWaitAt.Load(),
 	}
 	f.devMu.Lock()
 	devs := append([]*foDevice(nil), f.devices...)

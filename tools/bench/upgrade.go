@@ -62,6 +62,8 @@ type UpgradeFigures struct {
 	// longest pause a device saw; LongestWaitBeforeMs the same before the upgrade, for comparison.
 	LongestWaitMs       float64 `json:"longest_uplink_wait_ms"`
 	LongestWaitBeforeMs float64 `json:"longest_uplink_wait_before_ms"`
+	// LongestWaitEndedMs is when that longest wait ended, from the start of the upgrade.
+	LongestWaitEndedMs float64 `json:"longest_uplink_wait_ended_ms"`
 }
 
 // GapStats summarizes the devices' gaps across the upgrade.
@@ -189,7 +191,9 @@ func upgradeFigures(out upgradeOutcome, frs []*FailoverWorkerResult, o Options) 
 			}
 			u.Relogins += p.Relogins
 		}
-		u.LongestWaitMs = max(u.LongestWaitMs, nsToMs(fr.MaxWaitAfter))
+		if w := nsToMs(fr.MaxWaitAfter); w > u.LongestWaitMs {
+			u.LongestWaitMs, u.LongestWaitEndedMs = w, nsToMs(fr.MaxWaitAt)
+		}
 		u.LongestWaitBeforeMs = max(u.LongestWaitBeforeMs, nsToMs(fr.MaxWaitBefore))
 		for _, g := range fr.Gap {
 			if g > 0 {
