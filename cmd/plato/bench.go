@@ -38,6 +38,11 @@ Scenarios:
              restarts it --after-kill later: time until every device gets an uplink through
              again, devices that had to log in again, ACKed uplinks lost, pushes unaccounted for,
              errors after the restart. Defaults: 2000 devices, 5 uplinks/s and 0.1 pushes/s each
+  upgrade    like failover, but upgrades the gateway in place (SIGUSR2 to its process, its
+             binary re-executed) after --warmup instead of killing a state server, and goes on
+             for --after-kill: connections dropped (goal 0), devices that logged in again, ACKed
+             uplinks and pushes lost, the longest gap any device saw between two answers across
+             the upgrade, and the handover as the gateway reports it
   overload   measures the uplink capacity of a running platform (closed loop, --window 8 per
              device), then offers open-loop uplinks at each --factor of it (default 1.5 and 3):
              ACKed msgs/s as a ratio to the capacity, uplinks refused 1303, connections closed
@@ -163,7 +168,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.Rate > 0 && !set["window"] {
 		o.Window = 0 // --rate alone selects the open loop
 	}
-	if o.Scenario == bench.ScenarioFailover || o.Scenario == bench.ScenarioCrashloop || o.Scenario == bench.ScenarioNATSRestart || o.Scenario == bench.ScenarioMigrate {
+	if o.Scenario == bench.ScenarioFailover || o.Scenario == bench.ScenarioCrashloop || o.Scenario == bench.ScenarioNATSRestart || o.Scenario == bench.ScenarioMigrate || o.Scenario == bench.ScenarioUpgrade {
 		// Its own defaults, and no window or duration unless asked for (which it refuses).
 		if !set["devices"] {
 			o.Devices = 0

@@ -25,7 +25,7 @@ func commands() map[string]command {
 	return map[string]command{
 		"up":       {"run the whole platform on this machine (embedded NATS, state, gateway, ipconf, demo)", runUp},
 		"ipconf":   {"run the endpoint dispatch HTTP service", roleCommand("ipconf")},
-		"gateway":  {"run a device gateway", roleCommand("gateway")},
+		"gateway":  {"run a device gateway (plato gateway upgrade: replace its binary in place)", runGateway},
 		"state":    {"run a state server", roleCommand("state")},
 		"demo":     {"run the demo chat business server", roleCommand("demo")},
 		"nats":     {"run the NATS server plato up embeds, on its own (nats.embedded.*)", runNATS},

@@ -236,6 +236,7 @@ func serve(ctx context.Context, cfg config.Config, roles []string, stdout, stder
 		return err
 	}
 	printAddresses(stdout, p)
+	ignoreUpgradeSignal(ctx, logger)
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "shutting down...")
 	// A gateway first drains to the others, for at most gateway.drain.shutdown_timeout.

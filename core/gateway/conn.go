@@ -67,6 +67,10 @@ type conn struct {
 	unacked    []*fleet.DownFrame
 	// hbInFlight is set while a heartbeat that took the lane's reserve awaits its answer.
 	hbInFlight bool
+	// handing is set while the connection is passed to a new process (handover.go): no write
+	// starts; handoff is its part in that (nil for nearly every connection).
+	handing bool
+	handoff *connHandoff
 }
 
 // outFrame is one frame waiting for the socket: a frame of the state server, encoded when it is
@@ -199,6 +203,9 @@ func (c *conn) appendLocked(o outFrame, force bool) (start, full bool) {
 	if !c.watched && int(c.sent)+int(c.writing)+int(c.queued) > c.gw.slow.limit {
 		c.gw.slow.watchLocked(c)
 	}
+	if c.handing {
+		return false, false // the queue goes to the new process with the connection
+	}
 	start = !c.flushing
 	c.flushing = true
 	return start, false
@@ -229,6 +236,11 @@ func (c *conn) flush() {
 		c.sent = satAdd(c.sent, int(c.writing))
 		c.writing = 0
 		q := c.queue
+		if c.handing {
+			c.flushing = false // the queue goes to the new process with the connection
+			c.mu.Unlock()
+			return
+		}
 		c.queue = nil
 		if len(q) == 0 {
 			c.flushing = false

@@ -56,6 +56,9 @@ type Config struct {
 	// AdminAddr is where this process's admin server answers the ops API, published in the
 	// registry for `plato ops` (empty: none).
 	AdminAddr string
+	// Inherit, set in a process started by an upgrade, makes Start take over the listeners and
+	// connections of the old process (handover.go) instead of listening.
+	Inherit *Inheritance
 }
 
 // Gateway is one running gateway.
@@ -119,6 +122,8 @@ type Gateway struct {
 	// wsLoop and wsLn serve WebSocket devices (ws.go); nil without gateway.ws_addr.
 	wsLoop netpoll.EventLoop
 	wsLn   net.Listener
+	// ho is the gateway's side of an upgrade (handover.go).
+	ho handoverState
 }
 
 // New prepares a gateway; Start runs it.
@@ -179,6 +184,7 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 		Role: registry.RoleGateway, Dial: func(registry.Node) (struct{}, error) { return struct{}{}, nil },
 	})
 	gw.onFrame = gw.handle
+	gw.ho.retired = make(chan struct{})
 	// Connection IDs name connections to the state servers, which keep a dropped one for a Resume:
 	// a restarted gateway must not hand out the IDs of its last run. Seconds << 20 leaves a million
 	// connections per second of downtime, and stays below 2^53 for clients whose numbers are doubles.
@@ -194,6 +200,9 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 // Start listens for devices and for the state server, joins the registry and starts reporting load.
 // It returns once both listeners are open.
 func (gw *Gateway) Start(ctx context.Context) error {
+	if gw.cfg.Inherit != nil {
+		return gw.startInherited(ctx)
+	}
 	ctx, gw.cancel = context.WithCancel(ctx)
 	gw.startedAt = time.Now()
 	var err error
@@ -279,9 +288,13 @@ func (gw *Gateway) Shutdown(ctx context.Context) error {
 		if gw.reported != nil {
 			<-gw.reported // a refresh in flight must not put the entry back after Delete
 		}
+		// A process that had not taken over from the old one yet leaves its entry to it.
+		notOwner := gw.ho.notOwner.Load()
 		dctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		if derr := gw.reg.Delete(dctx, registry.RoleGateway, gw.cfg.ID); derr != nil {
-			gw.log.Warn("leaving the registry failed", "err", derr)
+		if !notOwner {
+			if derr := gw.reg.Delete(dctx, registry.RoleGateway, gw.cfg.ID); derr != nil {
+				gw.log.Warn("leaving the registry failed", "err", derr)
+			}
 		}
 		cancel()
 		gw.stopBroadcasts(2 * time.Second)
@@ -298,14 +311,10 @@ func (gw *Gateway) Shutdown(ctx context.Context) error {
 			l.stop()
 			_ = l.batch.Close(ctx)
 		}
-		if gw.rpc != nil {
-			_ = gw.rpc.Stop()
-		} else if gw.rpcLn != nil {
-			gw.rpcLn.Close()
-		}
+		gw.stopRPC()
 		gw.wheel.Stop()
 		gw.done.Wait()
-		if strings.Contains(gw.cfg.RPCAddr, "/") {
+		if strings.Contains(gw.cfg.RPCAddr, "/") && !notOwner {
 			_ = os.Remove(gw.cfg.RPCAddr)
 		}
 		_ = gw.instruments.Unregister()

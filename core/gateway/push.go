@@ -21,6 +21,18 @@ func (h *pushHandler) Push(_ context.Context, req *fleet.PushRequest) (*fleet.Pu
 		return nil, err
 	}
 	resp := &fleet.PushResponse{}
+	// Shared with a handover passing connections (handover.go): frames of those already passed
+	// are forwarded to the new process.
+	h.gw.ho.pushMu.RLock()
+	defer h.gw.ho.pushMu.RUnlock()
+	h.gw.pushFrames(req.StateId, h.gw.forwardHanded(req.StateId, req.Frames), resp)
+	return resp, nil
+}
+
+// pushFrames queues a state server's frames on their connections, and notes in resp those gone
+// or moved.
+func (gw *Gateway) pushFrames(stateID string, frames []*fleet.DownFrame, resp *fleet.PushResponse) {
+	h := &pushHandler{gw}
 	now := time.Now()
 	gone := func(id int64) {
 		// Not one closed a moment ago: its close event, with its code, tells the state server,
@@ -29,7 +41,7 @@ func (h *pushHandler) Push(_ context.Context, req *fleet.PushRequest) (*fleet.Pu
 			resp.Gone = append(resp.Gone, id)
 		}
 	}
-	for _, f := range req.Frames {
+	for _, f := range frames {
 		c := h.gw.conns.get(uint64(f.ConnId))
 		if c == nil {
 			gone(f.ConnId)
@@ -57,7 +69,7 @@ func (h *pushHandler) Push(_ context.Context, req *fleet.PushRequest) (*fleet.Pu
 			}
 			continue
 		}
-		ok, moved, refused := c.enqueueFromState(req.StateId, f)
+		ok, moved, refused := c.enqueueFromState(stateID, f)
 		if refused {
 			// A LoginAck that closes a login still pending is the state server refusing it.
 			h.gw.metrics.logins.Add(int(closeCode(f)))
@@ -69,7 +81,6 @@ func (h *pushHandler) Push(_ context.Context, req *fleet.PushRequest) (*fleet.Pu
 			gone(f.ConnId)
 		}
 	}
-	return resp, nil
 }
 
 // checkState refuses a call that does not prove it comes from a state server of the fleet: in a

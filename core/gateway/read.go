@@ -29,31 +29,39 @@ func (gw *Gateway) accept(ctx context.Context, nc netpoll.Connection, ws *wsConn
 	gw.setSocketOptions(c)
 	gw.conns.add(c)
 	gw.metrics.accepted.Add(1)
-	c.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() {
-		c.mu.Lock()
-		waiting := c.state == stateNew
-		c.mu.Unlock()
-		if waiting {
-			c.closeWith(protocol.CodeLoginTimeout, "no Login within "+gw.cfg.LoginTimeout.String())
-		}
-	})
+	c.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() { gw.loginTimedOut(c) })
 	_ = nc.AddCloseCallback(func(netpoll.Connection) error {
 		defer gw.guard(nil, "close") // the socket is gone already
-		gw.onClose(c)
+		gw.onSocketClosed(c, nc)
 		return nil
 	})
 	return context.WithValue(ctx, connCtxKey{}, c)
+}
+
+func (gw *Gateway) loginTimedOut(c *conn) {
+	c.mu.Lock()
+	waiting := c.state == stateNew
+	c.mu.Unlock()
+	if waiting {
+		c.closeWith(protocol.CodeLoginTimeout, "no Login within "+gw.cfg.LoginTimeout.String())
+	}
 }
 
 // onRequest reads every complete frame. netpoll calls it again while input remains, so it must
 // consume all input or close: a partial frame blocks in Peek/Next up to the read timeout.
 func (gw *Gateway) onRequest(ctx context.Context, nc netpoll.Connection) error {
 	c, _ := ctx.Value(connCtxKey{}).(*conn)
-	r := nc.Reader()
-	defer r.Release()
 	if c == nil {
 		return nc.Close()
 	}
+	return gw.readFrames(c, nc)
+}
+
+// readFrames reads c's complete frames. A frame is consumed only once complete, so that a read
+// interrupted to pass the connection to a new process leaves it whole (handover.go).
+func (gw *Gateway) readFrames(c *conn, nc netpoll.Connection) error {
+	r := nc.Reader()
+	defer r.Release()
 	defer gw.guard(c, "read")
 	for r.Len() > 0 {
 		c.mu.Lock()
@@ -65,21 +73,22 @@ func (gw *Gateway) onRequest(ctx context.Context, nc netpoll.Connection) error {
 		}
 		hb, err := r.Peek(protocol.HeaderLen)
 		if err != nil {
-			c.abort(protocol.CodeConnectionLost)
-			return err
+			return gw.readFailed(c, err)
 		}
 		h, err := protocol.ParseHeader(hb, gw.cfg.MaxBody)
 		if err != nil {
 			gw.protocolError(c, r, err)
 			return nil
 		}
+		if _, err := r.Peek(protocol.HeaderLen + int(h.Length)); err != nil {
+			return gw.readFailed(c, err)
+		}
 		if err := r.Skip(protocol.HeaderLen); err != nil {
 			return err
 		}
 		body, err := r.ReadBinary(int(h.Length))
 		if err != nil {
-			c.abort(protocol.CodeConnectionLost)
-			return err
+			return gw.readFailed(c, err)
 		}
 		gw.metrics.bytesIn.Add(int64(protocol.HeaderLen + len(body)))
 		gw.metrics.framesIn.Add(uint8(h.Signal))

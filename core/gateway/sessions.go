@@ -14,15 +14,24 @@ func (h *pushHandler) Sessions(_ context.Context, req *fleet.SessionsRequest) (*
 		return nil, err
 	}
 	resp := &fleet.SessionsResponse{}
+	h.gw.ho.pushMu.RLock()
+	defer h.gw.ho.pushMu.RUnlock()
+	h.gw.applySessions(req.StateId, h.gw.forwardHandedSessions(req.StateId, req.Changes), resp)
+	return resp, nil
+}
+
+// applySessions applies session changes in order, and notes in resp the connections gone or moved.
+func (gw *Gateway) applySessions(stateID string, changes []*fleet.SessionChange, resp *fleet.SessionsResponse) {
+	h := &pushHandler{gw}
 	var reported map[int64]struct{}
-	for _, ch := range req.Changes {
+	for _, ch := range changes {
 		if ch == nil || ch.Session == "" {
 			// Nothing can be broadcast to an unnamed session, so there is nothing to index.
 			continue
 		}
 		held := false
 		if c := h.gw.conns.get(uint64(ch.ConnId)); c != nil {
-			if !c.ownedBy(req.StateId) {
+			if !c.ownedBy(stateID) {
 				if !slices.Contains(resp.Moved, ch.ConnId) {
 					resp.Moved = append(resp.Moved, ch.ConnId)
 				}
@@ -45,7 +54,6 @@ func (h *pushHandler) Sessions(_ context.Context, req *fleet.SessionsRequest) (*
 			resp.Gone = append(resp.Gone, ch.ConnId)
 		}
 	}
-	return resp, nil
 }
 
 // ownedBy reports whether state server stateID may change c: it is the one c's events go to.

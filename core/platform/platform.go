@@ -69,6 +69,11 @@ type Options struct {
 	// added, removed, and their keys rotated without a restart. Without them the apps are fixed.
 	ConfigFile string
 	Reload     func() (config.Config, error)
+	// Inherit, in a gateway process started by an upgrade, takes over the old process's gateway
+	// (gateway.InheritFromEnv); AdminListener is the admin socket it passed, served instead of
+	// listening on admin.addr.
+	Inherit       *gateway.Inheritance
+	AdminListener net.Listener
 }
 
 // Business is a business server started in the platform's process, as `plato up` does with the
@@ -301,6 +306,9 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		}
 		if gc.ID == "" {
 			gc.ID = fmt.Sprintf("gw-%s-%d", sanitize(host), pid)
+		}
+		if p.opts.Inherit != nil {
+			gc.ID, gc.Inherit = p.opts.Inherit.GatewayID, p.opts.Inherit
 		}
 		if gc.RPCAddr == "" {
 			gc.RPCAddr = filepath.Join(dataDir, "gateway-"+gc.ID+".sock")

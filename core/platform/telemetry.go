@@ -34,7 +34,9 @@ func (p *Platform) startTelemetry(ctx context.Context, instance string) error {
 		p.tracer = tel.Tracer()
 	}
 	if addr := p.Config.Admin.Addr; addr != "" {
-		if p.Admin, err = telemetry.StartAdmin(addr, tel.Registry, p.health, p.log); err != nil {
+		if ln := p.opts.AdminListener; ln != nil {
+			p.Admin = telemetry.ServeAdmin(ln, tel.Registry, p.health, p.log)
+		} else if p.Admin, err = telemetry.StartAdmin(addr, tel.Registry, p.health, p.log); err != nil {
 			return err
 		}
 		p.stops = append(p.stops, p.Admin.Shutdown)

@@ -73,6 +73,10 @@ func (s *Server) dialGateway(n registry.Node) (*gatewayLink, error) {
 	return l, nil
 }
 
+// retriesOnClosedConn bounds the calls made again after a network error: enough to get past the
+// pooled connections a gateway's previous process closed.
+const retriesOnClosedConn = 4
+
 func closeLink(l *gatewayLink) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -86,7 +90,16 @@ func (s *Server) pushFrames(ctx context.Context, l *gatewayLink, items []downIte
 	for i, it := range items {
 		frames[i] = it.f
 	}
-	resp, err := l.cli.Push(ctx, &fleet.PushRequest{Frames: frames, StateId: s.cfg.ID, Proof: s.proof})
+	req := &fleet.PushRequest{Frames: frames, StateId: s.cfg.ID, Proof: s.proof}
+	resp, err := l.cli.Push(ctx, req)
+	// A gateway upgraded in place (docs/operations.md) closes its RPC connections once its new
+	// process serves the same address; a call that met one closing was not taken there. Again, on
+	// another connection (the pool may hold a few that closed).
+	for try := 1; err != nil && try <= retriesOnClosedConn && rpc.KindOf(err) == rpc.ErrNetwork && ctx.Err() == nil; try++ {
+		s.metrics.rpcError(peerGateway, err)
+		time.Sleep(time.Duration(try) * 5 * time.Millisecond)
+		resp, err = l.cli.Push(ctx, req)
+	}
 	for _, it := range items {
 		if it.acc != nil {
 			if err != nil {

@@ -3,7 +3,9 @@ package state
 import (
 	"context"
 	"sync"
+	"time"
 
+	"github.com/platoim/plato/internal/rpc"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 )
 
@@ -184,7 +186,14 @@ func (s *Server) syncGateways(ctx context.Context, changes []sessionChange) {
 
 // syncLink sends one gateway its session changes.
 func (s *Server) syncLink(ctx context.Context, l *gatewayLink, list []*fleet.SessionChange) error {
-	resp, err := l.cli.Sessions(ctx, &fleet.SessionsRequest{Changes: list, StateId: s.cfg.ID, Proof: s.proof})
+	req := &fleet.SessionsRequest{Changes: list, StateId: s.cfg.ID, Proof: s.proof}
+	resp, err := l.cli.Sessions(ctx, req)
+	for try := 1; err != nil && try <= retriesOnClosedConn && rpc.KindOf(err) == rpc.ErrNetwork && ctx.Err() == nil; try++ {
+		// A gateway upgraded in place closes its RPC connections (pushFrames): again.
+		s.metrics.rpcError(peerGateway, err)
+		time.Sleep(time.Duration(try) * 5 * time.Millisecond)
+		resp, err = l.cli.Sessions(ctx, req)
+	}
 	if err != nil {
 		s.metrics.sessionSyncFailed.Add(int64(len(list)))
 		s.metrics.rpcError(peerGateway, err)

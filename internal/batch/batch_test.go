@@ -374,3 +374,32 @@ func TestSteadyStateAllocs(t *testing.T) {
 		t.Fatalf("%.3f allocations per item in the steady state", allocs)
 	}
 }
+
+func TestBarrierWaitsForItemsQueuedBefore(t *testing.T) {
+	release := make(chan struct{})
+	var sent atomic.Int64
+	b := New(Config{MaxSize: 4, MaxDelay: -1, Lanes: 2}, func(_ context.Context, items []int) {
+		<-release
+		sent.Add(int64(len(items)))
+	})
+	defer b.Close(context.Background())
+	for i := range 10 {
+		if err := b.Add(uint64(i), i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	if err := b.Barrier(ctx); err == nil {
+		t.Fatal("Barrier returned while the sends were blocked")
+	}
+	cancel()
+	close(release)
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Barrier(ctx); err != nil {
+		t.Fatalf("Barrier: %v", err)
+	}
+	if got := sent.Load(); got != 10 {
+		t.Fatalf("Barrier returned with %d of 10 items sent", got)
+	}
+}

@@ -24,7 +24,9 @@ type lane[T any] struct {
 	state  uint8
 	closed bool
 	wake   chan struct{} // capacity 1: a pending wake-up is never lost, and never blocks
-	_      [64]byte      // keep lanes' locks off each other's cache lines
+	// pushed counts the items ever queued, sent those whose send returned (Barrier).
+	pushed, sent uint64
+	_            [64]byte // keep lanes' locks off each other's cache lines
 }
 
 func (l *lane[T]) signal() {
@@ -41,6 +43,7 @@ func (l *lane[T]) push(item T, firstCap int) {
 	}
 	l.ring[(l.head+l.count)&(len(l.ring)-1)] = item
 	l.count++
+	l.pushed++
 }
 
 // grow doubles the full ring; it only happens while a lane's backlog reaches a new high.
@@ -117,6 +120,9 @@ func (b *Batcher[T]) run(l *lane[T]) {
 		n := l.take(batch)
 		l.mu.Unlock()
 		b.send(b.ctx, batch[:n])
+		l.mu.Lock()
+		l.sent += uint64(n)
+		l.mu.Unlock()
 		clear(batch[:n]) // the callee is done with it; do not pin its items until the next batch
 	}
 }

@@ -99,6 +99,11 @@ const (
 	// per round trip for 5 s on end (docs/operations.md).
 	DefaultSlowMaxUnsent = 64 << 10
 	DefaultSlowMaxStall  = 5 * time.Second
+	// DefaultUpgradeReadyTimeout and DefaultUpgradeDeadline bound an in-place upgrade of a
+	// gateway: its new process must be ready within the first, and the old one passes its
+	// connections within the second (what is left is redirected).
+	DefaultUpgradeReadyTimeout = 30 * time.Second
+	DefaultUpgradeDeadline     = 60 * time.Second
 )
 
 // Config is the whole configuration; each role reads its own section plus the shared ones.
@@ -331,6 +336,8 @@ type Gateway struct {
 	Overload Overload `koanf:"overload"`
 	// Drain paces the moves of devices to other gateways by Redirect (docs/operations.md).
 	Drain Drain `koanf:"drain"`
+	// Upgrade tunes the in-place upgrade (kill -USR2, plato gateway upgrade).
+	Upgrade Upgrade `koanf:"upgrade"`
 }
 
 // Drain paces how a gateway moves its devices to other gateways by Redirect: `plato ops drain`
@@ -343,6 +350,17 @@ type Drain struct {
 	// other gateways are live; the devices still on it then get Close 1204. 0 skips that drain:
 	// every device gets Close 1204 at once. Default 10s.
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+}
+
+// Upgrade tunes a gateway's in-place upgrade (docs/operations.md, "Upgrading a gateway").
+type Upgrade struct {
+	// ControlDir holds each gateway process's control socket, gateway-<pid>.ctl, which `plato
+	// gateway upgrade` talks to. Default: data_dir.
+	ControlDir string `koanf:"control_dir"`
+	// ReadyTimeout is how long the new process has to report ready. Default 30s.
+	ReadyTimeout time.Duration `koanf:"ready_timeout"`
+	// Deadline bounds passing the connections; those left are redirected. Default 60s.
+	Deadline time.Duration `koanf:"deadline"`
 }
 
 // Overload tunes a role's overload manager (docs/operations.md, "Overload"): resources (the heap,
@@ -459,7 +477,8 @@ func Default() Config {
 			Bandwidth:    DefaultBandwidth, ReportInterval: DefaultReportInterval, Batch: b,
 			StatePingInterval: DefaultStatePing, StatePingsLost: DefaultStatePingsLost,
 			MaxUplinksInFlight: DefaultUplinksInFlight, Overload: o,
-			Drain: Drain{Rate: DefaultDrainRate, ShutdownTimeout: DefaultDrainShutdownTimeout},
+			Drain:   Drain{Rate: DefaultDrainRate, ShutdownTimeout: DefaultDrainShutdownTimeout},
+			Upgrade: Upgrade{ReadyTimeout: DefaultUpgradeReadyTimeout, Deadline: DefaultUpgradeDeadline},
 		},
 		State: State{
 			Addr: DefaultStateAddr, HeartbeatInterval: DefaultHeartbeat, HeartbeatTimeout: DefaultHeartbeatTimeout,

@@ -121,6 +121,8 @@ func (c *Config) Validate() error {
 	}
 	atLeast("gateway.slow_consumer.max_unsent_bytes", g.SlowConsumer.MaxUnsentBytes, 1024)
 	positive("gateway.slow_consumer.max_stall", g.SlowConsumer.MaxStall)
+	positive("gateway.upgrade.ready_timeout", g.Upgrade.ReadyTimeout)
+	positive("gateway.upgrade.deadline", g.Upgrade.Deadline)
 	if g.Bandwidth <= 0 {
 		bad("gateway.bandwidth", "must be positive bytes/s, got %v", g.Bandwidth)
 	}

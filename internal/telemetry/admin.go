@@ -50,6 +50,12 @@ func StartAdmin(addr string, reg *prometheus.Registry, health func() error, log 
 	if err != nil {
 		return nil, fmt.Errorf("admin.addr: listening on %s: %w", addr, err)
 	}
+	return ServeAdmin(ln, reg, health, log), nil
+}
+
+// ServeAdmin is StartAdmin on a listener already open: a gateway upgraded in place serves the
+// socket its previous process passed it.
+func ServeAdmin(ln net.Listener, reg *prometheus.Registry, health func() error, log *slog.Logger) *Admin {
 	a := &Admin{ln: ln, done: make(chan struct{}), health: health}
 	mux := http.NewServeMux()
 	a.mux = mux
@@ -73,7 +79,7 @@ func StartAdmin(addr string, reg *prometheus.Registry, health func() error, log 
 			log.Error("admin server stopped", "addr", ln.Addr().String(), "err", err)
 		}
 	}()
-	return a, nil
+	return a
 }
 
 // Handle serves pattern (http.ServeMux syntax) with h, next to /metrics and /healthz: a role
@@ -122,3 +128,6 @@ func (a *Admin) Shutdown(ctx context.Context) error {
 	<-a.done
 	return err
 }
+
+// Listener is the socket the admin server accepts on.
+func (a *Admin) Listener() net.Listener { return a.ln }

@@ -214,58 +214,72 @@ func runFailover(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	time.Sleep(time.Until(armed))
-	killed := pl.states[victim].kill()
-	r.prog.phase("plato", "after kill", len(hs))
-	if err := col.pump(ctx, killed.Add(o.AfterKill), nil); err != nil {
-		return nil, err
+	upgrade := o.Scenario == ScenarioUpgrade
+	var killed time.Time
+	var upgraded upgradeOutcome
+	if upgrade {
+		killed = time.Now()
+		r.prog.phase("plato", "upgrading", len(hs))
+		if upgraded, err = pl.upgradeGateway(ctx, col, killed.Add(o.AfterKill)); err != nil {
+			return nil, err
+		}
+	} else {
+		killed = pl.states[victim].kill()
+		r.prog.phase("plato", "after kill", len(hs))
+		if err := col.pump(ctx, killed.Add(o.AfterKill), nil); err != nil {
+			return nil, err
+		}
 	}
 
-	// The restart.
-	restartAt, err := r.arm(ctx, col, hs, cmdRestart)
-	if err != nil {
-		return nil, err
-	}
-	time.Sleep(time.Until(restartAt))
-	restarted := time.Now()
-	r.prog.phase("plato", "after restart", len(hs))
-	up := make(chan error, 1)
-	go func() { up <- pl.startState(ctx, victim) }()
 	var running time.Duration
-	if err := col.pump(ctx, restarted.Add(procStartTimeout+time.Second), func() bool {
-		select {
-		case err := <-up:
-			up <- err
-			return true
-		default:
-			return false
-		}
-	}); err != nil {
-		return nil, err
-	}
-	if err := <-up; err != nil {
-		return nil, fmt.Errorf("restarting %s: %w", foStateIDs[victim], err)
-	}
-	running = time.Since(restarted)
-	logins := make(chan NewLogins, 1)
-	go func() { logins <- newLogins(ctx, pl, r.runID, restarted) }()
 	var nl NewLogins
-	gotLogins := false
-	if err := col.pump(ctx, restarted.Add(max(o.AfterRestart, running+newLoginsLimit+time.Second)), func() bool {
-		if !gotLogins {
-			select {
-			case nl = <-logins:
-				gotLogins = true
-			default:
-			}
+	if !upgrade {
+		// The restart.
+		restartAt, err := r.arm(ctx, col, hs, cmdRestart)
+		if err != nil {
+			return nil, err
 		}
-		return gotLogins && time.Since(restarted) >= o.AfterRestart
-	}); err != nil {
-		return nil, err
+		time.Sleep(time.Until(restartAt))
+		restarted := time.Now()
+		r.prog.phase("plato", "after restart", len(hs))
+		up := make(chan error, 1)
+		go func() { up <- pl.startState(ctx, victim) }()
+		if err := col.pump(ctx, restarted.Add(procStartTimeout+time.Second), func() bool {
+			select {
+			case err := <-up:
+				up <- err
+				return true
+			default:
+				return false
+			}
+		}); err != nil {
+			return nil, err
+		}
+		if err := <-up; err != nil {
+			return nil, fmt.Errorf("restarting %s: %w", foStateIDs[victim], err)
+		}
+		running = time.Since(restarted)
+		logins := make(chan NewLogins, 1)
+		go func() { logins <- newLogins(ctx, pl, r.runID, restarted) }()
+		gotLogins := false
+		if err := col.pump(ctx, restarted.Add(max(o.AfterRestart, running+newLoginsLimit+time.Second)), func() bool {
+			if !gotLogins {
+				select {
+				case nl = <-logins:
+					gotLogins = true
+				default:
+				}
+			}
+			return gotLogins && time.Since(restarted) >= o.AfterRestart
+		}); err != nil {
+			return nil, err
+		}
+
 	}
 
 	// The end.
 	measured := time.Since(start)
-	cpu1 := cpuSample([]int{pl.states[0].cmd.Process.Pid, pl.states[1].cmd.Process.Pid, pl.gw.cmd.Process.Pid})
+	cpu1 := cpuSample([]int{pl.states[0].cmd.Process.Pid, pl.states[1].cmd.Process.Pid, pl.gwPID()})
 	r.prog.phase("plato", "draining", len(hs))
 	stopAll(hs)
 	results, err := col.wait(ctx, repResult, deadline, nil)
@@ -314,6 +328,10 @@ func runFailover(ctx context.Context, o Options) (*Summary, error) {
 	ff.Restart.RunningMs = nsToMs(int64(running))
 	ff.Restart.NewLogins = nl
 	ff.Gateway = gatewayFigures(pl, killed)
+	if upgrade {
+		ff.Upgrade = upgradeFigures(upgraded, frs, o)
+		ff.Killed = KilledState{}
+	}
 
 	ff.Uplinks.BusinessReceived, ff.Uplinks.BusinessDuplicates, ff.Pushes.UndeliveredEvents = pl.biz.fleetCounts(r.runID, o.Devices)
 
@@ -351,7 +369,11 @@ func runFailover(ctx context.Context, o Options) (*Summary, error) {
 		f.Retransmitted += fr.Retransmitted
 	}
 	s.LoadAverage = &LoadAverage{Before: loadBefore, After: loadAverage()}
-	notes = append(notes, failoverNotes(s, o)...)
+	if upgrade {
+		notes = append(notes, upgradeNotes(s, o)...)
+	} else {
+		notes = append(notes, failoverNotes(s, o)...)
+	}
 	note("cores busy during the run: state servers and gateway %.2f (the killed process's CPU up to its death is not counted), bench %.2f (the devices; the business server and NATS run in the bench's parent process, not counted), of %d on this machine; load average before %s, after %s (/proc/loadavg: 1, 5, 15 minutes)",
 		f.ServerCPU, f.ClientCPU, runtime.NumCPU(), loadBefore, s.LoadAverage.After)
 	s.Notes = notes

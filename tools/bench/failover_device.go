@@ -83,6 +83,15 @@ type FailoverWorkerResult struct {
 	HeartbeatAck  uint64 `json:"heartbeat_ack"`
 	// Latency is frame sent to UplinkAck 0, over the whole run.
 	Latency *Histogram `json:"latency"`
+	// Gap is, per device, the time between its last answer (UplinkAck 0 or push) before the kill
+	// and its first after it, in ns; -1 when it had none on either side.
+	Gap []int64 `json:"gap_ns"`
+	// MaxWaitBefore and MaxWaitAfter are the longest an uplink waited for its UplinkAck 0, acked
+	// before the kill and after it, in ns.
+	MaxWaitBefore int64 `json:"max_wait_before_ns"`
+	MaxWaitAfter  int64 `json:"max_wait_after_ns"`
+	// MaxWaitAt is when the longest wait after the kill ended, from the kill, in ns.
+	MaxWaitAt int64 `json:"max_wait_at_ns"`
 	// Connected is how many devices were logged in at the end.
 	Connected  int     `json:"connected"`
 	CPUSeconds float64 `json:"cpu_seconds"`
@@ -137,10 +146,14 @@ type foFleet struct {
 	closing atomic.Bool
 	// killAt and restartAt are fleet-clock instants (0: not armed).
 	killAt, restartAt atomic.Int64
-	recovered         atomic.Int64
-	inFlight          atomic.Int64 // uplinks sent and not answered
-	hbSent, hbAck     atomic.Uint64
-	latency           *Recorder
+	// maxWaitBefore and maxWaitAfter are the longest waits for an UplinkAck 0 (notePause).
+	maxWaitBefore, maxWaitAfter atomic.Int64
+	// maxWaitAt is when the longest wait after the kill ended, from the kill (ns).
+	maxWaitAt     atomic.Int64
+	recovered     atomic.Int64
+	inFlight      atomic.Int64 // uplinks sent and not answered
+	hbSent, hbAck atomic.Uint64
+	latency       *Recorder
 
 	// Uplinks sent and ACKed (code 0) by phase.
 	sent, acked [numPhases]atomic.Uint64
@@ -173,7 +186,10 @@ type foDevice struct {
 	// After the kill: when the first uplink went out, and when an uplink first sent after the
 	// kill was ACKed (fleet clock; 0: not yet).
 	firstTry, recoveredAt int64
-	relogins              int
+	// lastAnswer is when the device last got an answer (UplinkAck 0, or a push); gap is the
+	// time between the last before the kill and the first after it (0: not yet).
+	lastAnswer, gap int64
+	relogins        int
 	// Pushes: the next number, those accepted, and what arrived.
 	dlNext   uint64
 	accepted []acceptedPush
@@ -465,6 +481,8 @@ func (d *foDevice) answer(seq uint64, gen int, code protocol.Code) {
 			d.recoveredAt = now
 			f.recovered.Add(1)
 		}
+		d.answeredLocked(now)
+		f.notePause(now, now-up.at)
 	case protocol.CodeStateLost:
 		// Its outcome is unknown: send it again under a new seq, as an app that cares would.
 		f.count(now, func(p *PhaseCounts) { incr(&p.Codes, "uplink ack 1210"); p.Resent++ })
@@ -472,6 +490,35 @@ func (d *foDevice) answer(seq uint64, gen int, code protocol.Code) {
 	default:
 		f.count(now, func(p *PhaseCounts) { incr(&p.Codes, "uplink ack "+strconv.Itoa(int(code))) })
 	}
+}
+
+// notePause keeps the longest an uplink waited for its UplinkAck 0, before the kill and after it.
+func (f *foFleet) notePause(now, waited int64) {
+	m := &f.maxWaitBefore
+	kill := f.killAt.Load()
+	if kill > 0 && now >= kill {
+		m = &f.maxWaitAfter
+	}
+	for {
+		old := m.Load()
+		if waited <= old {
+			return
+		}
+		if m.CompareAndSwap(old, waited) {
+			if m == &f.maxWaitAfter {
+				f.maxWaitAt.Store(now - kill)
+			}
+			return
+		}
+	}
+}
+
+// answeredLocked notes an answer at now, and the gap across the kill (the upgrade). d.mu is held.
+func (d *foDevice) answeredLocked(now int64) {
+	if kill := d.f.killAt.Load(); kill > 0 && now >= kill && d.gap == 0 && d.lastAnswer > 0 && d.lastAnswer < kill {
+		d.gap = now - d.lastAnswer
+	}
+	d.lastAnswer = now
 }
 
 // downlink accounts a pushed message.
@@ -491,6 +538,7 @@ func (d *foDevice) downlink(flags uint16, payload []byte) {
 	}
 	d.mu.Lock()
 	first, _ := d.seen.mark(p.n)
+	d.answeredLocked(f.now())
 	d.mu.Unlock()
 	if !first {
 		f.mu.Lock()
@@ -636,15 +684,16 @@ func (f *foFleet) settled() bool {
 func (f *foFleet) result() *FailoverWorkerResult {
 	kill := f.killAt.Load()
 	r := &FailoverWorkerResult{
-		First: f.spec.First, Recovered: make([]int64, f.spec.Count), FirstTry: make([]int64, f.spec.Count),
+		First: f.spec.First, Recovered: make([]int64, f.spec.Count), FirstTry: make([]int64, f.spec.Count), Gap: make([]int64, f.spec.Count),
 		Acked: make([][]uint64, f.spec.Count), Latency: f.latency.Snapshot(),
 		HeartbeatSent: f.hbSent.Load(), HeartbeatAck: f.hbAck.Load(),
+		MaxWaitBefore: f.maxWaitBefore.Load(), MaxWaitAfter: f.maxWaitAfter.Load(), MaxWaitAt: f.maxWaitAt.Load(),
 	}
 	f.devMu.Lock()
 	devs := append([]*foDevice(nil), f.devices...)
 	f.devMu.Unlock()
 	for k, d := range devs {
-		r.Recovered[k], r.FirstTry[k] = -1, -1
+		r.Recovered[k], r.FirstTry[k], r.Gap[k] = -1, -1, -1
 		if d == nil {
 			r.Absent = append(r.Absent, f.spec.First+k)
 			continue
@@ -655,6 +704,9 @@ func (f *foFleet) result() *FailoverWorkerResult {
 		}
 		if kill > 0 && d.firstTry > 0 {
 			r.FirstTry[k] = d.firstTry - kill
+		}
+		if d.gap > 0 {
+			r.Gap[k] = d.gap
 		}
 		r.Acked[k] = d.acked.ranges()
 		if d.relogins > 0 {

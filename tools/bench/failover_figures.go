@@ -26,6 +26,8 @@ type FailoverFigures struct {
 	Phases   []PhaseFigures  `json:"phases"`
 	// Goals are the issue's targets, met or not.
 	Goals FailoverGoals `json:"goals"`
+	// Upgrade is what the upgrade scenario measured (upgrade.go); nil for failover.
+	Upgrade *UpgradeFigures `json:"upgrade,omitempty"`
 }
 
 // FailoverConditions are the run's settings.

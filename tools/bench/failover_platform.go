@@ -44,6 +44,8 @@ type foPlatform struct {
 	gw                  *platoProc
 	gwAddr              string
 	adminURL            string
+	// gwNext is the gateway process an in-place upgrade started (upgrade.go); 0 before.
+	gwNext int
 }
 
 // startFoPlatform starts NATS, the business server, the state servers and the gateway, and
@@ -237,6 +239,7 @@ func metricValue(r io.Reader, name string) float64 {
 // stop stops the gateway, the state servers, NATS and the business server, and removes the
 // directory.
 func (p *foPlatform) stop() {
+	p.stopUpgraded()
 	p.gw.stop()
 	stopProcs(p.states[:]...)
 	p.platformBase.stop()

@@ -24,6 +24,9 @@ const (
 	// ScenarioFailover starts a platform of its own (failover.go), kills a state server under load
 	// and restarts it.
 	ScenarioFailover = "failover"
+	// ScenarioUpgrade starts a platform of its own like failover, and upgrades its gateway in
+	// place under load (kill -USR2) instead of killing a state server (upgrade.go).
+	ScenarioUpgrade = "upgrade"
 	// ScenarioCrashloop starts a platform of its own (crashloop.go) and kills a pipeline stage's
 	// plugin process again and again.
 	ScenarioCrashloop = "crashloop"
@@ -39,7 +42,7 @@ const (
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioOverload, ScenarioCrashloop, ScenarioNATSRestart, ScenarioSlowConsumers, ScenarioMigrate}
+var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioUpgrade, ScenarioOverload, ScenarioCrashloop, ScenarioNATSRestart, ScenarioSlowConsumers, ScenarioMigrate}
 
 // Hard limits: a bench is a bounded experiment, never an open-ended load generator.
 const (
@@ -209,7 +212,7 @@ func (o *Options) setDefaults() {
 	def(&o.CredentialKID, DefaultCredentialKID)
 	def(&o.Sink, DefaultSink)
 	switch o.Scenario {
-	case ScenarioFailover:
+	case ScenarioFailover, ScenarioUpgrade:
 		o.setFailoverDefaults()
 	case ScenarioCrashloop:
 		o.setCrashloopDefaults()
@@ -230,7 +233,7 @@ func (o *Options) setDefaults() {
 	if o.Devices == 0 {
 		o.Devices = DefaultDevices
 	}
-	if o.Duration == 0 && o.Scenario != ScenarioFailover && o.Scenario != ScenarioCrashloop && o.Scenario != ScenarioNATSRestart && o.Scenario != ScenarioSlowConsumers && o.Scenario != ScenarioMigrate {
+	if o.Duration == 0 && o.Scenario != ScenarioFailover && o.Scenario != ScenarioCrashloop && o.Scenario != ScenarioNATSRestart && o.Scenario != ScenarioSlowConsumers && o.Scenario != ScenarioMigrate && o.Scenario != ScenarioUpgrade {
 		o.Duration = DefaultDuration
 	}
 	if o.Window == 0 && o.Rate == 0 && o.Scenario != ScenarioNATSRestart && o.Scenario != ScenarioMigrate {
@@ -265,7 +268,7 @@ func (o *Options) validate() error {
 		errs = append(errs, o.validateMigrate()...)
 		return errors.Join(errs...)
 	}
-	if o.Scenario == ScenarioFailover {
+	if o.Scenario == ScenarioFailover || o.Scenario == ScenarioUpgrade {
 		errs = append(errs, o.validateFailover()...)
 		return errors.Join(errs...)
 	}

@@ -40,7 +40,7 @@ func newProgress(w io.Writer, o Options) *progress {
 func (p *progress) phase(target, name string, _ int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	carryOn := p.scenario == ScenarioFailover && p.name != "connecting" && p.name != ""
+	carryOn := (p.scenario == ScenarioFailover || p.scenario == ScenarioUpgrade) && p.name != "connecting" && p.name != ""
 	p.target, p.name, p.since = target, name, time.Now()
 	if carryOn {
 		return // the failover's phases share one load, and its workers' counts run on
@@ -106,7 +106,7 @@ func (p *progress) line() string {
 	if p.name == "connecting" {
 		return fmt.Sprintf("%s connecting %d/%d devices  %v", head, conns, p.devices, el)
 	}
-	if p.scenario == ScenarioFailover {
+	if p.scenario == ScenarioFailover || p.scenario == ScenarioUpgrade {
 		return fmt.Sprintf("%s %s %v  conns %d  sent %d  acked %d  %.0f/s  recovered %d/%d", head, p.name, el, conns, sent, done, p.rate, recovered, p.devices)
 	}
 	return fmt.Sprintf("%s %v/%v  conns %d  sent %d  done %d  %.0f/s", head, min(el, p.duration), p.duration, conns, sent, done, p.rate)

@@ -23,7 +23,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	switch o.Scenario {
-	case ScenarioFailover:
+	case ScenarioFailover, ScenarioUpgrade:
 		return runFailover(ctx, o)
 	case ScenarioSlowConsumers:
 		return runSlow(ctx, o)
