@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -59,7 +60,9 @@ func httpAnswer(t *testing.T, h *gatewaytest.Harness, req string) int {
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSwitchingProtocols {
-		if _, err := br.ReadByte(); !errors.Is(err, io.EOF) {
+		// A reset is closed too: the gateway closes with the rest of an oversized request unread,
+		// and the kernel then resets rather than ends the connection.
+		if _, err := br.ReadByte(); !errors.Is(err, io.EOF) && !errors.Is(err, syscall.ECONNRESET) {
 			t.Fatalf("after answering %d the socket is still open: %v", resp.StatusCode, err)
 		}
 	}
