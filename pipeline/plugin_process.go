@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/platoim/plato/internal/cloexec"
 	"github.com/platoim/plato/sdk/stage"
 )
 
@@ -52,6 +53,11 @@ type proc struct {
 func (in *instance) startPlugin(ctx context.Context, spec stageSpec) (*proc, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	// The host's sockets (devices, peers) must not reach the plugin: netpoll accepts them without
+	// close-on-exec, and a plugin holding a copy keeps the connection up after Plato closes it.
+	if err := cloexec.All(); err != nil {
+		in.log.Warn("could not keep the host's descriptors from the plugin", "err", err)
 	}
 	cmd := exec.Command(spec.path)
 	cmd.Env = append(os.Environ(), in.p.cfg.Env...)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cloudwego/netpoll"
 
+	"github.com/platoim/plato/internal/cloexec"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/sdk/protocol"
 )
@@ -283,6 +284,10 @@ func (gw *Gateway) startNext(opts UpgradeOptions) (*net.UnixConn, *exec.Cmd, <-c
 	if err != nil {
 		theirs.Close()
 		return nil, nil, nil, fmt.Errorf("opening the handover socket: %w", err)
+	}
+	// Only what is passed on purpose reaches the new process (ExtraFiles, the listeners later).
+	if err := cloexec.All(); err != nil {
+		gw.log.Warn("upgrade: could not keep this process's descriptors from the new one", "err", err)
 	}
 	cmd := exec.Command(opts.Exe, opts.Args...)
 	cmd.Env = append(append([]string(nil), opts.Env...), envUpgradeFD+"=3", envUpgradeID+"="+gw.cfg.ID)

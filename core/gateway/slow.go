@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/platoim/plato/internal/cloexec"
 	"github.com/platoim/plato/internal/tick"
 	"github.com/platoim/plato/sdk/protocol"
 )
@@ -230,6 +231,9 @@ func (gw *Gateway) setSocketOptions(c *conn) {
 		return
 	}
 	c.fd = int32(fc.Fd())
+	// netpoll accepts without close-on-exec: a program started later (a plugin, the next process
+	// of an upgrade) would otherwise hold this socket open after the gateway closes it.
+	cloexec.Mark(int(c.fd))
 	n := gw.cfg.SocketSendBuffer
 	if n <= 0 {
 		return

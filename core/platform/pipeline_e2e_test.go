@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -290,4 +291,36 @@ func TestBadPipelineYAMLKeepsTheRunningPipeline(t *testing.T) {
 	if err := c.Send(ctx, []byte("still flowing")); err != nil {
 		t.Fatalf("send after a bad reload: %v", err)
 	}
+}
+
+// TestAPluginStartedLaterHoldsNoDeviceSocket: a plugin relaunched while devices are connected must
+// not inherit their sockets (netpoll accepts them without close-on-exec). If it did, a device the
+// gateway closes would get its Close and then silence: the plugin would hold the socket open.
+func TestAPluginStartedLaterHoldsNoDeviceSocket(t *testing.T) {
+	pp := startWithPipeline(t, "")
+	signer := mustSigner(t, platformtest.Secret)
+	first := rawDial(t, pp.Gateway.Addr())
+	first.login(signer, "fiona")
+	old := platformtest.PIDsOf(pp.auth)
+	if len(old) == 0 {
+		t.Fatal("no auth plugin process found")
+	}
+	for _, pid := range old {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	poll.Within(t, 20*time.Second, "the auth plugin to be relaunched", func() bool {
+		pids := platformtest.PIDsOf(pp.auth)
+		return len(pids) > 0 && !slices.Contains(old, pids[0])
+	})
+	// The same did logging in again replaces the first connection, which the gateway closes.
+	var second *rawConn
+	poll.Within(t, 20*time.Second, "a login through the relaunched plugin", func() bool {
+		second = rawDial(t, pp.Gateway.Addr())
+		tok, _ := signer.Issue("demo", "fiona", "fiona", time.Now(), time.Time{})
+		second.send(protocol.SigLogin, 1, (&protocol.Login{AppID: "demo", DID: "fiona", UID: "fiona", Token: tok}).Append(nil))
+		f := second.next()
+		var ack protocol.LoginAck
+		return f.Signal == protocol.SigLoginAck && ack.Decode(f.Body) == nil && ack.Code == 0
+	})
+	first.expectClose(protocol.CodeReplaced)
 }
