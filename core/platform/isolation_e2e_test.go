@@ -14,21 +14,22 @@ import (
 	"github.com/platoim/plato/core/platform/platformtest"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/sdk/client"
+	"github.com/platoim/plato/sdk/poll"
 )
 
-// TestOneAppCannotSlowAnother floods app-a, whose plugin holds every uplink 1.5 s, and sends app-b's
+// TestOneAppCannotSlowAnother floods app-a, whose plugin holds every uplink 1 s, and sends app-b's
 // uplinks meanwhile: they must not queue behind app-a's (each app has lanes, business queues and
 // quotas of its own), and none of them is refused.
 //
 // What tells isolation from sharing is app-a's call time: an app-b uplink on a lane shared with
-// app-a waits behind at least one 1.5 s call. So the test asserts that no app-b uplink took that
+// app-a waits behind at least one 1 s call. So the test asserts that no app-b uplink took that
 // long, a bound no scheduling delay of a loaded machine comes near, rather than comparing
 // latencies, which measures the machine (app-a's flood also takes CPU from app-b).
 // docs/performance.md has the p99 ratio measured on a quiet machine.
 func TestOneAppCannotSlowAnother(t *testing.T) {
 	dir := t.TempDir()
 	slow := platformtest.BuildPlugin(t, "sdk/stage/internal/testplugin")
-	const hold = 1500 * time.Millisecond // app-a's plugin holds each uplink this long
+	const hold = time.Second // app-a's plugin holds each uplink this long
 	yaml := fmt.Sprintf("version: 1\nstages:\n  - name: slow\n    plugin: %s\n    signals: [uplink]\n    timeout: 30s\n    config: {delay_ms: %d}\n", slow, hold.Milliseconds())
 	if err := os.WriteFile(filepath.Join(dir, "app-a.yaml"), []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
@@ -69,9 +70,9 @@ func TestOneAppCannotSlowAnother(t *testing.T) {
 		t.Fatalf("%d of app-b's uplinks refused with app-a idle", refused)
 	}
 
-	// The flood: app-a's devices keep 4 uplinks each in flight, for as long as app-b is measured. The
-	// plugin takes a lane's uplinks one after another, so that is a backlog of seconds on every lane;
-	// each flood send waits for its answer, so the lanes are empty again when the test ends.
+	// The flood: app-a's devices keep 2 uplinks each in flight, for as long as app-b is measured. The
+	// plugin takes a lane's uplinks one after another, so that is a backlog of seconds on every lane
+	// app-a's devices hash to.
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	var sent atomic.Int64
@@ -87,7 +88,7 @@ func TestOneAppCannotSlowAnother(t *testing.T) {
 		flooders = append(flooders, a)
 	}
 	for _, a := range flooders {
-		for range 4 {
+		for range 2 {
 			wg.Add(1)
 			go func(c *client.Client) {
 				defer wg.Done()
@@ -109,6 +110,9 @@ func TestOneAppCannotSlowAnother(t *testing.T) {
 	flooded, slowest, refused := measure(200)
 	close(stop)
 	wg.Wait()
+	// A flood send may have given up waiting (the client's ACK timeout) with its uplink still in a
+	// lane: let app-a's backlog run out, so that the platform's shutdown has little left to drain.
+	poll.Within(t, time.Minute, "app-a's lanes to empty", func() bool { return p.Pipelines.Fill() == 0 })
 	t.Logf("app-b uplink p99: %v with app-a idle, %v with app-a flooded (slowest %v; %d of app-a's uplinks answered meanwhile)", idle, flooded, slowest, sent.Load())
 	if refused > 0 {
 		t.Errorf("%d of app-b's uplinks refused while app-a was flooded", refused)
