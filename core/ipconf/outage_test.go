@@ -11,6 +11,7 @@ import (
 
 	"github.com/platoim/plato/internal/natsd/natsdtest"
 	"github.com/platoim/plato/internal/registry"
+	"github.com/platoim/plato/internal/testkit"
 	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
 )
@@ -158,4 +159,37 @@ func TestRankTime(t *testing.T) {
 			t.Errorf("%s: rankTime = %v, %v; want %v, %v", tc.name, got, stale, tc.want, tc.wantStale)
 		}
 	}
+}
+
+// TestOneGatewayBackDoesNotHideTheOthers: after an outage of the registry, the first gateway to
+// register again must not make the others, not registered again yet, look gone: until the view is
+// current again they are ranked as when the registry was last heard from.
+func TestOneGatewayBackDoesNotHideTheOthers(t *testing.T) {
+	s := &Server{cfg: Config{KeepStale: time.Minute}, scorer: NewScorer(DefaultWindow, 50*time.Millisecond), log: testkit.Logger(t)}
+	events := make(chan registry.Event)
+	done := make(chan struct{})
+	go func() { defer close(done); s.consume(t.Context(), events, nil) }()
+	gw := func(id, ep string) registry.Node {
+		return registry.Node{ID: id, Role: registry.RoleGateway, Endpoint: ep, UpdatedAt: time.Now()}
+	}
+	listed := func() []string {
+		at, _ := s.rankTime(time.Now())
+		return sortedIDs(s.scorer.Rank(at, 8, nil))
+	}
+	events <- registry.Event{Type: registry.EventPut, Node: gw("gw-1", "127.0.0.1:1")}
+	events <- registry.Event{Type: registry.EventStale, At: time.Now()}
+	time.Sleep(200 * time.Millisecond) // well past stale_after: gw-1 has not reported since
+	events <- registry.Event{Type: registry.EventPut, Node: gw("gw-2", "127.0.0.1:2")}
+	events <- registry.Event{Type: registry.EventDelete, Node: registry.Node{ID: "nobody"}} // taken once gw-2's put is handled
+	if got := listed(); !slices.Equal(got, []string{"gw-1", "gw-2"}) {
+		t.Fatalf("while the registry view is rebuilt: %v, want gw-1 (not re-registered yet) and gw-2", got)
+	}
+	events <- registry.Event{Type: registry.EventPut, Node: gw("gw-1", "127.0.0.1:1")}
+	events <- registry.Event{Type: registry.EventFresh, At: time.Now()}
+	events <- registry.Event{Type: registry.EventDelete, Node: registry.Node{ID: "nobody"}} // taken once the fresh is handled
+	if got := listed(); !slices.Equal(got, []string{"gw-1", "gw-2"}) {
+		t.Fatalf("once current again: %v", got)
+	}
+	close(events)
+	<-done
 }

@@ -57,7 +57,10 @@ func (s *Server) consume(ctx context.Context, events <-chan registry.Event, prun
 			if !ok {
 				return
 			}
-			if ev.Type != registry.EventStale {
+			// While the view is stale, and until it is current again, gateways are ranked at when
+			// the registry was last heard from: one gateway registering again must not make all
+			// the others, not re-registered yet, look gone (ipconf would then answer 503).
+			if ev.Type != registry.EventStale && (s.staleSince.Load() == 0 || ev.Type == registry.EventFresh) {
 				s.heardAt.Store(time.Now().UnixNano())
 			}
 			switch ev.Type {
