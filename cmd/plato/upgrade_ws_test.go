@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -326,4 +328,93 @@ func TestGatewayUpgradeCarriesWebSocket(t *testing.T) {
 		t.Error("the gateway processes' output did not end")
 	}
 	st.interrupt()
+}
+
+// dialWSLoadDevice is an upgradeDevice on the WebSocket transport, for TestGatewayUpgradesUnderLoad:
+// logged in as did, its send sends an uplink and waits for its answer, and a reader records the
+// Downlinks (ACKing them) and counts a Close or a lost socket as dropped.
+func dialWSLoadDevice(t *testing.T, wsURL string, signer *token.Signer, did string) (*upgradeDevice, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := wsclient.Dial(ctx, wsURL, wsclient.Options{})
+	if err != nil {
+		return nil, err
+	}
+	d := &upgradeDevice{did: did, got: map[uint64]bool{}}
+	var wmu sync.Mutex
+	write := func(sig protocol.Signal, seq uint64, body []byte) error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		_, err := c.Write(protocol.AppendFrame(nil, sig, 0, seq, body))
+		return err
+	}
+	tok, _ := signer.Issue("demo", did, did, time.Now(), time.Time{})
+	if err := write(protocol.SigLogin, 1, (&protocol.Login{AppID: "demo", DID: did, Token: tok}).Append(nil)); err != nil {
+		c.Close()
+		return nil, err
+	}
+	_ = c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	var rbuf []byte
+	f, rbuf, err := protocol.ReadFrame(c, 1<<20, rbuf)
+	var la protocol.LoginAck
+	if err != nil || f.Signal != protocol.SigLoginAck || la.Decode(f.Body) != nil || la.Code != protocol.CodeOK {
+		c.Close()
+		return nil, fmt.Errorf("%s login: %v (signal %s, code %d %s)", did, err, f.Signal, la.Code, la.Message)
+	}
+	_ = c.SetReadDeadline(time.Time{})
+	type answer struct {
+		seq  uint64
+		code protocol.Code
+	}
+	answers := make(chan answer, 16)
+	var closing atomic.Bool
+	go func() {
+		for {
+			f, rb, err := protocol.ReadFrame(c, 1<<20, rbuf)
+			rbuf = rb
+			if err != nil || f.Signal == protocol.SigClose || f.Signal == protocol.SigRedirect {
+				if !closing.Load() {
+					d.dropped.Add(1)
+				}
+				return
+			}
+			switch f.Signal {
+			case protocol.SigUplinkAck:
+				var a protocol.Ack
+				_ = a.Decode(f.Body)
+				answers <- answer{f.Seq, a.Code}
+			case protocol.SigDownlink:
+				var dl protocol.Downlink
+				if dl.Decode(f.Body) == nil {
+					d.mu.Lock()
+					d.got[dl.MsgID] = true
+					d.mu.Unlock()
+				}
+				_ = write(protocol.SigDownlinkAck, f.Seq, nil)
+			}
+		}
+	}()
+	t.Cleanup(func() { closing.Store(true); c.Close() })
+	var seq uint64 = 1
+	d.send = func(ctx context.Context, payload []byte) error {
+		seq++
+		if err := write(protocol.SigUplink, seq, payload); err != nil {
+			return err
+		}
+		for {
+			select {
+			case a := <-answers:
+				if a.seq != seq {
+					continue // the answer to an uplink given up on
+				}
+				if a.code != protocol.CodeOK {
+					return fmt.Errorf("uplink answered %d", a.code)
+				}
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	return d, nil
 }
