@@ -250,15 +250,15 @@ func appsYAML(demoAddr, benchAddr string) string {
 const embeddedNATS = "{embedded: {port: 0}}"
 
 // writeConfig writes a plato.yaml for a test and returns its path: data in a fresh directory, NATS
-// as nats says, platformtest's token secret, ipconf and the gateway (TCP and WebSocket) on free
-// loopback ports (the gateway reporting its load every 200ms), then the test's own lines, rest.
+// as nats says, platformtest's token secret, ipconf and the gateway on free loopback ports (the
+// gateway reporting its load every 200ms), then the test's own lines, rest.
 func writeConfig(t *testing.T, nats, rest string) string {
 	t.Helper()
 	body := fmt.Sprintf(`data_dir: %s
 nats: %s
 auth: {token_secret: %q}
 ipconf: {addr: "127.0.0.1:0"}
-gateway: {addr: "127.0.0.1:0", ws_addr: "127.0.0.1:0", report_interval: 200ms}
+gateway: {addr: "127.0.0.1:0", report_interval: 200ms}
 %s`, t.TempDir(), nats, platformtest.Secret, rest)
 	path := filepath.Join(t.TempDir(), "plato.yaml")
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {

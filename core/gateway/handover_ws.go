@@ -75,10 +75,12 @@ func (gw *Gateway) adoptWSListener(fd int) error {
 	return gw.serveWS(nl)
 }
 
-// closeFDs closes descriptors received and not adopted.
+// closeFDs closes descriptors received and not adopted; -1 stands for none.
 func closeFDs(fds []int) {
 	for _, fd := range fds {
-		_ = syscall.Close(fd)
+		if fd >= 0 {
+			_ = syscall.Close(fd)
+		}
 	}
 }
 
