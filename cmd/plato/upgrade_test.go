@@ -31,8 +31,10 @@ var reUpgraded = regexp.MustCompile(`upgraded: new pid (\d+)`)
 // and whether its connection ever changed state.
 type upgradeDevice struct {
 	did string
-	c   *client.Client
-	mu  sync.Mutex
+	c   *client.Client // nil for a WebSocket device
+	// send sends an uplink and waits for its answer: nil when it was ACKed 0.
+	send func(ctx context.Context, payload []byte) error
+	mu   sync.Mutex
 	// acked are the uplinks ACKed 0: each must reach the business.
 	acked []string
 	got   map[uint64]bool
@@ -54,9 +56,9 @@ func pidAlive(pid int) bool {
 
 // TestGatewayUpgradesUnderLoad upgrades a gateway process in place three times in a row (kill
 // -USR2 once, `plato gateway upgrade` twice) while its devices send uplinks and a business pushes
-// at-least-once downlinks to them. No device notices: no connection closes, no device logs in
-// again, no ACKed uplink or accepted push is lost, every device is answered after each upgrade,
-// and the pid changes each time.
+// at-least-once downlinks to them, a few of them on the WebSocket transport. No device notices: no
+// connection closes, no device logs in again, no ACKed uplink or accepted push is lost, every
+// device is answered after each upgrade, and the pid changes each time.
 func TestGatewayUpgradesUnderLoad(t *testing.T) {
 	n := 2000
 	if testing.Short() {
@@ -122,7 +124,7 @@ func TestGatewayUpgradesUnderLoad(t *testing.T) {
 				dialErr.Store(fmt.Errorf("dial %s: %w", d.did, err))
 				return
 			}
-			d.c = c
+			d.c, d.send = c, c.Send
 		}()
 	}
 	dialWG.Wait()
@@ -132,7 +134,16 @@ func TestGatewayUpgradesUnderLoad(t *testing.T) {
 	for _, d := range devs {
 		t.Cleanup(func() { d.c.Close() })
 	}
-	t.Logf("%d devices logged in", n)
+	// Some devices on the WebSocket transport, whose listener and connections are passed too.
+	wsURL := gw.waitLine(reWebSocket)
+	for i := range max(n/100, 5) {
+		d, err := dialWSLoadDevice(t, wsURL, signer, fmt.Sprintf("up-ws-%03d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		devs, dids = append(devs, d), append(dids, d.did)
+	}
+	t.Logf("%d devices logged in, %d of them over WebSocket", len(devs), len(devs)-n)
 
 	// Light load: every device sends an uplink about every 2 s; a pusher sends at-least-once
 	// pushes to random devices.
@@ -152,7 +163,7 @@ func TestGatewayUpgradesUnderLoad(t *testing.T) {
 				gen := upgrades.Load()
 				payload := fmt.Sprintf("%s#%d", d.did, k)
 				sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-				err := d.c.Send(sctx, []byte(payload))
+				err := d.send(sctx, []byte(payload))
 				cancel()
 				if err == nil {
 					d.mu.Lock()
@@ -185,7 +196,7 @@ func TestGatewayUpgradesUnderLoad(t *testing.T) {
 				return
 			case <-time.After(5 * time.Millisecond):
 			}
-			did := dids[rand.IntN(n)]
+			did := dids[rand.IntN(len(dids))]
 			resp, err := plato.Push(ctx, &api.PushRequest{Caller: caller, Dids: []string{did}, Payload: []byte("p"), Qos: api.QoS_AT_LEAST_ONCE})
 			if err != nil {
 				continue
@@ -251,8 +262,8 @@ func TestGatewayUpgradesUnderLoad(t *testing.T) {
 		t.Errorf("%d connection state changes (closes, reconnects) during the upgrades, want 0", dropped)
 	}
 	// 0 re-logins: one CONNECTED per device, no DISCONNECTED.
-	if c := len(biz.Events(api.EventKind_CONNECTED, "")); c != n {
-		t.Errorf("%d CONNECTED events, want %d: devices logged in again", c, n)
+	if c := len(biz.Events(api.EventKind_CONNECTED, "")); c != len(devs) {
+		t.Errorf("%d CONNECTED events, want %d: devices logged in again", c, len(devs))
 	}
 	if dc := len(biz.Events(api.EventKind_DISCONNECTED, "")); dc != 0 {
 		t.Errorf("%d DISCONNECTED events, want 0", dc)

@@ -204,7 +204,7 @@ func (gw *Gateway) moveConns(l *stateLink) {
 		c.link = to
 		ev := &fleet.UpEvent{
 			ConnId: int64(c.id), Kind: fleet.UpKind_ADOPTED, AppId: c.appID, Did: c.did, Uid: c.uid,
-			RemoteAddr: c.nc.RemoteAddr().String(), Sessions: append([]string(nil), c.sessions...),
+			RemoteAddr: remoteAddr(c.nc), Sessions: append([]string(nil), c.sessions...),
 			Seq: c.upAnswered, DownSeq: c.downSeq, Unacked: c.unacked,
 		}
 		c.unacked = nil

@@ -344,7 +344,8 @@ func awaitReady(r *handoverReader, exited <-chan error, timeout time.Duration) e
 	}
 }
 
-// passListeners gives the new process the device and RPC listeners, then stops accepting here.
+// passListeners gives the new process the device, RPC and WebSocket listeners, then stops
+// accepting here.
 func (gw *Gateway) passListeners(peer *net.UnixConn) error {
 	devFD := -1
 	if fl, ok := gw.ln.(interface{ Fd() int }); ok {
@@ -362,9 +363,14 @@ func (gw *Gateway) passListeners(peer *net.UnixConn) error {
 		return fmt.Errorf("the RPC listener: %w", err)
 	}
 	defer rpcFile.Close()
-	if err := writeHandoverMsg(peer, msgListeners, nil, []int{devFD, int(rpcFile.Fd())}); err != nil {
+	fds := []int{devFD, int(rpcFile.Fd())}
+	if fd := gw.wsListenerFD(); fd >= 0 {
+		fds = append(fds, fd)
+	}
+	if err := writeHandoverMsg(peer, msgListeners, nil, fds); err != nil {
 		return err
 	}
+	gw.stopAcceptingWS()
 	if err := stopAccepting(gw.loop); err != nil {
 		// Both accept meanwhile; the connections accepted here are passed like the others.
 		gw.log.Error("upgrade: could not stop accepting devices here", "err", err)
@@ -580,6 +586,10 @@ func (gw *Gateway) takeConn(c *conn) *handedConn {
 	}
 	if c.link != nil {
 		h.link = c.link.id
+	}
+	if c.ws != nil {
+		w := *c.ws
+		h.ws = &w
 	}
 	c.closed = true
 	c.queue, c.queued = nil, 0

@@ -156,14 +156,18 @@ func (gw *Gateway) startInherited(ctx context.Context) (err error) {
 		return fmt.Errorf("gateway: reporting ready: %w", err)
 	}
 	m, err = in.r.read()
-	if err != nil || m.typ != msgListeners || len(m.fds) != 2 {
-		for _, fd := range m.fds {
-			_ = syscall.Close(fd)
-		}
-		return fmt.Errorf("gateway: the old process did not pass its listeners: %v (message %d)", err, m.typ)
+	// The device and RPC listeners, and the WebSocket one when the old process had one.
+	if err != nil || m.typ != msgListeners || len(m.fds) < 2 || len(m.fds) > 3 {
+		closeFDs(m.fds)
+		return fmt.Errorf("gateway: the old process did not pass its listeners: %v (message %d, %d descriptors)", err, m.typ, len(m.fds))
+	}
+	wsFD := -1
+	if len(m.fds) == 3 {
+		wsFD = m.fds[2]
 	}
 	ln, rpcLn, err := adoptListeners(m.fds[0], m.fds[1])
 	if err != nil {
+		closeFDs([]int{wsFD})
 		return err
 	}
 	gw.ln, gw.rpcLn = ln, rpcLn
@@ -175,6 +179,7 @@ func (gw *Gateway) startInherited(ctx context.Context) (err error) {
 			gw.log.Error("device listener stopped", "err", err)
 		}
 	}()
+	gw.inheritWS(wsFD)
 	if gw.reported, err = registry.Keep(ctx, gw.reg, gw.cfg.ReportInterval, gw.loadNode, gw.log); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
@@ -183,7 +188,7 @@ func (gw *Gateway) startInherited(ctx context.Context) (err error) {
 		defer gw.done.Done()
 		gw.receiveHandover(in)
 	}()
-	gw.log.Info("gateway took over the listeners of its previous process", "devices", gw.Addr(), "rpc", gw.cfg.RPCAddr)
+	gw.log.Info("gateway took over the listeners of its previous process", "devices", gw.Addr(), "websocket", gw.WSEndpoint(), "rpc", gw.cfg.RPCAddr)
 	return nil
 }
 
@@ -330,7 +335,7 @@ func (gw *Gateway) adopt(h *handedConn, fd int) bool {
 	}
 	c := &conn{id: h.id, nc: nc, gw: gw, fd: -1, state: h.state, reason: protocol.Code(h.reason), hbInFlight: h.hbInFlight,
 		appID: h.appID, did: h.did, uid: h.uid, sessions: h.sessions, downSeq: h.downSeq, upAnswered: h.upAnswered,
-		upPending: h.upPending, unacked: h.unacked}
+		upPending: h.upPending, unacked: h.unacked, ws: h.ws}
 	if h.input != nil {
 		c.handoff = &connHandoff{carry: h.input}
 	}
@@ -384,19 +389,23 @@ func (gw *Gateway) adopt(h *handedConn, fd int) bool {
 	if refuse != 0 && h.state != stateClosing {
 		c.closeWith(refuse, "the connection could not be carried over an upgrade; log in again")
 	}
-	gw.drainCarry(c)
+	gw.drainInput(c)
 	_ = nc.SetOnRequest(func(_ context.Context, nc netpoll.Connection) error { return gw.readAdopted(c, nc) })
 	return true
 }
 
 // readAdopted reads an adopted connection: while bytes the old process had read start its next
-// frame, what arrives is added to them and framed from there; then it is read as any other.
+// frame (or, on WebSocket, its handshake), what arrives is added to them and framed from there;
+// then it is read as any other of its transport.
 func (gw *Gateway) readAdopted(c *conn, nc netpoll.Connection) error {
 	c.mu.Lock()
 	h := c.handoff
 	pending := h != nil && h.carry != nil && !c.handing
 	c.mu.Unlock()
 	if !pending {
+		if c.ws != nil {
+			return gw.readWS(c, nc)
+		}
 		return gw.readFrames(c, nc)
 	}
 	defer gw.guard(c, "read")
@@ -411,7 +420,7 @@ func (gw *Gateway) readAdopted(c *conn, nc netpoll.Connection) error {
 		c.mu.Unlock()
 	}
 	_ = r.Release()
-	gw.drainCarry(c)
+	gw.drainInput(c)
 	return nil
 }
 
@@ -460,4 +469,27 @@ func (gw *Gateway) drainCarry(c *conn) {
 		gw.metrics.framesIn.Add(uint8(hd.Signal))
 		gw.onFrame(c, hd, carry[protocol.HeaderLen:n:n])
 	}
+}
+
+// remoteAddr is the device's address. A connection adopted from the old process has none in
+// netpoll (NewFDConnection knows only the descriptor): it is asked of the socket.
+func remoteAddr(nc netpoll.Connection) string {
+	if a := nc.RemoteAddr(); a != nil {
+		return a.String()
+	}
+	fc, ok := nc.(interface{ Fd() int })
+	if !ok {
+		return ""
+	}
+	sa, err := syscall.Getpeername(fc.Fd())
+	if err != nil {
+		return ""
+	}
+	switch sa := sa.(type) {
+	case *syscall.SockaddrInet4:
+		return (&net.TCPAddr{IP: sa.Addr[:], Port: sa.Port}).String()
+	case *syscall.SockaddrInet6:
+		return (&net.TCPAddr{IP: sa.Addr[:], Port: sa.Port}).String()
+	}
+	return ""
 }

@@ -26,7 +26,7 @@ const (
 	msgHello     uint8 = 1  // old -> new: the next connection ID and the state servers it uses
 	msgReady     uint8 = 2  // new -> old: up, connected to NATS and the state servers
 	msgFail      uint8 = 3  // new -> old: the reason it cannot take over
-	msgListeners uint8 = 4  // old -> new: the device and RPC listeners (2 fds)
+	msgListeners uint8 = 4  // old -> new: the device and RPC listeners, then the WebSocket one if any (2 or 3 fds)
 	msgConns     uint8 = 5  // old -> new: connections with their state (one fd each)
 	msgForward   uint8 = 6  // old -> new: frames a state server pushed to the old process
 	msgSessions  uint8 = 7  // old -> new: session changes a state server sent the old process
@@ -192,6 +192,9 @@ type handedConn struct {
 	input []byte
 	// queue is what was queued for the device and not written yet, in order.
 	queue []outFrame
+	// ws is the connection's WebSocket state; nil for a TCP connection. With it, input is
+	// WebSocket bytes: the start of a frame, or of the handshake while not Upgraded.
+	ws *wsConn
 }
 
 // hello is the first message: where the new process continues.
@@ -427,11 +430,28 @@ func encodeConns(cs []*handedConn) []byte {
 				e.frame(o.down)
 			}
 		}
+		switch {
+		case c.ws == nil:
+			e.u8(transportTCP)
+		case c.ws.Upgraded:
+			e.u8(transportWSUpgraded)
+			e.str(c.ws.Origin)
+		default:
+			e.u8(transportWSHandshake)
+		}
 	}
 	return e.b
 }
 
-const minConnLen = 8 + 1 + 2 + 1 + 4*5 + 8 + 8 + 4 + 4 + 4 + 4
+// A connection's transport on the wire: TCP, a WebSocket still in its handshake (no Origin yet),
+// or an upgraded WebSocket followed by its Origin.
+const (
+	transportTCP         = 0
+	transportWSHandshake = 1
+	transportWSUpgraded  = 2
+)
+
+const minConnLen = 8 + 1 + 2 + 1 + 4*5 + 8 + 8 + 4 + 4 + 4 + 4 + 1
 
 func decodeConns(b []byte) ([]*handedConn, error) {
 	d := dec{b: b}
@@ -466,6 +486,20 @@ func decodeConns(b []byte) ([]*handedConn, error) {
 						d.err = fmt.Errorf("%w: unknown queued frame kind", errHandoverMsg)
 					}
 				}
+			}
+		}
+		switch t := d.u8(); t {
+		case transportTCP:
+		case transportWSHandshake:
+			c.ws = &wsConn{}
+		case transportWSUpgraded:
+			c.ws = &wsConn{Upgraded: true, Origin: d.str()}
+			if d.err == nil && len(c.ws.Origin) > wsMaxOrigin {
+				d.err = fmt.Errorf("%w: an Origin of %d bytes", errHandoverMsg, len(c.ws.Origin))
+			}
+		default:
+			if d.err == nil {
+				d.err = fmt.Errorf("%w: unknown transport %d", errHandoverMsg, t)
 			}
 		}
 		if d.err == nil && c.state > stateClosing {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -29,6 +30,45 @@ func sampleConns() []*handedConn {
 				{broadcast: []byte("whole frame")},
 			}},
 		{id: 7, state: stateNew},
+		// A WebSocket connection logged in, and one whose handshake was half received.
+		{id: 8, state: stateLoggedIn, appID: "demo", did: "d8", link: "state-1", input: []byte{0x82, 0x85},
+			ws: &wsConn{Upgraded: true, Origin: "https://chat.example"}},
+		{id: 9, state: stateNew, input: []byte("GET /plato HTTP/1.1\r\nHost: x"), ws: &wsConn{}},
+	}
+}
+
+// A connection's transport survives the handover: TCP stays TCP, a WebSocket keeps its handshake
+// state and Origin.
+func TestHandoverConnsCarryTheTransport(t *testing.T) {
+	out, err := decodeConns(encodeConns(sampleConns()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out[0].ws != nil || out[1].ws != nil {
+		t.Fatalf("TCP connections came back as WebSocket: %+v %+v", out[0].ws, out[1].ws)
+	}
+	if w := out[2].ws; w == nil || !w.Upgraded || w.Origin != "https://chat.example" {
+		t.Fatalf("upgraded WebSocket connection came back as %+v", w)
+	}
+	if w := out[3].ws; w == nil || w.Upgraded || w.Origin != "" {
+		t.Fatalf("WebSocket connection in its handshake came back as %+v", w)
+	}
+}
+
+// An unknown transport, or an Origin longer than a handshake accepts, is refused.
+func TestHandoverConnsBadTransport(t *testing.T) {
+	one := func(ws *wsConn) []byte { return encodeConns([]*handedConn{{id: 1, state: stateLoggedIn, ws: ws}}) }
+	b := one(nil)
+	b[len(b)-1] = 3 // the transport is the record's last byte
+	if _, err := decodeConns(b); !errors.Is(err, errHandoverMsg) {
+		t.Fatalf("transport 3: %v, want errHandoverMsg", err)
+	}
+	long := strings.Repeat("o", wsMaxOrigin+1)
+	if _, err := decodeConns(one(&wsConn{Upgraded: true, Origin: long})); !errors.Is(err, errHandoverMsg) {
+		t.Fatalf("an Origin of %d bytes: %v, want errHandoverMsg", len(long), err)
+	}
+	if _, err := decodeConns(one(&wsConn{Upgraded: true, Origin: long[:wsMaxOrigin]})); err != nil {
+		t.Fatalf("an Origin of %d bytes: %v", wsMaxOrigin, err)
 	}
 }
 

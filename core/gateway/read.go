@@ -105,7 +105,7 @@ func (gw *Gateway) protocolError(c *conn, r netpoll.Reader, err error) {
 	gw.metrics.protocolErrors.Add(int(code))
 	gw.log.Debug("closing connection on protocol error", "conn", c.id, "err", err)
 	c.closeWith(code, err.Error())
-	_ = r.Skip(r.Len())
+	skipAll(r)
 }
 
 // handle acts on one frame: login is checked here, everything else goes to the state server.
@@ -219,7 +219,7 @@ func (gw *Gateway) login(c *conn, h protocol.Header, body []byte) {
 	}
 	if !gw.forward(c, a.link, &fleet.UpEvent{
 		ConnId: int64(c.id), Kind: fleet.UpKind_FRAME, Signal: int8(protocol.SigLogin), Seq: int64(h.Seq), Body: body,
-		AppId: m.AppID, Did: m.DID, Uid: a.uid, RemoteAddr: c.nc.RemoteAddr().String(),
+		AppId: m.AppID, Did: m.DID, Uid: a.uid, RemoteAddr: remoteAddr(c.nc),
 	}, false) {
 		gw.refuseQueuedLogin(c)
 	}
@@ -318,7 +318,7 @@ func (gw *Gateway) resume(c *conn, h protocol.Header, body []byte) {
 	}
 	if !gw.forward(c, a.link, &fleet.UpEvent{
 		ConnId: int64(c.id), Kind: fleet.UpKind_FRAME, Signal: int8(protocol.SigResume), Seq: int64(h.Seq), Body: body,
-		AppId: m.AppID, Did: m.DID, Uid: a.uid, RemoteAddr: c.nc.RemoteAddr().String(),
+		AppId: m.AppID, Did: m.DID, Uid: a.uid, RemoteAddr: remoteAddr(c.nc),
 	}, false) {
 		gw.refuseQueuedLogin(c)
 	}

@@ -76,19 +76,25 @@ func (gw *Gateway) startWS() error {
 	if gw.cfg.WSAddr == "" {
 		return nil
 	}
-	var err error
-	if gw.wsLn, err = netpoll.CreateListener("tcp", gw.cfg.WSAddr); err != nil {
+	ln, err := netpoll.CreateListener("tcp", gw.cfg.WSAddr)
+	if err != nil {
 		return fmt.Errorf("gateway: listening for WebSocket devices on %s: %w", gw.cfg.WSAddr, err)
 	}
-	gw.wsLoop, err = netpoll.NewEventLoop(gw.onWSRequest,
+	return gw.serveWS(ln)
+}
+
+// serveWS serves WebSocket devices on ln, opened here or passed by the previous process.
+func (gw *Gateway) serveWS(ln netpoll.Listener) error {
+	loop, err := netpoll.NewEventLoop(gw.onWSRequest,
 		netpoll.WithOnConnect(gw.onWSConnect),
 		netpoll.WithReadTimeout(gw.cfg.ReadTimeout),
 		netpoll.WithWriteTimeout(gw.cfg.WriteTimeout),
 	)
 	if err != nil {
-		gw.wsLn.Close()
+		ln.Close()
 		return fmt.Errorf("gateway: creating the WebSocket event loop: %w", err)
 	}
+	gw.wsLn, gw.wsLoop = ln, loop
 	gw.done.Add(1)
 	go func() {
 		defer gw.done.Done()
@@ -138,16 +144,26 @@ func (gw *Gateway) onWSConnect(ctx context.Context, nc netpoll.Connection) conte
 	return gw.accept(ctx, nc, &wsConn{})
 }
 
-// onWSRequest reads the handshake, then every complete WebSocket frame. Like onRequest it consumes
-// all input or closes; a partial handshake or frame blocks in Peek up to the read timeout (or
-// until the login timer closes the socket).
+// onWSRequest reads the handshake, then every complete WebSocket frame (readWS).
 func (gw *Gateway) onWSRequest(ctx context.Context, nc netpoll.Connection) error {
 	c, _ := ctx.Value(connCtxKey{}).(*conn)
-	r := nc.Reader()
-	defer r.Release()
 	if c == nil || c.ws == nil {
 		return nc.Close()
 	}
+	return gw.readWS(c, nc)
+}
+
+// errHandingOff ends a read interrupted to pass the connection to a new process: its unconsumed
+// bytes go with it (handover.go).
+var errHandingOff = errors.New("the connection is being passed to a new process")
+
+// readWS reads c's handshake, then every complete WebSocket frame. Like readFrames it consumes
+// all input or closes, and it consumes a handshake or a frame only once it is complete: a partial
+// one blocks in Peek up to the read timeout (or until the login timer closes the socket), and a
+// read interrupted there to pass the connection to a new process leaves it whole.
+func (gw *Gateway) readWS(c *conn, nc netpoll.Connection) error {
+	r := nc.Reader()
+	defer r.Release()
 	defer gw.guard(c, "read")
 	for r.Len() > 0 {
 		c.mu.Lock()
@@ -163,6 +179,9 @@ func (gw *Gateway) onWSRequest(ctx context.Context, nc netpoll.Connection) error
 		} else {
 			err = gw.wsHandshake(c, r)
 		}
+		if errors.Is(err, errHandingOff) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -170,46 +189,69 @@ func (gw *Gateway) onWSRequest(ctx context.Context, nc netpoll.Connection) error
 	return nil
 }
 
+// wsReadFailed is readFailed for the WebSocket reads: errHandingOff when the read was interrupted
+// to pass the connection.
+func (gw *Gateway) wsReadFailed(c *conn, err error) error {
+	if gw.readFailed(c, err) == nil {
+		return errHandingOff
+	}
+	return err
+}
+
 // wsHandshake reads one HTTP upgrade request and answers it: 101, or a 4xx and a close.
 func (gw *Gateway) wsHandshake(c *conn, r netpoll.Reader) error {
-	var req []byte
 	for {
 		n := min(r.Len(), wsMaxHandshake)
 		b, err := r.Peek(n)
 		if err != nil {
-			c.abort(protocol.CodeConnectionLost)
-			return err
+			return gw.wsReadFailed(c, err)
 		}
-		if len(b) >= 4 && !bytes.HasPrefix(b, []byte("GET ")) {
-			// Not worth waiting for the rest: no WebSocket handshake starts otherwise (a TCP
-			// device dialled the wrong port, or garbage).
-			gw.wsRefuse(c, r, http.StatusBadRequest, "not a WebSocket handshake: want GET "+WSPath)
+		req, status, reason := wsRequestIn(b)
+		if status != 0 {
+			gw.wsRefuse(c, r, status, reason)
 			return nil
 		}
-		if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
-			req = b[:i+4]
-			break
-		}
-		if n >= wsMaxHandshake {
-			gw.wsRefuse(c, r, http.StatusRequestHeaderFieldsTooLarge, "handshake larger than "+strconv.Itoa(wsMaxHandshake)+" bytes")
-			return nil
+		if req != nil {
+			if !gw.wsAnswer(c, req) {
+				return r.Skip(r.Len())
+			}
+			return r.Skip(len(req))
 		}
 		// Wait for more of the request: up to the read timeout, and the login timer closes the
 		// socket (which ends the wait) when the handshake takes longer than gateway.login_timeout.
 		if _, err := r.Peek(n + 1); err != nil {
-			c.abort(protocol.CodeConnectionLost)
-			return err
+			return gw.wsReadFailed(c, err)
 		}
 	}
+}
+
+// wsRequestIn finds a complete handshake request (up to its blank line) at the start of b, the
+// bytes received so far, at most wsMaxHandshake of them. It returns nil while more is needed, and
+// an HTTP status with a reason when the bytes cannot become a handshake.
+func wsRequestIn(b []byte) (req []byte, status int, reason string) {
+	if len(b) >= 4 && !bytes.HasPrefix(b, []byte("GET ")) {
+		// Not worth waiting for the rest: no WebSocket handshake starts otherwise (a TCP device
+		// dialled the wrong port, or garbage).
+		return nil, http.StatusBadRequest, "not a WebSocket handshake: want GET " + WSPath
+	}
+	if i := bytes.Index(b, []byte("\r\n\r\n")); i >= 0 {
+		return b[:i+4], 0, ""
+	}
+	if len(b) >= wsMaxHandshake {
+		return nil, http.StatusRequestHeaderFieldsTooLarge, "handshake larger than " + strconv.Itoa(wsMaxHandshake) + " bytes"
+	}
+	return nil, 0, ""
+}
+
+// wsAnswer answers a complete handshake request: false when the connection closes instead (a
+// refused handshake, or a close decided meanwhile), and the rest of its input is to be dropped.
+func (gw *Gateway) wsAnswer(c *conn, req []byte) bool {
 	hs, out, err := wsUpgrade(req)
 	if err != nil {
 		gw.metrics.wsHandshakes[wsHandshakeRefused].Add(1)
 		gw.log.Debug("refusing a WebSocket handshake", "conn", c.id, "err", err)
 		c.sendRawAndClose(out, protocol.CodeMalformed)
-		return r.Skip(r.Len())
-	}
-	if err := r.Skip(len(req)); err != nil {
-		return err
+		return false
 	}
 	gw.metrics.wsHandshakes[wsHandshakeOK].Add(1)
 	// Upgraded and the 101 go together under c.mu: a close decided meanwhile (the login timer)
@@ -217,20 +259,29 @@ func (gw *Gateway) wsHandshake(c *conn, r netpoll.Reader) error {
 	c.mu.Lock()
 	if c.closed || c.state == stateClosing {
 		c.mu.Unlock()
-		return r.Skip(r.Len())
+		return false
 	}
 	c.ws.Upgraded, c.ws.Origin = true, hs.origin
 	start, full := c.appendLocked(outFrame{down: &fleet.DownFrame{ConnId: int64(c.id), Signal: wsRawSignal, Body: out}}, false)
 	c.mu.Unlock()
 	c.started(start, full)
-	return nil
+	return true
 }
 
-// wsRefuse answers a handshake with an HTTP error and closes.
+// wsRefuse answers a handshake with an HTTP error and closes; r, when not nil, drops the rest of
+// the input.
 func (gw *Gateway) wsRefuse(c *conn, r netpoll.Reader, status int, reason string) {
 	gw.metrics.wsHandshakes[wsHandshakeRefused].Add(1)
 	c.sendRawAndClose(httpError(status, reason), protocol.CodeMalformed)
-	_ = r.Skip(r.Len())
+	skipAll(r)
+}
+
+// skipAll drops the rest of r's input; r is nil when the input is bytes carried over an upgrade
+// (handover_ws.go), which the caller drops.
+func skipAll(r netpoll.Reader) {
+	if r != nil {
+		_ = r.Skip(r.Len())
+	}
 }
 
 // wsHandshakeResult is what a successful handshake tells about the client.
@@ -298,46 +349,27 @@ func httpError(status int, reason string) []byte {
 		status, http.StatusText(status), len(body), body)
 }
 
-// wsReadFrame reads one WebSocket frame and acts on it.
+// wsReadFrame reads one WebSocket frame, once it is complete, and acts on it.
 func (gw *Gateway) wsReadFrame(c *conn, r netpoll.Reader) error {
 	b, err := r.Peek(2)
 	if err != nil {
-		c.abort(protocol.CodeConnectionLost)
-		return err
+		return gw.wsReadFailed(c, err)
 	}
 	hb, err := r.Peek(wsHeaderLen(b))
 	if err != nil {
-		c.abort(protocol.CodeConnectionLost)
-		return err
+		return gw.wsReadFailed(c, err)
 	}
 	h, hl, err := parseWSHeader(hb)
 	if err != nil {
 		gw.wsFail(c, r, wsCloseProtocolError, err.Error())
 		return nil
 	}
-	maxMsg := int64(gw.cfg.MaxBody + protocol.HeaderLen)
-	switch {
-	case h.Rsv != 0:
-		gw.wsFail(c, r, wsCloseProtocolError, "reserved bits set: no extension was negotiated")
+	if status, reason := gw.wsCheck(h); status != 0 {
+		gw.wsFail(c, r, status, reason)
 		return nil
-	case !h.Masked:
-		gw.wsFail(c, r, wsCloseProtocolError, "client frames must be masked")
-		return nil
-	case h.OpCode.IsReserved():
-		gw.wsFail(c, r, wsCloseProtocolError, "reserved opcode "+strconv.Itoa(int(h.OpCode)))
-		return nil
-	case h.OpCode.IsControl() && (!h.Fin || h.Length > 125):
-		gw.wsFail(c, r, wsCloseProtocolError, "control frames must be whole and at most 125 bytes")
-		return nil
-	case h.OpCode == ws.OpText:
-		gw.wsFail(c, r, wsCloseUnsupported, "text messages are not accepted: send each Plato frame as one binary message")
-		return nil
-	case h.OpCode == ws.OpContinuation || !h.Fin:
-		gw.wsFail(c, r, wsCloseUnsupported, "fragmented messages are not accepted: send each Plato frame as one binary message")
-		return nil
-	case h.Length > maxMsg:
-		gw.wsFail(c, r, wsCloseTooBig, "message of "+strconv.FormatInt(h.Length, 10)+" bytes: at most "+strconv.FormatInt(maxMsg, 10))
-		return nil
+	}
+	if _, err := r.Peek(hl + int(h.Length)); err != nil {
+		return gw.wsReadFailed(c, err)
 	}
 	if err := r.Skip(hl); err != nil {
 		return err
@@ -347,37 +379,65 @@ func (gw *Gateway) wsReadFrame(c *conn, r netpoll.Reader) error {
 		c.abort(protocol.CodeConnectionLost)
 		return err
 	}
+	gw.wsMessage(c, r, h, hl, payload)
+	return nil
+}
+
+// wsCheck says why the gateway refuses a frame with header h: a close status and a reason, or 0.
+func (gw *Gateway) wsCheck(h ws.Header) (ws.StatusCode, string) {
+	maxMsg := int64(gw.cfg.MaxBody + protocol.HeaderLen)
+	switch {
+	case h.Rsv != 0:
+		return wsCloseProtocolError, "reserved bits set: no extension was negotiated"
+	case !h.Masked:
+		return wsCloseProtocolError, "client frames must be masked"
+	case h.OpCode.IsReserved():
+		return wsCloseProtocolError, "reserved opcode " + strconv.Itoa(int(h.OpCode))
+	case h.OpCode.IsControl() && (!h.Fin || h.Length > 125):
+		return wsCloseProtocolError, "control frames must be whole and at most 125 bytes"
+	case h.OpCode == ws.OpText:
+		return wsCloseUnsupported, "text messages are not accepted: send each Plato frame as one binary message"
+	case h.OpCode == ws.OpContinuation || !h.Fin:
+		return wsCloseUnsupported, "fragmented messages are not accepted: send each Plato frame as one binary message"
+	case h.Length > maxMsg:
+		return wsCloseTooBig, "message of " + strconv.FormatInt(h.Length, 10) + " bytes: at most " + strconv.FormatInt(maxMsg, 10)
+	}
+	return 0, ""
+}
+
+// wsMessage acts on one whole frame, its header h (hl bytes) checked by wsCheck and its payload
+// still masked. r, when not nil, drops the rest of the input should the connection close.
+func (gw *Gateway) wsMessage(c *conn, r netpoll.Reader, h ws.Header, hl int, payload []byte) {
 	ws.Cipher(payload, h.Mask, 0)
 	switch h.OpCode {
 	case ws.OpPing:
 		c.enqueue(&fleet.DownFrame{ConnId: int64(c.id), Signal: wsRawSignal, Body: ws.MustCompileFrame(ws.NewPongFrame(payload))})
-		return nil
+		return
 	case ws.OpPong:
-		return nil
+		return
 	case ws.OpClose:
 		gw.wsClosedByClient(c, r, payload)
-		return nil
+		return
 	}
 	gw.metrics.bytesIn.Add(int64(hl + len(payload)))
 	if len(payload) < protocol.HeaderLen {
 		gw.protocolError(c, r, &protocol.Error{Code: protocol.CodeMalformed,
 			Msg: "a binary message of " + strconv.Itoa(len(payload)) + " bytes is shorter than a Plato header"})
-		return nil
+		return
 	}
 	ph, err := protocol.ParseHeader(payload[:protocol.HeaderLen], gw.cfg.MaxBody)
 	if err != nil {
 		gw.protocolError(c, r, err)
-		return nil
+		return
 	}
 	if int(ph.Length) != len(payload)-protocol.HeaderLen {
 		gw.protocolError(c, r, &protocol.Error{Code: protocol.CodeMalformed,
 			Msg: "each binary message must hold exactly one Plato frame: the header says " + strconv.Itoa(int(ph.Length)) +
 				" body bytes, the message has " + strconv.Itoa(len(payload)-protocol.HeaderLen)})
-		return nil
+		return
 	}
 	gw.metrics.framesIn.Add(uint8(ph.Signal))
 	gw.onFrame(c, ph, payload[protocol.HeaderLen:])
-	return nil
 }
 
 // wsClosedByClient answers a client's close frame with one echoing its code, and closes: the
@@ -396,7 +456,7 @@ func (gw *Gateway) wsClosedByClient(c *conn, r netpoll.Reader, payload []byte) {
 		}
 	}
 	c.sendRawAndClose(ws.MustCompileFrame(ws.NewCloseFrame(ws.NewCloseFrameBody(code, ""))), protocol.CodeClientClose)
-	_ = r.Skip(r.Len())
+	skipAll(r)
 }
 
 // wsFail closes a connection that broke the WebSocket rules with a close frame saying why.
@@ -408,7 +468,7 @@ func (gw *Gateway) wsFail(c *conn, r netpoll.Reader, status ws.StatusCode, reaso
 	gw.metrics.protocolErrors.Add(int(code))
 	gw.log.Debug("closing a WebSocket connection", "conn", c.id, "ws_status", int(status), "reason", reason)
 	c.sendRawAndClose(wsCloseFrame(status, reason), code)
-	_ = r.Skip(r.Len())
+	skipAll(r)
 }
 
 // wsCloseFrame is a compiled close frame; the reason is cut to fit a control frame.
