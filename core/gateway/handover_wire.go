@@ -376,8 +376,15 @@ func (d *dec) end() error {
 	return d.err
 }
 
+// handoverVersion is the layout of the handover messages. The old process states it first in its
+// hello; a new process that speaks another refuses the handover (msgFail), so the upgrade is refused
+// and the old process keeps serving: such binaries are changed by a restart (or a drain), not an
+// in-place upgrade. Raise it with any change to a message's layout.
+const handoverVersion = 1
+
 func encodeHello(h hello) []byte {
 	var e enc
+	e.u16(handoverVersion)
 	e.u64(h.nextID)
 	e.strs(h.states)
 	return e.b
@@ -385,6 +392,9 @@ func encodeHello(h hello) []byte {
 
 func decodeHello(b []byte) (hello, error) {
 	d := dec{b: b}
+	if v := d.u16(); d.err == nil && v != handoverVersion {
+		return hello{}, fmt.Errorf("the old process speaks handover version %d and this binary version %d: change binaries this far apart by a restart or a drain, not an in-place upgrade", v, handoverVersion)
+	}
 	h := hello{nextID: d.u64(), states: d.strs()}
 	return h, d.end()
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"net"
 	"os"
@@ -87,6 +88,12 @@ func TestHandoverMessagesRoundTrip(t *testing.T) {
 	h, err := decodeHello(encodeHello(hello{nextID: 99, states: []string{"a", "b"}}))
 	if err != nil || h.nextID != 99 || !reflect.DeepEqual(h.states, []string{"a", "b"}) {
 		t.Fatalf("hello: %+v %v", h, err)
+	}
+	// A hello of another layout is refused, so that the upgrade is refused before anything moves.
+	other := encodeHello(hello{nextID: 99})
+	binary.BigEndian.PutUint16(other, handoverVersion+1)
+	if _, err := decodeHello(other); err == nil || !strings.Contains(err.Error(), "handover version") {
+		t.Fatalf("a hello of another version: %v", err)
 	}
 	frames := []*fleet.DownFrame{{ConnId: 3, Signal: 4, Seq: 5, Body: []byte("p")}}
 	id, fs, err := decodePush(encodePush("state-1", frames))
