@@ -491,21 +491,7 @@ func TestGatewayUpgradeMidFrame(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(300 * time.Millisecond) // the old process has read them and waits for the rest
-	control := filepath.Join(dataDir, "gateway-"+strconv.Itoa(pid)+".ctl")
-	out, err := exec.Command(platoBinary(t), "gateway", "upgrade", "--control", control).CombinedOutput()
-	if err != nil {
-		t.Fatalf("upgrade: %v\n%s", err, out)
-	}
-	m := regexp.MustCompile(`-> (\d+)`).FindStringSubmatch(string(out))
-	if m == nil {
-		t.Fatalf("no new pid in %s", out)
-	}
-	newPID, _ := strconv.Atoi(m[1])
-	t.Cleanup(func() {
-		if pidAlive(newPID) {
-			_ = syscall.Kill(newPID, syscall.SIGKILL)
-		}
-	})
+	newPID := upgradeGateway(t, dataDir, pid)
 	poll.Within(t, 30*time.Second, "the old gateway process to exit", func() bool { return !pidAlive(pid) })
 	if _, err := nc.Write(frame[cut:]); err != nil {
 		t.Fatal(err)

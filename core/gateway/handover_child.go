@@ -424,19 +424,29 @@ func (gw *Gateway) readAdopted(c *conn, nc netpoll.Connection) error {
 	return nil
 }
 
+// lockCarry returns c's handoff and the bytes it still carries with c.mu held; or nil, with c.mu
+// released, when nothing is left to act on: nothing carried, or the connection closing (what it
+// carried is then forgotten, as a read skips the input of a closing connection).
+func (c *conn) lockCarry() (*connHandoff, []byte) {
+	c.mu.Lock()
+	h := c.handoff
+	if h == nil || h.carry == nil {
+		c.mu.Unlock()
+		return nil, nil
+	}
+	if c.state == stateClosing || c.closed {
+		h.carry = nil
+		c.mu.Unlock()
+		return nil, nil
+	}
+	return h, h.carry
+}
+
 // drainCarry acts on every complete frame at the start of c's carried bytes, and keeps the rest.
 func (gw *Gateway) drainCarry(c *conn) {
 	for {
-		c.mu.Lock()
-		h := c.handoff
-		if h == nil || h.carry == nil {
-			c.mu.Unlock()
-			return
-		}
-		carry := h.carry
-		if c.state == stateClosing || c.closed {
-			h.carry = nil
-			c.mu.Unlock()
+		h, carry := c.lockCarry()
+		if h == nil {
 			return
 		}
 		if len(carry) < protocol.HeaderLen {

@@ -98,16 +98,8 @@ func (gw *Gateway) drainInput(c *conn) {
 // start of c's carried bytes, then acts on every complete WebSocket frame, and keeps the rest.
 func (gw *Gateway) drainWSCarry(c *conn) {
 	for {
-		c.mu.Lock()
-		h := c.handoff
-		if h == nil || h.carry == nil {
-			c.mu.Unlock()
-			return
-		}
-		carry := h.carry
-		if c.state == stateClosing || c.closed {
-			h.carry = nil
-			c.mu.Unlock()
+		h, carry := c.lockCarry()
+		if h == nil {
 			return
 		}
 		upgraded := c.ws.Upgraded
