@@ -42,7 +42,9 @@ Scenarios:
              binary re-executed) after --warmup instead of killing a state server, and goes on
              for --after-kill: connections dropped (goal 0), devices that logged in again, ACKed
              uplinks and pushes lost, the longest gap any device saw between two answers across
-             the upgrade, and the handover as the gateway reports it
+             the upgrade, and the handover as the gateway reports it; --gateways N starts N
+             gateway processes, spreads the devices over them and upgrades them one after the
+             other (per gateway and in total)
   overload   measures the uplink capacity of a running platform (closed loop, --window 8 per
              device), then offers open-loop uplinks at each --factor of it (default 1.5 and 3):
              ACKed msgs/s as a ratio to the capacity, uplinks refused 1303, connections closed
@@ -126,6 +128,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.TokenSecret, "token-secret", "", "mint tokens locally with this secret instead of one ipconf call per device (default $"+platform.TokenSecretEnv+")")
 	fs.IntVar(&o.Concurrency, "concurrency", bench.DefaultConcurrency, "logins in flight per worker")
 	fs.Float64Var(&o.ConnectRate, "connect-rate", 0, "at most this many logins per second in total (default: unpaced)")
+	fs.IntVar(&o.GatewayProcs, "gateways", 0, "upgrade: gateway processes to start, the devices spread over them, and upgrade one after the other (default 1; at most 19000 devices each)")
 	fs.IntVar(&o.Workers, "workers", 0, "worker processes carrying the devices (default: one per --per-worker devices)")
 	fs.IntVar(&o.PerWorker, "per-worker", bench.DefaultPerWorker, "most devices per worker process")
 	fs.BoolVar(&o.Baseline, "baseline", false, "also run against a bare netpoll echo server with the same settings and report ratios")

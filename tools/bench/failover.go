@@ -61,6 +61,9 @@ func (o *Options) setFailoverDefaults() {
 	if o.AfterRestart == 0 {
 		o.AfterRestart = DefaultAfterRestart
 	}
+	if o.GatewayProcs == 0 {
+		o.GatewayProcs = 1
+	}
 }
 
 // validatePhases checks the durations of the three phases of a scenario that kills a process
@@ -100,6 +103,7 @@ func (o *Options) validateFailover() []error {
 		bad("failover starts its own platform and business server: --baseline, --business and --gateway do not apply")
 	}
 	o.validateDevices(bad)
+	o.validateGatewayProcs(bad)
 	if !config.ValidAppID(o.AppID) || o.Sink == "" {
 		bad("app ID %q: must be a valid app ID (lower case letters, digits, - and _), and the sink not empty", o.AppID)
 	}
@@ -124,8 +128,9 @@ func runFailover(ctx context.Context, o Options) (*Summary, error) {
 
 	r.workers, r.children = o.Workers, o.WorkerCommand != nil
 	if r.workers == 0 {
-		r.workers = (o.Devices + o.PerWorker - 1) / o.PerWorker
+		r.workers = gatewayWorkers(o)
 	}
+	gwDevices := make([]int, len(pl.gws))
 	if r.children {
 		note("devices spread over %d worker process(es) of at most %d devices each (this machine allows %s open files per process)", r.workers, o.PerWorker, openFileLimit())
 	}
@@ -154,9 +159,12 @@ func runFailover(ctx context.Context, o Options) (*Summary, error) {
 		hs = append(hs, h)
 		first, count := workerRange(o.Devices, r.workers, k)
 		share := float64(count) / float64(o.Devices)
+		// Worker k's devices all go to one gateway, the workers taking the gateways in turn.
+		gw := pl.gws[k%len(pl.gws)]
+		gwDevices[k%len(pl.gws)] += count
 		spec := WorkerSpec{
 			Role: roleFailover, Worker: k, Scenario: o.Scenario, AppID: o.AppID, AppKey: pl.appKey, RunID: r.runID,
-			First: first, Count: count, Endpoints: []string{pl.gwAddr}, TokenMode: tokenMint, TokenSecret: pl.tokenSecret,
+			First: first, Count: count, Endpoints: []string{gw.addr}, TokenMode: tokenMint, TokenSecret: pl.tokenSecret,
 			StateAddr: pl.stateAddr[survivor], Rate: o.Rate * share, PushRate: o.PushRate * share,
 			Heartbeat: o.Heartbeat, Concurrency: o.Concurrency, Sink: o.Sink, Drain: o.Drain,
 			ConnectBy: connectBy, Deadline: deadline,
@@ -193,8 +201,7 @@ func runFailover(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 	start := time.Now()
-	pids := []int{pl.states[0].cmd.Process.Pid, pl.states[1].cmd.Process.Pid, pl.gw.cmd.Process.Pid}
-	cpu0 := cpuSample(pids)
+	cpu0 := cpuSample(pl.pids())
 	r.prog.phase("plato", "warm-up", len(hs))
 	if err := col.pump(ctx, start.Add(o.Warmup), nil); err != nil {
 		return nil, err
@@ -216,11 +223,11 @@ func runFailover(ctx context.Context, o Options) (*Summary, error) {
 	time.Sleep(time.Until(armed))
 	upgrade := o.Scenario == ScenarioUpgrade
 	var killed time.Time
-	var upgraded upgradeOutcome
+	var upgraded []upgradeOutcome
 	if upgrade {
 		killed = time.Now()
 		r.prog.phase("plato", "upgrading", len(hs))
-		if upgraded, err = pl.upgradeGateway(ctx, col, killed.Add(o.AfterKill)); err != nil {
+		if upgraded, err = pl.upgradeGateways(ctx, col, o.AfterKill); err != nil {
 			return nil, err
 		}
 	} else {
@@ -279,7 +286,7 @@ func runFailover(ctx context.Context, o Options) (*Summary, error) {
 
 	// The end.
 	measured := time.Since(start)
-	cpu1 := cpuSample([]int{pl.states[0].cmd.Process.Pid, pl.states[1].cmd.Process.Pid, pl.gwPID()})
+	cpu1 := cpuSample(pl.pids())
 	r.prog.phase("plato", "draining", len(hs))
 	stopAll(hs)
 	results, err := col.wait(ctx, repResult, deadline, nil)
@@ -320,7 +327,7 @@ func runFailover(ctx context.Context, o Options) (*Summary, error) {
 	ff.Conditions = FailoverConditions{
 		Devices: o.Devices, UplinkRate: o.Rate, PushRate: o.PushRate, UplinkIntervalMs: round3(float64(o.Devices) / o.Rate * 1000),
 		WarmupS: o.Warmup.Seconds(), AfterKillS: o.AfterKill.Seconds(), AfterRestartS: o.AfterRestart.Seconds(),
-		StateServers: 2, Gateways: 1,
+		StateServers: 2, Gateways: len(pl.gws),
 		StatePingIntervalMs: float64(config.DefaultStatePing.Milliseconds()), StatePingsLost: config.DefaultStatePingsLost,
 		RegistryTTLS: registryTTL.Seconds(),
 	}
@@ -329,7 +336,7 @@ func runFailover(ctx context.Context, o Options) (*Summary, error) {
 	ff.Restart.NewLogins = nl
 	ff.Gateway = gatewayFigures(pl, killed)
 	if upgrade {
-		ff.Upgrade = upgradeFigures(upgraded, frs, o)
+		ff.Upgrade = upgradeFigures(upgraded, pl.gws, gwDevices, frs, o)
 		ff.Killed = KilledState{}
 	}
 
@@ -453,7 +460,7 @@ func newLogins(ctx context.Context, pl *foPlatform, runID string, restarted time
 	end := time.Now().Add(newLoginsLimit)
 	for k := 0; (nl.Attempted < newLoginsWanted || nl.OnRestarted == 0) && time.Now().Before(end) && ctx.Err() == nil; k++ {
 		nl.Attempted++
-		c, err := pl.probe(ctx, fmt.Sprintf("%s-new-%d", runID, k))
+		c, err := pl.probe(ctx, pl.gws[0].addr, fmt.Sprintf("%s-new-%d", runID, k))
 		if err != nil {
 			nl.Failures = mergeCounts(nl.Failures, map[string]int{err.Error(): 1})
 			time.Sleep(50 * time.Millisecond)
@@ -493,7 +500,7 @@ func waitUndelivered(ctx context.Context, b *foBusiness, frs []*FailoverWorkerRe
 // the platform processes' warnings and errors since the kill.
 func gatewayFigures(pl *foPlatform, killed time.Time) GatewayFigures {
 	g := GatewayFigures{DetectedMs: -1}
-	for _, l := range pl.gw.logsSince(killed) {
+	for _, l := range pl.gws[0].proc.logsSince(killed) {
 		if strings.Contains(l.text, "state server lost") {
 			g.DetectedMs = nsToMs(int64(max(0, l.logTime().Sub(killed))))
 			break
@@ -502,7 +509,11 @@ func gatewayFigures(pl *foPlatform, killed time.Time) GatewayFigures {
 	g.StatesLost = pl.gatewayMetric("plato_gateway_state_servers_lost_total")
 	g.ConnectionsMoved = pl.gatewayMetric("plato_gateway_connections_moved_total")
 	seen := map[string]bool{}
-	for _, p := range append([]*platoProc{pl.gw}, pl.states[:]...) {
+	procs := append([]*platoProc{}, pl.states[:]...)
+	for _, g := range pl.gws {
+		procs = append(procs, g.proc)
+	}
+	for _, p := range procs {
 		for _, l := range p.logsSince(killed) {
 			if strings.Contains(l.text, "level=ERROR") {
 				g.Errors++

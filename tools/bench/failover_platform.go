@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -41,11 +42,28 @@ type foPlatform struct {
 	tokenSecret, appKey string
 	stateAddr           [2]string
 	states              [2]*platoProc
-	gw                  *platoProc
-	gwAddr              string
-	adminURL            string
-	// gwNext is the gateway process an in-place upgrade started (upgrade.go); 0 before.
-	gwNext int
+	// gws are the gateways: one but for the upgrade scenario's --gateways.
+	gws []*foGateway
+}
+
+// foGateway is one gateway process of the platform, with its own ports, data directory and
+// control socket.
+type foGateway struct {
+	id       string
+	proc     *platoProc
+	addr     string
+	adminURL string
+	dataDir  string
+	// next is the gateway process an in-place upgrade started (upgrade.go); 0 before.
+	next int
+}
+
+// pid is the gateway process now serving.
+func (g *foGateway) pid() int {
+	if g.next != 0 {
+		return g.next
+	}
+	return g.proc.cmd.Process.Pid
 }
 
 // startFoPlatform starts NATS, the business server, the state servers and the gateway, and
@@ -71,16 +89,41 @@ func startFoPlatform(ctx context.Context, o Options) (p *foPlatform, err error) 
 			return p, err
 		}
 	}
-	if p.gwAddr, err = p.startProc(ctx, &p.gw, "gateway", "gateway", []string{"PLATO_ADMIN__ADDR=127.0.0.1:0"}, reGatewayLine); err != nil {
-		return p, err
+	for k := range max(1, o.GatewayProcs) {
+		if err = p.startGateway(ctx, k, o.GatewayProcs > 1); err != nil {
+			return p, err
+		}
 	}
-	if p.adminURL, err = p.gw.waitLine(ctx, reAdminLine, time.Second); err != nil {
-		p.adminURL = "" // the metrics are a cross-check only
-	}
-	if err = p.waitBothStates(ctx, 30*time.Second); err != nil {
-		return p, err
+	for _, g := range p.gws {
+		if err = p.waitBothStates(ctx, g, 30*time.Second); err != nil {
+			return p, fmt.Errorf("%s: %w", g.id, err)
+		}
 	}
 	return p, nil
+}
+
+// startGateway starts gateway k. Several get IDs, ports (devices, WebSocket, admin) and data
+// directories (control sockets) of their own; a lone one keeps the configuration's ID and data
+// directory.
+func (p *foPlatform) startGateway(ctx context.Context, k int, several bool) error {
+	g := &foGateway{id: "gw-bench", dataDir: filepath.Join(p.dir, "data")}
+	env := []string{"PLATO_ADMIN__ADDR=127.0.0.1:0", "PLATO_GATEWAY__WS_ADDR=127.0.0.1:0"}
+	if several {
+		g.id, g.dataDir = fmt.Sprintf("gw-bench-%d", k+1), filepath.Join(p.dir, fmt.Sprintf("gw-%d", k+1))
+		if err := os.MkdirAll(g.dataDir, 0o700); err != nil {
+			return err
+		}
+		env = append(env, "PLATO_GATEWAY__ID="+g.id, "PLATO_DATA_DIR="+g.dataDir)
+	}
+	p.gws = append(p.gws, g)
+	var err error
+	if g.addr, err = p.startProc(ctx, &g.proc, g.id, "gateway", env, reGatewayLine); err != nil {
+		return err
+	}
+	if g.adminURL, err = g.proc.waitLine(ctx, reAdminLine, time.Second); err != nil {
+		g.adminURL = "" // the metrics are a cross-check only
+	}
+	return nil
 }
 
 // foConfig is the platform's configuration file: state server i gets its ID, address and business
@@ -115,17 +158,18 @@ func (p *foPlatform) startState(ctx context.Context, i int) error {
 	return err
 }
 
-// waitBothStates logs probe devices in until the business has heard of one through each state
-// server: the gateway then knows both, and the fleet's devices spread over them.
-func (p *foPlatform) waitBothStates(ctx context.Context, limit time.Duration) error {
+// waitBothStates logs probe devices in through gateway g until the business has heard of one
+// through each state server: the gateway then knows both, and the fleet's devices spread over
+// them.
+func (p *foPlatform) waitBothStates(ctx context.Context, g *foGateway, limit time.Duration) error {
 	deadline := time.Now().Add(limit)
 	var seen [2]bool
 	for k := 0; !(seen[0] && seen[1]); k++ {
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return fmt.Errorf("the gateway did not forward logins to both state servers within %v (through %v)", limit, seen)
 		}
-		did := "probe-" + strconv.Itoa(k)
-		pr, err := p.probe(ctx, did)
+		did := "probe-" + g.id + "-" + strconv.Itoa(k)
+		pr, err := p.probe(ctx, g.addr, did)
 		if err != nil {
 			time.Sleep(100 * time.Millisecond)
 			continue
@@ -149,15 +193,15 @@ func (c *probeConn) close() {
 	c.nc.Close()
 }
 
-// probe logs did in, sends one uplink and waits for its ACK, then for the business to say which
-// state server it came through.
-func (p *foPlatform) probe(ctx context.Context, did string) (*probeConn, error) {
+// probe logs did in through the gateway at gwAddr, sends one uplink and waits for its ACK, then for
+// the business to say which state server it came through.
+func (p *foPlatform) probe(ctx context.Context, gwAddr, did string) (*probeConn, error) {
 	signer, err := token.NewSigner([]byte(p.tokenSecret), tokenTTL)
 	if err != nil {
 		return nil, err
 	}
 	tok, _ := signer.Issue(p.appID, did, did, time.Now(), time.Time{})
-	nc, br, _, err := dialLogin(ctx, nil, p.gwAddr, &protocol.Login{AppID: p.appID, DID: did, UID: did, Token: tok, Platform: "plato-bench/1"})
+	nc, br, _, err := dialLogin(ctx, nil, gwAddr, &protocol.Login{AppID: p.appID, DID: did, UID: did, Token: tok, Platform: "plato-bench/1"})
 	if err != nil {
 		return nil, err
 	}
@@ -192,12 +236,18 @@ func (p *foPlatform) probe(ctx context.Context, did string) (*probeConn, error) 
 	return c, nil
 }
 
-// gatewayMetric reads one counter from the gateway's /metrics, or -1.
+// gatewayMetric reads one counter from the gateways' /metrics, summed, or -1 if none answers.
 func (p *foPlatform) gatewayMetric(name string) float64 {
-	if p.adminURL == "" {
-		return -1
+	sum := -1.0
+	for _, g := range p.gws {
+		if g.adminURL == "" {
+			continue
+		}
+		if v := adminMetric(g.adminURL, name); v >= 0 {
+			sum = max(sum, 0) + v
+		}
 	}
-	return adminMetric(p.adminURL, name)
+	return sum
 }
 
 // adminMetric reads one metric of an admin server's /metrics (summed over its label sets), or -1.
@@ -239,8 +289,14 @@ func metricValue(r io.Reader, name string) float64 {
 // stop stops the gateway, the state servers, NATS and the business server, and removes the
 // directory.
 func (p *foPlatform) stop() {
-	p.stopUpgraded()
-	p.gw.stop()
+	for _, g := range p.gws {
+		g.stopUpgraded()
+	}
+	var gws []*platoProc
+	for _, g := range p.gws {
+		gws = append(gws, g.proc)
+	}
+	stopProcs(gws...)
 	stopProcs(p.states[:]...)
 	p.platformBase.stop()
 }

@@ -95,6 +95,9 @@ type Options struct {
 	// Gateways, when set, are the device endpoints to use instead of asking ipconf: host:port, or
 	// ws://host:port/plato with Transport ws.
 	Gateways []string
+	// GatewayProcs is how many gateway processes the upgrade scenario starts and upgrades one
+	// after the other, the devices spread over them. Default 1.
+	GatewayProcs int
 	// Transport is how devices connect: tcp (default) or ws, one Plato frame per binary WebSocket
 	// message to the URLs ipconf lists with ?transport=ws.
 	Transport string

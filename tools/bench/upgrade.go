@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -19,7 +20,46 @@ import (
 // fault: after --warmup the bench asks the gateway to upgrade in place (docs/operations.md,
 // "Upgrading a gateway"), through its control socket as `plato gateway upgrade` does, and goes on
 // for --after-kill. The devices are told the instant as they are a kill's, so their gap across it
-// and their recovery are measured the same way.
+// and their recovery are measured the same way. With --gateways N the platform runs N gateway
+// processes, the devices spread over them, and the bench upgrades them one after the other, as an
+// operator would, each once the one before has answered; --after-kill then runs from the start of
+// the last one's upgrade.
+
+// MaxDevicesPerGateway is the most devices the bench puts on one gateway process: a process may
+// hold 20,000 open files here, and a gateway needs some for itself (listeners, state servers,
+// NATS, its control socket, the upgrade's passing).
+const MaxDevicesPerGateway = 19_000
+
+// MaxGatewayProcs bounds --gateways.
+const MaxGatewayProcs = 16
+
+// validateGatewayProcs checks --gateways against the scenario and the devices.
+func (o *Options) validateGatewayProcs(bad func(format string, a ...any)) {
+	n := o.GatewayProcs
+	if n < 1 || n > MaxGatewayProcs {
+		bad("gateways %d: must be 1 to %d", n, MaxGatewayProcs)
+		return
+	}
+	if n > 1 && o.Scenario != ScenarioUpgrade {
+		bad("--gateways applies to the upgrade scenario only")
+		return
+	}
+	if per := (o.Devices + n - 1) / n; per > MaxDevicesPerGateway {
+		bad("devices %d over %d gateway(s) is %d per gateway: one gateway process holds at most %d here (20,000 open files per process); give --gateways %d or more",
+			o.Devices, n, per, MaxDevicesPerGateway, (o.Devices+MaxDevicesPerGateway-1)/MaxDevicesPerGateway)
+	}
+	if o.Workers > 0 && o.Workers%n != 0 {
+		bad("workers %d: with --gateways %d, give a multiple of %d (each worker's devices go to one gateway, the workers taking the gateways in turn)", o.Workers, n, n)
+	}
+}
+
+// gatewayWorkers is how many worker processes carry the devices by default: at most PerWorker
+// devices each, and as many for every gateway.
+func gatewayWorkers(o Options) int {
+	n := max(1, o.GatewayProcs)
+	w := (o.Devices + o.PerWorker - 1) / o.PerWorker
+	return (w + n - 1) / n * n
+}
 
 // upgradeOutcome is the gateway's answer on its control socket (gateway.UpgradeResult).
 type upgradeOutcome struct {
@@ -36,7 +76,9 @@ type upgradeOutcome struct {
 	tookMs float64
 }
 
-// UpgradeFigures are what the upgrade scenario measured: the failover object's "upgrade".
+// UpgradeFigures are what the upgrade scenario measured: the failover object's "upgrade". With
+// several gateways the pids are the first one's, the counts sums, and the times the longest of
+// any gateway; Gateways has each one's.
 type UpgradeFigures struct {
 	OldPID int `json:"old_pid"`
 	NewPID int `json:"new_pid"`
@@ -50,6 +92,11 @@ type UpgradeFigures struct {
 	ReadyMs    float64 `json:"ready_ms"`
 	HandoverMs float64 `json:"handover_ms"`
 	CallMs     float64 `json:"call_ms"`
+	// SequenceMs is from the first upgrade's start to the last one's answer (several gateways).
+	SequenceMs float64 `json:"sequence_ms"`
+	// PIDsChanged counts the gateways whose process changed (goal: every one).
+	PIDsChanged int              `json:"pids_changed"`
+	Gateways    []GatewayUpgrade `json:"gateways"`
 	// ConnectionsDropped counts the device connections that ended during the run (goal 0);
 	// Relogins the logins that followed.
 	ConnectionsDropped int `json:"connections_dropped"`
@@ -66,6 +113,21 @@ type UpgradeFigures struct {
 	LongestWaitEndedMs float64 `json:"longest_uplink_wait_ended_ms"`
 }
 
+// GatewayUpgrade is one gateway's upgrade, in the order they were upgraded.
+type GatewayUpgrade struct {
+	ID string `json:"id"`
+	// Devices is how many of the fleet's devices the bench put on it.
+	Devices    int     `json:"devices"`
+	OldPID     int     `json:"old_pid"`
+	NewPID     int     `json:"new_pid"`
+	Handed     int     `json:"handed"`
+	Redirected int     `json:"redirected"`
+	Forwarded  int64   `json:"forwarded"`
+	ReadyMs    float64 `json:"ready_ms"`
+	HandoverMs float64 `json:"handover_ms"`
+	CallMs     float64 `json:"call_ms"`
+}
+
 // GapStats summarizes the devices' gaps across the upgrade.
 type GapStats struct {
 	Devices int     `json:"devices"`
@@ -74,11 +136,28 @@ type GapStats struct {
 	Max     float64 `json:"max_ms"`
 }
 
-// upgradeGateway asks the gateway to upgrade and keeps reading the workers' reports meanwhile and
-// until until. The new process is the platform's gateway from then on.
-func (p *foPlatform) upgradeGateway(ctx context.Context, col *collector, until time.Time) (upgradeOutcome, error) {
-	pid := p.gwPID()
-	path := filepath.Join(p.dir, "data", "gateway-"+strconv.Itoa(pid)+".ctl")
+// upgradeGateways upgrades the gateways one after the other, reading the workers' reports all
+// along, and goes on for after from the start of the last upgrade.
+func (p *foPlatform) upgradeGateways(ctx context.Context, col *collector, after time.Duration) ([]upgradeOutcome, error) {
+	var outs []upgradeOutcome
+	for k, g := range p.gws {
+		until := time.Now()
+		if k == len(p.gws)-1 {
+			until = until.Add(after)
+		}
+		out, err := g.upgrade(ctx, col, until)
+		if err != nil {
+			return outs, fmt.Errorf("%s: %w", g.id, err)
+		}
+		outs = append(outs, out)
+	}
+	return outs, nil
+}
+
+// upgrade asks the gateway to upgrade and keeps reading the workers' reports meanwhile and until
+// until. The new process is the gateway from then on.
+func (g *foGateway) upgrade(ctx context.Context, col *collector, until time.Time) (upgradeOutcome, error) {
+	path := filepath.Join(g.dataDir, "gateway-"+strconv.Itoa(g.pid())+".ctl")
 	done := make(chan upgradeOutcome, 1)
 	errc := make(chan error, 1)
 	go func() {
@@ -117,7 +196,7 @@ func (p *foPlatform) upgradeGateway(ctx context.Context, col *collector, until t
 	if !out.OK {
 		return out, fmt.Errorf("the gateway refused to upgrade: %s", out.Err)
 	}
-	p.gwNext = out.NewPID
+	g.next = out.NewPID
 	return out, nil
 }
 
@@ -138,20 +217,21 @@ func callUpgrade(path string) (upgradeOutcome, error) {
 	return out, nil
 }
 
-// gwPID is the gateway process now serving.
-func (p *foPlatform) gwPID() int {
-	if p.gwNext != 0 {
-		return p.gwNext
+// pids are the platform's processes now serving: the state servers and the gateways.
+func (p *foPlatform) pids() []int {
+	pids := []int{p.states[0].cmd.Process.Pid, p.states[1].cmd.Process.Pid}
+	for _, g := range p.gws {
+		pids = append(pids, g.pid())
 	}
-	return p.gw.cmd.Process.Pid
+	return pids
 }
 
 // stopUpgraded stops the process an upgrade started (not the bench's child): SIGINT, then SIGKILL.
-func (p *foPlatform) stopUpgraded() {
-	if p.gwNext == 0 {
+func (g *foGateway) stopUpgraded() {
+	if g.next == 0 {
 		return
 	}
-	pid := p.gwNext
+	pid := g.next
 	_ = syscall.Kill(pid, syscall.SIGINT)
 	deadline := time.Now().Add(procStopTimeout)
 	for processRuns(pid) {
@@ -178,11 +258,27 @@ func processRuns(pid int) bool {
 	return true
 }
 
-func upgradeFigures(out upgradeOutcome, frs []*FailoverWorkerResult, o Options) *UpgradeFigures {
-	u := &UpgradeFigures{
-		OldPID: out.OldPID, NewPID: out.NewPID, Handed: out.Handed, Redirected: out.Redirected, Forwarded: out.Forwarded,
-		ReadyMs: float64(out.ReadyMillis), HandoverMs: float64(out.HandoverMillis), CallMs: round3(out.tookMs),
+func upgradeFigures(outs []upgradeOutcome, gws []*foGateway, devices []int, frs []*FailoverWorkerResult, o Options) *UpgradeFigures {
+	u := &UpgradeFigures{}
+	for k, out := range outs {
+		g := GatewayUpgrade{
+			ID: gws[k].id, Devices: devices[k], OldPID: out.OldPID, NewPID: out.NewPID, Handed: out.Handed, Redirected: out.Redirected,
+			Forwarded: out.Forwarded, ReadyMs: float64(out.ReadyMillis), HandoverMs: float64(out.HandoverMillis), CallMs: round3(out.tookMs),
+		}
+		u.Gateways = append(u.Gateways, g)
+		if k == 0 {
+			u.OldPID, u.NewPID = g.OldPID, g.NewPID
+		}
+		if g.OldPID != 0 && g.NewPID != 0 && g.OldPID != g.NewPID {
+			u.PIDsChanged++
+		}
+		u.Handed += g.Handed
+		u.Redirected += g.Redirected
+		u.Forwarded += g.Forwarded
+		u.ReadyMs, u.HandoverMs, u.CallMs = max(u.ReadyMs, g.ReadyMs), max(u.HandoverMs, g.HandoverMs), max(u.CallMs, g.CallMs)
+		u.SequenceMs += g.CallMs
 	}
+	u.SequenceMs = round3(u.SequenceMs)
 	var gaps []int64
 	for _, fr := range frs {
 		for _, p := range fr.Phases {
@@ -210,9 +306,20 @@ func upgradeFigures(out upgradeOutcome, frs []*FailoverWorkerResult, o Options) 
 
 func upgradeNotes(s *Summary, o Options) []string {
 	u := s.Failover.Upgrade
+	var first string
+	if len(u.Gateways) == 1 {
+		first = fmt.Sprintf("the bench ran its own platform: NATS (embedded) and its business server in this process, two state servers and one gateway as plato processes, all on 127.0.0.1; after %v it upgraded the gateway in place through its control socket (as plato gateway upgrade does: the same binary re-executed), pid %d -> %d, and went on for %v",
+			o.Warmup, u.OldPID, u.NewPID, o.AfterKill)
+	} else {
+		var each []string
+		for _, g := range u.Gateways {
+			each = append(each, fmt.Sprintf("%s (%d devices) pid %d -> %d, %d handed, %d redirected, handover %.0f ms", g.ID, g.Devices, g.OldPID, g.NewPID, g.Handed, g.Redirected, g.HandoverMs))
+		}
+		first = fmt.Sprintf("the bench ran its own platform: NATS (embedded) and its business server in this process, two state servers and %d gateways as plato processes (each its own ports, data directory and control socket), all on 127.0.0.1; after %v it upgraded the gateways in place one after the other through their control sockets (as plato gateway upgrade does), each once the one before answered, in %.0f ms in all, and went on for %v from the start of the last: %s; a device's gap is across the start of the first upgrade, the longest uplink wait covers them all",
+			len(u.Gateways), o.Warmup, u.SequenceMs, o.AfterKill, strings.Join(each, "; "))
+	}
 	return []string{
-		fmt.Sprintf("the bench ran its own platform: NATS (embedded) and its business server in this process, two state servers and one gateway as plato processes, all on 127.0.0.1; after %v it upgraded the gateway in place through its control socket (as plato gateway upgrade does: the same binary re-executed), pid %d -> %d, and went on for %v",
-			o.Warmup, u.OldPID, u.NewPID, o.AfterKill),
+		first,
 		fmt.Sprintf("each device sent an uplink every %.0f ms (%g/s in total) and the business pushed %g/s at least once; a device's gap is from its last answer before the upgrade to its first after it, so it includes up to one interval between its uplinks even with no pause at all",
 			float64(o.Devices)/o.Rate*1000, o.Rate, o.PushRate),
 		"the failover object's killed and restart fields do not apply to this scenario (no state server was killed)",
