@@ -101,6 +101,9 @@ type UpgradeFigures struct {
 	// Relogins the logins that followed.
 	ConnectionsDropped int `json:"connections_dropped"`
 	Relogins           int `json:"relogins"`
+	// DroppedBeforeUpgrade are those of ConnectionsDropped that ended during the warm-up, before
+	// any upgrade (an overloaded machine's state servers missing their pings, say).
+	DroppedBeforeUpgrade int `json:"connections_dropped_before_upgrade"`
 	// Gap is, over the devices, the time between the last answer (UplinkAck 0 or push) a device
 	// got before the upgrade and its first after it: the pause it saw, plus up to one interval
 	// between its uplinks (conditions.uplink_interval_ms).
@@ -281,9 +284,12 @@ func upgradeFigures(outs []upgradeOutcome, gws []*foGateway, devices []int, frs 
 	u.SequenceMs = round3(u.SequenceMs)
 	var gaps []int64
 	for _, fr := range frs {
-		for _, p := range fr.Phases {
+		for i, p := range fr.Phases {
 			for _, n := range p.Dropped {
 				u.ConnectionsDropped += n
+				if i == 0 {
+					u.DroppedBeforeUpgrade += n
+				}
 			}
 			u.Relogins += p.Relogins
 		}
@@ -318,10 +324,17 @@ func upgradeNotes(s *Summary, o Options) []string {
 		first = fmt.Sprintf("the bench ran its own platform: NATS (embedded) and its business server in this process, two state servers and %d gateways as plato processes (each its own ports, data directory and control socket), all on 127.0.0.1; after %v it upgraded the gateways in place one after the other through their control sockets (as plato gateway upgrade does), each once the one before answered, in %.0f ms in all, and went on for %v from the start of the last: %s; a device's gap is across the start of the first upgrade, the longest uplink wait covers them all",
 			len(u.Gateways), o.Warmup, u.SequenceMs, o.AfterKill, strings.Join(each, "; "))
 	}
-	return []string{
+	out := []string{
 		first,
 		fmt.Sprintf("each device sent an uplink every %.0f ms (%g/s in total) and the business pushed %g/s at least once; a device's gap is from its last answer before the upgrade to its first after it, so it includes up to one interval between its uplinks even with no pause at all",
 			float64(o.Devices)/o.Rate*1000, o.Rate, o.PushRate),
 		"the failover object's killed and restart fields do not apply to this scenario (no state server was killed)",
 	}
+	// An overloaded machine can make a gateway miss its state servers' pings: their connections
+	// then move (failover), which the gateway object counts.
+	if g := s.Failover.Gateway; g.Errors > 0 || g.Warnings > 0 || g.StatesLost > 0 {
+		out = append(out, fmt.Sprintf("from the upgrade on, the platform processes logged %d errors and %d warnings, the gateways counted %g state servers lost and %g connections moved, among them: %s",
+			g.Errors, g.Warnings, g.StatesLost, g.ConnectionsMoved, strings.Join(g.samples, " | ")))
+	}
+	return out
 }
