@@ -405,20 +405,7 @@ func TestGatewayUpgradeRefused(t *testing.T) {
 	if err := os.WriteFile(cfg, good, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err = exec.Command(platoBinary(t), "gateway", "upgrade", "--control", control).CombinedOutput()
-	if err != nil {
-		t.Fatalf("upgrade with the config fixed: %v\n%s", err, out)
-	}
-	m := regexp.MustCompile(`-> (\d+)`).FindStringSubmatch(string(out))
-	if m == nil {
-		t.Fatalf("no new pid in %s", out)
-	}
-	next, _ := strconv.Atoi(m[1])
-	t.Cleanup(func() {
-		if pidAlive(next) {
-			_ = syscall.Kill(next, syscall.SIGKILL)
-		}
-	})
+	next := upgradeGateway(t, dataDir, pid) // the config fixed, the same upgrade goes through
 	poll.Within(t, 30*time.Second, "the old gateway process to exit", func() bool { return !pidAlive(pid) })
 	send(before, "four")
 	send(after, "five")
