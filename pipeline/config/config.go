@@ -61,6 +61,10 @@ type File struct {
 	Source string
 	// Version is the schema version; always Version.
 	Version int
+	// Extends is the app ID of the file this one extends (extends: default), "" if none. Stages
+	// then holds the merged chain: the extended file's stages with this file's changes applied
+	// (see extends.go).
+	Extends string
 	// Stages run in this order. Empty: Plato's own handling only.
 	Stages []Stage
 }
@@ -95,9 +99,21 @@ type Stage struct {
 	// Batch (batch) tunes how events are grouped into calls to the stage.
 	Batch Batch
 	// Config (config) is the stage's own settings, a YAML mapping passed to the stage's Init as
-	// JSON. Default "{}".
+	// JSON. Default "{}". In a file that extends another, a stage of the same name merges its
+	// config into the inherited one key by key (null removes a key).
 	Config json.RawMessage
+	// Origin says where the stage comes from in a file that extends another: OriginInherited,
+	// OriginOverridden, OriginMoved or OriginAdded. "" in a file that extends nothing.
+	Origin string
 }
+
+// The values of Stage.Origin.
+const (
+	OriginInherited  = "inherited"  // as the extended file has it
+	OriginOverridden = "overridden" // the extended file's stage with keys of this file
+	OriginMoved      = "moved"      // the extended file's stage, placed by after/before only
+	OriginAdded      = "added"      // a stage of this file only
+)
 
 // Batch tunes micro-batching of events sent to one stage.
 type Batch struct {

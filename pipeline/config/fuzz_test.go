@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/platoim/plato/sdk/stage"
 )
 
 // FuzzParse feeds arbitrary bytes to the loader: it must never panic, and whatever it accepts
@@ -21,8 +23,9 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\nstages: [{name: a, plugin: 'builtin:a', signals: [login]}]\n"))
 	f.Add([]byte("a: &a [*a]\n"))
 	f.Add([]byte("<<: {version: 1}\n"))
+	f.Add([]byte("version: 1\nextends: default\nremove: [retransmit]\nstages: [{name: x, after: auth, plugin: 'builtin:x', signals: [uplink]}, {name: auth, config: {acl: null}}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		file, err := parse("fuzz.yaml", data, "")
+		file, err := parse("fuzz.yaml", data, "", fuzzBase)
 		if err != nil {
 			if Report(err) == "" {
 				t.Fatal("an error with an empty report")
@@ -43,4 +46,18 @@ func FuzzParse(f *testing.F) {
 			names[s.Name] = true
 		}
 	})
+}
+
+// fuzzBase is the file an `extends:` in fuzzed input gets: two builtin stages, so merges of any
+// shape are exercised without binaries.
+func fuzzBase(name string) (*File, error) {
+	if name != DefaultAppID {
+		return nil, &Error{File: name + ".yaml", Msg: "no such file"}
+	}
+	return &File{AppID: DefaultAppID, Version: Version, Stages: []Stage{
+		{Name: "auth", Plugin: "builtin:auth", Builtin: "auth", Signals: []stage.Signal{stage.SignalLogin, stage.SignalUplink},
+			Timeout: DefaultTimeout, OnFailure: FailClosed, Batch: Batch{MaxSize: DefaultBatchMaxSize}, Config: json.RawMessage(`{"acl":{"uplink":"allow"}}`)},
+		{Name: "retransmit", Plugin: "builtin:retransmit", Builtin: "retransmit", Signals: []stage.Signal{stage.SignalDownlink},
+			Timeout: DefaultTimeout, OnFailure: FailOpen, Batch: Batch{MaxSize: DefaultBatchMaxSize}, Config: json.RawMessage(`{}`)},
+	}}, nil
 }

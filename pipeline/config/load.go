@@ -15,25 +15,30 @@ import (
 
 // LoadFile reads, validates and fills in the defaults of one pipeline file. Relative plugin paths
 // resolve against pluginDir (relative to the working directory; "" is the working directory), and
-// every plugin binary is checked to exist, be executable and match its sha256. On failure it
-// returns every problem found, each an *Error, joined with errors.Join. The app ID of the result
-// is the file's name without .yaml/.yml; LoadFile does not check it is a valid one.
+// every plugin binary is checked to exist, be executable and match its sha256. A file that says
+// `extends: <app ID>` is merged onto that app's file in the same directory (extends.go). On
+// failure it returns every problem found, each an *Error, joined with errors.Join. The app ID of
+// the result is the file's name without .yaml/.yml; LoadFile does not check it is a valid one.
 func LoadFile(path, pluginDir string) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, ioError(path, "cannot read the pipeline file", err)
 	}
-	f, err := parse(path, data, pluginDir)
+	self := appIDOf(path)
+	f, err := parse(path, data, pluginDir, func(name string) (*File, error) {
+		return loadBase(path, self, name, pluginDir)
+	})
 	if err != nil {
 		return nil, err
 	}
-	f.AppID = appIDOf(path)
+	f.AppID = self
 	f.Source = path
 	return f, nil
 }
 
-// parse validates data, the contents of the file named file.
-func parse(file string, data []byte, pluginDir string) (*File, error) {
+// parse validates data, the contents of the file named file. base loads the file an
+// `extends: <name>` names.
+func parse(file string, data []byte, pluginDir string, base func(name string) (*File, error)) (*File, error) {
 	t := scan(file, data)
 	if t.fatal {
 		return nil, joinErrors(t.errs)
@@ -49,6 +54,30 @@ func parse(file string, data []byte, pluginDir string) (*File, error) {
 		return nil, joinErrors(t.errs)
 	}
 	c := &checker{t: t, pluginDir: pluginDir}
+	if d.Extends != nil {
+		name, ok := c.str("extends", d.Extends, true)
+		switch {
+		case !ok:
+		case !ValidAppID(name):
+			c.bad("extends", "%q is not an app ID: name the file to extend without .yaml, e.g. extends: default", name)
+		default:
+			b, err := base(name)
+			var fe *Error
+			switch {
+			case err == nil:
+				c.base = b
+			case errors.As(err, &fe):
+				// The extended file's own problems, each naming that file and its line.
+				c.bad("extends", "%s cannot be extended: it has problems of its own (listed with its name)", name)
+				return nil, errors.Join(joinErrors(append(t.errs, c.errs...)), err)
+			default:
+				c.bad("extends", "%v", err)
+			}
+		}
+		if c.base == nil {
+			return nil, joinErrors(append(t.errs, c.errs...))
+		}
+	}
 	f := c.file(&d)
 	if errs := append(t.errs, c.errs...); len(errs) > 0 {
 		return nil, joinErrors(errs)
@@ -86,7 +115,7 @@ func LoadDir(dir, pluginDir string) (*Set, error) {
 		for _, e := range errs {
 			all = append(all, e)
 		}
-		return nil, errors.Join(append(all, loadErrs...)...)
+		return nil, errors.Join(dedupe(append(all, loadErrs...))...)
 	}
 	return set, nil
 }
@@ -99,26 +128,17 @@ func LoadApp(dir, appID, pluginDir string) (*File, error) {
 	if !ValidAppID(appID) {
 		return nil, &Error{File: dir, Msg: fmt.Sprintf("%q is not a valid app ID (1 to 128 of A-Z a-z 0-9 _ . -)", appID)}
 	}
-	var found []string
-	for _, ext := range []string{".yaml", ".yml"} {
-		p := filepath.Join(dir, appID+ext)
-		switch _, err := os.Stat(p); {
-		case err == nil:
-			found = append(found, p)
-		case !errors.Is(err, fs.ErrNotExist):
-			return nil, ioError(p, "cannot read the pipeline file", err)
-		}
+	path, err := findAppFile(dir, appID)
+	if err != nil {
+		return nil, err
 	}
-	switch len(found) {
-	case 0:
+	if path == "" {
 		if appID == DefaultAppID {
 			return emptyDefault(), nil
 		}
 		return nil, nil
-	case 2:
-		return nil, &Error{File: found[1], Msg: fmt.Sprintf("app %s also has %s; keep one of them", appID, filepath.Base(found[0]))}
 	}
-	f, err := LoadFile(found[0], pluginDir)
+	f, err := LoadFile(path, pluginDir)
 	if err != nil {
 		return nil, err
 	}
@@ -207,4 +227,20 @@ func (b bytesProvider) ReadBytes() ([]byte, error) { return b, nil }
 
 func (b bytesProvider) Read() (map[string]any, error) {
 	return nil, errors.New("pipeline config: bytesProvider needs a parser")
+}
+
+// dedupe drops repeated problems: a file extended by several others is reported once, not once
+// per file extending it.
+func dedupe(errs []error) []error {
+	seen := map[string]bool{}
+	var out []error
+	for _, e := range errs {
+		for _, leaf := range leaves(e) {
+			if k := leaf.Error(); !seen[k] {
+				seen[k] = true
+				out = append(out, leaf)
+			}
+		}
+	}
+	return out
 }

@@ -14,8 +14,8 @@ import (
 
 // The keys each block may hold, in the order they are documented.
 var (
-	fileKeys  = []string{"version", "stages"}
-	stageKeys = []string{"name", "plugin", "sha256", "signals", "timeout", "on_failure", "batch", "config"}
+	fileKeys  = []string{"version", "extends", "remove", "stages"}
+	stageKeys = []string{"name", "plugin", "sha256", "signals", "timeout", "on_failure", "batch", "config", "after", "before"}
 	batchKeys = []string{"max_size"}
 )
 
@@ -148,8 +148,15 @@ func (t *tree) walkFile(n *yaml.Node) {
 	}
 	for _, f := range t.fields(n, "") {
 		switch key := f.key.Value; key {
-		case "version":
+		case "version", "extends":
 			t.mark(key, f.key.Line)
+		case "remove":
+			t.mark(key, f.key.Line)
+			if v := resolve(f.val); v.Kind == yaml.SequenceNode {
+				for j, s := range v.Content {
+					t.mark(fmt.Sprintf("remove[%d]", j), resolve(s).Line)
+				}
+			}
 		case "stages":
 			t.mark(key, f.key.Line)
 			t.walkStages(f.val)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,8 @@ import (
 // of failing the whole decode.
 type fileDoc struct {
 	Version any        `koanf:"version"`
+	Extends any        `koanf:"extends"`
+	Remove  any        `koanf:"remove"`
 	Stages  []stageDoc `koanf:"stages"`
 }
 
@@ -29,6 +32,8 @@ type stageDoc struct {
 	OnFailure any `koanf:"on_failure"`
 	Batch     any `koanf:"batch"`
 	Config    any `koanf:"config"`
+	After     any `koanf:"after"`
+	Before    any `koanf:"before"`
 }
 
 // checker turns a decoded document into a File, collecting every problem with its line.
@@ -36,6 +41,8 @@ type checker struct {
 	t         *tree
 	pluginDir string // as given to the loader: shown in messages
 	errs      []*Error
+	// base is the file this one extends (nil: none); its stages are the starting chain.
+	base *File
 }
 
 func (c *checker) bad(path, format string, args ...any) {
@@ -50,12 +57,29 @@ func (c *checker) file(d *fileDoc) *File {
 	case !ok || v != Version:
 		c.bad("version", "must be %d, got %s", Version, show(d.Version))
 	}
+	if c.base != nil {
+		f.Extends = c.base.AppID
+		f.Stages = c.extend(d)
+		return f
+	}
+	if d.Remove != nil {
+		c.bad("remove", "is only allowed with extends: it removes stages of the extended file")
+	}
 	names := map[string]int{}
 	for i := range d.Stages {
-		s := c.stage(fmt.Sprintf("stages[%d]", i), &d.Stages[i])
+		p := fmt.Sprintf("stages[%d]", i)
+		for _, k := range []struct {
+			key string
+			v   any
+		}{{"after", d.Stages[i].After}, {"before", d.Stages[i].Before}} {
+			if k.v != nil {
+				c.bad(p+"."+k.key, "is only allowed with extends: in a file of its own, stages run in the order written")
+			}
+		}
+		s := c.stage(p, &d.Stages[i], nil)
 		if s.Name != "" {
 			if j, dup := names[s.Name]; dup {
-				c.bad(fmt.Sprintf("stages[%d].name", i), "%q is already the name of stages[%d]; names must be unique", s.Name, j)
+				c.bad(p+".name", "%q is already the name of stages[%d]; names must be unique", s.Name, j)
 			} else {
 				names[s.Name] = i
 			}
@@ -65,9 +89,17 @@ func (c *checker) file(d *fileDoc) *File {
 	return f
 }
 
-func (c *checker) stage(p string, d *stageDoc) Stage {
+// stage checks one stage. With base (a stage of the same name in the extended file) only the
+// keys written are checked and they override base's; without it the stage stands alone and gets
+// the defaults.
+func (c *checker) stage(p string, d *stageDoc, base *Stage) Stage {
 	s := Stage{Timeout: DefaultTimeout, OnFailure: DefaultOnFailure,
 		Batch: Batch{MaxSize: DefaultBatchMaxSize}, Config: json.RawMessage("{}")}
+	required := base == nil
+	if base != nil {
+		s = *base
+		s.Signals = slices.Clone(base.Signals)
+	}
 
 	if name, ok := c.str(p+".name", d.Name, true); ok {
 		if stageNamePattern.MatchString(name) {
@@ -90,23 +122,18 @@ func (c *checker) stage(p string, d *stageDoc) Stage {
 			shaSet = false
 		}
 	}
-	if plugin, ok := c.str(p+".plugin", d.Plugin, true); ok {
-		s.Plugin = plugin
-		if name, builtin := strings.CutPrefix(plugin, BuiltinPrefix); builtin {
-			if strings.TrimSpace(name) == "" || name != strings.TrimSpace(name) {
-				c.bad(p+".plugin", "%q needs the in-process stage's name after %q, e.g. builtin:session", plugin, BuiltinPrefix)
-			} else {
-				s.Builtin = name
-			}
-			if shaSet {
-				c.bad(p+".sha256", "is not allowed with a builtin: stage (it has no binary to check); remove it")
-				s.SHA256 = ""
-			}
-		} else {
-			s.Path = c.binary(p, plugin, s.SHA256)
+	if plugin, ok := c.str(p+".plugin", d.Plugin, required); ok {
+		s.Plugin, s.Builtin, s.Path = plugin, "", ""
+		if !shaSet {
+			s.SHA256 = "" // an inherited pin is the old binary's
 		}
+		c.plugin(p, &s, shaSet)
+	} else if base != nil && shaSet {
+		c.plugin(p, &s, true) // pins the inherited binary
 	}
-	s.Signals = c.signals(p+".signals", d.Signals)
+	if d.Signals != nil || required {
+		s.Signals = c.signals(p+".signals", d.Signals)
+	}
 	if v, set := c.duration(p+".timeout", d.Timeout); set {
 		if v <= 0 || v > MaxTimeout {
 			c.bad(p+".timeout", "must be more than 0 and at most %v, got %v", MaxTimeout, v)
@@ -124,9 +151,35 @@ func (c *checker) stage(p string, d *stageDoc) Stage {
 	}
 	c.batch(p+".batch", d.Batch, &s.Batch)
 	if raw, ok := c.config(p+".config", d.Config); ok {
-		s.Config = raw
+		if base != nil {
+			merged, err := mergeConfig(base.Config, raw)
+			if err != nil {
+				c.bad(p+".config", "cannot be merged into the inherited config: %v", err)
+			} else {
+				s.Config = merged
+			}
+		} else {
+			s.Config = raw
+		}
 	}
 	return s
+}
+
+// plugin checks s.Plugin (and s.SHA256 when shaSet) and fills in Builtin or Path.
+func (c *checker) plugin(p string, s *Stage, shaSet bool) {
+	if name, builtin := strings.CutPrefix(s.Plugin, BuiltinPrefix); builtin {
+		if strings.TrimSpace(name) == "" || name != strings.TrimSpace(name) {
+			c.bad(p+".plugin", "%q needs the in-process stage's name after %q, e.g. builtin:session", s.Plugin, BuiltinPrefix)
+		} else {
+			s.Builtin = name
+		}
+		if shaSet {
+			c.bad(p+".sha256", "is not allowed with a builtin: stage (it has no binary to check); remove it")
+			s.SHA256 = ""
+		}
+		return
+	}
+	s.Path = c.binary(p, s.Plugin, s.SHA256)
 }
 
 // str reads a string value; ok is false when it is absent (reported if required) or not a string.
