@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -37,13 +38,25 @@ func (p *Pipelines) Watch(ctx context.Context) error {
 // are started anew. The old chain's remaining stages are stopped once the batches that were using
 // it have finished (bounded by Config.DrainTimeout). A removed file sends the app back to the
 // default pipeline. On any error the running chain stays, the error is logged in full and
-// returned. Reload returns after the old stages have been stopped.
+// returned. When the reload succeeds, every app whose file extends appID's (extends: default) is
+// derived again from the new file the same way, each on its own: one that fails keeps its chain
+// and is logged, and its error is joined to the result. Reload returns after the old stages have
+// been stopped.
 func (p *Pipelines) Reload(appID string) error {
 	err := p.reload(appID)
 	if err != nil {
 		p.log.Error("pipeline not reloaded; the running one stays", "app", appID, "error", err)
+		return err
 	}
-	return err
+	var errs []error
+	for _, dep := range config.Dependents(p.cfg.Dir, appID) {
+		if err := p.reload(dep); err != nil {
+			p.log.Error("pipeline not derived again from the file it extends; the running one stays",
+				"app", dep, "extends", appID, "error", err)
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (p *Pipelines) reload(appID string) error {

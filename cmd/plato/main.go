@@ -30,7 +30,7 @@ func commands() map[string]command {
 		"demo":     {"run the demo chat business server", roleCommand("demo")},
 		"nats":     {"run the NATS server plato up embeds, on its own (nats.embedded.*)", runNATS},
 		"chat":     {"a terminal chat client for the demo business server", runChat},
-		"pipeline": {"check pipeline YAML: plato pipeline validate FILE|DIR", runPipeline},
+		"pipeline": {"check pipeline YAML, show an app's chain: plato pipeline validate [--load] FILE|DIR, show APP", runPipeline},
 		"plugin":   {"scaffold a pipeline stage: plato plugin new NAME", runPlugin},
 		"bench":    {"load-test the platform: plato bench connect|uplink|downlink|broadcast|failover|overload|crashloop|nats-restart|slow-consumers|migrate", runBench},
 		"ops":      {"move devices between gateways: plato ops migrate|drain|undrain|status|gateways", runOps},

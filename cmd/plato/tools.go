@@ -8,86 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/platoim/plato/cmd/plato/scaffold"
-	"github.com/platoim/plato/internal/config"
-	pipeconfig "github.com/platoim/plato/pipeline/config"
 )
-
-// runPipeline dispatches `plato pipeline <sub>`.
-func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "validate" {
-		fmt.Fprintln(stderr, "Usage: plato pipeline validate [--plugin-dir DIR] FILE|DIR")
-		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
-			return flag.ErrHelp
-		}
-		return errors.New("the only pipeline subcommand is validate")
-	}
-	fs := flag.NewFlagSet("plato pipeline validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	pluginDir := fs.String("plugin-dir", config.DefaultPluginDir, "where relative plugin paths resolve")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return errors.New("give one pipeline file or directory")
-	}
-	path := fs.Arg(0)
-	st, err := os.Stat(path)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
-	}
-	var files []*pipeconfig.File
-	var names []string
-	if st.IsDir() {
-		set, err := pipeconfig.LoadDir(path, *pluginDir)
-		if err != nil {
-			fmt.Fprint(stdout, pipeconfig.Report(err))
-			return errors.New("invalid pipeline configuration")
-		}
-		if set.Default != nil {
-			files, names = append(files, set.Default), append(names, "default")
-		}
-		apps := make([]string, 0, len(set.Apps))
-		for app := range set.Apps {
-			apps = append(apps, app)
-		}
-		sort.Strings(apps)
-		for _, app := range apps {
-			files, names = append(files, set.Apps[app]), append(names, app)
-		}
-	} else {
-		f, err := pipeconfig.LoadFile(path, *pluginDir)
-		if err != nil {
-			fmt.Fprint(stdout, pipeconfig.Report(err))
-			return errors.New("invalid pipeline configuration")
-		}
-		files, names = []*pipeconfig.File{f}, []string{strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))}
-	}
-	bad := false
-	for i, f := range files {
-		fmt.Fprintf(stdout, "%s: %d stage(s)\n", names[i], len(f.Stages))
-		for _, s := range f.Stages {
-			where := s.Path
-			if s.Builtin != "" {
-				where = "builtin:" + s.Builtin
-				if _, ok := builtins()[s.Builtin]; !ok {
-					fmt.Fprintf(stdout, "  %s: unknown builtin %q (builtins: %s)\n", s.Name, s.Builtin, strings.Join(builtinNames(), ", "))
-					bad = true
-					continue
-				}
-			}
-			fmt.Fprintf(stdout, "  %-12s %-40s signals=%v timeout=%v on_failure=%s\n", s.Name, where, s.Signals, s.Timeout, s.OnFailure)
-		}
-	}
-	if bad {
-		return errors.New("invalid pipeline configuration")
-	}
-	fmt.Fprintln(stdout, "ok")
-	return nil
-}
 
 // runPlugin dispatches `plato plugin <sub>`.
 func runPlugin(ctx context.Context, args []string, stdout, stderr io.Writer) error {
