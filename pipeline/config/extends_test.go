@@ -416,3 +416,39 @@ func TestLoadDirDerivesExtendingAppsAndReportsABrokenBaseOnce(t *testing.T) {
 		t.Fatalf("report:\n%s", rep)
 	}
 }
+
+// The example of docs/pipeline.md, "Extending the default pipeline", on the shipped default.yaml
+// gives the chain and the merged retransmit stage the doc says.
+func TestPipelineDocExtendsExample(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "pipeline.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(doc), "## Extending the default pipeline")
+	if !ok {
+		t.Fatal("docs/pipeline.md has no section Extending the default pipeline")
+	}
+	_, block, _ := strings.Cut(section, "```yaml\n")
+	block, _, _ = strings.Cut(block, "```")
+	shipped, err := os.ReadFile(filepath.Join("..", "..", DefaultDir, "default.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, plugins := t.TempDir(), pluginDir(t)
+	if err := os.WriteFile(filepath.Join(plugins, "ratelimit"), []byte(dummyPlugin), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, map[string]string{"default.yaml": string(shipped), "shop.yaml": block})
+	f, err := LoadFile(filepath.Join(dir, "shop.yaml"), plugins)
+	if err != nil {
+		t.Fatal(Report(err))
+	}
+	if got, want := names(f), []string{"sessionbind", "auth", "ratelimit", "retransmit"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("chain %v, want %v as the doc says", got, want)
+	}
+	r := stageByName(t, f, "retransmit")
+	if r.Timeout != 2*time.Second || r.OnFailure != FailOpen || len(r.Signals) != 3 {
+		t.Fatalf("retransmit %+v", r)
+	}
+	assertJSON(t, r.Config, `{"initial_backoff":"2s","max_backoff":"30s","max_attempts":3}`)
+}
