@@ -13,15 +13,18 @@
 //	    on_failure: fail_closed
 //	    config: {token_secret_env: PLATO_AUTH__TOKEN_SECRET}
 //
+// A file may instead say `extends: default` (or another app ID) and change that file's chain by
+// stage name: remove, after/before, and same-named stages that override keys (extends.go).
+//
 // Anchors, aliases and merge keys work as in any YAML; top-level keys starting with "x-" are
 // ignored, so that they can hold blocks for stages to merge in (x-common: &common {...}, then
 // <<: *common in a stage).
 //
 // Loading is all-or-nothing and happens before any message uses the result: LoadFile and LoadDir
 // return either a fully validated, defaulted plan or every problem found, each an *Error naming
-// the file, the line and the key path (stages[1].timeout), joined with errors.Join. Unknown keys
-// are errors, so a typo never silently falls back to a default. Report renders such an error for
-// people (`plato pipeline validate`).
+// the file, the line, the key path (stages[1].timeout) and the stage's name, joined with
+// errors.Join. Unknown keys are errors, so a typo never silently falls back to a default. Report
+// renders such an error for people (`plato pipeline validate`).
 //
 // The document is parsed by koanf (parsers/yaml); the same bytes are also parsed into a
 // yaml.v3 node tree, which supplies line numbers and the checks koanf cannot make (unknown and

@@ -18,6 +18,8 @@ type Error struct {
 	Line int
 	// Path is the key path of the offending value ("stages[1].timeout"); "" for the whole file.
 	Path string
+	// Stage is the name of the stage Path is in, when it has a readable one; else "".
+	Stage string
 	// Msg says what is wrong, and how to fix it where that is not obvious.
 	Msg string
 
@@ -27,7 +29,7 @@ type Error struct {
 // Unwrap returns the I/O error behind e, if any, so that errors.Is(err, fs.ErrNotExist) works.
 func (e *Error) Unwrap() error { return e.cause }
 
-// Error reads `file:line: path: msg`, leaving out the parts that are unknown.
+// Error reads `file:line: path (stage name): msg`, leaving out the parts that are unknown.
 func (e *Error) Error() string {
 	var b strings.Builder
 	b.WriteString(e.File)
@@ -38,6 +40,11 @@ func (e *Error) Error() string {
 	b.WriteString(": ")
 	if e.Path != "" {
 		b.WriteString(e.Path)
+		if e.Stage != "" {
+			b.WriteString(" (stage ")
+			b.WriteString(e.Stage)
+			b.WriteByte(')')
+		}
 		b.WriteString(": ")
 	}
 	b.WriteString(e.Msg)

@@ -201,7 +201,7 @@ stages:
   - name: echo
     after: auth
 `,
-			errs: []string{"app.yaml:4: stages[0].plugin: is required", "app.yaml:4: stages[0].signals: is required"},
+			errs: []string{"app.yaml:4: stages[0].plugin (stage echo): is required", "app.yaml:4: stages[0].signals (stage echo): is required"},
 		},
 		{
 			name: "unknown anchor",
@@ -213,7 +213,7 @@ stages:
     signals: [uplink]
     after: ratelimit
 `,
-			errs: []string{`app.yaml:7: stages[0].after: "ratelimit" is not in the chain at this point (auth, sessionbind, qosroute, retransmit)`},
+			errs: []string{`app.yaml:7: stages[0].after (stage echo): "ratelimit" is not in the chain at this point (auth, sessionbind, qosroute, retransmit)`},
 		},
 		{
 			name: "an anchor on a stage added below",
@@ -228,7 +228,7 @@ stages:
     plugin: echo
     signals: [uplink]
 `,
-			errs: []string{`app.yaml:5: stages[0].before: "a" is not in the chain at this point`, `list "a" before this stage`},
+			errs: []string{`app.yaml:5: stages[0].before (stage b): "a" is not in the chain at this point`, `list "a" before this stage`},
 		},
 		{
 			name: "an anchor on a removed stage",
@@ -241,7 +241,7 @@ stages:
     plugin: echo
     signals: [route]
 `,
-			errs: []string{`app.yaml:6: stages[0].after: "qosroute" is not in the chain`},
+			errs: []string{`app.yaml:6: stages[0].after (stage echo): "qosroute" is not in the chain`},
 		},
 		{
 			name: "after and before together, and next to itself",
@@ -256,7 +256,7 @@ stages:
   - name: auth
     after: auth
 `,
-			errs: []string{"app.yaml:6: stages[0].before: give after or before, not both", "app.yaml:10: stages[1].after: a stage cannot be placed next to itself"},
+			errs: []string{"app.yaml:6: stages[0].before (stage echo): give after or before, not both", "app.yaml:10: stages[1].after (stage auth): a stage cannot be placed next to itself"},
 		},
 		{
 			name: "remove of an unknown stage, twice, and of a stage also listed",
@@ -270,7 +270,7 @@ stages:
 			errs: []string{
 				`app.yaml:3: remove[0]: "ratelimit" is not a stage of default (its stages: auth, sessionbind, qosroute, retransmit)`,
 				`app.yaml:3: remove[2]: "qosroute" is already listed at remove[1]`,
-				`app.yaml:5: stages[0].name: "auth" is removed by remove[3]; keep one of the two`,
+				`app.yaml:5: stages[0].name (stage auth): "auth" is removed by remove[3]; keep one of the two`,
 			},
 		},
 		{
@@ -284,9 +284,9 @@ stages:
     sha256: "0000000000000000000000000000000000000000000000000000000000000000"
 `,
 			errs: []string{
-				"app.yaml:5: stages[0].timeout: must be more than 0 and at most 30s, got 1m0s",
-				`app.yaml:6: stages[0].signals[1]: "timer" cannot be listed`,
-				"app.yaml:7: stages[0].sha256: ",
+				"app.yaml:5: stages[0].timeout (stage auth): must be more than 0 and at most 30s, got 1m0s",
+				`app.yaml:6: stages[0].signals[1] (stage auth): "timer" cannot be listed`,
+				"app.yaml:7: stages[0].sha256 (stage auth): ",
 				"but sha256 is 0000",
 			},
 		},
@@ -300,12 +300,12 @@ stages:
   - name: auth
     timeout: 3s
 `,
-			errs: []string{`app.yaml:6: stages[1].name: "auth" is already the name of stages[0]`},
+			errs: []string{`app.yaml:6: stages[1].name (stage auth): "auth" is already the name of stages[0]`},
 		},
 		{
 			name:  "remove and anchors need extends",
 			app:   "version: 1\nremove: [auth]\nstages:\n  - name: echo\n    plugin: echo\n    signals: [uplink]\n    after: auth\n",
-			errs:  []string{"app.yaml:2: remove: is only allowed with extends", "app.yaml:7: stages[0].after: is only allowed with extends"},
+			errs:  []string{"app.yaml:2: remove: is only allowed with extends", "app.yaml:7: stages[0].after (stage echo): is only allowed with extends"},
 			extra: map[string]string{},
 		},
 		{
@@ -335,7 +335,7 @@ stages:
 			name:  "extends a file with problems: both are named",
 			app:   "version: 1\nextends: broken\n",
 			extra: map[string]string{"broken.yaml": "version: 1\nstages:\n  - name: x\n    plugin: nope\n    signals: [login]\n"},
-			errs:  []string{"app.yaml:2: extends: broken cannot be extended", "broken.yaml:4: stages[0].plugin: "},
+			errs:  []string{"app.yaml:2: extends: broken cannot be extended", "broken.yaml:4: stages[0].plugin (stage x): "},
 		},
 		{
 			name: "extends names no app ID",
@@ -412,7 +412,7 @@ func TestLoadDirDerivesExtendingAppsAndReportsABrokenBaseOnce(t *testing.T) {
 	writeFiles(t, dir, map[string]string{"default.yaml": "version: 1\nstages:\n  - name: auth\n    plugin: missing\n    signals: [login]\n"})
 	_, err = LoadDir(dir, plugins)
 	rep := Report(err)
-	if strings.Count(rep, "default.yaml:4: stages[0].plugin") != 1 || !strings.Contains(rep, "a.yaml:2: extends") || !strings.Contains(rep, "b.yaml:2: extends") {
+	if strings.Count(rep, "default.yaml:4: stages[0].plugin (stage auth)") != 1 || !strings.Contains(rep, "a.yaml:2: extends") || !strings.Contains(rep, "b.yaml:2: extends") {
 		t.Fatalf("report:\n%s", rep)
 	}
 }

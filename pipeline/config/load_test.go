@@ -83,7 +83,7 @@ func TestRelativePluginDir(t *testing.T) {
 	}
 	writeFile(t, "p.yaml", oneStage)
 	_, err := LoadFile("p.yaml", "bin/plugins")
-	const want = "p.yaml:4: stages[0].plugin: bin/plugins/auth: no such file (build it with `make plugins`)"
+	const want = "p.yaml:4: stages[0].plugin (stage auth): bin/plugins/auth: no such file (build it with `make plugins`)"
 	if err == nil || err.Error() != want {
 		t.Fatalf("got  %v\nwant %s", err, want)
 	}
@@ -136,7 +136,7 @@ func TestLoadApp(t *testing.T) {
 		t.Errorf("chat.yaml and chat.yml: got %v", err)
 	}
 	writeFile(t, filepath.Join(dir, "game.yaml"), "version: 1\nstages:\n  - name: x\n")
-	if _, err := LoadApp(dir, "game", plugins); err == nil || !strings.Contains(err.Error(), "stages[0].plugin: is required") {
+	if _, err := LoadApp(dir, "game", plugins); err == nil || !strings.Contains(err.Error(), "stages[0].plugin (stage x): is required") {
 		t.Errorf("bad game.yaml: got %v", err)
 	}
 	if _, err := LoadApp(dir, "../etc/passwd", plugins); err == nil {

@@ -29,13 +29,15 @@ const extensionPrefix = "x-"
 type tree struct {
 	file  string
 	lines map[string]int
-	errs  []*Error
-	seen  map[Error]bool
-	fatal bool
+	// stages are the names of the stages, by index, as written (for Error.Stage).
+	stages map[int]string
+	errs   []*Error
+	seen   map[Error]bool
+	fatal  bool
 }
 
 func scan(file string, data []byte) *tree {
-	t := &tree{file: file, lines: map[string]int{}, seen: map[Error]bool{}}
+	t := &tree{file: file, lines: map[string]int{}, stages: map[int]string{}, seen: map[Error]bool{}}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {
@@ -107,13 +109,30 @@ func syntaxLine(data []byte, from int, want string) int {
 }
 
 func (t *tree) add(line int, path, msg string, fatal bool) {
-	e := Error{File: t.file, Line: line, Path: path, Msg: msg}
+	e := Error{File: t.file, Line: line, Path: path, Stage: t.stageOf(path), Msg: msg}
 	if t.seen[e] { // a block merged in twice (<<: *x) would report its problems twice
 		return
 	}
 	t.seen[e] = true
 	t.errs = append(t.errs, &e)
 	t.fatal = t.fatal || fatal
+}
+
+// stageOf is the name of the stage path is in ("stages[2].timeout": the third's), or "".
+func (t *tree) stageOf(path string) string {
+	rest, ok := strings.CutPrefix(path, "stages[")
+	if !ok {
+		return ""
+	}
+	n, _, ok := strings.Cut(rest, "]")
+	if !ok {
+		return ""
+	}
+	i, err := strconv.Atoi(n)
+	if err != nil {
+		return ""
+	}
+	return t.stages[i]
 }
 
 // mark records the line of path; the first one wins.
@@ -177,6 +196,15 @@ func (t *tree) walkStages(n *yaml.Node) {
 	if n.Kind != yaml.SequenceNode {
 		t.add(n.Line, "stages", fmt.Sprintf("must be a list of stages (- name: ...), not %s", kindName(n)), true)
 		return
+	}
+	for i, item := range n.Content {
+		if m := resolve(item); m.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(m.Content); j += 2 {
+				if k, v := resolve(m.Content[j]), resolve(m.Content[j+1]); k.Value == "name" && v.Kind == yaml.ScalarNode && stageNamePattern.MatchString(v.Value) {
+					t.stages[i] = v.Value
+				}
+			}
+		}
 	}
 	for i, item := range n.Content {
 		path := fmt.Sprintf("stages[%d]", i)

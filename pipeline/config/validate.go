@@ -46,7 +46,7 @@ type checker struct {
 }
 
 func (c *checker) bad(path, format string, args ...any) {
-	c.errs = append(c.errs, &Error{File: c.t.file, Line: c.t.line(path), Path: path, Msg: fmt.Sprintf(format, args...)})
+	c.errs = append(c.errs, &Error{File: c.t.file, Line: c.t.line(path), Path: path, Stage: c.t.stageOf(path), Msg: fmt.Sprintf(format, args...)})
 }
 
 func (c *checker) file(d *fileDoc) *File {
