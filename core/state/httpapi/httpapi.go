@@ -453,8 +453,10 @@ func writeError(w http.ResponseWriter, status int, code protocol.Code, msg strin
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // messages quote <placeholders>; nobody renders this as HTML
-	if err := enc.Encode(v); err != nil { // the bodies are plain structs: this is a bug
+	// Messages quote <placeholders>, and nobody renders these bodies as HTML.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		// The bodies are plain structs: this is a bug.
 		status = http.StatusInternalServerError
 		buf.Reset()
 		buf.WriteString(`{"error":{"code":1307,"message":"encoding the answer failed"}}` + "\n")
