@@ -78,8 +78,9 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 func startProcEnv(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(platoBinary(t), args...)
-	// Several processes of one test run side by side: each gets its own admin and WebSocket port.
-	cmd.Env = append(append(os.Environ(), "PLATO_LOG__LEVEL=warn", "PLATO_ADMIN__ADDR=127.0.0.1:0", "PLATO_GATEWAY__WS_ADDR=127.0.0.1:0"), env...)
+	// Several processes of one test run side by side: each gets its own admin, WebSocket and HTTP
+	// API port.
+	cmd.Env = append(append(os.Environ(), "PLATO_LOG__LEVEL=warn", "PLATO_ADMIN__ADDR=127.0.0.1:0", "PLATO_GATEWAY__WS_ADDR=127.0.0.1:0", "PLATO_STATE__HTTP_ADDR=127.0.0.1:0"), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -324,6 +325,11 @@ demo: {enabled: true, addr: "127.0.0.1:0", login_addr: "127.0.0.1:0"}
 	// The web chat page is served next to the demo's login endpoint (TestWebChat drives it).
 	if page := httpGet(t, up.waitLine(regexp.MustCompile(`web chat\s+(http://\S+)`))); !strings.Contains(page, `src="chat.js"`) {
 		t.Errorf("the web chat URL serves no chat page:\n%s", page)
+	}
+
+	// The state server's HTTP API is listed with the other addresses, and answers.
+	if doc := httpGet(t, up.waitLine(regexp.MustCompile(`http api\s+(http://\S+)`))+"/openapi.json"); !strings.Contains(doc, `"/v1/apps/{app}/push"`) {
+		t.Errorf("the HTTP API serves no OpenAPI document:\n%.300s", doc)
 	}
 
 	// One admin server for the whole process, with every role's metrics.
