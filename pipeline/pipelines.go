@@ -84,14 +84,10 @@ func New(ctx context.Context, cfg Config, host stage.Host, logger *slog.Logger, 
 		return nil, err
 	}
 	p.snap.Store(snap)
-	linger := cfg.Linger
-	if linger <= 0 {
-		linger = -1 // internal/batch: negative means no linger, zero would mean its 1ms default
-	}
 	p.lanes.newLanes = func() *batch.Batcher[item] {
 		return batch.New(batch.Config{
 			MaxSize:  cfg.BatchSize,
-			MaxDelay: linger,
+			MaxDelay: cfg.Linger, // 0: natural batching (internal/batch)
 			Lanes:    cfg.Lanes,
 			MaxQueue: cfg.QueueLimit,
 		}, p.runBatch)

@@ -20,8 +20,11 @@ var (
 type Config struct {
 	// MaxSize is the largest batch handed to SendFunc. Default 128 (used when <= 0).
 	MaxSize int
-	// MaxDelay is how long a lane that was idle lingers after its first item before sending a batch
-	// that is not full. Default 1ms (used when 0); a negative value sends at once.
+	// MaxDelay chooses how a lane that was idle treats its first item. Zero (the default) or
+	// negative is natural batching: the item goes out at once, and what arrives while that batch
+	// is in flight forms the next one, so a batch is never held back and grows only with load.
+	// A positive value is a linger: an idle lane waits that long (or for a full batch) before
+	// sending, trading latency for bigger batches at low rates (docs/adr/0010-natural-batching.md).
 	MaxDelay time.Duration
 	// Lanes is the number of independent ordered lanes, each with its own goroutine. Default 4
 	// (used when <= 0).
@@ -33,7 +36,6 @@ type Config struct {
 
 const (
 	defaultMaxSize  = 128
-	defaultMaxDelay = time.Millisecond
 	defaultLanes    = 4
 	defaultMaxQueue = 8192
 )
@@ -51,7 +53,7 @@ type Batcher[T any] struct {
 	lanes    []*lane[T]
 	maxSize  int
 	maxQueue int
-	delay    time.Duration // <= 0: no linger
+	delay    time.Duration // <= 0: natural batching, no linger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -69,9 +71,6 @@ func New[T any](cfg Config, send SendFunc[T]) *Batcher[T] {
 	}
 	if cfg.MaxSize <= 0 {
 		cfg.MaxSize = defaultMaxSize
-	}
-	if cfg.MaxDelay == 0 {
-		cfg.MaxDelay = defaultMaxDelay
 	}
 	if cfg.Lanes <= 0 {
 		cfg.Lanes = defaultLanes

@@ -55,7 +55,7 @@ func closeOK[T any](t *testing.T, b *Batcher[T]) {
 func TestDefaults(t *testing.T) {
 	b := New(Config{}, func(context.Context, []int) {})
 	defer closeOK(t, b)
-	if b.maxSize != 128 || b.delay != time.Millisecond || len(b.lanes) != 4 || b.maxQueue != 8192 {
+	if b.maxSize != 128 || b.delay != 0 || len(b.lanes) != 4 || b.maxQueue != 8192 {
 		t.Fatalf("defaults: size %d delay %v lanes %d queue %d", b.maxSize, b.delay, len(b.lanes), b.maxQueue)
 	}
 	c := New(Config{MaxSize: 64, MaxDelay: -1, Lanes: 3, MaxQueue: 16}, func(context.Context, []int) {})

@@ -2,10 +2,14 @@
 // state→business): callers Add items to a lane and a per-lane goroutine hands them to a SendFunc
 // in batches.
 //
-// A batch goes out when it reaches Config.MaxSize items or Config.MaxDelay after its first item,
-// whichever comes first. Each lane has at most one send in flight, which keeps items of a lane in
-// Add order; items added during a send wait and go out together as soon as it returns, so batches
-// grow by themselves under load and the linger delay is only paid by a lane that was idle.
+// By default a Batcher batches naturally (as Kafka producers and the LMAX disruptor do): a lane
+// that is idle sends an item at once; while its send is in flight, items added meanwhile wait and
+// go out together, at most Config.MaxSize at a time, as soon as it returns. So a batch costs no
+// waiting, and batches grow with load by themselves: at a low rate most are one item, at a rate
+// near the callee's capacity they fill up. Each lane has at most one send in flight, which keeps
+// the items of a lane in Add order; the lanes are the parallelism of a hop (Config.Lanes sends in
+// flight at most). A positive Config.MaxDelay turns on a linger instead: a lane that was idle
+// waits that long after its first item, or for a full batch, before sending.
 //
 // Concurrency rules:
 //

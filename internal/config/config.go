@@ -50,7 +50,7 @@ const (
 	DefaultBusinessTimeout  = 3 * time.Second
 	DefaultPushTimeout      = 5 * time.Second
 	DefaultBatchSize        = 128
-	DefaultBatchDelay       = 500 * time.Microsecond
+	DefaultBatchDelay       = time.Duration(0) // natural batching: an idle hop sends at once
 	DefaultBatchLanes       = 4
 	DefaultRPCTimeout       = 3 * time.Second
 	DefaultLogLevel         = "info"
@@ -438,7 +438,10 @@ type Business struct {
 type Batch struct {
 	// MaxSize is the most items per RPC. Default 128.
 	MaxSize int `koanf:"max_size"`
-	// MaxDelay is how long the first item of a batch waits for company. Default 500µs.
+	// MaxDelay is how long the first item of a batch waits for company on an idle lane. Default 0:
+	// natural batching, an idle lane sends at once and a busy one sends what arrived during the
+	// call in flight as soon as it returns (docs/adr/0010-natural-batching.md). A positive value
+	// lingers, for deployments that want fewer, bigger calls at low rates more than latency.
 	MaxDelay time.Duration `koanf:"max_delay"`
 	// Lanes are independent ordered streams (a connection always uses the same one). Default 4.
 	Lanes int `koanf:"lanes"`
