@@ -24,7 +24,13 @@ func runDevices(ctx context.Context, spec WorkerSpec, cmds <-chan string, out *r
 		if spec.EchoPush {
 			f.pusher, err = newEchoPusher(spec.Endpoints, spec.AppID, spec.Worker)
 		} else {
-			f.pusher, err = newKitexPusher(spec.StateAddr, spec.AppID, spec.AppKey)
+			var kp *kitexPusher
+			if kp, err = newKitexPusher(spec.StateAddr, spec.AppID, spec.AppKey); err == nil {
+				f.pusher = kp
+				if spec.Batch > 0 {
+					f.pusher = newBatchPusher(kp, spec.Batch)
+				}
+			}
 		}
 		if err != nil {
 			return err

@@ -37,7 +37,11 @@ func scenarioNotes(s *Summary, o Options) []string {
 			out = append(out, fmt.Sprintf("the business server pushed %d downlinks back (the demo tells the sender when the recipient is offline); the devices ACKed them, load on top of the uplinks", s.OtherDownlinks))
 		}
 	case ScenarioDownlink:
-		out = append(out, "each push is one Plato Push call for one did; latency runs from the call to the device reading the Downlink")
+		if o.Batch > 0 {
+			out = append(out, fmt.Sprintf("each push is for one did, sent to Plato through PushBatch: up to %d pushes per call, %d calls in flight per worker, each taking the pushes queued when it goes (the baseline's echo pushes stay one per call); latency runs from queuing the push to the device reading the Downlink", o.Batch, batchSenders))
+		} else {
+			out = append(out, "each push is one Plato Push call for one did; latency runs from the call to the device reading the Downlink")
+		}
 	case ScenarioBroadcast:
 		route := "?"
 		if s.Broadcast != nil && s.Broadcast.Route != "" {

@@ -50,7 +50,8 @@ type WorkerSpec struct {
 	StateAddr   string        `json:"state_addr,omitempty"`
 	EchoPush    bool          `json:"echo_push,omitempty"`
 	Window      int           `json:"window,omitempty"`
-	Rate        float64       `json:"rate,omitempty"` // this worker's share, per second
+	Batch       int           `json:"batch,omitempty"` // downlink: PushBatch of at most this many
+	Rate        float64       `json:"rate,omitempty"`  // this worker's share, per second
 	Duration    time.Duration `json:"duration"`
 	Interval    time.Duration `json:"interval,omitempty"`  // broadcast rounds
 	Heartbeat   time.Duration `json:"heartbeat,omitempty"` // 0: the server's heartbeat_ms
