@@ -1,7 +1,10 @@
 package state
 
 import (
+	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
@@ -104,6 +107,62 @@ func TestPushBatchIsCheckedAsAWholeAndPerPush(t *testing.T) {
 		}
 		if code != want[i] {
 			t.Errorf("push %d: code %d (%v), want %d", i, code, r.Err, want[i])
+		}
+	}
+}
+
+// Concurrent batches to the same connections: each connection's downlinks leave for its gateway
+// in seq order, without gaps, and each sender's pushes to a connection in the order it made them.
+func TestConcurrentPushBatchesKeepPerConnectionOrder(t *testing.T) {
+	ts := newTestServer(t)
+	const conns, senders, batches, per = 10, 4, 3, 40
+	for c := range conns {
+		ts.loginDevice(t, uint64(c+1), testApp, fmt.Sprintf("d%d", c), "")
+	}
+	var wg sync.WaitGroup
+	for g := range senders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range batches {
+				reqs := make([]*api.PushRequest, per)
+				for i := range reqs {
+					reqs[i] = &api.PushRequest{Dids: []string{fmt.Sprintf("d%d", i%conns)}, Payload: fmt.Appendf(nil, "%d %d", g, b*per+i)}
+				}
+				res, err := ts.PushBatch(context.Background(), caller(), reqs)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				for i, r := range res {
+					if r.Err != nil || r.Resp.Targets[0].Status != api.PushStatus_SENT {
+						t.Errorf("sender %d push %d: %+v %v", g, i, r.Resp, r.Err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	want := senders * batches * per / conns
+	for c := range conns {
+		frames := untilFrames(t, ts.gw, uint64(c+1), want, "downlinks", func(f *fleet.DownFrame) bool { return protocol.Signal(f.Signal) == protocol.SigDownlink })
+		last := map[int]int{}
+		for k, f := range frames {
+			if f.Seq != int64(k+1) {
+				t.Fatalf("conn %d: frame %d has seq %d", c+1, k, f.Seq)
+			}
+			var dl protocol.Downlink
+			if err := dl.Decode(f.Body); err != nil {
+				t.Fatal(err)
+			}
+			var g, n int
+			if _, err := fmt.Sscanf(string(dl.Payload), "%d %d", &g, &n); err != nil {
+				t.Fatalf("payload %q: %v", dl.Payload, err)
+			}
+			if prev, ok := last[g]; ok && n <= prev {
+				t.Fatalf("conn %d: sender %d's push %d after %d", c+1, g, n, prev)
+			}
+			last[g] = n
 		}
 	}
 }
