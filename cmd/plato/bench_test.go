@@ -151,12 +151,17 @@ demo: {enabled: true, addr: "127.0.0.1:0", login_addr: ""}
 		Sent, Acked, Lost, Duplicated, Refused uint64
 		Baseline                               *struct{ Acked uint64 }
 		LoadAverage                            struct{ Before, After string } `json:"load_average"`
+		PushBatchCalls                         uint64                         `json:"push_batch_calls"`
+		PushesPerCall                          float64                        `json:"pushes_per_call"`
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &s); err != nil {
 		t.Fatalf("stdout is not one JSON line: %v\n%s", err, stdout.String())
 	}
 	if s.Connected != 20 || s.Acked == 0 || s.Acked != s.Sent || s.Lost != 0 || s.Duplicated != 0 || s.Refused != 0 || s.Baseline == nil || s.Baseline.Acked == 0 || s.LoadAverage.Before == "" {
 		t.Errorf("summary %+v\n%s", s, stdout.String())
+	}
+	if s.PushBatchCalls == 0 || s.PushesPerCall < 1 || s.PushesPerCall > 8 {
+		t.Errorf("%d PushBatch calls, %v pushes per call: want some, 1 to 8 each", s.PushBatchCalls, s.PushesPerCall)
 	}
 	if !strings.Contains(stdout.String(), "through PushBatch: up to 8 pushes per call") {
 		t.Errorf("the notes do not say the pushes were batched:\n%s", stdout.String())

@@ -221,6 +221,9 @@ func (f *fleet) result() *WorkerResult {
 		Retransmitted: f.retransmits.Load(),
 		Connected:     f.connected(),
 	}
+	if bp, ok := f.pusher.(*batchPusher); ok {
+		r.PushCalls = bp.calls.Load()
+	}
 	switch f.spec.Scenario {
 	case ScenarioUplink:
 		r.Lost = uint64(max(0, f.inFlight.Load()))

@@ -143,6 +143,8 @@ type WorkerResult struct {
 	OtherDownlinks uint64 `json:"other_downlinks"`
 	// Retransmitted counts downlinks that carried the retransmit flag.
 	Retransmitted uint64 `json:"retransmitted"`
+	// PushCalls counts the PushBatch calls made (downlink --batch); their pushes are in Sent.
+	PushCalls uint64 `json:"push_calls,omitempty"`
 	// Rounds are broadcast rounds: devices that got round r and the latest of them, ns.
 	Rounds map[int]RoundResult `json:"rounds,omitempty"`
 	// Connected is how many connections were still up at the end.

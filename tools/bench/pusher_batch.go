@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 )
@@ -22,6 +23,7 @@ type batchPusher struct {
 	queue chan *batchItem
 	stop  chan struct{}
 	wg    sync.WaitGroup
+	calls atomic.Uint64 // PushBatch calls made
 }
 
 type batchItem struct {
@@ -92,6 +94,7 @@ func (p *batchPusher) sendBatch(items []*batchItem) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), pushTimeout)
 	defer cancel()
+	p.calls.Add(1)
 	resp, err := p.cli.PushBatch(ctx, req)
 	for i, it := range items {
 		it.done <- batchOutcome(resp, err, i)
