@@ -27,7 +27,8 @@ Scenarios:
              gateway processes' RSS growth per connection
   uplink     N devices send uplinks for the duration, closed loop (--window per device) or open
              loop (--rate in total): ACKed msgs/s, frame-sent to UplinkAck latency, lost/duplicated
-  downlink   the business pushes to each did through State.Push: push-to-receipt latency
+  downlink   the business pushes to each did through Plato.Push (Plato.PushBatch with --batch N):
+             push-to-receipt latency
   broadcast  the N devices join one session, and the business broadcasts one message to it per
              --interval (State.Broadcast, fanned out by every gateway): time until the last
              device has it. --baseline pushes to the echo servers' dids instead (they have no
