@@ -188,14 +188,14 @@ func (s *Server) checkPush(ctx context.Context, app, key string, req *api.PushRe
 		return nil, platoError(protocol.CodeInvalidArgument, "unknown qos %d", req.Qos)
 	}
 	if err := checkNames("a did", req.Dids); err != nil {
-		return nil, err.(*api.PlatoError)
+		return nil, asPlatoError(err)
 	}
 	if err := checkNames("a uid", req.Uids); err != nil {
-		return nil, err.(*api.PlatoError)
+		return nil, asPlatoError(err)
 	}
 	if req.Session != "" {
 		if err := checkName("session", req.Session); err != nil {
-			return nil, err.(*api.PlatoError)
+			return nil, asPlatoError(err)
 		}
 	}
 	timeout := s.cfg.PushTimeout

@@ -64,11 +64,14 @@ func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload
 			continue
 		}
 		t.ConnId = int64(cs.key.id)
+		cs.pushMu.Lock()
 		seq, tr := s.track(cs, msgID, payload, qos, w, i)
 		switch tr {
 		case trackClosed:
+			cs.pushMu.Unlock()
 			continue
 		case trackParked:
+			cs.pushMu.Unlock()
 			t.Status, t.Message = api.PushStatus_QUEUED, queuedMessage
 			s.metrics.pushesQueued.Add(1)
 			continue
@@ -87,6 +90,7 @@ func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload
 			}
 			mu.Unlock()
 		})
+		cs.pushMu.Unlock()
 	}
 	return func(ctx context.Context) []*api.PushTarget {
 		tctx, cancel := context.WithDeadline(ctx, deadline)

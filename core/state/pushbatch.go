@@ -145,6 +145,8 @@ func (s *Server) routeAll(ctx context.Context, plans []*plannedPush, out []PushR
 	waitGroup(ctx, &wg)
 	mu.Lock()
 	defer mu.Unlock()
+	// The whole batch reaches at most MaxPushTargets connections directly, as one Push does.
+	direct := 0
 	for i, p := range plans {
 		if p == nil {
 			continue
@@ -157,6 +159,17 @@ func (s *Server) routeAll(ctx context.Context, plans []*plannedPush, out []PushR
 			perr = asPlatoError(r.err)
 		default:
 			perr = s.planPush(p, r.r)
+		}
+		if perr == nil {
+			n := p.named
+			if p.lp.Session != "" {
+				n += p.members
+			}
+			if direct+n > MaxPushTargets {
+				perr = platoError(protocol.CodeInvalidArgument, "the batch's direct targets exceed the maximum of %d: push this one in another call", MaxPushTargets)
+			} else {
+				direct += n
+			}
 		}
 		if perr != nil {
 			out[i].Err, plans[i] = perr, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -164,5 +165,34 @@ func TestConcurrentPushBatchesKeepPerConnectionOrder(t *testing.T) {
 			}
 			last[g] = n
 		}
+	}
+}
+
+func TestPushBatchBoundsItsDirectTargets(t *testing.T) {
+	ts := newTestServer(t)
+	ts.loginDevice(t, 1, testApp, "member", "")
+	if _, err := (&apiHandler{ts.Server}).Bind(ctxT(t), &api.BindRequest{Caller: caller(), Session: "room", Dids: []string{"member"}}); err != nil {
+		t.Fatal(err)
+	}
+	many := make([]string, MaxNamedTargets)
+	for i := range many {
+		many[i] = fmt.Sprintf("offline-%d", i)
+	}
+	var reqs []*api.PushRequest
+	for range MaxPushTargets / MaxNamedTargets {
+		reqs = append(reqs, &api.PushRequest{Dids: many, Qos: api.QoS_AT_MOST_ONCE})
+	}
+	reqs = append(reqs, &api.PushRequest{Session: "room", Payload: []byte("one too many")})
+	res, err := ts.PushBatch(ctxT(t), caller(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res[:len(res)-1] {
+		if r.Err != nil || len(r.Resp.Targets) != MaxNamedTargets {
+			t.Fatalf("push %d: %v", i, r.Err)
+		}
+	}
+	if last := res[len(res)-1]; last.Err == nil || last.Err.Code != int32(protocol.CodeInvalidArgument) || !strings.Contains(last.Err.Message, "direct targets") {
+		t.Errorf("the push past %d direct targets: %+v, want its own 1401", MaxPushTargets, last)
 	}
 }
