@@ -176,6 +176,16 @@ struct LocalPushResponse {
     1: list<LocalTarget> targets
 }
 
+// Several LocalPushes in one call, acted on in their order (a business PushBatch).
+struct LocalPushBatchRequest {
+    1: list<LocalPushRequest> pushes
+}
+
+struct LocalPushBatchResponse {
+    // One per push, in the request's order.
+    1: list<LocalPushResponse> results
+}
+
 enum SessionOp {
     COUNT = 0       // members held
     BIND = 1        // dids held join session
@@ -230,5 +240,6 @@ service State {
     DeliverResponse Deliver(1: DeliverRequest req)
     PingResponse Ping(1: PingRequest req)
     LocalPushResponse LocalPush(1: LocalPushRequest req)
+    LocalPushBatchResponse LocalPushBatch(1: LocalPushBatchRequest req)
     LocalSessionResponse LocalSession(1: LocalSessionRequest req)
 }

@@ -73,6 +73,26 @@ struct PushResponse {
     5: i32 session_members
 }
 
+// Many pushes in one call (PushBatch). Each push is a PushRequest as for Push; its own caller may be
+// left out (the batch's applies), and if set must name the batch's app with a valid key. At most
+// 1,000 pushes, and at most 100,000 dids and uids named over the whole batch.
+struct PushBatchRequest {
+    1: Caller caller
+    2: list<PushRequest> pushes
+}
+
+// The outcome of one push of a batch: its response as Push would answer it, or the error Push would
+// have thrown (then response is unset). One push's error does not affect the others.
+struct PushOutcome {
+    1: optional PushResponse response
+    2: optional PlatoError error
+}
+
+struct PushBatchResponse {
+    // One per push, in the request's order.
+    1: list<PushOutcome> results
+}
+
 struct BindRequest {
     1: Caller caller
     2: string session
@@ -143,6 +163,9 @@ exception PlatoError {
 
 service Plato {
     PushResponse Push(1: PushRequest req) throws (1: PlatoError err)
+    // Pushes in order: downlinks to one device connection keep the batch's order. Thrown only when
+    // the whole batch is refused (caller, size); a push's own refusal is in its PushOutcome.
+    PushBatchResponse PushBatch(1: PushBatchRequest req) throws (1: PlatoError err)
     BindResponse Bind(1: BindRequest req) throws (1: PlatoError err)
     UnbindResponse Unbind(1: UnbindRequest req) throws (1: PlatoError err)
     KickResponse Kick(1: KickRequest req) throws (1: PlatoError err)

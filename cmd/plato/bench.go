@@ -27,7 +27,8 @@ Scenarios:
              gateway processes' RSS growth per connection
   uplink     N devices send uplinks for the duration, closed loop (--window per device) or open
              loop (--rate in total): ACKed msgs/s, frame-sent to UplinkAck latency, lost/duplicated
-  downlink   the business pushes to each did through State.Push: push-to-receipt latency
+  downlink   the business pushes to each did through Plato.Push (Plato.PushBatch with --batch N):
+             push-to-receipt latency
   broadcast  the N devices join one session, and the business broadcasts one message to it per
              --interval (State.Broadcast, fanned out by every gateway): time until the last
              device has it. --baseline pushes to the echo servers' dids instead (they have no
@@ -110,6 +111,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.Duration, "duration", bench.DefaultDuration, "length of the measured phase, after every device connected (at most 10m; not failover; slow-consumers: the longest wait for the stalled devices to be closed, default 2m)")
 	fs.IntVar(&o.Window, "window", 1, "closed loop: messages in flight per device (uplink, downlink)")
 	fs.Float64Var(&o.Rate, "rate", 0, "open loop: messages per second in total, instead of --window (uplink, downlink, failover; at most 1000000; failover default 5 per device); migrate: Redirects per second (default 500)")
+	fs.IntVar(&o.Batch, "batch", 0, "downlink: push through PushBatch, up to N pushes per call (each worker keeps 4 calls in flight, each taking the pushes queued when it goes: natural batching); 0: one Push call per push")
 	fs.Float64Var(&o.PushRate, "push-rate", 0, "failover: at-least-once pushes per second in total (default 0.1 per device); migrate: default 200")
 	fs.DurationVar(&o.Warmup, "warmup", 0, "failover, nats-restart: load before the kill (default 3s); migrate: load before the move (default 2s); crashloop: before the first kill (default 2s); slow-consumers: load before the devices stop reading (default 20s)")
 	fs.DurationVar(&o.AfterKill, "after-kill", 0, "failover, nats-restart: load from the kill to the restart (default 5s)")

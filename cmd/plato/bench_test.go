@@ -54,6 +54,8 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"bench", "slow-consumers", "--send-buffer", "100"}, 1, "send buffer 100"},
 		{[]string{"bench", "slow-consumers", "--window", "2"}, 1, "--window does not apply"},
 		{[]string{"bench", "slow-consumers", "--baseline"}, 1, "--baseline"},
+		{[]string{"bench", "downlink", "--batch", "1001"}, 1, "batch 1001: must be 0 to 1000"},
+		{[]string{"bench", "uplink", "--batch", "8"}, 1, "--batch is for the downlink scenario"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tc.args, &out, &errb)
@@ -157,4 +159,70 @@ demo: {enabled: true, addr: "127.0.0.1:0", login_addr: ""}
 		t.Errorf("the notes do not say the pushes went over HTTP: %q", s.Notes)
 	}
 	up.interrupt()
+}
+
+// TestBenchDownlinkBatch runs `plato bench downlink --batch N --baseline` as docs/performance.md
+// does, against `plato up`: every push goes through PushBatch and arrives.
+func TestBenchDownlinkBatch(t *testing.T) {
+	cfg := writeConfig(t, embeddedNATS, `state: {addr: "127.0.0.1:0"}
+admin: {addr: "127.0.0.1:0"}
+demo: {enabled: true, addr: "127.0.0.1:0", login_addr: ""}
+`+appsYAML("127.0.0.1:0", "127.0.0.1:1"))
+	up := startProc(t, "up", "up", "--config", cfg)
+	stateAddr := up.waitLine(regexp.MustCompile(`state\s+(\S+)`))
+	admin := up.waitLine(regexp.MustCompile(`admin\s+(http://\S+)`))
+	up.waitLine(reGateway)
+	ipconfURL := up.waitLine(reIPConf)
+	poll.Within(t, 20*time.Second, "ipconf to hand out a gateway", func() bool {
+		l, err := client.FetchEndpoints(context.Background(), nil, ipconfURL, "bench", "probe", platformtest.Credential(t, "bench", "probe", "probe"))
+		return err == nil && len(l.Endpoints) > 0
+	})
+	cmd := exec.Command(platoBinary(t), "bench", "downlink", "--ipconf", ipconfURL, "--state", stateAddr,
+		"--devices", "20", "--duration", "1s", "--window", "2", "--batch", "8", "--baseline",
+		"--credential-secret", platformtest.JWTSecret, "--app-key", platformtest.KeyOf("bench"))
+	cmd.Env = append(os.Environ(), platform.TokenSecretEnv+"="+platformtest.Secret)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("plato bench: %v\n%s", err, stderr.String())
+	}
+	var s struct {
+		Connected                              int
+		Sent, Acked, Lost, Duplicated, Refused uint64
+		Baseline                               *struct{ Acked uint64 }
+		LoadAverage                            struct{ Before, After string } `json:"load_average"`
+		PushBatchCalls                         uint64                         `json:"push_batch_calls"`
+		PushesPerCall                          float64                        `json:"pushes_per_call"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &s); err != nil {
+		t.Fatalf("stdout is not one JSON line: %v\n%s", err, stdout.String())
+	}
+	if s.Connected != 20 || s.Acked == 0 || s.Acked != s.Sent || s.Lost != 0 || s.Duplicated != 0 || s.Refused != 0 || s.Baseline == nil || s.Baseline.Acked == 0 || s.LoadAverage.Before == "" {
+		t.Errorf("summary %+v\n%s", s, stdout.String())
+	}
+	if s.PushBatchCalls == 0 || s.PushesPerCall < 1 || s.PushesPerCall > 8 {
+		t.Errorf("%d PushBatch calls, %v pushes per call: want some, 1 to 8 each", s.PushBatchCalls, s.PushesPerCall)
+	}
+	if !strings.Contains(stdout.String(), "through PushBatch: up to 8 pushes per call") {
+		t.Errorf("the notes do not say the pushes were batched:\n%s", stdout.String())
+	}
+	// The pushes really went as PushBatch calls, none as Push.
+	metrics := httpGet(t, admin+"/metrics")
+	if !regexp.MustCompile(`plato_state_api_calls_total\{[^}]*method="pushbatch"[^}]*result="ok"[^}]*\} [1-9]`).MatchString(metrics) {
+		t.Errorf("no PushBatch call counted:\n%s", grepLines(metrics, "plato_state_api_calls_total"))
+	}
+	if regexp.MustCompile(`plato_state_api_calls_total\{[^}]*method="push"[^}]*\} [1-9]`).MatchString(metrics) {
+		t.Errorf("Push calls counted with --batch:\n%s", grepLines(metrics, "plato_state_api_calls_total"))
+	}
+	up.interrupt()
+}
+
+func grepLines(text, substr string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

@@ -38,7 +38,7 @@ func apiCalls() *rpc.Calls {
 			return int(r.GetErr().Code), true
 		}
 		return 0, false
-	}, "Push", "Bind", "Unbind", "Kick", "Online")
+	}, "Push", "PushBatch", "Bind", "Unbind", "Kick", "Online")
 }
 
 func platoError(code protocol.Code, format string, args ...any) *api.PlatoError {
@@ -126,6 +126,50 @@ func (a *apiHandler) Push(ctx context.Context, req *api.PushRequest) (*api.PushR
 	if err != nil {
 		return nil, err
 	}
+	p, perr := s.checkPush(ctx, app, req.Caller.Key, req)
+	if perr != nil {
+		return nil, perr
+	}
+	r, err := s.route(ctx, p.routeEvent())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.planPush(p, r); err != nil {
+		return nil, err
+	}
+	lp := p.lp
+	mine, theirs, failed := gather(ctx, s,
+		func() *fleet.LocalPushResponse { return s.localPush(ctx, lp) },
+		func(ctx context.Context, peer *peer) (*fleet.LocalPushResponse, error) {
+			return peer.cli.LocalPush(ctx, lp, s.peerTimeout(p.timeout))
+		})
+	p.resp.Targets = mergeTargets(req, append(theirs, mine), failed)
+	return p.resp, nil
+}
+
+// plannedPush is one push between its checks and its delivery.
+type plannedPush struct {
+	app     string
+	req     *api.PushRequest
+	named   int
+	members int
+	msgID   uint64
+	timeout time.Duration
+	resp    *api.PushResponse
+	// lp is what each state server is asked to do with the connections it holds.
+	lp *fleet.LocalPushRequest
+}
+
+func (p *plannedPush) routeEvent() stage.Event {
+	return stage.Event{
+		Signal: stage.SignalRoute, Conn: stage.Conn{AppID: p.app}, Session: p.req.Session,
+		Targets: p.named, Members: p.members, MsgID: p.msgID, Payload: p.req.Payload, QoS: stage.QoS(p.req.Qos),
+	}
+}
+
+// checkPush counts a push against its app's quota, checks its fields, counts the session's
+// members and gives it a msg_id: everything before its route is decided.
+func (s *Server) checkPush(ctx context.Context, app, key string, req *api.PushRequest) (*plannedPush, *api.PlatoError) {
 	if c := s.appCounters(app); c != nil {
 		c.pushes.Add(1)
 	}
@@ -144,14 +188,14 @@ func (a *apiHandler) Push(ctx context.Context, req *api.PushRequest) (*api.PushR
 		return nil, platoError(protocol.CodeInvalidArgument, "unknown qos %d", req.Qos)
 	}
 	if err := checkNames("a did", req.Dids); err != nil {
-		return nil, err
+		return nil, asPlatoError(err)
 	}
 	if err := checkNames("a uid", req.Uids); err != nil {
-		return nil, err
+		return nil, asPlatoError(err)
 	}
 	if req.Session != "" {
 		if err := checkName("session", req.Session); err != nil {
-			return nil, err
+			return nil, asPlatoError(err)
 		}
 	}
 	timeout := s.cfg.PushTimeout
@@ -160,50 +204,55 @@ func (a *apiHandler) Push(ctx context.Context, req *api.PushRequest) (*api.PushR
 	}
 	members := 0
 	if req.Session != "" {
-		count, err := s.fleetSession(ctx, &fleet.LocalSessionRequest{AppId: app, Key: req.Caller.Key, Op: fleet.SessionOp_COUNT, Session: req.Session})
+		count, err := s.fleetSession(ctx, &fleet.LocalSessionRequest{AppId: app, Key: key, Op: fleet.SessionOp_COUNT, Session: req.Session})
 		if err != nil {
-			return nil, err
+			return nil, asPlatoError(err)
 		}
 		members = int(count.Members)
 	}
-	msgID := s.nextMsgID()
-	r, err := s.route(ctx, stage.Event{
-		Signal: stage.SignalRoute, Conn: stage.Conn{AppID: app}, Session: req.Session,
-		Targets: named, Members: members, MsgID: msgID, Payload: req.Payload, QoS: stage.QoS(req.Qos),
-	})
-	if err != nil {
-		return nil, err
-	}
-	resp := &api.PushResponse{MsgId: int64(msgID), Route: api.Route_DIRECT, Qos: api.QoS(r.qos), SessionMembers: int32(members)}
-	lp := &fleet.LocalPushRequest{
-		AppId: app, Key: req.Caller.Key, Dids: req.Dids, Uids: req.Uids, Payload: r.payload, MsgId: int64(msgID), Qos: int32(r.qos),
+	p := &plannedPush{app: app, req: req, named: named, members: members, msgID: s.nextMsgID(), timeout: timeout}
+	p.lp = &fleet.LocalPushRequest{
+		AppId: app, Key: key, Dids: req.Dids, Uids: req.Uids, MsgId: int64(p.msgID),
 		WaitAck: req.WaitAck, TimeoutMs: int32(timeout / time.Millisecond),
 	}
+	return p, nil
+}
+
+// planPush settles how a routed push goes: it broadcasts the session part when routed so, and
+// completes what the state servers are asked.
+func (s *Server) planPush(p *plannedPush, r routing) *api.PlatoError {
+	req := p.req
+	p.resp = &api.PushResponse{MsgId: int64(p.msgID), Route: api.Route_DIRECT, Qos: api.QoS(r.qos), SessionMembers: int32(p.members)}
+	p.lp.Payload, p.lp.Qos = r.payload, int32(r.qos)
 	switch {
-	case req.Session != "" && members > 0 && r.route == stage.RouteBroadcast && s.canBroadcast(r.qos):
+	case req.Session != "" && p.members > 0 && r.route == stage.RouteBroadcast && s.canBroadcast(r.qos):
 		// One message for every gateway, whichever state server holds the members.
-		if err := s.broadcast(app, req.Session, msgID, r.qos, r.payload); err != nil {
-			return nil, err
+		if err := s.broadcast(p.app, req.Session, p.msgID, r.qos, r.payload); err != nil {
+			return asPlatoError(err)
 		}
-		lp.ExcludeSession = req.Session
-		resp.Route = api.Route_BROADCAST
+		p.lp.ExcludeSession = req.Session
+		p.resp.Route = api.Route_BROADCAST
 		s.metrics.pushesBroadcast.Add(1)
-	case req.Session != "" && members > 0:
-		if members+named > MaxPushTargets {
-			return nil, platoError(protocol.CodeInvalidArgument, "%d direct targets exceed the maximum of %d: route sessions this large by broadcast (qosroute broadcast_min_members)", members+named, MaxPushTargets)
+	case req.Session != "" && p.members > 0:
+		if p.members+p.named > MaxPushTargets {
+			return platoError(protocol.CodeInvalidArgument, "%d direct targets exceed the maximum of %d: route sessions this large by broadcast (qosroute broadcast_min_members)", p.members+p.named, MaxPushTargets)
 		}
-		lp.Session = req.Session
+		p.lp.Session = req.Session
 		s.metrics.pushesDirect.Add(1)
 	default:
 		s.metrics.pushesDirect.Add(1)
 	}
-	mine, theirs, failed := gather(ctx, s,
-		func() *fleet.LocalPushResponse { return s.localPush(ctx, lp) },
-		func(ctx context.Context, p *peer) (*fleet.LocalPushResponse, error) {
-			return p.cli.LocalPush(ctx, lp, s.peerTimeout(timeout))
-		})
-	resp.Targets = mergeTargets(req, append(theirs, mine), failed)
-	return resp, nil
+	return nil
+}
+
+// asPlatoError keeps a PlatoError as it is and makes any other error one (code 1503: the call
+// could not be completed and may be retried).
+func asPlatoError(err error) *api.PlatoError {
+	var pe *api.PlatoError
+	if errors.As(err, &pe) {
+		return pe
+	}
+	return platoError(protocol.CodeOverloaded, "%v", err)
 }
 
 // mergeTargets orders the state servers' targets as the request named them (dids, the devices of
@@ -295,22 +344,42 @@ type routing struct {
 // route runs a push's route signal through the app's pipeline and settles what nobody chose:
 // direct, and the QoS the business asked for, or at least once.
 func (s *Server) route(ctx context.Context, ev stage.Event) (routing, error) {
+	type routed struct {
+		r   routing
+		err error
+	}
+	done := make(chan routed, 1)
+	s.routeStart(ev, func(r routing, err error) { done <- routed{r, err} })
+	select {
+	case out := <-done:
+		return out.r, out.err
+	case <-ctx.Done():
+		return routing{}, platoError(protocol.CodePipelineFailed, "routing the push: %v", ctx.Err())
+	}
+}
+
+// routeStart is route without the wait: then runs when the pipeline decided, on a pipeline lane
+// (or at once without a pipeline), so a batch routes all its pushes in one go.
+func (s *Server) routeStart(ev stage.Event, then func(routing, error)) {
 	r := routing{route: stage.RouteDirect, qos: ev.QoS, payload: ev.Payload}
-	if s.pipe != nil {
-		done := make(chan pipeline.Outcome, 1)
-		s.through(ev, refusable, func(o pipeline.Outcome) { done <- o })
-		var out pipeline.Outcome
-		select {
-		case out = <-done:
-		case <-ctx.Done():
-			return r, platoError(protocol.CodePipelineFailed, "routing the push: %v", ctx.Err())
+	settle := func(r routing) routing {
+		if r.qos == stage.QoSDefault {
+			r.qos = stage.AtLeastOnce
 		}
+		return r
+	}
+	if s.pipe == nil {
+		then(settle(r), nil)
+		return
+	}
+	s.through(ev, refusable, func(out pipeline.Outcome) {
 		if out.Verdict != stage.Continue {
 			if out.Stage != "" {
 				s.metrics.routesRejected.Add(1)
 			}
 			code, msg := rejection(out)
-			return r, platoError(code, "push refused: %s", msg)
+			then(r, platoError(code, "push refused: %s", msg))
+			return
 		}
 		if out.Route != stage.RouteDefault {
 			r.route = out.Route
@@ -321,11 +390,8 @@ func (s *Server) route(ctx context.Context, ev stage.Event) (routing, error) {
 		if out.Payload != nil {
 			r.payload = out.Payload
 		}
-	}
-	if r.qos == stage.QoSDefault {
-		r.qos = stage.AtLeastOnce
-	}
-	return r, nil
+		then(settle(r), nil)
+	})
 }
 
 // Bind makes the logged-in connections of dids join a session (or, with replace, be exactly its

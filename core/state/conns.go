@@ -108,6 +108,11 @@ type connState struct {
 	route    atomic.Pointer[route]
 	lastSeen atomic.Int64 // unix nanoseconds of the last frame
 
+	// pushMu makes giving a downlink its seq and handing it to the pipeline one step, so that
+	// concurrent pushes to the connection enter its pipeline lane, and reach its gateway, in seq
+	// order (docs/protocol.md §8.2). Taken before mu, never while holding it.
+	pushMu sync.Mutex
+
 	mu       sync.Mutex
 	closed   bool
 	loggedIn bool

@@ -178,6 +178,7 @@ type fakePeer struct {
 
 	mu       sync.Mutex
 	pushes   []*fleet.LocalPushRequest
+	batches  int // LocalPushBatch calls
 	sessions []*fleet.LocalSessionRequest
 }
 
@@ -201,6 +202,21 @@ func (p *fakePeer) LocalPush(_ context.Context, req *fleet.LocalPushRequest, _ .
 		return &fleet.LocalPushResponse{}, nil
 	}
 	return p.push(req)
+}
+
+func (p *fakePeer) LocalPushBatch(ctx context.Context, req *fleet.LocalPushBatchRequest, _ ...callopt.Option) (*fleet.LocalPushBatchResponse, error) {
+	p.mu.Lock()
+	p.batches++
+	p.mu.Unlock()
+	out := &fleet.LocalPushBatchResponse{}
+	for _, lp := range req.Pushes {
+		r, err := p.LocalPush(ctx, lp)
+		if err != nil {
+			return nil, err
+		}
+		out.Results = append(out.Results, r)
+	}
+	return out, nil
 }
 
 func (p *fakePeer) LocalSession(_ context.Context, req *fleet.LocalSessionRequest, _ ...callopt.Option) (*fleet.LocalSessionResponse, error) {

@@ -32,6 +32,11 @@ func (h *handler) LocalSession(ctx context.Context, req *fleet.LocalSessionReque
 // localPush pushes to the connections this server holds among the request's targets; dids and uids
 // it does not hold are left out, for the coordinator to report.
 func (s *Server) localPush(ctx context.Context, req *fleet.LocalPushRequest) *fleet.LocalPushResponse {
+	return s.localPushStart(req)(ctx)
+}
+
+// localPushStart starts localPush and returns the wait for its answer (see pushStart).
+func (s *Server) localPushStart(req *fleet.LocalPushRequest) func(ctx context.Context) *fleet.LocalPushResponse {
 	app := req.AppId
 	seen := map[*connState]fleet.TargetOrigin{}
 	var targets []target
@@ -81,7 +86,14 @@ func (s *Server) localPush(ctx context.Context, req *fleet.LocalPushRequest) *fl
 	if req.TimeoutMs > 0 && time.Duration(req.TimeoutMs)*time.Millisecond < timeout {
 		timeout = time.Duration(req.TimeoutMs) * time.Millisecond
 	}
-	pushed := s.push(ctx, app, targets, uint64(req.MsgId), req.Payload, stage.QoS(req.Qos), req.WaitAck, timeout)
+	wait := s.pushStart(app, targets, uint64(req.MsgId), req.Payload, stage.QoS(req.Qos), req.WaitAck, timeout)
+	return func(ctx context.Context) *fleet.LocalPushResponse {
+		return s.localPushAnswer(wait(ctx), origins, targets, byBroadcast, broadcastConns, alsoUID)
+	}
+}
+
+// localPushAnswer reports what a local push did to each connection it reached.
+func (s *Server) localPushAnswer(pushed []*api.PushTarget, origins []fleet.TargetOrigin, targets []target, byBroadcast []*fleet.LocalTarget, broadcastConns []*connState, alsoUID []target) *fleet.LocalPushResponse {
 	resp := &fleet.LocalPushResponse{Targets: make([]*fleet.LocalTarget, len(pushed), len(pushed)+len(byBroadcast))}
 	for i, t := range pushed {
 		resp.Targets[i] = &fleet.LocalTarget{

@@ -33,6 +33,15 @@ func (s *Server) targetsOf(appID string, dids []string) []target {
 // push runs one downlink per target connection through the pipeline and sends what continues.
 // With waitAck it returns when every online target ACKed or the timeout passed.
 func (s *Server) push(ctx context.Context, appID string, targets []target, msgID uint64, payload []byte, qos stage.QoS, waitAck bool, timeout time.Duration) []*api.PushTarget {
+	return s.pushStart(appID, targets, msgID, payload, qos, waitAck, timeout)(ctx)
+}
+
+// pushStart gives each target connection its seq and hands the downlinks to the pipeline, and
+// returns the wait for their outcomes. A batch starts its pushes in its order and then waits for
+// them all, so that downlinks to one connection keep the batch's order (seqs and pipeline lanes
+// are per connection) while the pushes run together. The timeout counts from the start.
+func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload []byte, qos stage.QoS, waitAck bool, timeout time.Duration) func(ctx context.Context) []*api.PushTarget {
+	deadline := time.Now().Add(timeout)
 	out := make([]*api.PushTarget, len(targets))
 	var w *waiter
 	if waitAck {
@@ -55,11 +64,14 @@ func (s *Server) push(ctx context.Context, appID string, targets []target, msgID
 			continue
 		}
 		t.ConnId = int64(cs.key.id)
+		cs.pushMu.Lock()
 		seq, tr := s.track(cs, msgID, payload, qos, w, i)
 		switch tr {
 		case trackClosed:
+			cs.pushMu.Unlock()
 			continue
 		case trackParked:
+			cs.pushMu.Unlock()
 			t.Status, t.Message = api.PushStatus_QUEUED, queuedMessage
 			s.metrics.pushesQueued.Add(1)
 			continue
@@ -78,47 +90,50 @@ func (s *Server) push(ctx context.Context, appID string, targets []target, msgID
 			}
 			mu.Unlock()
 		})
+		cs.pushMu.Unlock()
 	}
-	tctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	waitGroup(tctx, &pending)
-	if acc != nil {
-		acc.w.arm()
-		select {
-		case <-acc.w.done:
-		case <-tctx.Done():
+	return func(ctx context.Context) []*api.PushTarget {
+		tctx, cancel := context.WithDeadline(ctx, deadline)
+		defer cancel()
+		waitGroup(tctx, &pending)
+		if acc != nil {
+			acc.w.arm()
+			select {
+			case <-acc.w.done:
+			case <-tctx.Done():
+			}
 		}
+		if w != nil {
+			w.arm()
+			select {
+			case <-w.done:
+			case <-tctx.Done():
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		finished = true
+		for i, t := range out {
+			if acc != nil && t.Status == api.PushStatus_SENT && acc.failed[i].Load() {
+				// The gateway did not answer: the device is likely dropping off. The downlink stays in
+				// flight for its Resume, and is reported undelivered if the connection ends first.
+				targets[i].cs.deferDownlink(uint64(t.Seq))
+				t.Status, t.Message = api.PushStatus_QUEUED, "the gateway did not answer: "+queuedMessage
+			}
+			if w == nil || t.Status != api.PushStatus_SENT {
+				continue
+			}
+			w.mu.Lock()
+			acked := w.acked[i]
+			w.mu.Unlock()
+			if acked {
+				t.Status = api.PushStatus_ACKED
+			} else {
+				t.Status = api.PushStatus_TIMEOUT
+			}
+		}
+		return out
 	}
-	if w != nil {
-		w.arm()
-		select {
-		case <-w.done:
-		case <-tctx.Done():
-		}
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	finished = true
-	for i, t := range out {
-		if acc != nil && t.Status == api.PushStatus_SENT && acc.failed[i].Load() {
-			// The gateway did not answer: the device is likely dropping off. The downlink stays in
-			// flight for its Resume, and is reported undelivered if the connection ends first.
-			targets[i].cs.deferDownlink(uint64(t.Seq))
-			t.Status, t.Message = api.PushStatus_QUEUED, "the gateway did not answer: "+queuedMessage
-		}
-		if w == nil || t.Status != api.PushStatus_SENT {
-			continue
-		}
-		w.mu.Lock()
-		acked := w.acked[i]
-		w.mu.Unlock()
-		if acked {
-			t.Status = api.PushStatus_ACKED
-		} else {
-			t.Status = api.PushStatus_TIMEOUT
-		}
-	}
-	return out
 }
 
 // downlinkOutcome sends the downlink a pipeline let through, or forgets one it stopped.

@@ -99,7 +99,7 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 		func(emit telemetry.Emit) {
 			s.perApp.Each(func(app string, c *appCounters) { emit(c.pushes.Load(), attribute.String("app", app)) })
 		})
-	o.CounterValue("plato_state_pushes_over_quota_total", "{push}", "Push calls refused with 1303 because their app was over apps.<app>.limits.pushes_per_sec.", m.pushesOverQuota.Load)
+	o.CounterValue("plato_state_pushes_over_quota_total", "{push}", "Pushes (Push calls, pushes of a PushBatch) refused with 1303 because their app was over apps.<app>.limits.pushes_per_sec.", m.pushesOverQuota.Load)
 	o.CounterValue("plato_state_deliver_refused_total", "{call}", "Deliver calls refused because the caller did not prove it is a gateway (auth.token_secret differs, or not a gateway).", m.deliverRefused.Load)
 	o.CounterValue("plato_state_broadcast_errors_total", "{push}", "Session broadcasts that could not be published to NATS (the push is refused with 1303, retry later).", m.broadcastFailed.Load)
 	o.GaugeValue("plato_state_session_memberships", "{membership}", "Connection-session bindings held (a connection in three sessions counts three).",

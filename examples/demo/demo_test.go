@@ -91,6 +91,11 @@ func (f *fakePlato) Unbind(_ context.Context, req *api.UnbindRequest) (*api.Unbi
 	return &api.UnbindResponse{Members: int32(len(f.sessions[req.Session]))}, nil
 }
 
+// PushBatch is not used by the demo.
+func (f *fakePlato) PushBatch(context.Context, *api.PushBatchRequest) (*api.PushBatchResponse, error) {
+	return nil, &api.PlatoError{Code: 1401, Message: "the demo does not batch"}
+}
+
 func (f *fakePlato) Kick(context.Context, *api.KickRequest) (*api.KickResponse, error) {
 	return &api.KickResponse{}, nil
 }

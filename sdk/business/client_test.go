@@ -62,6 +62,24 @@ func (f *fakePlato) Push(ctx context.Context, req *api.PushRequest) (*api.PushRe
 	return f.push, nil
 }
 
+// PushBatch answers each push as Push would, so the client's mapping of results is tested;
+// the real one is tested end to end in core/state (TestPushBatchEndToEnd).
+func (f *fakePlato) PushBatch(ctx context.Context, req *api.PushBatchRequest) (*api.PushBatchResponse, error) {
+	out := &api.PushBatchResponse{}
+	for _, p := range req.Pushes {
+		p.Caller = req.Caller
+		resp, err := f.Push(ctx, p)
+		if pe, ok := err.(*api.PlatoError); ok {
+			out.Results = append(out.Results, &api.PushOutcome{Error: pe})
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		out.Results = append(out.Results, &api.PushOutcome{Response: resp})
+	}
+	return out, nil
+}
+
 func (f *fakePlato) Bind(ctx context.Context, req *api.BindRequest) (*api.BindResponse, error) {
 	if err := f.check(req.Caller, req); err != nil {
 		return nil, err

@@ -75,6 +75,34 @@ func ExampleClient_Push() {
 	}
 }
 
+func ExampleClient_PushBatch() {
+	plato, err := business.NewClient(business.ClientConfig{
+		Addr: "127.0.0.1:8901", AppID: "demo", Key: os.Getenv("PLATO_DEMO_KEY"),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer plato.Close()
+
+	// One message per device, in one call; each device's messages arrive in this order.
+	pushes := []business.Push{
+		{DIDs: []string{"alice"}, Payload: []byte(`{"text":"your order shipped"}`)},
+		{DIDs: []string{"bob"}, Payload: []byte(`{"text":"your order shipped"}`)},
+		{DIDs: []string{"alice"}, Payload: []byte(`{"text":"and it arrives today"}`)},
+	}
+	results, err := plato.PushBatch(context.Background(), pushes)
+	if err != nil {
+		log.Fatal(err) // Plato unreachable, or the whole batch refused
+	}
+	for i, r := range results {
+		if r.Err != nil {
+			log.Printf("push %d refused (%d): %v", i, business.CodeOf(r.Err), r.Err)
+			continue
+		}
+		log.Printf("push %d: message %d, offline: %v", i, r.Result.MsgID, r.Result.Offline())
+	}
+}
+
 func ExampleCodeOf() {
 	plato, _ := business.NewClient(business.ClientConfig{AppID: "demo", Key: "not-the-key"})
 	_, err := plato.Bind(context.Background(), "lobby", "alice")

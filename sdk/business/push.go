@@ -77,17 +77,9 @@ func (r *PushResult) Offline() []string {
 
 // Push sends p.Payload to p's targets.
 func (c *Client) Push(ctx context.Context, p Push) (*PushResult, error) {
-	req := &api.PushRequest{
-		Caller: c.caller(), Dids: p.DIDs, Uids: p.UIDs, Session: p.Session,
-		Payload: p.Payload, Qos: api.QoS(p.QoS), WaitAck: p.WaitAck,
-	}
+	req, wait := c.pushRequest(p)
 	var opts []callopt.Option
-	if p.WaitAck {
-		wait := p.Timeout
-		if wait <= 0 {
-			wait = DefaultAckTimeout
-		}
-		req.TimeoutMs = int32(min(wait.Milliseconds(), math.MaxInt32))
+	if wait > 0 {
 		// The call must outlive the wait, or every slow ACK would look like Plato being down.
 		opts = append(opts, callopt.WithRPCTimeout(c.timeout+wait))
 	}
@@ -96,7 +88,28 @@ func (c *Client) Push(ctx context.Context, p Push) (*PushResult, error) {
 	if err := c.call(ctx, "Push", pushWhat(p), args, res, opts...); err != nil {
 		return nil, err
 	}
-	resp := res.GetSuccess()
+	return pushResultOf(res.GetSuccess()), nil
+}
+
+// pushRequest is p on the wire, and how long Plato may wait for its ACKs.
+func (c *Client) pushRequest(p Push) (*api.PushRequest, time.Duration) {
+	req := &api.PushRequest{
+		Caller: c.caller(), Dids: p.DIDs, Uids: p.UIDs, Session: p.Session,
+		Payload: p.Payload, Qos: api.QoS(p.QoS), WaitAck: p.WaitAck,
+	}
+	if !p.WaitAck {
+		return req, 0
+	}
+	wait := p.Timeout
+	if wait <= 0 {
+		wait = DefaultAckTimeout
+	}
+	req.TimeoutMs = int32(min(wait.Milliseconds(), math.MaxInt32))
+	return req, wait
+}
+
+// pushResultOf turns Plato's answer to one push into a PushResult.
+func pushResultOf(resp *api.PushResponse) *PushResult {
 	if resp == nil {
 		resp = &api.PushResponse{}
 	}
@@ -113,7 +126,7 @@ func (c *Client) Push(ctx context.Context, p Push) (*PushResult, error) {
 			Code: int(t.Code), Message: t.Message,
 		})
 	}
-	return out, nil
+	return out
 }
 
 // pushWhat describes a push's targets for an error message, without listing them all.

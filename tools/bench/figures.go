@@ -15,8 +15,8 @@ func (r *runner) figures(t *targetResult) Figures {
 		ConnectLatency: latencyOf(t.connect.Latency), ConnectFailures: t.connect.Failures,
 		Codes: mergeCounts(mergeCounts(nil, res.Codes), t.pushCodes), Dropped: res.Dropped,
 		Heartbeats: Heartbeats{Sent: res.HeartbeatSent, Acked: res.HeartbeatAck}, OtherDownlinks: res.OtherDownlinks,
-		Retransmitted: res.Retransmitted,
-		hist:          &t.hist, perSec: measuredSeconds(res.PerSec, t.measured), sentPerSec: measuredSeconds(res.SentPerSec, t.measured),
+		Retransmitted: res.Retransmitted, PushBatchCalls: res.PushCalls,
+		hist: &t.hist, perSec: measuredSeconds(res.PerSec, t.measured), sentPerSec: measuredSeconds(res.SentPerSec, t.measured),
 	}
 	if secs := float64(t.connect.End-t.connect.Start) / 1e9; secs > 0 && t.connect.Connected > 0 {
 		f.ConnectRate = round3(float64(t.connect.Connected) / secs)
@@ -33,6 +33,9 @@ func (r *runner) figures(t *targetResult) Figures {
 		if res.Acked > 0 && o.Scenario != ScenarioConnect {
 			f.ServerCPUPerMsg = round3(t.serverCPU * 1e6 / float64(res.Acked))
 		}
+	}
+	if res.PushCalls > 0 {
+		f.PushesPerCall = round3(float64(res.Sent) / float64(res.PushCalls))
 	}
 	f.Latency = latencyOf(&t.hist)
 	switch o.Scenario {

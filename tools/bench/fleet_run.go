@@ -27,7 +27,13 @@ func runDevices(ctx context.Context, spec WorkerSpec, cmds <-chan string, out *r
 		case spec.StateHTTP != "":
 			f.pusher = newHTTPPusher(spec.StateHTTP, spec.AppID, spec.AppKey)
 		default:
-			f.pusher, err = newKitexPusher(spec.StateAddr, spec.AppID, spec.AppKey)
+			var kp *kitexPusher
+			if kp, err = newKitexPusher(spec.StateAddr, spec.AppID, spec.AppKey); err == nil {
+				f.pusher = kp
+				if spec.Batch > 0 {
+					f.pusher = newBatchPusher(kp, spec.Batch)
+				}
+			}
 		}
 		if err != nil {
 			return err
@@ -217,6 +223,9 @@ func (f *fleet) result() *WorkerResult {
 		HeartbeatSent: f.hbSent.Load(), HeartbeatAck: f.hbAck.Load(), OtherDownlinks: f.other.Load(),
 		Retransmitted: f.retransmits.Load(),
 		Connected:     f.connected(),
+	}
+	if bp, ok := f.pusher.(*batchPusher); ok {
+		r.PushCalls = bp.calls.Load()
 	}
 	switch f.spec.Scenario {
 	case ScenarioUplink:

@@ -83,7 +83,11 @@ func paceItems[T any](ctx context.Context, wg *sync.WaitGroup, items []T, rate f
 // not runCtx, so that those in flight when the phase ends complete and are counted.
 func (f *fleet) startDownlink(ctx, runCtx context.Context) {
 	devs := f.snapshot()
-	sem := make(chan struct{}, pushConcurrency)
+	n := pushConcurrency
+	if bp, ok := f.pusher.(*batchPusher); ok {
+		n = bp.inFlight()
+	}
+	sem := make(chan struct{}, n)
 	if f.spec.Rate == 0 {
 		for _, d := range devs {
 			for range f.spec.Window {

@@ -36,6 +36,7 @@ func mergeResult(dst, src *WorkerResult) {
 	dst.HeartbeatAck += src.HeartbeatAck
 	dst.OtherDownlinks += src.OtherDownlinks
 	dst.Retransmitted += src.Retransmitted
+	dst.PushCalls += src.PushCalls
 	dst.Connected += src.Connected
 	dst.PerSec = addSeries(dst.PerSec, src.PerSec)
 	dst.SentPerSec = addSeries(dst.SentPerSec, src.SentPerSec)

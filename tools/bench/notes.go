@@ -39,6 +39,8 @@ func scenarioNotes(s *Summary, o Options) []string {
 	case ScenarioDownlink:
 		if o.StateHTTP != "" {
 			out = append(out, fmt.Sprintf("each push is one POST /v1/apps/%s/push for one did to the HTTP API at %s (JSON, kept-alive connections); latency runs from the request to the device reading the Downlink", o.AppID, o.StateHTTP))
+		} else if o.Batch > 0 {
+			out = append(out, fmt.Sprintf("each push is for one did, sent to Plato through PushBatch: up to %d pushes per call, %d calls in flight per worker, each taking the pushes queued when it goes (the baseline's echo pushes stay one per call); latency runs from queuing the push to the device reading the Downlink", o.Batch, batchSenders))
 		} else {
 			out = append(out, "each push is one Plato Push call for one did; latency runs from the call to the device reading the Downlink")
 		}

@@ -121,6 +121,9 @@ type Options struct {
 	Window int
 	// Rate, when set, is the open loop's total messages per second (uplink, downlink).
 	Rate float64
+	// Batch, when set, makes the downlink scenario push through PushBatch, up to Batch pushes per
+	// call (each worker's calls take whatever pushes are queued: natural batching). 0: one Push each.
+	Batch int
 	// Interval is the time between broadcast rounds. Default 1s.
 	Interval time.Duration
 	// Heartbeat overrides how often idle devices send a Heartbeat. Default: the server's heartbeat_ms.
@@ -309,6 +312,12 @@ func (o *Options) validate() error {
 	}
 	if o.Window < 0 || o.Window > MaxWindow {
 		bad("window %d: must be 1 to %d", o.Window, MaxWindow)
+	}
+	if o.Batch < 0 || o.Batch > MaxBatch {
+		bad("batch %d: must be 0 to %d", o.Batch, MaxBatch)
+	}
+	if o.Batch > 0 && o.Scenario != ScenarioDownlink {
+		bad("--batch is for the downlink scenario")
 	}
 	if o.Window > 0 && o.Rate > 0 {
 		bad("give a window (closed loop) or a rate (open loop), not both")

@@ -52,7 +52,8 @@ type WorkerSpec struct {
 	StateHTTP   string        `json:"state_http,omitempty"`
 	EchoPush    bool          `json:"echo_push,omitempty"`
 	Window      int           `json:"window,omitempty"`
-	Rate        float64       `json:"rate,omitempty"` // this worker's share, per second
+	Batch       int           `json:"batch,omitempty"` // downlink: PushBatch of at most this many
+	Rate        float64       `json:"rate,omitempty"`  // this worker's share, per second
 	Duration    time.Duration `json:"duration"`
 	Interval    time.Duration `json:"interval,omitempty"`  // broadcast rounds
 	Heartbeat   time.Duration `json:"heartbeat,omitempty"` // 0: the server's heartbeat_ms
@@ -144,6 +145,8 @@ type WorkerResult struct {
 	OtherDownlinks uint64 `json:"other_downlinks"`
 	// Retransmitted counts downlinks that carried the retransmit flag.
 	Retransmitted uint64 `json:"retransmitted"`
+	// PushCalls counts the PushBatch calls made (downlink --batch); their pushes are in Sent.
+	PushCalls uint64 `json:"push_calls,omitempty"`
 	// Rounds are broadcast rounds: devices that got round r and the latest of them, ns.
 	Rounds map[int]RoundResult `json:"rounds,omitempty"`
 	// Connected is how many connections were still up at the end.

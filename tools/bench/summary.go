@@ -80,8 +80,12 @@ type Figures struct {
 	OtherDownlinks  uint64         `json:"other_downlinks,omitempty"`
 	// Retransmitted counts downlinks that arrived with the retransmit flag (the retransmit stage
 	// resent them); duplicates are usually these.
-	Retransmitted uint64            `json:"retransmitted,omitempty"`
-	Broadcast     *BroadcastFigures `json:"broadcast,omitempty"`
+	Retransmitted uint64 `json:"retransmitted,omitempty"`
+	// PushBatchCalls and PushesPerCall (downlink --batch): the PushBatch calls made, and the mean
+	// pushes each carried (the batches natural batching made).
+	PushBatchCalls uint64            `json:"push_batch_calls,omitempty"`
+	PushesPerCall  float64           `json:"pushes_per_call,omitempty"`
+	Broadcast      *BroadcastFigures `json:"broadcast,omitempty"`
 	// Servers break BytesPerConn down by server process when devices went to several.
 	Servers []ServerFigures `json:"servers,omitempty"`
 	// Business is what the bench's own business server (--business) was delivered.

@@ -68,6 +68,11 @@ func (s *State) LocalPush(context.Context, *fleet.LocalPushRequest) (*fleet.Loca
 	return &fleet.LocalPushResponse{}, nil
 }
 
+// LocalPushBatch answers nothing either, for the same reason.
+func (s *State) LocalPushBatch(context.Context, *fleet.LocalPushBatchRequest) (*fleet.LocalPushBatchResponse, error) {
+	return &fleet.LocalPushBatchResponse{}, nil
+}
+
 // LocalSession answers nothing: it is a state-to-state call, which a gateway never makes.
 func (s *State) LocalSession(context.Context, *fleet.LocalSessionRequest) (*fleet.LocalSessionResponse, error) {
 	return &fleet.LocalSessionResponse{}, nil

@@ -1020,6 +1020,64 @@ var fieldIDToName_LocalPushResponse = map[int16]string{
 	1: "targets",
 }
 
+type LocalPushBatchRequest struct {
+	Pushes []*LocalPushRequest `thrift:"pushes,1" frugal:"1,default,list<LocalPushRequest>" json:"pushes"`
+}
+
+func NewLocalPushBatchRequest() *LocalPushBatchRequest {
+	return &LocalPushBatchRequest{}
+}
+
+func (p *LocalPushBatchRequest) InitDefault() {
+}
+
+func (p *LocalPushBatchRequest) GetPushes() (v []*LocalPushRequest) {
+	return p.Pushes
+}
+func (p *LocalPushBatchRequest) SetPushes(val []*LocalPushRequest) {
+	p.Pushes = val
+}
+
+func (p *LocalPushBatchRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LocalPushBatchRequest(%+v)", *p)
+}
+
+var fieldIDToName_LocalPushBatchRequest = map[int16]string{
+	1: "pushes",
+}
+
+type LocalPushBatchResponse struct {
+	Results []*LocalPushResponse `thrift:"results,1" frugal:"1,default,list<LocalPushResponse>" json:"results"`
+}
+
+func NewLocalPushBatchResponse() *LocalPushBatchResponse {
+	return &LocalPushBatchResponse{}
+}
+
+func (p *LocalPushBatchResponse) InitDefault() {
+}
+
+func (p *LocalPushBatchResponse) GetResults() (v []*LocalPushResponse) {
+	return p.Results
+}
+func (p *LocalPushBatchResponse) SetResults(val []*LocalPushResponse) {
+	p.Results = val
+}
+
+func (p *LocalPushBatchResponse) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("LocalPushBatchResponse(%+v)", *p)
+}
+
+var fieldIDToName_LocalPushBatchResponse = map[int16]string{
+	1: "results",
+}
+
 type LocalDevice struct {
 	Did        string   `thrift:"did,1" frugal:"1,default,string" json:"did"`
 	Uid        string   `thrift:"uid,2" frugal:"2,default,string" json:"uid"`
@@ -1447,6 +1505,8 @@ type State interface {
 
 	LocalPush(ctx context.Context, req *LocalPushRequest) (r *LocalPushResponse, err error)
 
+	LocalPushBatch(ctx context.Context, req *LocalPushBatchRequest) (r *LocalPushBatchResponse, err error)
+
 	LocalSession(ctx context.Context, req *LocalSessionRequest) (r *LocalSessionResponse, err error)
 }
 
@@ -1675,6 +1735,82 @@ func (p *StateLocalPushResult) String() string {
 }
 
 var fieldIDToName_StateLocalPushResult = map[int16]string{
+	0: "success",
+}
+
+type StateLocalPushBatchArgs struct {
+	Req *LocalPushBatchRequest `thrift:"req,1" frugal:"1,default,LocalPushBatchRequest" json:"req"`
+}
+
+func NewStateLocalPushBatchArgs() *StateLocalPushBatchArgs {
+	return &StateLocalPushBatchArgs{}
+}
+
+func (p *StateLocalPushBatchArgs) InitDefault() {
+}
+
+var StateLocalPushBatchArgs_Req_DEFAULT *LocalPushBatchRequest
+
+func (p *StateLocalPushBatchArgs) GetReq() (v *LocalPushBatchRequest) {
+	if !p.IsSetReq() {
+		return StateLocalPushBatchArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *StateLocalPushBatchArgs) SetReq(val *LocalPushBatchRequest) {
+	p.Req = val
+}
+
+func (p *StateLocalPushBatchArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *StateLocalPushBatchArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("StateLocalPushBatchArgs(%+v)", *p)
+}
+
+var fieldIDToName_StateLocalPushBatchArgs = map[int16]string{
+	1: "req",
+}
+
+type StateLocalPushBatchResult struct {
+	Success *LocalPushBatchResponse `thrift:"success,0,optional" frugal:"0,optional,LocalPushBatchResponse" json:"success,omitempty"`
+}
+
+func NewStateLocalPushBatchResult() *StateLocalPushBatchResult {
+	return &StateLocalPushBatchResult{}
+}
+
+func (p *StateLocalPushBatchResult) InitDefault() {
+}
+
+var StateLocalPushBatchResult_Success_DEFAULT *LocalPushBatchResponse
+
+func (p *StateLocalPushBatchResult) GetSuccess() (v *LocalPushBatchResponse) {
+	if !p.IsSetSuccess() {
+		return StateLocalPushBatchResult_Success_DEFAULT
+	}
+	return p.Success
+}
+func (p *StateLocalPushBatchResult) SetSuccess(x interface{}) {
+	p.Success = x.(*LocalPushBatchResponse)
+}
+
+func (p *StateLocalPushBatchResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *StateLocalPushBatchResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("StateLocalPushBatchResult(%+v)", *p)
+}
+
+var fieldIDToName_StateLocalPushBatchResult = map[int16]string{
 	0: "success",
 }
 

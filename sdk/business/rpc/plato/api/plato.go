@@ -509,6 +509,138 @@ var fieldIDToName_PushResponse = map[int16]string{
 	5: "session_members",
 }
 
+type PushBatchRequest struct {
+	Caller *Caller        `thrift:"caller,1" frugal:"1,default,Caller" json:"caller"`
+	Pushes []*PushRequest `thrift:"pushes,2" frugal:"2,default,list<PushRequest>" json:"pushes"`
+}
+
+func NewPushBatchRequest() *PushBatchRequest {
+	return &PushBatchRequest{}
+}
+
+func (p *PushBatchRequest) InitDefault() {
+}
+
+var PushBatchRequest_Caller_DEFAULT *Caller
+
+func (p *PushBatchRequest) GetCaller() (v *Caller) {
+	if !p.IsSetCaller() {
+		return PushBatchRequest_Caller_DEFAULT
+	}
+	return p.Caller
+}
+
+func (p *PushBatchRequest) GetPushes() (v []*PushRequest) {
+	return p.Pushes
+}
+func (p *PushBatchRequest) SetCaller(val *Caller) {
+	p.Caller = val
+}
+func (p *PushBatchRequest) SetPushes(val []*PushRequest) {
+	p.Pushes = val
+}
+
+func (p *PushBatchRequest) IsSetCaller() bool {
+	return p.Caller != nil
+}
+
+func (p *PushBatchRequest) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PushBatchRequest(%+v)", *p)
+}
+
+var fieldIDToName_PushBatchRequest = map[int16]string{
+	1: "caller",
+	2: "pushes",
+}
+
+type PushOutcome struct {
+	Response *PushResponse `thrift:"response,1,optional" frugal:"1,optional,PushResponse" json:"response,omitempty"`
+	Error    *PlatoError   `thrift:"error,2,optional" frugal:"2,optional,PlatoError" json:"error,omitempty"`
+}
+
+func NewPushOutcome() *PushOutcome {
+	return &PushOutcome{}
+}
+
+func (p *PushOutcome) InitDefault() {
+}
+
+var PushOutcome_Response_DEFAULT *PushResponse
+
+func (p *PushOutcome) GetResponse() (v *PushResponse) {
+	if !p.IsSetResponse() {
+		return PushOutcome_Response_DEFAULT
+	}
+	return p.Response
+}
+
+var PushOutcome_Error_DEFAULT *PlatoError
+
+func (p *PushOutcome) GetError() (v *PlatoError) {
+	if !p.IsSetError() {
+		return PushOutcome_Error_DEFAULT
+	}
+	return p.Error
+}
+func (p *PushOutcome) SetResponse(val *PushResponse) {
+	p.Response = val
+}
+func (p *PushOutcome) SetError(val *PlatoError) {
+	p.Error = val
+}
+
+func (p *PushOutcome) IsSetResponse() bool {
+	return p.Response != nil
+}
+
+func (p *PushOutcome) IsSetError() bool {
+	return p.Error != nil
+}
+
+func (p *PushOutcome) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PushOutcome(%+v)", *p)
+}
+
+var fieldIDToName_PushOutcome = map[int16]string{
+	1: "response",
+	2: "error",
+}
+
+type PushBatchResponse struct {
+	Results []*PushOutcome `thrift:"results,1" frugal:"1,default,list<PushOutcome>" json:"results"`
+}
+
+func NewPushBatchResponse() *PushBatchResponse {
+	return &PushBatchResponse{}
+}
+
+func (p *PushBatchResponse) InitDefault() {
+}
+
+func (p *PushBatchResponse) GetResults() (v []*PushOutcome) {
+	return p.Results
+}
+func (p *PushBatchResponse) SetResults(val []*PushOutcome) {
+	p.Results = val
+}
+
+func (p *PushBatchResponse) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PushBatchResponse(%+v)", *p)
+}
+
+var fieldIDToName_PushBatchResponse = map[int16]string{
+	1: "results",
+}
+
 type BindRequest struct {
 	Caller  *Caller  `thrift:"caller,1" frugal:"1,default,Caller" json:"caller"`
 	Session string   `thrift:"session,2" frugal:"2,default,string" json:"session"`
@@ -1442,6 +1574,8 @@ var fieldIDToName_PlatoError = map[int16]string{
 type Plato interface {
 	Push(ctx context.Context, req *PushRequest) (r *PushResponse, err error)
 
+	PushBatch(ctx context.Context, req *PushBatchRequest) (r *PushBatchResponse, err error)
+
 	Bind(ctx context.Context, req *BindRequest) (r *BindResponse, err error)
 
 	Unbind(ctx context.Context, req *UnbindRequest) (r *UnbindResponse, err error)
@@ -1541,6 +1675,100 @@ func (p *PlatoPushResult) String() string {
 }
 
 var fieldIDToName_PlatoPushResult = map[int16]string{
+	0: "success",
+	1: "err",
+}
+
+type PlatoPushBatchArgs struct {
+	Req *PushBatchRequest `thrift:"req,1" frugal:"1,default,PushBatchRequest" json:"req"`
+}
+
+func NewPlatoPushBatchArgs() *PlatoPushBatchArgs {
+	return &PlatoPushBatchArgs{}
+}
+
+func (p *PlatoPushBatchArgs) InitDefault() {
+}
+
+var PlatoPushBatchArgs_Req_DEFAULT *PushBatchRequest
+
+func (p *PlatoPushBatchArgs) GetReq() (v *PushBatchRequest) {
+	if !p.IsSetReq() {
+		return PlatoPushBatchArgs_Req_DEFAULT
+	}
+	return p.Req
+}
+func (p *PlatoPushBatchArgs) SetReq(val *PushBatchRequest) {
+	p.Req = val
+}
+
+func (p *PlatoPushBatchArgs) IsSetReq() bool {
+	return p.Req != nil
+}
+
+func (p *PlatoPushBatchArgs) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PlatoPushBatchArgs(%+v)", *p)
+}
+
+var fieldIDToName_PlatoPushBatchArgs = map[int16]string{
+	1: "req",
+}
+
+type PlatoPushBatchResult struct {
+	Success *PushBatchResponse `thrift:"success,0,optional" frugal:"0,optional,PushBatchResponse" json:"success,omitempty"`
+	Err     *PlatoError        `thrift:"err,1,optional" frugal:"1,optional,PlatoError" json:"err,omitempty"`
+}
+
+func NewPlatoPushBatchResult() *PlatoPushBatchResult {
+	return &PlatoPushBatchResult{}
+}
+
+func (p *PlatoPushBatchResult) InitDefault() {
+}
+
+var PlatoPushBatchResult_Success_DEFAULT *PushBatchResponse
+
+func (p *PlatoPushBatchResult) GetSuccess() (v *PushBatchResponse) {
+	if !p.IsSetSuccess() {
+		return PlatoPushBatchResult_Success_DEFAULT
+	}
+	return p.Success
+}
+
+var PlatoPushBatchResult_Err_DEFAULT *PlatoError
+
+func (p *PlatoPushBatchResult) GetErr() (v *PlatoError) {
+	if !p.IsSetErr() {
+		return PlatoPushBatchResult_Err_DEFAULT
+	}
+	return p.Err
+}
+func (p *PlatoPushBatchResult) SetSuccess(x interface{}) {
+	p.Success = x.(*PushBatchResponse)
+}
+func (p *PlatoPushBatchResult) SetErr(val *PlatoError) {
+	p.Err = val
+}
+
+func (p *PlatoPushBatchResult) IsSetSuccess() bool {
+	return p.Success != nil
+}
+
+func (p *PlatoPushBatchResult) IsSetErr() bool {
+	return p.Err != nil
+}
+
+func (p *PlatoPushBatchResult) String() string {
+	if p == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("PlatoPushBatchResult(%+v)", *p)
+}
+
+var fieldIDToName_PlatoPushBatchResult = map[int16]string{
 	0: "success",
 	1: "err",
 }

@@ -14,6 +14,7 @@ type Client interface {
 	Deliver(ctx context.Context, req *fleet.DeliverRequest, callOptions ...callopt.Option) (r *fleet.DeliverResponse, err error)
 	Ping(ctx context.Context, req *fleet.PingRequest, callOptions ...callopt.Option) (r *fleet.PingResponse, err error)
 	LocalPush(ctx context.Context, req *fleet.LocalPushRequest, callOptions ...callopt.Option) (r *fleet.LocalPushResponse, err error)
+	LocalPushBatch(ctx context.Context, req *fleet.LocalPushBatchRequest, callOptions ...callopt.Option) (r *fleet.LocalPushBatchResponse, err error)
 	LocalSession(ctx context.Context, req *fleet.LocalSessionRequest, callOptions ...callopt.Option) (r *fleet.LocalSessionResponse, err error)
 }
 
@@ -59,6 +60,11 @@ func (p *kStateClient) Ping(ctx context.Context, req *fleet.PingRequest, callOpt
 func (p *kStateClient) LocalPush(ctx context.Context, req *fleet.LocalPushRequest, callOptions ...callopt.Option) (r *fleet.LocalPushResponse, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.LocalPush(ctx, req)
+}
+
+func (p *kStateClient) LocalPushBatch(ctx context.Context, req *fleet.LocalPushBatchRequest, callOptions ...callopt.Option) (r *fleet.LocalPushBatchResponse, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.LocalPushBatch(ctx, req)
 }
 
 func (p *kStateClient) LocalSession(ctx context.Context, req *fleet.LocalSessionRequest, callOptions ...callopt.Option) (r *fleet.LocalSessionResponse, err error) {

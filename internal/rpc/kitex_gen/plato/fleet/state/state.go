@@ -34,6 +34,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"LocalPushBatch": kitex.NewMethodInfo(
+		localPushBatchHandler,
+		newStateLocalPushBatchArgs,
+		newStateLocalPushBatchResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"LocalSession": kitex.NewMethodInfo(
 		localSessionHandler,
 		newStateLocalSessionArgs,
@@ -161,6 +168,24 @@ func newStateLocalPushResult() interface{} {
 	return fleet.NewStateLocalPushResult()
 }
 
+func localPushBatchHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*fleet.StateLocalPushBatchArgs)
+	realResult := result.(*fleet.StateLocalPushBatchResult)
+	success, err := handler.(fleet.State).LocalPushBatch(ctx, realArg.Req)
+	if err != nil {
+		return err
+	}
+	realResult.Success = success
+	return nil
+}
+func newStateLocalPushBatchArgs() interface{} {
+	return fleet.NewStateLocalPushBatchArgs()
+}
+
+func newStateLocalPushBatchResult() interface{} {
+	return fleet.NewStateLocalPushBatchResult()
+}
+
 func localSessionHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
 	realArg := arg.(*fleet.StateLocalSessionArgs)
 	realResult := result.(*fleet.StateLocalSessionResult)
@@ -214,6 +239,16 @@ func (p *kClient) LocalPush(ctx context.Context, req *fleet.LocalPushRequest) (r
 	_args.Req = req
 	var _result fleet.StateLocalPushResult
 	if err = p.c.Call(ctx, "LocalPush", &_args, &_result); err != nil {
+		return
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) LocalPushBatch(ctx context.Context, req *fleet.LocalPushBatchRequest) (r *fleet.LocalPushBatchResponse, err error) {
+	var _args fleet.StateLocalPushBatchArgs
+	_args.Req = req
+	var _result fleet.StateLocalPushBatchResult
+	if err = p.c.Call(ctx, "LocalPushBatch", &_args, &_result); err != nil {
 		return
 	}
 	return _result.GetSuccess(), nil

@@ -12,6 +12,7 @@ import (
 // Client is designed to provide IDL-compatible methods with call-option parameter for kitex framework.
 type Client interface {
 	Push(ctx context.Context, req *api.PushRequest, callOptions ...callopt.Option) (r *api.PushResponse, err error)
+	PushBatch(ctx context.Context, req *api.PushBatchRequest, callOptions ...callopt.Option) (r *api.PushBatchResponse, err error)
 	Bind(ctx context.Context, req *api.BindRequest, callOptions ...callopt.Option) (r *api.BindResponse, err error)
 	Unbind(ctx context.Context, req *api.UnbindRequest, callOptions ...callopt.Option) (r *api.UnbindResponse, err error)
 	Kick(ctx context.Context, req *api.KickRequest, callOptions ...callopt.Option) (r *api.KickResponse, err error)
@@ -50,6 +51,11 @@ type kPlatoClient struct {
 func (p *kPlatoClient) Push(ctx context.Context, req *api.PushRequest, callOptions ...callopt.Option) (r *api.PushResponse, err error) {
 	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
 	return p.kClient.Push(ctx, req)
+}
+
+func (p *kPlatoClient) PushBatch(ctx context.Context, req *api.PushBatchRequest, callOptions ...callopt.Option) (r *api.PushBatchResponse, err error) {
+	ctx = client.NewCtxWithCallOptions(ctx, callOptions)
+	return p.kClient.PushBatch(ctx, req)
 }
 
 func (p *kPlatoClient) Bind(ctx context.Context, req *api.BindRequest, callOptions ...callopt.Option) (r *api.BindResponse, err error) {

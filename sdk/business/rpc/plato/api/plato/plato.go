@@ -20,6 +20,13 @@ var serviceMethods = map[string]kitex.MethodInfo{
 		false,
 		kitex.WithStreamingMode(kitex.StreamingNone),
 	),
+	"PushBatch": kitex.NewMethodInfo(
+		pushBatchHandler,
+		newPlatoPushBatchArgs,
+		newPlatoPushBatchResult,
+		false,
+		kitex.WithStreamingMode(kitex.StreamingNone),
+	),
 	"Bind": kitex.NewMethodInfo(
 		bindHandler,
 		newPlatoBindArgs,
@@ -138,6 +145,30 @@ func newPlatoPushResult() interface{} {
 	return api.NewPlatoPushResult()
 }
 
+func pushBatchHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
+	realArg := arg.(*api.PlatoPushBatchArgs)
+	realResult := result.(*api.PlatoPushBatchResult)
+	success, err := handler.(api.Plato).PushBatch(ctx, realArg.Req)
+	if err != nil {
+		switch v := err.(type) {
+		case *api.PlatoError:
+			realResult.Err = v
+		default:
+			return err
+		}
+	} else {
+		realResult.Success = success
+	}
+	return nil
+}
+func newPlatoPushBatchArgs() interface{} {
+	return api.NewPlatoPushBatchArgs()
+}
+
+func newPlatoPushBatchResult() interface{} {
+	return api.NewPlatoPushBatchResult()
+}
+
 func bindHandler(ctx context.Context, handler interface{}, arg, result interface{}) error {
 	realArg := arg.(*api.PlatoBindArgs)
 	realResult := result.(*api.PlatoBindResult)
@@ -249,6 +280,20 @@ func (p *kClient) Push(ctx context.Context, req *api.PushRequest) (r *api.PushRe
 	_args.Req = req
 	var _result api.PlatoPushResult
 	if err = p.c.Call(ctx, "Push", &_args, &_result); err != nil {
+		return
+	}
+	switch {
+	case _result.Err != nil:
+		return r, _result.Err
+	}
+	return _result.GetSuccess(), nil
+}
+
+func (p *kClient) PushBatch(ctx context.Context, req *api.PushBatchRequest) (r *api.PushBatchResponse, err error) {
+	var _args api.PlatoPushBatchArgs
+	_args.Req = req
+	var _result api.PlatoPushBatchResult
+	if err = p.c.Call(ctx, "PushBatch", &_args, &_result); err != nil {
 		return
 	}
 	switch {
