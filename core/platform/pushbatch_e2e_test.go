@@ -25,7 +25,7 @@ func businessClient(t *testing.T, addr, app, key string) *business.Client {
 }
 
 // receive reads n messages from c, failing after a generous deadline.
-func receive(t *testing.T, c *client.Client, n int, who string) []client.Message {
+func receiveN(t *testing.T, c *client.Client, n int, who string) []client.Message {
 	t.Helper()
 	out := make([]client.Message, 0, n)
 	deadline := time.After(30 * time.Second)
@@ -106,7 +106,7 @@ func TestPushBatchEndToEnd(t *testing.T) {
 			}
 		}
 		for d, c := range conns {
-			got := receive(t, c, n/devices+1, dids[d])
+			got := receiveN(t, c, n/devices+1, dids[d])
 			var want []string
 			for i := d; i < n; i += devices {
 				want = append(want, fmt.Sprintf("m%d", i))
@@ -146,7 +146,7 @@ func TestPushBatchEndToEnd(t *testing.T) {
 				t.Fatalf("push %d: %+v %v, want SENT", i, res[i].Result, res[i].Err)
 			}
 		}
-		got := receive(t, conns[0], 2, dids[0])
+		got := receiveN(t, conns[0], 2, dids[0])
 		if string(got[0].Payload) != "before" || string(got[1].Payload) != "after" {
 			t.Fatalf("%s got %q, %q", dids[0], got[0].Payload, got[1].Payload)
 		}
@@ -201,7 +201,7 @@ func TestPushBatchEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 		for d, c := range conns {
-			got := receive(t, c, senders*batches*per/devices, dids[d])
+			got := receiveN(t, c, senders*batches*per/devices, dids[d])
 			last := map[int]int{}
 			for g := range senders {
 				last[g] = -1

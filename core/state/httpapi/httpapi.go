@@ -19,7 +19,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/platoim/plato/internal/apps"
@@ -37,8 +36,6 @@ const (
 	MaxBody = 1 << 20
 	// MaxBatch bounds the messages of one /push/batch.
 	MaxBatch = 1000
-	// BatchConcurrency is how many messages of one batch are pushed at a time.
-	BatchConcurrency = 16
 	// DefaultMaxInflight bounds the requests served at once; beyond it a request is answered 503
 	// with code 1303 at once, rather than queued without bound.
 	DefaultMaxInflight = 1024
@@ -55,7 +52,7 @@ type Route struct {
 
 // ops are the calls under /v1/apps/{app}/, by the rest of their path.
 var ops = map[string]string{
-	"push": "Push", "push/batch": "Push", "bind": "Bind", "unbind": "Unbind", "kick": "Kick", "online": "Online",
+	"push": "Push", "push/batch": "PushBatch", "bind": "Bind", "unbind": "Unbind", "kick": "Kick", "online": "Online",
 }
 
 const appPrefix = "/v1/apps/"
@@ -132,8 +129,9 @@ func (s *Server) Start(addr string) error {
 
 // Serve serves on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) {
-	// A batch pushes its messages BatchConcurrency at a time, each waiting at most PushTimeout.
-	write := s.cfg.PushTimeout*time.Duration(MaxBatch/BatchConcurrency+1) + 10*time.Second
+	// A batch's pushes wait for their ACKs together, each at most PushTimeout; the session
+	// counts before them are fleet calls of their own.
+	write := 2*s.cfg.PushTimeout + 10*time.Second
 	s.ln, s.done = ln, make(chan struct{})
 	s.srv = &http.Server{
 		Handler: s,
@@ -300,7 +298,12 @@ func (s *Server) call(ctx context.Context, op, method string, c *api.Caller, bod
 		case len(b.Messages) > MaxBatch:
 			return s.badRequest(method, fmt.Errorf("%d messages exceed the maximum of %d per batch", len(b.Messages), MaxBatch))
 		}
-		return http.StatusOK, s.batch(ctx, c, b.Messages)
+		out, err := s.batch(ctx, c, b.Messages)
+		if err != nil {
+			e := s.refusal("PushBatch", err)
+			return statusOf(e.Code), errorBody{*e}
+		}
+		return http.StatusOK, out
 	case "bind":
 		var b bindBody
 		if err := decode(body, &b); err != nil {
@@ -364,43 +367,52 @@ func (s *Server) push(ctx context.Context, c *api.Caller, b *pushBody) batchItem
 	return batchItem{Push: pushJSON(resp)}
 }
 
-// batch pushes each message through the same path as /push, BatchConcurrency at a time, and
-// answers one result per message in their order.
-func (s *Server) batch(ctx context.Context, c *api.Caller, msgs []json.RawMessage) batchResult {
-	out := batchResult{Results: make([]batchItem, len(msgs))}
-	next := make(chan int)
-	var wg sync.WaitGroup
-	for range min(BatchConcurrency, len(msgs)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range next {
-				out.Results[i] = s.batchOne(ctx, c, i, msgs[i])
-			}
-		}()
-	}
-	for i := range msgs {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-	return out
-}
-
-func (s *Server) batchOne(ctx context.Context, c *api.Caller, i int, raw json.RawMessage) (item batchItem) {
-	defer func() {
-		// A panic in one message's push must not take the process down from this goroutine.
-		if v := recover(); v != nil {
-			s.log.Error("HTTP API batch push panicked", "message", i, "panic", v, "stack", string(debug.Stack()))
-			item = batchItem{Error: &apiError{int32(protocol.CodeInternal), "internal error"}}
+// batch decodes each message and sends those that decode as one PushBatch call, the path a Kitex
+// business server's PushBatch takes: one pipeline pass and one call per peer state server for the
+// whole batch. It answers one result per message in their order; a message that does not decode
+// gets its own 1401 and the others still go. ok is false when PushBatch refused the whole batch
+// (wrong key, too many targets): then err is its error.
+func (s *Server) batch(ctx context.Context, c *api.Caller, msgs []json.RawMessage) (out batchResult, err error) {
+	out = batchResult{Results: make([]batchItem, len(msgs))}
+	reqs := make([]*api.PushRequest, 0, len(msgs))
+	at := make([]int, 0, len(msgs)) // at[k] is the message index of reqs[k]
+	for i, raw := range msgs {
+		var b pushBody
+		err := decode(raw, &b)
+		var req *api.PushRequest
+		if err == nil {
+			req, err = b.request(c)
 		}
-	}()
-	var b pushBody
-	if err := decode(raw, &b); err != nil {
-		s.refused("Push", protocol.CodeInvalidArgument)
-		return batchItem{Error: &apiError{int32(protocol.CodeInvalidArgument), fmt.Sprintf("messages[%d]: %v", i, err)}}
+		if err != nil {
+			s.refused("PushBatch", protocol.CodeInvalidArgument)
+			out.Results[i] = batchItem{Error: &apiError{int32(protocol.CodeInvalidArgument), fmt.Sprintf("messages[%d]: %v", i, err)}}
+			continue
+		}
+		reqs, at = append(reqs, req), append(at, i)
 	}
-	return s.push(ctx, c, &b)
+	if len(reqs) == 0 {
+		return out, nil
+	}
+	resp, err := s.cfg.API.PushBatch(ctx, &api.PushBatchRequest{Caller: c, Pushes: reqs})
+	s.count("PushBatch", err)
+	if err != nil {
+		return out, err
+	}
+	for k, i := range at {
+		var o *api.PushOutcome
+		if k < len(resp.Results) {
+			o = resp.Results[k]
+		}
+		switch {
+		case o == nil:
+			out.Results[i] = batchItem{Error: &apiError{int32(protocol.CodeInternal), "no result for this message"}}
+		case o.Error != nil:
+			out.Results[i] = batchItem{Error: &apiError{o.Error.Code, o.Error.Message}}
+		default:
+			out.Results[i] = batchItem{Push: pushJSON(o.Response)}
+		}
+	}
+	return out, nil
 }
 
 func (s *Server) badRequest(method string, err error) (int, any) {

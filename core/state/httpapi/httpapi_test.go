@@ -53,6 +53,36 @@ func (f *fakeAPI) Push(ctx context.Context, req *api.PushRequest) (*api.PushResp
 	return &api.PushResponse{MsgId: 1 << 60, Qos: api.QoS_AT_LEAST_ONCE, Targets: []*api.PushTarget{{Did: "d1", ConnId: 7, Status: api.PushStatus_SENT, Seq: 3}}}, nil
 }
 
+// PushBatch answers each push as Push would, in one call, the way the state server's PushBatch
+// does; a batch whose first push names "refuse-all" is refused whole.
+func (f *fakeAPI) PushBatch(ctx context.Context, req *api.PushBatchRequest) (*api.PushBatchResponse, error) {
+	f.seen(req.Caller, req)
+	if len(req.Pushes) > 0 && len(req.Pushes[0].Dids) > 0 && req.Pushes[0].Dids[0] == "refuse-all" {
+		return nil, &api.PlatoError{Code: 1401, Message: "too many targets"}
+	}
+	out := &api.PushBatchResponse{}
+	for _, p := range req.Pushes {
+		var (
+			resp *api.PushResponse
+			err  error
+		)
+		switch {
+		case len(p.Dids) == 0:
+			err = &api.PlatoError{Code: 1401, Message: "no targets"}
+		case f.push != nil:
+			resp, err = f.push(ctx, p)
+		default:
+			resp = &api.PushResponse{MsgId: 1, Targets: []*api.PushTarget{{Did: p.Dids[0]}}}
+		}
+		var pe *api.PlatoError
+		if err != nil && !errors.As(err, &pe) {
+			return nil, err
+		}
+		out.Results = append(out.Results, &api.PushOutcome{Response: resp, Error: pe})
+	}
+	return out, nil
+}
+
 func (f *fakeAPI) Bind(_ context.Context, req *api.BindRequest) (*api.BindResponse, error) {
 	f.seen(req.Caller, req)
 	return &api.BindResponse{Members: int32(len(req.Dids))}, nil
@@ -210,7 +240,7 @@ func TestRoutesAndRefusals(t *testing.T) {
 	// Refusals before the handler are counted as the handler's are: wrong keys show on
 	// plato_state_api_calls_total whichever way business servers call.
 	mu.Lock()
-	if want := map[string]int{"Push 0": 2, "Push 1402": 5, "Push 1401": 8, "Kick 1401": 1}; !maps.Equal(counted, want) {
+	if want := map[string]int{"Push 0": 2, "Push 1402": 5, "Push 1401": 7, "PushBatch 1401": 1, "Kick 1401": 1}; !maps.Equal(counted, want) {
 		t.Errorf("counted %v, want %v", counted, want)
 	}
 	mu.Unlock()
@@ -339,18 +369,8 @@ func TestInflightBound(t *testing.T) {
 	}
 }
 
-func TestBatchKeepsOrderAndBoundsConcurrency(t *testing.T) {
-	var running, most atomic.Int32
+func TestBatchGoesAsOnePushBatchInOrder(t *testing.T) {
 	f := &fakeAPI{push: func(_ context.Context, req *api.PushRequest) (*api.PushResponse, error) {
-		n := running.Add(1)
-		defer running.Add(-1)
-		for {
-			m := most.Load()
-			if n <= m || most.CompareAndSwap(m, n) {
-				break
-			}
-		}
-		time.Sleep(2 * time.Millisecond)
 		if req.Dids[0] == "refuse" {
 			return nil, &api.PlatoError{Code: 1401, Message: "refused"}
 		}
@@ -390,8 +410,15 @@ func TestBatchKeepsOrderAndBoundsConcurrency(t *testing.T) {
 			}
 		}
 	}
-	if m := most.Load(); m > BatchConcurrency {
-		t.Errorf("%d pushes of one batch ran at once, the bound is %d", m, BatchConcurrency)
+	// The 98 messages that decoded went as one PushBatch call, in their order.
+	f.mu.Lock()
+	calls, last := len(f.callers), f.last
+	f.mu.Unlock()
+	if pb, ok := last.(*api.PushBatchRequest); calls != 1 || !ok || len(pb.Pushes) != 98 || pb.Pushes[0].Dids[0] != "d0" || pb.Pushes[97].Dids[0] != "d99" {
+		t.Errorf("%d calls, the last %T with %v", calls, last, last)
+	}
+	if a := do(t, "POST", base, testKey, strings.NewReader(`{"messages":[{"dids":["refuse-all"]},{"dids":["d1"]}]}`)); a.status != 400 || a.code() != 1401 {
+		t.Errorf("a batch refused whole: %d %.200s", a.status, a.raw)
 	}
 	over := `{"messages":[` + strings.TrimSuffix(strings.Repeat(`{"dids":["d"]},`, MaxBatch+1), ",") + `]}`
 	if a := do(t, "POST", base, testKey, strings.NewReader(over)); a.status != 400 || a.code() != 1401 {
