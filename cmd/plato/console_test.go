@@ -251,3 +251,27 @@ func TestOpsConsole(t *testing.T) {
 	runNodeTests(t, dir, []string{"PLATO_CONSOLE_URL=http://" + gw1 + "/", "PLATO_OPS_KEY=" + consoleKey, "PLATO_CHROMIUM=" + browser,
 		"PLATO_CONSOLE_GATEWAYS=gw-1,gw-2"}, 1, "test/console.browser.mjs")
 }
+
+// checkUpConsole checks the console of a `plato up`: its gateway, state server and ipconf share
+// one admin address, which answers for them once.
+func checkUpConsole(t *testing.T, admin, bearer string) {
+	t.Helper()
+	var fleet console.Fleet
+	poll.Within(t, 20*time.Second, "plato up's three roles in the fleet", func() bool {
+		fleet = console.Fleet{}
+		return consoleGet(t, admin, console.PathFleet, bearer, &fleet) == http.StatusOK && len(fleet.Nodes) == 3
+	})
+	for _, n := range fleet.Nodes {
+		if n.AdminAddr != admin {
+			t.Errorf("%s: admin address %s, want %s", n.ID, n.AdminAddr, admin)
+		}
+	}
+	var pipes console.Pipelines
+	if code := consoleGet(t, admin, console.PathPipelines, bearer, &pipes); code != http.StatusOK || len(pipes.Servers) != 1 || len(pipes.Servers[0].Chains) != 0 || len(pipes.Unreachable) != 0 {
+		t.Errorf("plato up's pipelines: %d %+v, want its one state server, without pipeline.dir", code, pipes)
+	}
+	var apps console.Apps
+	if code := consoleGet(t, admin, console.PathApps, bearer, &apps); code != http.StatusOK || len(apps.Apps) != 2 || len(apps.Unreachable) != 0 {
+		t.Errorf("plato up's apps: %d %+v, want demo and bench once each", code, apps)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/internal/buildinfo"
 )
 
@@ -26,4 +27,13 @@ func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprint(stdout, in.String())
 	return nil
+}
+
+// printConsole is `plato up`'s line about the ops console (docs/operations.md, "Ops console").
+func printConsole(w io.Writer, p *platform.Platform) {
+	how := "the ops console: open it with ops.key"
+	if p.Config.Ops.Key == "" {
+		how = "the ops console: set ops.key (PLATO_OPS__KEY) to open it"
+	}
+	fmt.Fprintf(w, "  console   http://%s/  (%s)\n", p.Admin.Addr(), how)
 }

@@ -167,8 +167,17 @@ func (c *Console) Report() NodeReport {
 		rep.WindowSeconds = latest.at.Sub(oldest.at).Seconds()
 		rep.Apps = appFigures(oldest, latest, c.declared())
 	}
-	if p := c.cfg.Pipelines; p != nil {
-		np := &NodePipelines{Node: c.cfg.StateID, Apps: map[string]string{}}
+	if c.cfg.StateID != "" {
+		// A state server without pipeline.dir is listed too, with no chain: its apps' signals
+		// pass through no stage.
+		np := &NodePipelines{Node: c.cfg.StateID, Apps: map[string]string{}, Chains: []ChainFigures{}}
+		for _, app := range c.declared() {
+			np.Apps[app] = ""
+		}
+		rep.Pipelines = np
+	}
+	if p := c.cfg.Pipelines; p != nil && rep.Pipelines != nil {
+		np := rep.Pipelines
 		for _, app := range c.declared() {
 			np.Apps[app] = p.PipelineOf(app)
 		}
@@ -180,7 +189,6 @@ func (c *Console) Report() NodeReport {
 			}
 			np.Chains = append(np.Chains, cf)
 		}
-		rep.Pipelines = np
 	}
 	for i := range rep.Faults {
 		rep.Faults[i].Node = strings.Join(rep.Nodes, ",")

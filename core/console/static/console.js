@@ -91,6 +91,9 @@ function drawPipelines(p) {
   for (const s of p.servers) {
     const users = {};
     for (const [app, pipe] of Object.entries(s.apps || {})) (users[pipe] = users[pipe] || []).push(app);
+    if (!(s.chains || []).length) {
+      parts.push(el("p", {class: "chain hint", "data-server": s.node}, "State server ", el("code", {}, s.node), ": no pipeline (pipeline.dir is empty): signals pass through no stage"));
+    }
     for (const c of s.chains || []) {
       const rows = c.stages.map((st) => el("tr", {"data-stage": st.name, "data-pipeline": c.pipeline},
         el("td", {class: "mono"}, st.name),
