@@ -89,9 +89,8 @@ type sampler struct {
 	g      prometheus.Gatherer
 	log    *slog.Logger
 	faults *faultRing
-	// onReading, for tests, is called after each reading.
-	mu   sync.Mutex
-	ring []*reading // oldest first, at most ringSize
+	mu     sync.Mutex
+	ring   []*reading // oldest first, at most ringSize
 }
 
 func newSampler(g prometheus.Gatherer, faults *faultRing, log *slog.Logger) *sampler {
@@ -106,6 +105,12 @@ func (s *sampler) run(ctx context.Context) {
 
 // sample takes one reading, derives the faults it shows, and keeps it.
 func (s *sampler) sample(now time.Time) {
+	// A bug here must cost the console a reading, not the process its roles.
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("ops console: sampling the metrics panicked", "panic", v)
+		}
+	}()
 	mfs, err := s.g.Gather()
 	if err != nil && len(mfs) == 0 {
 		s.log.Warn("ops console: reading the process's metrics failed", "err", err)

@@ -107,7 +107,7 @@ function drawPipelines(p) {
         el("td", {class: "hint"}, st.latency_window || ""),
         el("td", {class: "num failures" + (st.failures > 0 ? " bad" : "")}, st.failures)));
       const table = el("table", {},
-        el("thead", {}, el("tr", {}, ["Stage", "Binary", "Process", "Breaker", "Restarts", "Calls", "p50", "p99", "Window", "Failures"].map((h) => el("th", {}, h)))),
+        el("thead", {}, el("tr", {}, ["Stage", "Binary", "Process", "Breaker", "Restarts", "Calls", "p50", "p99", "Window", "Failures"].map((h) => el("th", {class: ["Restarts", "Calls", "p50", "p99", "Failures"].includes(h) ? "num" : null}, h)))),
         el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", {colspan: 10}, "no stage"))));
       const apps = (users[c.pipeline] || []).join(", ") || (c.pipeline === "default" ? "apps without a file of their own" : "");
       parts.push(el("div", {class: "chain", "data-server": s.node, "data-pipeline": c.pipeline},
