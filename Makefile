@@ -11,7 +11,7 @@ up: build ## build and run the whole platform with configs/plato.yaml
 	./$(BIN) up
 
 build: plugins ## build bin/plato and the reference plugins
-	$(GO) build -o $(BIN) ./cmd/plato
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/plato
 
 # Plugins ship without the symbol table and DWARF (-s -w: a third smaller; panics still name
 # functions and lines) and without this machine's paths (-trimpath).

@@ -13,9 +13,6 @@ import (
 	"syscall"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 type command struct {
 	summary string
 	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
@@ -33,12 +30,9 @@ func commands() map[string]command {
 		"pipeline": {"check pipeline YAML, show an app's chain: plato pipeline validate [--load] FILE|DIR, show APP", runPipeline},
 		"plugin":   {"scaffold a pipeline stage: plato plugin new NAME", runPlugin},
 		"bench":    {"load-test the platform: plato bench connect|uplink|downlink|broadcast|failover|overload|crashloop|nats-restart|slow-consumers|migrate", runBench},
-		"ops":      {"move devices between gateways: plato ops migrate|drain|undrain|status|gateways", runOps},
+		"ops":      {"see the fleet and move devices between gateways: plato ops fleet|migrate|drain|undrain|status|gateways", runOps},
 		"token":    {"print a device credential for trying things by hand: plato token mint --app A --did D --uid U", runToken},
-		"version": {"print the version", func(_ context.Context, _ []string, stdout, _ io.Writer) error {
-			fmt.Fprintln(stdout, "plato", version)
-			return nil
-		}},
+		"version":  {"print the module version, VCS revision and Go version of this binary", runVersion},
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 )
 
 const opsUsage = `Usage:
+  plato ops fleet [--admin HOST:PORT] [--json] every ipconf, gateway and state server, as the ops console shows them
   plato ops gateways                          list the live gateways
   plato ops status GATEWAY_ID                 a gateway and its drain
   plato ops migrate --from GATEWAY_ID [--to GATEWAY_ID] (--count N | --did D...) [--app A] [--rate N]
@@ -54,6 +55,9 @@ func runOps(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return flag.ErrHelp
 	}
 	sub, args := args[0], args[1:]
+	if sub == "fleet" {
+		return runOpsFleet(ctx, args, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("plato ops "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {

@@ -315,7 +315,7 @@ func TestUp(t *testing.T) {
 	cfg := writeConfig(t, embeddedNATS, `state: {addr: "127.0.0.1:0"}
 demo: {enabled: true, addr: "127.0.0.1:0", login_addr: "127.0.0.1:0"}
 `+appsYAML("127.0.0.1:0", "127.0.0.1:0"))
-	up := startProc(t, "up", "up", "--config", cfg)
+	up := startProcEnv(t, "up", []string{"PLATO_OPS__KEY=up-ops-key"}, "up", "--config", cfg)
 	for _, re := range []string{`nats\s+(nats://\S+)`, `state\s+(\S+)`, `demo\s+(\S+)`} {
 		up.waitLine(regexp.MustCompile(re))
 	}
@@ -339,6 +339,13 @@ demo: {enabled: true, addr: "127.0.0.1:0", login_addr: "127.0.0.1:0"}
 			t.Errorf("/metrics has no %q line", name)
 		}
 	}
+
+	// The ops console, at the URL printed: one process answers for its three roles once.
+	consoleURL := up.waitLine(regexp.MustCompile(`console\s+(http://\S+)`))
+	if page := httpGet(t, consoleURL); !strings.Contains(page, "console.js") {
+		t.Errorf("the console URL serves no console page:\n%s", page)
+	}
+	checkUpConsole(t, strings.TrimSuffix(strings.TrimPrefix(consoleURL, "http://"), "/"), "Bearer up-ops-key")
 
 	// A device still connected at Ctrl-C is told to go elsewhere, and the shutdown is clean.
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -283,6 +283,7 @@ func printAddresses(w io.Writer, p *platform.Platform) {
 			ops = ", the ops API for plato ops"
 		}
 		fmt.Fprintf(w, "  admin     http://%s  (GET /metrics for Prometheus, GET /healthz%s)\n", p.Admin.Addr(), ops)
+		printConsole(w, p)
 	}
 	switch t := p.Config.Telemetry.Traces; t.Exporter {
 	case config.TraceExporterStdout:

@@ -3,6 +3,7 @@ package gateway
 import (
 	"time"
 
+	"github.com/platoim/plato/internal/buildinfo"
 	"github.com/platoim/plato/internal/overload"
 	"github.com/platoim/plato/internal/registry"
 )
@@ -39,7 +40,7 @@ func (gw *Gateway) loadNode() registry.Node {
 	gw.moves.reports.Add(1)
 	return registry.Node{
 		ID: gw.cfg.ID, Role: registry.RoleGateway, Endpoint: endpoint, WSEndpoint: wsEndpoint, AdminAddr: gw.cfg.AdminAddr,
-		RPCNetwork: network, RPCAddr: gw.RPCAddr(),
+		RPCNetwork: network, RPCAddr: gw.RPCAddr(), Version: buildinfo.Get().Short(),
 		Load: registry.Load{
 			Conns: int64(gw.conns.len()), BytesInPerSec: inPS, BytesOutPerSec: outPS,
 			BandwidthBytesPerSec: gw.cfg.Bandwidth,

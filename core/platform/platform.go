@@ -121,6 +121,9 @@ type Platform struct {
 	tracer  *telemetry.Tracer
 	natsURL string
 	nc      *nats.Conn
+	reg     registry.Registry
+	nodeIDs []string // the registry IDs of the roles this process runs, for the ops console
+	stateID string
 	log     *slog.Logger
 	stops   []func(context.Context) error
 }
@@ -208,6 +211,7 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		p.stops = append(p.stops, func(context.Context) error { kv.Close(); return nil })
 		putErrors := new(atomic.Int64)
 		reg = countedRegistry{Registry: kv, putErrors: putErrors}
+		p.reg = reg
 		instruments, err := p.instrumentNATS(kv, putErrors)
 		if err != nil {
 			return fmt.Errorf("creating NATS metrics: %w", err)
@@ -282,9 +286,13 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 			Meter: p.meter, Tracer: p.tracer, NATS: p.nc, GatewaySecret: []byte(cfg.Auth.TokenSecret),
 			Apps: p.Apps,
 		}
+		if p.Admin != nil {
+			sc.AdminAddr = p.Admin.Addr()
+		}
 		if sc.ID == "" {
 			sc.ID = fmt.Sprintf("state-%s-%d", sanitize(host), pid)
 		}
+		p.nodeIDs, p.stateID = append(p.nodeIDs, sc.ID), sc.ID
 		if p.State, err = state.New(sc, reg, p.log); err != nil {
 			return err
 		}
@@ -313,6 +321,7 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		if gc.RPCAddr == "" {
 			gc.RPCAddr = filepath.Join(dataDir, "gateway-"+gc.ID+".sock")
 		}
+		p.nodeIDs = append(p.nodeIDs, gc.ID)
 		if p.Gateway, err = gateway.New(gc, reg, signer, p.log); err != nil {
 			return err
 		}
@@ -344,7 +353,11 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 			return err
 		}
 		p.stops = append(p.stops, p.IPConf.Shutdown)
+		if err := p.registerIPConf(ctx, fmt.Sprintf("ipconf-%s-%d", sanitize(host), pid)); err != nil {
+			return err
+		}
 	}
+	p.startConsole()
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/platoim/plato/core/state/httpapi"
 	"github.com/platoim/plato/internal/apps"
+	"github.com/platoim/plato/internal/buildinfo"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/overload"
 	"github.com/platoim/plato/internal/peerauth"
@@ -47,6 +48,9 @@ type Config struct {
 	// gateway, and the state server proves its calls to gateways with it (internal/peerauth). Empty
 	// checks nothing, for tests that run a state server alone.
 	GatewaySecret []byte
+	// AdminAddr is where this process's admin server answers (the ops console asks it for the
+	// pipelines and faults), published in the registry entry; empty: none.
+	AdminAddr string
 }
 
 // Server is one running state server.
@@ -183,6 +187,7 @@ func (s *Server) advertise() string {
 func (s *Server) node() registry.Node {
 	return registry.Node{
 		ID: s.cfg.ID, Role: registry.RoleState, RPCNetwork: "tcp", RPCAddr: s.advertise(),
+		AdminAddr: s.cfg.AdminAddr, Version: buildinfo.Get().Short(),
 		Load:      registry.Load{Conns: int64(s.conns.len())},
 		StartedAt: s.startedAt, UpdatedAt: time.Now(),
 	}

@@ -132,8 +132,9 @@ type Config struct {
 
 // Ops configures the ops API served on the admin address (`plato ops`, docs/operations.md).
 type Ops struct {
-	// Key is the bearer key the ops API requires (Authorization: Bearer <key>), and that
-	// `plato ops` sends. Empty turns the ops API off: every call to it is refused. Default empty.
+	// Key is the bearer key the ops API and the ops console's API require (Authorization:
+	// Bearer <key>), and that `plato ops` sends. Empty turns them off: every call is refused.
+	// Default empty.
 	Key string `koanf:"key"`
 }
 

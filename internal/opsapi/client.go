@@ -41,6 +41,11 @@ func (c *Client) Undrain(ctx context.Context) (Status, error) {
 	return s, c.do(ctx, http.MethodDelete, PathDrain, nil, &s)
 }
 
+// Get reads path (the console's /api/v1/fleet, say) into out.
+func (c *Client) Get(ctx context.Context, path string, out any) error {
+	return c.do(ctx, http.MethodGet, path, nil, out)
+}
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {

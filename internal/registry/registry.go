@@ -19,6 +19,8 @@ type Role string
 const (
 	RoleGateway Role = "gateway"
 	RoleState   Role = "state"
+	// RoleIPConf entries are for the ops console's fleet view only: nothing routes by them.
+	RoleIPConf Role = "ipconf"
 )
 
 // Load is a gateway's live load, reported every second.
@@ -43,7 +45,7 @@ type Load struct {
 type Node struct {
 	ID   string `json:"id"`
 	Role Role   `json:"role"`
-	// Endpoint is the device-facing "host:port" (gateways only).
+	// Endpoint is the device-facing "host:port" (gateways), or ipconf's HTTP "host:port".
 	Endpoint string `json:"endpoint,omitempty"`
 	// WSEndpoint is the device-facing WebSocket URL, "ws://host:port/plato" (gateways with a
 	// WebSocket listener only).
@@ -51,9 +53,13 @@ type Node struct {
 	// RPCNetwork ("tcp" or "unix") and RPCAddr are where its Kitex service listens.
 	RPCNetwork string `json:"rpc_network"`
 	RPCAddr    string `json:"rpc_addr"`
-	// AdminAddr is the "host:port" of the process's admin HTTP server, where the ops API answers
-	// (gateways only; empty when admin.addr is off). `plato ops` finds a gateway by ID with it.
-	AdminAddr string    `json:"admin_addr,omitempty"`
+	// AdminAddr is the "host:port" of the process's admin HTTP server, where the ops API and the
+	// ops console answer (empty when admin.addr is off). `plato ops` finds a gateway by ID with
+	// it, and the console asks each node for its pipelines and faults there.
+	AdminAddr string `json:"admin_addr,omitempty"`
+	// Version is the build the process runs (internal/buildinfo), for the fleet view and for
+	// spotting a half-finished upgrade.
+	Version   string    `json:"version,omitempty"`
 	Load      Load      `json:"load"`
 	StartedAt time.Time `json:"started_at"`
 	UpdatedAt time.Time `json:"updated_at"`
