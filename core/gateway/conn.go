@@ -260,8 +260,14 @@ func (c *conn) flush() {
 		// Frames per signal, added to the shared counters once per flush rather than per frame.
 		var sent [16]int64
 		var broadcasts int64
-		answered := 0 // UplinkAcks whose uplink's latency is observed once written
+		// reached counts the frames of q written (a Close ends the batch); answered those that
+		// answer an uplink, whose latency is observed once the batch is on the socket.
+		reached, answered := 0, 0
 		for _, o := range q {
+			reached++
+			if o.readAt != 0 {
+				answered++
+			}
 			if c.ws != nil {
 				m, last, err := wsWrite(w, o)
 				if err != nil {
@@ -302,9 +308,6 @@ func (c *conn) flush() {
 			})
 			copy(buf[protocol.HeaderLen:], f.Body)
 			n += len(buf)
-			if o.readAt != 0 {
-				answered++
-			}
 			sent[uint8(f.Signal)&15]++
 			if f.Action == fleet.DownAction_SEND_AND_CLOSE {
 				closeAfter = true
@@ -339,7 +342,7 @@ func (c *conn) flush() {
 			return
 		}
 		if answered > 0 && usage != nil {
-			observeUplinks(usage, q)
+			observeUplinks(usage, q[:reached])
 		}
 		if closeAfter {
 			c.abort(0)
