@@ -63,7 +63,7 @@ type conn struct {
 	uid        string
 	downSeq    int64
 	upAnswered int64
-	upPending  []int64
+	upPending  []pendingUplink
 	unacked    []*fleet.DownFrame
 	// hbInFlight is set while a heartbeat that took the lane's reserve awaits its answer.
 	hbInFlight bool
@@ -80,6 +80,9 @@ type outFrame struct {
 	// broadcast is a whole frame, header included. It is shared and read-only: the writer may link
 	// it into the socket buffer without copying.
 	broadcast []byte
+	// readAt is, for an UplinkAck of the state server, when the gateway read the uplink
+	// (monoNow); 0 for every other frame. The flush observes the uplink's latency from it.
+	readAt int64
 }
 
 // maxSent saturates the byte counts of a conn: far above any threshold they are compared with.
@@ -118,6 +121,7 @@ func (c *conn) enqueueFromState(stateID string, f *fleet.DownFrame) (ok, moved, 
 	if f.Action == fleet.DownAction_SEND_AND_CLOSE {
 		code = closeCode(f)
 	}
+	var readAt int64
 	c.mu.Lock()
 	if c.closed {
 		c.mu.Unlock()
@@ -141,11 +145,11 @@ func (c *conn) enqueueFromState(stateID string, f *fleet.DownFrame) (ok, moved, 
 			c.trackLocked(f)
 		}
 	case protocol.SigUplinkAck:
-		c.answeredLocked(f)
+		readAt = c.answeredLocked(f)
 	case protocol.SigHeartbeatAck:
 		c.hbInFlight = false
 	}
-	start, full := c.appendLocked(outFrame{down: f}, f.Action == fleet.DownAction_SEND_AND_CLOSE)
+	start, full := c.appendLocked(outFrame{down: f, readAt: readAt}, f.Action == fleet.DownAction_SEND_AND_CLOSE)
 	c.mu.Unlock()
 	// A frame a full queue refuses is lost with the connection, which is being closed for it: its
 	// close event tells the state server, with 1205. Reporting it gone would end the connection
@@ -242,6 +246,7 @@ func (c *conn) flush() {
 			return
 		}
 		c.queue = nil
+		usage := c.usage
 		if len(q) == 0 {
 			c.flushing = false
 			c.mu.Unlock()
@@ -255,7 +260,14 @@ func (c *conn) flush() {
 		// Frames per signal, added to the shared counters once per flush rather than per frame.
 		var sent [16]int64
 		var broadcasts int64
+		// reached counts the frames of q written (a Close ends the batch); answered those that
+		// answer an uplink, whose latency is observed once the batch is on the socket.
+		reached, answered := 0, 0
 		for _, o := range q {
+			reached++
+			if o.readAt != 0 {
+				answered++
+			}
 			if c.ws != nil {
 				m, last, err := wsWrite(w, o)
 				if err != nil {
@@ -328,6 +340,9 @@ func (c *conn) flush() {
 			}
 			c.abort(protocol.CodeSlowConsumer)
 			return
+		}
+		if answered > 0 && usage != nil {
+			observeUplinks(usage, q[:reached])
 		}
 		if closeAfter {
 			c.abort(0)

@@ -85,10 +85,10 @@ func (c *conn) heartbeatAnswered() {
 
 // forwarded notes an uplink handed to the state server, to answer it if the state server is lost;
 // the gateway counts it in flight until it is answered.
-func (c *conn) forwarded(seq int64) {
+func (c *conn) forwarded(seq, readAt int64) {
 	c.mu.Lock()
 	if len(c.upPending) < maxPendingUplinks {
-		c.upPending = append(c.upPending, seq)
+		c.upPending = append(c.upPending, pendingUplink{seq: seq, readAt: readAt})
 		c.gw.upInFlight.Add(1)
 	}
 	c.mu.Unlock()
@@ -101,9 +101,10 @@ func (c *conn) unforwarded(seq int64) {
 	c.mu.Unlock()
 }
 
-func (c *conn) dropPendingLocked(seq int64) {
-	for i, s := range c.upPending {
-		if s == seq {
+func (c *conn) dropPendingLocked(seq int64) (readAt int64) {
+	for i, p := range c.upPending {
+		if p.seq == seq {
+			readAt = p.readAt
 			c.upPending = append(c.upPending[:i], c.upPending[i+1:]...)
 			c.gw.upInFlight.Add(-1)
 			break
@@ -112,11 +113,13 @@ func (c *conn) dropPendingLocked(seq int64) {
 	if len(c.upPending) == 0 {
 		c.upPending = nil
 	}
+	return readAt
 }
 
-// answeredLocked notes the state server's UplinkAck. c.mu is held.
-func (c *conn) answeredLocked(f *fleet.DownFrame) {
-	c.dropPendingLocked(f.Seq)
+// answeredLocked notes the state server's UplinkAck, and returns when its uplink was read (0 if
+// not known). c.mu is held.
+func (c *conn) answeredLocked(f *fleet.DownFrame) (readAt int64) {
+	readAt = c.dropPendingLocked(f.Seq)
 	// The state server decided on this seq (delivered, a duplicate, or refused): a resend with it
 	// must not be delivered again by the next one.
 	if len(f.Body) >= 2 {
@@ -124,6 +127,7 @@ func (c *conn) answeredLocked(f *fleet.DownFrame) {
 			c.upAnswered = max(c.upAnswered, f.Seq)
 		}
 	}
+	return readAt
 }
 
 // watchState pings one state server until its link is dropped.
@@ -221,9 +225,9 @@ func (gw *Gateway) moveConns(l *stateLink) {
 			return
 		}
 		moved++
-		for _, seq := range pending {
+		for _, p := range pending {
 			ack := (&protocol.Ack{Code: protocol.CodeStateLost, Message: "the state server was lost with this uplink: it may or may not have been delivered"}).Append(nil)
-			c.enqueue(&fleet.DownFrame{ConnId: int64(c.id), Signal: int8(protocol.SigUplinkAck), Seq: seq, Body: ack})
+			c.enqueue(&fleet.DownFrame{ConnId: int64(c.id), Signal: int8(protocol.SigUplinkAck), Seq: p.seq, Body: ack})
 		}
 	})
 	gw.metrics.connsMoved.Add(int64(moved))

@@ -124,6 +124,10 @@ type Gateway struct {
 	wsLn   net.Listener
 	// ho is the gateway's side of an upgrade (handover.go).
 	ho handoverState
+
+	// uplinkLatency and stateCalls are the latency histograms (latency.go, telemetry.go).
+	uplinkLatency telemetry.Latency
+	stateCalls    *rpc.CallLatency
 }
 
 // New prepares a gateway; Start runs it.

@@ -581,7 +581,7 @@ func (gw *Gateway) takeConn(c *conn) *handedConn {
 	h := &handedConn{
 		id: c.id, state: c.state, reason: uint16(c.reason), hbInFlight: c.hbInFlight,
 		appID: c.appID, did: c.did, uid: c.uid, sessions: c.sessions,
-		downSeq: c.downSeq, upAnswered: c.upAnswered, upPending: c.upPending, unacked: c.unacked,
+		downSeq: c.downSeq, upAnswered: c.upAnswered, upPending: pendingSeqs(c.upPending), unacked: c.unacked,
 		input: c.handoff.input, queue: c.queue,
 	}
 	if c.link != nil {

@@ -335,7 +335,7 @@ func (gw *Gateway) adopt(h *handedConn, fd int) bool {
 	}
 	c := &conn{id: h.id, nc: nc, gw: gw, fd: -1, state: h.state, reason: protocol.Code(h.reason), hbInFlight: h.hbInFlight,
 		appID: h.appID, did: h.did, uid: h.uid, sessions: h.sessions, downSeq: h.downSeq, upAnswered: h.upAnswered,
-		upPending: h.upPending, unacked: h.unacked, ws: h.ws}
+		upPending: pendingOf(h.upPending), unacked: h.unacked, ws: h.ws}
 	if h.input != nil {
 		c.handoff = &connHandoff{carry: h.input}
 	}
@@ -350,7 +350,7 @@ func (gw *Gateway) adopt(h *handedConn, fd int) bool {
 	}
 	if h.appID != "" {
 		if app := gw.cfg.Apps.Get(h.appID); app != nil {
-			c.app, c.usage = app, gw.usage.Of(app.ID)
+			c.app, c.usage = app, gw.appUsage(app.ID)
 			c.usage.conns.Add(1)
 		} else {
 			refuse = protocol.CodeUnknownApp

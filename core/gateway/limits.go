@@ -9,6 +9,7 @@ import (
 
 	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -23,7 +24,11 @@ type appUsage struct {
 
 	mu      sync.Mutex
 	uplinks *rate.Limiter // the app's uplinks per second on this gateway; nil without a quota
-	share   int           // the gateways the quota was last divided among
+	// uplinkLatency is the app's series of plato_gateway_uplink_latency_seconds, resolved at the
+	// app's first login (latency.go); set under mu, read by flushes of the app's connections.
+	uplinkLatency telemetry.Observer
+	resolved      bool
+	share         int // the gateways the quota was last divided among
 }
 
 // gatewayCount is how many gateways share an app's fleet-wide quotas: the live ones in the

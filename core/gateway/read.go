@@ -172,7 +172,7 @@ func (gw *Gateway) handle(c *conn, h protocol.Header, body []byte) {
 			gw.refuseUplink(c, h.Seq, reason)
 			return
 		}
-		c.forwarded(int64(h.Seq))
+		c.forwarded(int64(h.Seq), monoNow())
 	}
 	if gw.forward(c, link, &fleet.UpEvent{
 		ConnId: int64(c.id), Kind: fleet.UpKind_FRAME, Signal: int8(h.Signal), Flags: int16(h.Flags), Seq: int64(h.Seq), Body: body,
@@ -272,7 +272,7 @@ func (gw *Gateway) admit(c *conn, appID, did, uid, tok string) admission {
 	if link == nil {
 		return admission{code: protocol.CodeStateLost, msg: "no state server available; retry later"}
 	}
-	u := gw.usage.Of(app.ID)
+	u := gw.appUsage(app.ID)
 	if !gw.admitLogin(app, u) {
 		return admission{code: protocol.CodeOverloaded, msg: "the app's connection quota is used up; retry later"}
 	}

@@ -82,7 +82,7 @@ func (gw *Gateway) servable() bool {
 func (gw *Gateway) StateServers() []string { return gw.links.IDs() }
 
 func (gw *Gateway) newStateLink(n registry.Node) (*stateLink, error) {
-	cli, err := stateservice.NewClient("plato-state", rpc.Client(n.RPCAddr, gw.cfg.RPCTimeout)...)
+	cli, err := stateservice.NewClient("plato-state", append(rpc.Client(n.RPCAddr, gw.cfg.RPCTimeout), gw.stateCalls.Option())...)
 	if err != nil {
 		return nil, fmt.Errorf("creating state client for %s: %w", n.RPCAddr, err)
 	}

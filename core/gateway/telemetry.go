@@ -29,6 +29,17 @@ var signalsIn, signalsOut = func() (in, out map[uint8]string) {
 // they are read when metrics are collected, so a frame costs an atomic add and nothing more.
 func (gw *Gateway) instrument(meter metric.Meter) (metric.Registration, error) {
 	m := &gw.metrics
+	var err error
+	if gw.uplinkLatency, err = telemetry.NewLatency(meter, "plato_gateway_uplink_latency_seconds",
+		"Uplinks forwarded to a state server, from the frame read to its UplinkAck written, by app."); err != nil {
+		return nil, err
+	}
+	calls, err := telemetry.NewLatency(meter, "plato_gateway_state_call_seconds",
+		"Calls of the gateway to state servers (State.Deliver, State.Ping), by method and result.")
+	if err != nil {
+		return nil, err
+	}
+	gw.stateCalls = rpc.NewCallLatency(calls, "Deliver", "Ping")
 	o := telemetry.NewObservables(meter)
 	o.GaugeValue("plato_gateway_connections", "{connection}", "Open device connections.",
 		func() int64 { return int64(gw.conns.len()) })

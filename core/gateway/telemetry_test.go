@@ -35,8 +35,11 @@ func TestMetricsMatchTheDoc(t *testing.T) {
 	for _, sm := range rm.ScopeMetrics {
 		for _, m := range sm.Metrics {
 			kind := "counter"
-			if _, ok := m.Data.(metricdata.Gauge[int64]); ok {
+			switch m.Data.(type) {
+			case metricdata.Gauge[int64]:
 				kind = "gauge"
+			case metricdata.Histogram[float64]:
+				kind = "histogram"
 			}
 			exported[m.Name] = kind
 		}

@@ -46,8 +46,10 @@ type errorBody struct {
 func (s *Server) routes(h *hertz.Hertz) {
 	// Counting in a middleware sees every answer, the 404s and 405s included.
 	h.Use(func(ctx context.Context, c *app.RequestContext) {
+		start := time.Now()
 		c.Next(ctx)
 		s.requests.Add(c.Response.StatusCode())
+		s.latency.of(c.FullPath()).Since(start)
 	})
 	s.cors(h)
 	h.GET("/ip/list", s.handleList)

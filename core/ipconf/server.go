@@ -119,6 +119,8 @@ type Server struct {
 	// requests counts answers by HTTP status. instruments publishes them and is unregistered at
 	// Shutdown.
 	requests telemetry.Codes
+	// latency observes each answer's duration, by route (latency.go).
+	latency routeLatency
 	// refused counts credentials refused, by the code the device was told.
 	refused telemetry.Codes
 	// staleAnswers counts lists handed out while the registry was unreachable.

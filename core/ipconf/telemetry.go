@@ -8,6 +8,9 @@ import (
 
 // instrument publishes ipconf's counters as observable instruments (docs/observability.md).
 func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
+	if err := s.latency.init(meter); err != nil {
+		return nil, err
+	}
 	o := telemetry.NewObservables(meter)
 	o.CounterByCode("plato_ipconf_requests_total", "{request}", "HTTP requests answered, by status (200, 400, 401 credential refused, 403 app not configured, 404, 405, 431 headers too large, 503 no gateway or business unreachable).", "status", &s.requests)
 	o.CounterByCode("plato_ipconf_credentials_refused_total", "{request}",

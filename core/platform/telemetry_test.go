@@ -89,6 +89,11 @@ func TestMetricsAreExportedAsDocumented(t *testing.T) {
 		{"plato_nats_connected", nil, 1},
 		{"plato_pipeline_stage_calls_total", []string{`app="default"`, `stage="pass"`}, 4},
 		{"plato_pipeline_stage_latency_seconds_count", []string{`stage="pass"`}, 4},
+		{"plato_gateway_uplink_latency_seconds_count", []string{`app="demo"`}, 3},
+		{"plato_gateway_state_call_seconds_count", []string{`method="deliver"`, `result="ok"`}, 1},
+		{"plato_state_gateway_call_seconds_count", []string{`method="push"`, `result="ok"`}, 1},
+		{"plato_state_business_call_seconds_count", []string{`app="demo"`, `result="ok"`}, 1},
+		{"plato_ipconf_request_seconds_count", []string{`route="/ip/list"`}, 3},
 	}
 	var s scrape
 	var missing []string

@@ -103,6 +103,10 @@ func TestWebSocketEndToEnd(t *testing.T) {
 	if ups := biz.Events(api.EventKind_UPLINK, "wendy"); len(ups) != 1 || string(ups[0].Payload) != "over websocket" {
 		t.Fatalf("business got %+v", ups)
 	}
+	// Its latency is observed, from the frame read to the ACK written, as over TCP.
+	poll.Within(t, 10*time.Second, "the WebSocket uplink in plato_gateway_uplink_latency_seconds", func() bool {
+		return scrapeMetrics(t, p.Admin.Addr()).sum("plato_gateway_uplink_latency_seconds_count", `app="demo"`) >= 1
+	})
 	sc := platformtest.StateClient(t, p.State.Addr())
 	ctx := context.Background()
 	resp, err := sc.Push(ctx, &api.PushRequest{Caller: platformtest.Caller("demo"), Dids: []string{"wendy"}, Payload: []byte("to the browser"), Qos: api.QoS_AT_LEAST_ONCE})

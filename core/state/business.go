@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cloudwego/kitex/pkg/kerrors"
 	"go.opentelemetry.io/otel/attribute"
@@ -31,6 +32,8 @@ type businessLink struct {
 	addr  string
 	cli   bizservice.Client
 	batch *batch.Batcher[bizItem]
+	// latency is the app's series of plato_state_business_call_seconds: ok, error.
+	latency [2]telemetry.Observer
 }
 
 // businesses maps app IDs to their business server, one link per app: each app's events queue on
@@ -60,7 +63,7 @@ func (b *businesses) forApp(appID string) (*businessLink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating business client for %s: %w", addr, err)
 	}
-	l := &businessLink{addr: addr, cli: cli}
+	l := &businessLink{addr: addr, cli: cli, latency: b.s.businessObservers(appID)}
 	bc := b.s.cfg.Batch
 	l.batch = batch.New(batch.Config{MaxSize: bc.MaxSize, MaxDelay: bc.MaxDelay, Lanes: bc.Lanes},
 		func(ctx context.Context, items []bizItem) { b.s.deliverBusiness(ctx, l, items) })
@@ -92,7 +95,9 @@ func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []b
 			events[i].Traceparent = telemetry.TraceParent(trace.ContextWithSpan(context.Background(), sp))
 		}
 	}
+	start := time.Now()
 	resp, err := l.cli.Deliver(ctx, &api.DeliverRequest{Events: events})
+	l.observe(start, err)
 	endDeliverSpans(spans, err)
 	if err != nil {
 		code := protocol.CodeBusinessUnavailable

@@ -62,7 +62,7 @@ func newGateways(s *Server) *registry.Table[*gatewayLink] {
 }
 
 func (s *Server) dialGateway(n registry.Node) (*gatewayLink, error) {
-	cli, err := gwservice.NewClient("plato-gateway", rpc.Client(n.RPCAddr, s.cfg.RPCTimeout)...)
+	cli, err := gwservice.NewClient("plato-gateway", append(rpc.Client(n.RPCAddr, s.cfg.RPCTimeout), s.gatewayCalls.Option())...)
 	if err != nil {
 		return nil, fmt.Errorf("creating gateway client for %s: %w", n.RPCAddr, err)
 	}

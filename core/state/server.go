@@ -88,6 +88,11 @@ type Server struct {
 	cancel     context.CancelFunc
 	done       sync.WaitGroup
 	stopOnce   sync.Once
+
+	// gatewayCalls and businessLatency are the latency histograms of the calls to gateways and to
+	// business servers (latency.go).
+	gatewayCalls    *rpc.CallLatency
+	businessLatency telemetry.Latency
 }
 
 // handler is the Kitex State service.

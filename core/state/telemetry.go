@@ -26,6 +26,9 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := s.instrumentLatency(meter); err != nil {
+		return nil, err
+	}
 	m := &s.metrics
 	o := telemetry.NewObservables(meter)
 	o.GaugeValue("plato_state_connections", "{connection}", "Logged-in connections (and logins in the pipeline) held.",

@@ -4,6 +4,9 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/platoim/plato/internal/config"
 )
@@ -109,4 +112,41 @@ func BenchmarkStartRootUnsampled(b *testing.B) {
 			sp.End()
 		}
 	}
+}
+
+// A latency observer is resolved once; a measurement on a hot path must then allocate nothing.
+func TestLatencyObserverAllocatesNothing(t *testing.T) {
+	tel := newTestTelemetry(t, 0)
+	l, err := NewLatency(tel.Meter(), "test_latency_seconds", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := l.Observer(attribute.String("app", "demo"), attribute.String("result", "ok"))
+	o.Observe(time.Millisecond)
+	start := time.Now()
+	if n := testing.AllocsPerRun(1000, func() { o.Since(start) }); n != 0 {
+		t.Errorf("Observer.Since allocates %v times per measurement, want 0", n)
+	}
+	var zero Observer
+	zero.Observe(time.Second) // records nothing, and does not panic
+	if n := testing.AllocsPerRun(100, func() { zero.Observe(time.Second) }); n != 0 {
+		t.Errorf("the zero Observer allocates %v", n)
+	}
+}
+
+// BenchmarkLatencyObserver measures one measurement of a resolved latency series (two attributes),
+// as the gateway makes per uplink.
+func BenchmarkLatencyObserver(b *testing.B) {
+	tel := newTestTelemetry(b, 0)
+	l, err := NewLatency(tel.Meter(), "bench_latency_seconds", "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	o := l.Observer(attribute.String("app", "demo"), attribute.String("result", "ok"))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			o.Observe(time.Millisecond)
+		}
+	})
 }
