@@ -44,6 +44,8 @@ type Follower struct {
 	loadOnce sync.Once
 	loaded   chan struct{}
 	down     atomic.Bool
+	// created is the bucket's creation time when last opened (only Run's goroutine uses it).
+	created time.Time
 
 	applied, refused, reads atomic.Int64
 }
@@ -109,6 +111,10 @@ func (f *Follower) follow(ctx context.Context) string {
 	if err != nil {
 		return err.Error()
 	}
+	if !f.created.IsZero() && !created.Equal(f.created) {
+		f.log.Warn("live apps: the apps bucket is a new one (deleted by hand, or NATS lost its storage): the live apps are now what it holds; set them again with plato apps set")
+	}
+	f.created = created
 	// A private context, ended by us alone (see registry.openWatcher for why), bounded while the
 	// consumer is created.
 	wctx, cancel := context.WithCancel(context.Background())
