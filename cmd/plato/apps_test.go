@@ -178,6 +178,13 @@ func TestLiveAppsAcrossProcesses(t *testing.T) {
 	case <-dev.Done():
 		t.Errorf("the logged-in device was closed by the delete: %v", dev.Err())
 	default:
+		// It stays, but its uplinks have no business server to go to any more.
+		sctx, scancel := context.WithTimeout(ctx, within)
+		err := dev.Send(sctx, []byte("after the delete"))
+		scancel()
+		if code, _ := protocol.CodeOf(err); code != protocol.CodeNoBusiness {
+			t.Errorf("an uplink of a deleted app's device: %v, want code %d", err, protocol.CodeNoBusiness)
+		}
 	}
 	if out, err := apps("", "delete", "live"); err == nil || !strings.Contains(out, "no such app") {
 		t.Errorf("deleting twice: %v\n%s", err, out)
