@@ -200,3 +200,36 @@ func TestLiveAppsAcrossProcesses(t *testing.T) {
 		t.Errorf("a process panicked:\n%s", logs.String())
 	}
 }
+
+func TestShowMasksSecrets(t *testing.T) {
+	a := platformtest.Config(t).Apps["demo"]
+	a.Auth.JWT.Leeway = time.Minute
+	a.AllowedOrigins = []string{"https://app.example.com"}
+	m, err := appMap(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := printAppMap(&out, m, false); err != nil {
+		t.Fatal(err)
+	}
+	s := out.String()
+	for _, secret := range []string{platformtest.KeyOf("demo"), platformtest.JWTSecret} {
+		if strings.Contains(s, secret) {
+			t.Errorf("a secret shows:\n%s", s)
+		}
+	}
+	for _, want := range []string{"leeway: 1m0s", "https://app.example.com", "hidden"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("no %q in:\n%s", want, s)
+		}
+	}
+	// Whatever an app gains, a setting named like a secret is masked too.
+	out.Reset()
+	if err := printAppMap(&out, map[string]any{"webhook": map[string]any{"url": "http://x", "secret": "s3cr3t", "signing_key": "k3y"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	if s := out.String(); strings.Contains(s, "s3cr3t") || strings.Contains(s, "k3y") || !strings.Contains(s, "http://x") {
+		t.Errorf("a new secret field shows:\n%s", s)
+	}
+}

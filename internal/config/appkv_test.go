@@ -49,10 +49,10 @@ allowed_origins: [https://app.example.com]
 
 func TestParseAppRefusesWhatTheFileWould(t *testing.T) {
 	for text, want := range map[string]string{
-		"":                        "apps.chat.keys: is empty",
-		"keys: {dev: short}":      "apps.chat.keys.dev: must be at least 16 bytes",
-		"keys: [1, 2":             "apps.chat: parsing",
-		"just a string":           "apps.chat",
+		"":                   "apps.chat.keys: is empty",
+		"keys: {dev: short}": "apps.chat.keys.dev: must be at least 16 bytes",
+		"keys: [1, 2":        "apps.chat: parsing",
+		"just a string":      "apps.chat",
 		"keys: {dev: a-business-key-of-16}\nauth: {callback: true}":             "apps.chat.auth.callback: needs apps.chat.business",
 		"keys: {dev: a-business-key-of-16}\nauth: {jwt: {secrets: {k: short}}}": "apps.chat.auth.jwt.secrets.k: must be at least 32 bytes",
 		"keys: {dev: a-business-key-of-16}\nauth: {jwt: {leeway: soon}}":        "apps.chat",
