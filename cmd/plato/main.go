@@ -32,7 +32,7 @@ func commands() map[string]command {
 		"chat":     {"a terminal chat client for the demo business server", runChat},
 		"pipeline": {"check pipeline YAML: plato pipeline validate FILE|DIR", runPipeline},
 		"plugin":   {"scaffold a pipeline stage: plato plugin new NAME", runPlugin},
-		"bench":    {"load-test the platform: plato bench connect|uplink|downlink|broadcast|failover|overload|crashloop|nats-restart|slow-consumers|migrate", runBench},
+		"bench":    {"load-test the platform: plato bench connect|uplink|downlink|broadcast|failover|overload|crashloop|nats-restart|apps-live|slow-consumers|migrate", runBench},
 		"apps":     {"apps that change live, kept in NATS KV: plato apps list|show|set|delete", runApps},
 		"ops":      {"move devices between gateways: plato ops migrate|drain|undrain|status|gateways", runOps},
 		"token":    {"print a device credential for trying things by hand: plato token mint --app A --did D --uid U", runToken},
