@@ -199,7 +199,7 @@ func printApps(w io.Writer, file map[string]config.App, live []appstore.Entry) {
 	type row struct{ source, auth, business, rev string }
 	rows := map[string]row{}
 	for id, a := range file {
-		rows[id] = row{source: "file", auth: authOf(a), business: a.Business, rev: "-"}
+		rows[id] = row{source: "file", auth: authOf(a), business: businessOf(a), rev: "-"}
 	}
 	for _, e := range live {
 		r := row{source: "kv", rev: fmt.Sprint(e.Revision)}
@@ -214,7 +214,7 @@ func printApps(w io.Writer, file map[string]config.App, live []appstore.Entry) {
 				a = f
 			}
 		}
-		r.auth, r.business = authOf(a), a.Business
+		r.auth, r.business = authOf(a), businessOf(a)
 		rows[e.ID] = r
 	}
 	if len(rows) == 0 {
@@ -232,6 +232,19 @@ func printApps(w io.Writer, file map[string]config.App, live []appstore.Entry) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", id, r.auth, business, r.rev, r.source)
 	}
 	_ = tw.Flush()
+}
+
+// businessOf is how the app reaches its business server, as its settings say it (read from them
+// generically, so that whatever form the business endpoints take prints).
+func businessOf(a config.App) string {
+	m, err := appMap(a)
+	if err != nil || m["business"] == nil {
+		return ""
+	}
+	if s, ok := m["business"].(string); ok {
+		return s
+	}
+	return fmt.Sprint(m["business"])
 }
 
 func authOf(a config.App) string {

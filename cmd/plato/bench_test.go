@@ -54,6 +54,8 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"bench", "slow-consumers", "--send-buffer", "100"}, 1, "send buffer 100"},
 		{[]string{"bench", "slow-consumers", "--window", "2"}, 1, "--window does not apply"},
 		{[]string{"bench", "slow-consumers", "--baseline"}, 1, "--baseline"},
+		{[]string{"bench", "--help"}, 0, "apps-live"},
+		{[]string{"bench", "apps-live", "--changes", "501"}, 1, "changes 501: must be 1 to 500"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tc.args, &out, &errb)

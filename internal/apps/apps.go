@@ -1,7 +1,8 @@
 // Package apps is the set of businesses a Plato process serves, compiled from the apps section of
-// the configuration: each app's device-credential verifier, its business keys and address, its
-// limits. A reload (Watch) compiles a whole new set and swaps it in, so readers never see half of
-// one; an app ID that is not in the set gets nothing anywhere.
+// the configuration with the apps kept in NATS KV over it (live.go; internal/appstore follows the
+// bucket): each app's device-credential verifier, its business keys and address, its limits. A
+// reload (Watch) or a live change compiles a whole new set and swaps it in, so readers never see
+// half of one; an app ID that is not in the set gets nothing anywhere.
 package apps
 
 import (
