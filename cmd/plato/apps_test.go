@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/platoim/plato/core/platform/platformtest"
+	"github.com/platoim/plato/internal/appstore"
 	"github.com/platoim/plato/internal/credential"
 	"github.com/platoim/plato/internal/natsd/natsdtest"
 	"github.com/platoim/plato/internal/testkit"
@@ -231,5 +232,34 @@ func TestShowMasksSecrets(t *testing.T) {
 	}
 	if s := out.String(); strings.Contains(s, "s3cr3t") || strings.Contains(s, "k3y") || !strings.Contains(s, "http://x") {
 		t.Errorf("a new secret field shows:\n%s", s)
+	}
+}
+
+func TestListShowsSourcesAndRefusedValues(t *testing.T) {
+	file := platformtest.Config(t).Apps
+	live := []appstore.Entry{
+		{ID: "demo", Text: []byte("keys: {dev: a-live-key-of-16-bytes}\nauth: {callback: true}\nbusiness: 127.0.0.1:7\n"), Revision: 3},
+		{ID: "news", Text: []byte("keys: {dev: a-live-key-of-16-bytes}\nauth: {jwt: {secrets: {k: " + liveAppSecret + "}}}\n"), Revision: 4},
+		{ID: "oops", Text: []byte("keys: {dev: short}\n"), Revision: 5},
+	}
+	var out bytes.Buffer
+	printApps(&out, file, live)
+	lines := map[string]string{}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if f := strings.Fields(l); len(f) > 0 {
+			lines[f[0]] = l
+		}
+	}
+	for id, want := range map[string][]string{
+		"demo":  {"callback", "127.0.0.1:7", "3", "kv (over file)"},
+		"app-a": {"jwt", "-", "file"},
+		"news":  {"jwt", "4", "kv"},
+		"oops":  {"5", "REFUSED", "apps.oops.keys.dev"},
+	} {
+		for _, w := range want {
+			if !strings.Contains(lines[id], w) {
+				t.Errorf("%s: no %q in %q", id, w, lines[id])
+			}
+		}
 	}
 }
