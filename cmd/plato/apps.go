@@ -169,6 +169,31 @@ func openAppStore(ctx context.Context, cfg config.Config) (*appstore.Store, func
 	return store, nc.Close, nil
 }
 
+// liveApp reads app id from NATS KV, if NATS answers within a moment and the app is there and
+// usable.
+func liveApp(ctx context.Context, cfg config.Config, id string) (config.App, bool) {
+	if cfg.Registry.AppsBucket == "" || !config.ValidAppID(id) {
+		return config.App{}, false
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	nc, js, err := registry.Connect(ctx, cfg.NATSURL(), "plato-token", slog.New(slog.DiscardHandler))
+	if err != nil {
+		return config.App{}, false
+	}
+	defer nc.Close()
+	kv, err := js.KeyValue(ctx, cfg.Registry.AppsBucket)
+	if err != nil {
+		return config.App{}, false
+	}
+	e, err := kv.Get(ctx, id)
+	if err != nil {
+		return config.App{}, false
+	}
+	a, err := appstore.Parse(id, e.Value())
+	return a, err == nil
+}
+
 // readAppText reads an app's settings from path, or standard input for "-".
 func readAppText(path string) ([]byte, error) {
 	var r io.Reader = os.Stdin

@@ -99,6 +99,14 @@ func TestLiveAppsAcrossProcesses(t *testing.T) {
 
 	// Served by ipconf, the gateway and the state server, without a restart.
 	poll.Within(t, within, "ipconf to serve the live app", func() bool { return fetch("d1") == nil })
+	// plato token mint signs with the live app's secret, found in NATS KV.
+	minted, err := exec.Command(platoBinary(t), "token", "mint", "--app", "live", "--did", "d9", "--config", cfg).Output()
+	if err != nil {
+		t.Fatalf("plato token mint for the live app: %v", err)
+	}
+	if _, err := client.FetchEndpoints(ctx, nil, ipURL, "live", "d9", strings.TrimSpace(string(minted))); err != nil {
+		t.Errorf("ipconf with plato token mint's credential: %v", err)
+	}
 	dctx, dcancel := context.WithTimeout(ctx, within)
 	dev, err := client.Dial(dctx, client.Config{IPConfURL: ipURL, AppID: "live", DID: "d1", Credential: cred("d1"), LoginTimeout: 20 * time.Second})
 	dcancel()
