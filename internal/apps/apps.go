@@ -104,7 +104,9 @@ func New(cfg map[string]config.App, opts Options) (*Table, error) {
 func (t *Table) Replace(cfg map[string]config.App, opts Options) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	s, err := build(cfg, t.live, opts, t.reusable(opts))
+	// Every app is compiled again: a reload is how an edited PEM file named by public_keys is
+	// read again.
+	s, err := build(cfg, t.live, opts, &set{})
 	if err != nil {
 		return err
 	}

@@ -12,8 +12,8 @@ import (
 // app replaces the file's app of the same ID whole (no field-by-field merge: an app's keys and
 // secrets come from one place), and deleting it brings the file's back, if there is one.
 
-// reusable is the current set when its apps were compiled with opts, so build may keep them.
-// Called with t.mu held.
+// reusable is the current set when its apps were compiled with opts, so that a live change
+// compiles only the app that changed. Called with t.mu held.
 func (t *Table) reusable(opts Options) *set {
 	if s := t.cur.Load(); s != nil && t.opts == opts {
 		return s
