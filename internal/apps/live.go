@@ -34,7 +34,9 @@ func (t *Table) PutLive(id string, a config.App) error {
 		live = map[string]config.App{}
 	}
 	live[id] = a
-	if err := t.swapLive(live); err != nil {
+	// The app set is compiled afresh even if its value did not change: setting it again is how a
+	// PEM file its public_keys name is read again.
+	if err := t.swapLive(live, id); err != nil {
 		return err
 	}
 	return nil
@@ -50,7 +52,7 @@ func (t *Table) DeleteLive(id string) (bool, error) {
 	}
 	live := maps.Clone(t.live)
 	delete(live, id)
-	if err := t.swapLive(live); err != nil {
+	if err := t.swapLive(live, ""); err != nil {
 		return false, err
 	}
 	return true, nil
@@ -85,7 +87,7 @@ func (t *Table) SetLive(live map[string]config.App, keep []string) (changed bool
 	if t.live != nil && maps.EqualFunc(next, t.live, sameApp) {
 		return false, bad
 	}
-	if err := t.swapLive(next); err != nil {
+	if err := t.swapLive(next, ""); err != nil {
 		// Each app compiled alone above; what fails now is the pair of layers, so the set stays.
 		if bad == nil {
 			bad = map[string]error{}
@@ -106,10 +108,16 @@ func Check(id string, a config.App, opts Options) error {
 	return err
 }
 
-// swapLive builds and swaps in the set of the file's apps with live over them. Called with t.mu
-// held.
-func (t *Table) swapLive(live map[string]config.App) error {
-	s, err := build(t.file, live, t.opts, t.reusable(t.opts))
+// swapLive builds and swaps in the set of the file's apps with live over them, compiling again
+// the apps that changed and fresh, if not empty. Called with t.mu held.
+func (t *Table) swapLive(live map[string]config.App, fresh string) error {
+	prev := t.reusable(t.opts)
+	if _, ok := prev.cfgs[fresh]; ok {
+		cfgs := maps.Clone(prev.cfgs)
+		delete(cfgs, fresh)
+		prev = &set{byID: prev.byID, cfgs: cfgs}
+	}
+	s, err := build(t.file, live, t.opts, prev)
 	if err != nil {
 		return fmt.Errorf("the apps with the live ones over the file's: %w", err)
 	}

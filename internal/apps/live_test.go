@@ -41,6 +41,14 @@ func TestLiveAppsOverlayTheFile(t *testing.T) {
 	if table.Get("game") != game {
 		t.Error("an unchanged app was compiled again")
 	}
+	// Setting an app again compiles it again (a PEM file its public_keys name is read again).
+	news := table.Get("news")
+	if err := table.PutLive("news", config.SimpleApp("live-news-key2-16-bytes", secret, "")); err != nil {
+		t.Fatal(err)
+	}
+	if table.Get("news") == news || table.Get("game") != game {
+		t.Error("setting an app again did not compile it again, or compiled another")
+	}
 
 	// A file reload keeps the live layer over it.
 	file2 := map[string]config.App{"chat": file["chat"]}
