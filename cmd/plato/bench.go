@@ -64,6 +64,11 @@ Scenarios:
              to ipconf answering fresh, every process registered again, the state server seeing
              the new gateway (converged; given up on after --after-restart, default 15s), and
              ipconf's answers (fresh, stale, 503) meanwhile
+  apps-live  starts the nats-restart scenario's platform (plato nats, a state server, a gateway and
+             ipconf as plato processes), then --changes times (default 20) stores a new app in
+             NATS KV as plato apps set does and deletes it: time from the put to ipconf handing
+             out endpoints for it, a device of it logging in at the gateway, and the state server
+             taking its business key (p50/p99/max), and from the delete to ipconf refusing it
   migrate    starts a platform of its own (embedded NATS, a state server and gateways gw-1 and
              gw-2 as plato processes, the bench's business server), logs --devices (default 1000)
              SDK clients in through gw-1, pushes at-least-once messages at --push-rate (default
@@ -117,6 +122,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&o.AfterKill, "after-kill", 0, "failover, nats-restart: load from the kill to the restart (default 5s)")
 	fs.DurationVar(&o.AfterRestart, "after-restart", 0, "failover: load after the restart (default 5s); nats-restart: how long to wait for convergence (default 15s); migrate: the longest wait for every device to move (default 60s)")
 	fs.DurationVar(&o.Interval, "interval", bench.DefaultInterval, "time between broadcast rounds; crashloop: time between kills")
+	fs.IntVar(&o.Changes, "changes", 0, "apps-live: how many apps are set and deleted, one after the other (default 20, at most 500)")
 	fs.IntVar(&o.Kills, "kills", 0, "crashloop: how many times the stage's plugin is killed (default 50, at most 1000)")
 	fs.StringVar(&o.Plugin, "plugin", "", "crashloop: the plugin binary the stage runs (default "+bench.DefaultCrashloopPlugin+")")
 	stalled := fs.String("stalled", "", "slow-consumers: devices that stop reading, a count or a percentage of --devices (default 5%)")
@@ -174,7 +180,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if o.Rate > 0 && !set["window"] {
 		o.Window = 0 // --rate alone selects the open loop
 	}
-	if o.Scenario == bench.ScenarioFailover || o.Scenario == bench.ScenarioCrashloop || o.Scenario == bench.ScenarioNATSRestart || o.Scenario == bench.ScenarioMigrate || o.Scenario == bench.ScenarioUpgrade {
+	if o.Scenario == bench.ScenarioFailover || o.Scenario == bench.ScenarioCrashloop || o.Scenario == bench.ScenarioNATSRestart || o.Scenario == bench.ScenarioAppsLive || o.Scenario == bench.ScenarioMigrate || o.Scenario == bench.ScenarioUpgrade {
 		// Its own defaults, and no window or duration unless asked for (which it refuses).
 		if !set["devices"] {
 			o.Devices = 0

@@ -56,6 +56,8 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"bench", "slow-consumers", "--baseline"}, 1, "--baseline"},
 		{[]string{"bench", "downlink", "--batch", "1001"}, 1, "batch 1001: must be 0 to 1000"},
 		{[]string{"bench", "uplink", "--batch", "8"}, 1, "--batch is for the downlink scenario"},
+		{[]string{"bench", "--help"}, 0, "apps-live"},
+		{[]string{"bench", "apps-live", "--changes", "501"}, 1, "changes 501: must be 1 to 500"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(tc.args, &out, &errb)

@@ -385,7 +385,7 @@ func TestBadConfigIsExplained(t *testing.T) {
 }
 
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"up", "--help"}, {"gateway", "--help"}, {"chat", "--help"}, {"nats", "--help"}} {
+	for _, args := range [][]string{{"--help"}, {"up", "--help"}, {"gateway", "--help"}, {"chat", "--help"}, {"nats", "--help"}, {"apps", "--help"}} {
 		cmd := exec.Command(platoBinary(t), args...)
 		out, err := cmd.CombinedOutput()
 		if err != nil {

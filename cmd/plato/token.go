@@ -14,7 +14,7 @@ import (
 )
 
 // runToken dispatches `plato token <sub>`.
-func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error {
+func runToken(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "mint" {
 		fmt.Fprintln(stderr, "Usage: plato token mint --app APP --did DID --uid UID [flags]")
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "--help") {
@@ -27,7 +27,7 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "Usage: plato token mint --app APP --did DID --uid UID [flags]\n\n"+
 			"Prints a device credential for trying things by hand: a JWT signed with the app's HS256 secret\n"+
-			"from the configuration (apps.<app>.auth.jwt.secrets), as the app's backend would issue it.\n"+
+			"from the configuration (apps.<app>.auth.jwt.secrets) or NATS KV (plato apps set), as the app's backend would issue it.\n"+
 			"Give it to ipconf: curl -H \"Authorization: Bearer $(plato token mint ...)\" ...\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -51,9 +51,13 @@ func runToken(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	a, ok := cfg.Apps[*app]
+	// An app in NATS KV replaces the file's, as on the servers; without NATS, the file's.
+	a, ok := liveApp(ctx, cfg, *app)
 	if !ok {
-		return fmt.Errorf("app %q is not in the configuration (apps)", *app)
+		a, ok = cfg.Apps[*app]
+	}
+	if !ok {
+		return fmt.Errorf("app %q is neither in the configuration (apps) nor in NATS KV (plato apps list)", *app)
 	}
 	secrets := a.Auth.JWT.Secrets
 	if len(secrets) == 0 {

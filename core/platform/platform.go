@@ -223,9 +223,6 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 		if p.Apps, err = apps.New(cfg.Apps, appOpts); err != nil {
 			return fmt.Errorf("apps: %w", err)
 		}
-		if len(cfg.Apps) == 0 {
-			p.log.Warn("no app is configured (apps): every device and business server will be refused")
-		}
 		instruments, err := p.instrumentApps()
 		if err != nil {
 			return fmt.Errorf("creating apps metrics: %w", err)
@@ -239,6 +236,12 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 				p.Apps.Watch(wctx, p.opts.ConfigFile, p.opts.Reload, appOpts, p.log)
 			}()
 			p.stops = append(p.stops, func(context.Context) error { cancel(); <-done; return nil })
+		}
+		if err := p.startLiveApps(ctx); err != nil {
+			return err
+		}
+		if len(p.Apps.IDs()) == 0 {
+			p.log.Warn("no app is configured (apps, or plato apps set): every device and business server will be refused")
 		}
 	}
 	var signer *token.Signer

@@ -138,7 +138,7 @@ func (p *Platform) instrumentApps() (metric.Registration, error) {
 			emit(ok, attribute.String("result", "ok"))
 			emit(failed, attribute.String("result", "failed"))
 		})
-	o.Gauge("plato_apps", "{app}", "Apps declared (apps in the configuration).",
+	o.Gauge("plato_apps", "{app}", "Apps served: apps in the configuration, and those in NATS KV (plato apps set).",
 		func(emit telemetry.Emit) { emit(int64(len(p.Apps.IDs()))) })
 	return o.Register()
 }

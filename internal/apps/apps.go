@@ -1,7 +1,8 @@
 // Package apps is the set of businesses a Plato process serves, compiled from the apps section of
-// the configuration: each app's device-credential verifier, its business keys and address, its
-// limits. A reload (Watch) compiles a whole new set and swaps it in, so readers never see half of
-// one; an app ID that is not in the set gets nothing anywhere.
+// the configuration with the apps kept in NATS KV over it (live.go; internal/appstore follows the
+// bucket): each app's device-credential verifier, its business keys and address, its limits. A
+// reload (Watch) or a live change compiles a whole new set and swaps it in, so readers never see
+// half of one; an app ID that is not in the set gets nothing anywhere.
 package apps
 
 import (
@@ -9,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,11 +59,18 @@ func (a *App) CheckKey(key string) bool {
 	return ok == 1
 }
 
-// Table is the current set of apps. It is safe for concurrent use; the zero value is empty.
+// Table is the current set of apps: the file's apps (Replace) overlaid with the live ones from
+// NATS KV (PutLive, SetLive; live.go). It is safe for concurrent use; the zero value is empty.
 type Table struct {
 	cur atomic.Pointer[set]
 	// reloads counts Watch's reloads that took effect, reloadErrors those refused.
 	reloads, reloadErrors atomic.Int64
+
+	// mu serialises the rebuilds of cur from the two layers.
+	mu   sync.Mutex
+	file map[string]config.App
+	live map[string]config.App
+	opts Options
 }
 
 // Reloads returns how many reloads of the configuration took effect and how many were refused
@@ -69,7 +79,9 @@ func (t *Table) Reloads() (ok, failed int64) { return t.reloads.Load(), t.reload
 
 type set struct {
 	byID map[string]*App
-	ids  []string // sorted
+	ids  []string        // sorted
+	live map[string]bool // the apps that came from KV
+	cfgs map[string]config.App
 }
 
 // Options are what compiling an app needs beyond its config.
@@ -87,24 +99,54 @@ func New(cfg map[string]config.App, opts Options) (*Table, error) {
 	return t, nil
 }
 
-// Replace compiles cfg and swaps it in whole; on error the current set stays.
+// Replace compiles cfg, the file's apps, and swaps in the set they make with the live apps over
+// them, whole; on error the current set stays.
 func (t *Table) Replace(cfg map[string]config.App, opts Options) error {
-	s := &set{byID: map[string]*App{}}
-	var errs []error
-	for _, id := range slices.Sorted(maps.Keys(cfg)) {
-		a, err := compile(id, cfg[id], opts)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		s.byID[id] = a
-		s.ids = append(s.ids, id)
-	}
-	if err := errors.Join(errs...); err != nil {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	// Every app is compiled again: a reload is how an edited PEM file named by public_keys is
+	// read again.
+	s, err := build(cfg, t.live, opts, &set{})
+	if err != nil {
 		return err
 	}
+	t.file, t.opts = cfg, opts
 	t.cur.Store(s)
 	return nil
+}
+
+// build compiles the file's apps overlaid with the live ones: a live app replaces the file's app
+// of the same ID, which is then not compiled at all. An app whose settings are those of prev's is
+// not compiled again: it keeps its verifier (and the callback's RPC client).
+func build(file, live map[string]config.App, opts Options, prev *set) (*set, error) {
+	s := &set{byID: map[string]*App{}, live: map[string]bool{}, cfgs: map[string]config.App{}}
+	var errs []error
+	all := maps.Clone(file)
+	if all == nil {
+		all = map[string]config.App{}
+	}
+	maps.Copy(all, live)
+	for _, id := range slices.Sorted(maps.Keys(all)) {
+		var a *App
+		if old, ok := prev.cfgs[id]; ok && reflect.DeepEqual(old, all[id]) {
+			a = prev.byID[id]
+		} else {
+			var err error
+			if a, err = compile(id, all[id], opts); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		}
+		s.byID[id], s.cfgs[id] = a, all[id]
+		s.ids = append(s.ids, id)
+		if _, ok := live[id]; ok {
+			s.live[id] = true
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func compile(id string, c config.App, opts Options) (*App, error) {

@@ -16,6 +16,7 @@ const (
 	DefaultNATSHost         = "127.0.0.1"
 	DefaultNATSPort         = 4222
 	DefaultRegistryBucket   = "plato_registry"
+	DefaultAppsBucket       = "plato_apps"
 	DefaultRegistryTTL      = 5 * time.Second
 	DefaultTokenTTL         = 10 * time.Minute
 	DefaultIPConfAddr       = "127.0.0.1:8080"
@@ -254,6 +255,10 @@ type Registry struct {
 	// Replicas is how many servers of a NATS cluster keep the bucket: 0 (the default) picks 3 in
 	// a cluster and 1 on a lone server.
 	Replicas int `koanf:"replicas"`
+	// AppsBucket is the NATS key-value bucket of the apps that change live (`plato apps set`),
+	// one key per app ID, overlaid on the file's apps (docs/operations.md, "Apps"). Empty: the
+	// roles use the file's apps only. Default plato_apps.
+	AppsBucket string `koanf:"apps_bucket"`
 }
 
 // Auth configures access tokens, issued by ipconf and verified at login.
@@ -475,7 +480,7 @@ func Default() Config {
 		DataDir:  DefaultDataDir,
 		Log:      Log{Level: DefaultLogLevel, Format: DefaultLogFormat},
 		NATS:     NATS{Embedded: EmbeddedNATS{Host: DefaultNATSHost, Port: DefaultNATSPort}},
-		Registry: Registry{Bucket: DefaultRegistryBucket, TTL: DefaultRegistryTTL},
+		Registry: Registry{Bucket: DefaultRegistryBucket, TTL: DefaultRegistryTTL, AppsBucket: DefaultAppsBucket},
 		Auth:     Auth{TokenTTL: DefaultTokenTTL},
 		IPConf:   IPConf{Addr: DefaultIPConfAddr, MaxEndpoints: DefaultMaxEndpoints, StaleAfter: DefaultStaleAfter, KeepStale: DefaultKeepStale},
 		Gateway: Gateway{

@@ -62,6 +62,9 @@ func (c *Config) Validate() error {
 	if c.Registry.Bucket == "" || strings.ContainsAny(c.Registry.Bucket, " .*>") {
 		bad("registry.bucket", "%q is not a valid bucket name (letters, digits, - and _)", c.Registry.Bucket)
 	}
+	if b := c.Registry.AppsBucket; b != "" && (strings.ContainsAny(b, " .*>") || b == c.Registry.Bucket) {
+		bad("registry.apps_bucket", "%q is not a valid bucket name of its own (letters, digits, - and _; not registry.bucket)", b)
+	}
 	if cl := c.NATS.Embedded.Cluster; cl.Name != "" || cl.Addr != "" || cl.Routes != "" {
 		switch {
 		case cl.Name == "" || strings.ContainsAny(cl.Name, " .*>"):

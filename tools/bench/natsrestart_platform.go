@@ -29,8 +29,9 @@ var reNATSLine = regexp.MustCompile(`nats\s+(nats://\S+)\s+\(embedded`)
 
 type nrPlatform struct {
 	platformBase
-	appID   string
-	natsURL string
+	appID     string
+	natsURL   string
+	stateAddr string
 
 	tokenSecret, appKey, jwtSecret string
 
@@ -58,7 +59,7 @@ func startNRPlatform(ctx context.Context, o Options) (p *nrPlatform, err error) 
 	if err != nil {
 		return p, err
 	}
-	p.natsURL = "nats://" + natsAddr
+	p.natsURL, p.stateAddr = "nats://"+natsAddr, stateAddr
 	p.tokenSecret, p.appKey, p.jwtSecret = randomHex(24), randomHex(16), randomHex(24)
 	if err = p.writeConfig(nrConfig(p.dir, natsAddr, stateAddr, p.tokenSecret, o.AppID, p.appKey, p.jwtSecret, p.biz.addr(0))); err != nil {
 		return p, err

@@ -33,6 +33,9 @@ const (
 	// ScenarioNATSRestart starts a platform of its own with NATS as a process (natsrestart.go),
 	// kills NATS and starts it again, and measures how long the platform takes to converge.
 	ScenarioNATSRestart = "nats-restart"
+	// ScenarioAppsLive starts the nats-restart scenario's platform and changes apps in NATS KV
+	// (appslive.go): how soon each role serves a change.
+	ScenarioAppsLive = "apps-live"
 	// ScenarioSlowConsumers starts a platform of its own (slow.go) and has some devices stop
 	// reading while pushes flood them.
 	ScenarioSlowConsumers = "slow-consumers"
@@ -42,7 +45,7 @@ const (
 )
 
 // Scenarios lists every scenario name.
-var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioUpgrade, ScenarioOverload, ScenarioCrashloop, ScenarioNATSRestart, ScenarioSlowConsumers, ScenarioMigrate}
+var Scenarios = []string{ScenarioConnect, ScenarioUplink, ScenarioDownlink, ScenarioBroadcast, ScenarioFailover, ScenarioUpgrade, ScenarioOverload, ScenarioCrashloop, ScenarioNATSRestart, ScenarioAppsLive, ScenarioSlowConsumers, ScenarioMigrate}
 
 // Hard limits: a bench is a bounded experiment, never an open-ended load generator.
 const (
@@ -181,8 +184,11 @@ type Options struct {
 	// apart (default 1s); Plugin is the plugin binary the stage runs (default
 	// DefaultCrashloopPlugin). Devices (default 20) send Rate uplinks per second in total
 	// (default 500), from Warmup (default 2s) before the first kill.
-	Kills  int
-	Plugin string
+	Kills int
+	// Apps-live only (appslive.go): Changes is how many apps are set, and deleted, one after the
+	// other (default 20).
+	Changes int
+	Plugin  string
 	// Slow consumers only (slow.go); PlatoCommand is required, Warmup is the load before the
 	// stalled devices stop reading, Duration the longest the run then waits for them to be closed,
 	// and Rate the pushes per second to the healthy devices in total (default one per device):
@@ -227,6 +233,10 @@ func (o *Options) setDefaults() {
 		o.setCrashloopDefaults()
 	case ScenarioNATSRestart:
 		o.setNATSRestartDefaults()
+	case ScenarioAppsLive:
+		if o.Changes == 0 {
+			o.Changes = DefaultAppsLiveChanges
+		}
 	case ScenarioMigrate:
 		o.setMigrateDefaults()
 	case ScenarioSlowConsumers:
@@ -271,6 +281,10 @@ func (o *Options) validate() error {
 	}
 	if o.Scenario == ScenarioNATSRestart {
 		errs = append(errs, o.validateNATSRestart()...)
+		return errors.Join(errs...)
+	}
+	if o.Scenario == ScenarioAppsLive {
+		errs = append(errs, o.validateAppsLive()...)
 		return errors.Join(errs...)
 	}
 	if o.Scenario == ScenarioMigrate {

@@ -37,6 +37,9 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if o.Scenario == ScenarioNATSRestart {
 		return runNATSRestart(ctx, o)
 	}
+	if o.Scenario == ScenarioAppsLive {
+		return runAppsLive(ctx, o)
+	}
 	if o.Scenario == ScenarioMigrate {
 		return runMigrate(ctx, o)
 	}

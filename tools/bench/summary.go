@@ -31,6 +31,8 @@ type Summary struct {
 	CrashLoop *CrashLoopFigures `json:"crashloop,omitempty"`
 	// NATSRestart is the nats-restart scenario's account (natsrestart.go).
 	NATSRestart *NATSRestartFigures `json:"nats_restart,omitempty"`
+	// AppsLive is the apps-live scenario's account (appslive.go).
+	AppsLive *AppsLiveFigures `json:"apps_live,omitempty"`
 	// Migrate is the migrate scenario's account (migrate.go).
 	Migrate *MigrateFigures `json:"migrate,omitempty"`
 	// SlowConsumers is the slow-consumers scenario's account (slow.go).
