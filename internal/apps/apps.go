@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/platoim/plato/internal/bizlink"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/credential"
 )
@@ -21,8 +22,11 @@ import (
 // App is one declared app.
 type App struct {
 	ID string
-	// Business is the business server's address; empty when the app has none.
-	Business string
+	// Endpoints are the business server's Kitex addresses or webhook URLs; empty when the app
+	// has none.
+	Endpoints []string
+	// WebhookSecret signs the webhooks when Endpoints are URLs.
+	WebhookSecret string
 	// Limits has the per-device defaults filled in.
 	Limits config.AppLimits
 	// Verifier checks the app's device credentials: its JWT keys, or a callback to its business.
@@ -108,7 +112,7 @@ func (t *Table) Replace(cfg map[string]config.App, opts Options) error {
 }
 
 func compile(id string, c config.App, opts Options) (*App, error) {
-	a := &App{ID: id, Business: c.Business, Limits: c.Limits.WithDefaults()}
+	a := &App{ID: id, Endpoints: c.Endpoints(), WebhookSecret: c.WebhookSecret, Limits: c.Limits.WithDefaults()}
 	for _, o := range c.AllowedOrigins {
 		a.origins = append(a.origins, strings.ToLower(o))
 	}
@@ -122,7 +126,11 @@ func compile(id string, c config.App, opts Options) (*App, error) {
 		if timeout <= 0 {
 			timeout = config.DefaultBusinessTimeout
 		}
-		a.Verifier, err = credential.NewCallback(id, c.Business, timeout)
+		var link bizlink.Link
+		link, err = bizlink.New(bizlink.Options{App: id, Endpoints: a.Endpoints, Secret: c.WebhookSecret, Timeout: timeout})
+		if err == nil {
+			a.Verifier = credential.NewCallback(id, link)
+		}
 	case c.Auth.JWT.Configured():
 		a.Verifier, err = credential.NewJWT(id, c.Auth.JWT)
 	default:
