@@ -78,8 +78,9 @@ func startProc(t *testing.T, name string, args ...string) *proc {
 func startProcEnv(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
 	cmd := exec.Command(platoBinary(t), args...)
-	// Several processes of one test run side by side: each gets its own admin and WebSocket port.
-	cmd.Env = append(append(os.Environ(), "PLATO_LOG__LEVEL=warn", "PLATO_ADMIN__ADDR=127.0.0.1:0", "PLATO_GATEWAY__WS_ADDR=127.0.0.1:0"), env...)
+	// Several processes of one test run side by side: each gets its own admin, WebSocket and HTTP
+	// API port.
+	cmd.Env = append(append(os.Environ(), "PLATO_LOG__LEVEL=warn", "PLATO_ADMIN__ADDR=127.0.0.1:0", "PLATO_GATEWAY__WS_ADDR=127.0.0.1:0", "PLATO_STATE__HTTP_ADDR=127.0.0.1:0"), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

@@ -261,6 +261,9 @@ func printAddresses(w io.Writer, p *platform.Platform) {
 	}
 	if p.State != nil {
 		fmt.Fprintf(w, "  state     %s  (Kitex RPC: gateways and business servers)\n", p.State.Addr())
+		if h := p.State.HTTPAddr(); h != "" {
+			fmt.Fprintf(w, "  http api  http://%s  (HTTP/JSON for business servers: POST /v1/apps/<app>/push, ...; GET /openapi.json)\n", h)
+		}
 	}
 	if p.Pipelines != nil {
 		fmt.Fprintf(w, "  pipeline  %s  (per-app stages; edit a file to reload it)\n", p.Config.Pipeline.Dir)

@@ -68,6 +68,7 @@ func newTestServerApps(t testing.TB, appsCfg map[string]config.App, adjust ...fu
 	cfg := Config{State: config.Default().State}
 	cfg.ID = "state-unit"
 	cfg.Addr = "127.0.0.1:0"
+	cfg.HTTPAddr = "" // the HTTP API has tests of its own (httpapi, core/platform)
 	cfg.MaxInflight = 8
 	cfg.PushTimeout = poll.Timeout // a wait for ACKs ends with the last ACK, not this
 	cfg.Apps = table

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/platoim/plato/core/state/httpapi"
 	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/overload"
@@ -76,6 +77,7 @@ type Server struct {
 	proof       string             // peerauth.Proof of this state server, for gateways
 	ln          net.Listener
 	rpc         server.Server
+	http        *httpapi.Server // nil without state.http_addr
 	startedAt   time.Time
 	// registered is closed when the registry entry is no longer refreshed (registry.Keep).
 	registered <-chan struct{}
@@ -159,7 +161,11 @@ func (s *Server) Start(ctx context.Context) error {
 		s.Shutdown(context.Background())
 		return fmt.Errorf("state: %w", err)
 	}
-	s.log.Info("state server listening", "rpc", s.Addr())
+	if err := s.startHTTP(); err != nil {
+		s.Shutdown(context.Background())
+		return fmt.Errorf("state: %w", err)
+	}
+	s.log.Info("state server listening", "rpc", s.Addr(), "http", s.HTTPAddr())
 	return nil
 }
 
@@ -196,6 +202,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.log.Warn("leaving the registry failed", "err", err)
 		}
 		cancel()
+		s.stopHTTP()
 		if s.rpc != nil {
 			_ = s.rpc.Stop()
 		} else if s.ln != nil {

@@ -32,6 +32,7 @@ const (
 	DefaultBandwidth        = 125_000_000 // bytes/s: a 1 Gbit/s NIC
 	DefaultReportInterval   = time.Second
 	DefaultStateAddr        = "127.0.0.1:8901"
+	DefaultStateHTTPAddr    = "127.0.0.1:8081"
 	DefaultHeartbeat        = 30 * time.Second
 	DefaultHeartbeatTimeout = 90 * time.Second
 	DefaultMaxInflight      = 1024
@@ -396,6 +397,10 @@ type State struct {
 	ID string `koanf:"id"`
 	// Addr is the Kitex listen address for gateways and business servers. Default 127.0.0.1:8901.
 	Addr string `koanf:"addr"`
+	// HTTPAddr serves Plato's business API as HTTP/JSON (the same calls as the Kitex one, for
+	// business servers in any language; docs/business.md). Default 127.0.0.1:8081; empty turns
+	// it off.
+	HTTPAddr string `koanf:"http_addr"`
 	// Advertise is the address gateways dial. Default: the listen address.
 	Advertise string `koanf:"advertise"`
 	// HeartbeatInterval is told to devices at login. Default 30s.
@@ -481,7 +486,7 @@ func Default() Config {
 			Upgrade: Upgrade{ReadyTimeout: DefaultUpgradeReadyTimeout, Deadline: DefaultUpgradeDeadline},
 		},
 		State: State{
-			Addr: DefaultStateAddr, HeartbeatInterval: DefaultHeartbeat, HeartbeatTimeout: DefaultHeartbeatTimeout,
+			Addr: DefaultStateAddr, HTTPAddr: DefaultStateHTTPAddr, HeartbeatInterval: DefaultHeartbeat, HeartbeatTimeout: DefaultHeartbeatTimeout,
 			MaxInflight: DefaultMaxInflight, PushTimeout: DefaultPushTimeout, RPCTimeout: DefaultRPCTimeout,
 			ReconnectWindow: DefaultReconnectWindow, MaxParked: DefaultMaxParked,
 			Business: Business{Timeout: DefaultBusinessTimeout}, Batch: b, Overload: o,

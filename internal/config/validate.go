@@ -139,6 +139,7 @@ func (c *Config) Validate() error {
 
 	s := &c.State
 	hostPort("state.addr", s.Addr, false)
+	hostPort("state.http_addr", s.HTTPAddr, true)
 	hostPort("state.advertise", s.Advertise, true)
 	positive("state.heartbeat_interval", s.HeartbeatInterval)
 	positive("state.heartbeat_timeout", s.HeartbeatTimeout)

@@ -55,6 +55,20 @@ func (c *Calls) Middleware(next endpoint.Endpoint) endpoint.Endpoint {
 	}
 }
 
+// Add counts one call of method (a Kitex method name) made another way than through Kitex (the
+// HTTP API): ok, or refused with code.
+func (c *Calls) Add(method string, code int, refused bool) {
+	i, known := c.index[method]
+	if !known {
+		return
+	}
+	if refused {
+		c.refused[i].Add(code)
+	} else {
+		c.ok[i].Add(1)
+	}
+}
+
 // Each calls f with every count: the method label, "ok" or the refusal code's label, and n.
 func (c *Calls) Each(f func(method, result string, n int64)) {
 	for i, name := range c.names {

@@ -151,8 +151,9 @@ func startPlatoProc(command func(args ...string) *exec.Cmd, name string, env []s
 	if base == nil {
 		base = withoutPlatoEnv(os.Environ())
 	}
-	// Gateways of one run side by side each get their own WebSocket port (env may say otherwise).
-	cmd.Env = append(append(base, "PLATO_GATEWAY__WS_ADDR=127.0.0.1:0"), env...)
+	// Gateways of one run side by side each get their own WebSocket port, state servers their own
+	// HTTP API port (env may say otherwise).
+	cmd.Env = append(append(base, "PLATO_GATEWAY__WS_ADDR=127.0.0.1:0", "PLATO_STATE__HTTP_ADDR=127.0.0.1:0"), env...)
 	detach(cmd)
 	p := &platoProc{name: name, cmd: cmd, tail: &tailBuffer{max: 8192}, exited: make(chan struct{}), more: make(chan struct{}, 1)}
 	stdout, err := cmd.StdoutPipe()

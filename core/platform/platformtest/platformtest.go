@@ -30,6 +30,7 @@ func Config(t testing.TB) config.Config {
 	cfg.Gateway.Addr = "127.0.0.1:0"
 	cfg.Gateway.WSAddr = "127.0.0.1:0"
 	cfg.State.Addr = "127.0.0.1:0"
+	cfg.State.HTTPAddr = "127.0.0.1:0"
 	cfg.Demo.Addr = "127.0.0.1:0"
 	cfg.Admin.Addr = "127.0.0.1:0"
 	cfg.Registry.TTL = 3 * time.Second

@@ -171,6 +171,7 @@ func stateConfig(t testing.TB, ids []string, nc *nats.Conn, biz *Business) state
 	cfg := state.Config{State: config.Default().State, NATS: nc, GatewaySecret: []byte(Secret)}
 	cfg.ID = StateID
 	cfg.Addr = "127.0.0.1:0"
+	cfg.HTTPAddr = "127.0.0.1:0"
 	declared := map[string]config.App{}
 	for _, app := range ids {
 		addr := ""
