@@ -41,3 +41,13 @@ func TestSignAndVerify(t *testing.T) {
 		}
 	}
 }
+
+// TestSignVector pins the signature of a known request, computed independently (openssl dgst
+// -sha256 -hmac); examples/python-business/test_business.py checks the same vector, so the Python
+// receiver and Plato agree on the construction.
+func TestSignVector(t *testing.T) {
+	const want = "v1=66ab7ba3fea8aee749ffbcee0c2a0d6b6ba7b3c635ab153f82a32c2ea389efc5"
+	if got := Sign("python-example-webhook-secret", 1700000000, []byte(`{"events":[]}`)); got != want {
+		t.Fatalf("Sign = %s, want %s", got, want)
+	}
+}
