@@ -327,6 +327,11 @@ demo: {enabled: true, addr: "127.0.0.1:0", login_addr: "127.0.0.1:0"}
 		t.Errorf("the web chat URL serves no chat page:\n%s", page)
 	}
 
+	// The state server's HTTP API is listed with the other addresses, and answers.
+	if doc := httpGet(t, up.waitLine(regexp.MustCompile(`http api\s+(http://\S+)`))+"/openapi.json"); !strings.Contains(doc, `"/v1/apps/{app}/push"`) {
+		t.Errorf("the HTTP API serves no OpenAPI document:\n%.300s", doc)
+	}
+
 	// One admin server for the whole process, with every role's metrics.
 	metrics := httpGet(t, up.waitLine(regexp.MustCompile(`admin\s+(http://\S+)`))+"/metrics")
 	for _, name := range []string{"plato_gateway_connections ", "plato_state_logins_total ", "plato_ipconf_gateways ", "plato_nats_connected 1"} {

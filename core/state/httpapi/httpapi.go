@@ -6,6 +6,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/json"
@@ -450,14 +451,18 @@ func writeError(w http.ResponseWriter, status int, code protocol.Code, msg strin
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	data, err := json.Marshal(v)
-	if err != nil { // the bodies are plain structs: this is a bug
-		status, data = http.StatusInternalServerError, []byte(`{"error":{"code":1307,"message":"encoding the answer failed"}}`)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // messages quote <placeholders>; nobody renders this as HTML
+	if err := enc.Encode(v); err != nil { // the bodies are plain structs: this is a bug
+		status = http.StatusInternalServerError
+		buf.Reset()
+		buf.WriteString(`{"error":{"code":1307,"message":"encoding the answer failed"}}` + "\n")
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(data)+1))
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	_, _ = w.Write(append(data, '\n'))
+	_, _ = w.Write(buf.Bytes())
 }
 
 // recorder notes whether the answer has begun, so a recovered panic does not write a second one.

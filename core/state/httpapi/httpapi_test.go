@@ -428,10 +428,25 @@ func TestOpenAPIMatchesTheServer(t *testing.T) {
 	if !slices.Equal(documented, served) {
 		t.Errorf("openapi.json documents\n  %v\nthe server serves\n  %v", documented, served)
 	}
+	var components map[string]map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(OpenAPI, &struct {
+		C *map[string]map[string]map[string]json.RawMessage `json:"components"`
+	}{&components}); err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
 	for _, ref := range refs(OpenAPI) {
-		name, ok := strings.CutPrefix(ref, "#/components/schemas/")
-		if _, defined := doc.Components.Schemas[name]; ok && !defined {
+		parts := strings.Split(ref, "/")
+		if len(parts) != 4 || parts[0] != "#" || parts[1] != "components" || components[parts[2]][parts[3]] == nil {
 			t.Errorf("openapi.json refers to %s, which it does not define", ref)
+		}
+		used[ref] = true
+	}
+	for kind, defs := range components {
+		for name := range defs {
+			if ref := "#/components/" + kind + "/" + name; kind != "securitySchemes" && !used[ref] {
+				t.Errorf("openapi.json defines %s and never uses it", ref)
+			}
 		}
 	}
 	for name, v := range map[string]any{
