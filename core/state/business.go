@@ -52,20 +52,19 @@ func (b *businesses) forApp(appID string) (*businessLink, error) {
 	if app == nil || len(app.Endpoints) == 0 {
 		return nil, nil
 	}
-	addr := strings.Join(app.Endpoints, ",")
-	key := addr + "\x00" + app.WebhookSecret
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if l := b.byApp[appID]; l != nil && l.key == key {
+	if l := b.byApp[appID]; l != nil && l.key == app.BusinessKey {
 		return l, nil
 	} else if l != nil {
 		go l.close(context.Background())
 	}
+	addr := strings.Join(app.Endpoints, ",")
 	cli, err := bizlink.New(bizlink.Options{App: appID, Endpoints: app.Endpoints, Secret: app.WebhookSecret, Timeout: b.s.cfg.Business.Timeout})
 	if err != nil {
 		return nil, fmt.Errorf("creating business client for %s: %w", addr, err)
 	}
-	l := &businessLink{addr: addr, key: key, cli: cli}
+	l := &businessLink{addr: addr, key: app.BusinessKey, cli: cli}
 	l.retry = newEventRetry(b.s, l)
 	bc := b.s.cfg.Batch
 	l.batch = batch.New(batch.Config{MaxSize: bc.MaxSize, MaxDelay: bc.MaxDelay, Lanes: bc.Lanes},

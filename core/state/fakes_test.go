@@ -106,14 +106,15 @@ var _ bizlink.Link = (*fakeBusiness)(nil)
 // addBusiness installs a fake business server at addr, behind a real batcher and deliverBusiness.
 func (ts *testServer) addBusiness(addr string) *fakeBusiness {
 	fb := &fakeBusiness{}
-	l := &businessLink{addr: addr, key: addr + "\x00", cli: fb}
+	l := &businessLink{addr: addr, cli: fb}
 	l.retry = newEventRetry(ts.Server, l)
 	bc := ts.cfg.Batch
 	l.batch = batch.New(batch.Config{MaxSize: bc.MaxSize, MaxDelay: bc.MaxDelay, Lanes: bc.Lanes},
 		func(ctx context.Context, items []bizItem) { ts.deliverBusiness(ctx, l, items) })
 	ts.business.mu.Lock()
 	for _, id := range ts.cfg.Apps.IDs() {
-		if eps := ts.cfg.Apps.Get(id).Endpoints; len(eps) == 1 && eps[0] == addr {
+		if a := ts.cfg.Apps.Get(id); len(a.Endpoints) == 1 && a.Endpoints[0] == addr {
+			l.key = a.BusinessKey
 			ts.business.byApp[id] = l
 		}
 	}

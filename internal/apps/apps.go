@@ -27,6 +27,9 @@ type App struct {
 	Endpoints []string
 	// WebhookSecret signs the webhooks when Endpoints are URLs.
 	WebhookSecret string
+	// BusinessKey is the endpoints and the secret in one string, made once: a state server
+	// compares it on every delivery to notice a reload that changed them.
+	BusinessKey string
 	// Limits has the per-device defaults filled in.
 	Limits config.AppLimits
 	// Verifier checks the app's device credentials: its JWT keys, or a callback to its business.
@@ -113,6 +116,7 @@ func (t *Table) Replace(cfg map[string]config.App, opts Options) error {
 
 func compile(id string, c config.App, opts Options) (*App, error) {
 	a := &App{ID: id, Endpoints: c.Endpoints(), WebhookSecret: c.WebhookSecret, Limits: c.Limits.WithDefaults()}
+	a.BusinessKey = strings.Join(a.Endpoints, ",") + "\x00" + a.WebhookSecret
 	for _, o := range c.AllowedOrigins {
 		a.origins = append(a.origins, strings.ToLower(o))
 	}
