@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/platoim/plato/internal/bizlink"
 	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
 )
@@ -57,6 +59,17 @@ func (h *hookServer) serve(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
 	case "/plato/sessions":
 		_, _ = io.WriteString(w, `{"sessions":[]}`)
+	case "/plato/authenticate":
+		var a struct{ DID, Credential string }
+		if err := json.Unmarshal(body, &a); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		if a.Credential == "session-of-"+a.DID {
+			_ = json.NewEncoder(w).Encode(map[string]any{"code": 0, "uid": "user-of-" + a.DID})
+			return
+		}
+		_, _ = io.WriteString(w, `{"code":2042,"message":"no such session"}`)
 	case "/plato/deliver":
 		var d bizlink.Deliver
 		if err := json.Unmarshal(body, &d); err != nil {
@@ -230,5 +243,32 @@ func TestWebhookEndpointsShareLoadAndFailOver(t *testing.T) {
 	}
 	if got := len(a.events("UPLINK", "")); got != na {
 		t.Fatalf("the dead endpoint recorded %d more uplinks", got-na)
+	}
+}
+
+// TestWebhookAuthenticatesDevices: ipconf asks a webhook business who a device is
+// (apps.<app>.auth.callback), and the uid it answers is the one its uplinks carry.
+func TestWebhookAuthenticatesDevices(t *testing.T) {
+	hook := startHook(t)
+	p, _ := startAll(t, func(c *config.Config) {
+		c.Apps["cb"] = config.App{Keys: map[string]string{"k": "cb-key-of-16-bytes"}, Business: hook.url(),
+			WebhookSecret: webhookSecret, Auth: config.AppAuth{Callback: true}}
+	})
+	c, err := connectAs(t, p, "cb", "dev-1", "", "session-of-dev-1")
+	if err != nil {
+		t.Fatalf("a device with a session the webhook knows: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Send(ctx, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if ups := hook.events("UPLINK", "dev-1"); len(ups) != 1 || ups[0].UID != "user-of-dev-1" || ups[0].AppID != "cb" {
+		t.Fatalf("uplinks %+v, want one of uid user-of-dev-1, app cb", ups)
+	}
+	_, err = client.FetchEndpoints(ctx, nil, "http://"+p.IPConf.Addr(), "cb", "dev-2", "session-of-dev-1")
+	var pe *protocol.Error
+	if !errors.As(err, &pe) || pe.Code != 2042 {
+		t.Fatalf("a session the webhook refuses: %v, want code 2042", err)
 	}
 }
