@@ -34,21 +34,25 @@ type retryItem struct {
 // holds events, apart from the app's batcher, so retries never hold up uplinks, and another
 // app's retries are another queue.
 type eventRetry struct {
-	s       *Server
-	l       *businessLink
-	mu      sync.Mutex
-	q       []retryItem
-	running bool
-	closed  bool
-	quit    chan struct{}
+	s *Server
+	l *businessLink
+	// The schedule and bounds: the constants above (tests shrink them).
+	base, maxDelay     time.Duration
+	attempts, queueMax int
+	mu                 sync.Mutex
+	q                  []retryItem
+	running            bool
+	closed             bool
+	quit               chan struct{}
 }
 
 func newEventRetry(s *Server, l *businessLink) *eventRetry {
-	return &eventRetry{s: s, l: l, quit: make(chan struct{})}
+	return &eventRetry{s: s, l: l, quit: make(chan struct{}),
+		base: retryBase, maxDelay: retryMaxDelay, attempts: retryAttempts, queueMax: retryQueueMax}
 }
 
-func retryDelay(attempt int) time.Duration {
-	return min(retryBase<<min(attempt, 16), retryMaxDelay)
+func (r *eventRetry) delay(attempt int) time.Duration {
+	return min(r.base<<min(attempt, 16), r.maxDelay)
 }
 
 // add queues events that failed their first delivery.
@@ -61,11 +65,11 @@ func (r *eventRetry) add(evs []*api.Event) {
 	defer r.mu.Unlock()
 	dropped := 0
 	for _, ev := range evs {
-		if r.closed || len(r.q) >= retryQueueMax {
+		if r.closed || len(r.q) >= r.queueMax {
 			dropped++
 			continue
 		}
-		r.q = append(r.q, retryItem{ev: ev, due: now.Add(retryDelay(0))})
+		r.q = append(r.q, retryItem{ev: ev, due: now.Add(r.delay(0))})
 	}
 	if dropped > 0 {
 		r.s.metrics.businessGaveUp.Add(int64(dropped))
@@ -170,11 +174,11 @@ func (r *eventRetry) send(batch []retryItem) {
 	r.mu.Lock()
 	for _, it := range batch {
 		it.attempt++
-		if it.attempt >= retryAttempts || r.closed {
+		if it.attempt >= r.attempts || r.closed {
 			gaveUp++
 			continue
 		}
-		it.due = now.Add(retryDelay(it.attempt))
+		it.due = now.Add(r.delay(it.attempt))
 		r.q = append(r.q, it)
 	}
 	r.mu.Unlock()
