@@ -13,8 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/internal/bizlink"
 	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/testkit"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
@@ -201,13 +204,37 @@ func TestWebhookDeliversSignedUplinksAndEvents(t *testing.T) {
 func TestWebhookEndpointsShareLoadAndFailOver(t *testing.T) {
 	a, b := startHook(t), startHook(t)
 	p, _ := startAll(t, webhookApp(a.url(), b.url()))
-	var devs = make([]interface {
-		Send(context.Context, []byte) error
-	}, 4)
+	shareAndFailOver(t, p,
+		func() (int, int) { return len(a.events("UPLINK", "")), len(b.events("UPLINK", "")) },
+		a.srv.Close)
+}
+
+// TestKitexEndpointsShareLoadAndFailOver: the same with two Kitex business servers.
+func TestKitexEndpointsShareLoadAndFailOver(t *testing.T) {
+	a, stopA := testkit.ServeBusiness(t)
+	b, stopB := testkit.ServeBusiness(t)
+	t.Cleanup(stopB)
+	p, _ := startAll(t, func(cfg *config.Config) {
+		d := cfg.Apps["demo"]
+		d.Business, d.Businesses = "", []string{a.Addr, b.Addr}
+		cfg.Apps["demo"] = d
+	})
+	shareAndFailOver(t, p,
+		func() (int, int) {
+			return len(a.Events(api.EventKind_UPLINK, "")), len(b.Events(api.EventKind_UPLINK, ""))
+		},
+		stopA)
+}
+
+// shareAndFailOver has 4 devices send 40 uplinks, checks both endpoints got some, kills the first
+// and checks the next 40 are all ACKed, by the second.
+func shareAndFailOver(t *testing.T, p *platform.Platform, counts func() (int, int), kill func()) {
+	t.Helper()
+	devs := make([]*client.Client, 4)
 	for i := range devs {
 		devs[i] = dial(t, p, fmt.Sprintf("d%d", i))
 	}
-	send := func(t *testing.T, round int) {
+	send := func(round int) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -231,17 +258,17 @@ func TestWebhookEndpointsShareLoadAndFailOver(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	send(t, 0)
-	na, nb := len(a.events("UPLINK", "")), len(b.events("UPLINK", ""))
+	send(0)
+	na, nb := counts()
 	if na+nb != 40 || na == 0 || nb == 0 {
 		t.Fatalf("uplinks: %d at the first endpoint, %d at the second; want 40 shared by both", na, nb)
 	}
-	a.srv.Close()
-	send(t, 1)
-	if got := len(b.events("UPLINK", "")); got != nb+40 {
+	kill()
+	send(1)
+	if _, got := counts(); got != nb+40 {
 		t.Fatalf("after the first endpoint died the second got %d more uplinks, want all 40", got-nb)
 	}
-	if got := len(a.events("UPLINK", "")); got != na {
+	if got, _ := counts(); got != na {
 		t.Fatalf("the dead endpoint recorded %d more uplinks", got-na)
 	}
 }
