@@ -101,6 +101,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&gateways, "gateway", "gateway endpoint host:port (ws://host:port/plato with --transport ws) to use instead of ipconf's list (repeatable or comma-separated)")
 	fs.StringVar(&o.Transport, "transport", bench.TransportTCP, "how devices connect: tcp, or ws (WebSocket, one frame per binary message, to the URLs ipconf lists with ?transport=ws; connect, uplink, downlink, broadcast)")
 	fs.StringVar(&o.StateAddr, "state", bench.DefaultStateAddr, "State service address the business pushes through (downlink, broadcast)")
+	fs.StringVar(&o.StateHTTP, "state-http", "", "downlink: push through this state server's HTTP API (state.http_addr, host:port) instead of the Kitex RPC")
 	fs.StringVar(&o.AppID, "app", bench.DefaultAppID, "app ID of the simulated devices")
 	fs.StringVar(&o.AppKey, "app-key", bench.DefaultAppKey, "the app's business key (apps.<app>.keys), for pushes")
 	fs.StringVar(&o.CredentialSecret, "credential-secret", bench.DefaultCredentialSecret, "the app's JWT secret (apps.<app>.auth.jwt.secrets.<kid>): devices get credentials signed with it, as from the app's backend")

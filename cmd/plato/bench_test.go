@@ -118,3 +118,43 @@ demo: {enabled: true, addr: "127.0.0.1:0", login_addr: ""}
 	}
 	up.interrupt()
 }
+
+// TestBenchDownlinkOverHTTP runs `plato bench downlink --state-http` against `plato up`, as
+// docs/performance.md does: the business pushes through the state server's HTTP API.
+func TestBenchDownlinkOverHTTP(t *testing.T) {
+	cfg := writeConfig(t, embeddedNATS, `state: {addr: "127.0.0.1:0"}
+demo: {enabled: true, addr: "127.0.0.1:0", login_addr: ""}
+`+appsYAML("127.0.0.1:0", "127.0.0.1:0"))
+	up := startProc(t, "up", "up", "--config", cfg)
+	httpAddr := strings.TrimPrefix(up.waitLine(regexp.MustCompile(`http api\s+(\S+)`)), "http://")
+	up.waitLine(reGateway)
+	ipconfURL := up.waitLine(reIPConf)
+	poll.Within(t, 20*time.Second, "ipconf to hand out a gateway", func() bool {
+		l, err := client.FetchEndpoints(context.Background(), nil, ipconfURL, "bench", "probe", platformtest.Credential(t, "bench", "probe", "probe"))
+		return err == nil && len(l.Endpoints) > 0
+	})
+	// The Kitex address points at nothing: what arrives went over HTTP.
+	cmd := exec.Command(platoBinary(t), "bench", "downlink", "--ipconf", ipconfURL, "--state", "127.0.0.1:1", "--state-http", httpAddr,
+		"--app-key", platformtest.KeyOf("bench"), "--devices", "8", "--workers", "1", "--duration", "1s", "--credential-secret", platformtest.JWTSecret)
+	cmd.Env = append(os.Environ(), platform.TokenSecretEnv+"="+platformtest.Secret)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("plato bench: %v\n%s", err, stderr.String())
+	}
+	var s struct {
+		Connected                     int
+		Sent, Acked, Lost, Duplicated uint64
+		Notes                         []string
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &s); err != nil {
+		t.Fatalf("stdout is not one JSON line: %v\n%s", err, stdout.String())
+	}
+	if s.Connected != 8 || s.Acked == 0 || s.Acked != s.Sent || s.Lost != 0 || s.Duplicated != 0 {
+		t.Errorf("summary %+v\n%s", s, stdout.String())
+	}
+	if !strings.Contains(strings.Join(s.Notes, "\n"), "POST /v1/apps/bench/push") {
+		t.Errorf("the notes do not say the pushes went over HTTP: %q", s.Notes)
+	}
+	up.interrupt()
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -217,6 +218,21 @@ func TestDownlink(t *testing.T) {
 	s := runTiny(t, o)
 	checkClean(t, "plato", &s.Figures, o.Devices)
 	checkClean(t, "baseline", s.Baseline, o.Devices)
+}
+
+// TestDownlinkOverHTTP pushes through the state server's HTTP API (--state-http). The Kitex address
+// points at nothing, so every push that arrives went over HTTP.
+func TestDownlinkOverHTTP(t *testing.T) {
+	p := testPlatform(t, "")
+	o := tinyOptions(p, ScenarioDownlink)
+	o.StateAddr = "127.0.0.1:1"
+	o.StateHTTP = p.State.HTTPAddr()
+	o.WorkerCommand = testWorkerCommand
+	s := runTiny(t, o)
+	checkClean(t, "plato", &s.Figures, o.Devices)
+	if !slices.ContainsFunc(s.Notes, func(n string) bool { return strings.Contains(n, "POST /v1/apps/bench/push") }) {
+		t.Errorf("the notes do not say the pushes went over HTTP: %q", s.Notes)
+	}
 }
 
 func TestBroadcast(t *testing.T) {

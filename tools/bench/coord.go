@@ -24,6 +24,7 @@ type target struct {
 	endpoints []string
 	tokenMode string
 	stateAddr string
+	stateHTTP string
 	echoPush  bool
 	pids      []int // the server processes whose RSS is measured
 	// byEndpoint maps each endpoint to the processes listening on it, when known, for the
@@ -114,7 +115,7 @@ func (r *runner) runTarget(ctx context.Context, tg target) (*targetResult, error
 		spec := WorkerSpec{
 			Role: roleDevices, Worker: k, Scenario: o.Scenario, AppID: o.AppID, AppKey: o.AppKey, RunID: r.runID + "-" + tg.name,
 			First: first, Count: count, Endpoints: tg.endpoints, TokenMode: tg.tokenMode, TokenSecret: o.TokenSecret,
-			CredentialSecret: o.CredentialSecret, CredentialKID: o.CredentialKID, IPConfURL: o.IPConfURL, StateAddr: tg.stateAddr, EchoPush: tg.echoPush, Window: o.Window,
+			CredentialSecret: o.CredentialSecret, CredentialKID: o.CredentialKID, IPConfURL: o.IPConfURL, StateAddr: tg.stateAddr, StateHTTP: tg.stateHTTP, EchoPush: tg.echoPush, Window: o.Window,
 			Rate: o.Rate * float64(count) / float64(o.Devices), Duration: o.Duration, Interval: o.Interval,
 			Heartbeat: o.Heartbeat, Concurrency: o.Concurrency, Sink: o.Sink, Drain: o.Drain,
 			ConnectRate: o.ConnectRate * float64(count) / float64(o.Devices), ConnectBy: connectBy, Deadline: deadline,

@@ -21,9 +21,12 @@ func runDevices(ctx context.Context, spec WorkerSpec, cmds <-chan string, out *r
 	f := newFleet(spec, out)
 	if spec.Scenario == ScenarioDownlink {
 		var err error
-		if spec.EchoPush {
+		switch {
+		case spec.EchoPush:
 			f.pusher, err = newEchoPusher(spec.Endpoints, spec.AppID, spec.Worker)
-		} else {
+		case spec.StateHTTP != "":
+			f.pusher = newHTTPPusher(spec.StateHTTP, spec.AppID, spec.AppKey)
+		default:
 			f.pusher, err = newKitexPusher(spec.StateAddr, spec.AppID, spec.AppKey)
 		}
 		if err != nil {

@@ -37,7 +37,11 @@ func scenarioNotes(s *Summary, o Options) []string {
 			out = append(out, fmt.Sprintf("the business server pushed %d downlinks back (the demo tells the sender when the recipient is offline); the devices ACKed them, load on top of the uplinks", s.OtherDownlinks))
 		}
 	case ScenarioDownlink:
-		out = append(out, "each push is one Plato Push call for one did; latency runs from the call to the device reading the Downlink")
+		if o.StateHTTP != "" {
+			out = append(out, fmt.Sprintf("each push is one POST /v1/apps/%s/push for one did to the HTTP API at %s (JSON, kept-alive connections); latency runs from the request to the device reading the Downlink", o.AppID, o.StateHTTP))
+		} else {
+			out = append(out, "each push is one Plato Push call for one did; latency runs from the call to the device reading the Downlink")
+		}
 	case ScenarioBroadcast:
 		route := "?"
 		if s.Broadcast != nil && s.Broadcast.Route != "" {

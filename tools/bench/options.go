@@ -104,6 +104,9 @@ type Options struct {
 	// StateAddr is the State service the business pushes through (downlink, broadcast). Default
 	// 127.0.0.1:8901.
 	StateAddr string
+	// StateHTTP, when set, is a state server's HTTP API (state.http_addr, host:port): the downlink
+	// scenario pushes through it, one POST /v1/apps/<app>/push per push, instead of StateAddr.
+	StateHTTP string
 	// AppID of every simulated device. Default "bench".
 	AppID string
 	// AppKey is the app's business key, for pushing through Plato's RPC (downlink, broadcast).
@@ -335,6 +338,13 @@ func (o *Options) validate() error {
 	}
 	if o.Scenario == ScenarioDownlink || o.Scenario == ScenarioBroadcast {
 		if err := checkLoopbackAddr("state", o.StateAddr); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if o.StateHTTP != "" {
+		if o.Scenario != ScenarioDownlink {
+			errs = append(errs, fmt.Errorf("--state-http is for the downlink scenario only"))
+		} else if err := checkLoopbackAddr("state-http", o.StateHTTP); err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -47,7 +47,9 @@ type WorkerSpec struct {
 	CredentialKID    string `json:"credential_kid,omitempty"`
 	IPConfURL        string `json:"ipconf_url,omitempty"`
 	// StateAddr is where downlink pushes go (Plato); with EchoPush they go to the echo servers.
-	StateAddr   string        `json:"state_addr,omitempty"`
+	StateAddr string `json:"state_addr,omitempty"`
+	// StateHTTP, when set, is the state server's HTTP API the downlink pushes go through instead.
+	StateHTTP   string        `json:"state_http,omitempty"`
 	EchoPush    bool          `json:"echo_push,omitempty"`
 	Window      int           `json:"window,omitempty"`
 	Rate        float64       `json:"rate,omitempty"` // this worker's share, per second

@@ -94,7 +94,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	r.prog = newProgress(o.Progress, o)
 	defer r.prog.close()
-	plato, err := r.runTarget(ctx, target{name: "plato", endpoints: endpoints, tokenMode: tokenMode, stateAddr: o.StateAddr, pids: pids, byEndpoint: byEndpoint})
+	plato, err := r.runTarget(ctx, target{name: "plato", endpoints: endpoints, tokenMode: tokenMode, stateAddr: o.StateAddr, stateHTTP: o.StateHTTP, pids: pids, byEndpoint: byEndpoint})
 	if err != nil {
 		return nil, fmt.Errorf("bench against plato: %w", err)
 	}

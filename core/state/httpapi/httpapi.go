@@ -81,6 +81,9 @@ type Config struct {
 	PushTimeout time.Duration
 	// MaxInflight bounds the requests served at once; 0 is DefaultMaxInflight.
 	MaxInflight int
+	// HeaderTimeout is how long a request's headers may take to arrive, and BodyTimeout the whole
+	// request: a client that sends slowly (slowloris) is cut off. 0 is 5s and 30s.
+	HeaderTimeout, BodyTimeout time.Duration
 	// Count, when set, is told the outcome of every call: its Kitex method name, and the code it
 	// was refused with (-1 for a failure without one).
 	Count func(method string, code int, refused bool)
@@ -108,6 +111,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.HeaderTimeout <= 0 {
+		cfg.HeaderTimeout = 5 * time.Second
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 30 * time.Second
+	}
 	return &Server{cfg: cfg, log: cfg.Log, inflight: make(chan struct{}, cfg.MaxInflight)}, nil
 }
 
@@ -129,8 +138,8 @@ func (s *Server) Serve(ln net.Listener) {
 	s.srv = &http.Server{
 		Handler: s,
 		// A client that sends its request slowly (slowloris) is cut off, not waited for.
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: s.cfg.HeaderTimeout,
+		ReadTimeout:       s.cfg.BodyTimeout,
 		WriteTimeout:      write,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    16 << 10,
@@ -453,8 +462,10 @@ func writeError(w http.ResponseWriter, status int, code protocol.Code, msg strin
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false) // messages quote <placeholders>; nobody renders this as HTML
-	if err := enc.Encode(v); err != nil { // the bodies are plain structs: this is a bug
+	// Messages quote <placeholders>, and nobody renders these bodies as HTML.
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		// The bodies are plain structs: this is a bug.
 		status = http.StatusInternalServerError
 		buf.Reset()
 		buf.WriteString(`{"error":{"code":1307,"message":"encoding the answer failed"}}` + "\n")

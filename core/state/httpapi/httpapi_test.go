@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"slices"
@@ -379,6 +380,32 @@ func TestBatchKeepsOrderAndBoundsConcurrency(t *testing.T) {
 	over := `{"messages":[` + strings.TrimSuffix(strings.Repeat(`{"dids":["d"]},`, MaxBatch+1), ",") + `]}`
 	if a := do(t, "POST", base, testKey, strings.NewReader(over)); a.status != 400 || a.code() != 1401 {
 		t.Errorf("a batch over %d: %d %.200s", MaxBatch, a.status, a.raw)
+	}
+}
+
+// TestSlowSendersAreCutOff: a client that never finishes its headers, or its body, loses its
+// connection instead of holding it.
+func TestSlowSendersAreCutOff(t *testing.T) {
+	s := testServer(t, &fakeAPI{}, func(c *Config) { c.HeaderTimeout, c.BodyTimeout = 300*time.Millisecond, 600*time.Millisecond })
+	listen(t, s)
+	for name, partial := range map[string]string{
+		"headers": "POST /v1/apps/" + testApp + "/push HTTP/1.1\r\nHost: plato\r\nAuthorization: Bearer " + testKey + "\r\n",
+		"body":    "POST /v1/apps/" + testApp + "/push HTTP/1.1\r\nHost: plato\r\nAuthorization: Bearer " + testKey + "\r\nContent-Length: 100\r\n\r\n{\"dids\":",
+	} {
+		conn, err := net.Dial("tcp", s.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.Write([]byte(partial)); err != nil {
+			t.Fatal(err)
+		}
+		// Generous: the server acts after 300 or 600 ms; a loaded machine may take longer.
+		_ = conn.SetReadDeadline(time.Now().Add(15 * time.Second))
+		_, err = io.Copy(io.Discard, conn)
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			t.Errorf("a client that stops sending its %s still holds its connection after 15s", name)
+		}
 	}
 }
 
