@@ -31,6 +31,8 @@ func TestOptionsDefaultsAndLimits(t *testing.T) {
 		{"remote ipconf", func(o *Options) { o.IPConfURL = "http://10.1.2.3:8080" }, "refusing ipconf target 10.1.2.3"},
 		{"remote gateway", func(o *Options) { o.Gateways = []string{"192.168.1.5:8900"} }, "refusing gateway target"},
 		{"remote state", func(o *Options) { o.Scenario, o.StateAddr = ScenarioDownlink, "8.8.8.8:8901" }, "refusing state target"},
+		{"remote state-http", func(o *Options) { o.Scenario, o.StateHTTP = ScenarioDownlink, "8.8.8.8:8081" }, "refusing state-http target"},
+		{"state-http beyond downlink", func(o *Options) { o.StateHTTP = "127.0.0.1:8081" }, "downlink scenario only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := Options{Scenario: ScenarioUplink}

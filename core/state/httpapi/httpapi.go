@@ -206,27 +206,34 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(rw, "POST")
 		return
 	}
+	// Refusals before the handler count like its own, so plato_state_api_calls_total shows wrong
+	// keys and overload whichever way business servers call.
+	method := ops[op]
 	select {
 	case s.inflight <- struct{}{}:
 		defer func() { <-s.inflight }()
 	default:
+		s.refused(method, protocol.CodeOverloaded)
 		rw.Header().Set("Retry-After", retryAfter)
 		writeError(rw, http.StatusServiceUnavailable, protocol.CodeOverloaded, "too many requests in flight; retry later")
 		return
 	}
 	a := s.cfg.Apps.Get(app)
 	if a == nil {
+		s.refused(method, protocol.CodeAppMismatch)
 		writeError(rw, http.StatusNotFound, protocol.CodeAppMismatch, fmt.Sprintf("app %q is not configured", app))
 		return
 	}
 	key, ok := bearer(r.Header.Get("Authorization"))
 	if !ok || !a.CheckKey(key) {
+		s.refused(method, protocol.CodeAppMismatch)
 		rw.Header().Set("WWW-Authenticate", `Bearer realm="plato"`)
 		writeError(rw, http.StatusUnauthorized, protocol.CodeAppMismatch, fmt.Sprintf("missing or wrong key for app %q: send Authorization: Bearer <one of apps.%s.keys>", app, app))
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
 	if err != nil {
+		s.refused(method, protocol.CodeInvalidArgument)
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
 			writeError(rw, http.StatusRequestEntityTooLarge, protocol.CodeInvalidArgument, fmt.Sprintf("the body exceeds %d bytes", MaxBody))
@@ -236,7 +243,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c := &api.Caller{AppId: app, Key: key}
-	status, resp := s.call(r.Context(), op, c, body)
+	status, resp := s.call(r.Context(), op, method, c, body)
 	if status == http.StatusServiceUnavailable {
 		rw.Header().Set("Retry-After", retryAfter)
 	}
@@ -270,12 +277,12 @@ func bearer(h string) (string, bool) {
 }
 
 // call decodes body for op, runs it and says what to answer.
-func (s *Server) call(ctx context.Context, op string, c *api.Caller, body []byte) (int, any) {
+func (s *Server) call(ctx context.Context, op, method string, c *api.Caller, body []byte) (int, any) {
 	switch op {
 	case "push":
 		var b pushBody
 		if err := decode(body, &b); err != nil {
-			return badRequest(err)
+			return s.badRequest(method, err)
 		}
 		item := s.push(ctx, c, &b)
 		if item.Error != nil {
@@ -285,19 +292,19 @@ func (s *Server) call(ctx context.Context, op string, c *api.Caller, body []byte
 	case "push/batch":
 		var b batchBody
 		if err := decode(body, &b); err != nil {
-			return badRequest(err)
+			return s.badRequest(method, err)
 		}
 		switch {
 		case len(b.Messages) == 0:
-			return badRequest(errors.New("messages is empty"))
+			return s.badRequest(method, errors.New("messages is empty"))
 		case len(b.Messages) > MaxBatch:
-			return badRequest(fmt.Errorf("%d messages exceed the maximum of %d per batch", len(b.Messages), MaxBatch))
+			return s.badRequest(method, fmt.Errorf("%d messages exceed the maximum of %d per batch", len(b.Messages), MaxBatch))
 		}
 		return http.StatusOK, s.batch(ctx, c, b.Messages)
 	case "bind":
 		var b bindBody
 		if err := decode(body, &b); err != nil {
-			return badRequest(err)
+			return s.badRequest(method, err)
 		}
 		resp, err := s.cfg.API.Bind(ctx, &api.BindRequest{Caller: c, Session: b.Session, Dids: b.Dids, Replace: b.Replace})
 		if err != nil {
@@ -308,7 +315,7 @@ func (s *Server) call(ctx context.Context, op string, c *api.Caller, body []byte
 	case "unbind":
 		var b unbindBody
 		if err := decode(body, &b); err != nil {
-			return badRequest(err)
+			return s.badRequest(method, err)
 		}
 		resp, err := s.cfg.API.Unbind(ctx, &api.UnbindRequest{Caller: c, Session: b.Session, Dids: b.Dids, All: b.All})
 		if err != nil {
@@ -319,7 +326,7 @@ func (s *Server) call(ctx context.Context, op string, c *api.Caller, body []byte
 	case "kick":
 		var b kickBody
 		if err := decode(body, &b); err != nil {
-			return badRequest(err)
+			return s.badRequest(method, err)
 		}
 		resp, err := s.cfg.API.Kick(ctx, &api.KickRequest{Caller: c, Dids: b.Dids, Message: b.Message})
 		if err != nil {
@@ -330,7 +337,7 @@ func (s *Server) call(ctx context.Context, op string, c *api.Caller, body []byte
 	case "online":
 		var b onlineBody
 		if err := decode(body, &b); err != nil {
-			return badRequest(err)
+			return s.badRequest(method, err)
 		}
 		resp, err := s.cfg.API.Online(ctx, &api.OnlineRequest{Caller: c, Session: b.Session, Dids: b.Dids})
 		if err != nil {
@@ -346,6 +353,7 @@ func (s *Server) call(ctx context.Context, op string, c *api.Caller, body []byte
 func (s *Server) push(ctx context.Context, c *api.Caller, b *pushBody) batchItem {
 	req, err := b.request(c)
 	if err != nil {
+		s.refused("Push", protocol.CodeInvalidArgument)
 		return batchItem{Error: &apiError{int32(protocol.CodeInvalidArgument), err.Error()}}
 	}
 	resp, err := s.cfg.API.Push(ctx, req)
@@ -389,12 +397,14 @@ func (s *Server) batchOne(ctx context.Context, c *api.Caller, i int, raw json.Ra
 	}()
 	var b pushBody
 	if err := decode(raw, &b); err != nil {
+		s.refused("Push", protocol.CodeInvalidArgument)
 		return batchItem{Error: &apiError{int32(protocol.CodeInvalidArgument), fmt.Sprintf("messages[%d]: %v", i, err)}}
 	}
 	return s.push(ctx, c, &b)
 }
 
-func badRequest(err error) (int, any) {
+func (s *Server) badRequest(method string, err error) (int, any) {
+	s.refused(method, protocol.CodeInvalidArgument)
 	return http.StatusBadRequest, errorBody{apiError{int32(protocol.CodeInvalidArgument), "decoding the body: " + err.Error()}}
 }
 
@@ -414,6 +424,13 @@ func (s *Server) refusal(method string, err error) *apiError {
 	}
 	s.log.Error("HTTP API call failed", "method", method, "err", err)
 	return &apiError{int32(protocol.CodeInternal), "internal error"}
+}
+
+// refused counts a call refused with code before it reached the handler.
+func (s *Server) refused(method string, code protocol.Code) {
+	if s.cfg.Count != nil {
+		s.cfg.Count(method, int(code), true)
+	}
 }
 
 func (s *Server) count(method string, err error) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"reflect"
@@ -143,7 +144,15 @@ func do(t testing.TB, method, url, key string, body io.Reader) answer {
 
 func TestRoutesAndRefusals(t *testing.T) {
 	f := &fakeAPI{}
-	base := listen(t, testServer(t, f))
+	var mu sync.Mutex
+	counted := map[string]int{}
+	base := listen(t, testServer(t, f, func(c *Config) {
+		c.Count = func(method string, code int, refused bool) {
+			mu.Lock()
+			defer mu.Unlock()
+			counted[fmt.Sprint(method, " ", code)]++
+		}
+	}))
 	push := base + "/v1/apps/" + testApp + "/push"
 	for _, c := range []struct {
 		name, method, url, auth, body string
@@ -198,6 +207,13 @@ func TestRoutesAndRefusals(t *testing.T) {
 			}
 		})
 	}
+	// Refusals before the handler are counted as the handler's are: wrong keys show on
+	// plato_state_api_calls_total whichever way business servers call.
+	mu.Lock()
+	if want := map[string]int{"Push 0": 2, "Push 1402": 5, "Push 1401": 8, "Kick 1401": 1}; !maps.Equal(counted, want) {
+		t.Errorf("counted %v, want %v", counted, want)
+	}
+	mu.Unlock()
 	// Only the accepted calls reached the handler, each as the app of the path with the key sent.
 	f.mu.Lock()
 	defer f.mu.Unlock()
