@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -34,7 +35,9 @@ type hookServer struct {
 	mu  sync.Mutex
 	evs []bizlink.Event
 	// fail decides whether a /deliver carrying these events is answered 500.
-	fail    func([]bizlink.Event) bool
+	fail func([]bizlink.Event) bool
+	// hold, when set, is how long a /deliver carrying an uplink waits before it answers.
+	hold    time.Duration
 	refused int // deliveries answered 500
 	bad     int // requests whose signature or timestamp did not verify
 }
@@ -80,6 +83,11 @@ func (h *hookServer) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.mu.Lock()
+		if hold := h.hold; hold > 0 && slices.ContainsFunc(d.Events, func(ev bizlink.Event) bool { return ev.Kind == "UPLINK" }) {
+			h.mu.Unlock()
+			time.Sleep(hold)
+			h.mu.Lock()
+		}
 		if h.fail != nil && h.fail(d.Events) {
 			h.refused++
 			h.mu.Unlock()
@@ -129,7 +137,10 @@ func webhookApp(urls ...string) func(*config.Config) {
 
 func TestWebhookDeliversSignedUplinksAndEvents(t *testing.T) {
 	hook := startHook(t)
-	p, _ := startAll(t, webhookApp(hook.url()))
+	p, _ := startAll(t, func(c *config.Config) {
+		webhookApp(hook.url())(c)
+		c.State.Business.Timeout = 2 * time.Second // the late answer below is later than this
+	})
 	alice := dial(t, p, "alice")
 	poll.Within(t, 10*time.Second, "the webhook to get alice's CONNECTED", func() bool {
 		return len(hook.events("CONNECTED", "alice")) == 1
@@ -168,6 +179,20 @@ func TestWebhookDeliversSignedUplinksAndEvents(t *testing.T) {
 		hook.set(func(h *hookServer) { h.fail = nil })
 		if err := alice.Send(ctx, []byte("accepted again")); err != nil {
 			t.Fatalf("send after the webhook recovered: %v", err)
+		}
+	})
+
+	t.Run("an answer later than state.business.timeout leaves the uplink unACKed: the device gets 1302", func(t *testing.T) {
+		hook.set(func(h *hookServer) { h.hold = 5 * time.Second })
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		err := alice.Send(ctx, []byte("answered too late"))
+		if code, _ := protocol.CodeOf(err); code != protocol.CodeBusinessTimeout {
+			t.Fatalf("send: %v, want code %d", err, protocol.CodeBusinessTimeout)
+		}
+		hook.set(func(h *hookServer) { h.hold = 0 })
+		if err := alice.Send(ctx, []byte("on time again")); err != nil {
+			t.Fatalf("send after the webhook answered in time again: %v", err)
 		}
 	})
 
