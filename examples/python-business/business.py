@@ -153,8 +153,11 @@ def make_handler(verifier, business, base):
 
         def do_POST(self):
             route = routes.get(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                return self.reply(400, {"error": "bad Content-Length"}, close=True)
+            if length < 0 or length > MAX_BODY:
                 return self.reply(413, {"error": "body too large"}, close=True)
             body = self.rfile.read(length)
             if route is None:
