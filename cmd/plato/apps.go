@@ -259,18 +259,9 @@ func printApps(w io.Writer, file map[string]config.App, live []appstore.Entry) {
 	_ = tw.Flush()
 }
 
-// businessOf is how the app reaches its business server, as its settings say it (read from them
-// generically, so that whatever form the business endpoints take prints).
-func businessOf(a config.App) string {
-	m, err := appMap(a)
-	if err != nil || m["business"] == nil {
-		return ""
-	}
-	if s, ok := m["business"].(string); ok {
-		return s
-	}
-	return fmt.Sprint(m["business"])
-}
+// businessOf is where the app's business server is: its endpoints (Kitex addresses or webhook
+// URLs), comma-separated.
+func businessOf(a config.App) string { return strings.Join(a.Endpoints(), ",") }
 
 func authOf(a config.App) string {
 	switch {

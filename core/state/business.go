@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,10 +14,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/platoim/plato/internal/batch"
-	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/internal/bizlink"
 	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
-	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/api/business"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -27,13 +27,17 @@ type bizItem struct {
 	sp   *sigSpan                             // the uplink's trace, when it is sampled
 }
 
-// businessLink delivers events to one business server in ordered micro-batches.
+// businessLink delivers events to one app's business server (its endpoints, Kitex or webhook,
+// balanced by bizlink) in ordered micro-batches; the events of a failed batch are retried by
+// retry, off the batcher's lanes.
 type businessLink struct {
-	addr  string
-	cli   bizservice.Client
+	addr  string // the endpoints, for logs and spans
+	key   string // endpoints and secret: a change makes a new link
+	cli   bizlink.Link
 	batch *batch.Batcher[bizItem]
 	// latency is the app's series of plato_state_business_call_seconds: ok, error.
 	latency [2]telemetry.Observer
+	retry   *eventRetry
 }
 
 // businesses maps app IDs to their business server, one link per app: each app's events queue on
@@ -48,27 +52,35 @@ type businesses struct {
 // server. An app that moved to another address gets a new link.
 func (b *businesses) forApp(appID string) (*businessLink, error) {
 	app := b.s.cfg.Apps.Get(appID)
-	if app == nil || app.Business == "" {
+	if app == nil || len(app.Endpoints) == 0 {
 		return nil, nil
 	}
-	addr := app.Business
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if l := b.byApp[appID]; l != nil && l.addr == addr {
+	if l := b.byApp[appID]; l != nil && l.key == app.BusinessKey {
 		return l, nil
 	} else if l != nil {
-		go func() { _ = l.batch.Close(context.Background()) }()
+		go l.close(context.Background())
 	}
-	cli, err := bizservice.NewClient("plato-business", rpc.Client(addr, b.s.cfg.Business.Timeout)...)
+	addr := strings.Join(app.Endpoints, ",")
+	cli, err := bizlink.New(bizlink.Options{App: appID, Endpoints: app.Endpoints, Secret: app.WebhookSecret, Timeout: b.s.cfg.Business.Timeout})
 	if err != nil {
 		return nil, fmt.Errorf("creating business client for %s: %w", addr, err)
 	}
-	l := &businessLink{addr: addr, cli: cli, latency: b.s.businessObservers(appID)}
+	l := &businessLink{addr: addr, key: app.BusinessKey, cli: cli, latency: b.s.businessObservers(appID)}
+	l.retry = newEventRetry(b.s, l)
 	bc := b.s.cfg.Batch
 	l.batch = batch.New(batch.Config{MaxSize: bc.MaxSize, MaxDelay: bc.MaxDelay, Lanes: bc.Lanes},
 		func(ctx context.Context, items []bizItem) { b.s.deliverBusiness(ctx, l, items) })
 	b.byApp[appID] = l
 	return l, nil
+}
+
+// close sends what is queued, stops the retries and drops the idle connections.
+func (l *businessLink) close(ctx context.Context) {
+	_ = l.batch.Close(ctx)
+	l.retry.stop()
+	l.cli.Close()
 }
 
 func (b *businesses) closeAll(ctx context.Context) {
@@ -77,7 +89,7 @@ func (b *businesses) closeAll(ctx context.Context) {
 	b.byApp = map[string]*businessLink{}
 	b.mu.Unlock()
 	for _, l := range links {
-		_ = l.batch.Close(ctx)
+		l.close(ctx)
 	}
 }
 
@@ -107,11 +119,16 @@ func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []b
 		s.metrics.businessFailed.Add(int64(len(items)))
 		s.metrics.rpcError(peerBusiness, err)
 		s.log.Warn("delivering to business server failed", "addr", l.addr, "events", len(items), "err", err)
-		for _, it := range items {
+		var again []*api.Event
+		for i, it := range items {
 			if it.done != nil {
 				it.done(code, "business server: "+err.Error())
+			} else {
+				// Uplinks are retried by their device, which gets the code; events only by us.
+				again = append(again, events[i])
 			}
 		}
+		l.retry.add(again)
 		return
 	}
 	for i, it := range items {

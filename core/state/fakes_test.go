@@ -9,11 +9,11 @@ import (
 	"github.com/cloudwego/kitex/client/callopt"
 
 	"github.com/platoim/plato/internal/batch"
+	"github.com/platoim/plato/internal/bizlink"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/gateway"
 	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/state"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
-	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/api/business"
 )
 
 // fakeGateway stands in for a gateway's Kitex client: it records the frames and session changes
@@ -101,18 +101,20 @@ type fakeBusiness struct {
 	err    error
 }
 
-var _ bizservice.Client = (*fakeBusiness)(nil)
+var _ bizlink.Link = (*fakeBusiness)(nil)
 
 // addBusiness installs a fake business server at addr, behind a real batcher and deliverBusiness.
 func (ts *testServer) addBusiness(addr string) *fakeBusiness {
 	fb := &fakeBusiness{}
 	l := &businessLink{addr: addr, cli: fb}
+	l.retry = newEventRetry(ts.Server, l)
 	bc := ts.cfg.Batch
 	l.batch = batch.New(batch.Config{MaxSize: bc.MaxSize, MaxDelay: bc.MaxDelay, Lanes: bc.Lanes},
 		func(ctx context.Context, items []bizItem) { ts.deliverBusiness(ctx, l, items) })
 	ts.business.mu.Lock()
 	for _, id := range ts.cfg.Apps.IDs() {
-		if ts.cfg.Apps.Get(id).Business == addr {
+		if a := ts.cfg.Apps.Get(id); len(a.Endpoints) == 1 && a.Endpoints[0] == addr {
+			l.key = a.BusinessKey
 			ts.business.byApp[id] = l
 		}
 	}
@@ -120,7 +122,7 @@ func (ts *testServer) addBusiness(addr string) *fakeBusiness {
 	return fb
 }
 
-func (b *fakeBusiness) Deliver(_ context.Context, req *api.DeliverRequest, _ ...callopt.Option) (*api.DeliverResponse, error) {
+func (b *fakeBusiness) Deliver(_ context.Context, req *api.DeliverRequest) (*api.DeliverResponse, error) {
 	b.mu.Lock()
 	gate, err := b.gate, b.err
 	b.mu.Unlock()
@@ -144,12 +146,14 @@ func (b *fakeBusiness) Deliver(_ context.Context, req *api.DeliverRequest, _ ...
 	return resp, nil
 }
 
-func (b *fakeBusiness) Sessions(context.Context, *api.SessionsRequest, ...callopt.Option) (*api.SessionsResponse, error) {
+func (b *fakeBusiness) Sessions(context.Context, *api.SessionsRequest) (*api.SessionsResponse, error) {
 	return &api.SessionsResponse{}, nil
 }
 
 // eventsOf returns the recorded events of a kind for a did, in order.
-func (b *fakeBusiness) Authenticate(context.Context, *api.AuthenticateRequest, ...callopt.Option) (*api.AuthenticateResponse, error) {
+func (b *fakeBusiness) Close() {}
+
+func (b *fakeBusiness) Authenticate(context.Context, *api.AuthenticateRequest) (*api.AuthenticateResponse, error) {
 	return nil, errors.New("the state server never authenticates devices")
 }
 

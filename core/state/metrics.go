@@ -36,6 +36,7 @@ type metrics struct {
 	// Frames or events that never left: the queue was full, or the RPC carrying them failed.
 	pushQueueFull, pushFailed         atomic.Int64
 	businessQueueFull, businessFailed atomic.Int64
+	businessGaveUp                    atomic.Int64 // events given up after their retries
 	rpcErrors                         [numPeers][rpc.NumErrKinds]atomic.Int64
 	// Plato's RPC for business servers.
 	routesRejected                  atomic.Int64
@@ -88,7 +89,7 @@ func (s *Server) Stats() Stats {
 		DownlinkAcks: m.downlinkAcks.Load(), InflightEvicted: m.inflightEvicted.Load(),
 		HeartbeatTimeouts: m.heartbeatTimeouts.Load(),
 		PushErrors:        m.pushQueueFull.Load() + m.pushFailed.Load(),
-		BusinessErrors:    m.businessQueueFull.Load() + m.businessFailed.Load(),
+		BusinessErrors:    m.businessQueueFull.Load() + m.businessFailed.Load() + m.businessGaveUp.Load(),
 		PipelineRefused:   m.pipelineRefused.Load(),
 		PipelineRejected:  m.loginsRejected.Load() + m.uplinksRejected.Load() + m.downlinksRejected.Load(),
 		Retransmits:       m.retransmits.Load(), Undelivered: m.undelivered.Load(),

@@ -112,10 +112,11 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 			emit(m.sessionSyncs.Load(), attribute.String("result", "ok"))
 			emit(m.sessionSyncFailed.Load(), attribute.String("result", "error"))
 		})
-	o.Counter("plato_state_business_errors_total", "{event}", "Events for business servers that were not delivered: reason queue_full, or rpc (the Deliver call failed).",
+	o.Counter("plato_state_business_errors_total", "{event}", "Events for business servers that were not delivered: reason queue_full, rpc (the Deliver call failed; events are retried), or gave_up (an event's retries ran out).",
 		func(emit telemetry.Emit) {
 			emit(m.businessQueueFull.Load(), attribute.String("reason", "queue_full"))
 			emit(m.businessFailed.Load(), attribute.String("reason", "rpc"))
+			emit(m.businessGaveUp.Load(), attribute.String("reason", "gave_up"))
 		})
 	o.Counter("plato_state_gateway_push_errors_total", "{frame}", "Frames for devices that did not reach their gateway: reason queue_full, or rpc (the Push call failed).",
 		func(emit telemetry.Emit) {

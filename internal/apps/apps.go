@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/platoim/plato/internal/bizlink"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/credential"
 )
@@ -24,8 +25,14 @@ import (
 // App is one declared app.
 type App struct {
 	ID string
-	// Business is the business server's address; empty when the app has none.
-	Business string
+	// Endpoints are the business server's Kitex addresses or webhook URLs; empty when the app
+	// has none.
+	Endpoints []string
+	// WebhookSecret signs the webhooks when Endpoints are URLs.
+	WebhookSecret string
+	// BusinessKey is the endpoints and the secret in one string, made once: a state server
+	// compares it on every delivery to notice a reload that changed them.
+	BusinessKey string
 	// Limits has the per-device defaults filled in.
 	Limits config.AppLimits
 	// Verifier checks the app's device credentials: its JWT keys, or a callback to its business.
@@ -150,7 +157,8 @@ func build(file, live map[string]config.App, opts Options, prev *set) (*set, err
 }
 
 func compile(id string, c config.App, opts Options) (*App, error) {
-	a := &App{ID: id, Business: c.Business, Limits: c.Limits.WithDefaults()}
+	a := &App{ID: id, Endpoints: c.Endpoints(), WebhookSecret: c.WebhookSecret, Limits: c.Limits.WithDefaults()}
+	a.BusinessKey = strings.Join(a.Endpoints, ",") + "\x00" + a.WebhookSecret
 	for _, o := range c.AllowedOrigins {
 		a.origins = append(a.origins, strings.ToLower(o))
 	}
@@ -164,7 +172,11 @@ func compile(id string, c config.App, opts Options) (*App, error) {
 		if timeout <= 0 {
 			timeout = config.DefaultBusinessTimeout
 		}
-		a.Verifier, err = credential.NewCallback(id, c.Business, timeout)
+		var link bizlink.Link
+		link, err = bizlink.New(bizlink.Options{App: id, Endpoints: a.Endpoints, Secret: c.WebhookSecret, Timeout: timeout})
+		if err == nil {
+			a.Verifier = credential.NewCallback(id, link)
+		}
 	case c.Auth.JWT.Configured():
 		a.Verifier, err = credential.NewJWT(id, c.Auth.JWT)
 	default:

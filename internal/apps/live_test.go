@@ -24,7 +24,7 @@ func TestLiveAppsOverlayTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	chat := table.Get("chat")
-	if chat.Business != "127.0.0.1:2" || !chat.CheckKey("live-chat-key-16-bytes") || chat.CheckKey("file-chat-key-16-bytes") {
+	if len(chat.Endpoints) != 1 || chat.Endpoints[0] != "127.0.0.1:2" || !chat.CheckKey("live-chat-key-16-bytes") || chat.CheckKey("file-chat-key-16-bytes") {
 		t.Fatalf("the live chat did not replace the file's whole: %+v", chat)
 	}
 	if !table.IsLive("chat") || !table.IsLive("news") || table.IsLive("game") {

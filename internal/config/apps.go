@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"maps"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -31,9 +32,19 @@ type App struct {
 	// them out of files: PLATO_APPS__<APP>__KEYS__<NAME>=...
 	Keys map[string]string `koanf:"keys"`
 	// Business is where Plato delivers the app's uplinks and events and asks its callbacks: a
-	// Kitex address, host:port or a unix socket path. Empty: the app has no business server, and
-	// its uplinks are refused with 1304.
+	// Kitex address (host:port or a unix socket path), or an http:// or https:// URL that gets
+	// them as signed webhooks (docs/business.md). Empty: the app has no business server, and its
+	// uplinks are refused with 1304.
 	Business string `koanf:"business"`
+	// Businesses are several endpoints of the app, each like Business, all of one kind (Kitex or
+	// webhook): each call goes to the least busy one that is not failing, and a failed call is
+	// tried on the next. Instead of Business, not with it. From the environment: a
+	// comma-separated list, PLATO_APPS__<APP>__BUSINESSES=http://a:8000/plato,http://b:8000/plato.
+	Businesses []string `koanf:"businesses"`
+	// WebhookSecret signs every webhook request (HMAC-SHA256), so the business server knows it
+	// comes from Plato. Required when the endpoints are URLs, at least 16 bytes. Keep it out of
+	// files: PLATO_APPS__<APP>__WEBHOOK_SECRET=...
+	WebhookSecret string `koanf:"webhook_secret"`
 	// Auth says how the app's devices prove who they are.
 	Auth AppAuth `koanf:"auth"`
 	// Limits bound what one device and the whole app may use.
@@ -144,16 +155,12 @@ func (c *Config) validateApps(bad func(string, string, ...any)) {
 				bad(fmt.Sprintf("%s.allowed_origins[%d]", key, i), "%q is not an origin: want scheme://host[:port] (no path) or *", o)
 			}
 		}
-		if a.Business != "" && !isSocketPath(a.Business) {
-			if err := checkHostPort(a.Business); err != nil {
-				bad(key+".business", "%v", err)
-			}
-		}
+		a.validateEndpoints(key, bad)
 		j := a.Auth.JWT
 		switch {
 		case a.Auth.Callback && j.Configured():
 			bad(key+".auth", "sets both callback and jwt keys: choose one")
-		case a.Auth.Callback && a.Business == "":
+		case a.Auth.Callback && len(a.Endpoints()) == 0:
 			bad(key+".auth.callback", "needs apps.%s.business: the callback asks the business server", id)
 		case !a.Auth.Callback && !j.Configured():
 			bad(key+".auth", "says nothing: set jwt keys (secrets, public_keys or jwks_file) or callback: true")
@@ -177,6 +184,89 @@ func (c *Config) validateApps(bad func(string, string, ...any)) {
 			}
 		}
 	}
+}
+
+// Endpoints are the app's business endpoints: Business, or Businesses. Empty when it has none.
+// An element of Businesses holding commas is a list (how the environment gives one).
+func (a App) Endpoints() []string {
+	if a.Business != "" {
+		return []string{a.Business}
+	}
+	var eps []string
+	for _, b := range a.Businesses {
+		for ep := range strings.SplitSeq(b, ",") {
+			eps = append(eps, strings.TrimSpace(ep))
+		}
+	}
+	return eps
+}
+
+// IsWebhook reports whether a business endpoint is a webhook URL rather than a Kitex address.
+func IsWebhook(endpoint string) bool {
+	return strings.HasPrefix(endpoint, "http://") || strings.HasPrefix(endpoint, "https://")
+}
+
+// MinWebhookSecret is the shortest apps.<app>.webhook_secret accepted.
+const MinWebhookSecret = 16
+
+func (a App) validateEndpoints(key string, bad func(string, string, ...any)) {
+	if a.Business != "" && len(a.Businesses) > 0 {
+		bad(key+".businesses", "is set with %s.business: give one endpoint in business or several in businesses, not both", key)
+		return
+	}
+	name := key + ".business"
+	eps := a.Endpoints()
+	if len(a.Businesses) > 0 {
+		name = key + ".businesses"
+	}
+	webhooks := 0
+	for i, ep := range eps {
+		at := name
+		if len(a.Businesses) > 0 {
+			at = fmt.Sprintf("%s[%d]", name, i)
+		}
+		switch {
+		case ep == "":
+			bad(at, "is empty")
+		case IsWebhook(ep):
+			webhooks++
+			if err := checkWebhookURL(ep); err != nil {
+				bad(at, "%v", err)
+			}
+		case strings.Contains(ep, "://"):
+			bad(at, "%q: a webhook URL starts with http:// or https://; a Kitex address is host:port or a unix socket path", ep)
+		case isSocketPath(ep):
+		default:
+			if err := checkHostPort(ep); err != nil {
+				bad(at, "%v", err)
+			}
+		}
+	}
+	if webhooks > 0 && webhooks < len(eps) {
+		bad(name, "mixes webhook URLs and Kitex addresses: all endpoints of an app are one kind")
+	}
+	switch {
+	case webhooks > 0 && a.WebhookSecret == "":
+		bad(key+".webhook_secret", "is empty: webhooks are signed with it (at least %d bytes; PLATO_APPS__%s__WEBHOOK_SECRET)", MinWebhookSecret, strings.ToUpper(strings.TrimPrefix(key, "apps.")))
+	case webhooks > 0 && len(a.WebhookSecret) < MinWebhookSecret:
+		bad(key+".webhook_secret", "must be at least %d bytes, got %d", MinWebhookSecret, len(a.WebhookSecret))
+	case webhooks == 0 && a.WebhookSecret != "":
+		bad(key+".webhook_secret", "is set but %s is not a webhook URL: the secret signs webhooks only", name)
+	}
+}
+
+// checkWebhookURL says why u cannot be a webhook endpoint.
+func checkWebhookURL(u string) error {
+	p, err := url.Parse(u)
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a URL: %v", u, err)
+	case p.Host == "":
+		return fmt.Errorf("%q has no host", u)
+	case p.RawQuery != "" || p.Fragment != "" || p.User != nil:
+		return fmt.Errorf("%q: a webhook URL has no query, fragment or user info (Plato adds /deliver, /sessions, /authenticate to its path)", u)
+	}
+	return nil
 }
 
 // AppKeyEnv is how an app's key is set from the environment, for messages.

@@ -214,3 +214,43 @@ func TestNATSOutageKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestBusinessEndpoints(t *testing.T) {
+	const app = `keys: {k1: "a-key-of-16-bytes!"}, auth: {jwt: {secrets: {k1: "a-jwt-secret-of-at-least-32-bytes"}}}`
+	load := func(t *testing.T, apps string, env ...string) (Config, error) {
+		t.Helper()
+		cfg, _, err := Load(writeFile(t, "auth: {token_secret: \""+secret+"\"}\napps: {"+apps+"}\n"), env, nil)
+		return cfg, err
+	}
+	t.Run("one address, a list, a list from the environment", func(t *testing.T) {
+		cfg, err := load(t, `a: {business: "127.0.0.1:7000", `+app+`},
+b: {businesses: ["http://10.0.0.1:8000/plato", "https://biz.example.com/plato"], webhook_secret: "a-webhook-secret-16", `+app+`},
+c: {`+app+`}`, "PLATO_APPS__C__BUSINESSES=10.0.0.1:7000,/run/biz.sock")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if eps := cfg.Apps["a"].Endpoints(); len(eps) != 1 || eps[0] != "127.0.0.1:7000" {
+			t.Errorf("a: %v", eps)
+		}
+		if eps := cfg.Apps["b"].Endpoints(); len(eps) != 2 || !IsWebhook(eps[1]) {
+			t.Errorf("b: %v", eps)
+		}
+		if eps := cfg.Apps["c"].Endpoints(); len(eps) != 2 || eps[1] != "/run/biz.sock" {
+			t.Errorf("c: %v", eps)
+		}
+	})
+	for name, c := range map[string]struct{ apps, want string }{
+		"both keys":        {`a: {business: "127.0.0.1:7000", businesses: ["127.0.0.1:7001"], ` + app + `}`, "apps.a.businesses: is set with apps.a.business"},
+		"mixed kinds":      {`a: {businesses: ["127.0.0.1:7000", "http://127.0.0.1:8000"], webhook_secret: "a-webhook-secret-16", ` + app + `}`, "apps.a.businesses: mixes webhook URLs and Kitex addresses"},
+		"no secret":        {`a: {business: "http://127.0.0.1:8000", ` + app + `}`, "apps.a.webhook_secret: is empty"},
+		"short secret":     {`a: {business: "http://127.0.0.1:8000", webhook_secret: "short", ` + app + `}`, "apps.a.webhook_secret: must be at least 16 bytes"},
+		"secret for kitex": {`a: {business: "127.0.0.1:7000", webhook_secret: "a-webhook-secret-16", ` + app + `}`, "apps.a.webhook_secret: is set but apps.a.business is not a webhook URL"},
+		"other scheme":     {`a: {business: "grpc://127.0.0.1:7000", ` + app + `}`, "apps.a.business: \"grpc://127.0.0.1:7000\": a webhook URL starts with http://"},
+		"query in url":     {`a: {businesses: ["http://h:1/x?y=1"], webhook_secret: "a-webhook-secret-16", ` + app + `}`, "apps.a.businesses[0]: \"http://h:1/x?y=1\": a webhook URL has no query"},
+		"bad address":      {`a: {businesses: ["127.0.0.1:7000", "nowhere"], ` + app + `}`, "apps.a.businesses[1]: \"nowhere\" is not host:port"},
+	} {
+		if _, err := load(t, c.apps); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", name, err, c.want)
+		}
+	}
+}

@@ -2,12 +2,10 @@ package credential
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/platoim/plato/internal/rpc"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
-	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/api/business"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -15,18 +13,20 @@ import (
 // whose devices carry a credential only the business understands (a session token, a cookie).
 type Callback struct {
 	app string
-	cli bizservice.Client
+	cli Authenticator
 }
 
 var _ Verifier = (*Callback)(nil)
 
-// NewCallback asks the business server at addr, each call bounded by timeout.
-func NewCallback(app, addr string, timeout time.Duration) (*Callback, error) {
-	cli, err := bizservice.NewClient("plato-business", rpc.Client(addr, timeout)...)
-	if err != nil {
-		return nil, fmt.Errorf("apps.%s.business %s: %w", app, addr, err)
-	}
-	return &Callback{app: app, cli: cli}, nil
+// Authenticator is the business server's Authenticate call, over Kitex or a webhook
+// (bizlink.Link); its errors are Kitex errors.
+type Authenticator interface {
+	Authenticate(ctx context.Context, req *api.AuthenticateRequest) (*api.AuthenticateResponse, error)
+}
+
+// NewCallback asks the app's business server through cli.
+func NewCallback(app string, cli Authenticator) *Callback {
+	return &Callback{app: app, cli: cli}
 }
 
 // Verify asks the business. A business that cannot be reached refuses the device with 1301 (or

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"strconv"
 	"sync"
 
@@ -27,7 +28,9 @@ import (
 // how many uplinks reached the business and whether any arrived twice.
 type sinkBusiness struct {
 	ln  net.Listener
-	svr server.Server
+	svr server.Server // Kitex; or, for a webhook business, hs at url
+	hs  *http.Server
+	url string
 	// limit, when set (Options.BusinessRate), paces the uplinks it takes: a business server of
 	// known capacity, for the overload scenario.
 	limit *rate.Limiter
@@ -38,23 +41,39 @@ type sinkBusiness struct {
 	duplicated uint64
 }
 
-func startSink(addr string, perSec float64) (*sinkBusiness, error) {
+func startSink(addr, webhookSecret string, perSec float64) (*sinkBusiness, error) {
+	s := &sinkBusiness{seen: map[string]*seenSet{}}
+	if perSec > 0 {
+		s.limit = rate.NewLimiter(rate.Limit(perSec), max(1, int(perSec/100)))
+	}
+	if _, ok := webhookHostPort(addr); ok {
+		return s, s.serveWebhook(addr, webhookSecret)
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("bench business server: listening on %s: %w", addr, err)
 	}
-	s := &sinkBusiness{ln: ln, seen: map[string]*seenSet{}}
-	if perSec > 0 {
-		s.limit = rate.NewLimiter(rate.Limit(perSec), max(1, int(perSec/100)))
-	}
+	s.ln = ln
 	s.svr = bizservice.NewServer(s, rpc.Server(ln)...)
 	go func() { _ = s.svr.Run() }()
 	return s, nil
 }
 
-func (s *sinkBusiness) addr() string { return s.ln.Addr().String() }
+// addr is what apps.<app>.business must be: the Kitex address, or the webhook URL.
+func (s *sinkBusiness) addr() string {
+	if s.url != "" {
+		return s.url
+	}
+	return s.ln.Addr().String()
+}
 
-func (s *sinkBusiness) stop() { _ = s.svr.Stop() }
+func (s *sinkBusiness) stop() {
+	if s.hs != nil {
+		_ = s.hs.Close()
+		return
+	}
+	_ = s.svr.Stop()
+}
 
 // Deliver implements the Business service: every event is accepted, at the pace of the limit when
 // there is one.

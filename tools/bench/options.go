@@ -151,8 +151,13 @@ type Options struct {
 	// Sink is the did uplinks are addressed to. Default bench-sink.
 	Sink string
 	// Business, when set, is where the bench serves its own business server, which accepts every
-	// uplink and pushes nothing (see sinkBusiness). The platform must route AppID to it.
+	// uplink and pushes nothing (see sinkBusiness). The platform must route AppID to it. A host:port
+	// serves the Kitex Business service; an http:// URL (http://127.0.0.1:8950/plato) takes the
+	// uplinks as webhooks, verified with WebhookSecret.
 	Business string
+	// WebhookSecret is the app's apps.<app>.webhook_secret, with a webhook Business. Default
+	// $PLATO_APPS__<APP>__WEBHOOK_SECRET, the variable that sets it on the platform.
+	WebhookSecret string
 	// BusinessRate, with Business, caps the uplinks per second that business server takes (it
 	// holds the rest until their turn): a business of known capacity, the bottleneck an overload
 	// run then pushes against. Default 0: no cap.
@@ -354,7 +359,14 @@ func (o *Options) validate() error {
 			errs = append(errs, err)
 		}
 	}
-	if o.Business != "" {
+	if hostPort, ok := webhookHostPort(o.Business); ok {
+		if err := checkLoopbackAddr("business", hostPort); err != nil {
+			errs = append(errs, err)
+		}
+		if len(o.WebhookSecret) < 16 {
+			errs = append(errs, fmt.Errorf("a webhook business (--business %s) needs the app's webhook secret, at least 16 bytes: --webhook-secret or $%s", o.Business, webhookSecretEnv(o.AppID)))
+		}
+	} else if o.Business != "" {
 		if err := checkLoopbackAddr("business", o.Business); err != nil {
 			errs = append(errs, err)
 		}

@@ -90,7 +90,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 
 	var sink *sinkBusiness
 	if o.Business != "" {
-		if sink, err = startSink(o.Business, o.BusinessRate); err != nil {
+		if sink, err = startSink(o.Business, o.WebhookSecret, o.BusinessRate); err != nil {
 			return nil, err
 		}
 		defer sink.stop()
@@ -123,7 +123,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		if !r.children {
 			where = "its CPU is in client_cpu_cores, with the devices'"
 		}
-		note("uplinks were answered by the bench's own business server at %s, which accepts every uplink and pushes nothing; it runs in the bench's parent process: %s", sink.addr(), where)
+		how := "over Kitex"
+		if sink.url != "" {
+			how = "by signed webhooks, each verified"
+		}
+		note("uplinks were answered by the bench's own business server at %s (%s), which accepts every uplink and pushes nothing; it runs in the bench's parent process: %s", sink.addr(), how, where)
 		if o.Scenario == ScenarioUplink && rec == 0 && s.Acked > 0 {
 			note("warning: the bench's business server received no uplink: the platform routes app %q elsewhere (plato up --set apps.%s.business=%s)", o.AppID, o.AppID, sink.addr())
 		}
