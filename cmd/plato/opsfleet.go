@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"text/tabwriter"
 	"time"
 
 	"github.com/platoim/plato/core/console"
@@ -99,7 +100,10 @@ func printFleet(w io.Writer, f console.Fleet) {
 		fmt.Fprintln(w, "no registered process")
 		return
 	}
-	fmt.Fprintf(w, "%-8s %-26s %-28s %9s %8s %12s %10s  %s\n", "ROLE", "ID", "VERSION", "UPTIME", "CONNS", "BYTES/S", "SCORE", "STATE")
+	// Versions and IDs vary in length (a pseudo-version is 34 characters): columns fit the widest.
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	defer tw.Flush()
+	fmt.Fprint(tw, "ROLE\tID\tVERSION\tUPTIME\tCONNS\tBYTES/S\tSCORE\tSTATE\n")
 	for _, n := range f.Nodes {
 		state := "serving"
 		switch {
@@ -115,7 +119,7 @@ func printFleet(w io.Writer, f console.Fleet) {
 			score = fmt.Sprintf("%.2f", *n.LoadScore)
 			traffic = fmt.Sprintf("%.0f", n.BytesInPerSec+n.BytesOutPerSec)
 		}
-		fmt.Fprintf(w, "%-8s %-26s %-28s %9s %8d %12s %10s  %s\n", n.Role, n.ID, n.Version,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\n", n.Role, n.ID, n.Version,
 			(time.Duration(n.UptimeSeconds) * time.Second).String(), n.Conns, traffic, score, state)
 	}
 }
