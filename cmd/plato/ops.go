@@ -39,6 +39,22 @@ type opsFlags struct {
 	timeout time.Duration
 }
 
+// load reads the configuration and picks the ops key: --key, else ops.key. plato ops signs
+// nothing: an operator's machine with only the NATS URL and the ops key runs it without the
+// fleet's token secret (what the configuration requires of the roles).
+func (o *opsFlags) load() (config.Config, string, error) {
+	o.cf.set = append(o.cf.set, "auth.token_secret=plato-ops-signs-nothing-with-this")
+	cfg, err := o.cf.load("")
+	if err != nil {
+		return config.Config{}, "", err
+	}
+	key := o.key
+	if key == "" {
+		key = cfg.Ops.Key
+	}
+	return cfg, key, nil
+}
+
 func (o *opsFlags) register(fs *flag.FlagSet) {
 	o.cf.register(fs, "")
 	fs.StringVar(&o.key, "key", "", "the ops key (default: ops.key from the configuration)")
@@ -110,16 +126,9 @@ func runOps(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return errors.New("give either --count N or --did D (repeatable)")
 		}
 	}
-	// plato ops signs nothing: an operator's machine with only the NATS URL and the ops key runs
-	// it without the fleet's token secret (what the configuration requires of the roles).
-	of.cf.set = append(of.cf.set, "auth.token_secret=plato-ops-signs-nothing-with-this")
-	cfg, err := of.cf.load("")
+	cfg, key, err := of.load()
 	if err != nil {
 		return err
-	}
-	key := of.key
-	if key == "" {
-		key = cfg.Ops.Key
 	}
 	ctx, cancel := context.WithTimeout(ctx, of.timeout)
 	defer cancel()

@@ -33,14 +33,9 @@ func runOpsFleet(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	of.cf.set = append(of.cf.set, "auth.token_secret=plato-ops-signs-nothing-with-this")
-	cfg, err := of.cf.load("")
+	cfg, key, err := of.load()
 	if err != nil {
 		return err
-	}
-	key := of.key
-	if key == "" {
-		key = cfg.Ops.Key
 	}
 	if key == "" {
 		return errors.New("no ops key: set ops.key in the configuration, PLATO_OPS__KEY, or --key")
