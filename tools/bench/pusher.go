@@ -62,9 +62,33 @@ func newKitexPusher(addr, appID, key string) (*kitexPusher, error) {
 const maxPushTargets = 10_000
 
 func (p *kitexPusher) push(ctx context.Context, targets []pushTarget, payload []byte) []string {
+	return pushInChunks(targets, func(dids, res []string) {
+		resp, err := p.cli.Push(ctx, &api.PushRequest{Caller: p.caller, Dids: dids, Payload: payload})
+		if err != nil {
+			for i := range res {
+				res[i] = "push error: " + rpcErrClass(err)
+			}
+			return
+		}
+		for i := range res {
+			res[i] = "push no answer"
+			if i < len(resp.Targets) {
+				if st := resp.Targets[i].Status; st != api.PushStatus_SENT && st != api.PushStatus_ACKED {
+					res[i] = "push " + st.String()
+				} else {
+					res[i] = ""
+				}
+			}
+		}
+	})
+}
+
+// pushInChunks pushes to targets as concurrent calls of at most maxPushTargets dids each: call
+// pushes to dids and writes each one's failure ("" for none) into res, in order. It returns the
+// failures of every target.
+func pushInChunks(targets []pushTarget, call func(dids, res []string)) []string {
 	out := make([]string, len(targets))
 	var wg sync.WaitGroup
-	// Larger sets go out as concurrent calls of at most maxPushTargets dids each.
 	for lo := 0; lo < len(targets); lo += maxPushTargets {
 		chunk := targets[lo:min(lo+maxPushTargets, len(targets))]
 		res := out[lo : lo+len(chunk)]
@@ -75,23 +99,7 @@ func (p *kitexPusher) push(ctx context.Context, targets []pushTarget, payload []
 			for i, t := range chunk {
 				dids[i] = t.did
 			}
-			resp, err := p.cli.Push(ctx, &api.PushRequest{Caller: p.caller, Dids: dids, Payload: payload})
-			if err != nil {
-				for i := range res {
-					res[i] = "push error: " + rpcErrClass(err)
-				}
-				return
-			}
-			for i := range res {
-				res[i] = "push no answer"
-				if i < len(resp.Targets) {
-					if st := resp.Targets[i].Status; st != api.PushStatus_SENT && st != api.PushStatus_ACKED {
-						res[i] = "push " + st.String()
-					} else {
-						res[i] = ""
-					}
-				}
-			}
+			call(dids, res)
 		}()
 	}
 	wg.Wait()

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"sync"
 	"time"
 )
 
@@ -38,33 +37,19 @@ type httpPushAnswer struct {
 }
 
 func (p *httpPusher) push(ctx context.Context, targets []pushTarget, payload []byte) []string {
-	out := make([]string, len(targets))
-	var wg sync.WaitGroup
-	for lo := 0; lo < len(targets); lo += maxPushTargets {
-		chunk := targets[lo:min(lo+maxPushTargets, len(targets))]
-		res := out[lo : lo+len(chunk)]
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dids := make([]string, len(chunk))
-			for i, t := range chunk {
-				dids[i] = t.did
+	return pushInChunks(targets, func(dids, res []string) {
+		ans, err := p.call(ctx, dids, payload)
+		for i := range res {
+			switch {
+			case err != nil:
+				res[i] = "push error: " + err.Error()
+			case i >= len(ans.Targets):
+				res[i] = "push no answer"
+			case ans.Targets[i].Status != "SENT" && ans.Targets[i].Status != "ACKED":
+				res[i] = "push " + ans.Targets[i].Status
 			}
-			ans, err := p.call(ctx, dids, payload)
-			for i := range res {
-				switch {
-				case err != nil:
-					res[i] = "push error: " + err.Error()
-				case i >= len(ans.Targets):
-					res[i] = "push no answer"
-				case ans.Targets[i].Status != "SENT" && ans.Targets[i].Status != "ACKED":
-					res[i] = "push " + ans.Targets[i].Status
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return out
+		}
+	})
 }
 
 func (p *httpPusher) call(ctx context.Context, dids []string, payload []byte) (*httpPushAnswer, error) {
