@@ -29,7 +29,7 @@ func (gw *Gateway) accept(ctx context.Context, nc netpoll.Connection, ws *wsConn
 	gw.setSocketOptions(c)
 	gw.conns.add(c)
 	gw.metrics.accepted.Add(1)
-	// Set before c is published; taken (nil) under c.mu once a Login or Resume is forwarded.
+	// Set before any frame is read; taken (nil) under c.mu once a Login or Resume is forwarded.
 	c.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() { gw.loginTimedOut(c) })
 	_ = nc.AddCloseCallback(c.socketClosed)
 	return &connCtx{Context: ctx, c: c}
