@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/platoim/plato/core/gateway"
 )
 
 type command struct {
@@ -52,6 +54,11 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	// Before any connection exists: netpoll reads its buffer policy as it makes each connection.
+	if err := gateway.TuneNetpoll(); err != nil {
+		fmt.Fprintln(os.Stderr, "plato:", err)
+		os.Exit(1)
+	}
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -597,8 +597,12 @@ func (gw *Gateway) takeConn(c *conn) *handedConn {
 	gw.upInFlight.Add(-int64(len(c.upPending)))
 	app, sessions, u := c.appID, c.sessions, c.usage
 	c.sessions, c.usage, c.unacked, c.upPending = nil, nil, nil, nil
+	lt := c.loginTimer
+	c.loginTimer = nil
 	c.mu.Unlock()
-	c.loginTimer.Stop()
+	if lt != nil {
+		lt.Stop()
+	}
 	gw.leaveAllSessions(c, app, sessions)
 	key := ""
 	if h.did != "" {

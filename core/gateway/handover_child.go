@@ -359,9 +359,9 @@ func (gw *Gateway) adopt(h *handedConn, fd int) bool {
 	_ = nc.SetReadTimeout(gw.cfg.ReadTimeout)
 	_ = nc.SetWriteTimeout(gw.cfg.WriteTimeout)
 	gw.setSocketOptions(c)
-	c.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() { gw.loginTimedOut(c) })
-	if h.state != stateNew {
-		c.loginTimer.Stop()
+	if h.state == stateNew {
+		// Only a connection still to log in has a login timer (read.go).
+		c.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() { gw.loginTimedOut(c) })
 	}
 	_ = nc.AddCloseCallback(func(netpoll.Connection) error {
 		defer gw.guard(nil, "close")

@@ -29,13 +29,32 @@ func (gw *Gateway) accept(ctx context.Context, nc netpoll.Connection, ws *wsConn
 	gw.setSocketOptions(c)
 	gw.conns.add(c)
 	gw.metrics.accepted.Add(1)
+	// Set before any frame is read; taken (nil) under c.mu once a Login or Resume is forwarded.
 	c.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() { gw.loginTimedOut(c) })
-	_ = nc.AddCloseCallback(func(netpoll.Connection) error {
-		defer gw.guard(nil, "close") // the socket is gone already
-		gw.onSocketClosed(c, nc)
-		return nil
-	})
-	return context.WithValue(ctx, connCtxKey{}, c)
+	_ = nc.AddCloseCallback(c.socketClosed)
+	return &connCtx{Context: ctx, c: c}
+}
+
+// socketClosed is c's close callback: a method value holds only c (16 bytes), where a closure
+// over the gateway, the conn and the netpoll connection took 48, on every connection.
+func (c *conn) socketClosed(netpoll.Connection) error {
+	defer c.gw.guard(nil, "close") // the socket is gone already
+	c.gw.onSocketClosed(c, c.nc)
+	return nil
+}
+
+// connCtx is the context netpoll keeps with a connection, carrying its conn under connCtxKey in
+// 24 bytes (context.WithValue takes 48).
+type connCtx struct {
+	context.Context
+	c *conn
+}
+
+func (x *connCtx) Value(key any) any {
+	if key == (connCtxKey{}) {
+		return x.c
+	}
+	return x.Context.Value(key)
 }
 
 func (gw *Gateway) loginTimedOut(c *conn) {
@@ -285,8 +304,13 @@ func (gw *Gateway) admit(c *conn, appID, did, uid, tok string) admission {
 	c.state = statePending
 	c.appID, c.did, c.uid, c.link = appID, did, claims.UID, link
 	c.app, c.usage = app, u
+	// A connection past its Login keeps no timer (80 bytes); a refused Resume arms a new one.
+	lt := c.loginTimer
+	c.loginTimer = nil
 	c.mu.Unlock()
-	c.loginTimer.Stop()
+	if lt != nil {
+		lt.Stop()
+	}
 	return admission{uid: claims.UID, link: link}
 }
 
@@ -336,13 +360,16 @@ func (gw *Gateway) refuseResume(c *conn, f *fleet.DownFrame) bool {
 	app, sessions, u := c.appID, c.sessions, c.usage
 	c.state = stateNew
 	c.appID, c.did, c.uid, c.link, c.app, c.usage, c.sessions = "", "", "", nil, nil, nil, nil
+	if !c.closed && c.loginTimer == nil {
+		// The wheel runs callbacks with no lock held, so arming under c.mu cannot deadlock.
+		c.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() { gw.loginTimedOut(c) })
+	}
 	c.mu.Unlock()
 	gw.leaveAllSessions(c, app, sessions)
 	if u != nil {
 		u.conns.Add(-1)
 	}
 	gw.metrics.resumes.Add(int(protocol.CodeResumeRejected))
-	c.loginTimer.Reset(gw.cfg.LoginTimeout)
 	return c.enqueue(f)
 }
 
@@ -392,8 +419,12 @@ func (gw *Gateway) onClose(c *conn) {
 	sessions, u := c.sessions, c.usage
 	c.usage = nil
 	c.sessions = nil
+	lt := c.loginTimer
+	c.loginTimer = nil
 	c.mu.Unlock()
-	c.loginTimer.Stop()
+	if lt != nil {
+		lt.Stop()
+	}
 	gw.leaveAllSessions(c, app, sessions)
 	key := ""
 	if did != "" {
