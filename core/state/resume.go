@@ -241,7 +241,9 @@ func (s *Server) finishResume(cs *connState, r *route, seq, lastDown uint64) {
 	slices.Sort(replay)
 	ackedIn := make([]inflight, len(acked))
 	for i, q := range acked {
-		ackedIn[i] = cs.inflight[q]
+		in := cs.inflight[q]
+		in.stopTimer()
+		ackedIn[i] = in
 		delete(cs.inflight, q)
 	}
 	// The ResumeAck and the replays are queued under cs.mu: a push that follows takes its seq after
@@ -262,7 +264,9 @@ func (s *Server) finishResume(cs *connState, r *route, seq, lastDown uint64) {
 	for i, p := range queued {
 		seqs[i] = cs.trackLocked(s.cfg.MaxInflight, inflight{msgID: p.msgID, payload: p.payload, qos: p.qos, w: p.w, idx: p.idx, sent: p.sent}, &s.metrics)
 	}
+	evicted := cs.takeEvicted()
 	cs.mu.Unlock()
+	s.reportEvicted(cs, evicted)
 	if pt != nil {
 		pt.Stop()
 	}
