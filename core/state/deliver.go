@@ -89,6 +89,11 @@ func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.
 				continue
 			}
 			sp := s.startFrame(stage.SignalDownlinkAck, cs.appID, ev.Traceparent)
+			if s.skips(cs.appID, stage.SignalDownlinkAck) {
+				s.downlinkAck(cs, seq)
+				sp.end(protocol.CodeOK)
+				continue
+			}
 			msgID := cs.inflightMsg(seq)
 			policy := reserved
 			if msgID == 0 {

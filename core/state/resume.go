@@ -273,10 +273,12 @@ func (s *Server) finishResume(cs *connState, r *route, seq, lastDown uint64) {
 	s.metrics.parkedNow.Add(-1)
 	s.metrics.resumes.Add(int(protocol.CodeOK))
 	s.metrics.replayed.Add(int64(len(replay)))
-	// The device acknowledged these by resuming past them: stages (the retransmit stage) hear it as
-	// their ACKs.
+	// The device acknowledged these by resuming past them: stages that listen hear it as their ACKs.
+	ackListened := !s.skips(cs.appID, stage.SignalDownlinkAck)
 	for i, q := range acked {
-		s.through(stage.Event{Signal: stage.SignalDownlinkAck, Conn: cs.stageConn(), Seq: q, MsgID: ackedIn[i].msgID}, reserved, func(pipeline.Outcome) {})
+		if ackListened {
+			s.through(stage.Event{Signal: stage.SignalDownlinkAck, Conn: cs.stageConn(), Seq: q, MsgID: ackedIn[i].msgID}, reserved, func(pipeline.Outcome) {})
+		}
 		s.metrics.downlinkAcks.Add(1)
 		if w := ackedIn[i].w; w != nil {
 			w.ack(ackedIn[i].idx)

@@ -33,6 +33,9 @@ func (s *Server) consult(cs *connState, seq uint64, attempts int) {
 	in.attempts = attempts
 	cs.inflight[seq] = in
 	cs.mu.Unlock()
+	if s.skips(cs.appID, stage.SignalRetransmit) {
+		return // no stage keeps a policy: kept for the ACK and a Resume, never resent nor reported
+	}
 	ev := stage.Event{Signal: stage.SignalRetransmit, Conn: cs.stageConn(), Seq: seq, MsgID: in.msgID, QoS: in.qos, Attempts: attempts}
 	s.through(ev, reserved, func(out pipeline.Outcome) { s.decided(cs, seq, attempts, out) })
 }
