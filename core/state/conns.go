@@ -80,6 +80,7 @@ type inflight struct {
 	// of the connection reports it undelivered; attempts: writes so far; timer, gen and giveUp: the
 	// armed wait (gen tells a stale firing from the current one), and what its end does.
 	tracked  bool
+	pending  bool // the stage has been asked and has not answered yet
 	giveUp   bool
 	gen      uint32
 	attempts int

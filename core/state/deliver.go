@@ -412,7 +412,7 @@ func (s *Server) forget(cs *connState, reason protocol.Code) {
 	var lost []undelivered
 	for seq, in := range cs.inflight {
 		in.stopTimer()
-		if in.deferred || in.tracked {
+		if in.reportable() {
 			lost = append(lost, undelivered{seq: seq, msgID: in.msgID, attempts: in.attempts})
 		}
 	}

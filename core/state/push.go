@@ -277,7 +277,7 @@ func (cs *connState) trackLocked(max int, in inflight, m *metrics) uint64 {
 		cs.order = cs.order[1:]
 		if in, ok := cs.inflight[oldest]; ok { // ACKed ones stay in order until compactOrder
 			in.stopTimer()
-			if in.tracked || in.deferred {
+			if in.reportable() {
 				cs.evicted = append(cs.evicted, undelivered{seq: oldest, msgID: in.msgID, attempts: in.attempts})
 			}
 			delete(cs.inflight, oldest)

@@ -24,16 +24,20 @@ import (
 // has been written attempts times. The question takes the lane's reserve: there is at most one per
 // in-flight downlink at a time, and a missed one would leave the downlink without a resend.
 func (s *Server) consult(cs *connState, seq uint64, attempts int) {
+	listened := !s.skips(cs.appID, stage.SignalRetransmit)
 	cs.mu.Lock()
 	in, ok := cs.inflight[seq]
-	if !ok || cs.closed {
+	if !ok {
 		cs.mu.Unlock()
 		return
 	}
 	in.attempts = attempts
+	// pending: the connection may end before the answer comes (its disconnect can be ahead of the
+	// question on the lane); reportable says what is reported then.
+	in.pending = listened
 	cs.inflight[seq] = in
 	cs.mu.Unlock()
-	if s.skips(cs.appID, stage.SignalRetransmit) {
+	if !listened {
 		return // no stage keeps a policy: kept for the ACK and a Resume, never resent nor reported
 	}
 	ev := stage.Event{Signal: stage.SignalRetransmit, Conn: cs.stageConn(), Seq: seq, MsgID: in.msgID, QoS: in.qos, Attempts: attempts}
@@ -46,9 +50,10 @@ func (s *Server) decided(cs *connState, seq uint64, attempts int, out pipeline.O
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	in, ok := cs.inflight[seq]
-	if !ok || cs.closed || in.attempts != attempts || in.timer != nil {
+	if !ok || in.attempts != attempts || in.timer != nil {
 		return
 	}
+	in.pending = false
 	switch {
 	case out.Verdict == stage.Reject:
 		in.tracked, in.giveUp = true, true
@@ -56,6 +61,9 @@ func (s *Server) decided(cs *connState, seq uint64, attempts int, out pipeline.O
 		in.tracked, in.giveUp = true, false
 	default:
 		in.tracked = false
+	}
+	if !in.tracked || cs.closed {
+		// Closed: its disconnect is on its way to forget, which reports it when tracked.
 		cs.inflight[seq] = in
 		return
 	}
@@ -105,6 +113,13 @@ func (s *Server) due(cs *connState, seq uint64, gen uint32) {
 	cs.inflight[seq] = in
 	cs.mu.Unlock()
 	s.consult(cs, seq, in.attempts+1)
+}
+
+// reportable reports whether the end of the connection reports the downlink UNDELIVERED: a stage
+// tracks it, gave up on it while the connection was parked, or its question is still out (then
+// unless it was sent at most once, which the stage would not have tracked).
+func (in *inflight) reportable() bool {
+	return in.tracked || in.deferred || in.pending && in.qos != stage.AtMostOnce
 }
 
 // stopTimer stops the resend timer of an entry being removed; cs.mu is held.

@@ -23,6 +23,8 @@ type policyPipe struct {
 	maxAttempts int
 	mu          sync.Mutex
 	asked       []stage.Event
+	// held, when set, takes the retransmit questions' done callbacks instead of answering.
+	held chan func()
 }
 
 func (p *policyPipe) answer(ev stage.Event) pipeline.Outcome {
@@ -42,6 +44,11 @@ func (p *policyPipe) answer(ev stage.Event) pipeline.Outcome {
 }
 
 func (p *policyPipe) Run(ev stage.Event, done func(pipeline.Outcome)) error {
+	if p.held != nil && ev.Signal == stage.SignalRetransmit {
+		out := p.answer(ev)
+		p.held <- func() { done(out) }
+		return nil
+	}
 	done(p.answer(ev))
 	return nil
 }
@@ -206,5 +213,28 @@ func TestEvictionReportsATrackedDownlink(t *testing.T) {
 	pushTo(t, ts, "a", 200, stage.AtLeastOnce)
 	if u := untilEvents(t, ts.biz, api.EventKind_UNDELIVERED, "a", 1)[0]; u.MsgId != 100 || u.Seq != 1 {
 		t.Errorf("UNDELIVERED %+v, want the oldest, msg 100", u)
+	}
+}
+
+// TestDisconnectWhileTheStageIsAskedReportsTheDownlink: a connection that ends while the stage's
+// answer about a downlink is still out (its disconnect can be ahead of the question on the lane)
+// reports it, unless it was sent at most once; the late answer then finds nothing.
+func TestDisconnectWhileTheStageIsAskedReportsTheDownlink(t *testing.T) {
+	ts, p := retransmitServer(t, time.Minute, 5)
+	p.held = make(chan func(), 4)
+	ts.loginDevice(t, 1, testApp, "a", "")
+	pushTo(t, ts, "a", 90, stage.AtLeastOnce)
+	pushTo(t, ts, "a", 91, stage.AtMostOnce)
+	ts.deliver(t, testGW, closedEvent(1, protocol.CodeClientClose))
+	u := untilEvents(t, ts.biz, api.EventKind_UNDELIVERED, "a", 1)
+	untilEvents(t, ts.biz, api.EventKind_DISCONNECTED, "a", 1)
+	if len(u) != 1 || u[0].MsgId != 90 || u[0].Attempts != 1 {
+		t.Errorf("UNDELIVERED %v, want only msg 90, after 1 attempt", u)
+	}
+	for range 2 {
+		(<-p.held)() // the answers arrive after the connection is gone
+	}
+	if n := len(ts.biz.eventsOf(api.EventKind_UNDELIVERED, "a")); n != 1 {
+		t.Errorf("%d UNDELIVERED, want 1", n)
 	}
 }
