@@ -55,6 +55,8 @@ func signalBit(s stage.Signal) signalSet {
 		return 1 << 5
 	case stage.SignalRoute:
 		return 1 << 6
+	case stage.SignalRetransmit:
+		return 1 << 7
 	}
 	return 0 // timers and unknown signals: reach no stage by signal
 }

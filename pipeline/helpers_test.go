@@ -65,6 +65,10 @@ func (s *fnStage) OnDisconnect(ctx context.Context, ev *stage.DisconnectEvent) s
 	return s.handle(ctx, stage.Event{Signal: stage.SignalDisconnect, Conn: ev.Conn, Reason: ev.Reason})
 }
 
+func (s *fnStage) OnRetransmit(ctx context.Context, ev *stage.RetransmitEvent) stage.Reply {
+	return s.handle(ctx, stage.Event{Signal: stage.SignalRetransmit, Conn: ev.Conn, Seq: ev.Seq, MsgID: ev.MsgID, QoS: ev.QoS, Attempts: ev.Attempts})
+}
+
 func (s *fnStage) OnTimer(ctx context.Context, ev *stage.TimerEvent) stage.Reply {
 	return s.handle(ctx, stage.Event{Signal: stage.SignalTimer, Conn: stage.Conn{AppID: ev.AppID}, TimerKey: ev.Key, TimerData: ev.Data})
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"errors"
+	"time"
 
 	"github.com/platoim/plato/sdk/stage"
 )
@@ -34,4 +35,7 @@ type Outcome struct {
 	// Route and QoS are what the stages chose for a route signal (zero: no stage had an opinion).
 	Route stage.Route
 	QoS   stage.QoS
+	// After is a retransmit signal's wait: before the next write when Verdict is Continue, before
+	// the undelivered report when it is Reject (0 and Continue: nobody tracks the downlink).
+	After time.Duration
 }

@@ -94,3 +94,20 @@ func timerKey(appID, key string) uint64 {
 	h *= fnvPrime
 	return fnvString(h, key)
 }
+
+// Listens reports whether a stage of appID's current chain listens to sig. A caller may skip the
+// pipeline for a notification nobody listens to (a downlink ACK, a retransmit question); a reload
+// can change the answer at any moment, so it suits only signals whose order with the connection's
+// other signals does not matter.
+func (p *Pipelines) Listens(appID string, sig stage.Signal) bool {
+	c := p.snap.Load().chainFor(appID)
+	if c == nil {
+		return false
+	}
+	for _, st := range c.steps {
+		if st.signals.has(sig) {
+			return true
+		}
+	}
+	return false
+}

@@ -119,8 +119,12 @@ func apply(out *Outcome, st *step, rep *stage.Reply) {
 		if rep.QoS != stage.QoSDefault {
 			out.QoS = rep.QoS
 		}
+		if rep.After > 0 {
+			out.After = rep.After
+		}
 	case stage.Reject:
 		out.Verdict, out.Code, out.Message, out.Stage = stage.Reject, rep.Code, rep.Message, st.name
+		out.After = rep.After
 	case stage.Drop:
 		out.Verdict, out.Stage = stage.Drop, st.name
 	case stage.Fail:

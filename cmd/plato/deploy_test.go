@@ -251,7 +251,7 @@ func TestDashboardAndAlertsQueryExistingMetrics(t *testing.T) {
 
 	// The shipped retransmit stage as a plugin process, so that the pipeline's metrics are there.
 	pipes := t.TempDir()
-	yaml := fmt.Sprintf("version: 1\nstages:\n  - name: retransmit\n    plugin: %s\n    signals: [downlink, downlink_ack, disconnect]\n    on_failure: fail_open\n",
+	yaml := fmt.Sprintf("version: 1\nstages:\n  - name: retransmit\n    plugin: %s\n    signals: [retransmit]\n    on_failure: fail_open\n",
 		platformtest.BuildPlugin(t, "plugins/retransmit"))
 	if err := os.WriteFile(filepath.Join(pipes, "default.yaml"), []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)

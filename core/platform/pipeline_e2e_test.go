@@ -35,7 +35,7 @@ stages:
       acl: {uplink: allow}
   - name: retransmit
     plugin: %s
-    signals: [downlink, downlink_ack, disconnect]
+    signals: [retransmit]
     timeout: 2s
     on_failure: fail_open
     config: {initial_backoff: 300ms, max_backoff: 600ms, max_attempts: 3}

@@ -47,7 +47,7 @@ stages:
     config: {broadcast_min_members: 100}
   - name: retransmit
     plugin: %s
-    signals: [downlink, downlink_ack, disconnect]
+    signals: [retransmit]
     timeout: 5s
     on_failure: fail_open
     config: %s

@@ -61,8 +61,8 @@ func (s *Server) adopt(l *gatewayLink, key connKey, ev *fleet.UpEvent) {
 		if cs.inflight == nil {
 			cs.inflight = make(map[uint64]inflight, len(ev.Unacked))
 		}
-		// deferred: the stages that tracked it died with the lost server, so the end of the
-		// connection reports it undelivered unless the device ACKs it first.
+		// deferred: the server that tracked it was lost, so the end of the connection reports it
+		// undelivered unless the device ACKs it first, whatever the stage answers (consult below).
 		in := inflight{msgID: d.MsgID, payload: d.Payload, qos: stage.AtLeastOnce, sent: time.Now().UnixNano(), written: true, deferred: true}
 		cs.inflight[seq] = in
 		cs.order = append(cs.order, seq)
@@ -80,6 +80,11 @@ func (s *Server) adopt(l *gatewayLink, key connKey, ev *fleet.UpEvent) {
 	s.armHeartbeat(cs)
 	for i, in := range resend {
 		s.sendDownlink(cs, seqs[i], protocol.FlagRetransmit, in.msgID, in.payload, in.qos, nil, 0)
+	}
+	// The lost server's resend timers died with it: the stage is asked again about each downlink,
+	// written twice now as far as anyone knows (its first copy and this replay).
+	for _, seq := range seqs {
+		s.consult(cs, seq, 2)
 	}
 	s.metrics.adopted.Add(1)
 	s.metrics.replayed.Add(int64(len(resend)))

@@ -76,6 +76,15 @@ type inflight struct {
 	// deferred is set when a stage gave up on it while the connection was parked: it is reported
 	// undelivered only if the connection ends without the device ACKing it.
 	deferred bool
+	// The resend state (retransmit.go). tracked: a stage asked for resends or a report, so the end
+	// of the connection reports it undelivered; attempts: writes so far; timer, gen and giveUp: the
+	// armed wait (gen tells a stale firing from the current one), and what its end does.
+	tracked  bool
+	pending  bool // the stage has been asked and has not answered yet
+	giveUp   bool
+	gen      uint32
+	attempts int
+	timer    *timewheel.Timer
 }
 
 // parkedPush is a push that reached a parked connection: it gets its seq, and runs through the
@@ -135,7 +144,8 @@ type connState struct {
 	dupAcks    []uint64
 	// inflight is allocated on the first downlink: idle connections carry no map.
 	inflight map[uint64]inflight
-	order    []uint64 // inflight sequence numbers, oldest first, for eviction at MaxInflight
+	order    []uint64      // inflight sequence numbers, oldest first, for eviction at MaxInflight
+	evicted  []undelivered // tracked entries evicted under mu, reported once it is released
 	// sessions the connection is in (nil for most): it leaves them all when it closes.
 	sessions []string
 }

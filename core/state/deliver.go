@@ -1,8 +1,10 @@
 package state
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
@@ -87,6 +89,11 @@ func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.
 				continue
 			}
 			sp := s.startFrame(stage.SignalDownlinkAck, cs.appID, ev.Traceparent)
+			if s.skips(cs.appID, stage.SignalDownlinkAck) {
+				s.downlinkAck(cs, seq)
+				sp.end(protocol.CodeOK)
+				continue
+			}
 			msgID := cs.inflightMsg(seq)
 			policy := reserved
 			if msgID == 0 {
@@ -331,6 +338,7 @@ func (s *Server) downlinkAck(cs *connState, seq uint64) {
 	cs.mu.Lock()
 	in, ok := cs.inflight[seq]
 	if ok {
+		in.stopTimer()
 		delete(cs.inflight, seq)
 	}
 	cs.mu.Unlock()
@@ -396,16 +404,19 @@ func (s *Server) markClosed(cs *connState) (first, loggedIn bool) {
 	return true, loggedIn
 }
 
-// forget drops the connection. Downlinks the pipeline's stages can no longer report (given up on
-// while it was parked, or pushed while it was parked) are reported undelivered here.
+// forget drops the connection. The downlinks still in flight that a stage tracked (or gave up on
+// while the connection was parked, or that were pushed while it was parked) are reported
+// undelivered here, from the state server's own table, with the attempts made.
 func (s *Server) forget(cs *connState, reason protocol.Code) {
 	cs.mu.Lock()
 	var lost []undelivered
 	for seq, in := range cs.inflight {
-		if in.deferred {
-			lost = append(lost, undelivered{seq: seq, msgID: in.msgID})
+		in.stopTimer()
+		if in.reportable() {
+			lost = append(lost, undelivered{seq: seq, msgID: in.msgID, attempts: in.attempts})
 		}
 	}
+	slices.SortFunc(lost, func(a, b undelivered) int { return cmp.Compare(a.seq, b.seq) })
 	for _, q := range cs.queued {
 		if q.qos != stage.AtMostOnce {
 			lost = append(lost, undelivered{msgID: q.msgID})
@@ -419,13 +430,16 @@ func (s *Server) forget(cs *connState, reason protocol.Code) {
 	if s.conns.remove(cs) {
 		s.metrics.closed.Add(int(reason))
 		for _, u := range lost {
-			s.reportUndelivered(cs.stageConn(), u.seq, u.msgID, 0)
+			s.reportUndelivered(cs.stageConn(), u.seq, u.msgID, u.attempts)
 		}
 		s.notify(cs, api.EventKind_DISCONNECTED, reason)
 	}
 }
 
-type undelivered struct{ seq, msgID uint64 }
+type undelivered struct {
+	seq, msgID uint64
+	attempts   int
+}
 
 // armHeartbeat closes the connection when nothing was heard for HeartbeatTimeout. The timer checks
 // lastSeen and re-arms for the rest, so frames never touch the wheel.

@@ -130,6 +130,7 @@ func (s *Server) moved(l *gatewayLink, ids []int64) {
 			continue
 		}
 		cs.mu.Lock()
+		cs.stopAllTimers()
 		cs.inflight, cs.order = nil, nil
 		cs.mu.Unlock()
 		s.sessions.leaveAll(cs)

@@ -15,8 +15,23 @@ type Pipeline interface {
 	RunReserved(ev stage.Event, done func(pipeline.Outcome)) error
 }
 
+// listener is a Pipeline that can tell whether an app's chain has a stage for a signal
+// (*pipeline.Pipelines can); see skips.
+type listener interface {
+	Listens(appID string, sig stage.Signal) bool
+}
+
 // UsePipeline makes every signal pass through p. Call it before Start.
 func (s *Server) UsePipeline(p Pipeline) { s.pipe = p }
+
+// skips reports whether sig, for appID, may be handled without the pipeline because no stage
+// listens to it. Only for signals whose order with the connection's others does not matter: a
+// downlink ACK (it only closes an entry) and a retransmit question. So ACKs are handled in the
+// gateway's Deliver batch as they come, and a pipeline without a retransmit stage costs nothing.
+func (s *Server) skips(appID string, sig stage.Signal) bool {
+	l, ok := s.pipe.(listener)
+	return s.pipe == nil || ok && !l.Listens(appID, sig)
+}
 
 // lanePolicy is what becomes of a signal that finds its pipeline lane full.
 type lanePolicy uint8

@@ -153,12 +153,14 @@ func (s *Server) downlinkOutcome(cs *connState, seq, msgID uint64, payload []byt
 		if cs.isParked() {
 			// It dropped while the downlink was in the pipeline: the Resume replays it.
 			s.metrics.pushesQueued.Add(1)
+			s.consult(cs, seq, 1)
 			return api.PushStatus_QUEUED, 0, queuedMessage
 		}
 		s.untrack(cs, seq, w, idx)
 		return api.PushStatus_FAILED, 0, "gateway queue full"
 	}
 	s.metrics.downlinks.Add(1)
+	s.consult(cs, seq, 1)
 	return api.PushStatus_SENT, 0, ""
 }
 
@@ -170,8 +172,7 @@ const queuedMessage = "the device is reconnecting: kept for its Resume"
 // find it unwritten and leave it to this call, or find it written and queue behind it on the
 // connection's lane. So no copy flagged retransmit ever reaches the device before the original,
 // which the device would deliver twice: it drops only flagged copies of a msg_id it has seen
-// (docs/protocol.md §8.2). The retransmit stage arms its timer while the downlink is still in the
-// pipeline, so on a loaded host that timer can fire before the original is sent.
+// (docs/protocol.md §8.2).
 func (s *Server) sendFirst(cs *connState, seq, msgID uint64, payload []byte, rewritten bool, qos stage.QoS, acc *accepts, idx int) bool {
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
@@ -258,7 +259,9 @@ func (s *Server) track(cs *connState, msgID uint64, payload []byte, qos stage.Qo
 		return 0, trackParked
 	}
 	seq := cs.trackLocked(s.cfg.MaxInflight, inflight{msgID: msgID, payload: payload, qos: qos, w: w, idx: idx, sent: now}, &s.metrics)
+	evicted := cs.takeEvicted()
 	cs.mu.Unlock()
+	s.reportEvicted(cs, evicted)
 	return seq, trackSent
 }
 
@@ -272,7 +275,11 @@ func (cs *connState) trackLocked(max int, in inflight, m *metrics) uint64 {
 	for len(cs.inflight) >= max && len(cs.order) > 0 {
 		oldest := cs.order[0]
 		cs.order = cs.order[1:]
-		if _, ok := cs.inflight[oldest]; ok { // ACKed ones stay in order until compactOrder
+		if in, ok := cs.inflight[oldest]; ok { // ACKed ones stay in order until compactOrder
+			in.stopTimer()
+			if in.reportable() {
+				cs.evicted = append(cs.evicted, undelivered{seq: oldest, msgID: in.msgID, attempts: in.attempts})
+			}
 			delete(cs.inflight, oldest)
 			m.inflightEvicted.Add(1)
 		}
@@ -287,6 +294,9 @@ func (cs *connState) trackLocked(max int, in inflight, m *metrics) uint64 {
 
 func (s *Server) untrack(cs *connState, seq uint64, w *waiter, idx int) {
 	cs.mu.Lock()
+	if in, ok := cs.inflight[seq]; ok {
+		in.stopTimer()
+	}
 	delete(cs.inflight, seq)
 	cs.mu.Unlock()
 	if w != nil {

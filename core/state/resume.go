@@ -241,7 +241,9 @@ func (s *Server) finishResume(cs *connState, r *route, seq, lastDown uint64) {
 	slices.Sort(replay)
 	ackedIn := make([]inflight, len(acked))
 	for i, q := range acked {
-		ackedIn[i] = cs.inflight[q]
+		in := cs.inflight[q]
+		in.stopTimer()
+		ackedIn[i] = in
 		delete(cs.inflight, q)
 	}
 	// The ResumeAck and the replays are queued under cs.mu: a push that follows takes its seq after
@@ -262,17 +264,21 @@ func (s *Server) finishResume(cs *connState, r *route, seq, lastDown uint64) {
 	for i, p := range queued {
 		seqs[i] = cs.trackLocked(s.cfg.MaxInflight, inflight{msgID: p.msgID, payload: p.payload, qos: p.qos, w: p.w, idx: p.idx, sent: p.sent}, &s.metrics)
 	}
+	evicted := cs.takeEvicted()
 	cs.mu.Unlock()
+	s.reportEvicted(cs, evicted)
 	if pt != nil {
 		pt.Stop()
 	}
 	s.metrics.parkedNow.Add(-1)
 	s.metrics.resumes.Add(int(protocol.CodeOK))
 	s.metrics.replayed.Add(int64(len(replay)))
-	// The device acknowledged these by resuming past them: stages (the retransmit stage) hear it as
-	// their ACKs.
+	// The device acknowledged these by resuming past them: stages that listen hear it as their ACKs.
+	ackListened := !s.skips(cs.appID, stage.SignalDownlinkAck)
 	for i, q := range acked {
-		s.through(stage.Event{Signal: stage.SignalDownlinkAck, Conn: cs.stageConn(), Seq: q, MsgID: ackedIn[i].msgID}, reserved, func(pipeline.Outcome) {})
+		if ackListened {
+			s.through(stage.Event{Signal: stage.SignalDownlinkAck, Conn: cs.stageConn(), Seq: q, MsgID: ackedIn[i].msgID}, reserved, func(pipeline.Outcome) {})
+		}
 		s.metrics.downlinkAcks.Add(1)
 		if w := ackedIn[i].w; w != nil {
 			w.ack(ackedIn[i].idx)

@@ -447,7 +447,7 @@ func TestPipelineDocExtendsExample(t *testing.T) {
 		t.Fatalf("chain %v, want %v as the doc says", got, want)
 	}
 	r := stageByName(t, f, "retransmit")
-	if r.Timeout != 2*time.Second || r.OnFailure != FailOpen || len(r.Signals) != 3 {
+	if r.Timeout != 2*time.Second || r.OnFailure != FailOpen || len(r.Signals) != 1 || r.Signals[0] != stage.SignalRetransmit {
 		t.Fatalf("retransmit %+v", r)
 	}
 	assertJSON(t, r.Config, `{"initial_backoff":"2s","max_backoff":"30s","max_attempts":3}`)

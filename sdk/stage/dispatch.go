@@ -20,6 +20,7 @@ type handlers struct {
 	disconnect  DisconnectHandler
 	route       RouteHandler
 	timer       TimerHandler
+	retransmit  RetransmitHandler
 }
 
 func handlersOf(s Stage) *handlers {
@@ -32,6 +33,7 @@ func handlersOf(s Stage) *handlers {
 	h.disconnect, _ = s.(DisconnectHandler)
 	h.route, _ = s.(RouteHandler)
 	h.timer, _ = s.(TimerHandler)
+	h.retransmit, _ = s.(RetransmitHandler)
 	return h
 }
 
@@ -50,6 +52,7 @@ func (h *handlers) signals() []Signal {
 	add(h.heartbeat != nil, SignalHeartbeat)
 	add(h.disconnect != nil, SignalDisconnect)
 	add(h.route != nil, SignalRoute)
+	add(h.retransmit != nil, SignalRetransmit)
 	add(h.timer != nil, SignalTimer)
 	return out
 }
@@ -81,6 +84,7 @@ type scratch struct {
 	disconnect  DisconnectEvent
 	route       RouteEvent
 	timer       TimerEvent
+	retransmit  RetransmitEvent
 }
 
 // dispatch calls the handler for each event's signal. A signal the stage has no handler for,
@@ -130,6 +134,11 @@ func (h *handlers) dispatch(ctx context.Context, events []Event, replies []Reply
 				sc.route = RouteEvent{AppID: ev.Conn.AppID, Session: ev.Session, Targets: ev.Targets, Members: ev.Members,
 					MsgID: ev.MsgID, Payload: ev.Payload, QoS: ev.QoS, TraceParent: ev.TraceParent}
 				r = h.route.OnRoute(ctx, &sc.route)
+			}
+		case SignalRetransmit:
+			if h.retransmit != nil {
+				sc.retransmit = RetransmitEvent{Conn: ev.Conn, Seq: ev.Seq, MsgID: ev.MsgID, QoS: ev.QoS, Attempts: ev.Attempts}
+				r = h.retransmit.OnRetransmit(ctx, &sc.retransmit)
 			}
 		case SignalTimer:
 			if h.timer != nil {

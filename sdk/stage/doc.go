@@ -27,6 +27,11 @@
 // refuses the whole push; a rewrite replaces its payload for every connection. Each downlink then
 // carries the QoS chosen (DownlinkEvent.QoS; QoSDefault means at least once).
 //
+// Retransmits: the host keeps every unACKed downlink and its resend timer; a retransmit event
+// (RetransmitEvent: attempts so far) asks the stage that lists the signal what to do next, once
+// after the first write and again after each resend. Answer ResendAfter(d), GiveUpAfter(d) (the
+// host reports the downlink undelivered) or Untrack() (see plugins/retransmit).
+//
 // Sessions: Host.Sessions asks the app's business server which sessions a connection belongs in,
 // and Host.Join binds the connection to them until it closes; an OnLogin handler may call both
 // for the connection logging in (see plugins/sessionbind).

@@ -24,6 +24,8 @@ type Event struct {
 	Members int
 	// QoS is a route event's requested QoS, or a downlink's QoS after routing.
 	QoS QoS
+	// Attempts is a retransmit event's count of writes so far.
+	Attempts int
 }
 
 // Liveness is implemented by the Processor of a plugin process (Dispense). Answered counts every

@@ -22,6 +22,10 @@ const (
 	// SignalRoute is a business push, once, before it fans out to connections: stages choose the
 	// path it takes and its QoS (RouteEvent). Each connection it reaches is then a downlink.
 	SignalRoute Signal = "route"
+	// SignalRetransmit is the state server asking, per batch, what to do about downlinks the
+	// device has not ACKed (RetransmitEvent): the state server keeps them and their timers, the
+	// stage keeps the policy.
+	SignalRetransmit Signal = "retransmit"
 	// SignalTimer is a timer the stage set with Host.SetTimer firing; it goes to that stage only and
 	// is never listed in YAML.
 	SignalTimer Signal = "timer"
@@ -29,7 +33,7 @@ const (
 
 // Signals are the signals a pipeline YAML may list (SignalTimer never is), oldest first: a signal
 // added later goes at the end, so existing indexes keep their meaning.
-var Signals = []Signal{SignalLogin, SignalUplink, SignalDownlink, SignalDownlinkAck, SignalHeartbeat, SignalDisconnect, SignalRoute}
+var Signals = []Signal{SignalLogin, SignalUplink, SignalDownlink, SignalDownlinkAck, SignalHeartbeat, SignalDisconnect, SignalRoute, SignalRetransmit}
 
 // QoS is a push's delivery guarantee (package delivery, shared with the business SDK).
 type QoS = delivery.QoS
@@ -157,6 +161,22 @@ type RouteEvent struct {
 	TraceParent string
 }
 
+// RetransmitEvent is one downlink the state server holds unACKed, asking what to do next. It is
+// asked once the downlink is first written (Attempts 1) and again after each resend. The stage
+// answers with ResendAfter (write it again, flagged as a retransmit, if still unACKed after the
+// wait), GiveUpAfter (report it undelivered to the business server if still unACKed after the wait)
+// or Untrack (forget about resends and reports; the ACK and a Resume still find it). The zero
+// Reply untracks too: a pipeline without a retransmit stage neither resends nor reports.
+type RetransmitEvent struct {
+	Conn  Conn
+	Seq   uint64
+	MsgID uint64
+	// QoS is the downlink's QoS after routing; QoSDefault means at least once.
+	QoS QoS
+	// Attempts is how many times the downlink was written so far, the first send included.
+	Attempts int
+}
+
 // TimerEvent is a timer this stage set, firing.
 type TimerEvent struct {
 	AppID string
@@ -189,6 +209,9 @@ type (
 	}
 	RouteHandler interface {
 		OnRoute(ctx context.Context, ev *RouteEvent) Reply
+	}
+	RetransmitHandler interface {
+		OnRetransmit(ctx context.Context, ev *RetransmitEvent) Reply
 	}
 )
 
@@ -223,7 +246,19 @@ type Reply struct {
 	// non-zero value overrides an earlier one's. Other signals ignore them.
 	Route Route
 	QoS   QoS
+	// After is a retransmit event's wait (ResendAfter, GiveUpAfter); other signals ignore it.
+	After time.Duration
 }
+
+// ResendAfter answers a retransmit event: write the downlink again if it is still unACKed after d.
+func ResendAfter(d time.Duration) Reply { return Reply{After: max(d, time.Millisecond)} }
+
+// GiveUpAfter answers a retransmit event: if the downlink is still unACKed after d, the state
+// server reports it undelivered (with its attempts) to the business server; d may be 0.
+func GiveUpAfter(d time.Duration) Reply { return Reply{Verdict: Reject, After: max(d, 0)} }
+
+// Untrack answers a retransmit event: the downlink is neither resent nor reported undelivered.
+func Untrack() Reply { return Reply{Verdict: Drop} }
 
 // RejectWith returns a Reply that rejects with code and message.
 func RejectWith(code uint16, message string) Reply {

@@ -57,13 +57,14 @@ const (
 	fEvSignal, fEvConn, fEvSeq, fEvMsgID, fEvPayload, fEvToken  = 1, 2, 3, 4, 5, 6
 	fEvPlatform, fEvReason, fEvTimerKey, fEvTimerData, fEvTrace = 7, 8, 9, 10, 11
 	fEvSession, fEvTargets, fEvMembers, fEvQoS                  = 12, 13, 14, 15
+	fEvAttempts                                                 = 16
 
 	fConnApp, fConnDID, fConnUID, fConnID, fConnGateway, fConnAddr = 1, 2, 3, 4, 5, 6
 
 	fResultsID, fResultsResults, fResultsError = 1, 2, 3
 
 	fResVerdict, fResCode, fResMessage, fResPayload, fResReplace = 1, 2, 3, 4, 5
-	fResRoute, fResQoS                                           = 6, 7
+	fResRoute, fResQoS, fResAfter                                = 6, 7, 8
 )
 
 var errWire = errors.New("malformed stage message")

@@ -38,7 +38,7 @@ func appendEvent(b []byte, ev *Event) []byte {
 		sizeStr(fEvToken, tok) + sizeStr(fEvPlatform, plat) + sizeVarint(fEvReason, uint64(ev.Reason)) +
 		sizeStr(fEvTimerKey, key) + sizeBytes(fEvTimerData, ev.TimerData) + sizeStr(fEvTrace, trace) +
 		sizeStr(fEvSession, session) + sizeVarint(fEvTargets, targets) + sizeVarint(fEvMembers, members) +
-		sizeVarint(fEvQoS, uint64(ev.QoS))
+		sizeVarint(fEvQoS, uint64(ev.QoS)) + sizeVarint(fEvAttempts, wireCount(ev.Attempts))
 
 	b = protowire.AppendTag(b, fBatchEvents, protowire.BytesType)
 	b = protowire.AppendVarint(b, uint64(size))
@@ -63,7 +63,8 @@ func appendEvent(b []byte, ev *Event) []byte {
 	b = appendStr(b, fEvSession, session)
 	b = appendVarint(b, fEvTargets, targets)
 	b = appendVarint(b, fEvMembers, members)
-	return appendVarint(b, fEvQoS, uint64(ev.QoS))
+	b = appendVarint(b, fEvQoS, uint64(ev.QoS))
+	return appendVarint(b, fEvAttempts, wireCount(ev.Attempts))
 }
 
 // wireCount clamps a count to the uint32 it travels as.
@@ -116,6 +117,8 @@ func decodeEvent(b []byte, ev *Event) error {
 				ev.Members = int(uint32(x))
 			case fEvQoS:
 				ev.QoS = QoS(x)
+			case fEvAttempts:
+				ev.Attempts = int(uint32(x))
 			}
 			return nil
 		}
@@ -194,6 +197,8 @@ func knownSignal(b []byte) Signal {
 		return SignalRoute
 	case string(SignalTimer):
 		return SignalTimer
+	case string(SignalRetransmit):
+		return SignalRetransmit
 	}
 	return ""
 }

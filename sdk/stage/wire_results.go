@@ -2,6 +2,8 @@ package stage
 
 import (
 	"fmt"
+	"math"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -24,7 +26,8 @@ func encodeResults(id uint64, replies []Reply) []byte {
 		}
 		size := sizeVarint(fResVerdict, uint64(r.Verdict)) + sizeVarint(fResCode, uint64(r.Code)) +
 			sizeStr(fResMessage, msg) + sizeBytes(fResPayload, payload) +
-			sizeVarint(fResRoute, uint64(r.Route)) + sizeVarint(fResQoS, uint64(r.QoS))
+			sizeVarint(fResRoute, uint64(r.Route)) + sizeVarint(fResQoS, uint64(r.QoS)) +
+			sizeVarint(fResAfter, afterUS(r.After))
 		if r.Replace {
 			size += protowire.SizeTag(fResReplace) + 1
 		}
@@ -39,9 +42,13 @@ func encodeResults(id uint64, replies []Reply) []byte {
 		}
 		b = appendVarint(b, fResRoute, uint64(r.Route))
 		b = appendVarint(b, fResQoS, uint64(r.QoS))
+		b = appendVarint(b, fResAfter, afterUS(r.After))
 	}
 	return b
 }
+
+// afterUS is a retransmit wait as it travels: whole microseconds, negative ones as 0.
+func afterUS(d time.Duration) uint64 { return uint64(max(d, 0) / time.Microsecond) }
 
 // encodeFailure encodes a Results that fails batch id as a whole.
 func encodeFailure(id uint64, msg string) []byte {
@@ -95,6 +102,8 @@ func decodeResults(b []byte, replies []Reply) error {
 				r.Route = Route(x)
 			case n == fResQoS && t == protowire.VarintType:
 				r.QoS = QoS(x)
+			case n == fResAfter && t == protowire.VarintType:
+				r.After = time.Duration(min(x, uint64(math.MaxInt64/int64(time.Microsecond)))) * time.Microsecond
 			}
 			return nil
 		})

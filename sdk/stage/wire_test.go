@@ -5,6 +5,7 @@ import (
 	"math"
 	"reflect"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -26,6 +27,7 @@ func wireEvents() []Event {
 		{Signal: SignalHeartbeat},
 		{Signal: SignalDisconnect, Reason: 65535},
 		{Signal: SignalTimer, Conn: Conn{AppID: "demo"}, TimerKey: "retx:1", TimerData: []byte{9}},
+		{Signal: SignalRetransmit, Conn: Conn{AppID: "demo", DID: "d4", ConnID: 7, GatewayID: "gw-2"}, Seq: 5, MsgID: 102, QoS: AtLeastOnce, Attempts: 3},
 		{Signal: "from-the-future"},
 		{},
 	}
@@ -35,14 +37,15 @@ func eventFromPB(m *pb.Event) Event {
 	return Event{Signal: Signal(m.GetSignal()), Conn: connFromPB(m.GetConn()), Seq: m.GetSeq(), MsgID: m.GetMsgId(),
 		Payload: m.GetPayload(), Token: m.GetToken(), Platform: m.GetPlatform(), Reason: uint16(m.GetReason()),
 		TimerKey: m.GetTimerKey(), TimerData: m.GetTimerData(), TraceParent: m.GetTraceparent(),
-		Session: m.GetSession(), Targets: int(m.GetTargets()), Members: int(m.GetMembers()), QoS: QoS(m.GetQos())}
+		Session: m.GetSession(), Targets: int(m.GetTargets()), Members: int(m.GetMembers()), QoS: QoS(m.GetQos()),
+		Attempts: int(m.GetAttempts())}
 }
 
 func eventToPB(ev Event) *pb.Event {
 	return &pb.Event{Signal: string(ev.Signal), Conn: connToPB(ev.Conn), Seq: ev.Seq, MsgId: ev.MsgID, Payload: ev.Payload,
 		Token: ev.Token, Platform: ev.Platform, Reason: uint32(ev.Reason), TimerKey: ev.TimerKey, TimerData: ev.TimerData,
 		Traceparent: ev.TraceParent, Session: ev.Session, Targets: uint32(ev.Targets), Members: uint32(ev.Members),
-		Qos: uint32(ev.QoS)}
+		Qos: uint32(ev.QoS), Attempts: uint32(ev.Attempts)}
 }
 
 // sameEvent compares events treating nil and empty byte slices alike (protobuf does).
@@ -139,16 +142,18 @@ func TestResultsWireMatchesProtobuf(t *testing.T) {
 	rewritten.Route, rewritten.QoS = RouteDirect, AtLeastOnce
 	replies := []Reply{{}, RejectWith(2001, "no"), {Verdict: Drop}, Rewrite([]byte("new")), Rewrite([]byte{}),
 		{Payload: []byte("ignored: no Replace")}, Routed(RouteBroadcast, AtMostOnce), Routed(RouteDefault, AtLeastOnce),
-		rewritten}
+		rewritten, ResendAfter(1500 * time.Millisecond), GiveUpAfter(0), GiveUpAfter(30 * time.Second), Untrack()}
 	want := []Reply{{}, RejectWith(2001, "no"), {Verdict: Drop}, Rewrite([]byte("new")), Rewrite([]byte{}), {},
-		Routed(RouteBroadcast, AtMostOnce), Routed(RouteDefault, AtLeastOnce), rewritten}
+		Routed(RouteBroadcast, AtMostOnce), Routed(RouteDefault, AtLeastOnce), rewritten,
+		ResendAfter(1500 * time.Millisecond), GiveUpAfter(0), GiveUpAfter(30 * time.Second), Untrack()}
 
 	var m pb.Results
 	if err := proto.Unmarshal(encodeResults(5, replies), &m); err != nil {
 		t.Fatal(err)
 	}
 	if m.Id != 5 || len(m.Results) != len(replies) || !m.Results[4].Replace || m.Results[5].Payload != nil ||
-		m.Results[6].Route != 2 || m.Results[6].Qos != 1 || m.Results[7].Route != 0 || m.Results[7].Qos != 2 {
+		m.Results[6].Route != 2 || m.Results[6].Qos != 1 || m.Results[7].Route != 0 || m.Results[7].Qos != 2 ||
+		m.Results[9].AfterUs != 1500000 || m.Results[11].Verdict != 1 || m.Results[11].AfterUs != 30000000 {
 		t.Fatalf("results = %v", &m)
 	}
 	b, err := proto.Marshal(&m)
@@ -222,7 +227,8 @@ func FuzzDecodeResults(f *testing.F) {
 			t.Fatal(err)
 		}
 		for i, r := range m.Results {
-			want := Reply{Verdict: Verdict(r.Verdict), Code: uint16(r.Code), Message: r.Message, Route: Route(r.Route), QoS: QoS(r.Qos)}
+			want := Reply{Verdict: Verdict(r.Verdict), Code: uint16(r.Code), Message: r.Message, Route: Route(r.Route), QoS: QoS(r.Qos),
+				After: time.Duration(r.AfterUs) * time.Microsecond}
 			if r.Replace {
 				want.Replace, want.Payload = true, r.Payload
 				if want.Payload == nil {

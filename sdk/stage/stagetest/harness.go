@@ -207,6 +207,13 @@ func (h *Harness) DownlinkQoS(conn stage.Conn, seq, msgID uint64, qos stage.QoS,
 	return h.one(stage.Event{Signal: stage.SignalDownlink, Conn: conn, Seq: seq, MsgID: msgID, QoS: qos, Payload: payload})
 }
 
+// Retransmit asks the stage what to do about a downlink written attempts times and still unACKed
+// (the state server's question), and returns its answer (stage.ResendAfter, GiveUpAfter, Untrack).
+func (h *Harness) Retransmit(conn stage.Conn, seq, msgID uint64, qos stage.QoS, attempts int) stage.Reply {
+	h.t.Helper()
+	return h.one(stage.Event{Signal: stage.SignalRetransmit, Conn: conn, Seq: seq, MsgID: msgID, QoS: qos, Attempts: attempts})
+}
+
 // Route sends a route event (a business push before it fans out) and returns the stage's reply,
 // whose Route and QoS are the stage's choice. An empty AppID is Options.App.
 func (h *Harness) Route(ev stage.RouteEvent) stage.Reply {

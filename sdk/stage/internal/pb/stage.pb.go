@@ -110,7 +110,7 @@ func (x *Conn) GetRemoteAddr() string {
 
 type Event struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Signal        string                 `protobuf:"bytes,1,opt,name=signal,proto3" json:"signal,omitempty"` // "login", "uplink", "downlink", "downlink_ack", "heartbeat", "disconnect", "route", "timer"
+	Signal        string                 `protobuf:"bytes,1,opt,name=signal,proto3" json:"signal,omitempty"` // "login", "uplink", "downlink", "downlink_ack", "heartbeat", "disconnect", "route", "timer", "retransmit"
 	Conn          *Conn                  `protobuf:"bytes,2,opt,name=conn,proto3" json:"conn,omitempty"`     // route: only app_id
 	Seq           uint64                 `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
 	MsgId         uint64                 `protobuf:"varint,4,opt,name=msg_id,json=msgId,proto3" json:"msg_id,omitempty"`
@@ -124,7 +124,8 @@ type Event struct {
 	Session       string                 `protobuf:"bytes,12,opt,name=session,proto3" json:"session,omitempty"`                      // route: the push's session ("" when it names only dids/uids)
 	Targets       uint32                 `protobuf:"varint,13,opt,name=targets,proto3" json:"targets,omitempty"`                     // route: device connections named directly
 	Members       uint32                 `protobuf:"varint,14,opt,name=members,proto3" json:"members,omitempty"`                     // route: session members, over every state server
-	Qos           uint32                 `protobuf:"varint,15,opt,name=qos,proto3" json:"qos,omitempty"`                             // route: the QoS asked for; downlink: the QoS after routing (0 default, 1 at most once, 2 at least once)
+	Qos           uint32                 `protobuf:"varint,15,opt,name=qos,proto3" json:"qos,omitempty"`                             // route: the QoS asked for; downlink, retransmit: the QoS after routing (0 default, 1 at most once, 2 at least once)
+	Attempts      uint32                 `protobuf:"varint,16,opt,name=attempts,proto3" json:"attempts,omitempty"`                   // retransmit: times the downlink was written so far, the first send included
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -264,15 +265,26 @@ func (x *Event) GetQos() uint32 {
 	return 0
 }
 
+func (x *Event) GetAttempts() uint32 {
+	if x != nil {
+		return x.Attempts
+	}
+	return 0
+}
+
 type Result struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Verdict       uint32                 `protobuf:"varint,1,opt,name=verdict,proto3" json:"verdict,omitempty"` // 0 continue, 1 reject, 2 drop
-	Code          uint32                 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
-	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
-	Payload       []byte                 `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`  // continue: replaces the payload when set
-	Replace       bool                   `protobuf:"varint,5,opt,name=replace,proto3" json:"replace,omitempty"` // payload is set (an empty replacement is still a replacement)
-	Route         uint32                 `protobuf:"varint,6,opt,name=route,proto3" json:"route,omitempty"`     // route events: 0 no opinion, 1 direct, 2 broadcast
-	Qos           uint32                 `protobuf:"varint,7,opt,name=qos,proto3" json:"qos,omitempty"`         // route events: 0 no opinion, 1 at most once, 2 at least once
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Verdict uint32                 `protobuf:"varint,1,opt,name=verdict,proto3" json:"verdict,omitempty"` // 0 continue, 1 reject, 2 drop
+	Code    uint32                 `protobuf:"varint,2,opt,name=code,proto3" json:"code,omitempty"`
+	Message string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	Payload []byte                 `protobuf:"bytes,4,opt,name=payload,proto3" json:"payload,omitempty"`  // continue: replaces the payload when set
+	Replace bool                   `protobuf:"varint,5,opt,name=replace,proto3" json:"replace,omitempty"` // payload is set (an empty replacement is still a replacement)
+	Route   uint32                 `protobuf:"varint,6,opt,name=route,proto3" json:"route,omitempty"`     // route events: 0 no opinion, 1 direct, 2 broadcast
+	Qos     uint32                 `protobuf:"varint,7,opt,name=qos,proto3" json:"qos,omitempty"`         // route events: 0 no opinion, 1 at most once, 2 at least once
+	// retransmit events: the wait, in microseconds, before the downlink (if still unACKed) is written
+	// again (verdict 0) or reported undelivered (verdict 1); verdict 2 stops tracking it. A verdict 0
+	// with no wait stops tracking it too (what an older stage, which never sets it, means).
+	AfterUs       uint64 `protobuf:"varint,8,opt,name=after_us,json=afterUs,proto3" json:"after_us,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -352,6 +364,13 @@ func (x *Result) GetRoute() uint32 {
 func (x *Result) GetQos() uint32 {
 	if x != nil {
 		return x.Qos
+	}
+	return 0
+}
+
+func (x *Result) GetAfterUs() uint64 {
+	if x != nil {
+		return x.AfterUs
 	}
 	return 0
 }
@@ -1784,7 +1803,7 @@ const file_stage_proto_rawDesc = "" +
 	"\n" +
 	"gateway_id\x18\x05 \x01(\tR\tgatewayId\x12\x1f\n" +
 	"\vremote_addr\x18\x06 \x01(\tR\n" +
-	"remoteAddr\"\x94\x03\n" +
+	"remoteAddr\"\xb0\x03\n" +
 	"\x05Event\x12\x16\n" +
 	"\x06signal\x18\x01 \x01(\tR\x06signal\x12(\n" +
 	"\x04conn\x18\x02 \x01(\v2\x14.plato.stage.v1.ConnR\x04conn\x12\x10\n" +
@@ -1802,7 +1821,8 @@ const file_stage_proto_rawDesc = "" +
 	"\asession\x18\f \x01(\tR\asession\x12\x18\n" +
 	"\atargets\x18\r \x01(\rR\atargets\x12\x18\n" +
 	"\amembers\x18\x0e \x01(\rR\amembers\x12\x10\n" +
-	"\x03qos\x18\x0f \x01(\rR\x03qos\"\xac\x01\n" +
+	"\x03qos\x18\x0f \x01(\rR\x03qos\x12\x1a\n" +
+	"\battempts\x18\x10 \x01(\rR\battempts\"\xc7\x01\n" +
 	"\x06Result\x12\x18\n" +
 	"\averdict\x18\x01 \x01(\rR\averdict\x12\x12\n" +
 	"\x04code\x18\x02 \x01(\rR\x04code\x12\x18\n" +
@@ -1810,7 +1830,8 @@ const file_stage_proto_rawDesc = "" +
 	"\apayload\x18\x04 \x01(\fR\apayload\x12\x18\n" +
 	"\areplace\x18\x05 \x01(\bR\areplace\x12\x14\n" +
 	"\x05route\x18\x06 \x01(\rR\x05route\x12\x10\n" +
-	"\x03qos\x18\a \x01(\rR\x03qos\"e\n" +
+	"\x03qos\x18\a \x01(\rR\x03qos\x12\x19\n" +
+	"\bafter_us\x18\b \x01(\x04R\aafterUs\"e\n" +
 	"\x05Batch\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x04R\x02id\x12-\n" +
 	"\x06events\x18\x02 \x03(\v2\x15.plato.stage.v1.EventR\x06events\x12\x1d\n" +
