@@ -34,6 +34,9 @@ type conn struct {
 	closed   bool
 	// watched is true while the slow-consumer check measures this connection (slow.go).
 	watched bool
+	// holding is set while a read runs: what is queued meanwhile leaves in one flush at its end
+	// (coalesce.go).
+	holding bool
 	// reason is the close code reported to the state server when the socket goes away.
 	reason protocol.Code
 	// fd is the socket's descriptor, read for its send queue (slow.go); -1 when unknown. Set once
@@ -209,6 +212,9 @@ func (c *conn) appendLocked(o outFrame, force bool) (start, full bool) {
 	}
 	if c.handing {
 		return false, false // the queue goes to the new process with the connection
+	}
+	if c.holding {
+		return false, false // the read starts the flush when it ends (coalesce.go)
 	}
 	start = !c.flushing
 	c.flushing = true

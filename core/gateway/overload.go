@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"github.com/platoim/plato/internal/overload"
-	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
-	"github.com/platoim/plato/sdk/protocol"
 )
 
 // Admission control (docs/operations.md, "Overload"). Every queue toward the state servers is
@@ -55,6 +53,5 @@ func (gw *Gateway) admitForward() int {
 // refuseUplink answers an uplink 1303 without forwarding it.
 func (gw *Gateway) refuseUplink(c *conn, seq uint64, reason int) {
 	gw.metrics.uplinksRefused[reason].Add(1)
-	ack := (&protocol.Ack{Code: protocol.CodeOverloaded, Message: "overloaded: retry later"}).Append(nil)
-	c.enqueue(&fleet.DownFrame{ConnId: int64(c.id), Signal: int8(protocol.SigUplinkAck), Seq: int64(seq), Body: ack})
+	c.enqueue(refusalFrame(c, seq, overloadedAck))
 }

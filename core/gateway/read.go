@@ -82,15 +82,17 @@ func (gw *Gateway) readFrames(c *conn, nc netpoll.Connection) error {
 	r := nc.Reader()
 	defer r.Release()
 	defer gw.guard(c, "read")
+	defer c.releaseFlushes()
 	for r.Len() > 0 {
 		c.mu.Lock()
 		closing := c.state == stateClosing || c.closed
+		c.holdLocked()
 		c.mu.Unlock()
 		if closing {
 			// Discard what arrives after we decided to close, so netpoll does not spin on it.
 			return r.Skip(r.Len())
 		}
-		hb, err := r.Peek(protocol.HeaderLen)
+		hb, err := peekWhole(c, r, protocol.HeaderLen)
 		if err != nil {
 			return gw.readFailed(c, err)
 		}
@@ -99,7 +101,7 @@ func (gw *Gateway) readFrames(c *conn, nc netpoll.Connection) error {
 			gw.protocolError(c, r, err)
 			return nil
 		}
-		if _, err := r.Peek(protocol.HeaderLen + int(h.Length)); err != nil {
+		if _, err := peekWhole(c, r, protocol.HeaderLen+int(h.Length)); err != nil {
 			return gw.readFailed(c, err)
 		}
 		if err := r.Skip(protocol.HeaderLen); err != nil {

@@ -165,10 +165,14 @@ func (gw *Gateway) readWS(c *conn, nc netpoll.Connection) error {
 	r := nc.Reader()
 	defer r.Release()
 	defer gw.guard(c, "read")
+	defer c.releaseFlushes()
 	for r.Len() > 0 {
 		c.mu.Lock()
 		closing := c.state == stateClosing || c.closed
 		upgraded := c.ws.Upgraded
+		if upgraded {
+			c.holdLocked()
+		}
 		c.mu.Unlock()
 		if closing {
 			return r.Skip(r.Len())
@@ -351,11 +355,11 @@ func httpError(status int, reason string) []byte {
 
 // wsReadFrame reads one WebSocket frame, once it is complete, and acts on it.
 func (gw *Gateway) wsReadFrame(c *conn, r netpoll.Reader) error {
-	b, err := r.Peek(2)
+	b, err := peekWhole(c, r, 2)
 	if err != nil {
 		return gw.wsReadFailed(c, err)
 	}
-	hb, err := r.Peek(wsHeaderLen(b))
+	hb, err := peekWhole(c, r, wsHeaderLen(b))
 	if err != nil {
 		return gw.wsReadFailed(c, err)
 	}
@@ -368,7 +372,7 @@ func (gw *Gateway) wsReadFrame(c *conn, r netpoll.Reader) error {
 		gw.wsFail(c, r, status, reason)
 		return nil
 	}
-	if _, err := r.Peek(hl + int(h.Length)); err != nil {
+	if _, err := peekWhole(c, r, hl+int(h.Length)); err != nil {
 		return gw.wsReadFailed(c, err)
 	}
 	if err := r.Skip(hl); err != nil {
