@@ -25,7 +25,7 @@ func (c *conn) releaseFlushes() {
 		return
 	}
 	c.holding = false
-	start := len(c.queue) > 0 && !c.flushing && !c.handing && !c.closed
+	start := len(c.queue) > 0 && !c.flushing && !c.handingLocked() && !c.closed
 	if start {
 		c.flushing = true
 	}

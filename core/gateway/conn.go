@@ -8,7 +8,6 @@ import (
 
 	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
-	"github.com/platoim/plato/internal/timewheel"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -37,6 +36,8 @@ type conn struct {
 	// holding is set while a read runs: what is queued meanwhile leaves in one flush at its end
 	// (coalesce.go).
 	holding bool
+	// hbInFlight is set while a heartbeat that took the lane's reserve awaits its answer.
+	hbInFlight bool
 	// reason is the close code reported to the state server when the socket goes away.
 	reason protocol.Code
 	// fd is the socket's descriptor, read for its send queue (slow.go); -1 when unknown. Set once
@@ -49,31 +50,21 @@ type conn struct {
 	// connections carry them.
 	queued, writing, sent int32
 	queue                 []outFrame
-	appID, did            string
-	// app and usage are the connection's app and what it uses here, set at login; limits its
-	// token buckets, made at its first uplink.
-	app        *apps.App
-	usage      *appUsage
-	limits     *deviceLimits
-	link       *stateLink
-	loginTimer *timewheel.Timer
-	// sessions are the sessions this connection is in (index.go); nil for the many connections in
-	// none, so an idle connection costs nothing for them.
-	sessions []string
+	// key is the connection's app ID and did as the did index names them (didKey), set at login:
+	// one string for both, which appID and did slice (ident.go).
+	key string
+	// app and usage are the connection's app and what it uses here, set at login.
+	app   *apps.App
+	usage *appUsage
+	link  *stateLink
+	// cold is what the connection holds only at times (conncold.go): nil for an idle, logged-in
+	// connection.
+	cold *connCold
 	// What the next state server needs if this one is lost (failover.go): the token's uid, the
-	// last downlink seq written, the highest uplink seq answered, the uplinks forwarded and not
-	// answered yet, and the at-least-once downlinks not ACKed yet (nil for most connections).
+	// last downlink seq written, the highest uplink seq answered (the rest is in cold).
 	uid        string
 	downSeq    int64
 	upAnswered int64
-	upPending  []pendingUplink
-	unacked    []*fleet.DownFrame
-	// hbInFlight is set while a heartbeat that took the lane's reserve awaits its answer.
-	hbInFlight bool
-	// handing is set while the connection is passed to a new process (handover.go): no write
-	// starts; handoff is its part in that (nil for nearly every connection).
-	handing bool
-	handoff *connHandoff
 }
 
 // outFrame is one frame waiting for the socket: a frame of the state server, encoded when it is
@@ -210,7 +201,7 @@ func (c *conn) appendLocked(o outFrame, force bool) (start, full bool) {
 	if !c.watched && int(c.sent)+int(c.writing)+int(c.queued) > c.gw.slow.limit {
 		c.gw.slow.watchLocked(c)
 	}
-	if c.handing {
+	if c.handingLocked() {
 		return false, false // the queue goes to the new process with the connection
 	}
 	if c.holding {
@@ -246,7 +237,7 @@ func (c *conn) flush() {
 		c.sent = satAdd(c.sent, int(c.writing))
 		c.writing = 0
 		q := c.queue
-		if c.handing {
+		if c.handingLocked() {
 			c.flushing = false // the queue goes to the new process with the connection
 			c.mu.Unlock()
 			return

@@ -57,5 +57,17 @@ func ConnSessions(gw *Gateway, id uint64) (sessions []string, held bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.sessions, true
+	return c.sessionsLocked(), true
+}
+
+// ConnHasCold reports whether connection id holds a connCold (conncold.go); held is false when gw
+// no longer has the connection.
+func ConnHasCold(gw *Gateway, id uint64) (cold, held bool) {
+	c := gw.conns.get(id)
+	if c == nil {
+		return false, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cold != nil, true
 }

@@ -32,16 +32,17 @@ const (
 // trackLocked keeps an at-least-once downlink until the device ACKs it (a retransmit of one kept
 // replaces it). c.mu is held.
 func (c *conn) trackLocked(f *fleet.DownFrame) {
-	for i := len(c.unacked) - 1; i >= 0; i-- {
-		if c.unacked[i].Seq == f.Seq {
-			c.unacked[i] = f
+	k := c.coldLocked()
+	for i := len(k.unacked) - 1; i >= 0; i-- {
+		if k.unacked[i].Seq == f.Seq {
+			k.unacked[i] = f
 			return
 		}
 	}
-	if len(c.unacked) >= maxUnacked {
-		c.unacked = append(c.unacked[:0], c.unacked[1:]...)
+	if len(k.unacked) >= maxUnacked {
+		k.unacked = append(k.unacked[:0], k.unacked[1:]...)
 	}
-	c.unacked = append(c.unacked, f)
+	k.unacked = append(k.unacked, f)
 }
 
 // acked forgets the downlink the device ACKed, and reports whether it was one the gateway kept:
@@ -49,16 +50,21 @@ func (c *conn) trackLocked(f *fleet.DownFrame) {
 func (c *conn) acked(seq int64) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	k := c.cold
+	if k == nil {
+		return false
+	}
 	found := false
-	for i, f := range c.unacked {
+	for i, f := range k.unacked {
 		if f.Seq == seq {
-			c.unacked = append(c.unacked[:i], c.unacked[i+1:]...)
+			k.unacked = append(k.unacked[:i], k.unacked[i+1:]...)
 			found = true
 			break
 		}
 	}
-	if len(c.unacked) == 0 {
-		c.unacked = nil
+	if len(k.unacked) == 0 {
+		k.unacked = nil
+		c.trimColdLocked()
 	}
 	return found
 }
@@ -87,8 +93,8 @@ func (c *conn) heartbeatAnswered() {
 // the gateway counts it in flight until it is answered.
 func (c *conn) forwarded(seq, readAt int64) {
 	c.mu.Lock()
-	if len(c.upPending) < maxPendingUplinks {
-		c.upPending = append(c.upPending, pendingUplink{seq: seq, readAt: readAt})
+	if k := c.coldLocked(); len(k.upPending) < maxPendingUplinks {
+		k.upPending = append(k.upPending, pendingUplink{seq: seq, readAt: readAt})
 		c.gw.upInFlight.Add(1)
 	}
 	c.mu.Unlock()
@@ -102,16 +108,21 @@ func (c *conn) unforwarded(seq int64) {
 }
 
 func (c *conn) dropPendingLocked(seq int64) (readAt int64) {
-	for i, p := range c.upPending {
+	k := c.cold
+	if k == nil {
+		return 0
+	}
+	for i, p := range k.upPending {
 		if p.seq == seq {
 			readAt = p.readAt
-			c.upPending = append(c.upPending[:i], c.upPending[i+1:]...)
+			k.upPending = append(k.upPending[:i], k.upPending[i+1:]...)
 			c.gw.upInFlight.Add(-1)
 			break
 		}
 	}
-	if len(c.upPending) == 0 {
-		c.upPending = nil
+	if len(k.upPending) == 0 {
+		k.upPending = nil
+		c.trimColdLocked()
 	}
 	return readAt
 }
@@ -198,7 +209,7 @@ func (gw *Gateway) moveConns(l *stateLink) {
 			c.mu.Unlock()
 			return
 		}
-		to := pick(gw.links.List(), c.did)
+		to := pick(gw.links.List(), c.did())
 		if c.state != stateLoggedIn || to == nil {
 			c.mu.Unlock()
 			closed++
@@ -207,13 +218,16 @@ func (gw *Gateway) moveConns(l *stateLink) {
 		}
 		c.link = to
 		ev := &fleet.UpEvent{
-			ConnId: int64(c.id), Kind: fleet.UpKind_ADOPTED, AppId: c.appID, Did: c.did, Uid: c.uid,
-			RemoteAddr: remoteAddr(c.nc), Sessions: append([]string(nil), c.sessions...),
-			Seq: c.upAnswered, DownSeq: c.downSeq, Unacked: c.unacked,
+			ConnId: int64(c.id), Kind: fleet.UpKind_ADOPTED, AppId: c.appID(), Did: c.did(), Uid: c.uid,
+			RemoteAddr: remoteAddr(c.nc), Sessions: append([]string(nil), c.sessionsLocked()...),
+			Seq: c.upAnswered, DownSeq: c.downSeq, Unacked: c.unackedLocked(),
 		}
-		c.unacked = nil
-		pending := c.upPending
-		c.upPending, c.hbInFlight = nil, false
+		pending := c.upPendingLocked()
+		if c.cold != nil {
+			c.cold.unacked, c.cold.upPending = nil, nil
+			c.trimColdLocked()
+		}
+		c.hbInFlight = false
 		gw.upInFlight.Add(-int64(len(pending)))
 		// Queued under c.mu: the connection's next frames read the new link after this and queue
 		// behind the event on the same lane.

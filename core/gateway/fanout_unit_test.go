@@ -84,7 +84,7 @@ func newIdleGateway(t testing.TB) *Gateway {
 func fakeMembers(gw *Gateway, app, session string, n int) []*conn {
 	conns := make([]*conn, n)
 	for i := range conns {
-		c := &conn{id: uint64(i + 1), gw: gw, fd: -1, state: stateLoggedIn, appID: app, flushing: true}
+		c := &conn{id: uint64(i + 1), gw: gw, fd: -1, state: stateLoggedIn, key: didKey(app, "d"), flushing: true}
 		gw.joinSession(c, session)
 		conns[i] = c
 	}

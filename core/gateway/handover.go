@@ -122,7 +122,7 @@ func (gw *Gateway) Retired() <-chan struct{} { return gw.ho.retired }
 func (c *conn) handingOff() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.handing
+	return c.handingLocked()
 }
 
 // readFailed handles an error of a read: the socket is gone, unless the read was interrupted to
@@ -139,8 +139,8 @@ func (gw *Gateway) readFailed(c *conn, err error) error {
 // passed to a new process, when it takes what the old poller read and did not frame.
 func (gw *Gateway) onSocketClosed(c *conn, nc netpoll.Connection) {
 	c.mu.Lock()
-	h := c.handoff
-	passing := c.handing && h != nil && h.detached != nil && h.detachCalled.Load()
+	h := c.handoffLocked()
+	passing := c.handingLocked() && h != nil && h.detached != nil && h.detachCalled.Load()
 	c.mu.Unlock()
 	if !passing {
 		if h != nil && h.detached != nil {
@@ -448,16 +448,17 @@ func (gw *Gateway) passBatch(peer *net.UnixConn, batch []*conn, deadline time.Ti
 	var failed, frozen []*conn
 	for _, c := range batch {
 		c.mu.Lock()
-		if c.closed || c.handing {
+		if c.closed || c.handingLocked() {
 			c.mu.Unlock()
 			failed = append(failed, c)
 			continue
 		}
-		c.handing = true
-		if c.handoff == nil {
-			c.handoff = &connHandoff{}
+		k := c.coldLocked()
+		k.handing = true
+		if k.handoff == nil {
+			k.handoff = &connHandoff{}
 		}
-		c.handoff.detached = make(chan struct{})
+		k.handoff.detached = make(chan struct{})
 		c.mu.Unlock()
 		frozen = append(frozen, c)
 	}
@@ -505,19 +506,19 @@ func (gw *Gateway) passBatch(peer *net.UnixConn, batch []*conn, deadline time.Ti
 			failed = append(failed, c)
 			continue
 		}
-		c.handoff.detachCalled.Store(true)
+		c.cold.handoff.detachCalled.Store(true)
 		_ = d.Detach()
 		detached = append(detached, c)
 	}
 	var ready []*conn
 	for _, c := range detached {
 		select {
-		case <-c.handoff.detached:
+		case <-c.cold.handoff.detached:
 		case <-time.After(time.Until(waitUntil) + time.Second):
 			gw.log.Warn("upgrade: a connection did not let go of its socket", "conn", c.id)
 			continue
 		}
-		if c.handoff.gone || c.handoff.fd < 0 {
+		if c.cold.handoff.gone || c.cold.handoff.fd < 0 {
 			continue
 		}
 		ready = append(ready, c)
@@ -541,9 +542,9 @@ func (gw *Gateway) passBatch(peer *net.UnixConn, batch []*conn, deadline time.Ti
 	var dups []int
 	for _, c := range ready {
 		recs = append(recs, gw.takeConn(c))
-		fds = append(fds, c.handoff.fd)
-		if c.handoff.dup {
-			dups = append(dups, c.handoff.fd)
+		fds = append(fds, c.cold.handoff.fd)
+		if c.cold.handoff.dup {
+			dups = append(dups, c.cold.handoff.fd)
 		}
 		gw.ho.handed[c.id] = struct{}{}
 	}
@@ -562,8 +563,8 @@ func (gw *Gateway) passBatch(peer *net.UnixConn, batch []*conn, deadline time.Ti
 // unhand gives c back to this process: writes resume.
 func (c *conn) unhand() {
 	c.mu.Lock()
-	c.handing = false
-	c.handoff.detached = nil
+	c.cold.handing = false
+	c.cold.handoff.detached = nil
 	start := len(c.queue) > 0 && !c.flushing && !c.closed
 	if start {
 		c.flushing = true
@@ -580,9 +581,9 @@ func (gw *Gateway) takeConn(c *conn) *handedConn {
 	c.mu.Lock()
 	h := &handedConn{
 		id: c.id, state: c.state, reason: uint16(c.reason), hbInFlight: c.hbInFlight,
-		appID: c.appID, did: c.did, uid: c.uid, sessions: c.sessions,
-		downSeq: c.downSeq, upAnswered: c.upAnswered, upPending: pendingSeqs(c.upPending), unacked: c.unacked,
-		input: c.handoff.input, queue: c.queue,
+		appID: c.appID(), did: c.did(), uid: c.uid, sessions: c.cold.sessions,
+		downSeq: c.downSeq, upAnswered: c.upAnswered, upPending: pendingSeqs(c.cold.upPending), unacked: c.cold.unacked,
+		input: c.cold.handoff.input, queue: c.queue,
 	}
 	if c.link != nil {
 		h.link = c.link.id
@@ -594,20 +595,18 @@ func (gw *Gateway) takeConn(c *conn) *handedConn {
 	c.closed = true
 	c.queue, c.queued = nil, 0
 	gw.slow.unwatchLocked(c)
-	gw.upInFlight.Add(-int64(len(c.upPending)))
-	app, sessions, u := c.appID, c.sessions, c.usage
-	c.sessions, c.usage, c.unacked, c.upPending = nil, nil, nil, nil
-	lt := c.loginTimer
-	c.loginTimer = nil
+	gw.upInFlight.Add(-int64(len(c.cold.upPending)))
+	app, key, sessions, u := c.appID(), c.key, c.cold.sessions, c.usage
+	c.usage = nil
+	// The connCold stays: passBatch reads its handoff's descriptor after this.
+	c.cold.sessions, c.cold.unacked, c.cold.upPending = nil, nil, nil
+	lt := c.cold.loginTimer
+	c.cold.loginTimer = nil
 	c.mu.Unlock()
 	if lt != nil {
 		lt.Stop()
 	}
 	gw.leaveAllSessions(c, app, sessions)
-	key := ""
-	if h.did != "" {
-		key = didKey(app, h.did)
-	}
 	gw.conns.remove(c, key)
 	if u != nil {
 		u.conns.Add(-1)

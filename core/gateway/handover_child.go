@@ -334,11 +334,20 @@ func (gw *Gateway) adopt(h *handedConn, fd int) bool {
 		return false
 	}
 	c := &conn{id: h.id, nc: nc, gw: gw, fd: -1, state: h.state, reason: protocol.Code(h.reason), hbInFlight: h.hbInFlight,
-		appID: h.appID, did: h.did, uid: h.uid, sessions: h.sessions, downSeq: h.downSeq, upAnswered: h.upAnswered,
-		upPending: pendingOf(h.upPending), unacked: h.unacked, ws: h.ws}
-	if h.input != nil {
-		c.handoff = &connHandoff{carry: h.input}
+		downSeq: h.downSeq, upAnswered: h.upAnswered, ws: h.ws}
+	if h.did != "" {
+		c.setIdentityLocked(h.appID, h.did, h.uid) // not published yet: nobody else holds c
 	}
+	k := &connCold{sessions: h.sessions, upPending: pendingOf(h.upPending), unacked: h.unacked}
+	if h.input != nil {
+		k.handoff = &connHandoff{carry: h.input}
+	}
+	if h.state == stateNew {
+		// Only a connection still to log in has a login timer (read.go).
+		k.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() { gw.loginTimedOut(c) })
+	}
+	c.cold = k
+	c.trimColdLocked() // not published yet: nobody else holds c
 	defer gw.guard(c, "adopt")
 	var refuse protocol.Code
 	if h.link != "" {
@@ -359,10 +368,6 @@ func (gw *Gateway) adopt(h *handedConn, fd int) bool {
 	_ = nc.SetReadTimeout(gw.cfg.ReadTimeout)
 	_ = nc.SetWriteTimeout(gw.cfg.WriteTimeout)
 	gw.setSocketOptions(c)
-	if h.state == stateNew {
-		// Only a connection still to log in has a login timer (read.go).
-		c.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() { gw.loginTimedOut(c) })
-	}
 	_ = nc.AddCloseCallback(func(netpoll.Connection) error {
 		defer gw.guard(nil, "close")
 		gw.onSocketClosed(c, nc)
@@ -370,7 +375,7 @@ func (gw *Gateway) adopt(h *handedConn, fd int) bool {
 	})
 	gw.conns.add(c)
 	if h.state == stateLoggedIn && h.did != "" {
-		gw.conns.bindDID(didKey(h.appID, h.did), c)
+		gw.conns.bindDID(c.key, c)
 	}
 	for _, s := range h.sessions {
 		gw.sessions.add(sessionKey(h.appID, s), c)
@@ -399,8 +404,8 @@ func (gw *Gateway) adopt(h *handedConn, fd int) bool {
 // then it is read as any other of its transport.
 func (gw *Gateway) readAdopted(c *conn, nc netpoll.Connection) error {
 	c.mu.Lock()
-	h := c.handoff
-	pending := h != nil && h.carry != nil && !c.handing
+	h := c.handoffLocked()
+	pending := h != nil && h.carry != nil && !c.handingLocked()
 	c.mu.Unlock()
 	if !pending {
 		if c.ws != nil {
@@ -429,7 +434,7 @@ func (gw *Gateway) readAdopted(c *conn, nc netpoll.Connection) error {
 // carried is then forgotten, as a read skips the input of a closing connection).
 func (c *conn) lockCarry() (*connHandoff, []byte) {
 	c.mu.Lock()
-	h := c.handoff
+	h := c.handoffLocked()
 	if h == nil || h.carry == nil {
 		c.mu.Unlock()
 		return nil, nil

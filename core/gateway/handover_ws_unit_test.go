@@ -17,13 +17,13 @@ const carriedHandshake = "GET /plato HTTP/1.1\r\nHost: gw\r\nUpgrade: websocket\
 // its flusher is marked running, so what it answers stays queued for the test to see.
 func carriedConn(gw *Gateway, w *wsConn, carry string) *conn {
 	c := &conn{id: 1, gw: gw, fd: -1, state: stateNew, flushing: true, ws: w}
-	c.handoff = &connHandoff{carry: []byte(carry)}
+	c.cold = &connCold{handoff: &connHandoff{carry: []byte(carry)}}
 	return c
 }
 
 func addCarry(c *conn, b []byte) {
 	c.mu.Lock()
-	c.handoff.carry = append(c.handoff.carry, b...)
+	c.cold.handoff.carry = append(c.cold.handoff.carry, b...)
 	c.mu.Unlock()
 }
 
@@ -48,8 +48,8 @@ func TestDrainWSCarryFinishesWhatWasHalfRead(t *testing.T) {
 	gw := newIdleGateway(t)
 	c := carriedConn(gw, &wsConn{}, carriedHandshake[:30])
 	gw.drainWSCarry(c)
-	if c.ws.Upgraded || len(rawQueued(t, c)) != 0 || string(c.handoff.carry) != carriedHandshake[:30] {
-		t.Fatalf("half a handshake: upgraded %v, queued %d, carry %q", c.ws.Upgraded, len(rawQueued(t, c)), c.handoff.carry)
+	if c.ws.Upgraded || len(rawQueued(t, c)) != 0 || string(c.cold.handoff.carry) != carriedHandshake[:30] {
+		t.Fatalf("half a handshake: upgraded %v, queued %d, carry %q", c.ws.Upgraded, len(rawQueued(t, c)), c.cold.handoff.carry)
 	}
 	ping := ws.MustCompileFrame(ws.MaskFrame(ws.NewPingFrame([]byte("hi"))))
 	next := ws.MustCompileFrame(ws.MaskFrame(ws.NewBinaryFrame(bytes.Repeat([]byte("p"), 300))))
@@ -60,8 +60,8 @@ func TestDrainWSCarryFinishesWhatWasHalfRead(t *testing.T) {
 	if !c.ws.Upgraded || c.ws.Origin != "https://chat.example" || len(q) != 1 || !bytes.HasPrefix(q[0], []byte("HTTP/1.1 101 ")) {
 		t.Fatalf("whole handshake: upgraded %v origin %q, queued %q", c.ws.Upgraded, c.ws.Origin, q)
 	}
-	if string(c.handoff.carry) != string(ping[:3]) {
-		t.Fatalf("carry %x, want the ping's first 3 bytes", c.handoff.carry)
+	if string(c.cold.handoff.carry) != string(ping[:3]) {
+		t.Fatalf("carry %x, want the ping's first 3 bytes", c.cold.handoff.carry)
 	}
 	addCarry(c, append(ping[3:], next[:5]...))
 	gw.drainWSCarry(c)
@@ -70,8 +70,8 @@ func TestDrainWSCarryFinishesWhatWasHalfRead(t *testing.T) {
 	if len(q) != 2 || !bytes.Equal(q[1], pong) {
 		t.Fatalf("after the ping: queued %q, want the 101 and %x", q, pong)
 	}
-	if !bytes.Equal(c.handoff.carry, next[:5]) {
-		t.Fatalf("carry %x, want the next frame's first 5 bytes", c.handoff.carry)
+	if !bytes.Equal(c.cold.handoff.carry, next[:5]) {
+		t.Fatalf("carry %x, want the next frame's first 5 bytes", c.cold.handoff.carry)
 	}
 }
 
@@ -94,7 +94,7 @@ func TestDrainWSCarryRefusesBadInput(t *testing.T) {
 		gw.drainWSCarry(c)
 		q := rawQueued(t, c)
 		c.mu.Lock()
-		st, carry, action := c.state, c.handoff.carry, fleet.DownAction(0)
+		st, carry, action := c.state, c.cold.handoff.carry, fleet.DownAction(0)
 		if len(c.queue) == 1 {
 			action = c.queue[0].down.Action
 		}

@@ -35,8 +35,8 @@ func TestUplinkLatencyIsObservedAndAllocatesNothing(t *testing.T) {
 	at7 := c.answeredLocked(&fleet.DownFrame{Seq: 7, Body: []byte{0, 0}})
 	at8 := c.answeredLocked(&fleet.DownFrame{Seq: 8, Body: []byte{0, 0}})
 	c.mu.Unlock()
-	if at7 == 0 || at8 != 0 || len(c.upPending) != 0 || gw.upInFlight.Load() != 0 {
-		t.Fatalf("read times %d, %d; pending %v, in flight %d", at7, at8, c.upPending, gw.upInFlight.Load())
+	if at7 == 0 || at8 != 0 || c.cold != nil || gw.upInFlight.Load() != 0 {
+		t.Fatalf("read times %d, %d; cold %v, in flight %d", at7, at8, c.cold, gw.upInFlight.Load())
 	}
 
 	q := []outFrame{

@@ -53,9 +53,9 @@ func (gw *Gateway) admitLogin(app *apps.App, u *appUsage) bool {
 	return true
 }
 
-// deviceLimits are one device's token buckets, made on its first uplink: most connections are
-// idle, and an idle one carries none. 40 bytes in one allocation (two x/time/rate Limiters took
-// 184 in three); the rates and bursts are the app's, read at each uplink.
+// deviceLimits are one device's token buckets, in its connCold from its first uplink on: most
+// connections are idle, and an idle one carries none. 40 bytes (two x/time/rate Limiters took 184
+// in three allocations); the rates and bursts are the app's, read at each uplink.
 type deviceLimits struct {
 	msgs, bytes bucket
 	// refusedInRow counts uplinks refused since the last one let through: a device that keeps
@@ -73,11 +73,7 @@ func (gw *Gateway) admitUplink(c *conn, n int, now time.Time) (code protocol.Cod
 	}
 	l := app.Limits
 	c.mu.Lock()
-	d := c.limits
-	if d == nil {
-		d = &deviceLimits{}
-		c.limits = d
-	}
+	d := &c.coldLocked().limits
 	t := now.UnixNano()
 	ok := d.msgs.allow(t, 1, l.DeviceUplinksPerSec, l.DeviceUplinkBurst) &&
 		d.bytes.allow(t, n, l.DeviceBytesPerSec, max(int(l.DeviceBytesPerSec), gw.cfg.MaxBody+protocol.HeaderLen))

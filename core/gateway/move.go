@@ -176,7 +176,7 @@ func pickConns(conns []*conn, count int, app string, dids map[string]bool, skip 
 		if !c.loggedIn() || skip != nil && skip(c) {
 			continue
 		}
-		if len(dids) > 0 && (!dids[c.did] || app != "" && c.appID != app) {
+		if len(dids) > 0 && (!dids[c.did()] || app != "" && c.appID() != app) {
 			continue
 		}
 		out = append(out, c)

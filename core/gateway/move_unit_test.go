@@ -77,7 +77,7 @@ func TestComparePeersRanksOverloadedLast(t *testing.T) {
 
 func TestPickConnsSelectsLoggedInDevices(t *testing.T) {
 	mk := func(app, did string, state uint8, closed bool) *conn {
-		return &conn{appID: app, did: did, state: state, closed: closed}
+		return &conn{key: didKey(app, did), state: state, closed: closed}
 	}
 	conns := []*conn{
 		mk("demo", "a", stateLoggedIn, false),
@@ -90,7 +90,7 @@ func TestPickConnsSelectsLoggedInDevices(t *testing.T) {
 	dids := func(cs []*conn) []string {
 		var out []string
 		for _, c := range cs {
-			out = append(out, c.appID+"/"+c.did)
+			out = append(out, c.appID()+"/"+c.did())
 		}
 		return out
 	}
@@ -106,7 +106,7 @@ func TestPickConnsSelectsLoggedInDevices(t *testing.T) {
 	if got := dids(pickConns(conns, 0, "other", map[string]bool{"a": true}, nil)); !slices.Equal(got, []string{"other/a"}) {
 		t.Errorf("did a of app other: %v", got)
 	}
-	redirected := func(c *conn) bool { return c.did == "a" }
+	redirected := func(c *conn) bool { return c.did() == "a" }
 	if got := dids(pickConns(conns, 0, "", nil, redirected)); !slices.Equal(got, []string{"demo/d"}) {
 		t.Errorf("all but those redirected already: %v", got)
 	}

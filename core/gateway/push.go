@@ -50,8 +50,8 @@ func (gw *Gateway) pushFrames(stateID string, frames []*fleet.DownFrame, resp *f
 		if f.Action == fleet.DownAction_LOGIN_OK {
 			accepted, ok := c.enqueueLogin(f)
 			if accepted {
-				// appID and did are set before the login is forwarded and never change after.
-				h.gw.conns.bindDID(didKey(c.appID, c.did), c)
+				// key is set before the login is forwarded and never changes after.
+				h.gw.conns.bindDID(c.key, c)
 				if protocol.Signal(f.Signal) == protocol.SigResumeAck {
 					h.gw.metrics.resumes.Add(int(protocol.CodeOK))
 				} else {

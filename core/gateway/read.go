@@ -26,11 +26,12 @@ func (gw *Gateway) onConnect(ctx context.Context, nc netpoll.Connection) context
 func (gw *Gateway) accept(ctx context.Context, nc netpoll.Connection, ws *wsConn) context.Context {
 	c := &conn{id: gw.nextID.Add(1), nc: nc, gw: gw, fd: -1, ws: ws}
 	defer gw.guard(c, "connect")
+	// Set before the conn is published; taken (nil) under c.mu once a Login or Resume is
+	// forwarded, and the connCold with it.
+	c.cold = &connCold{loginTimer: gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() { gw.loginTimedOut(c) })}
 	gw.setSocketOptions(c)
 	gw.conns.add(c)
 	gw.metrics.accepted.Add(1)
-	// Set before any frame is read; taken (nil) under c.mu once a Login or Resume is forwarded.
-	c.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() { gw.loginTimedOut(c) })
 	_ = nc.AddCloseCallback(c.socketClosed)
 	return &connCtx{Context: ctx, c: c}
 }
@@ -304,11 +305,11 @@ func (gw *Gateway) admit(c *conn, appID, did, uid, tok string) admission {
 		return admission{}
 	}
 	c.state = statePending
-	c.appID, c.did, c.uid, c.link = appID, did, claims.UID, link
+	c.setIdentityLocked(app.ID, did, claims.UID)
+	c.link = link
 	c.app, c.usage = app, u
 	// A connection past its Login keeps no timer (80 bytes); a refused Resume arms a new one.
-	lt := c.loginTimer
-	c.loginTimer = nil
+	lt := c.takeLoginTimerLocked()
 	c.mu.Unlock()
 	if lt != nil {
 		lt.Stop()
@@ -359,13 +360,17 @@ func (gw *Gateway) refuseResume(c *conn, f *fleet.DownFrame) bool {
 		return !c.closed
 	}
 	// Sessions the state server synced before it found the connection gone are left too.
-	app, sessions, u := c.appID, c.sessions, c.usage
+	app, sessions, u := c.appID(), c.sessionsLocked(), c.usage
 	c.state = stateNew
-	c.appID, c.did, c.uid, c.link, c.app, c.usage, c.sessions = "", "", "", nil, nil, nil, nil
-	if !c.closed && c.loginTimer == nil {
-		// The wheel runs callbacks with no lock held, so arming under c.mu cannot deadlock.
-		c.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() { gw.loginTimedOut(c) })
+	c.key, c.uid, c.link, c.app, c.usage = "", "", nil, nil, nil
+	if c.cold != nil {
+		c.cold.sessions = nil
 	}
+	if k := c.coldLocked(); !c.closed && k.loginTimer == nil {
+		// The wheel runs callbacks with no lock held, so arming under c.mu cannot deadlock.
+		k.loginTimer = gw.wheel.AfterFunc(gw.cfg.LoginTimeout, func() { gw.loginTimedOut(c) })
+	}
+	c.trimColdLocked()
 	c.mu.Unlock()
 	gw.leaveAllSessions(c, app, sessions)
 	if u != nil {
@@ -408,7 +413,7 @@ func (gw *Gateway) forward(c *conn, l *stateLink, ev *fleet.UpEvent, reserved bo
 func (gw *Gateway) onClose(c *conn) {
 	c.mu.Lock()
 	c.closed = true
-	gw.upInFlight.Add(-int64(len(c.upPending)))
+	gw.upInFlight.Add(-int64(len(c.upPendingLocked())))
 	if c.link != nil {
 		// Along with closed, under c.mu: a push that finds it closed, or gone from the table,
 		// must know its close event is coming (push.go).
@@ -416,22 +421,18 @@ func (gw *Gateway) onClose(c *conn) {
 	}
 	c.queue, c.queued = nil, 0
 	gw.slow.unwatchLocked(c)
-	c.unacked, c.upPending = nil, nil
-	link, app, did, uid, reason := c.link, c.appID, c.did, c.uid, c.reason
-	sessions, u := c.sessions, c.usage
+	link, app, did, uid, reason, key := c.link, c.appID(), c.did(), c.uid, c.reason, c.key
+	sessions, u := c.sessionsLocked(), c.usage
 	c.usage = nil
-	c.sessions = nil
-	lt := c.loginTimer
-	c.loginTimer = nil
+	if c.cold != nil {
+		c.cold.unacked, c.cold.upPending, c.cold.sessions = nil, nil, nil
+	}
+	lt := c.takeLoginTimerLocked()
 	c.mu.Unlock()
 	if lt != nil {
 		lt.Stop()
 	}
 	gw.leaveAllSessions(c, app, sessions)
-	key := ""
-	if did != "" {
-		key = didKey(app, did)
-	}
 	gw.conns.remove(c, key)
 	if u != nil {
 		u.conns.Add(-1)

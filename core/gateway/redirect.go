@@ -47,7 +47,7 @@ func (gw *Gateway) redirect(c *conn, targets []string) bool {
 	if c.reason == 0 {
 		c.reason = protocol.CodeMigrated
 	}
-	appID, did, uid := c.appID, c.did, c.uid
+	appID, did, uid := c.appID(), c.did(), c.uid
 	c.mu.Unlock()
 	if c.ws != nil {
 		targets = gw.wsTargets(targets)

@@ -70,16 +70,17 @@ func (c *conn) ownedBy(stateID string) bool {
 func (gw *Gateway) joinSession(c *conn, session string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.closed || c.appID == "" {
+	if c.closed || c.appID() == "" {
 		return false
 	}
 	// A linear scan: a connection is in a handful of sessions, and a slice costs less than a map.
-	if slices.Contains(c.sessions, session) {
+	if slices.Contains(c.sessionsLocked(), session) {
 		return true
 	}
-	c.sessions = append(c.sessions, session)
+	k := c.coldLocked()
+	k.sessions = append(k.sessions, session)
 	// Under c.mu, so onClose, which takes c.mu before leaving every session, cannot miss this one.
-	gw.sessions.add(sessionKey(c.appID, session), c)
+	gw.sessions.add(sessionKey(c.appID(), session), c)
 	return true
 }
 
@@ -90,15 +91,17 @@ func (gw *Gateway) leaveSession(c *conn, session string) bool {
 	if c.closed {
 		return false
 	}
-	i := slices.Index(c.sessions, session)
+	i := slices.Index(c.sessionsLocked(), session)
 	if i < 0 {
 		return true
 	}
-	c.sessions = slices.Delete(c.sessions, i, i+1)
-	if len(c.sessions) == 0 {
-		c.sessions = nil
+	k := c.cold
+	k.sessions = slices.Delete(k.sessions, i, i+1)
+	if len(k.sessions) == 0 {
+		k.sessions = nil
+		c.trimColdLocked()
 	}
-	gw.sessions.remove(sessionKey(c.appID, session), c)
+	gw.sessions.remove(sessionKey(c.appID(), session), c)
 	return true
 }
 
