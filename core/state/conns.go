@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,9 +111,12 @@ type route struct {
 type connState struct {
 	// key is the connection's identity: the key of its first route. Stages (stage.Conn) and business
 	// servers (conn_id) know it by this key, which a Resume does not change.
-	key      connKey
+	key connKey
+	// appID and did slice didKey, the did index's key for them, and uid does too when it is the
+	// did (most devices): one string where the event's three and the index's two keys took five.
 	appID    string
 	did, uid string
+	didKey   string
 	// route is nil while the connection is parked.
 	route    atomic.Pointer[route]
 	lastSeen atomic.Int64 // unix nanoseconds of the last frame
@@ -174,7 +178,12 @@ func (cs *connState) remote() string {
 }
 
 func newConnState(key connKey, appID, did, uid, remote string, gw *gatewayLink) *connState {
-	cs := &connState{key: key, appID: appID, did: did, uid: uid}
+	dk := didKey(appID, did)
+	appID, did = dk[:len(appID)], dk[len(appID)+1:]
+	if uid == did {
+		uid = did
+	}
+	cs := &connState{key: key, appID: appID, did: did, uid: uid, didKey: dk}
 	cs.route.Store(&route{key: key, gw: gw, remote: remote})
 	cs.lastSeen.Store(time.Now().UnixNano())
 	return cs
@@ -194,8 +203,10 @@ type connShard struct {
 	// too: get answers both, and callers check which they were given (byIdentity, byRoute).
 	byKey map[connKey]*connState
 	byDID map[string]*connState
-	// byUID holds the logged-in connections of a user (app + "\x00" + uid): one per device.
-	byUID map[string]map[*connState]struct{}
+	// byUID holds the logged-in connections of a user (app + "\x00" + uid): one per device. A
+	// user has a handful of devices, and a slice of them costs 8 bytes for one where a map
+	// took over 200.
+	byUID map[string][]*connState
 }
 
 func newConns() *conns {
@@ -203,12 +214,20 @@ func newConns() *conns {
 	for i := range c.shards {
 		c.shards[i].byKey = map[connKey]*connState{}
 		c.shards[i].byDID = map[string]*connState{}
-		c.shards[i].byUID = map[string]map[*connState]struct{}{}
+		c.shards[i].byUID = map[string][]*connState{}
 	}
 	return c
 }
 
 func didKey(appID, did string) string { return appID + "\x00" + did }
+
+// uidKey is the byUID key of cs: its didKey when the uid is the did.
+func (cs *connState) uidKey() string {
+	if cs.uid == cs.did {
+		return cs.didKey
+	}
+	return didKey(cs.appID, cs.uid)
+}
 
 func hashString(s string) uint32 {
 	h := uint32(2166136261)
@@ -297,22 +316,19 @@ func (c *conns) addPending(cs *connState) bool {
 
 // activate makes cs its did's connection, returning the connection it replaced.
 func (c *conns) activate(cs *connState) (replaced *connState) {
-	key := didKey(cs.appID, cs.did)
+	key := cs.didKey
 	s := c.didShard(key)
 	s.mu.Lock()
 	replaced = s.byDID[key]
 	s.byDID[key] = cs
 	s.mu.Unlock()
 	if cs.uid != "" {
-		key := didKey(cs.appID, cs.uid)
+		key := cs.uidKey()
 		s := c.didShard(key)
 		s.mu.Lock()
-		m := s.byUID[key]
-		if m == nil {
-			m = map[*connState]struct{}{}
-			s.byUID[key] = m
+		if m := s.byUID[key]; !slices.Contains(m, cs) {
+			s.byUID[key] = append(m, cs)
 		}
-		m[cs] = struct{}{}
 		s.mu.Unlock()
 	}
 	return replaced
@@ -324,12 +340,7 @@ func (c *conns) byUID(app, uid string) []*connState {
 	s := c.didShard(key)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	m := s.byUID[key]
-	out := make([]*connState, 0, len(m))
-	for cs := range m {
-		out = append(out, cs)
-	}
-	return out
+	return slices.Clone(s.byUID[key])
 }
 
 // remove forgets cs; it reports false if it was already gone.
@@ -345,7 +356,7 @@ func (c *conns) remove(cs *connState) bool {
 		c.n.Add(-1)
 	}
 	s.mu.Unlock()
-	key := didKey(cs.appID, cs.did)
+	key := cs.didKey
 	s = c.didShard(key)
 	s.mu.Lock()
 	if s.byDID[key] == cs {
@@ -353,13 +364,17 @@ func (c *conns) remove(cs *connState) bool {
 	}
 	s.mu.Unlock()
 	if cs.uid != "" {
-		key := didKey(cs.appID, cs.uid)
+		key := cs.uidKey()
 		s := c.didShard(key)
 		s.mu.Lock()
 		if m := s.byUID[key]; m != nil {
-			delete(m, cs)
+			if i := slices.Index(m, cs); i >= 0 {
+				m = slices.Delete(m, i, i+1)
+			}
 			if len(m) == 0 {
 				delete(s.byUID, key)
+			} else {
+				s.byUID[key] = m
 			}
 		}
 		s.mu.Unlock()
