@@ -98,3 +98,24 @@ func (s *State) Received(connID uint64, sig protocol.Signal) []*fleet.UpEvent {
 		return ev.ConnId == int64(connID) && ev.Kind == fleet.UpKind_FRAME && protocol.Signal(ev.Signal) == sig
 	})
 }
+
+// Forget drops the events recorded so far: a benchmark that holds thousands of devices measures
+// the gateway, not this record of their logins.
+func (s *State) Forget() {
+	s.mu.Lock()
+	s.events = nil
+	s.mu.Unlock()
+}
+
+// Count is how many events delivered so far match accepts, without copying them.
+func (s *State) Count(match func(*fleet.UpEvent) bool) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, ev := range s.events {
+		if match(ev) {
+			n++
+		}
+	}
+	return n
+}
