@@ -130,15 +130,13 @@ type connState struct {
 	closed   bool
 	loggedIn bool
 	// parked is set from the drop of the socket until a Resume or the end of the reconnect
-	// window (parkTimer), when the connection ends with parkReason. lastRoute is the route it
-	// dropped from, whose conn ID a Resume names; resuming is set while a Resume is being answered.
+	// window (park.timer), when the connection ends with parkReason; park holds what a parked
+	// connection keeps, nil while it has a route (most of the time, for most connections).
+	// resuming is set while a Resume is being answered.
 	parked      bool
 	resuming    bool
 	parkReason  protocol.Code
-	parkTimer   *timewheel.Timer
-	lastRoute   connKey
-	queued      []parkedPush // pushes that arrived while parked, oldest first
-	acks        []keptAck    // UplinkAcks decided while parked (keepAck)
+	park        *parkState
 	hbTimer     *timewheel.Timer
 	lastUpSeq   uint64
 	nextDownSeq uint64
@@ -152,6 +150,17 @@ type connState struct {
 	evicted  []undelivered // tracked entries evicted under mu, reported once it is released
 	// sessions the connection is in (nil for most): it leaves them all when it closes.
 	sessions []string
+}
+
+// parkState is what a connection keeps while parked: made when it parks, dropped when it resumes
+// or is forgotten, so a connection with a route carries one pointer for it (TestConnStateStaysSmall).
+type parkState struct {
+	// timer ends the reconnect window. lastRoute is the route the connection dropped from, whose
+	// conn ID a Resume names.
+	timer     *timewheel.Timer
+	lastRoute connKey
+	queued    []parkedPush // pushes that arrived while parked, oldest first
+	acks      []keptAck    // UplinkAcks decided while parked (keepAck)
 }
 
 // routeKey is the key of the connection's current route, and false while it is parked.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+	"github.com/platoim/plato/internal/timewheel"
 	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/protocol"
@@ -288,8 +289,8 @@ func (cs *connState) keepAck(seq uint64, body []byte) bool {
 	if !cs.parked {
 		return cs.route.Load() == nil
 	}
-	if len(cs.acks) < maxKeptAcks {
-		cs.acks = append(cs.acks, keptAck{seq: seq, body: body})
+	if p := cs.park; len(p.acks) < maxKeptAcks {
+		p.acks = append(p.acks, keptAck{seq: seq, body: body})
 	}
 	return true
 }
@@ -389,8 +390,13 @@ func (s *Server) markClosed(cs *connState) (first, loggedIn bool) {
 	}
 	cs.closed = true
 	loggedIn = cs.loggedIn
-	hb, pt, wasParked := cs.hbTimer, cs.parkTimer, cs.parked
-	cs.hbTimer, cs.parkTimer, cs.parked = nil, nil, false
+	hb, wasParked := cs.hbTimer, cs.parked
+	var pt *timewheel.Timer
+	if cs.park != nil {
+		// The rest of the park (its queued pushes) is forget's to report.
+		pt, cs.park.timer = cs.park.timer, nil
+	}
+	cs.hbTimer, cs.parked = nil, false
 	cs.mu.Unlock()
 	if hb != nil {
 		hb.Stop()
@@ -417,7 +423,11 @@ func (s *Server) forget(cs *connState, reason protocol.Code) {
 		}
 	}
 	slices.SortFunc(lost, func(a, b undelivered) int { return cmp.Compare(a.seq, b.seq) })
-	for _, q := range cs.queued {
+	var queued []parkedPush
+	if cs.park != nil {
+		queued = cs.park.queued
+	}
+	for _, q := range queued {
 		if q.qos != stage.AtMostOnce {
 			lost = append(lost, undelivered{msgID: q.msgID})
 		}
@@ -425,7 +435,7 @@ func (s *Server) forget(cs *connState, reason protocol.Code) {
 			q.w.ack(q.idx)
 		}
 	}
-	cs.inflight, cs.order, cs.queued, cs.acks = nil, nil, nil, nil
+	cs.inflight, cs.order, cs.park = nil, nil, nil
 	cs.mu.Unlock()
 	if s.conns.remove(cs) {
 		s.metrics.closed.Add(int(reason))

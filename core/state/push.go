@@ -240,12 +240,13 @@ func (s *Server) track(cs *connState, msgID uint64, payload []byte, qos stage.Qo
 	now := time.Now().UnixNano()
 	if cs.parked {
 		var dropped *parkedPush
-		if len(cs.queued) >= s.cfg.MaxParked {
-			d := cs.queued[0]
+		p := cs.park
+		if len(p.queued) >= s.cfg.MaxParked {
+			d := p.queued[0]
 			dropped = &d
-			cs.queued = cs.queued[1:]
+			p.queued = p.queued[1:]
 		}
-		cs.queued = append(cs.queued, parkedPush{msgID: msgID, payload: payload, qos: qos, w: w, idx: idx, sent: now})
+		p.queued = append(p.queued, parkedPush{msgID: msgID, payload: payload, qos: qos, w: w, idx: idx, sent: now})
 		cs.mu.Unlock()
 		if dropped != nil {
 			s.metrics.parkedDropped.Add(1)

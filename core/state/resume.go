@@ -43,7 +43,7 @@ func (s *Server) closed(key connKey, reason protocol.Code) {
 	// Parked already (the gateway said Gone first, or the heartbeat timed out): a reason that ends
 	// the connection for good still does.
 	cs.mu.Lock()
-	mine := cs.parked && !cs.resuming && cs.lastRoute == key
+	mine := cs.parked && !cs.resuming && cs.park.lastRoute == key
 	cs.mu.Unlock()
 	if mine && !resumable(reason) {
 		s.disconnect(cs, reason)
@@ -96,10 +96,10 @@ func (s *Server) park(cs *connState, reason protocol.Code, from connKey) bool {
 		return true
 	}
 	r := cs.route.Swap(nil)
-	cs.parked, cs.parkReason, cs.lastRoute = true, reason, r.key
+	cs.parked, cs.parkReason = true, reason
+	cs.park = &parkState{lastRoute: r.key, timer: s.wheel.AfterFunc(s.cfg.ReconnectWindow, func() { s.expire(cs) })}
 	hb := cs.hbTimer
 	cs.hbTimer = nil
-	cs.parkTimer = s.wheel.AfterFunc(s.cfg.ReconnectWindow, func() { s.expire(cs) })
 	cs.mu.Unlock()
 	if hb != nil {
 		hb.Stop()
@@ -174,7 +174,7 @@ func (s *Server) resume(l *gatewayLink, key connKey, ev *fleet.UpEvent) {
 		}
 		cs.mu.Lock()
 	}
-	if !cs.parked || cs.closed || cs.lastRoute.id != m.PrevConnID {
+	if !cs.parked || cs.closed || cs.park.lastRoute.id != m.PrevConnID {
 		cs.mu.Unlock()
 		refuse(nothingKept)
 		return
@@ -221,8 +221,9 @@ func (s *Server) finishResume(cs *connState, r *route, seq, lastDown uint64) {
 		return
 	}
 	cs.parked = false
-	pt := cs.parkTimer
-	cs.parkTimer = nil
+	park := cs.park
+	cs.park = nil
+	pt := park.timer
 	// Filed under the new route before anything is sent on it, so the device's first frames find it.
 	s.conns.reroute(cs, connKey{}, r.key)
 	cs.route.Store(r)
@@ -250,16 +251,14 @@ func (s *Server) finishResume(cs *connState, r *route, seq, lastDown uint64) {
 	// them and reaches the gateway after them.
 	ack := (&protocol.ResumeAck{Code: protocol.CodeOK, ConnID: r.key.id, HeartbeatMs: uint32(s.cfg.HeartbeatInterval / time.Millisecond)}).Append(nil)
 	s.sendRoute(r, cs.did, fleet.DownAction_LOGIN_OK, protocol.SigResumeAck, 0, seq, ack)
-	for _, a := range cs.acks {
+	for _, a := range park.acks {
 		s.sendRoute(r, cs.did, fleet.DownAction_SEND, protocol.SigUplinkAck, 0, a.seq, a.body)
 	}
-	cs.acks = nil
 	for _, q := range replay {
 		in := cs.inflight[q]
 		s.sendDownlinkRoute(r, q, protocol.FlagRetransmit, in.msgID, in.payload, in.qos, nil, 0)
 	}
-	queued := cs.queued
-	cs.queued = nil
+	queued := park.queued
 	seqs := make([]uint64, len(queued))
 	for i, p := range queued {
 		seqs[i] = cs.trackLocked(s.cfg.MaxInflight, inflight{msgID: p.msgID, payload: p.payload, qos: p.qos, w: p.w, idx: p.idx, sent: p.sent}, &s.metrics)

@@ -420,7 +420,7 @@ func TestUplinkAnsweredWhileAwayIsACKedAfterTheResume(t *testing.T) {
 		cs := ts.conns.byDID(testApp, "a")
 		cs.mu.Lock()
 		defer cs.mu.Unlock()
-		return len(cs.acks) == 1
+		return cs.park != nil && len(cs.park.acks) == 1
 	})
 	ts.deliver(t, "gw-2", resumeEvent(9, testApp, "a", "", 1, 0))
 	frames := untilFrames(t, gw2, 9, 2, "ResumeAck and UplinkAck", nil)
