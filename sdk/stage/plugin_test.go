@@ -112,12 +112,13 @@ func startPlugin(tb testing.TB) *running {
 }
 
 // startPluginWith is startPlugin with the host side's plugin sets (stage.OldHostPlugins: a host
-// without the HostCalls stream).
-func startPluginWith(tb testing.TB, plugins map[int]plugin.PluginSet) *running {
+// without the HostCalls stream) and variables added to the plugin's environment.
+func startPluginWith(tb testing.TB, plugins map[int]plugin.PluginSet, env ...string) *running {
 	tb.Helper()
 	r := &running{host: stagetest.NewHost(), log: &lockedBuffer{}}
 	cfg := clientConfig(pluginBinary(tb), r.log)
 	cfg.VersionedPlugins = plugins
+	cfg.Cmd.Env = append(os.Environ(), env...)
 	r.client = plugin.NewClient(cfg)
 	tb.Cleanup(r.client.Kill)
 	var err error

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/platoim/plato/sdk/stage/internal/pb"
+	"github.com/platoim/plato/sdk/stage/internal/wiretest"
 )
 
 // server is the plugin side: the Stage gRPC service over a Stage.
@@ -104,7 +105,13 @@ func (s *server) Process(stream pb.Stage_ProcessServer) error {
 	}
 }
 
-func (s *server) runBatch(ctx context.Context, b []byte, out *resultSender) {
+// resultSink is where runBatch sends a batch's encoded Results: the Process stream or the data
+// socket.
+type resultSink interface {
+	send(b []byte) error
+}
+
+func (s *server) runBatch(ctx context.Context, b []byte, out resultSink) {
 	id, timeoutUS, events, err := decodeBatch(b)
 	if err != nil {
 		s.log.Error("malformed batch from the host", "batch", id, "error", err)
@@ -127,6 +134,14 @@ func (s *server) runBatch(ctx context.Context, b []byte, out *resultSender) {
 		res = encodeFailure(id, msg)
 	} else {
 		res = encodeResults(id, replies)
+	}
+	if raw, ok := out.(*rawSender); ok && len(events) > 0 {
+		if t, ok := s.stage.(wiretest.RawResults); ok {
+			if frame, ok := t.RawResultFrame(events[0].Payload); ok {
+				_ = raw.sendRaw(frame)
+				return
+			}
+		}
 	}
 	if err := out.send(res); err != nil && ctx.Err() == nil {
 		s.log.Warn("sending a batch's results to the host failed", "batch", id, "error", err)
