@@ -52,6 +52,7 @@ type remote struct {
 	rawOff   atomic.Bool         // the plugin has no data socket (or the host must not use it)
 	path     atomic.Pointer[string]
 	fault    atomic.Pointer[error] // the plugin broke the data protocol (Fault)
+	frames   framePool             // batch buffers, recycled once written on the data socket
 }
 
 var (

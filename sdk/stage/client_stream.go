@@ -33,9 +33,11 @@ func (r *remote) Process(ctx context.Context, events []Event, replies []Reply) e
 		return err
 	}
 	id := r.batches.nextID()
-	b := encodeBatch(id, remainingUS(ctx), events)
-	if len(b) > maxFrame {
-		return fmt.Errorf("stage process: a batch of %d bytes is over the limit of %d", len(b), maxFrame)
+	// Encoded as a frame, header included, for the data socket; the Process stream sends the
+	// message after the header.
+	b := endFrame(appendBatch(beginFrame(r.frames.get(batchSize(events)+frameHeader)), id, remainingUS(ctx), events))
+	if len(b)-frameHeader > maxFrame {
+		return fmt.Errorf("stage process: a batch of %d bytes is over the limit of %d", len(b)-frameHeader, maxFrame)
 	}
 	res, end := s.call(ctx, id, b)
 	switch end {
@@ -110,7 +112,7 @@ type batchConn struct {
 }
 
 func (c *batchConn) send(b []byte) error {
-	c.out.b = b // gRPC keeps out.b, not out, until it is written
+	c.out.b = b[frameHeader:] // gRPC keeps out.b, not out, until it is written
 	if err := c.stream.SendMsg(&c.out); err != nil {
 		return fmt.Errorf("sending a batch: %w", err)
 	}

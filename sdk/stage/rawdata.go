@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -169,7 +170,12 @@ func (r *remote) openRaw(ctx context.Context) (*rawConn, error) {
 			}
 			continue
 		}
-		return newRawConn(c, &r.answered, r.setFault), nil
+		rc, err := newRawConn(c, &r.frames, &r.answered, r.setFault)
+		if err != nil {
+			_ = c.Close()
+			return nil, err
+		}
+		return rc, nil
 	}
 }
 
@@ -179,7 +185,7 @@ func checkHello(c *net.UnixConn, secret []byte, dl time.Time) error {
 		return err
 	}
 	var hdr [frameHeader]byte
-	b, err := readFrame(c, maxHelloFrame, &hdr)
+	b, err := readFrame(c, maxHelloFrame, &hdr, nil)
 	if err != nil {
 		return err
 	}
@@ -189,34 +195,76 @@ func checkHello(c *net.UnixConn, secret []byte, dl time.Time) error {
 	return c.SetReadDeadline(time.Time{})
 }
 
-// rawConn is a data socket as the host's mux uses it: encoded batches out, Results in.
+// rawConn is a data socket as the host's mux uses it: batches out (whole frames, header
+// included: see remote.Process), Results in.
 type rawConn struct {
 	c        *net.UnixConn
+	sc       syscall.RawConn
 	r        *bufio.Reader // the receiver's
-	whdr     [frameHeader]byte
 	rhdr     [frameHeader]byte
+	frames   *framePool // where sent batches' buffers go back
 	answered *atomic.Uint64
 	fault    func(error)
 }
 
-func newRawConn(c *net.UnixConn, answered *atomic.Uint64, fault func(error)) *rawConn {
-	return &rawConn{c: c, r: bufio.NewReaderSize(c, 64<<10), answered: answered, fault: fault}
+func newRawConn(c *net.UnixConn, frames *framePool, answered *atomic.Uint64, fault func(error)) (*rawConn, error) {
+	sc, err := c.SyscallConn()
+	if err != nil {
+		return nil, fmt.Errorf("data socket: %w", err)
+	}
+	return &rawConn{c: c, sc: sc, r: bufio.NewReaderSize(c, 64<<10), frames: frames, answered: answered, fault: fault}, nil
 }
 
 func (c *rawConn) close() { _ = c.c.Close() }
 
+// send writes a frame, or what trySend left of it, blocking until it is written (the sender
+// goroutine's way).
 func (c *rawConn) send(b []byte) error {
-	if err := writeFrame(c.c, b, &c.whdr); err != nil {
+	if _, err := c.c.Write(b); err != nil {
 		if errors.Is(err, net.ErrClosed) {
 			return io.EOF // closed by the receiver's failure, which carries the reason
 		}
 		return fmt.Errorf("sending a batch on the data socket: %w", err)
 	}
+	c.frames.put(b)
 	return nil
 }
 
+// trySend writes as much of the frame b as the socket takes without blocking, in the caller's
+// goroutine: the whole of it but when the plugin is behind in reading. It saves handing every
+// batch to the sender goroutine, which costs a goroutine switch (and often a thread wake-up) per
+// batch on each side.
+func (c *rawConn) trySend(b []byte) (n int, err error) {
+	werr := c.sc.Write(func(fd uintptr) bool {
+		for n < len(b) {
+			m, e := syscall.Write(int(fd), b[n:])
+			switch {
+			case e == syscall.EINTR:
+				continue
+			case e == syscall.EAGAIN:
+				return true // full: the rest goes through the sender goroutine
+			case e != nil:
+				err = e
+				return true
+			}
+			n += m
+		}
+		return true
+	})
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		return n, fmt.Errorf("sending a batch on the data socket: %w", err)
+	}
+	if n == len(b) {
+		c.frames.put(b)
+	}
+	return n, nil
+}
+
 func (c *rawConn) recv() (uint64, result, error) {
-	b, err := readFrame(c.r, maxFrame, &c.rhdr)
+	b, err := readFrame(c.r, maxFrame, &c.rhdr, nil) // its replies' payloads are sub-slices: not pooled
 	if err != nil {
 		if isFrameError(err) {
 			err = fmt.Errorf("stage plugin sent a bad frame on the data socket: %w", err)
@@ -283,7 +331,7 @@ func (s *server) serveRaw(c *net.UnixConn) {
 	r := bufio.NewReaderSize(c, 64<<10)
 	var hdr [frameHeader]byte
 	for {
-		b, err := readFrame(r, maxFrame, &hdr)
+		b, err := readFrame(r, maxFrame, &hdr, &out.batches)
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				s.log.Error("data socket from the host broken", "error", err)
@@ -294,18 +342,27 @@ func (s *server) serveRaw(c *net.UnixConn) {
 	}
 }
 
-// rawSender serializes the plugin's frames on the data socket.
+// rawSender is the plugin's resultSink on the data socket: it serializes the plugin's frames and
+// recycles the buffers of batches and results.
 type rawSender struct {
-	mu  sync.Mutex
-	c   *net.UnixConn
-	hdr [frameHeader]byte
+	mu      sync.Mutex
+	c       *net.UnixConn
+	batches framePool
+	results framePool
 }
 
+func (o *rawSender) buffer(n int) []byte { return beginFrame(o.results.get(n + frameHeader)) }
+
 func (o *rawSender) send(b []byte) error {
+	b = endFrame(b)
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	return writeFrame(o.c, b, &o.hdr)
+	_, err := o.c.Write(b)
+	o.mu.Unlock()
+	o.results.put(b)
+	return err
 }
+
+func (o *rawSender) release(batch []byte) { o.batches.put(batch) }
 
 // sendRaw writes bytes as they are (test stages only: internal/wiretest).
 func (o *rawSender) sendRaw(b []byte) error {

@@ -122,3 +122,37 @@ func TestDataSocketGarbageFromPlugin(t *testing.T) {
 		})
 	}
 }
+
+// Batches larger than the socket's buffer are written in part by their caller and finished by
+// the sender goroutine; concurrent ones must not interleave.
+func TestDataSocketLargeBatches(t *testing.T) {
+	r := startPlugin(t)
+	echoes(t, r.proc)
+	errs := make(chan error, 4)
+	for g := range 4 {
+		go func() {
+			evs := make([]stage.Event, 32)
+			for i := range evs {
+				evs[i] = uplink("big", uint64(i), strings.Repeat(string(rune('a'+g)), 64<<10)+fmt.Sprint(i))
+			}
+			replies, err := process(r.proc, 30*time.Second, evs...)
+			if err == nil {
+				for i := range replies {
+					if string(replies[i].Payload) != string(evs[i].Payload) {
+						err = fmt.Errorf("caller %d reply %d: %d bytes, not its payload", g, i, len(replies[i].Payload))
+						break
+					}
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if got := stage.DataPath(r.proc); got != stage.PathSocket {
+		t.Fatalf("data path %q", got)
+	}
+}

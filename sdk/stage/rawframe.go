@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"sync"
 )
 
 // The data socket (rawdata.go) carries the Process stream's two messages, an encoded Batch from
@@ -34,9 +35,10 @@ func isFrameError(err error) bool {
 	return errors.As(err, &fe)
 }
 
-// readFrame reads one frame of at most limit bytes from r into a new slice, which the caller
-// owns. io.EOF means the peer closed between frames; a frame cut short is io.ErrUnexpectedEOF.
-func readFrame(r io.Reader, limit int, hdr *[frameHeader]byte) ([]byte, error) {
+// readFrame reads one frame of at most limit bytes from r into a buffer from pool (nil: a new
+// slice, the caller's to keep). io.EOF means the peer closed between frames; a frame cut short is
+// io.ErrUnexpectedEOF.
+func readFrame(r io.Reader, limit int, hdr *[frameHeader]byte, pool *framePool) ([]byte, error) {
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return nil, err
 	}
@@ -44,7 +46,12 @@ func readFrame(r io.Reader, limit int, hdr *[frameHeader]byte) ([]byte, error) {
 	if uint64(n) > uint64(limit) {
 		return nil, &frameError{msg: fmt.Sprintf("frame of %d bytes, more than the limit of %d", n, limit)}
 	}
-	b := make([]byte, n)
+	var b []byte
+	if pool != nil {
+		b = pool.get(int(n))[:n]
+	} else {
+		b = make([]byte, n)
+	}
 	if _, err := io.ReadFull(r, b); err != nil {
 		if errors.Is(err, io.EOF) {
 			err = io.ErrUnexpectedEOF
@@ -52,6 +59,38 @@ func readFrame(r io.Reader, limit int, hdr *[frameHeader]byte) ([]byte, error) {
 		return nil, err
 	}
 	return b, nil
+}
+
+// beginFrame starts a frame in buf (its length is ignored): the header's room, for the message to
+// be appended after it; endFrame then fills the header in. A frame so built goes out in one write.
+func beginFrame(buf []byte) []byte { return append(buf[:0], 0, 0, 0, 0) }
+
+func endFrame(b []byte) []byte {
+	binary.LittleEndian.PutUint32(b, uint32(len(b)-frameHeader))
+	return b
+}
+
+// maxPooledFrame is the largest buffer a framePool keeps: a rare huge batch is left to the GC
+// rather than held for ever.
+const maxPooledFrame = 1 << 20
+
+// framePool recycles the buffers of frames once written or read and done with, so that a busy
+// stage does not make a batch's worth of garbage per batch on either side.
+type framePool struct{ p sync.Pool }
+
+// get returns an empty buffer of capacity n at least.
+func (fp *framePool) get(n int) []byte {
+	if v, ok := fp.p.Get().(*[]byte); ok && cap(*v) >= n {
+		return (*v)[:0]
+	}
+	return make([]byte, 0, max(n, 512))
+}
+
+func (fp *framePool) put(b []byte) {
+	if cap(b) == 0 || cap(b) > maxPooledFrame {
+		return
+	}
+	fp.p.Put(&b)
 }
 
 // writeFrame writes b as one frame with a single writev; hdr is the caller's scratch header.

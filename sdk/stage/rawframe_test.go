@@ -17,22 +17,22 @@ func TestReadFrame(t *testing.T) {
 	results := encodeResults(7, []Reply{{}, RejectWith(3, "no")})
 	stream := append(frameOf(results), frameOf(nil)...)
 	r := bytes.NewReader(stream)
-	if b, err := readFrame(r, maxFrame, &hdr); err != nil || !bytes.Equal(b, results) {
+	if b, err := readFrame(r, maxFrame, &hdr, nil); err != nil || !bytes.Equal(b, results) {
 		t.Fatalf("first frame: %x %v", b, err)
 	}
-	if b, err := readFrame(r, maxFrame, &hdr); err != nil || len(b) != 0 {
+	if b, err := readFrame(r, maxFrame, &hdr, nil); err != nil || len(b) != 0 {
 		t.Fatalf("empty frame: %x %v", b, err)
 	}
-	if _, err := readFrame(r, maxFrame, &hdr); err != io.EOF {
+	if _, err := readFrame(r, maxFrame, &hdr, nil); err != io.EOF {
 		t.Fatalf("end: %v, want io.EOF", err)
 	}
-	if _, err := readFrame(bytes.NewReader(frameOf(results)[:5]), maxFrame, &hdr); !errors.Is(err, io.ErrUnexpectedEOF) {
+	if _, err := readFrame(bytes.NewReader(frameOf(results)[:5]), maxFrame, &hdr, nil); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("cut frame: %v", err)
 	}
-	if _, err := readFrame(bytes.NewReader([]byte{1, 0}), maxFrame, &hdr); !errors.Is(err, io.ErrUnexpectedEOF) {
+	if _, err := readFrame(bytes.NewReader([]byte{1, 0}), maxFrame, &hdr, nil); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("cut header: %v", err)
 	}
-	_, err := readFrame(bytes.NewReader(frameOf(make([]byte, 65))), maxHelloFrame, &hdr)
+	_, err := readFrame(bytes.NewReader(frameOf(make([]byte, 65))), maxHelloFrame, &hdr, nil)
 	if !isFrameError(err) || err.Error() != "frame of 65 bytes, more than the limit of 64" {
 		t.Fatalf("oversized: %v", err)
 	}
@@ -60,7 +60,7 @@ func FuzzReadFrames(f *testing.F) {
 		r := bytes.NewReader(data)
 		for {
 			off := len(data) - r.Len()
-			b, err := readFrame(r, limit, &hdr)
+			b, err := readFrame(r, limit, &hdr, nil)
 			if err != nil {
 				over := off+frameHeader <= len(data) && binary.LittleEndian.Uint32(data[off:]) > limit
 				if isFrameError(err) != over {

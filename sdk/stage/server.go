@@ -108,14 +108,20 @@ func (s *server) Process(stream pb.Stage_ProcessServer) error {
 // resultSink is where runBatch sends a batch's encoded Results: the Process stream or the data
 // socket.
 type resultSink interface {
+	// buffer returns a buffer to append a Results of about n bytes to.
+	buffer(n int) []byte
+	// send sends b, a buffer from buffer with the Results appended, and takes it back.
 	send(b []byte) error
+	// release takes back a batch's bytes once its results are sent (nothing refers to them).
+	release(batch []byte)
 }
 
 func (s *server) runBatch(ctx context.Context, b []byte, out resultSink) {
+	defer out.release(b)
 	id, timeoutUS, events, err := decodeBatch(b)
 	if err != nil {
 		s.log.Error("malformed batch from the host", "batch", id, "error", err)
-		out.send(encodeFailure(id, "malformed batch: "+err.Error()))
+		out.send(appendFailure(out.buffer(64), id, "malformed batch: "+err.Error()))
 		return
 	}
 	if timeoutUS > 0 {
@@ -131,9 +137,9 @@ func (s *server) runBatch(ctx context.Context, b []byte, out resultSink) {
 		if errors.As(err, &be) {
 			msg = be.Message
 		}
-		res = encodeFailure(id, msg)
+		res = appendFailure(out.buffer(len(msg)+16), id, msg)
 	} else {
-		res = encodeResults(id, replies)
+		res = appendResults(out.buffer(resultsSize(replies)), id, replies)
 	}
 	if raw, ok := out.(*rawSender); ok && len(events) > 0 {
 		if t, ok := s.stage.(wiretest.RawResults); ok {
@@ -166,6 +172,9 @@ func (o *resultSender) send(b []byte) error {
 	o.msg.b = b // gRPC keeps b (not msg) until it is written
 	return o.stream.SendMsg(&o.msg)
 }
+
+func (o *resultSender) buffer(n int) []byte { return make([]byte, 0, n) }
+func (o *resultSender) release([]byte)      {}
 
 func (o *resultSender) close() {
 	o.mu.Lock()

@@ -14,6 +14,9 @@ import (
 type muxStream[Req, Resp any] struct {
 	conn      muxConn[Req, Resp]
 	canceller callCanceller      // conn, when it can cancel calls; nil otherwise
+	direct    directSender       // conn, when callers may write to it themselves; nil otherwise
+	sendMu    sync.Mutex         // held while a request is being written (direct streams only)
+	rest      chan []byte        // a request a caller wrote in part, for the sender to finish
 	cancel    context.CancelFunc // ends the stream
 	sendq     chan Req
 	wake      chan struct{} // cancels is not empty (buffered: one pending wake-up is enough)
@@ -43,6 +46,10 @@ func newMuxStream[Req, Resp any](c muxConn[Req, Resp], cancel context.CancelFunc
 		done:    make(chan struct{}),
 		waiters: make(map[uint64]chan Resp),
 	}
+	if d, ok := c.(directSender); ok {
+		s.direct = d
+		s.rest = make(chan []byte, 1)
+	}
 	if cc, ok := c.(callCanceller); ok {
 		s.canceller = cc
 		s.wake = make(chan struct{}, 1) // nil otherwise: the sender's select skips it
@@ -60,13 +67,19 @@ func (s *muxStream[Req, Resp]) call(ctx context.Context, id uint64, req Req) (Re
 	if !s.register(id, w) {
 		return none, callNotSent
 	}
-	select {
-	case s.sendq <- req:
-	case <-ctx.Done():
-		s.unregister(id)
-		return none, callCtxEnded
-	case <-s.done:
-		return none, callNotSent
+	if sent, ok := s.sendDirect(req); ok {
+		if !sent {
+			return none, callNotSent
+		}
+	} else {
+		select {
+		case s.sendq <- req:
+		case <-ctx.Done():
+			s.unregister(id)
+			return none, callCtxEnded
+		case <-s.done:
+			return none, callNotSent
+		}
 	}
 	select {
 	case r := <-w:
@@ -82,6 +95,39 @@ func (s *muxStream[Req, Resp]) call(ctx context.Context, id uint64, req Req) (Re
 			return none, callBroken
 		}
 	}
+}
+
+// directSender is a muxConn to which a caller may write its request itself, as far as that does
+// not block (the data socket): trySend writes what it can of b without blocking and says how much.
+// Requests are []byte then.
+type directSender interface {
+	trySend(b []byte) (n int, err error)
+}
+
+// sendDirect writes req in the caller's goroutine when the stream allows it: ok false means
+// the caller must hand req to the sender goroutine (not a direct stream, the sender busy, or the
+// socket full before any byte went). sent false means the stream ended before anything was
+// written. A request written in part is finished by the sender goroutine, before anything else.
+func (s *muxStream[Req, Resp]) sendDirect(req Req) (sent, ok bool) {
+	if s.direct == nil || !s.sendMu.TryLock() {
+		return false, false
+	}
+	b := any(req).([]byte)
+	n, err := s.direct.trySend(b)
+	switch {
+	case err != nil:
+		s.sendMu.Unlock()
+		s.fail(err) // the socket is gone: nobody can write on it any more
+		return n > 0, true
+	case n == len(b):
+		s.sendMu.Unlock()
+		return true, true
+	case n == 0:
+		s.sendMu.Unlock()
+		return false, false
+	}
+	s.rest <- b[n:] // buffered, and empty: sendMu is held until the sender has written it
+	return true, true
 }
 
 func (s *muxStream[Req, Resp]) broken() bool {
@@ -143,7 +189,20 @@ func (s *muxStream[Req, Resp]) sendLoop() {
 	for {
 		select {
 		case req := <-s.sendq:
-			if !s.sent(s.conn.send(req)) {
+			if s.direct != nil {
+				s.sendMu.Lock() // a caller may be writing directly
+			}
+			err := s.conn.send(req)
+			if s.direct != nil {
+				s.sendMu.Unlock()
+			}
+			if !s.sent(err) {
+				return
+			}
+		case b := <-s.rest: // sendMu is held by the caller who wrote the start of b
+			err := s.conn.send(any(b).(Req))
+			s.sendMu.Unlock()
+			if !s.sent(err) {
 				return
 			}
 		case <-s.wake:

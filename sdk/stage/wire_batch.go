@@ -9,6 +9,11 @@ import (
 // encodeBatch encodes a Batch (host side). Strings are cleaned to valid UTF-8 on the way, so the
 // bytes are a Batch that protobuf-go accepts.
 func encodeBatch(id uint64, timeoutUS int64, events []Event) []byte {
+	return appendBatch(make([]byte, 0, batchSize(events)), id, timeoutUS, events)
+}
+
+// batchSize is about the encoded size of a batch of events, to size its buffer.
+func batchSize(events []Event) int {
 	est := 24
 	for i := range events {
 		ev := &events[i]
@@ -17,7 +22,11 @@ func encodeBatch(id uint64, timeoutUS int64, events []Event) []byte {
 			len(ev.Payload) + len(ev.Token) + len(ev.Platform) + len(ev.TimerKey) + len(ev.TimerData) + len(ev.TraceParent) +
 			len(ev.Session)
 	}
-	b := make([]byte, 0, est)
+	return est
+}
+
+// appendBatch appends the encoded Batch to b.
+func appendBatch(b []byte, id uint64, timeoutUS int64, events []Event) []byte {
 	b = appendVarint(b, fBatchID, id)
 	for i := range events {
 		b = appendEvent(b, &events[i])

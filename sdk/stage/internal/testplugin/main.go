@@ -30,6 +30,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -185,4 +186,15 @@ func (s *testStage) RawResultFrame(payload []byte) ([]byte, bool) {
 
 var _ wiretest.RawResults = (*testStage)(nil)
 
-func main() { stage.Serve(&testStage{}) }
+func main() {
+	// PLATO_TESTPLUGIN_CPUPROFILE=path:seconds profiles the plugin's CPU for that long, to read
+	// the plugin's half of BenchmarkProcess.
+	if spec := os.Getenv("PLATO_TESTPLUGIN_CPUPROFILE"); spec != "" {
+		path, secs, _ := strings.Cut(spec, ":")
+		n, _ := strconv.Atoi(secs)
+		if f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid())); err == nil && pprof.StartCPUProfile(f) == nil {
+			time.AfterFunc(time.Duration(n)*time.Second, func() { pprof.StopCPUProfile(); _ = f.Close() })
+		}
+	}
+	stage.Serve(&testStage{})
+}
