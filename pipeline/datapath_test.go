@@ -98,7 +98,8 @@ func TestDataSocketGarbageIsACrash(t *testing.T) {
 	} {
 		pid := p.pluginPIDs()[0]
 		o := runWait(t, p, uplink("chat", 1, uint64(10*i+1), c.payload))
-		if o.Verdict != stage.Reject || o.Code != CodePipelineFailed || !strings.Contains(o.Message, c.detail) {
+		// The device hears only that the stage failed; the reason goes to the log below.
+		if o.Verdict != stage.Reject || o.Code != CodePipelineFailed {
 			t.Errorf("%s: %+v", c.payload, o)
 		}
 		poll.Until(t, c.payload+": the relaunch", func() bool { return in.restarts.Load() == int64(i+1) && in.cur.Load() != nil })
