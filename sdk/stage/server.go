@@ -27,6 +27,8 @@ type server struct {
 	// in a real plugin, a direct connection in a test harness.
 	dialHost func(ctx context.Context, id uint32) (*grpc.ClientConn, error)
 
+	scratch sync.Pool // *batchScratch
+
 	mu       sync.Mutex
 	hostConn *grpc.ClientConn // the current Init's, closed by the next Init
 	hostMux  *hostMux         // the current Init's Host calls, over hostConn
@@ -116,9 +118,31 @@ type resultSink interface {
 	release(batch []byte)
 }
 
+// batchScratch is a batch's events and replies, recycled across batches: events are valid only
+// during their handler's call (doc.go), and replies only until they are encoded.
+type batchScratch struct {
+	events  []Event
+	replies []Reply
+}
+
+// maxPooledBatch is the most events a recycled batchScratch keeps room for.
+const maxPooledBatch = 4096
+
 func (s *server) runBatch(ctx context.Context, b []byte, out resultSink) {
 	defer out.release(b)
-	id, timeoutUS, events, err := decodeBatch(b)
+	sc, _ := s.scratch.Get().(*batchScratch)
+	if sc == nil {
+		sc = new(batchScratch)
+	}
+	defer func() {
+		if cap(sc.events) <= maxPooledBatch {
+			clear(sc.events[:cap(sc.events)]) // drop what the events point to: payloads, strings
+			clear(sc.replies[:cap(sc.replies)])
+			s.scratch.Put(sc)
+		}
+	}()
+	id, timeoutUS, events, err := decodeBatchInto(b, sc.events)
+	sc.events = events
 	if err != nil {
 		s.log.Error("malformed batch from the host", "batch", id, "error", err)
 		out.send(appendFailure(out.buffer(64), id, "malformed batch: "+err.Error()))
@@ -129,7 +153,10 @@ func (s *server) runBatch(ctx context.Context, b []byte, out resultSink) {
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(timeoutUS)*time.Microsecond)
 		defer cancel()
 	}
-	replies := make([]Reply, len(events))
+	if cap(sc.replies) < len(events) {
+		sc.replies = make([]Reply, len(events))
+	}
+	replies := sc.replies[:len(events)]
 	var res []byte
 	if err := s.h.run(ctx, s.log, events, replies, false); err != nil {
 		msg := err.Error()
