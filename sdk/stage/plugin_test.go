@@ -453,8 +453,10 @@ func BenchmarkProcess(b *testing.B) {
 		{"grpc", grpcOnly.proc, grpcOnly.client.ReattachConfig().Pid, stage.PathGRPC},
 		{"inprocess", stage.InProcess(benchStage{}), 0, stage.PathInProcess},
 	}
-	for _, pr := range procs {
-		for _, n := range benchBatches {
+	// Batch size outside, path inside: the paths of one size run back to back, under about the
+	// same load on a shared machine.
+	for _, n := range benchBatches {
+		for _, pr := range procs {
 			b.Run(fmt.Sprintf("%s/batch=%d", pr.name, n), func(b *testing.B) {
 				events, replies := benchEvents(n), make([]stage.Reply, n)
 				ctx := context.Background()
