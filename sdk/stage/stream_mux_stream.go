@@ -15,8 +15,11 @@ type muxStream[Req, Resp any] struct {
 	conn      muxConn[Req, Resp]
 	canceller callCanceller      // conn, when it can cancel calls; nil otherwise
 	direct    directSender       // conn, when callers may write to it themselves; nil otherwise
-	sendMu    sync.Mutex         // held while a request is being written (direct streams only)
-	rest      chan []byte        // a request a caller wrote in part, for the sender to finish
+	// writing holds the one token of a direct stream while a request is being written: taken by
+	// a caller writing directly or by the sender. A caller that wrote part of a request hands
+	// the rest, and the token with it, to the sender through rest.
+	writing chan struct{}
+	rest    chan []byte
 	cancel    context.CancelFunc // ends the stream
 	sendq     chan Req
 	wake      chan struct{} // cancels is not empty (buffered: one pending wake-up is enough)
@@ -48,6 +51,8 @@ func newMuxStream[Req, Resp any](c muxConn[Req, Resp], cancel context.CancelFunc
 	}
 	if d, ok := c.(directSender); ok {
 		s.direct = d
+		s.writing = make(chan struct{}, 1)
+		s.writing <- struct{}{}
 		s.rest = make(chan []byte, 1)
 	}
 	if cc, ok := c.(callCanceller); ok {
@@ -109,24 +114,29 @@ type directSender interface {
 // socket full before any byte went). sent false means the stream ended before anything was
 // written. A request written in part is finished by the sender goroutine, before anything else.
 func (s *muxStream[Req, Resp]) sendDirect(req Req) (sent, ok bool) {
-	if s.direct == nil || !s.sendMu.TryLock() {
+	if s.direct == nil {
+		return false, false
+	}
+	select {
+	case <-s.writing:
+	default: // the sender, or another caller, is writing
 		return false, false
 	}
 	b := any(req).([]byte)
 	n, err := s.direct.trySend(b)
 	switch {
 	case err != nil:
-		s.sendMu.Unlock()
+		s.writing <- struct{}{}
 		s.fail(err) // the socket is gone: nobody can write on it any more
 		return n > 0, true
 	case n == len(b):
-		s.sendMu.Unlock()
+		s.writing <- struct{}{}
 		return true, true
 	case n == 0:
-		s.sendMu.Unlock()
+		s.writing <- struct{}{}
 		return false, false
 	}
-	s.rest <- b[n:] // buffered, and empty: sendMu is held until the sender has written it
+	s.rest <- b[n:] // buffered, and empty: we hold the token, which goes with it to the sender
 	return true, true
 }
 
@@ -189,19 +199,19 @@ func (s *muxStream[Req, Resp]) sendLoop() {
 	for {
 		select {
 		case req := <-s.sendq:
-			if s.direct != nil {
-				s.sendMu.Lock() // a caller may be writing directly
+			if s.direct != nil && !s.takeWriting() {
+				return
 			}
 			err := s.conn.send(req)
 			if s.direct != nil {
-				s.sendMu.Unlock()
+				s.writing <- struct{}{}
 			}
 			if !s.sent(err) {
 				return
 			}
-		case b := <-s.rest: // sendMu is held by the caller who wrote the start of b
+		case b := <-s.rest: // with the token of the caller who wrote the start of b
 			err := s.conn.send(any(b).(Req))
-			s.sendMu.Unlock()
+			s.writing <- struct{}{}
 			if !s.sent(err) {
 				return
 			}
@@ -218,6 +228,19 @@ func (s *muxStream[Req, Resp]) sendLoop() {
 		case <-s.done:
 			return
 		}
+	}
+}
+
+// takeWriting takes the writing token for the sender, finishing first a request a caller wrote in
+// part (whose token then passes to the sender); false when the stream ended meanwhile.
+func (s *muxStream[Req, Resp]) takeWriting() bool {
+	select {
+	case <-s.writing:
+		return true
+	case b := <-s.rest:
+		return s.sent(s.conn.send(any(b).(Req)))
+	case <-s.done:
+		return false
 	}
 }
 
