@@ -13,17 +13,17 @@ import (
 // later calls.
 type muxStream[Req, Resp any] struct {
 	conn      muxConn[Req, Resp]
-	canceller callCanceller      // conn, when it can cancel calls; nil otherwise
-	direct    directSender       // conn, when callers may write to it themselves; nil otherwise
+	canceller callCanceller // conn, when it can cancel calls; nil otherwise
+	direct    directSender  // conn, when callers may write to it themselves; nil otherwise
 	// writing holds the one token of a direct stream while a request is being written: taken by
 	// a caller writing directly or by the sender. A caller that wrote part of a request hands
 	// the rest, and the token with it, to the sender through rest.
 	writing chan struct{}
 	rest    chan []byte
-	cancel    context.CancelFunc // ends the stream
-	sendq     chan Req
-	wake      chan struct{} // cancels is not empty (buffered: one pending wake-up is enough)
-	done      chan struct{} // closed by fail
+	cancel  context.CancelFunc // ends the stream
+	sendq   chan Req
+	wake    chan struct{} // cancels is not empty (buffered: one pending wake-up is enough)
+	done    chan struct{} // closed by fail
 
 	mu      sync.Mutex
 	waiters map[uint64]chan Resp
