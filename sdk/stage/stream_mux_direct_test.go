@@ -67,6 +67,17 @@ func TestMuxDirectPartialWrite(t *testing.T) {
 	go func() { _, end := s.call(ctx, 2, []byte("BBBB")); ends <- end }()
 	time.Sleep(50 * time.Millisecond) // caller 2 found the token taken and queued for the sender
 	close(c.hold)                     // caller 1 writes half and hands the rest over
+	for deadline := time.Now().Add(patience); ; time.Sleep(time.Millisecond) {
+		c.mu.Lock()
+		n := c.written.Len()
+		c.mu.Unlock()
+		if n == len("AAAAAAAABBBB") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d bytes written: the sender hung", n)
+		}
+	}
 	c.replies <- 1
 	c.replies <- 2
 	for range 2 {
