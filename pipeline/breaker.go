@@ -26,7 +26,7 @@ type crashReason uint8
 const (
 	crashExited    crashReason = iota // the process exited: killed, panicked, os.Exit
 	crashHung                         // hangTimeouts timeouts in a row with no answer: killed
-	crashUnhealthy                    // it failed its gRPC health check: killed
+	crashUnhealthy                    // it failed its gRPC health check, or broke the data socket's protocol: killed
 	crashStart                        // a launch failed: no start, handshake, Describe or Init
 	numCrashReasons
 )

@@ -184,6 +184,14 @@ func (p *proc) signalKill() {
 	}
 }
 
+// fault is why the plugin can no longer be trusted (stage.Fault), or nil.
+func (p *proc) fault() error {
+	if f, ok := p.pr.(stage.Fault); ok {
+		return f.Fault()
+	}
+	return nil
+}
+
 // answered is the plugin's count of answered batches, or 0 when its Processor does not say.
 func (pr *proc) answered() uint64 {
 	if l, ok := pr.pr.(stage.Liveness); ok {

@@ -47,6 +47,10 @@ func (in *instance) supervise(ctx context.Context) {
 			reason = crashExited
 		case pr.hung.Load():
 			reason, detail = crashHung, "its calls timed out 3 times in a row with no answer"
+		case pr.fault() != nil:
+			// It wrote something no plugin of the SDK writes: the host has cut its data socket off
+			// already, and a process that does that cannot be trusted with the next batch.
+			reason, detail = crashUnhealthy, pr.fault().Error()
 		case now.Sub(lastPing) >= pingEvery:
 			lastPing = now
 			if err := pr.healthy(ctx); err != nil {

@@ -40,6 +40,7 @@ type serveHostFunc func(newServer func([]grpc.ServerOption) *grpc.Server) (uint3
 // remote is the host side's Processor for a stage behind gRPC. Process multiplexes every caller
 // over one long-lived bidi stream (see client_stream.go).
 type remote struct {
+	conn      grpc.ClientConnInterface // the control channel
 	client    pb.StageClient
 	serveHost serveHostFunc
 
@@ -47,19 +48,24 @@ type remote struct {
 	stopHost func() // the current Init's Host service
 
 	answered atomic.Uint64       // Results received, late ones included (Liveness)
-	batches  mux[[]byte, result] // the Process stream
+	batches  mux[[]byte, result] // the data socket, or the Process stream
+	rawOff   atomic.Bool         // the plugin has no data socket (or the host must not use it)
+	path     atomic.Pointer[string]
+	fault    atomic.Pointer[error] // the plugin broke the data protocol (Fault)
+	frames   framePool             // batch buffers, recycled once written on the data socket
 }
 
 var (
 	_ Processor = (*remote)(nil)
 	_ Liveness  = (*remote)(nil)
+	_ Fault     = (*remote)(nil)
 )
 
 // Answered implements Liveness.
 func (r *remote) Answered() uint64 { return r.answered.Load() }
 
-func newRemote(c pb.StageClient, serve serveHostFunc) *remote {
-	r := &remote{client: c, serveHost: serve}
+func newRemote(c grpc.ClientConnInterface, serve serveHostFunc) *remote {
+	r := &remote{conn: c, client: pb.NewStageClient(c), serveHost: serve}
 	r.batches.open = r.open
 	return r
 }

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/platoim/plato/sdk/stage/internal/pb"
 )
@@ -31,7 +33,13 @@ func (r *remote) Process(ctx context.Context, events []Event, replies []Reply) e
 		return err
 	}
 	id := r.batches.nextID()
-	res, end := s.call(ctx, id, encodeBatch(id, remainingUS(ctx), events))
+	// Encoded as a frame, header included, for the data socket; the Process stream sends the
+	// message after the header.
+	b := endFrame(appendBatch(beginFrame(r.frames.get(batchSize(events)+frameHeader)), id, remainingUS(ctx), events))
+	if len(b)-frameHeader > maxFrame {
+		return fmt.Errorf("stage process: a batch of %d bytes is over the limit of %d", len(b)-frameHeader, maxFrame)
+	}
+	res, end := s.call(ctx, id, b)
 	switch end {
 	case callAnswered:
 		return res.decode(replies[:len(events)])
@@ -58,8 +66,27 @@ func (r result) decode(replies []Reply) error {
 	return nil
 }
 
-// open opens a Process stream for r.batches; opening is bounded by ctx.
+// open opens the batch stream for r.batches, bounded by ctx: the data socket (rawdata.go) when
+// the plugin has one, else a Process stream.
 func (r *remote) open(ctx context.Context) (muxConn[[]byte, result], context.CancelFunc, error) {
+	if err := r.Fault(); err != nil {
+		return nil, nil, err // cut off: the host replaces this plugin
+	}
+	if !r.rawOff.Load() {
+		c, err := r.openRaw(ctx)
+		switch {
+		case err == nil:
+			r.path.Store(&pathSocketV)
+			return c, c.close, nil
+		case status.Code(errors.Unwrap(err)) == codes.Unimplemented:
+			r.rawOff.Store(true) // a plugin built before the data socket: never ask again
+		case ctx.Err() != nil:
+			return nil, nil, fmt.Errorf("opening stage data socket: %w", err)
+		}
+		// Any other failure to set the socket up (a plugin that cannot reach the host's
+		// temporary directory, say) leaves the Process stream, which works everywhere; the next
+		// stream opened tries the socket again.
+	}
 	st, cancel, interrupted, err := openStream(ctx, func(sctx context.Context) (pb.Stage_ProcessClient, error) {
 		return r.client.Process(sctx, grpc.ForceCodec(wireCodec{}))
 	})
@@ -69,8 +96,12 @@ func (r *remote) open(ctx context.Context) (muxConn[[]byte, result], context.Can
 	case err != nil:
 		return nil, nil, fmt.Errorf("opening stage stream: %w", callError("stage process", err))
 	}
+	r.path.Store(&pathGRPCV)
 	return &batchConn{stream: st, answered: &r.answered}, cancel, nil
 }
+
+// Values of remote.path (pointers to them, so that the path is stored without allocating).
+var pathSocketV, pathGRPCV = PathSocket, PathGRPC
 
 // batchConn is a Process stream as the mux uses it: encoded batches out, Results in.
 type batchConn struct {
@@ -81,7 +112,7 @@ type batchConn struct {
 }
 
 func (c *batchConn) send(b []byte) error {
-	c.out.b = b // gRPC keeps out.b, not out, until it is written
+	c.out.b = b[frameHeader:] // gRPC keeps out.b, not out, until it is written
 	if err := c.stream.SendMsg(&c.out); err != nil {
 		return fmt.Errorf("sending a batch: %w", err)
 	}

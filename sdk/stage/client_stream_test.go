@@ -53,7 +53,7 @@ func newPair(t testing.TB) *pair {
 		}})
 	}))
 	pb.RegisterStageServer(srv, newServer(echoStage{}, newStderrLogger(), nil))
-	p.proc = newRemote(pb.NewStageClient(serveInMemory(t, srv)), nil)
+	p.proc = newRemote(serveInMemory(t, srv), nil)
 	t.Cleanup(func() { _ = p.proc.Close() })
 	return p
 }

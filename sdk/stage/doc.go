@@ -6,7 +6,8 @@
 //	func main() { stage.Serve(&myStage{}) }
 //
 // The same stage can run out of process (a plugin binary the host launches with hashicorp/go-plugin,
-// speaking gRPC) or, when trusted, in the host's process (InProcess). Both are seen by the host
+// speaking gRPC for control and taking its batches on a unix socket of their own, or on a gRPC
+// stream with an older host) or, when trusted, in the host's process (InProcess). Both are seen by the host
 // through Processor, so a pipeline YAML switches between them without code changes. Package
 // stagetest runs a stage behind an in-memory gRPC connection for unit tests.
 //

@@ -22,7 +22,7 @@ type oldHostPlugin struct{ GRPCPlugin }
 
 func (p *oldHostPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
 	serve := brokerServeHost(broker)
-	return newRemote(pb.NewStageClient(c), func(newServer func([]grpc.ServerOption) *grpc.Server) (uint32, func(), error) {
+	return newRemote(c, func(newServer func([]grpc.ServerOption) *grpc.Server) (uint32, func(), error) {
 		return serve(func(opts []grpc.ServerOption) *grpc.Server {
 			return newServer(append(opts, grpc.ChainStreamInterceptor(refuseHostCalls)))
 		})
@@ -34,4 +34,10 @@ func refuseHostCalls(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo,
 		return status.Errorf(codes.Unimplemented, "unknown method HostCalls for service plato.stage.v1.Host")
 	}
 	return h(srv, ss)
+}
+
+// GRPCOnlyHostPlugins is VersionedPlugins for a host built before the data socket: it never asks
+// the plugin for one, and sends batches on the Process stream.
+func GRPCOnlyHostPlugins() map[int]plugin.PluginSet {
+	return map[int]plugin.PluginSet{ProtocolVersion: {PluginName: &GRPCPlugin{NoDataSocket: true}}}
 }

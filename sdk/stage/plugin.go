@@ -57,6 +57,14 @@ type GRPCPlugin struct {
 	// the id that DialHost on the other side understands, and a func that stops serving. Nil means
 	// go-plugin's broker (broker.NextId and broker.AcceptAndServe).
 	ServeHost func(newServer func([]grpc.ServerOption) *grpc.Server) (id uint32, stop func(), err error)
+
+	// NoDataSocket leaves the data socket out, as an SDK built before it did: batches take the
+	// gRPC Process stream. On the plugin side Serve sets it when PLATO_STAGE_RAW=off is in the
+	// environment; on the host side it stops the host from asking for the socket. Package
+	// stagetest sets it, as both sides run in the test's process: over gRPC's in-memory
+	// transport the race detector sees a batch handed from one side to the other, over a socket
+	// it would not.
+	NoDataSocket bool
 }
 
 var _ plugin.GRPCPlugin = (*GRPCPlugin)(nil)
@@ -75,7 +83,11 @@ func (p *GRPCPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error
 	if logger == nil {
 		logger = newStderrLogger()
 	}
-	pb.RegisterStageServer(s, newServer(p.Stage, logger, dial))
+	srv := newServer(p.Stage, logger, dial)
+	pb.RegisterStageServer(s, srv)
+	if !p.NoDataSocket {
+		s.RegisterService(&dataServiceDesc, &dataServer{s: srv})
+	}
 	return nil
 }
 
@@ -85,5 +97,7 @@ func (p *GRPCPlugin) GRPCClient(_ context.Context, broker *plugin.GRPCBroker, c 
 	if serve == nil && broker != nil {
 		serve = brokerServeHost(broker)
 	}
-	return newRemote(pb.NewStageClient(c), serve), nil
+	r := newRemote(c, serve)
+	r.rawOff.Store(p.NoDataSocket)
+	return r, nil
 }

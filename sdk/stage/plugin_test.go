@@ -112,12 +112,13 @@ func startPlugin(tb testing.TB) *running {
 }
 
 // startPluginWith is startPlugin with the host side's plugin sets (stage.OldHostPlugins: a host
-// without the HostCalls stream).
-func startPluginWith(tb testing.TB, plugins map[int]plugin.PluginSet) *running {
+// without the HostCalls stream) and variables added to the plugin's environment.
+func startPluginWith(tb testing.TB, plugins map[int]plugin.PluginSet, env ...string) *running {
 	tb.Helper()
 	r := &running{host: stagetest.NewHost(), log: &lockedBuffer{}}
 	cfg := clientConfig(pluginBinary(tb), r.log)
 	cfg.VersionedPlugins = plugins
+	cfg.Cmd.Env = append(os.Environ(), env...)
 	r.client = plugin.NewClient(cfg)
 	tb.Cleanup(r.client.Kill)
 	var err error
@@ -381,16 +382,22 @@ func startCPU(pluginPID int) *cpuMeter {
 
 func (m *cpuMeter) report(b *testing.B, msgs int) { m.reportPer(b, msgs, "msg") }
 
-// reportPer reports the CPU time per unit, n units in all.
+// reportPer reports the CPU time per unit, n units in all: each process's, and their sum.
 func (m *cpuMeter) reportPer(b *testing.B, n int, unit string) {
-	if h, ok := hostCPU(); ok && m.hostOK {
-		b.ReportMetric(float64((h-m.host0).Nanoseconds())/float64(n), "host-cpu-ns/"+unit)
+	h, ok := hostCPU()
+	if !ok || !m.hostOK {
+		return
 	}
+	host := float64((h - m.host0).Nanoseconds()) / float64(n)
+	b.ReportMetric(host, "host-cpu-ns/"+unit)
 	if m.pluginPID == 0 {
+		b.ReportMetric(host, "cpu-ns/"+unit)
 		return
 	}
 	if p, ok := procCPU(m.pluginPID); ok && m.pluginOK {
-		b.ReportMetric(float64((p-m.plugin0).Nanoseconds())/float64(n), "plugin-cpu-ns/"+unit)
+		plugin := float64((p - m.plugin0).Nanoseconds()) / float64(n)
+		b.ReportMetric(plugin, "plugin-cpu-ns/"+unit)
+		b.ReportMetric(host+plugin, "cpu-ns/"+unit)
 	}
 }
 
@@ -421,22 +428,44 @@ func procCPU(pid int) (time.Duration, bool) {
 	return time.Duration(ut+st) * 10 * time.Millisecond, true
 }
 
-// BenchmarkProcess measures the per-message cost of Process, one caller at a time: through a real
-// plugin process (go-plugin, AutoMTLS, gRPC bidi stream over a unix socket), and InProcess. An op
-// is one batch; ns/msg is the wall time per message. allocs/op and B/op count the host process
-// only (the plugin's work is in another process).
+// BenchmarkProcess measures the per-message cost of Process, one caller at a time, through a real
+// plugin process (go-plugin, AutoMTLS control channel) on each data path: "socket" (the data
+// socket, raw frames over a unix socket) and "grpc" (the gRPC Process stream, as a plugin without
+// the socket gets: PLATO_STAGE_RAW=off), and InProcess. An op is one batch; ns/msg is the wall
+// time per message; host-cpu-ns/msg and plugin-cpu-ns/msg are each process's CPU time per message
+// (getrusage of this process; /proc/<pid>/stat of the plugin) and cpu-ns/msg their sum; load1 is
+// the machine's 1-minute load average when the sub-benchmark ended. allocs/op and B/op count the
+// host process only.
 func BenchmarkProcess(b *testing.B) {
-	r := startPlugin(b)
+	var profile []string // PLATO_TESTPLUGIN_CPUPROFILE for the socket's plugin: see internal/testplugin
+	if v := os.Getenv("PLATO_TESTPLUGIN_CPUPROFILE"); v != "" {
+		profile = append(profile, "PLATO_TESTPLUGIN_CPUPROFILE="+v)
+	}
+	sock := startPluginWith(b, stage.VersionedPlugins(), append(profile, strings.Fields(os.Getenv("PLATO_BENCH_PLUGIN_ENV"))...)...)
+	grpcOnly := startPluginWith(b, stage.VersionedPlugins(), "PLATO_STAGE_RAW=off", "PLATO_TESTPLUGIN_CPUPROFILE=")
 	procs := []struct {
 		name string
 		p    stage.Processor
 		pid  int
-	}{{"plugin", r.proc, r.client.ReattachConfig().Pid}, {"inprocess", stage.InProcess(benchStage{}), 0}}
-	for _, pr := range procs {
-		for _, n := range benchBatches {
+		path string
+	}{
+		{"socket", sock.proc, sock.client.ReattachConfig().Pid, stage.PathSocket},
+		{"grpc", grpcOnly.proc, grpcOnly.client.ReattachConfig().Pid, stage.PathGRPC},
+		{"inprocess", stage.InProcess(benchStage{}), 0, stage.PathInProcess},
+	}
+	// Batch size outside, path inside: the paths of one size run back to back, under about the
+	// same load on a shared machine.
+	for _, n := range benchBatches {
+		for _, pr := range procs {
 			b.Run(fmt.Sprintf("%s/batch=%d", pr.name, n), func(b *testing.B) {
 				events, replies := benchEvents(n), make([]stage.Reply, n)
 				ctx := context.Background()
+				if err := pr.p.Process(ctx, events, replies); err != nil { // opens the stream
+					b.Fatal(err)
+				}
+				if got := stage.DataPath(pr.p); got != pr.path {
+					b.Fatalf("data path %q, want %q", got, pr.path)
+				}
 				b.ReportAllocs()
 				b.ResetTimer()
 				cpu := startCPU(pr.pid)
@@ -447,7 +476,21 @@ func BenchmarkProcess(b *testing.B) {
 				}
 				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/msg")
 				cpu.report(b, b.N*n)
+				reportLoad(b)
 			})
+		}
+	}
+}
+
+// reportLoad reports the 1-minute load average, so that a figure carries the machine's state.
+func reportLoad(b *testing.B) {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return
+	}
+	if f := strings.Fields(string(raw)); len(f) > 0 {
+		if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+			b.ReportMetric(v, "load1")
 		}
 	}
 }

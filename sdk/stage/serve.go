@@ -36,7 +36,7 @@ func Serve(s Stage) {
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		VersionedPlugins: map[int]plugin.PluginSet{
-			ProtocolVersion: {PluginName: &GRPCPlugin{Stage: s, Logger: logger}},
+			ProtocolVersion: {PluginName: &GRPCPlugin{Stage: s, Logger: logger, NoDataSocket: os.Getenv(rawEnvOff) == "off"}},
 		},
 		GRPCServer: newGRPCServer,
 		Logger:     newHCLogger(),

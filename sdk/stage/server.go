@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/platoim/plato/sdk/stage/internal/pb"
+	"github.com/platoim/plato/sdk/stage/internal/wiretest"
 )
 
 // server is the plugin side: the Stage gRPC service over a Stage.
@@ -25,6 +26,8 @@ type server struct {
 	// dialHost reaches the host's Host service by the id in the init request: go-plugin's broker
 	// in a real plugin, a direct connection in a test harness.
 	dialHost func(ctx context.Context, id uint32) (*grpc.ClientConn, error)
+
+	scratch sync.Pool // *batchScratch
 
 	mu       sync.Mutex
 	hostConn *grpc.ClientConn // the current Init's, closed by the next Init
@@ -104,11 +107,45 @@ func (s *server) Process(stream pb.Stage_ProcessServer) error {
 	}
 }
 
-func (s *server) runBatch(ctx context.Context, b []byte, out *resultSender) {
-	id, timeoutUS, events, err := decodeBatch(b)
+// resultSink is where runBatch sends a batch's encoded Results: the Process stream or the data
+// socket.
+type resultSink interface {
+	// buffer returns a buffer to append a Results of about n bytes to.
+	buffer(n int) []byte
+	// send sends b, a buffer from buffer with the Results appended, and takes it back.
+	send(b []byte) error
+	// release takes back a batch's bytes once its results are sent (nothing refers to them).
+	release(batch []byte)
+}
+
+// batchScratch is a batch's events and replies, recycled across batches: events are valid only
+// during their handler's call (doc.go), and replies only until they are encoded.
+type batchScratch struct {
+	events  []Event
+	replies []Reply
+}
+
+// maxPooledBatch is the most events a recycled batchScratch keeps room for.
+const maxPooledBatch = 4096
+
+func (s *server) runBatch(ctx context.Context, b []byte, out resultSink) {
+	defer out.release(b)
+	sc, _ := s.scratch.Get().(*batchScratch)
+	if sc == nil {
+		sc = new(batchScratch)
+	}
+	defer func() {
+		if cap(sc.events) <= maxPooledBatch {
+			clear(sc.events[:cap(sc.events)]) // drop what the events point to: payloads, strings
+			clear(sc.replies[:cap(sc.replies)])
+			s.scratch.Put(sc)
+		}
+	}()
+	id, timeoutUS, events, err := decodeBatchInto(b, sc.events)
+	sc.events = events
 	if err != nil {
 		s.log.Error("malformed batch from the host", "batch", id, "error", err)
-		out.send(encodeFailure(id, "malformed batch: "+err.Error()))
+		out.send(appendFailure(out.buffer(64), id, "malformed batch: "+err.Error()))
 		return
 	}
 	if timeoutUS > 0 {
@@ -116,7 +153,10 @@ func (s *server) runBatch(ctx context.Context, b []byte, out *resultSender) {
 		ctx, cancel = context.WithTimeout(ctx, time.Duration(timeoutUS)*time.Microsecond)
 		defer cancel()
 	}
-	replies := make([]Reply, len(events))
+	if cap(sc.replies) < len(events) {
+		sc.replies = make([]Reply, len(events))
+	}
+	replies := sc.replies[:len(events)]
 	var res []byte
 	if err := s.h.run(ctx, s.log, events, replies, false); err != nil {
 		msg := err.Error()
@@ -124,9 +164,17 @@ func (s *server) runBatch(ctx context.Context, b []byte, out *resultSender) {
 		if errors.As(err, &be) {
 			msg = be.Message
 		}
-		res = encodeFailure(id, msg)
+		res = appendFailure(out.buffer(len(msg)+16), id, msg)
 	} else {
-		res = encodeResults(id, replies)
+		res = appendResults(out.buffer(resultsSize(replies)), id, replies)
+	}
+	if raw, ok := out.(*rawSender); ok && len(events) > 0 {
+		if t, ok := s.stage.(wiretest.RawResults); ok {
+			if frame, ok := t.RawResultFrame(events[0].Payload); ok {
+				_ = raw.sendRaw(frame)
+				return
+			}
+		}
 	}
 	if err := out.send(res); err != nil && ctx.Err() == nil {
 		s.log.Warn("sending a batch's results to the host failed", "batch", id, "error", err)
@@ -151,6 +199,9 @@ func (o *resultSender) send(b []byte) error {
 	o.msg.b = b // gRPC keeps b (not msg) until it is written
 	return o.stream.SendMsg(&o.msg)
 }
+
+func (o *resultSender) buffer(n int) []byte { return make([]byte, 0, n) }
+func (o *resultSender) release([]byte)      {}
 
 func (o *resultSender) close() {
 	o.mu.Lock()

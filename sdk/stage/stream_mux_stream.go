@@ -13,11 +13,17 @@ import (
 // later calls.
 type muxStream[Req, Resp any] struct {
 	conn      muxConn[Req, Resp]
-	canceller callCanceller      // conn, when it can cancel calls; nil otherwise
-	cancel    context.CancelFunc // ends the stream
-	sendq     chan Req
-	wake      chan struct{} // cancels is not empty (buffered: one pending wake-up is enough)
-	done      chan struct{} // closed by fail
+	canceller callCanceller // conn, when it can cancel calls; nil otherwise
+	direct    directSender  // conn, when callers may write to it themselves; nil otherwise
+	// writing holds the one token of a direct stream while a request is being written: taken by
+	// a caller writing directly or by the sender. A caller that wrote part of a request hands
+	// the rest, and the token with it, to the sender through rest.
+	writing chan struct{}
+	rest    chan []byte
+	cancel  context.CancelFunc // ends the stream
+	sendq   chan Req
+	wake    chan struct{} // cancels is not empty (buffered: one pending wake-up is enough)
+	done    chan struct{} // closed by fail
 
 	mu      sync.Mutex
 	waiters map[uint64]chan Resp
@@ -43,6 +49,12 @@ func newMuxStream[Req, Resp any](c muxConn[Req, Resp], cancel context.CancelFunc
 		done:    make(chan struct{}),
 		waiters: make(map[uint64]chan Resp),
 	}
+	if d, ok := c.(directSender); ok {
+		s.direct = d
+		s.writing = make(chan struct{}, 1)
+		s.writing <- struct{}{}
+		s.rest = make(chan []byte, 1)
+	}
 	if cc, ok := c.(callCanceller); ok {
 		s.canceller = cc
 		s.wake = make(chan struct{}, 1) // nil otherwise: the sender's select skips it
@@ -60,13 +72,19 @@ func (s *muxStream[Req, Resp]) call(ctx context.Context, id uint64, req Req) (Re
 	if !s.register(id, w) {
 		return none, callNotSent
 	}
-	select {
-	case s.sendq <- req:
-	case <-ctx.Done():
-		s.unregister(id)
-		return none, callCtxEnded
-	case <-s.done:
-		return none, callNotSent
+	if sent, ok := s.sendDirect(req); ok {
+		if !sent {
+			return none, callNotSent
+		}
+	} else {
+		select {
+		case s.sendq <- req:
+		case <-ctx.Done():
+			s.unregister(id)
+			return none, callCtxEnded
+		case <-s.done:
+			return none, callNotSent
+		}
 	}
 	select {
 	case r := <-w:
@@ -82,6 +100,44 @@ func (s *muxStream[Req, Resp]) call(ctx context.Context, id uint64, req Req) (Re
 			return none, callBroken
 		}
 	}
+}
+
+// directSender is a muxConn to which a caller may write its request itself, as far as that does
+// not block (the data socket): trySend writes what it can of b without blocking and says how much.
+// Requests are []byte then.
+type directSender interface {
+	trySend(b []byte) (n int, err error)
+}
+
+// sendDirect writes req in the caller's goroutine when the stream allows it: ok false means
+// the caller must hand req to the sender goroutine (not a direct stream, the sender busy, or the
+// socket full before any byte went). sent false means the stream ended before anything was
+// written. A request written in part is finished by the sender goroutine, before anything else.
+func (s *muxStream[Req, Resp]) sendDirect(req Req) (sent, ok bool) {
+	if s.direct == nil {
+		return false, false
+	}
+	select {
+	case <-s.writing:
+	default: // the sender, or another caller, is writing
+		return false, false
+	}
+	b := any(req).([]byte)
+	n, err := s.direct.trySend(b)
+	switch {
+	case err != nil:
+		s.writing <- struct{}{}
+		s.fail(err) // the socket is gone: nobody can write on it any more
+		return n > 0, true
+	case n == len(b):
+		s.writing <- struct{}{}
+		return true, true
+	case n == 0:
+		s.writing <- struct{}{}
+		return false, false
+	}
+	s.rest <- b[n:] // buffered, and empty: we hold the token, which goes with it to the sender
+	return true, true
 }
 
 func (s *muxStream[Req, Resp]) broken() bool {
@@ -143,7 +199,20 @@ func (s *muxStream[Req, Resp]) sendLoop() {
 	for {
 		select {
 		case req := <-s.sendq:
-			if !s.sent(s.conn.send(req)) {
+			if s.direct != nil && !s.takeWriting() {
+				return
+			}
+			err := s.conn.send(req)
+			if s.direct != nil {
+				s.writing <- struct{}{}
+			}
+			if !s.sent(err) {
+				return
+			}
+		case b := <-s.rest: // with the token of the caller who wrote the start of b
+			err := s.conn.send(any(b).(Req))
+			s.writing <- struct{}{}
+			if !s.sent(err) {
 				return
 			}
 		case <-s.wake:
@@ -159,6 +228,19 @@ func (s *muxStream[Req, Resp]) sendLoop() {
 		case <-s.done:
 			return
 		}
+	}
+}
+
+// takeWriting takes the writing token for the sender, finishing first a request a caller wrote in
+// part (whose token then passes to the sender); false when the stream ended meanwhile.
+func (s *muxStream[Req, Resp]) takeWriting() bool {
+	select {
+	case <-s.writing:
+		return true
+	case b := <-s.rest:
+		return s.sent(s.conn.send(any(b).(Req)))
+	case <-s.done:
+		return false
 	}
 }
 

@@ -9,6 +9,11 @@ import (
 // encodeBatch encodes a Batch (host side). Strings are cleaned to valid UTF-8 on the way, so the
 // bytes are a Batch that protobuf-go accepts.
 func encodeBatch(id uint64, timeoutUS int64, events []Event) []byte {
+	return appendBatch(make([]byte, 0, batchSize(events)), id, timeoutUS, events)
+}
+
+// batchSize is about the encoded size of a batch of events, to size its buffer.
+func batchSize(events []Event) int {
 	est := 24
 	for i := range events {
 		ev := &events[i]
@@ -17,7 +22,11 @@ func encodeBatch(id uint64, timeoutUS int64, events []Event) []byte {
 			len(ev.Payload) + len(ev.Token) + len(ev.Platform) + len(ev.TimerKey) + len(ev.TimerData) + len(ev.TraceParent) +
 			len(ev.Session)
 	}
-	b := make([]byte, 0, est)
+	return est
+}
+
+// appendBatch appends the encoded Batch to b.
+func appendBatch(b []byte, id uint64, timeoutUS int64, events []Event) []byte {
 	b = appendVarint(b, fBatchID, id)
 	for i := range events {
 		b = appendEvent(b, &events[i])
@@ -73,6 +82,11 @@ func wireCount(n int) uint64 { return uint64(min(max(n, 0), math.MaxUint32)) }
 // decodeBatch decodes a Batch (plugin side). b must be the caller's own copy: payloads and timer
 // data are sub-slices of it.
 func decodeBatch(b []byte) (id uint64, timeoutUS int64, events []Event, err error) {
+	return decodeBatchInto(b, nil)
+}
+
+// decodeBatchInto is decodeBatch reusing reuse's array for the events when it is large enough.
+func decodeBatchInto(b []byte, reuse []Event) (id uint64, timeoutUS int64, events []Event, err error) {
 	count := 0
 	err = forEachField(b, func(n protowire.Number, t protowire.Type, _ []byte, x uint64) error {
 		switch {
@@ -88,7 +102,11 @@ func decodeBatch(b []byte) (id uint64, timeoutUS int64, events []Event, err erro
 	if err != nil || count == 0 {
 		return id, timeoutUS, nil, err
 	}
-	events = make([]Event, 0, count)
+	if cap(reuse) >= count {
+		events = reuse[:0]
+	} else {
+		events = make([]Event, 0, count)
+	}
 	err = forEachField(b, func(n protowire.Number, t protowire.Type, v []byte, _ uint64) error {
 		if n != fBatchEvents || t != protowire.BytesType {
 			return nil

@@ -11,11 +11,20 @@ import (
 // encodeResults encodes a Results answering batch id with replies (plugin side). A payload
 // travels only when it replaces.
 func encodeResults(id uint64, replies []Reply) []byte {
+	return appendResults(make([]byte, 0, resultsSize(replies)), id, replies)
+}
+
+// resultsSize is about the encoded size of replies, to size a buffer.
+func resultsSize(replies []Reply) int {
 	est := 16
 	for i := range replies {
 		est += 24 + len(replies[i].Message) + len(replies[i].Payload)
 	}
-	b := make([]byte, 0, est)
+	return est
+}
+
+// appendResults appends the encoded Results to b.
+func appendResults(b []byte, id uint64, replies []Reply) []byte {
 	b = appendVarint(b, fResultsID, id)
 	for i := range replies {
 		r := &replies[i]
@@ -51,8 +60,11 @@ func encodeResults(id uint64, replies []Reply) []byte {
 func afterUS(d time.Duration) uint64 { return uint64(max(d, 0) / time.Microsecond) }
 
 // encodeFailure encodes a Results that fails batch id as a whole.
-func encodeFailure(id uint64, msg string) []byte {
-	b := appendVarint(nil, fResultsID, id)
+func encodeFailure(id uint64, msg string) []byte { return appendFailure(nil, id, msg) }
+
+// appendFailure appends the encoded whole-batch failure to b.
+func appendFailure(b []byte, id uint64, msg string) []byte {
+	b = appendVarint(b, fResultsID, id)
 	return appendStr(b, fResultsError, clean(msg))
 }
 

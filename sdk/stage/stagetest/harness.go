@@ -88,7 +88,7 @@ func New(t testing.TB, s stage.Stage, opts Options) *Harness {
 	}
 
 	link := &hostLink{}
-	p := &stage.GRPCPlugin{Stage: s, Logger: opts.Logger, DialHost: link.dial, ServeHost: link.serve}
+	p := &stage.GRPCPlugin{Stage: s, Logger: opts.Logger, DialHost: link.dial, ServeHost: link.serve, NoDataSocket: true}
 	stageLis := bufconn.Listen(bufSize)
 	srv := grpc.NewServer(grpc.MaxRecvMsgSize(math.MaxInt32), grpc.MaxSendMsgSize(math.MaxInt32)) // as stage.Serve
 	if err := p.GRPCServer(nil, srv); err != nil {

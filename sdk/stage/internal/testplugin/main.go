@@ -12,7 +12,12 @@
 //	"print"   prints 1 MiB to stdout (after Serve: must not break anything), then echoes
 //	"hostbench:OP:N:P"  makes N Host ops from P goroutines (BenchmarkHostCall): OP "put-get" is a
 //	          Put then a Get of the same key, "set-timer" a SetTimer; rewrites the payload to "ok"
+//	"garbage-frame"    on the data socket, answers with a frame header claiming 4 GiB
+//	"garbage-results"  on the data socket, answers with a frame that is not a Results
+//	          (on the gRPC stream, both are echoed)
 //	anything else is echoed (rewritten to itself)
+//
+// With PLATO_STAGE_RAW=off in its environment it has no data socket, as a plugin built before it.
 //
 // With config {"delay_ms": N}, every uplink is held N milliseconds first: a slow plugin of one app.
 //
@@ -25,12 +30,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/platoim/plato/sdk/stage"
+	"github.com/platoim/plato/sdk/stage/internal/wiretest"
 )
 
 type testStage struct {
@@ -166,4 +173,28 @@ func (s *testStage) hostBench(ctx context.Context, app, spec string) error {
 	return fail
 }
 
-func main() { stage.Serve(&testStage{}) }
+// RawResultFrame implements wiretest.RawResults: the frames of a plugin gone bad.
+func (s *testStage) RawResultFrame(payload []byte) ([]byte, bool) {
+	switch string(payload) {
+	case "garbage-frame":
+		return []byte{0xff, 0xff, 0xff, 0xff, 1, 2, 3}, true
+	case "garbage-results":
+		return []byte{3, 0, 0, 0, 0xff, 0xff, 0xff}, true
+	}
+	return nil, false
+}
+
+var _ wiretest.RawResults = (*testStage)(nil)
+
+func main() {
+	// PLATO_TESTPLUGIN_CPUPROFILE=path:seconds profiles the plugin's CPU for that long, to read
+	// the plugin's half of BenchmarkProcess.
+	if spec := os.Getenv("PLATO_TESTPLUGIN_CPUPROFILE"); spec != "" {
+		path, secs, _ := strings.Cut(spec, ":")
+		n, _ := strconv.Atoi(secs)
+		if f, err := os.Create(fmt.Sprintf("%s.%d", path, os.Getpid())); err == nil && pprof.StartCPUProfile(f) == nil {
+			time.AfterFunc(time.Duration(n)*time.Second, func() { pprof.StopCPUProfile(); _ = f.Close() })
+		}
+	}
+	stage.Serve(&testStage{})
+}
