@@ -138,6 +138,7 @@ func (in *instance) relaunch(ctx context.Context, down time.Time) {
 			pr.stop()
 			return
 		}
+		in.noteActs(pr)
 		in.restarts.Add(1)
 		in.p.metrics.restart(in)
 		in.log.Info("stage process relaunched", "pid", pr.pid, "restarts", in.restarts.Load(),

@@ -15,6 +15,8 @@
 //	anything else is echoed (rewritten to itself)
 //
 // With config {"delay_ms": N}, every uplink is held N milliseconds first: a slow plugin of one app.
+// With config {"acts_on": [...]}, ActsOn (stage.SignalSelector) answers that list; without it,
+// every signal it handles (login, uplink).
 //
 // Login rejects the token "bad"; every other signal continues.
 package main
@@ -34,8 +36,9 @@ import (
 )
 
 type testStage struct {
-	host  stage.Host
-	delay time.Duration
+	host   stage.Host
+	delay  time.Duration
+	actsOn []stage.Signal
 }
 
 func (s *testStage) Info() stage.Info { return stage.Info{Name: "testplugin", Version: "1.0.0"} }
@@ -43,16 +46,24 @@ func (s *testStage) Info() stage.Info { return stage.Info{Name: "testplugin", Ve
 func (s *testStage) Init(_ context.Context, req stage.InitRequest) error {
 	s.host = req.Host
 	var c struct {
-		DelayMS int `json:"delay_ms"`
+		DelayMS int             `json:"delay_ms"`
+		ActsOn  *[]stage.Signal `json:"acts_on"`
 	}
 	// Lenient: tests pass keys of their own to check that config reaches a plugin.
 	if err := json.Unmarshal(req.Config, &c); err != nil {
 		return err
 	}
 	s.delay = time.Duration(c.DelayMS) * time.Millisecond
+	s.actsOn = []stage.Signal{stage.SignalLogin, stage.SignalUplink}
+	if c.ActsOn != nil {
+		s.actsOn = *c.ActsOn
+	}
 	req.Logger.Info("testplugin initialised", "pipeline", req.Pipeline, "stage", req.Stage, "config", string(req.Config))
 	return nil
 }
+
+// ActsOn implements stage.SignalSelector.
+func (s *testStage) ActsOn() []stage.Signal { return s.actsOn }
 
 func (s *testStage) OnLogin(_ context.Context, ev *stage.LoginEvent) stage.Reply {
 	if ev.Token == "bad" {
