@@ -434,6 +434,9 @@ func printChain(w io.Writer, v shownChain, loaded bool) {
 		row("batch", fmt.Sprintf("max_size %d", s.BatchMax))
 		row("config", string(s.Config))
 	}
+	if !loaded {
+		fmt.Fprintln(w, "\n(--load starts each stage and shows which listed signals it acts on with its config)")
+	}
 }
 
 // pipelineFileApp is the app ID a pipeline file's name stands for, and whether the name is one
