@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
+	"path/filepath"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"syscall"
@@ -218,5 +221,38 @@ func TestPluginDeclarationSurvivesARestart(t *testing.T) {
 	check("after a restart")
 	if st := stageStatus(t, p, "skip", "tp"); !st.ActsOnDeclared || !slices.Equal(st.ActsOn, []string{"login"}) {
 		t.Fatalf("status after a restart: %+v", st)
+	}
+}
+
+// A blue/green swap (same name, signals and config; another binary) applies the new binary's
+// declaration: the test plugin built to declare login only by default stops receiving uplinks.
+func TestSwapAppliesTheNewBinarysDeclaration(t *testing.T) {
+	callsAll := testPlugin(t) // declares login and uplink without acts_on in its config
+	loginOnly := filepath.Join(t.TempDir(), "testplugin-login")
+	cmd := exec.Command("go", "build", "-ldflags", "-X main.defaultActsOn=login", "-o", loginOnly, "./internal/testplugin")
+	_, file, _, _ := runtime.Caller(0)
+	cmd.Dir = filepath.Join(filepath.Dir(file), "..", "sdk", "stage")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the login-only test plugin: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	writePipeline(t, dir, "chat", fileYAML(stageYAML("tp", callsAll, "login, uplink")))
+	p := start(t, Config{Dir: dir, Lanes: 2})
+	in := p.chainOf("chat").steps[0].inst
+	if o := runWait(t, p, uplink("chat", 1, 1, "reject")); o.Verdict != stage.Reject || o.Code != 2001 {
+		t.Fatalf("before the swap: %+v; want the plugin's 2001", o)
+	}
+	writePipeline(t, dir, "chat", fileYAML(stageYAML("tp", loginOnly, "login, uplink")))
+	if err := p.Reload("chat"); err != nil {
+		t.Fatal(err)
+	}
+	if p.chainOf("chat").steps[0].inst != in {
+		t.Fatal("the reload started a new instance; want a blue/green swap of the running one")
+	}
+	if o := runWait(t, p, uplink("chat", 1, 2, "reject")); o.Verdict != stage.Continue || string(o.Payload) != "reject" {
+		t.Fatalf("after the swap: %+v; want it past the plugin", o)
+	}
+	if st := stageStatus(t, p, "chat", "tp"); !slices.Equal(st.ActsOn, []string{"login"}) {
+		t.Fatalf("status after the swap: %+v", st)
 	}
 }

@@ -16,7 +16,8 @@
 //
 // With config {"delay_ms": N}, every uplink is held N milliseconds first: a slow plugin of one app.
 // With config {"acts_on": [...]}, ActsOn (stage.SignalSelector) answers that list; without it,
-// every signal it handles (login, uplink).
+// defaultActsOn's signals (comma-separated; a build may set it with -ldflags -X, to make a binary
+// that declares otherwise under the same config), or else every signal it handles (login, uplink).
 //
 // Login rejects the token "bad"; every other signal continues.
 package main
@@ -34,6 +35,9 @@ import (
 
 	"github.com/platoim/plato/sdk/stage"
 )
+
+// defaultActsOn is set at build time only (see above).
+var defaultActsOn string
 
 type testStage struct {
 	host   stage.Host
@@ -55,6 +59,12 @@ func (s *testStage) Init(_ context.Context, req stage.InitRequest) error {
 	}
 	s.delay = time.Duration(c.DelayMS) * time.Millisecond
 	s.actsOn = []stage.Signal{stage.SignalLogin, stage.SignalUplink}
+	if defaultActsOn != "" {
+		s.actsOn = nil
+		for _, sig := range strings.Split(defaultActsOn, ",") {
+			s.actsOn = append(s.actsOn, stage.Signal(sig))
+		}
+	}
 	if c.ActsOn != nil {
 		s.actsOn = *c.ActsOn
 	}
