@@ -25,8 +25,11 @@
 //     reload stops the old chain's stages only once no batch holds it any more.
 //   - Inside a batch, signals are grouped by their app's chain, keeping queue order inside a group,
 //     and each stage gets one call (or several consecutive calls, when its batch.max_size is
-//     smaller) with the signals still continuing that it listens to. A connection never has two
-//     calls in flight to one stage, which is what sdk/stage promises a stage.
+//     smaller) with the signals still continuing that it listens to: listed in its YAML and, when
+//     the stage declared at its last Init which ones its config acts on (stage.SignalSelector,
+//     actson.go), among those. The others go past it as if it had answered Continue, in the same
+//     queue order. A connection never has two calls in flight to one stage, which is what
+//     sdk/stage promises a stage.
 //   - A plugin restart or a binary swap changes which process the next call goes to, never the
 //     order of calls.
 //

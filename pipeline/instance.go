@@ -27,6 +27,7 @@ type instance struct {
 	spec stageSpec
 
 	cur         atomic.Pointer[proc] // nil while a plugin is down
+	acts        atomic.Uint32        // the signals the lanes call it for (actson.go): the last current process's
 	retired     atomic.Bool
 	lastFailLog atomic.Int64 // unix nanoseconds; see logFailure
 
@@ -56,6 +57,7 @@ func (p *Pipelines) newInstance(ctx context.Context, pipeline, name string, spec
 		return nil, err
 	}
 	in.cur.Store(pr)
+	in.noteActs(pr)
 	p.metrics.seed(in)
 	if spec.builtin == "" {
 		sctx, cancel := context.WithCancel(p.life)
@@ -126,6 +128,7 @@ func (in *instance) ready(ctx context.Context, pr *proc, spec stageSpec) error {
 	if err != nil {
 		return fmt.Errorf("initialising: %w", err)
 	}
+	pr.acts = in.declaredActs(pr, spec.signals)
 	return pr.healthy(ctx)
 }
 
@@ -174,6 +177,7 @@ func (in *instance) install(spec stageSpec, pr *proc) *proc {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	in.spec = spec
+	in.noteActs(pr)
 	return in.cur.Swap(pr)
 }
 

@@ -75,10 +75,11 @@ func (p *Pipelines) runBatch(ctx context.Context, items []item) {
 }
 
 // runChain runs the items sc.idx through c, stage by stage. A stage sees the items still
-// continuing that it listens to (timer items: only the stage that set the timer), in queue order,
-// split into calls of at most its batch size.
+// continuing that it is called for (listed, and acted on: actson.go; timer items: only the stage
+// that set the timer), in queue order, split into calls of at most its batch size.
 func (p *Pipelines) runChain(ctx context.Context, c *chain, items []item, sc *laneScratch) {
 	for _, st := range c.steps {
+		called := st.calledFor() // once per step and batch: a re-Init applies from the next batch
 		sc.sel = sc.sel[:0]
 		for _, i := range sc.idx {
 			if sc.outs[i].Verdict != stage.Continue {
@@ -89,7 +90,7 @@ func (p *Pipelines) runChain(ctx context.Context, c *chain, items []item, sc *la
 				if it.target != st.inst.scope {
 					continue
 				}
-			} else if !st.signals.has(it.ev.Signal) {
+			} else if !called.has(it.ev.Signal) {
 				continue
 			}
 			sc.sel = append(sc.sel, i)

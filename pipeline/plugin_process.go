@@ -39,6 +39,7 @@ type proc struct {
 	// answer since, even a late one, means the plugin is slow, not stuck.
 	answeredAt atomic.Uint64
 	hung       atomic.Bool // set on the hangTimeouts-th with no answer since: the supervisor kills it
+	acts       acts        // what its Init declared (actson.go); set before it becomes current
 	stopOnce   sync.Once
 
 	// Plugins only.

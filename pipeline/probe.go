@@ -17,6 +17,13 @@ type ProbeResult struct {
 	// start, does not implement a signal the file lists for it, its Init refuses the config, or it
 	// fails its first health check.
 	Err error
+	// Signals are the signals the file lists for the stage; ActsOn those the lanes would call it
+	// for once it started (all of Signals unless it declared fewer at Init: Declared).
+	Signals  []string
+	ActsOn   []string
+	Declared bool
+	// Unlisted are signals the stage said it acts on that the file does not list (ignored).
+	Unlisted []string
 }
 
 // Probe starts every stage of files exactly as New and a reload do (the plugin process through
@@ -34,20 +41,30 @@ func Probe(ctx context.Context, cfg Config, files []*config.File, logger *slog.L
 	}
 	var out []ProbeResult
 	type key struct{ name, plugin, path, sha, signals, config string }
-	seen := map[key]error{}
+	seen := map[key]ProbeResult{}
 	for _, f := range files {
 		for _, st := range f.Stages {
 			k := key{st.Name, st.Plugin, st.Path, st.SHA256, fmt.Sprint(st.Signals), string(st.Config)}
-			err, done := seen[k]
+			r, done := seen[k]
 			if !done {
 				one := &config.File{AppID: f.AppID, Source: f.Source, Version: f.Version, Stages: []config.Stage{st}}
-				var c *chain
-				if c, _, err = p.compile(ctx, one, nil); err == nil {
+				c, _, err := p.compile(ctx, one, nil)
+				r = ProbeResult{Err: err}
+				if err == nil {
+					a := c.steps[0].inst.actsOn()
+					r.ActsOn, r.Declared = c.steps[0].calledFor().names(), a.declared
+					if a.unlisted != 0 {
+						r.Unlisted = a.unlisted.names()
+					}
 					p.retireChain(c, nil)
 				}
-				seen[k] = err
+				seen[k] = r
 			}
-			out = append(out, ProbeResult{App: f.AppID, Stage: st.Name, Err: err})
+			r.App, r.Stage = f.AppID, st.Name
+			for _, sig := range st.Signals {
+				r.Signals = append(r.Signals, string(sig))
+			}
+			out = append(out, r)
 			if ctx.Err() != nil {
 				break
 			}

@@ -95,7 +95,8 @@ func timerKey(appID, key string) uint64 {
 	return fnvString(h, key)
 }
 
-// Listens reports whether a stage of appID's current chain listens to sig. A caller may skip the
+// Listens reports whether a stage of appID's current chain listens to sig (lists it and, at its
+// last Init, said it acts on it). A caller may skip the
 // pipeline for a notification nobody listens to (a downlink ACK, a retransmit question); a reload
 // can change the answer at any moment, so it suits only signals whose order with the connection's
 // other signals does not matter.
@@ -105,7 +106,7 @@ func (p *Pipelines) Listens(appID string, sig stage.Signal) bool {
 		return false
 	}
 	for _, st := range c.steps {
-		if st.signals.has(sig) {
+		if st.calledFor().has(sig) {
 			return true
 		}
 	}

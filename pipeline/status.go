@@ -26,6 +26,13 @@ type StageStatus struct {
 	Plugin  string   `json:"plugin,omitempty"`
 	SHA256  string   `json:"sha256,omitempty"`
 	Signals []string `json:"signals"`
+	// ActsOn are the listed signals the lanes call the stage for: those it said it acts on at its
+	// last Init (ActsOnDeclared), or all of Signals when it declared nothing. The others continue
+	// past it without a call.
+	ActsOn         []string `json:"acts_on"`
+	ActsOnDeclared bool     `json:"acts_on_declared,omitempty"`
+	// Unlisted are signals the stage said it acts on that the file does not list: ignored.
+	Unlisted []string `json:"acts_on_unlisted,omitempty"`
 	// Timeout and FailOpen are the chain's settings for calling it.
 	Timeout  time.Duration `json:"timeout_ns"`
 	FailOpen bool          `json:"fail_open,omitempty"`
@@ -96,6 +103,11 @@ func (s *step) status(now time.Time) StageStatus {
 	}
 	for _, sig := range spec.signals {
 		st.Signals = append(st.Signals, string(sig))
+	}
+	a := in.actsOn()
+	st.ActsOn, st.ActsOnDeclared = (a.set & s.signals).names(), a.declared
+	if a.unlisted != 0 {
+		st.Unlisted = a.unlisted.names()
 	}
 	b := in.breaker.status(now)
 	st.Crashes = b.total

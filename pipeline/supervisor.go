@@ -137,7 +137,14 @@ func (in *instance) relaunch(ctx context.Context, down time.Time) {
 			in.logCrash(opened, recent, nil, "reason", crashStart.String(), "error", err, "failed_launches", failures+1)
 			continue
 		}
-		if ctx.Err() != nil || !in.cur.CompareAndSwap(nil, pr) {
+		// Under mu, as install: the instance's declaration is always its current process's.
+		in.mu.Lock()
+		installed := ctx.Err() == nil && in.cur.CompareAndSwap(nil, pr)
+		if installed {
+			in.noteActs(pr)
+		}
+		in.mu.Unlock()
+		if !installed {
 			// Retired meanwhile, or a swap installed a process: ours is not needed.
 			pr.stop()
 			return

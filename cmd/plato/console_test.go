@@ -40,7 +40,7 @@ func startConsolePlatform(t *testing.T) *consolePlatform {
 	t.Helper()
 	plugin := platformtest.BuildPlugin(t, "plugins/auth")
 	pipes := t.TempDir()
-	yaml := fmt.Sprintf("version: 1\nstages:\n  - name: auth\n    plugin: %s\n    signals: [login, uplink]\n    timeout: 5s\n    config: {token_secret_env: PLATO_AUTH__TOKEN_SECRET}\n", plugin)
+	yaml := fmt.Sprintf("version: 1\nstages:\n  - name: auth\n    plugin: %s\n    signals: [login, uplink]\n    timeout: 5s\n    config: {token_secret_env: PLATO_AUTH__TOKEN_SECRET, deny_dids: [nobody-here]}\n", plugin)
 	if err := os.WriteFile(filepath.Join(pipes, "default.yaml"), []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +191,11 @@ func TestOpsConsole(t *testing.T) {
 		return st != nil && st.P50Ms != nil && st.P99Ms != nil && st.Calls >= 40
 	})
 	st := authStage(pipes)
+	// Its deny list makes it act on uplinks (without one it would skip them: ActsOn), and the
+	// console says so.
+	if !st.ActsOnDeclared || !slices.Equal(st.ActsOn, []string{"login", "uplink"}) || !slices.Equal(st.Signals, []string{"login", "uplink"}) {
+		t.Errorf("auth stage signals %v, acts on %v (declared %v): want login and uplink, declared", st.Signals, st.ActsOn, st.ActsOnDeclared)
+	}
 	sum, err := os.ReadFile(p.plugin)
 	if err != nil {
 		t.Fatal(err)

@@ -24,9 +24,10 @@ const pipelineUsage = `Usage:
   plato pipeline validate [--load] [--plugin-dir DIR] [--config FILE] FILE|DIR
       check pipeline YAML as the state server would load it; --load also starts each
       plugin, runs its Init with the file's config and checks it handles every signal
-      listed for it, then stops it
-  plato pipeline show [--json] [--dir DIR] [--plugin-dir DIR] [--config FILE] APP
-      print the chain APP runs: stages in order, with what extends: merged in`
+      listed for it and which of them it acts on with that config, then stops it
+  plato pipeline show [--json] [--load] [--dir DIR] [--plugin-dir DIR] [--config FILE] APP
+      print the chain APP runs: stages in order, with what extends: merged in; --load
+      also starts each stage and prints the signals it acts on with its config`
 
 var errInvalidPipeline = errors.New("invalid pipeline configuration")
 
@@ -37,7 +38,7 @@ func runPipeline(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		case "validate":
 			return runPipelineValidate(ctx, args[1:], stdout, stderr)
 		case "show":
-			return runPipelineShow(args[1:], stdout, stderr)
+			return runPipelineShow(ctx, args[1:], stdout, stderr)
 		}
 	}
 	fmt.Fprintln(stderr, pipelineUsage)
@@ -196,14 +197,7 @@ func droppedStages(f, def *pipeconfig.File) string {
 // probeFiles starts every stage as the state server would (pipeline.Probe) and reports each.
 func probeFiles(ctx context.Context, cfg config.Config, files []*pipeconfig.File, startTimeout time.Duration, stdout io.Writer) bool {
 	fmt.Fprintln(stdout, "starting each plugin (--load):")
-	var env []string
-	if secret := cfg.Auth.TokenSecret; secret != "" && os.Getenv(platform.TokenSecretEnv) == "" {
-		env = append(env, platform.TokenSecretEnv+"="+secret) // as the platform hands it to plugins
-	}
-	results, err := pipeline.Probe(ctx, pipeline.Config{
-		PluginDir: cfg.Pipeline.PluginDir, Builtins: builtins(), Env: env, StartTimeout: startTimeout,
-		Lanes: 1,
-	}, files, nil)
+	results, err := probeStages(ctx, cfg, files, startTimeout)
 	ok := err == nil
 	if err != nil {
 		fmt.Fprintf(stdout, "  %v\n", err)
@@ -213,19 +207,61 @@ func probeFiles(ctx context.Context, cfg config.Config, files []*pipeconfig.File
 			ok = false
 			fmt.Fprintf(stdout, "  %s/%s: refused: %v\n", r.App, r.Stage, r.Err)
 		} else {
-			fmt.Fprintf(stdout, "  %s/%s: started, Init accepted its config\n", r.App, r.Stage)
+			fmt.Fprintf(stdout, "  %s/%s: started, Init accepted its config; %s\n", r.App, r.Stage, actsOnText(r))
 		}
 	}
 	return ok
 }
 
-func runPipelineShow(args []string, stdout, stderr io.Writer) error {
+// probeStages starts and stops every stage of files with the environment the platform gives
+// plugins (pipeline.Probe).
+func probeStages(ctx context.Context, cfg config.Config, files []*pipeconfig.File, startTimeout time.Duration) ([]pipeline.ProbeResult, error) {
+	var env []string
+	if secret := cfg.Auth.TokenSecret; secret != "" && os.Getenv(platform.TokenSecretEnv) == "" {
+		env = append(env, platform.TokenSecretEnv+"="+secret) // as the platform hands it to plugins
+	}
+	return pipeline.Probe(ctx, pipeline.Config{
+		PluginDir: cfg.Pipeline.PluginDir, Builtins: builtins(), Env: env, StartTimeout: startTimeout,
+		Lanes: 1,
+	}, files, nil)
+}
+
+// actsOnText says which listed signals a started stage is called for, and why.
+func actsOnText(r pipeline.ProbeResult) string {
+	list := func(s []string) string {
+		if len(s) == 0 {
+			return "none"
+		}
+		return strings.Join(s, ", ")
+	}
+	if !r.Declared {
+		return "acts on " + list(r.Signals) + " (every signal listed: it declares nothing)"
+	}
+	var skipped []string
+	for _, s := range r.Signals {
+		if !slices.Contains(r.ActsOn, s) {
+			skipped = append(skipped, s)
+		}
+	}
+	out := "acts on " + list(r.ActsOn) + " (declared at Init)"
+	if len(skipped) > 0 {
+		out += "; " + list(skipped) + ": past it without a call"
+	}
+	if len(r.Unlisted) > 0 {
+		out += "; also acts on " + list(r.Unlisted) + " with this config, which the file does not list: ignored"
+	}
+	return out
+}
+
+func runPipelineShow(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("plato pipeline show", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var pf pipelineFlags
 	pf.register(fs)
 	dir := fs.String("dir", "", "the pipeline directory (default pipeline.dir, else "+pipeconfig.DefaultDir+")")
 	asJSON := fs.Bool("json", false, "print the chain as JSON")
+	load := fs.Bool("load", false, "also start each stage, run its Init with its config and print the signals it acts on")
+	startTimeout := fs.Duration("start-timeout", pipeline.DefaultStartTimeout, "with --load: how long one plugin may take to start and Init")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -262,13 +298,42 @@ func runPipelineShow(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	started := true
+	if *load {
+		results, err := probeStages(ctx, cfg, []*pipeconfig.File{f}, *startTimeout)
+		if err != nil {
+			return err
+		}
+		for i, r := range results {
+			ss := &view.Stages[i]
+			if r.Err != nil {
+				ss.LoadError, started = r.Err.Error(), false
+				continue
+			}
+			ss.ActsOn, ss.ActsOnDeclared, ss.Unlisted = nonNil(r.ActsOn), r.Declared, r.Unlisted
+			ss.actsOnText = actsOnText(r)
+		}
+	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(view)
+		if err := enc.Encode(view); err != nil {
+			return err
+		}
+	} else {
+		printChain(stdout, view, *load)
 	}
-	printChain(stdout, view)
+	if !started {
+		return errInvalidPipeline
+	}
 	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 // shownChain is the effective chain of one app, as `plato pipeline show` prints it.
@@ -292,6 +357,13 @@ type shownStage struct {
 	OnFailure string          `json:"on_failure"`
 	BatchMax  int             `json:"batch_max_size"`
 	Config    json.RawMessage `json:"config"`
+	// With --load: the listed signals the stage is called for with this config (all of Signals
+	// unless it declared fewer at Init; null without --load), or why it did not start.
+	ActsOn         []string `json:"acts_on"`
+	ActsOnDeclared bool     `json:"acts_on_declared,omitempty"`
+	Unlisted       []string `json:"acts_on_unlisted,omitempty"`
+	LoadError      string   `json:"load_error,omitempty"`
+	actsOnText     string
 }
 
 func chainView(app string, own bool, f *pipeconfig.File) (shownChain, error) {
@@ -318,7 +390,7 @@ func chainView(app string, own bool, f *pipeconfig.File) (shownChain, error) {
 	return v, nil
 }
 
-func printChain(w io.Writer, v shownChain) {
+func printChain(w io.Writer, v shownChain, loaded bool) {
 	switch {
 	case v.Own && v.Extends != "":
 		fmt.Fprintf(w, "app %s: %s, extends %s\n", v.App, v.File, v.Extends)
@@ -351,10 +423,19 @@ func printChain(w io.Writer, v shownChain) {
 			row("sha256", s.SHA256+" ("+pin+")")
 		}
 		row("signals", strings.Join(s.Signals, ", "))
+		switch {
+		case s.LoadError != "":
+			row("acts on", "unknown: the stage did not start: "+s.LoadError)
+		case loaded:
+			row("acts on", strings.TrimPrefix(s.actsOnText, "acts on "))
+		}
 		row("timeout", s.Timeout)
 		row("on_failure", s.OnFailure)
 		row("batch", fmt.Sprintf("max_size %d", s.BatchMax))
 		row("config", string(s.Config))
+	}
+	if !loaded {
+		fmt.Fprintln(w, "\n(--load starts each stage and shows which listed signals it acts on with its config)")
 	}
 }
 

@@ -92,6 +92,17 @@ func TestPipelineValidateLoadStartsEachPlugin(t *testing.T) {
 	if !ok || !strings.Contains(out, "shop/blockdid: started, Init accepted its config") || !strings.Contains(out, "shop/auth: started") {
 		t.Fatalf("validate --load of a good file: %v\n%s", ok, out)
 	}
+	// Which listed signals each acts on with its config (ActsOn), and a config acting on more
+	// than the file lists.
+	for _, w := range []string{
+		"shop/auth: started, Init accepted its config; acts on login (declared at Init); uplink: past it without a call\n",
+		"shop/blockdid: started, Init accepted its config; acts on login (declared at Init); also acts on uplink, downlink, heartbeat with this config, which the file does not list: ignored\n",
+		"shop/qosroute: started, Init accepted its config; acts on route (every signal listed: it declares nothing)\n",
+	} {
+		if !strings.Contains(out, w) {
+			t.Fatalf("validate --load does not say %q:\n%s", w, out)
+		}
+	}
 
 	out, ok = platoRun(t, "pipeline", "validate", "--load", "--plugin-dir", plugins, file("badkey.yaml"))
 	if ok || !strings.Contains(out, `badkey/auth: refused:`) || !strings.Contains(out, `unknown field "colour"`) || strings.HasSuffix(out, "ok\n") {
@@ -172,6 +183,30 @@ func TestPipelineShowPrintsTheEffectiveChain(t *testing.T) {
 	}
 	if v.Extends != "default" || len(v.Stages) != 3 || v.Stages[1].Name != "blockdid" || v.Stages[1].SHA256 != auth || v.Stages[2].Origin != "overridden" {
 		t.Fatalf("show --json: %+v", v)
+	}
+
+	// --load starts each stage and shows what it acts on; blockdid reads its secret from
+	// SHOP_SECRET, unset here: it does not start, which the command says, exiting 1.
+	out, ok = platoRun(t, "pipeline", "show", "--load", "--dir", dir, "--plugin-dir", plugins, "shop")
+	if ok || !strings.Contains(out, "   signals     login, uplink\n   acts on     login (declared at Init); uplink: past it without a call\n") ||
+		!strings.Contains(out, "   acts on     unknown: the stage did not start: ") || !strings.Contains(out, "SHOP_SECRET") {
+		t.Fatalf("show --load without blockdid's secret: %v\n%s", ok, out)
+	}
+	os.Setenv("SHOP_SECRET", platformtest.Secret) // the plugin inherits it, as from the state server
+	t.Cleanup(func() { os.Unsetenv("SHOP_SECRET") })
+	out, ok = platoRun(t, "pipeline", "show", "--load", "--json", "--dir", dir, "--plugin-dir", plugins, "shop")
+	v = shownChain{}
+	if !ok || json.Unmarshal([]byte(out), &v) != nil || len(v.Stages) != 3 {
+		t.Fatalf("show --load --json: %v\n%s", ok, out)
+	}
+	if a := v.Stages[0]; !a.ActsOnDeclared || fmt.Sprint(a.ActsOn) != "[login]" || fmt.Sprint(a.Signals) != "[login uplink]" {
+		t.Errorf("show --load --json, auth: %+v", a)
+	}
+	if b := v.Stages[1]; fmt.Sprint(b.ActsOn) != "[login]" || fmt.Sprint(b.Unlisted) != "[uplink downlink heartbeat]" {
+		t.Errorf("show --load --json, blockdid: %+v", b)
+	}
+	if q := v.Stages[2]; q.ActsOnDeclared || fmt.Sprint(q.ActsOn) != "[route]" || q.LoadError != "" {
+		t.Errorf("show --load --json, qosroute: %+v", q)
 	}
 
 	// An app without a file runs the default pipeline, and says so.

@@ -21,7 +21,9 @@ import (
 	"github.com/platoim/plato/sdk/protocol"
 )
 
-// pipelineYAML is the reference pipeline with the test's token secret and quick retransmits.
+// pipelineYAML is the reference pipeline with the test's token secret and quick retransmits. Its
+// deny list names no device of these tests: it makes the auth stage act on uplinks (it skips them
+// under the shipped config: ActsOn), so uplinks go through the plugin, as these tests mean.
 func pipelineYAML(authBin, retransmitBin, extra string) string {
 	return fmt.Sprintf(`version: 1
 stages:
@@ -33,6 +35,7 @@ stages:
     config:
       token_secret: %q
       acl: {uplink: allow}
+      deny_dids: [nobody-in-these-tests]
   - name: retransmit
     plugin: %s
     signals: [retransmit]

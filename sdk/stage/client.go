@@ -45,7 +45,8 @@ type remote struct {
 	serveHost serveHostFunc
 
 	hostMu   sync.Mutex
-	stopHost func() // the current Init's Host service
+	stopHost func()      // the current Init's Host service
+	decl     declaration // the current Init's answer
 
 	answered atomic.Uint64       // Results received, late ones included (Liveness)
 	batches  mux[[]byte, result] // the data socket, or the Process stream
@@ -56,9 +57,10 @@ type remote struct {
 }
 
 var (
-	_ Processor = (*remote)(nil)
-	_ Liveness  = (*remote)(nil)
-	_ Fault     = (*remote)(nil)
+	_ Processor      = (*remote)(nil)
+	_ Liveness       = (*remote)(nil)
+	_ Fault          = (*remote)(nil)
+	_ SignalDeclarer = (*remote)(nil)
 )
 
 // Answered implements Liveness.
@@ -103,7 +105,7 @@ func (r *remote) Init(ctx context.Context, req InitRequest) error {
 			return fmt.Errorf("stage init: serving the Host: %w", err)
 		}
 	}
-	_, err := r.client.Init(ctx, &pb.InitRequest{
+	resp, err := r.client.Init(ctx, &pb.InitRequest{
 		Pipeline:     req.Pipeline,
 		Stage:        req.Stage,
 		Config:       req.Config,
@@ -113,14 +115,30 @@ func (r *remote) Init(ctx context.Context, req InitRequest) error {
 		stop()
 		return callError("stage init", err)
 	}
+	// A plugin from before acts_on answers an empty InitResponse: declared stays false.
+	d := declaration{declared: resp.GetActsOnDeclared()}
+	if d.declared {
+		d.signals = make([]Signal, len(resp.GetActsOn()))
+		for i, s := range resp.GetActsOn() {
+			d.signals[i] = Signal(s)
+		}
+	}
 	r.hostMu.Lock()
 	old := r.stopHost
 	r.stopHost = stop
+	r.decl = d
 	r.hostMu.Unlock()
 	if old != nil {
 		old()
 	}
 	return nil
+}
+
+// DeclaredSignals implements SignalDeclarer: what the plugin's last successful Init answered.
+func (r *remote) DeclaredSignals() ([]Signal, bool) {
+	r.hostMu.Lock()
+	defer r.hostMu.Unlock()
+	return r.decl.signals, r.decl.declared
 }
 
 // Close ends the stream (callers still waiting get ErrClosed) and stops serving the Host.

@@ -22,9 +22,13 @@ type inProcess struct {
 	h      *handlers
 	log    atomic.Pointer[slog.Logger]
 	closed atomic.Bool
+	decl   atomic.Pointer[declaration] // the last successful Init's ActsOn
 }
 
-var _ Processor = (*inProcess)(nil)
+var (
+	_ Processor      = (*inProcess)(nil)
+	_ SignalDeclarer = (*inProcess)(nil)
+)
 
 func (p *inProcess) Describe(context.Context) (Info, []Signal, error) {
 	return p.stage.Info(), p.h.signals(), nil
@@ -40,7 +44,20 @@ func (p *inProcess) Init(ctx context.Context, req InitRequest) error {
 	if err := p.stage.Init(ctx, req); err != nil {
 		return fmt.Errorf("stage init: %w", err)
 	}
+	d, err := actsOnOf(p.stage)
+	if err != nil {
+		return fmt.Errorf("stage init: %w", err)
+	}
+	p.decl.Store(&d)
 	return nil
+}
+
+// DeclaredSignals implements SignalDeclarer.
+func (p *inProcess) DeclaredSignals() ([]Signal, bool) {
+	if d := p.decl.Load(); d != nil {
+		return d.signals, d.declared
+	}
+	return nil, false
 }
 
 func (p *inProcess) Process(ctx context.Context, events []Event, replies []Reply) error {

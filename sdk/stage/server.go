@@ -70,6 +70,10 @@ func (s *server) Init(ctx context.Context, req *pb.InitRequest) (*pb.InitRespons
 		Host:     host,
 		Logger:   s.log,
 	})
+	var d declaration
+	if err == nil {
+		d, err = actsOnOf(s.stage)
+	}
 	if err != nil {
 		if conn != nil {
 			mux.close()
@@ -85,7 +89,11 @@ func (s *server) Init(ctx context.Context, req *pb.InitRequest) (*pb.InitRespons
 		oldMux.close()
 		_ = old.Close()
 	}
-	return &pb.InitResponse{}, nil
+	resp := &pb.InitResponse{ActsOnDeclared: d.declared}
+	for _, sg := range d.signals {
+		resp.ActsOn = append(resp.ActsOn, clean(string(sg)))
+	}
+	return resp, nil
 }
 
 // Process serves one long-lived stream. Each batch runs in its own goroutine, so batches of

@@ -17,6 +17,17 @@ import (
 // and the app's pipeline: one stage, the plugin under test, fail_closed on uplinks. The state
 // server's admin server is on, for its /metrics and /healthz.
 
+// clStageConfig is the stage's config block. The reference auth stage acts on uplinks only when
+// its config can refuse one (stage.SignalSelector): without a deny list every uplink would go
+// past it and no crash would catch one, so it gets a deny list naming no device of the bench.
+// Another plugin gets no config, as before.
+func clStageConfig(plugin string) string {
+	if filepath.Base(plugin) != "auth" {
+		return ""
+	}
+	return "    config: {deny_dids: [crashloop-no-such-device]}\n"
+}
+
 // clStageName is the pipeline stage the bench kills.
 const clStageName = "crashing"
 
@@ -58,7 +69,7 @@ stages:
     signals: [uplink]
     timeout: %s
     on_failure: fail_closed
-`, clStageName, p.plugin, clStageTimeout)
+%s`, clStageName, p.plugin, clStageTimeout, clStageConfig(p.plugin))
 	if err = os.WriteFile(filepath.Join(pipes, o.AppID+".yaml"), []byte(stageYAML), 0o644); err != nil {
 		return p, err
 	}

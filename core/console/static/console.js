@@ -97,6 +97,7 @@ function drawPipelines(p) {
     for (const c of s.chains || []) {
       const rows = c.stages.map((st) => el("tr", {"data-stage": st.name, "data-pipeline": c.pipeline},
         el("td", {class: "mono"}, st.name),
+        el("td", {class: "mono signals"}, signalsCell(st)),
         el("td", {class: "mono"}, st.builtin ? "builtin:" + st.builtin : [el("div", {}, st.plugin), el("div", {class: "hint", title: st.sha256}, "sha256 " + (st.sha256 || "").slice(0, 16) + "…")]),
         el("td", {class: "process" + (st.process === "down" ? " bad" : "")}, st.process + (st.pid ? " (pid " + st.pid + ")" : "")),
         el("td", {class: st.breaker === "closed" ? "" : "bad"}, st.breaker),
@@ -107,8 +108,8 @@ function drawPipelines(p) {
         el("td", {class: "hint"}, st.latency_window || ""),
         el("td", {class: "num failures" + (st.failures > 0 ? " bad" : "")}, st.failures)));
       const table = el("table", {},
-        el("thead", {}, el("tr", {}, ["Stage", "Binary", "Process", "Breaker", "Restarts", "Calls", "p50", "p99", "Window", "Failures"].map((h) => el("th", {class: ["Restarts", "Calls", "p50", "p99", "Failures"].includes(h) ? "num" : null}, h)))),
-        el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", {colspan: 10}, "no stage"))));
+        el("thead", {}, el("tr", {}, ["Stage", "Signals", "Binary", "Process", "Breaker", "Restarts", "Calls", "p50", "p99", "Window", "Failures"].map((h) => el("th", {class: ["Restarts", "Calls", "p50", "p99", "Failures"].includes(h) ? "num" : null}, h)))),
+        el("tbody", {}, rows.length ? rows : el("tr", {}, el("td", {colspan: 11}, "no stage"))));
       const apps = (users[c.pipeline] || []).join(", ") || (c.pipeline === "default" ? "apps without a file of their own" : "");
       parts.push(el("div", {class: "chain", "data-server": s.node, "data-pipeline": c.pipeline},
         el("h3", {}, "Pipeline ", el("code", {}, c.pipeline), " on ", el("code", {}, s.node), apps ? " — serves " + apps : ""),
@@ -117,6 +118,16 @@ function drawPipelines(p) {
     }
   }
   box.replaceChildren(...(parts.length ? parts : [el("p", {class: "hint"}, "no state server runs a pipeline")]));
+}
+
+// signalsCell shows the signals a stage is called for, and below them the listed ones its config
+// makes it skip (it said so at Init: they go past it without a call).
+function signalsCell(st) {
+  const acts = st.acts_on || st.signals || [];
+  const skipped = (st.signals || []).filter((s) => !acts.includes(s));
+  const out = [el("div", {}, acts.join(", ") || "none")];
+  if (skipped.length) out.push(el("div", {class: "hint", title: "listed, but the stage said at Init that its config has nothing to do on them"}, "not called: " + skipped.join(", ")));
+  return out;
 }
 
 function drawFaults(f) {

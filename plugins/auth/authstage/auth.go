@@ -64,6 +64,7 @@ var (
 	_ stage.HeartbeatHandler  = (*Auth)(nil)
 	_ stage.DownlinkHandler   = (*Auth)(nil)
 	_ stage.DisconnectHandler = (*Auth)(nil)
+	_ stage.SignalSelector    = (*Auth)(nil)
 )
 
 // Info names the stage.
@@ -101,6 +102,29 @@ func (a *Auth) Init(_ context.Context, req stage.InitRequest) error {
 	}
 	a.cfg.Store(s)
 	return nil
+}
+
+// ActsOn tells the host which signals this config gives the stage something to do on (the
+// host calls it after each Init and sends it no others). Login always: the token is checked
+// there. Uplink, heartbeat and downlink only when a did is denied, the signal's ACL says deny, or
+// uids are matched; otherwise every one of them would be allowed, and sparing the call is most
+// of what an uplink costs. Disconnect only with require_uid_match, to drop the uid record.
+func (a *Auth) ActsOn() []stage.Signal {
+	s := a.settings()
+	if s == nil {
+		// Not initialised: every handler refuses, so it must be called for everything.
+		return []stage.Signal{stage.SignalLogin, stage.SignalUplink, stage.SignalHeartbeat, stage.SignalDownlink, stage.SignalDisconnect}
+	}
+	out := []stage.Signal{stage.SignalLogin}
+	for _, sig := range []stage.Signal{stage.SignalUplink, stage.SignalHeartbeat, stage.SignalDownlink} {
+		if len(s.denyDIDs) > 0 || s.deny[sig] || s.uidMatch {
+			out = append(out, sig)
+		}
+	}
+	if s.uidMatch {
+		out = append(out, stage.SignalDisconnect)
+	}
+	return out
 }
 
 // settings returns the config, or nil before Init (every handler then refuses: an auth stage that

@@ -2,6 +2,7 @@ package authstage_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -189,4 +190,50 @@ func TestRequireUIDMatch(t *testing.T) {
 		t.Error("uid record still there after disconnect")
 	}
 	wantReject(t, "uplink of a closed connection", h2.Uplink(c, 5, []byte("hi")), protocol.CodeForbidden, "no login record")
+}
+
+// ActsOn declares login always, and the other signals only under a config that can refuse them
+// (or, for disconnect, has a record to drop); and every signal it leaves out is one its handler
+// would have let through anyway, so the host skipping it changes nothing.
+func TestActsOnFollowsTheConfig(t *testing.T) {
+	all := []stage.Signal{stage.SignalLogin, stage.SignalUplink, stage.SignalHeartbeat, stage.SignalDownlink, stage.SignalDisconnect}
+	for _, tc := range []struct {
+		name string
+		cfg  map[string]any
+		want []stage.Signal
+	}{
+		{"empty", nil, []stage.Signal{stage.SignalLogin}},
+		{"shipped", map[string]any{"acl": map[string]any{"uplink": "allow"}}, []stage.Signal{stage.SignalLogin}},
+		{"uplink denied", map[string]any{"acl": map[string]any{"uplink": "deny"}}, []stage.Signal{stage.SignalLogin, stage.SignalUplink}},
+		{"heartbeat denied", map[string]any{"acl": map[string]any{"heartbeat": "deny", "downlink": "allow"}}, []stage.Signal{stage.SignalLogin, stage.SignalHeartbeat}},
+		{"deny_dids", map[string]any{"deny_dids": []string{"mallory"}}, []stage.Signal{stage.SignalLogin, stage.SignalUplink, stage.SignalHeartbeat, stage.SignalDownlink}},
+		{"require_uid_match", map[string]any{"require_uid_match": true}, all},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := harness(t, tc.cfg)
+			got, declared := stage.Declared(h.Processor) // over the SDK's gRPC adapters
+			if !declared || fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("declared %v %v, want %v", declared, got, tc.want)
+			}
+			conn := h.Conn("mallory")
+			conn.UID = "u-other" // the login record, if any, is another uid's
+			for _, sig := range all {
+				if slices.Contains(got, sig) {
+					continue
+				}
+				var r stage.Reply
+				switch sig {
+				case stage.SignalUplink:
+					r = h.Uplink(conn, 1, []byte("x"))
+				case stage.SignalHeartbeat:
+					r = h.Heartbeat(conn, 1)
+				case stage.SignalDownlink:
+					r = h.Downlink(conn, 1, 1, []byte("x"))
+				case stage.SignalDisconnect:
+					r = h.Disconnect(conn, 1209)
+				}
+				wantContinue(t, string(sig)+" left out by ActsOn", r)
+			}
+		})
+	}
 }

@@ -662,9 +662,16 @@ func (x *InitRequest) GetHostBrokerId() uint32 {
 }
 
 type InitResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// acts_on_declared says the stage narrowed its signals for this config (the SDK's ActsOn): the
+	// host then calls it only for acts_on, and lets its other listed signals continue past it as
+	// if it had answered continue. False (a plugin built before this field, or a stage without
+	// ActsOn): the host calls it for every signal the pipeline lists. A flag rather than an empty
+	// list, so that "acts on none of them" and "says nothing" differ.
+	ActsOnDeclared bool     `protobuf:"varint,1,opt,name=acts_on_declared,json=actsOnDeclared,proto3" json:"acts_on_declared,omitempty"`
+	ActsOn         []string `protobuf:"bytes,2,rep,name=acts_on,json=actsOn,proto3" json:"acts_on,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *InitResponse) Reset() {
@@ -695,6 +702,20 @@ func (x *InitResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use InitResponse.ProtoReflect.Descriptor instead.
 func (*InitResponse) Descriptor() ([]byte, []int) {
 	return file_stage_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *InitResponse) GetActsOnDeclared() bool {
+	if x != nil {
+		return x.ActsOnDeclared
+	}
+	return false
+}
+
+func (x *InitResponse) GetActsOn() []string {
+	if x != nil {
+		return x.ActsOn
+	}
+	return nil
 }
 
 type PushRequest struct {
@@ -1850,8 +1871,10 @@ const file_stage_proto_rawDesc = "" +
 	"\bpipeline\x18\x01 \x01(\tR\bpipeline\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x16\n" +
 	"\x06config\x18\x03 \x01(\fR\x06config\x12$\n" +
-	"\x0ehost_broker_id\x18\x04 \x01(\rR\fhostBrokerId\"\x0e\n" +
-	"\fInitResponse\"R\n" +
+	"\x0ehost_broker_id\x18\x04 \x01(\rR\fhostBrokerId\"Q\n" +
+	"\fInitResponse\x12(\n" +
+	"\x10acts_on_declared\x18\x01 \x01(\bR\x0eactsOnDeclared\x12\x17\n" +
+	"\aacts_on\x18\x02 \x03(\tR\x06actsOn\"R\n" +
 	"\vPushRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x12\n" +
 	"\x04dids\x18\x02 \x03(\tR\x04dids\x12\x18\n" +

@@ -20,6 +20,9 @@
 // With PLATO_STAGE_RAW=off in its environment it has no data socket, as a plugin built before it.
 //
 // With config {"delay_ms": N}, every uplink is held N milliseconds first: a slow plugin of one app.
+// With config {"acts_on": [...]}, ActsOn (stage.SignalSelector) answers that list; without it,
+// defaultActsOn's signals (comma-separated; a build may set it with -ldflags -X, to make a binary
+// that declares otherwise under the same config), or else every signal it handles (login, uplink).
 //
 // Login rejects the token "bad"; every other signal continues.
 package main
@@ -40,9 +43,13 @@ import (
 	"github.com/platoim/plato/sdk/stage/internal/wiretest"
 )
 
+// defaultActsOn is set at build time only (see above).
+var defaultActsOn string
+
 type testStage struct {
-	host  stage.Host
-	delay time.Duration
+	host   stage.Host
+	delay  time.Duration
+	actsOn []stage.Signal
 }
 
 func (s *testStage) Info() stage.Info { return stage.Info{Name: "testplugin", Version: "1.0.0"} }
@@ -50,16 +57,30 @@ func (s *testStage) Info() stage.Info { return stage.Info{Name: "testplugin", Ve
 func (s *testStage) Init(_ context.Context, req stage.InitRequest) error {
 	s.host = req.Host
 	var c struct {
-		DelayMS int `json:"delay_ms"`
+		DelayMS int             `json:"delay_ms"`
+		ActsOn  *[]stage.Signal `json:"acts_on"`
 	}
 	// Lenient: tests pass keys of their own to check that config reaches a plugin.
 	if err := json.Unmarshal(req.Config, &c); err != nil {
 		return err
 	}
 	s.delay = time.Duration(c.DelayMS) * time.Millisecond
+	s.actsOn = []stage.Signal{stage.SignalLogin, stage.SignalUplink}
+	if defaultActsOn != "" {
+		s.actsOn = nil
+		for _, sig := range strings.Split(defaultActsOn, ",") {
+			s.actsOn = append(s.actsOn, stage.Signal(sig))
+		}
+	}
+	if c.ActsOn != nil {
+		s.actsOn = *c.ActsOn
+	}
 	req.Logger.Info("testplugin initialised", "pipeline", req.Pipeline, "stage", req.Stage, "config", string(req.Config))
 	return nil
 }
+
+// ActsOn implements stage.SignalSelector.
+func (s *testStage) ActsOn() []stage.Signal { return s.actsOn }
 
 func (s *testStage) OnLogin(_ context.Context, ev *stage.LoginEvent) stage.Reply {
 	if ev.Token == "bad" {
