@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudwego/kitex/pkg/kerrors"
@@ -38,6 +39,9 @@ type businessLink struct {
 	// latency is the app's series of plato_state_business_call_seconds: ok, error.
 	latency [2]telemetry.Observer
 	retry   *eventRetry
+	// lastCall is how long the last Deliver call took, in nanoseconds: uplinks of an app slower
+	// than state.uplink_ack_wait are not waited for (replyacks.go).
+	lastCall atomic.Int64
 }
 
 // businesses maps app IDs to their business server, one link per app: each app's events queue on
@@ -109,6 +113,7 @@ func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []b
 	}
 	start := time.Now()
 	resp, err := l.cli.Deliver(ctx, &api.DeliverRequest{Events: events})
+	l.lastCall.Store(int64(time.Since(start)))
 	l.observe(start, err)
 	endDeliverSpans(spans, err)
 	if err != nil {

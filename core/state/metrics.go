@@ -22,8 +22,9 @@ var peerNames = [numPeers]string{"gateway", "business", "state"}
 // itself (it records without attributes, which allocates nothing).
 type metrics struct {
 	logins, framesIn, uplinks, duplicates atomic.Int64
-	closed                                telemetry.Codes // by reason
-	uplinkAcks                            telemetry.Codes // every UplinkAck, by code
+	closed                                telemetry.Codes           // by reason
+	uplinkAcks                            telemetry.Codes           // every UplinkAck, by code
+	ackPaths                              [numAckPaths]atomic.Int64 // UplinkAcks by road: reply, push, kept
 	downlinks, downlinkAcks               atomic.Int64
 	inflightEvicted, heartbeatTimeouts    atomic.Int64
 	retransmits, undelivered              atomic.Int64
