@@ -79,6 +79,8 @@ type Stats struct {
 	Resumed           int64
 	ResumesRefused    int64
 	Adopted           int64 // connections moved here from a lost state server
+	// UplinkAcks by road (replyacks.go): in a Deliver reply, by Push, kept for a Resume.
+	AcksInReply, AcksByPush, AcksKept int64
 }
 
 // Stats returns the current counters.
@@ -97,5 +99,7 @@ func (s *Server) Stats() Stats {
 		Parked: m.parkedNow.Load(), Resumed: m.resumes.Load(0),
 		ResumesRefused: m.resumes.Total() - m.resumes.Load(0),
 		Adopted:        m.adopted.Load(),
+		AcksInReply:    m.ackPaths[ackByReply].Load(), AcksByPush: m.ackPaths[ackByPush].Load(),
+		AcksKept: m.ackPaths[ackKept].Load(),
 	}
 }
