@@ -120,7 +120,7 @@ func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.
 	if col == nil {
 		return &fleet.DeliverResponse{}, nil
 	}
-	col.wait(s.cfg.UplinkAckWait)
+	col.wait(s.cfg.UplinkAckWait, &s.metrics)
 	return &fleet.DeliverResponse{Acks: s.finish(col)}, nil
 }
 

@@ -25,6 +25,7 @@ type metrics struct {
 	closed                                telemetry.Codes           // by reason
 	uplinkAcks                            telemetry.Codes           // every UplinkAck, by code
 	ackPaths                              [numAckPaths]atomic.Int64 // UplinkAcks by road: reply, push, kept
+	ackWaits                              [2]atomic.Int64           // Deliver calls held, by outcome
 	downlinks, downlinkAcks               atomic.Int64
 	inflightEvicted, heartbeatTimeouts    atomic.Int64
 	retransmits, undelivered              atomic.Int64

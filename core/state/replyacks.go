@@ -24,8 +24,9 @@ import (
 //   - A gateway sends a connection's events on one lane, one call at a time, and writes a reply's
 //     answers before the next call: the next reply comes after this one.
 //
-// An app whose business server answered its last batch slower than the wait is not waited for:
-// its answers go by Push, and one slow app holds the lane it shares with others at most once.
+// An app whose business server takes longer than the wait (its calls' moving average) is not
+// waited for: its answers go by Push, and a slow app holds the lane it shares with others only
+// until its average shows it.
 
 // ackCollector gathers the answers of one Deliver call that asked for them in its reply.
 type ackCollector struct {
@@ -74,19 +75,22 @@ func (s *Server) expectUplink(cs *connState, col *ackCollector) {
 	col.mu.Unlock()
 }
 
-// answersInTime reports whether app's business server answered its last batch within the wait.
+// answersInTime reports whether app's business server answers within the wait, on average.
 func (s *Server) answersInTime(app string) bool {
 	l, err := s.business.forApp(app)
 	if err != nil || l == nil {
 		return true // answered at once (1304)
 	}
-	return time.Duration(l.lastCall.Load()) <= s.cfg.UplinkAckWait
+	return time.Duration(l.callTime.Load()) <= s.cfg.UplinkAckWait
 }
 
-// wait holds the call until every expected answer is in or the bound passes.
-func (c *ackCollector) wait(bound time.Duration) {
+// wait holds the call until every expected answer is in or the bound passes, and counts which.
+func (c *ackCollector) wait(bound time.Duration, m *metrics) {
 	c.mu.Lock()
 	if c.waiting <= 0 {
+		if len(c.slots) > 0 {
+			m.ackWaits[waitAnswered].Add(1) // in before the call was done with its events
+		}
 		c.mu.Unlock()
 		return
 	}
@@ -96,10 +100,18 @@ func (c *ackCollector) wait(bound time.Duration) {
 	t := time.NewTimer(bound)
 	select {
 	case <-done:
+		m.ackWaits[waitAnswered].Add(1)
 	case <-t.C:
+		m.ackWaits[waitTimedOut].Add(1)
 	}
 	t.Stop()
 }
+
+// Outcomes of a Deliver call's wait, the index of metrics.ackWaits.
+const (
+	waitAnswered = iota // every answer waited for came in
+	waitTimedOut        // state.uplink_ack_wait passed first
+)
 
 // finish closes col and returns the answers its reply carries. A connection with an uplink still
 // unanswered sends what it staged by Push, under its lock so that no later answer overtakes them.

@@ -140,8 +140,8 @@ func TestASlowAppIsNotWaitedFor(t *testing.T) {
 	if err != nil || l == nil {
 		t.Fatal(err)
 	}
-	poll.Until(t, "the CONNECTED call to end", func() bool { return l.lastCall.Load() != 0 })
-	l.lastCall.Store(int64(2 * time.Hour)) // slower than the wait
+	poll.Until(t, "the CONNECTED call to end", func() bool { return l.callTime.Load() != 0 })
+	l.callTime.Store(int64(2 * time.Hour)) // slower than the wait
 	gate := make(chan struct{})
 	ts.biz.set(func(b *fakeBusiness) { b.gate = gate })
 	select {
@@ -152,9 +152,13 @@ func TestASlowAppIsNotWaitedFor(t *testing.T) {
 	}
 	close(gate)
 	untilFrame(t, ts.gw, 1, protocol.SigUplinkAck, 2)
-	// Its next batch was quick: its uplinks are waited for again.
+	// Its calls are quick again: its uplinks are waited for again.
+	l.callTime.Store(0)
 	if resp := ts.deliverReplying(t, frameEvent(1, protocol.SigUplink, 3, []byte("y"))); len(resp.Acks) != 1 {
-		t.Errorf("after a quick batch: %d acks in the reply, want 1", len(resp.Acks))
+		t.Errorf("once quick again: %d acks in the reply, want 1", len(resp.Acks))
+	}
+	if w := &ts.metrics.ackWaits; w[waitAnswered].Load() != 1 || w[waitTimedOut].Load() != 0 {
+		t.Errorf("waits answered %d, timed out %d; want 1 and 0", w[waitAnswered].Load(), w[waitTimedOut].Load())
 	}
 }
 

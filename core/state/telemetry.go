@@ -47,6 +47,12 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 			emit(m.ackPaths[ackByPush].Load(), attribute.String("path", "push"))
 			emit(m.ackPaths[ackKept].Load(), attribute.String("path", "kept"))
 		})
+	o.Counter("plato_state_deliver_waits_total", "{call}",
+		"Deliver calls held for the answers of their uplinks, by outcome: answered (every answer waited for came in) or timeout (state.uplink_ack_wait passed first; the rest went by Push).",
+		func(emit telemetry.Emit) {
+			emit(m.ackWaits[waitAnswered].Load(), attribute.String("result", "answered"))
+			emit(m.ackWaits[waitTimedOut].Load(), attribute.String("result", "timeout"))
+		})
 	o.CounterValue("plato_state_duplicates_total", "{uplink}", "Uplinks with a sequence number not above the last (answered 1008, not delivered).", m.duplicates.Load)
 	o.CounterValue("plato_state_downlinks_sent_total", "{downlink}", "Downlinks queued to a gateway for a device (retransmits not included).", m.downlinks.Load)
 	o.CounterValue("plato_state_downlink_acks_total", "{ack}", "DownlinkAcks that closed an in-flight downlink.", m.downlinkAcks.Load)
