@@ -176,6 +176,7 @@ func (s *Server) routeAck(cs *connState, seq uint64, body []byte) {
 		col.waiting -= n
 		if col.waiting == 0 && col.done != nil {
 			close(col.done)
+			col.done = nil // wait kept its own copy; a later answer must not close it again
 		}
 		if staging {
 			sl.acks = append(sl.acks, keptAck{seq: seq, body: body})
