@@ -123,12 +123,24 @@ struct DeliverRequest {
     3: string proof
     // The state server's boot (PingResponse) the gateway believes it talks to; empty: not known yet.
     4: string boot
+    // The gateway reads DeliverResponse.acks: the state server may answer the uplinks of these
+    // events in the reply, waiting for them up to state.uplink_ack_wait, instead of by
+    // Gateway.Push. Unset (a gateway of an earlier version): every answer goes by Push.
+    5: bool acks_in_reply
+    // Connections named by UplinkAcks of an earlier reply that the gateway no longer holds, or
+    // moved to another state server: as in PushResponse. Sent (rarely) in a call of their own.
+    6: list<i64> gone
+    7: list<i64> moved
 }
 
 struct DeliverResponse {
     // The events were meant for a previous run of this state server (boot differs) and were not
     // taken: the gateway is moving those connections here with ADOPTED events.
     1: bool restarted
+    // Only with acks_in_reply: UplinkAcks (signal UPLINK_ACK, action SEND) of uplinks of these
+    // events, answered while the call waited, each connection's in the order decided. The gateway
+    // handles them as frames of a Push; the answers not ready in time go by Push as before.
+    2: list<DownFrame> acks
 }
 
 // Business calls in a fleet of state servers. The state server a business server calls

@@ -98,7 +98,7 @@ func (gw *Gateway) newStateLink(n registry.Node) (*stateLink, error) {
 // lane is blocked meanwhile, which keeps each connection's events in order. Events a lost state
 // server never took are dropped, but for the CLOSED ones: the business must hear of those.
 func (gw *Gateway) deliver(ctx context.Context, l *stateLink, events []*fleet.UpEvent) {
-	req := &fleet.DeliverRequest{GatewayId: gw.cfg.ID, Events: events, Proof: gw.proof, Boot: l.bootOf()}
+	req := &fleet.DeliverRequest{GatewayId: gw.cfg.ID, Events: events, Proof: gw.proof, Boot: l.bootOf(), AcksInReply: true}
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		resp, err := l.cli.Deliver(ctx, req)
@@ -107,6 +107,9 @@ func (gw *Gateway) deliver(ctx context.Context, l *stateLink, events []*fleet.Up
 				// Another run of the state server than these events were for: watchState moves the
 				// connections to it; what was in these events is gone with the old run.
 				gw.rerouteClosed(events)
+			}
+			if len(resp.Acks) > 0 {
+				gw.writeReplyAcks(ctx, l, resp.Acks)
 			}
 			return
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudwego/kitex/pkg/kerrors"
@@ -38,6 +39,16 @@ type businessLink struct {
 	// latency is the app's series of plato_state_business_call_seconds: ok, error.
 	latency [2]telemetry.Observer
 	retry   *eventRetry
+	// callTime is how long its Deliver calls take, in nanoseconds, averaged (an EWMA, each call
+	// weighing 1/8): uplinks of an app slower than state.uplink_ack_wait are not waited for
+	// (replyacks.go). Concurrent lanes may lose an update; an average does not mind.
+	callTime atomic.Int64
+}
+
+// observeCall folds the duration of one Deliver call into callTime.
+func (l *businessLink) observeCall(d time.Duration) {
+	old := l.callTime.Load()
+	l.callTime.Store(old + (int64(d)-old)/8)
 }
 
 // businesses maps app IDs to their business server, one link per app: each app's events queue on
@@ -109,6 +120,7 @@ func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []b
 	}
 	start := time.Now()
 	resp, err := l.cli.Deliver(ctx, &api.DeliverRequest{Events: events})
+	l.observeCall(time.Since(start))
 	l.observe(start, err)
 	endDeliverSpans(spans, err)
 	if err != nil {

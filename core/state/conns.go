@@ -144,6 +144,13 @@ type connState struct {
 	// dupAcks until they are, so a device's ACKs always come back in the order it sent.
 	upInflight int
 	dupAcks    []uint64
+	// The roads of its UplinkAcks (replyacks.go): uplinks received and not answered yet, answers
+	// queued by Push whose call has not returned, and the Deliver call it answers through (nil:
+	// by Push) with its slot there.
+	upUnanswered int32
+	replyIdx     int32
+	pushAcks     atomic.Int32
+	replyTo      *ackCollector
 	// inflight is allocated on the first downlink: idle connections carry no map.
 	inflight map[uint64]inflight
 	order    []uint64      // inflight sequence numbers, oldest first, for eviction at MaxInflight

@@ -17,7 +17,9 @@ import (
 
 // Deliver takes a gateway's batch of device events. It never blocks on I/O: each event is handed to
 // the app's pipeline (whose lanes keep a connection's events in order) and finished in the
-// pipeline's callback; answers and business deliveries are queued on their own batchers.
+// pipeline's callback; answers and business deliveries are queued on their own batchers. A caller
+// that reads answers in the reply (acks_in_reply) is held up to state.uplink_ack_wait for those of
+// its uplinks (replyacks.go).
 func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.DeliverResponse, error) {
 	s := h.s
 	if s.gwAuth != nil {
@@ -34,6 +36,15 @@ func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.
 	if l == nil {
 		s.log.Warn("events from an unregistered gateway dropped", "gateway", req.GatewayId, "events", len(req.Events))
 		return &fleet.DeliverResponse{}, nil
+	}
+	if len(req.Gone) > 0 || len(req.Moved) > 0 {
+		// What the gateway found when it wrote an earlier reply's answers (replyacks.go).
+		s.gone(l, req.Gone)
+		s.moved(l, req.Moved)
+	}
+	var col *ackCollector
+	if req.AcksInReply && s.cfg.UplinkAckWait > 0 {
+		col = newAckCollector()
 	}
 	now := time.Now().UnixNano()
 	for _, ev := range req.Events {
@@ -79,6 +90,7 @@ func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.
 			})
 		case protocol.SigUplink:
 			payload := ev.Body
+			s.expectUplink(cs, col)
 			sp := s.startFrame(stage.SignalUplink, cs.appID, ev.Traceparent)
 			s.through(stage.Event{Signal: stage.SignalUplink, Conn: cs.stageConn(), Seq: seq, Payload: payload, TraceParent: sp.traceParent()}, refusable, func(out pipeline.Outcome) {
 				s.uplinkOutcome(cs, seq, payload, out, sp)
@@ -106,7 +118,11 @@ func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.
 			})
 		}
 	}
-	return &fleet.DeliverResponse{}, nil
+	if col == nil {
+		return &fleet.DeliverResponse{}, nil
+	}
+	col.wait(s.cfg.UplinkAckWait, &s.metrics)
+	return &fleet.DeliverResponse{Acks: s.finish(col)}, nil
 }
 
 // login records the connection at once (so its next frames find it) and lets the pipeline decide.
@@ -265,24 +281,20 @@ func (s *Server) uplink(cs *connState, seq uint64, payload []byte, sp *sigSpan) 
 	}
 }
 
-// ackUplink answers an uplink, and ends its span (sp may be nil).
+// ackUplink answers an uplink, and ends its span (sp may be nil): in the reply of the Deliver call
+// that carried it, by Push, or kept for a parked connection (replyacks.go).
 func (s *Server) ackUplink(cs *connState, seq uint64, code protocol.Code, msg string, sp *sigSpan) {
 	s.metrics.uplinkAcks.Add(int(code))
 	s.countUplink(cs.appID, code)
 	body := (&protocol.Ack{Code: code, Message: msg}).Append(nil)
-	if !s.send(cs, fleet.DownAction_SEND, protocol.SigUplinkAck, 0, seq, body) && !cs.keepAck(seq, body) {
-		// Resumed in between (or the gateway's queue is full): one more try.
-		s.send(cs, fleet.DownAction_SEND, protocol.SigUplinkAck, 0, seq, body)
-	}
+	s.routeAck(cs, seq, body)
 	sp.end(code)
 }
 
-// keepAck holds an UplinkAck for a parked connection, to send after its ResumeAck: the device
-// learns the real outcome of the uplinks it had in flight. It reports false when the connection
-// has a route (it resumed, or was never parked).
-func (cs *connState) keepAck(seq uint64, body []byte) bool {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
+// keepAckLocked holds an UplinkAck for a parked connection, to send after its ResumeAck: the
+// device learns the real outcome of the uplinks it had in flight. It reports false when the
+// connection has a route (it resumed, or was never parked). cs.mu is held.
+func (cs *connState) keepAckLocked(seq uint64, body []byte, m *metrics) bool {
 	if cs.closed {
 		return true // nobody to tell
 	}
@@ -291,6 +303,7 @@ func (cs *connState) keepAck(seq uint64, body []byte) bool {
 	}
 	if p := cs.park; len(p.acks) < maxKeptAcks {
 		p.acks = append(p.acks, keptAck{seq: seq, body: body})
+		m.ackPaths[ackKept].Add(1)
 	}
 	return true
 }

@@ -29,6 +29,8 @@ type downItem struct {
 	f   *fleet.DownFrame
 	acc *accepts
 	idx int
+	// ack is the connection of an UplinkAck, whose pushAcks counts it until the call returns.
+	ack *connState
 }
 
 // accepts waits for the frames of one at-least-once push to reach their gateways: a frame still
@@ -101,6 +103,9 @@ func (s *Server) pushFrames(ctx context.Context, l *gatewayLink, items []downIte
 		resp, err = l.cli.Push(ctx, req)
 	}
 	for _, it := range items {
+		if it.ack != nil {
+			it.ack.pushAcks.Add(-1)
+		}
 		if it.acc != nil {
 			if err != nil {
 				it.acc.failed[it.idx].Store(true)
@@ -167,6 +172,19 @@ func (s *Server) sendRoute(r *route, did string, action fleet.DownAction, sig pr
 		f.Did = did
 	}
 	return s.queue(r, downItem{f: f})
+}
+
+// sendAckRoute queues an UplinkAck of cs on route r, counted in cs.pushAcks until its Push call
+// returns (replyacks.go).
+func (s *Server) sendAckRoute(cs *connState, r *route, seq uint64, body []byte) bool {
+	cs.pushAcks.Add(1)
+	f := &fleet.DownFrame{ConnId: int64(r.key.id), Signal: int8(protocol.SigUplinkAck), Seq: int64(seq), Body: body}
+	if !s.queue(r, downItem{f: f, ack: cs}) {
+		cs.pushAcks.Add(-1)
+		return false
+	}
+	s.metrics.ackPaths[ackByPush].Add(1)
+	return true
 }
 
 // sendDownlink queues a Downlink. An at-least-once one is marked for the gateway to keep until

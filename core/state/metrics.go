@@ -22,8 +22,10 @@ var peerNames = [numPeers]string{"gateway", "business", "state"}
 // itself (it records without attributes, which allocates nothing).
 type metrics struct {
 	logins, framesIn, uplinks, duplicates atomic.Int64
-	closed                                telemetry.Codes // by reason
-	uplinkAcks                            telemetry.Codes // every UplinkAck, by code
+	closed                                telemetry.Codes           // by reason
+	uplinkAcks                            telemetry.Codes           // every UplinkAck, by code
+	ackPaths                              [numAckPaths]atomic.Int64 // UplinkAcks by road: reply, push, kept
+	ackWaits                              [2]atomic.Int64           // Deliver calls held, by outcome
 	downlinks, downlinkAcks               atomic.Int64
 	inflightEvicted, heartbeatTimeouts    atomic.Int64
 	retransmits, undelivered              atomic.Int64
@@ -78,6 +80,8 @@ type Stats struct {
 	Resumed           int64
 	ResumesRefused    int64
 	Adopted           int64 // connections moved here from a lost state server
+	// UplinkAcks by road (replyacks.go): in a Deliver reply, by Push, kept for a Resume.
+	AcksInReply, AcksByPush, AcksKept int64
 }
 
 // Stats returns the current counters.
@@ -96,5 +100,7 @@ func (s *Server) Stats() Stats {
 		Parked: m.parkedNow.Load(), Resumed: m.resumes.Load(0),
 		ResumesRefused: m.resumes.Total() - m.resumes.Load(0),
 		Adopted:        m.adopted.Load(),
+		AcksInReply:    m.ackPaths[ackByReply].Load(), AcksByPush: m.ackPaths[ackByPush].Load(),
+		AcksKept: m.ackPaths[ackKept].Load(),
 	}
 }

@@ -252,7 +252,7 @@ func (s *Server) finishResume(cs *connState, r *route, seq, lastDown uint64) {
 	ack := (&protocol.ResumeAck{Code: protocol.CodeOK, ConnID: r.key.id, HeartbeatMs: uint32(s.cfg.HeartbeatInterval / time.Millisecond)}).Append(nil)
 	s.sendRoute(r, cs.did, fleet.DownAction_LOGIN_OK, protocol.SigResumeAck, 0, seq, ack)
 	for _, a := range park.acks {
-		s.sendRoute(r, cs.did, fleet.DownAction_SEND, protocol.SigUplinkAck, 0, a.seq, a.body)
+		s.sendAckRoute(cs, r, a.seq, a.body)
 	}
 	for _, q := range replay {
 		in := cs.inflight[q]

@@ -40,6 +40,19 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 	o.CounterByCode("plato_state_uplinks_total", "{uplink}",
 		"Uplinks answered, by the UplinkAck code: 0 delivered, 2000-2999 the business refused, 1008 duplicate, 1301/1302/1303/1304/1306 failures.",
 		"code", &m.uplinkAcks)
+	o.Counter("plato_state_uplink_acks_sent_total", "{ack}",
+		"UplinkAcks by the road they took: reply (in the reply of the gateway's Deliver call, within state.uplink_ack_wait), push (a Push call to the gateway; the acks kept for a Resume count again here when sent), kept (held for a parked connection).",
+		func(emit telemetry.Emit) {
+			emit(m.ackPaths[ackByReply].Load(), attribute.String("path", "reply"))
+			emit(m.ackPaths[ackByPush].Load(), attribute.String("path", "push"))
+			emit(m.ackPaths[ackKept].Load(), attribute.String("path", "kept"))
+		})
+	o.Counter("plato_state_deliver_waits_total", "{call}",
+		"Deliver calls held for the answers of their uplinks, by outcome: answered (every answer waited for came in) or timeout (state.uplink_ack_wait passed first; the rest went by Push).",
+		func(emit telemetry.Emit) {
+			emit(m.ackWaits[waitAnswered].Load(), attribute.String("result", "answered"))
+			emit(m.ackWaits[waitTimedOut].Load(), attribute.String("result", "timeout"))
+		})
 	o.CounterValue("plato_state_duplicates_total", "{uplink}", "Uplinks with a sequence number not above the last (answered 1008, not delivered).", m.duplicates.Load)
 	o.CounterValue("plato_state_downlinks_sent_total", "{downlink}", "Downlinks queued to a gateway for a device (retransmits not included).", m.downlinks.Load)
 	o.CounterValue("plato_state_downlink_acks_total", "{ack}", "DownlinkAcks that closed an in-flight downlink.", m.downlinkAcks.Load)

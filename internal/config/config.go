@@ -41,6 +41,9 @@ const (
 	DefaultStatePing        = 250 * time.Millisecond
 	DefaultStatePingsLost   = 3
 	DefaultMaxParked        = 1024
+	// DefaultUplinkAckWait bounds how long a gateway's Deliver call waits for the answers of its
+	// uplinks, to carry them back in its reply (docs/adr/0012-uplink-acks-in-the-deliver-reply.md).
+	DefaultUplinkAckWait    = 2 * time.Millisecond
 	DefaultUplinksInFlight  = 4096
 	DefaultOverloadInterval = 100 * time.Millisecond
 	DefaultRefuseLogins     = 0.8
@@ -426,7 +429,11 @@ type State struct {
 	MaxParked int `koanf:"max_parked"`
 	// RPCTimeout bounds each call to a gateway. Default 3s.
 	RPCTimeout time.Duration `koanf:"rpc_timeout"`
-	Business   Business      `koanf:"business"`
+	// UplinkAckWait is how long the state server holds a gateway's Deliver call for the answers of
+	// the uplinks in it, to return them in the reply rather than by a Push call of their own; the
+	// answers not ready by then go by Push. 0 sends every answer by Push. Default 2ms.
+	UplinkAckWait time.Duration `koanf:"uplink_ack_wait"`
+	Business      Business      `koanf:"business"`
 	// Batch tunes frames pushed to gateways and events delivered to business servers.
 	Batch Batch `koanf:"batch"`
 	// Overload tunes the state server's overload manager.
@@ -497,7 +504,7 @@ func Default() Config {
 		State: State{
 			Addr: DefaultStateAddr, HTTPAddr: DefaultStateHTTPAddr, HeartbeatInterval: DefaultHeartbeat, HeartbeatTimeout: DefaultHeartbeatTimeout,
 			MaxInflight: DefaultMaxInflight, PushTimeout: DefaultPushTimeout, RPCTimeout: DefaultRPCTimeout,
-			ReconnectWindow: DefaultReconnectWindow, MaxParked: DefaultMaxParked,
+			ReconnectWindow: DefaultReconnectWindow, MaxParked: DefaultMaxParked, UplinkAckWait: DefaultUplinkAckWait,
 			Business: Business{Timeout: DefaultBusinessTimeout}, Batch: b, Overload: o,
 		},
 		Pipeline: Pipeline{PluginDir: DefaultPluginDir, Lanes: DefaultPipelineLanes, Watch: true, Breaker: breaker},

@@ -254,3 +254,19 @@ c: {`+app+`}`, "PLATO_APPS__C__BUSINESSES=10.0.0.1:7000,/run/biz.sock")
 		}
 	}
 }
+
+func TestUplinkAckWaitKey(t *testing.T) {
+	env := []string{"PLATO_AUTH__TOKEN_SECRET=" + secret}
+	if d := Default().State.UplinkAckWait; d != DefaultUplinkAckWait {
+		t.Errorf("default %v", d)
+	}
+	cfg, _, err := Load(writeFile(t, "state: {uplink_ack_wait: 0s}"), env, map[string]string{})
+	if err != nil || cfg.State.UplinkAckWait != 0 {
+		t.Fatalf("0 turns it off: %v, %v", cfg.State.UplinkAckWait, err)
+	}
+	for _, bad := range []string{"state: {uplink_ack_wait: -1ms}", "state: {uplink_ack_wait: 2s}", "state: {uplink_ack_wait: 500ms, rpc_timeout: 100ms}"} {
+		if _, _, err := Load(writeFile(t, bad), env, nil); err == nil || !strings.Contains(err.Error(), "state.uplink_ack_wait") {
+			t.Errorf("%s: %v, want an error naming state.uplink_ack_wait", bad, err)
+		}
+	}
+}

@@ -156,6 +156,11 @@ func (c *Config) Validate() error {
 	}
 	atLeast("state.max_parked", s.MaxParked, 1)
 	positive("state.rpc_timeout", s.RPCTimeout)
+	if s.UplinkAckWait < 0 || s.UplinkAckWait > time.Second {
+		bad("state.uplink_ack_wait", "must be between 0 (answers by Push only) and 1s, got %v", s.UplinkAckWait)
+	} else if s.RPCTimeout > 0 && s.UplinkAckWait >= s.RPCTimeout {
+		bad("state.uplink_ack_wait", "(%v) must be shorter than state.rpc_timeout (%v), which bounds the gateways' Deliver calls it holds", s.UplinkAckWait, s.RPCTimeout)
+	}
 	positive("state.business.timeout", s.Business.Timeout)
 	c.validateBatch("state.batch", s.Batch, bad)
 	validateOverload("state.overload", s.Overload, bad)

@@ -22,7 +22,7 @@ import (
 
 // The data socket: batches and their results travel as raw frames (rawframe.go) over a unix
 // socket instead of the gRPC Process stream, which cost about three times as much CPU per message
-// (docs/adr/0011). gRPC, with go-plugin's AutoMTLS, stays the control channel: Describe, Init,
+// (docs/adr/0011-stage-data-socket.md). gRPC, with go-plugin's AutoMTLS, stays the control channel: Describe, Init,
 // health, the Host service, and the StageData.Open call that sets the socket up.
 //
 // Open: the host listens on a fresh socket, mode 0600 in a directory of its own, mode 0700, and

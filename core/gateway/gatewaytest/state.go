@@ -27,6 +27,24 @@ type State struct {
 
 	mu     sync.Mutex
 	events []*fleet.UpEvent
+	reply  func(*fleet.DeliverRequest) *fleet.DeliverResponse
+	gone   []int64
+	moved  []int64
+}
+
+// SetReply makes Deliver answer each batch with what reply returns (nil: an empty answer), as a
+// state server that returns UplinkAcks in the reply (DeliverResponse.acks) does.
+func (s *State) SetReply(reply func(*fleet.DeliverRequest) *fleet.DeliverResponse) {
+	s.mu.Lock()
+	s.reply = reply
+	s.mu.Unlock()
+}
+
+// Reports returns the connections the gateway reported gone or moved in its Deliver calls.
+func (s *State) Reports() (gone, moved []int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]int64(nil), s.gone...), append([]int64(nil), s.moved...)
 }
 
 var _ fleet.State = (*State)(nil)
@@ -46,14 +64,22 @@ func startState(ctx context.Context, t testing.TB, reg registry.Registry) *State
 	return s
 }
 
-// Deliver records the batch, in order.
+// Deliver records the batch, in order, and the connections reported gone or moved.
 func (s *State) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.DeliverResponse, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for _, ev := range req.Events {
 		// The body may point into Kitex's read buffer, which is reused once the call returns.
 		ev.Body = bytes.Clone(ev.Body)
 		s.events = append(s.events, ev)
+	}
+	s.gone = append(s.gone, req.Gone...)
+	s.moved = append(s.moved, req.Moved...)
+	reply := s.reply
+	s.mu.Unlock()
+	if reply != nil {
+		if resp := reply(req); resp != nil {
+			return resp, nil
+		}
 	}
 	return &fleet.DeliverResponse{}, nil
 }

@@ -696,10 +696,13 @@ var fieldIDToName_SessionsResponse = map[int16]string{
 }
 
 type DeliverRequest struct {
-	GatewayId string     `thrift:"gateway_id,1" frugal:"1,default,string" json:"gateway_id"`
-	Events    []*UpEvent `thrift:"events,2" frugal:"2,default,list<UpEvent>" json:"events"`
-	Proof     string     `thrift:"proof,3" frugal:"3,default,string" json:"proof"`
-	Boot      string     `thrift:"boot,4" frugal:"4,default,string" json:"boot"`
+	GatewayId   string     `thrift:"gateway_id,1" frugal:"1,default,string" json:"gateway_id"`
+	Events      []*UpEvent `thrift:"events,2" frugal:"2,default,list<UpEvent>" json:"events"`
+	Proof       string     `thrift:"proof,3" frugal:"3,default,string" json:"proof"`
+	Boot        string     `thrift:"boot,4" frugal:"4,default,string" json:"boot"`
+	AcksInReply bool       `thrift:"acks_in_reply,5" frugal:"5,default,bool" json:"acks_in_reply"`
+	Gone        []int64    `thrift:"gone,6" frugal:"6,default,list<i64>" json:"gone"`
+	Moved       []int64    `thrift:"moved,7" frugal:"7,default,list<i64>" json:"moved"`
 }
 
 func NewDeliverRequest() *DeliverRequest {
@@ -724,6 +727,18 @@ func (p *DeliverRequest) GetProof() (v string) {
 func (p *DeliverRequest) GetBoot() (v string) {
 	return p.Boot
 }
+
+func (p *DeliverRequest) GetAcksInReply() (v bool) {
+	return p.AcksInReply
+}
+
+func (p *DeliverRequest) GetGone() (v []int64) {
+	return p.Gone
+}
+
+func (p *DeliverRequest) GetMoved() (v []int64) {
+	return p.Moved
+}
 func (p *DeliverRequest) SetGatewayId(val string) {
 	p.GatewayId = val
 }
@@ -735,6 +750,15 @@ func (p *DeliverRequest) SetProof(val string) {
 }
 func (p *DeliverRequest) SetBoot(val string) {
 	p.Boot = val
+}
+func (p *DeliverRequest) SetAcksInReply(val bool) {
+	p.AcksInReply = val
+}
+func (p *DeliverRequest) SetGone(val []int64) {
+	p.Gone = val
+}
+func (p *DeliverRequest) SetMoved(val []int64) {
+	p.Moved = val
 }
 
 func (p *DeliverRequest) String() string {
@@ -749,10 +773,14 @@ var fieldIDToName_DeliverRequest = map[int16]string{
 	2: "events",
 	3: "proof",
 	4: "boot",
+	5: "acks_in_reply",
+	6: "gone",
+	7: "moved",
 }
 
 type DeliverResponse struct {
-	Restarted bool `thrift:"restarted,1" frugal:"1,default,bool" json:"restarted"`
+	Restarted bool         `thrift:"restarted,1" frugal:"1,default,bool" json:"restarted"`
+	Acks      []*DownFrame `thrift:"acks,2" frugal:"2,default,list<DownFrame>" json:"acks"`
 }
 
 func NewDeliverResponse() *DeliverResponse {
@@ -765,8 +793,15 @@ func (p *DeliverResponse) InitDefault() {
 func (p *DeliverResponse) GetRestarted() (v bool) {
 	return p.Restarted
 }
+
+func (p *DeliverResponse) GetAcks() (v []*DownFrame) {
+	return p.Acks
+}
 func (p *DeliverResponse) SetRestarted(val bool) {
 	p.Restarted = val
+}
+func (p *DeliverResponse) SetAcks(val []*DownFrame) {
+	p.Acks = val
 }
 
 func (p *DeliverResponse) String() string {
@@ -778,6 +813,7 @@ func (p *DeliverResponse) String() string {
 
 var fieldIDToName_DeliverResponse = map[int16]string{
 	1: "restarted",
+	2: "acks",
 }
 
 type LocalTarget struct {
