@@ -142,11 +142,11 @@ type connState struct {
 	nextDownSeq uint64
 	// upInflight counts uplinks the business server has not answered; a duplicate's ACK waits in
 	// dupAcks until they are, so a device's ACKs always come back in the order it sent.
-	upInflight int
-	dupAcks    []uint64
+	dupAcks []uint64
 	// The roads of its UplinkAcks (replyacks.go): uplinks received and not answered yet, answers
 	// queued by Push whose call has not returned, and the Deliver call it answers through (nil:
-	// by Push) with its slot there.
+	// by Push) with its slot there. The four int32s share two words (TestConnStateStaysSmall).
+	upInflight   int32
 	upUnanswered int32
 	replyIdx     int32
 	pushAcks     atomic.Int32
