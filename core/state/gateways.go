@@ -91,14 +91,17 @@ func (s *Server) pushFrames(ctx context.Context, l *gatewayLink, items []downIte
 		frames[i] = it.f
 	}
 	req := &fleet.PushRequest{Frames: frames, StateId: s.cfg.ID, Proof: s.proof}
-	resp, err := l.cli.Push(ctx, req)
+	// Detached: a cancellable context would run the call on a Kitex pool goroutine; the client's
+	// call timeout bounds it (internal/rpc/bound.go).
+	callCtx := rpc.Detached(ctx)
+	resp, err := l.cli.Push(callCtx, req)
 	// A gateway upgraded in place (docs/operations.md) closes its RPC connections once its new
 	// process serves the same address; a call that met one closing was not taken there. Again, on
 	// another connection (the pool may hold a few that closed).
 	for try := 1; err != nil && try <= retriesOnClosedConn && rpc.KindOf(err) == rpc.ErrNetwork && ctx.Err() == nil; try++ {
 		s.metrics.rpcError(peerGateway, err)
 		time.Sleep(time.Duration(try) * 5 * time.Millisecond)
-		resp, err = l.cli.Push(ctx, req)
+		resp, err = l.cli.Push(callCtx, req)
 	}
 	for _, it := range items {
 		if it.acc != nil {
