@@ -38,6 +38,7 @@ type businessLink struct {
 	// latency is the app's series of plato_state_business_call_seconds: ok, error.
 	latency [2]telemetry.Observer
 	retry   *eventRetry
+	calls   bizCalls // Deliver requests, reused (callbufs.go)
 }
 
 // businesses maps app IDs to their business server, one link per app: each app's events queue on
@@ -96,10 +97,9 @@ func (b *businesses) closeAll(ctx context.Context) {
 // deliverBusiness sends one batch and hands each event its result. A failed call fails every
 // uplink in it with a code the device can act on (retry later); notifications are logged.
 func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []bizItem) {
-	events := make([]*api.Event, len(items))
-	for i, it := range items {
-		events[i] = it.ev
-	}
+	call := l.calls.get(items)
+	defer l.calls.put(call)
+	events := call.events
 	spans := s.startDeliverSpans(l, items)
 	for i, sp := range spans {
 		if sp != nil {
@@ -108,7 +108,7 @@ func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []b
 		}
 	}
 	start := time.Now()
-	resp, err := l.cli.Deliver(ctx, &api.DeliverRequest{Events: events})
+	resp, err := l.cli.Deliver(ctx, &call.req)
 	l.observe(start, err)
 	endDeliverSpans(spans, err)
 	if err != nil {

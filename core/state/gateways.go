@@ -21,6 +21,7 @@ type gatewayLink struct {
 	addr  string
 	cli   gwservice.Client
 	batch *batch.Batcher[downItem]
+	calls pushCalls // Push requests, reused (callbufs.go)
 }
 
 // downItem is one frame for a gateway. acc, when set, learns whether the gateway took it: an
@@ -86,11 +87,9 @@ func closeLink(l *gatewayLink) {
 // pushFrames sends one batch of frames to a gateway; connections it no longer holds lost their
 // socket (its CLOSED event, with the reason, may still be on its way).
 func (s *Server) pushFrames(ctx context.Context, l *gatewayLink, items []downItem) {
-	frames := make([]*fleet.DownFrame, len(items))
-	for i, it := range items {
-		frames[i] = it.f
-	}
-	req := &fleet.PushRequest{Frames: frames, StateId: s.cfg.ID, Proof: s.proof}
+	call := l.calls.get(items, s.cfg.ID, s.proof)
+	defer l.calls.put(call)
+	req, frames := &call.req, call.frames
 	// Detached: a cancellable context would run the call on a Kitex pool goroutine; the client's
 	// call timeout bounds it (internal/rpc/bound.go).
 	callCtx := rpc.Detached(ctx)

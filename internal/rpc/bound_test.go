@@ -164,6 +164,12 @@ func TestDetached(t *testing.T) {
 	if d.Value(key{}) != "v" {
 		t.Errorf("detached context lost its values")
 	}
+	if n := testing.AllocsPerRun(100, func() { _ = d.Value(key{}) }); n != 0 && !raceEnabled {
+		t.Errorf("a value lookup through a detached context allocates %v times, want 0", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = rpc.Detached(ctx) }); n > 1 && !raceEnabled {
+		t.Errorf("Detached allocates %v times, want at most 1", n)
+	}
 	bg := context.Background()
 	if rpc.Detached(bg) != bg {
 		t.Errorf("Detached wrapped a context that cannot be cancelled")
