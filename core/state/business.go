@@ -98,7 +98,13 @@ func (b *businesses) closeAll(ctx context.Context) {
 // uplink in it with a code the device can act on (retry later); notifications are logged.
 func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []bizItem) {
 	call := l.calls.get(items)
-	defer l.calls.put(call)
+	defer func() {
+		// A ctx that had ended sent the call through Kitex's timeout pool, which may still be
+		// encoding the request: only a call made while ctx was live is surely done with it.
+		if ctx.Err() == nil {
+			l.calls.put(call)
+		}
+	}()
 	events := call.events
 	spans := s.startDeliverSpans(l, items)
 	for i, sp := range spans {

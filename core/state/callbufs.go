@@ -11,7 +11,10 @@ import (
 // dropped when the call returns: Kitex encodes it on the lane's goroutine (rpc.Detached: no pool
 // goroutine can still hold it), a webhook marshals it before posting. So each link keeps the
 // requests and their slices in a pool and reuses them, rather than allocate both per batch, about
-// one batch per uplink at a few thousand uplinks per second (issue 13's allocation profile).
+// one batch per uplink at a few thousand uplinks per second (issue 13's allocation profile). The
+// exception is a call made once the lane's context had ended (its Close gave up): Detached leaves
+// that context alone, the call goes through Kitex's timeout pool and returns before it is done,
+// so its request is left to the garbage collector.
 
 // bizCall is one Business.Deliver request with its events slice.
 type bizCall struct {

@@ -88,7 +88,13 @@ func closeLink(l *gatewayLink) {
 // socket (its CLOSED event, with the reason, may still be on its way).
 func (s *Server) pushFrames(ctx context.Context, l *gatewayLink, items []downItem) {
 	call := l.calls.get(items, s.cfg.ID, s.proof)
-	defer l.calls.put(call)
+	defer func() {
+		// A ctx that had ended sent the call through Kitex's timeout pool, which may still be
+		// encoding the request: only a call made while ctx was live is surely done with it.
+		if ctx.Err() == nil {
+			l.calls.put(call)
+		}
+	}()
 	req, frames := &call.req, call.frames
 	// Detached: a cancellable context would run the call on a Kitex pool goroutine; the client's
 	// call timeout bounds it (internal/rpc/bound.go).

@@ -47,12 +47,14 @@ func readDeadlineOption(timeout time.Duration) client.Option {
 
 // Detached returns ctx without its cancellation (its values stay), for a call on a hot path: a
 // context that can be cancelled sends the call through Kitex's timeout pool (see above). The call
-// stays bounded by the client's call timeout; what it loses is being cut short when ctx ends.
+// stays bounded by the client's call timeout; what it loses is being cut short when ctx ends
+// during the call. A ctx that has already ended is returned as it is, so the call fails at once,
+// as before: a batch lane's sends after its Close gave up fail rather than each wait for a peer.
 //
 // Not context.WithoutCancel: its value receiver re-boxes the context into an interface on every
 // Value lookup, an allocation each, and Kitex looks up a dozen values per call.
 func Detached(ctx context.Context) context.Context {
-	if ctx.Done() == nil {
+	if ctx.Done() == nil || ctx.Err() != nil {
 		return ctx
 	}
 	return &detached{parent: ctx}

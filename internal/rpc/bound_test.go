@@ -152,14 +152,17 @@ func TestCallToAHungPeerTimesOut(t *testing.T) {
 }
 
 // Detached keeps ctx's values, drops its cancellation, and returns a context that cannot be
-// cancelled as it is.
+// cancelled, or one that has already ended, as it is.
 func TestDetached(t *testing.T) {
 	type key struct{}
 	ctx, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
-	cancel()
 	d := rpc.Detached(ctx)
+	cancel()
 	if d.Done() != nil || d.Err() != nil {
 		t.Errorf("detached context can be cancelled: Done %v, Err %v", d.Done(), d.Err())
+	}
+	if rpc.Detached(ctx) != ctx {
+		t.Errorf("Detached hid that its context had already ended")
 	}
 	if d.Value(key{}) != "v" {
 		t.Errorf("detached context lost its values")
@@ -167,7 +170,9 @@ func TestDetached(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { _ = d.Value(key{}) }); n != 0 && !raceEnabled {
 		t.Errorf("a value lookup through a detached context allocates %v times, want 0", n)
 	}
-	if n := testing.AllocsPerRun(100, func() { _ = rpc.Detached(ctx) }); n > 1 && !raceEnabled {
+	live, stop := context.WithCancel(context.Background())
+	defer stop()
+	if n := testing.AllocsPerRun(100, func() { _ = rpc.Detached(live) }); n > 1 && !raceEnabled {
 		t.Errorf("Detached allocates %v times, want at most 1", n)
 	}
 	bg := context.Background()
