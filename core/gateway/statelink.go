@@ -101,7 +101,9 @@ func (gw *Gateway) deliver(ctx context.Context, l *stateLink, events []*fleet.Up
 	req := &fleet.DeliverRequest{GatewayId: gw.cfg.ID, Events: events, Proof: gw.proof, Boot: l.bootOf(), AcksInReply: true}
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		resp, err := l.cli.Deliver(ctx, req)
+		// Detached: a cancellable context would run the call on a Kitex pool goroutine; the
+		// client's call timeout bounds it (internal/rpc/bound.go).
+		resp, err := l.cli.Deliver(rpc.Detached(ctx), req)
 		if err == nil {
 			if resp.Restarted {
 				// Another run of the state server than these events were for: watchState moves the

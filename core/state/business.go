@@ -39,6 +39,7 @@ type businessLink struct {
 	// latency is the app's series of plato_state_business_call_seconds: ok, error.
 	latency [2]telemetry.Observer
 	retry   *eventRetry
+	calls   bizCalls // Deliver requests, reused (callbufs.go)
 	// callTime is how long its Deliver calls take, in nanoseconds, averaged (an EWMA, each call
 	// weighing 1/8): uplinks of an app slower than state.uplink_ack_wait are not waited for
 	// (replyacks.go). Concurrent lanes may lose an update; an average does not mind.
@@ -107,10 +108,15 @@ func (b *businesses) closeAll(ctx context.Context) {
 // deliverBusiness sends one batch and hands each event its result. A failed call fails every
 // uplink in it with a code the device can act on (retry later); notifications are logged.
 func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []bizItem) {
-	events := make([]*api.Event, len(items))
-	for i, it := range items {
-		events[i] = it.ev
-	}
+	call := l.calls.get(items)
+	defer func() {
+		// A ctx that had ended sent the call through Kitex's timeout pool, which may still be
+		// encoding the request: only a call made while ctx was live is surely done with it.
+		if ctx.Err() == nil {
+			l.calls.put(call)
+		}
+	}()
+	events := call.events
 	spans := s.startDeliverSpans(l, items)
 	for i, sp := range spans {
 		if sp != nil {
@@ -119,7 +125,7 @@ func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []b
 		}
 	}
 	start := time.Now()
-	resp, err := l.cli.Deliver(ctx, &api.DeliverRequest{Events: events})
+	resp, err := l.cli.Deliver(ctx, &call.req)
 	l.observeCall(time.Since(start))
 	l.observe(start, err)
 	endDeliverSpans(spans, err)

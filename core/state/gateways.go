@@ -21,6 +21,7 @@ type gatewayLink struct {
 	addr  string
 	cli   gwservice.Client
 	batch *batch.Batcher[downItem]
+	calls pushCalls // Push requests, reused (callbufs.go)
 }
 
 // downItem is one frame for a gateway. acc, when set, learns whether the gateway took it: an
@@ -88,19 +89,26 @@ func closeLink(l *gatewayLink) {
 // pushFrames sends one batch of frames to a gateway; connections it no longer holds lost their
 // socket (its CLOSED event, with the reason, may still be on its way).
 func (s *Server) pushFrames(ctx context.Context, l *gatewayLink, items []downItem) {
-	frames := make([]*fleet.DownFrame, len(items))
-	for i, it := range items {
-		frames[i] = it.f
-	}
-	req := &fleet.PushRequest{Frames: frames, StateId: s.cfg.ID, Proof: s.proof}
-	resp, err := l.cli.Push(ctx, req)
+	call := l.calls.get(items, s.cfg.ID, s.proof)
+	defer func() {
+		// A ctx that had ended sent the call through Kitex's timeout pool, which may still be
+		// encoding the request: only a call made while ctx was live is surely done with it.
+		if ctx.Err() == nil {
+			l.calls.put(call)
+		}
+	}()
+	req, frames := &call.req, call.frames
+	// Detached: a cancellable context would run the call on a Kitex pool goroutine; the client's
+	// call timeout bounds it (internal/rpc/bound.go).
+	callCtx := rpc.Detached(ctx)
+	resp, err := l.cli.Push(callCtx, req)
 	// A gateway upgraded in place (docs/operations.md) closes its RPC connections once its new
 	// process serves the same address; a call that met one closing was not taken there. Again, on
 	// another connection (the pool may hold a few that closed).
 	for try := 1; err != nil && try <= retriesOnClosedConn && rpc.KindOf(err) == rpc.ErrNetwork && ctx.Err() == nil; try++ {
 		s.metrics.rpcError(peerGateway, err)
 		time.Sleep(time.Duration(try) * 5 * time.Millisecond)
-		resp, err = l.cli.Push(ctx, req)
+		resp, err = l.cli.Push(callCtx, req)
 	}
 	for _, it := range items {
 		if it.ack != nil {

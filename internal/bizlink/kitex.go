@@ -20,8 +20,10 @@ func newKitex(addr string, timeout time.Duration) (*kitexLink, error) {
 	return &kitexLink{cli: cli}, nil
 }
 
+// Deliver is on every uplink's path: Detached keeps the call on the caller's goroutine rather than
+// on Kitex's timeout pool; the client's call timeout bounds it (internal/rpc/bound.go).
 func (k *kitexLink) Deliver(ctx context.Context, req *api.DeliverRequest) (*api.DeliverResponse, error) {
-	return k.cli.Deliver(ctx, req)
+	return k.cli.Deliver(rpc.Detached(ctx), req)
 }
 
 func (k *kitexLink) Sessions(ctx context.Context, req *api.SessionsRequest) (*api.SessionsResponse, error) {

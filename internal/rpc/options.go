@@ -27,12 +27,15 @@ func Server(ln net.Listener) []server.Option {
 }
 
 // Client returns the options for a Kitex client of the peer at addr (host:port, or a unix socket
-// path), with a per-call timeout.
+// path), with a per-call timeout: a call whose answer does not come within callTimeout fails with
+// kerrors.ErrRPCTimeout. The timeout is a read deadline on the connection, not Kitex's RPC timeout
+// (see bound.go): a call made with a context that cannot be cancelled (Detached) runs on the
+// caller's goroutine.
 func Client(addr string, callTimeout time.Duration) []client.Option {
 	return []client.Option{
 		client.WithHostPorts(addr),
-		client.WithRPCTimeout(callTimeout),
 		client.WithConnectTimeout(ConnectTimeout),
+		readDeadlineOption(callTimeout),
 	}
 }
 
