@@ -157,7 +157,7 @@ func Keep(ctx context.Context, r Registry, interval time.Duration, node func() N
 	n := node()
 	// Asked before the first put, so that a reset during it is not missed.
 	first := r.Resets()
-	if err := r.Put(ctx, n); err != nil {
+	if err := firstPut(ctx, r, n); err != nil {
 		return nil, fmt.Errorf("registering %s %s: %w", n.Role, n.ID, err)
 	}
 	resets := func() <-chan struct{} {
@@ -189,6 +189,25 @@ func Keep(ctx context.Context, r Registry, interval time.Duration, node func() N
 		})
 	}()
 	return stopped, nil
+}
+
+// firstPut registers n, waiting out a JetStream that cannot take it yet (a bucket just created on
+// a cluster, whose stream has no leader for a moment, answers "no response from stream") for up to
+// bucketReadyTimeout, as EnsureBucket does: a process started with its cluster must not fail for
+// that. Any other error is returned at once.
+func firstPut(ctx context.Context, r Registry, n Node) error {
+	deadline := time.Now().Add(bucketReadyTimeout)
+	for {
+		err := r.Put(ctx, n)
+		if err == nil || !transient(err) || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(checkRetry):
+		}
+	}
 }
 
 // putTimeout is the least time Keep gives one put.

@@ -187,7 +187,9 @@ func transient(err error) bool {
 		return apiErr.Code == 503
 	}
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		// a stream without a leader yet (just created, or electing one) does not answer
+		errors.Is(err, jetstream.ErrNoStreamResponse)
 }
 
 // Close stops the monitor. Watches end with their own contexts.
