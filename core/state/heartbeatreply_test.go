@@ -7,6 +7,7 @@ import (
 
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/pipeline"
+	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/stage"
@@ -110,5 +111,37 @@ func TestAHeartbeatStageDecidesTheRoad(t *testing.T) {
 	untilFrame(t, ts.gw, 1, protocol.SigHeartbeatAck, 6)
 	if r, p := ts.metrics.hbAckPaths[ackByReply].Load(), ts.metrics.hbAckPaths[ackByPush].Load(); r != 1 || p != 1 {
 		t.Errorf("heartbeat ack paths reply %d push %d, want 1 and 1", r, p)
+	}
+}
+
+// A heartbeat stage decides while the call is held for an uplink of the same call: the
+// HeartbeatAck rides the reply beside the UplinkAck.
+func TestAHeartbeatDecidedWhileTheCallIsHeldRidesTheReply(t *testing.T) {
+	ts := newTestServer(t, withAckWait(poll.Timeout))
+	ts.loginDevice(t, 1, testApp, "a", "")
+	untilEvents(t, ts.biz, api.EventKind_CONNECTED, "a", 1)
+	gate := make(chan struct{})
+	ts.biz.set(func(b *fakeBusiness) { b.gate = gate })
+	l := &lane{decide: func(stage.Event) pipeline.Outcome { return pipeline.Outcome{} }}
+	ts.UsePipeline(l)
+	out := ts.deliverAsync(t, frameEvent(1, protocol.SigUplink, 2, []byte("x")), frameEvent(1, protocol.SigHeartbeat, 8, nil))
+	poll.Until(t, "the uplink and the heartbeat in the pipeline lane", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.queued) == 2
+	})
+	l.drain() // the uplink goes to the business (held at the gate), the heartbeat is answered
+	close(gate)
+	var resp *fleet.DeliverResponse
+	select {
+	case resp = <-out:
+	case <-time.After(poll.Timeout):
+		t.Fatal("the Deliver call did not return once the business answered")
+	}
+	if hb := heartbeatAcksIn(resp.Acks); len(hb[1]) != 1 || hb[1][0] != 8 || len(resp.Acks) != 2 {
+		t.Fatalf("reply %v, want the UplinkAck of 2 and the HeartbeatAck of 8", resp.Acks)
+	}
+	if r, p := ts.metrics.hbAckPaths[ackByReply].Load(), ts.metrics.hbAckPaths[ackByPush].Load(); r != 1 || p != 0 {
+		t.Errorf("heartbeat ack paths reply %d push %d, want 1 and 0", r, p)
 	}
 }
