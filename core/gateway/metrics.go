@@ -45,6 +45,8 @@ type metrics struct {
 	deliverErrors atomic.Int64
 	// replyAcks counts the UplinkAcks that came back in Deliver replies (replyacks.go).
 	replyAcks atomic.Int64
+	// replyHeartbeatAcks counts the HeartbeatAcks that came back in Deliver replies.
+	replyHeartbeatAcks atomic.Int64
 	// Session broadcasts: messages received from NATS, those dropped by reason, frames written to
 	// members, and device ACKs of broadcasts not forwarded to the state server.
 	broadcastsIn         atomic.Int64

@@ -4,10 +4,12 @@ import (
 	"context"
 
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+	"github.com/platoim/plato/sdk/protocol"
 )
 
 // UplinkAcks in the Deliver reply (docs/adr/0012-uplink-acks-in-the-deliver-reply.md): a state
-// server that holds a Deliver call for the answers of its uplinks returns them in the reply, and
+// server that holds a Deliver call for the answers of its uplinks returns them in the reply (and
+// the HeartbeatAcks it decided meanwhile, which clear the connection's heartbeat in flight), and
 // they are written as the frames of a Push of that state server would be: the pending-uplink
 // bookkeeping, the latency histogram, a connection moved to another state server or handed to a
 // new process, all as in push.go. A state server of an earlier version ignores acks_in_reply and
@@ -25,7 +27,16 @@ func (gw *Gateway) writeReplyAcks(ctx context.Context, l *stateLink, acks []*fle
 	for _, c := range held {
 		c.releaseFlushes()
 	}
-	gw.metrics.replyAcks.Add(int64(len(acks)))
+	var uplinkAcks, heartbeatAcks int64
+	for _, f := range acks {
+		if protocol.Signal(f.Signal) == protocol.SigHeartbeatAck {
+			heartbeatAcks++
+		} else {
+			uplinkAcks++
+		}
+	}
+	gw.metrics.replyAcks.Add(uplinkAcks)
+	gw.metrics.replyHeartbeatAcks.Add(heartbeatAcks)
 	if len(resp.Gone) == 0 && len(resp.Moved) == 0 {
 		return
 	}

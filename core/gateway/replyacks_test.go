@@ -68,3 +68,34 @@ func TestAReplyAckForAConnectionNotHeldIsReportedGone(t *testing.T) {
 		return slices.Contains(gone, 987654)
 	})
 }
+
+// HeartbeatAcks in a Deliver reply reach the device and end the connection's heartbeat in flight,
+// as a pushed one does: the next heartbeat may take the lane's reserve again.
+func TestHeartbeatAcksInTheDeliverReplyReachTheDevice(t *testing.T) {
+	h := gatewaytest.New(t, gatewaytest.Options{})
+	h.State.SetReply(func(req *fleet.DeliverRequest) *fleet.DeliverResponse {
+		if !req.AcksInReply {
+			return nil
+		}
+		resp := &fleet.DeliverResponse{}
+		for _, ev := range req.Events {
+			if protocol.Signal(ev.Signal) == protocol.SigHeartbeat {
+				resp.Acks = append(resp.Acks, &fleet.DownFrame{ConnId: ev.ConnId, Signal: int8(protocol.SigHeartbeatAck), Seq: ev.Seq})
+			}
+		}
+		return resp
+	})
+	d := h.Login("a", "rita")
+	for seq := uint64(1); seq <= 3; seq++ {
+		d.Send(protocol.SigHeartbeat, 0, seq, nil)
+		if f := d.Read(); f.Signal != protocol.SigHeartbeatAck || f.Seq != seq {
+			t.Fatalf("got %v, want HeartbeatAck of seq %d", f, seq)
+		}
+		if gateway.HeartbeatInFlight(h.Gateway, d.ID) {
+			t.Fatalf("heartbeat %d answered in a reply is still in flight at the gateway", seq)
+		}
+	}
+	if hbs := h.State.Received(d.ID, protocol.SigHeartbeat); len(hbs) != 3 {
+		t.Fatalf("the state server got %d heartbeats, want 3", len(hbs))
+	}
+}

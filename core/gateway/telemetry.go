@@ -130,6 +130,8 @@ func (gw *Gateway) instrument(meter metric.Meter) (metric.Registration, error) {
 		"Batches of device events dropped after the last retry to an unreachable state server.", m.deliverErrors.Load)
 	o.CounterValue("plato_gateway_reply_uplink_acks_total", "{ack}",
 		"UplinkAcks that came back in the reply of a State.Deliver call rather than by a Push (state.uplink_ack_wait).", m.replyAcks.Load)
+	o.CounterValue("plato_gateway_reply_heartbeat_acks_total", "{ack}",
+		"HeartbeatAcks that came back in the reply of the State.Deliver call that carried the heartbeat rather than by a Push.", m.replyHeartbeatAcks.Load)
 	o.CounterValue("plato_gateway_broadcasts_total", "{message}",
 		"Session broadcast messages received from NATS (every gateway receives every broadcast).", m.broadcastsIn.Load)
 	o.Counter("plato_gateway_broadcasts_malformed_total", "{message}",

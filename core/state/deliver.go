@@ -83,11 +83,7 @@ func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.
 		seq := uint64(ev.Seq)
 		switch sig {
 		case protocol.SigHeartbeat:
-			sp := s.startFrame(stage.SignalHeartbeat, cs.appID, ev.Traceparent)
-			s.through(stage.Event{Signal: stage.SignalHeartbeat, Conn: cs.stageConn(), Seq: seq, TraceParent: sp.traceParent()}, skippable, func(pipeline.Outcome) {
-				s.send(cs, fleet.DownAction_SEND, protocol.SigHeartbeatAck, 0, seq, nil)
-				sp.end(protocol.CodeOK)
-			})
+			s.heartbeat(cs, key, seq, ev.Traceparent, col) // heartbeatreply.go
 		case protocol.SigUplink:
 			payload := ev.Body
 			s.expectUplink(cs, col)

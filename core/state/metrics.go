@@ -26,6 +26,7 @@ type metrics struct {
 	uplinkAcks                            telemetry.Codes           // every UplinkAck, by code
 	ackPaths                              [numAckPaths]atomic.Int64 // UplinkAcks by road: reply, push, kept
 	ackWaits                              [2]atomic.Int64           // Deliver calls held, by outcome
+	hbAckPaths                            [2]atomic.Int64           // HeartbeatAcks by road: reply, push
 	downlinks, downlinkAcks               atomic.Int64
 	inflightEvicted, heartbeatTimeouts    atomic.Int64
 	retransmits, undelivered              atomic.Int64

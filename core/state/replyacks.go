@@ -35,6 +35,8 @@ type ackCollector struct {
 	waiting int           // uplinks of eligible connections not answered yet
 	done    chan struct{} // made by wait; closed when waiting reaches 0
 	slots   []replySlot   // one per eligible connection, indexed by connState.replyIdx
+	// heartbeats are the HeartbeatAcks decided while the call was open (heartbeatreply.go).
+	heartbeats []heartbeatAck
 }
 
 // replySlot is one connection's part of a reply: the route it answers on, and what it staged.
@@ -147,7 +149,7 @@ func (s *Server) finish(col *ackCollector) []*fleet.DownFrame {
 		}
 	}
 	s.metrics.ackPaths[ackByReply].Add(int64(len(frames)))
-	return frames
+	return s.heartbeatFrames(col, frames)
 }
 
 // routeAck sends one UplinkAck: staged for the reply of the call that carried its uplink when cs

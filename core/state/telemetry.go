@@ -47,6 +47,12 @@ func (s *Server) instrument(meter metric.Meter) (metric.Registration, error) {
 			emit(m.ackPaths[ackByPush].Load(), attribute.String("path", "push"))
 			emit(m.ackPaths[ackKept].Load(), attribute.String("path", "kept"))
 		})
+	o.Counter("plato_state_heartbeat_acks_sent_total", "{ack}",
+		"HeartbeatAcks by the road they took: reply (in the reply of the gateway's Deliver call that carried the heartbeat), push (a Push call to the gateway).",
+		func(emit telemetry.Emit) {
+			emit(m.hbAckPaths[ackByReply].Load(), attribute.String("path", "reply"))
+			emit(m.hbAckPaths[ackByPush].Load(), attribute.String("path", "push"))
+		})
 	o.Counter("plato_state_deliver_waits_total", "{call}",
 		"Deliver calls held for the answers of their uplinks, by outcome: answered (every answer waited for came in) or timeout (state.uplink_ack_wait passed first; the rest went by Push).",
 		func(emit telemetry.Emit) {

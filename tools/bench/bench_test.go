@@ -282,6 +282,9 @@ func TestConnectThroughWorkerProcesses(t *testing.T) {
 	if s.Heartbeats.Sent == 0 || s.Heartbeats.Acked != s.Heartbeats.Sent {
 		t.Errorf("heartbeats %+v", s.Heartbeats)
 	}
+	if h := s.Heartbeats; h.AckedMeasured == 0 || h.AckedMeasured > h.Acked || s.ServerCPUPerHeartbeat <= 0 {
+		t.Errorf("heartbeats acked in the measured phase %d of %d, server CPU per heartbeat %v µs", h.AckedMeasured, h.Acked, s.ServerCPUPerHeartbeat)
+	}
 	// The gateway runs in this test process, whose RSS hardly moves for 20 connections; the
 	// workers are fresh processes whose growth is all connection handling.
 	if s.BytesPerConn < 0 || s.ClientBytesPerConn <= 0 {

@@ -14,7 +14,7 @@ func (r *runner) figures(t *targetResult) Figures {
 		Duplicated: res.Duplicated, Unexpected: res.Unexpected, Skipped: res.Skipped,
 		ConnectLatency: latencyOf(t.connect.Latency), ConnectFailures: t.connect.Failures,
 		Codes: mergeCounts(mergeCounts(nil, res.Codes), t.pushCodes), Dropped: res.Dropped,
-		Heartbeats: Heartbeats{Sent: res.HeartbeatSent, Acked: res.HeartbeatAck}, OtherDownlinks: res.OtherDownlinks,
+		Heartbeats: Heartbeats{Sent: res.HeartbeatSent, Acked: res.HeartbeatAck, AckedMeasured: res.HeartbeatAckMeasured}, OtherDownlinks: res.OtherDownlinks,
 		Retransmitted: res.Retransmitted, PushBatchCalls: res.PushCalls,
 		hist: &t.hist, perSec: measuredSeconds(res.PerSec, t.measured), sentPerSec: measuredSeconds(res.SentPerSec, t.measured),
 	}
@@ -32,6 +32,9 @@ func (r *runner) figures(t *targetResult) Figures {
 		f.ClientCPU = round3(t.clientCPU / secs)
 		if res.Acked > 0 && o.Scenario != ScenarioConnect {
 			f.ServerCPUPerMsg = round3(t.serverCPU * 1e6 / float64(res.Acked))
+		}
+		if n := res.HeartbeatAckMeasured; n > 0 && o.Scenario == ScenarioConnect {
+			f.ServerCPUPerHeartbeat = round3(t.serverCPU * 1e6 / float64(n))
 		}
 	}
 	if res.PushCalls > 0 {

@@ -82,6 +82,7 @@ func runDevices(ctx context.Context, spec WorkerSpec, cmds <-chan string, out *r
 
 	f.start.Store(f.now())
 	cpu0 := cpuSeconds(os.Getpid())
+	hb0 := f.hbAck.Load()
 	f.running.Store(true)
 	runCtx, endRun := context.WithTimeout(ctx, spec.Duration)
 	defer endRun()
@@ -99,6 +100,7 @@ func runDevices(ctx context.Context, spec WorkerSpec, cmds <-chan string, out *r
 	}
 	f.running.Store(false)
 	cpu := cpuSeconds(os.Getpid()) - cpu0
+	hbMeasured := f.hbAck.Load() - hb0
 	endRun()
 	f.drivers.Wait()
 	endHeartbeats()
@@ -113,6 +115,7 @@ func runDevices(ctx context.Context, spec WorkerSpec, cmds <-chan string, out *r
 	}
 	res := f.result()
 	res.CPUSeconds = cpu
+	res.HeartbeatAckMeasured = hbMeasured
 	return out.send(Report{Type: repResult, Worker: spec.Worker, Result: res})
 }
 

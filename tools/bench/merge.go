@@ -34,6 +34,7 @@ func mergeResult(dst, src *WorkerResult) {
 	dst.Skipped += src.Skipped
 	dst.HeartbeatSent += src.HeartbeatSent
 	dst.HeartbeatAck += src.HeartbeatAck
+	dst.HeartbeatAckMeasured += src.HeartbeatAckMeasured
 	dst.OtherDownlinks += src.OtherDownlinks
 	dst.Retransmitted += src.Retransmitted
 	dst.PushCalls += src.PushCalls

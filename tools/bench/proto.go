@@ -141,6 +141,8 @@ type WorkerResult struct {
 	Dropped       map[string]int `json:"dropped,omitempty"`
 	HeartbeatSent uint64         `json:"heartbeat_sent"`
 	HeartbeatAck  uint64         `json:"heartbeat_ack"`
+	// HeartbeatAckMeasured are the HeartbeatAcks received during the measured phase.
+	HeartbeatAckMeasured uint64 `json:"heartbeat_ack_measured,omitempty"`
 	// OtherDownlinks are downlinks that were not the bench's own (the demo's "is offline" notes).
 	OtherDownlinks uint64 `json:"other_downlinks"`
 	// Retransmitted counts downlinks that carried the retransmit flag.

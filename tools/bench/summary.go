@@ -74,12 +74,16 @@ type Figures struct {
 	ClientCPU float64 `json:"client_cpu_cores"`
 	// ServerCPUPerMsg is the server processes' CPU time over the measured phase divided by the
 	// messages answered (uplinks ACKed, downlinks received), in microseconds.
-	ServerCPUPerMsg float64        `json:"server_cpu_us_per_msg,omitempty"`
-	ConnectFailures map[string]int `json:"connect_failures,omitempty"`
-	Codes           map[string]int `json:"codes,omitempty"`
-	Dropped         map[string]int `json:"dropped,omitempty"`
-	Heartbeats      Heartbeats     `json:"heartbeats"`
-	OtherDownlinks  uint64         `json:"other_downlinks,omitempty"`
+	ServerCPUPerMsg float64 `json:"server_cpu_us_per_msg,omitempty"`
+	// ServerCPUPerHeartbeat (connect) is the server processes' CPU time over the measured phase
+	// divided by the HeartbeatAcks the devices received in it, in microseconds: with idle devices
+	// the heartbeats are nearly all the work.
+	ServerCPUPerHeartbeat float64        `json:"server_cpu_us_per_heartbeat,omitempty"`
+	ConnectFailures       map[string]int `json:"connect_failures,omitempty"`
+	Codes                 map[string]int `json:"codes,omitempty"`
+	Dropped               map[string]int `json:"dropped,omitempty"`
+	Heartbeats            Heartbeats     `json:"heartbeats"`
+	OtherDownlinks        uint64         `json:"other_downlinks,omitempty"`
 	// Retransmitted counts downlinks that arrived with the retransmit flag (the retransmit stage
 	// resent them); duplicates are usually these.
 	Retransmitted uint64 `json:"retransmitted,omitempty"`
@@ -123,6 +127,8 @@ type BusinessFigures struct {
 type Heartbeats struct {
 	Sent  uint64 `json:"sent"`
 	Acked uint64 `json:"acked"`
+	// AckedMeasured are those acked during the measured phase.
+	AckedMeasured uint64 `json:"acked_measured,omitempty"`
 }
 
 // BroadcastFigures describe the rounds of a broadcast.
