@@ -56,6 +56,9 @@ func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload
 	var mu sync.Mutex
 	finished := false
 	var pending sync.WaitGroup
+	// No stage listens to downlinks (the shipped pipeline): each is handled here, without the hop
+	// through its pipeline lane and the lane's goroutine (downlinkdirect.go).
+	direct := s.skips(appID, stage.SignalDownlink)
 	for i, tg := range targets {
 		t := &api.PushTarget{Did: tg.did, Uid: tg.uid, Status: api.PushStatus_OFFLINE}
 		out[i] = t
@@ -79,8 +82,7 @@ func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload
 		t.Seq = int64(seq)
 		pending.Add(1)
 		sp := s.startSignal(stage.SignalDownlink, appID)
-		ev := stage.Event{Signal: stage.SignalDownlink, Conn: cs.stageConn(), Seq: seq, MsgID: msgID, Payload: payload, QoS: qos, TraceParent: sp.traceParent()}
-		s.through(ev, refusable, func(o pipeline.Outcome) {
+		outcome := func(o pipeline.Outcome) {
 			defer pending.Done()
 			status, code, msg := s.downlinkOutcome(cs, seq, msgID, payload, qos, o, w, acc, i)
 			sp.end(code)
@@ -89,7 +91,22 @@ func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload
 				t.Status, t.Code, t.Message = status, int32(code), msg
 			}
 			mu.Unlock()
-		})
+		}
+		switch lane := cs.downlinkLane(direct); lane {
+		case laneNone:
+			outcome(pipeline.Outcome{})
+		case laneFull:
+			s.metrics.pipelineRefused.Add(1)
+			outcome(pipeline.Outcome{Verdict: stage.Reject, Code: uint16(protocol.CodeOverloaded), Message: "pipeline queue full; retry later"})
+		default:
+			ev := stage.Event{Signal: stage.SignalDownlink, Conn: cs.stageConn(), Seq: seq, MsgID: msgID, Payload: payload, QoS: qos, TraceParent: sp.traceParent()}
+			s.through(ev, refusable, func(o pipeline.Outcome) {
+				outcome(o)
+				// After the outcome queued its frame: a later downlink that skips the lane
+				// queues behind it.
+				cs.leftLane()
+			})
+		}
 		cs.pushMu.Unlock()
 	}
 	return func(ctx context.Context) []*api.PushTarget {
