@@ -49,6 +49,18 @@ func (w *waiter) ack(i int) {
 	w.finish()
 }
 
+// newCountdown is a waiter of items that are not told apart: each add is ended by a doneOne.
+func newCountdown() *waiter {
+	return &waiter{done: make(chan struct{})}
+}
+
+func (w *waiter) doneOne() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pending--
+	w.finish()
+}
+
 func (w *waiter) arm() {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -55,7 +55,8 @@ func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload
 	// deadline, after which late outcomes no longer touch the response being encoded.
 	var mu sync.Mutex
 	finished := false
-	var pending sync.WaitGroup
+	// pending counts the outcomes still to come; a waiter, so the wait below needs no goroutine.
+	pending := newCountdown()
 	// No stage listens to downlinks (the shipped pipeline): each is handled here, without the hop
 	// through its pipeline lane and the lane's goroutine (downlinkdirect.go).
 	direct := s.skips(appID, stage.SignalDownlink)
@@ -80,10 +81,10 @@ func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload
 			continue
 		}
 		t.Seq = int64(seq)
-		pending.Add(1)
+		pending.add()
 		sp := s.startSignal(stage.SignalDownlink, appID)
 		outcome := func(o pipeline.Outcome) {
-			defer pending.Done()
+			defer pending.doneOne()
 			status, code, msg := s.downlinkOutcome(cs, seq, msgID, payload, qos, o, w, acc, i)
 			sp.end(code)
 			mu.Lock()
@@ -110,22 +111,36 @@ func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload
 		cs.pushMu.Unlock()
 	}
 	return func(ctx context.Context) []*api.PushTarget {
-		tctx, cancel := context.WithDeadline(ctx, deadline)
-		defer cancel()
-		waitGroup(tctx, &pending)
-		if acc != nil {
-			acc.w.arm()
-			select {
-			case <-acc.w.done:
-			case <-tctx.Done():
+		// The deadline's context (and its timer) is made only if something is still awaited:
+		// in a batch, the pushes waited for after the first mostly are not.
+		var tctx context.Context
+		var cancel context.CancelFunc
+		defer func() {
+			if cancel != nil {
+				cancel()
 			}
-		}
-		if w != nil {
+		}()
+		await := func(w *waiter) {
 			w.arm()
+			select {
+			case <-w.done:
+				return
+			default:
+			}
+			if tctx == nil {
+				tctx, cancel = context.WithDeadline(ctx, deadline)
+			}
 			select {
 			case <-w.done:
 			case <-tctx.Done():
 			}
+		}
+		await(pending)
+		if acc != nil {
+			await(acc.w)
+		}
+		if w != nil {
+			await(w)
 		}
 		mu.Lock()
 		defer mu.Unlock()
