@@ -49,6 +49,18 @@ func (w *waiter) ack(i int) {
 	w.finish()
 }
 
+// newCountdown is a waiter of items that are not told apart: each add is ended by a doneOne.
+func newCountdown() *waiter {
+	return &waiter{done: make(chan struct{})}
+}
+
+func (w *waiter) doneOne() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.pending--
+	w.finish()
+}
+
 func (w *waiter) arm() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -133,13 +145,18 @@ type connState struct {
 	// window (park.timer), when the connection ends with parkReason; park holds what a parked
 	// connection keeps, nil while it has a route (most of the time, for most connections).
 	// resuming is set while a Resume is being answered.
-	parked      bool
-	resuming    bool
-	parkReason  protocol.Code
-	park        *parkState
-	hbTimer     *timewheel.Timer
-	lastUpSeq   uint64
-	nextDownSeq uint64
+	parked     bool
+	resuming   bool
+	parkReason protocol.Code
+	// laneDownlinks counts the downlinks handed to the pipeline lane whose outcome has not been
+	// acted on yet. A downlink no stage listens to skips the lane only when it is 0, so it never
+	// overtakes one still queued there (after a reload that removed the app's downlink stage).
+	// It sits in the padding after parkReason (TestConnStateStaysSmall).
+	laneDownlinks uint16
+	park          *parkState
+	hbTimer       *timewheel.Timer
+	lastUpSeq     uint64
+	nextDownSeq   uint64
 	// upInflight counts uplinks the business server has not answered; a duplicate's ACK waits in
 	// dupAcks until they are, so a device's ACKs always come back in the order it sent.
 	dupAcks []uint64

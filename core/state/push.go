@@ -55,7 +55,11 @@ func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload
 	// deadline, after which late outcomes no longer touch the response being encoded.
 	var mu sync.Mutex
 	finished := false
-	var pending sync.WaitGroup
+	// pending counts the outcomes still to come; a waiter, so the wait below needs no goroutine.
+	pending := newCountdown()
+	// No stage listens to downlinks (the shipped pipeline): each is handled here, without the hop
+	// through its pipeline lane and the lane's goroutine (downlinkdirect.go).
+	direct := s.skips(appID, stage.SignalDownlink)
 	for i, tg := range targets {
 		t := &api.PushTarget{Did: tg.did, Uid: tg.uid, Status: api.PushStatus_OFFLINE}
 		out[i] = t
@@ -77,11 +81,10 @@ func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload
 			continue
 		}
 		t.Seq = int64(seq)
-		pending.Add(1)
+		pending.add()
 		sp := s.startSignal(stage.SignalDownlink, appID)
-		ev := stage.Event{Signal: stage.SignalDownlink, Conn: cs.stageConn(), Seq: seq, MsgID: msgID, Payload: payload, QoS: qos, TraceParent: sp.traceParent()}
-		s.through(ev, refusable, func(o pipeline.Outcome) {
-			defer pending.Done()
+		outcome := func(o pipeline.Outcome) {
+			defer pending.doneOne()
 			status, code, msg := s.downlinkOutcome(cs, seq, msgID, payload, qos, o, w, acc, i)
 			sp.end(code)
 			mu.Lock()
@@ -89,26 +92,55 @@ func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload
 				t.Status, t.Code, t.Message = status, int32(code), msg
 			}
 			mu.Unlock()
-		})
+		}
+		switch lane := cs.downlinkLane(direct); lane {
+		case laneNone:
+			outcome(pipeline.Outcome{})
+		case laneFull:
+			s.metrics.pipelineRefused.Add(1)
+			outcome(pipeline.Outcome{Verdict: stage.Reject, Code: uint16(protocol.CodeOverloaded), Message: "pipeline queue full; retry later"})
+		default:
+			ev := stage.Event{Signal: stage.SignalDownlink, Conn: cs.stageConn(), Seq: seq, MsgID: msgID, Payload: payload, QoS: qos, TraceParent: sp.traceParent()}
+			s.through(ev, refusable, func(o pipeline.Outcome) {
+				outcome(o)
+				// After the outcome queued its frame: a later downlink that skips the lane
+				// queues behind it.
+				cs.leftLane()
+			})
+		}
 		cs.pushMu.Unlock()
 	}
 	return func(ctx context.Context) []*api.PushTarget {
-		tctx, cancel := context.WithDeadline(ctx, deadline)
-		defer cancel()
-		waitGroup(tctx, &pending)
-		if acc != nil {
-			acc.w.arm()
-			select {
-			case <-acc.w.done:
-			case <-tctx.Done():
+		// The deadline's context (and its timer) is made only if something is still awaited:
+		// in a batch, the pushes waited for after the first mostly are not.
+		var tctx context.Context
+		var cancel context.CancelFunc
+		defer func() {
+			if cancel != nil {
+				cancel()
 			}
-		}
-		if w != nil {
+		}()
+		await := func(w *waiter) {
 			w.arm()
+			select {
+			case <-w.done:
+				return
+			default:
+			}
+			if tctx == nil {
+				tctx, cancel = context.WithDeadline(ctx, deadline)
+			}
 			select {
 			case <-w.done:
 			case <-tctx.Done():
 			}
+		}
+		await(pending)
+		if acc != nil {
+			await(acc.w)
+		}
+		if w != nil {
+			await(w)
 		}
 		mu.Lock()
 		defer mu.Unlock()

@@ -260,8 +260,12 @@ func (s *Server) finishResume(cs *connState, r *route, seq, lastDown uint64) {
 	}
 	queued := park.queued
 	seqs := make([]uint64, len(queued))
+	// Counted in the lane as they get their seqs, so a push that follows and no stage listens to
+	// does not skip the lane ahead of them (downlinkdirect.go).
+	counted := make([]bool, len(queued))
 	for i, p := range queued {
 		seqs[i] = cs.trackLocked(s.cfg.MaxInflight, inflight{msgID: p.msgID, payload: p.payload, qos: p.qos, w: p.w, idx: p.idx, sent: p.sent}, &s.metrics)
+		counted[i] = cs.enterLaneLocked()
 	}
 	evicted := cs.takeEvicted()
 	cs.mu.Unlock()
@@ -287,6 +291,9 @@ func (s *Server) finishResume(cs *connState, r *route, seq, lastDown uint64) {
 		q, p := seqs[i], p
 		s.through(stage.Event{Signal: stage.SignalDownlink, Conn: cs.stageConn(), Seq: q, MsgID: p.msgID, Payload: p.payload, QoS: p.qos}, reserved, func(o pipeline.Outcome) {
 			s.downlinkOutcome(cs, q, p.msgID, p.payload, p.qos, o, p.w, nil, p.idx)
+			if counted[i] {
+				cs.leftLane()
+			}
 		})
 	}
 	s.armHeartbeat(cs)
