@@ -248,7 +248,7 @@ func (c *rawConn) login(signer *token.Signer, did string) protocol.LoginAck {
 	f := c.next()
 	var ack protocol.LoginAck
 	if f.Signal != protocol.SigLoginAck || ack.Decode(f.Body) != nil || f.Seq != 1 {
-		c.t.Fatalf("login answer: %s", f)
+		c.t.Fatalf("login answer: %s %q", f, f.Body)
 	}
 	return ack
 }
