@@ -23,6 +23,7 @@ import (
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/overload"
 	"github.com/platoim/plato/internal/peerauth"
+	"github.com/platoim/plato/internal/pollnet"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
 	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/gateway"
@@ -210,7 +211,7 @@ func (gw *Gateway) Start(ctx context.Context) error {
 	ctx, gw.cancel = context.WithCancel(ctx)
 	gw.startedAt = time.Now()
 	var err error
-	if gw.ln, err = netpoll.CreateListener("tcp", gw.cfg.Addr); err != nil {
+	if gw.ln, err = pollnet.Listen("tcp", gw.cfg.Addr); err != nil {
 		return fmt.Errorf("gateway: listening for devices on %s: %w", gw.cfg.Addr, err)
 	}
 	if gw.rpcLn, err = listenRPC(gw.cfg.RPCAddr); err != nil {

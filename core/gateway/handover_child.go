@@ -14,6 +14,7 @@ import (
 
 	"github.com/cloudwego/netpoll"
 
+	"github.com/platoim/plato/internal/pollnet"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
@@ -230,7 +231,7 @@ func adoptListeners(devFD, rpcFD int) (netpoll.Listener, net.Listener, error) {
 		_ = syscall.Close(rpcFD)
 		return nil, nil, fmt.Errorf("gateway: adopting the device listener: %w", err)
 	}
-	nl, err := netpoll.ConvertListener(dl)
+	nl, err := pollnet.Convert(dl)
 	if err != nil {
 		dl.Close()
 		_ = syscall.Close(rpcFD)

@@ -6,7 +6,7 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/cloudwego/netpoll"
+	"github.com/platoim/plato/internal/pollnet"
 )
 
 // An upgrade (handover.go) carries the WebSocket transport too. The old process passes its
@@ -67,7 +67,7 @@ func (gw *Gateway) adoptWSListener(fd int) error {
 	if err != nil {
 		return fmt.Errorf("gateway: adopting the WebSocket listener: %w", err)
 	}
-	nl, err := netpoll.ConvertListener(l)
+	nl, err := pollnet.Convert(l)
 	if err != nil {
 		l.Close()
 		return fmt.Errorf("gateway: adopting the WebSocket listener: %w", err)

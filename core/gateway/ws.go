@@ -14,6 +14,7 @@ import (
 	"github.com/cloudwego/netpoll"
 	"github.com/gobwas/ws"
 
+	"github.com/platoim/plato/internal/pollnet"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/sdk/protocol"
 )
@@ -76,7 +77,7 @@ func (gw *Gateway) startWS() error {
 	if gw.cfg.WSAddr == "" {
 		return nil
 	}
-	ln, err := netpoll.CreateListener("tcp", gw.cfg.WSAddr)
+	ln, err := pollnet.Listen("tcp", gw.cfg.WSAddr)
 	if err != nil {
 		return fmt.Errorf("gateway: listening for WebSocket devices on %s: %w", gw.cfg.WSAddr, err)
 	}

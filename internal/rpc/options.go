@@ -10,6 +10,8 @@ import (
 
 	"github.com/cloudwego/kitex/client"
 	"github.com/cloudwego/kitex/server"
+
+	"github.com/platoim/plato/internal/pollnet"
 )
 
 // ConnectTimeout bounds dialing a peer; a peer that cannot be dialed in a second is down.
@@ -19,6 +21,10 @@ const ConnectTimeout = time.Second
 // SIGINT/SIGTERM by itself; Plato's processes shut their roles down in order (gateways tell devices
 // and flush to the state server before it stops), so the signal is theirs to handle, not Kitex's.
 func Server(ln net.Listener) []server.Option {
+	// netpoll's own listener closes its descriptor more than once on Stop (internal/pollnet).
+	if nl, err := pollnet.Convert(ln); err == nil {
+		ln = nl
+	}
 	return []server.Option{
 		server.WithListener(ln),
 		server.WithExitWaitTime(time.Second),

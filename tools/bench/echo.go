@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloudwego/netpoll"
 
+	"github.com/platoim/plato/internal/pollnet"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -49,7 +50,7 @@ type echoCtxKey struct{}
 
 // startEcho listens on addr (host:0 picks a port) and serves until shutdown.
 func startEcho(addr string) (*echoServer, error) {
-	ln, err := netpoll.CreateListener("tcp", addr)
+	ln, err := pollnet.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("echo: listening on %s: %w", addr, err)
 	}
