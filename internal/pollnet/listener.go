@@ -19,8 +19,10 @@ import (
 	"os"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/cloudwego/netpoll"
+	"golang.org/x/sys/unix"
 )
 
 // Listen listens on network ("tcp", "unix") at addr, for netpoll.
@@ -75,8 +77,36 @@ type listener struct {
 	err  error
 }
 
-// Fd is the descriptor netpoll accepts on.
+// Fd is the descriptor netpoll polls for connections.
 func (l *listener) Fd() int { return l.fd }
+
+// Accept takes one connection from the polled descriptor, as netpoll's listener does (nil, nil when
+// none is waiting), but close-on-exec, so that a program started later (a plugin, the next process
+// of an upgrade) does not hold it open. netpoll takes the connection's descriptor, addresses and
+// network from it; TCP_NODELAY is set here, as netpoll sets it for its own.
+func (l *listener) Accept() (net.Conn, error) {
+	fd, sa, err := unix.Accept4(l.fd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+	if err != nil {
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	c := &conn{fd: fd, local: l.Addr()}
+	switch sa := sa.(type) {
+	case *unix.SockaddrInet4:
+		c.remote = &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port}
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	case *unix.SockaddrInet6:
+		c.remote = &net.TCPAddr{IP: append(net.IP(nil), sa.Addr[:]...), Port: sa.Port}
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	case *unix.SockaddrUnix:
+		c.remote = &net.UnixAddr{Name: sa.Name, Net: "unix"}
+	default:
+		c.remote = l.Addr()
+	}
+	return c, nil
+}
 
 func (l *listener) Close() error {
 	l.once.Do(func() {
@@ -88,3 +118,22 @@ func (l *listener) Close() error {
 	})
 	return l.err
 }
+
+// conn hands an accepted descriptor to netpoll, which reads only its Fd and addresses and owns the
+// descriptor from then on; the other methods serve only a caller that does not give it to netpoll.
+type conn struct {
+	fd            int
+	local, remote net.Addr
+}
+
+func (c *conn) Fd() int                          { return c.fd }
+func (c *conn) LocalAddr() net.Addr              { return c.local }
+func (c *conn) RemoteAddr() net.Addr             { return c.remote }
+func (c *conn) Read(b []byte) (int, error)       { return unix.Read(c.fd, b) }
+func (c *conn) Write(b []byte) (int, error)      { return unix.Write(c.fd, b) }
+func (c *conn) Close() error                     { return unix.Close(c.fd) }
+func (c *conn) SetDeadline(time.Time) error      { return errNoDeadline }
+func (c *conn) SetReadDeadline(time.Time) error  { return errNoDeadline }
+func (c *conn) SetWriteDeadline(time.Time) error { return errNoDeadline }
+
+var errNoDeadline = errors.New("pollnet: an accepted connection has no deadlines before netpoll takes it")

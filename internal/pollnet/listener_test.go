@@ -5,7 +5,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
+	"github.com/cloudwego/netpoll"
 	"golang.org/x/sys/unix"
 )
 
@@ -57,7 +59,8 @@ func TestCloseClosesEachDescriptorOnce(t *testing.T) {
 	}
 }
 
-// TestAccepts: netpoll accepts on the converted listener (its Fd is a working, non-blocking socket).
+// TestAccepts: the listener accepts as netpoll needs it: a non-blocking listening descriptor, and
+// connections netpoll can take (netpoll.Conn), close-on-exec, with TCP_NODELAY.
 func TestAccepts(t *testing.T) {
 	l, err := Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -73,6 +76,35 @@ func TestAccepts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	var got net.Conn
+	for i := 0; got == nil && i < 1000; i++ {
+		if got, err = l.Accept(); err != nil {
+			t.Fatal(err)
+		}
+		if got == nil {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if got == nil {
+		t.Fatal("no connection accepted")
+	}
+	defer got.Close()
+	if got.RemoteAddr().String() != c.LocalAddr().String() {
+		t.Errorf("accepted from %s, want %s", got.RemoteAddr(), c.LocalAddr())
+	}
+	fc, ok := got.(netpoll.Conn)
+	if !ok {
+		t.Fatalf("accepted a %T, want a netpoll.Conn", got)
+	}
+	if fd, err := unix.FcntlInt(uintptr(fc.Fd()), unix.F_GETFD, 0); err != nil || fd&unix.FD_CLOEXEC == 0 {
+		t.Errorf("accepted descriptor flags %#x, %v: want close-on-exec", fd, err)
+	}
+	if v, err := unix.GetsockoptInt(fc.Fd(), unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || v == 0 {
+		t.Errorf("TCP_NODELAY %d, %v: want it set", v, err)
+	}
+	if _, err := c.Write([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
 	if again, err := Convert(l); err != nil || again != l {
 		t.Fatalf("converting a converted listener: %v, %v", again, err)
 	}
