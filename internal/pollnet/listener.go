@@ -7,9 +7,9 @@
 // with syscall.Close(fd) and then again through the *os.File that owns the same number; Kitex's
 // server Stop closes the listener twice more (transServer.Shutdown, then the event loop's). Between
 // two of those closes another goroutine can open a socket that gets the freed number, and the next
-// close closes it instead: a Kitex connection to a peer then fails with "bad file descriptor", or
-// its requests go into another socket. Seen when a state server stopped beside a gateway and
-// another state server in one process (plato up, the end-to-end tests).
+// close closes it instead, whatever socket it now is. strace shows these closes when a state
+// server stops beside a gateway and another state server in one process (plato up, the end-to-end
+// tests); docs/netpoll-proposal.md, item 7.
 package pollnet
 
 import (
