@@ -16,6 +16,18 @@ var (
 	pluginBuilt = map[string]string{}
 )
 
+// RemoveBuiltPlugins deletes what BuildPlugin built; a package that builds plugins calls it from
+// TestMain after m.Run. Each binary is 20 MB, and a machine that runs the tests many times fills
+// its disk with them otherwise.
+func RemoveBuiltPlugins() {
+	pluginMu.Lock()
+	defer pluginMu.Unlock()
+	for dir, bin := range pluginBuilt {
+		_ = os.RemoveAll(filepath.Dir(bin))
+		delete(pluginBuilt, dir)
+	}
+}
+
 // RepoRoot is the repository's top directory.
 func RepoRoot() string {
 	_, file, _, _ := runtime.Caller(0)
