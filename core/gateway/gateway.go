@@ -23,12 +23,12 @@ import (
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/overload"
 	"github.com/platoim/plato/internal/peerauth"
-	"github.com/platoim/plato/internal/pollnet"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
 	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/gateway"
 	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/internal/timewheel"
+	"github.com/platoim/plato/sdk/business/pollnet"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/token"
 )
@@ -307,7 +307,9 @@ func (gw *Gateway) Shutdown(ctx context.Context) error {
 		gw.awaitDrain(ctx, drainTimeout)
 		if gw.loop != nil {
 			err = gw.loop.Shutdown(ctx)
-		} else if gw.ln != nil {
+		}
+		if gw.ln != nil {
+			// Once more after the loop's own Close: a pollnet listener frees its number only then.
 			gw.ln.Close()
 		}
 		gw.stopWS(ctx)

@@ -14,11 +14,11 @@ import (
 
 	"github.com/cloudwego/netpoll"
 
-	"github.com/platoim/plato/internal/pollnet"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/gateway"
+	"github.com/platoim/plato/sdk/business/pollnet"
 	"github.com/platoim/plato/sdk/protocol"
 )
 

@@ -6,7 +6,7 @@ import (
 	"os"
 	"syscall"
 
-	"github.com/platoim/plato/internal/pollnet"
+	"github.com/platoim/plato/sdk/business/pollnet"
 )
 
 // An upgrade (handover.go) carries the WebSocket transport too. The old process passes its

@@ -14,8 +14,8 @@ import (
 	"github.com/cloudwego/netpoll"
 	"github.com/gobwas/ws"
 
-	"github.com/platoim/plato/internal/pollnet"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+	"github.com/platoim/plato/sdk/business/pollnet"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -108,11 +108,11 @@ func (gw *Gateway) serveWS(ln netpoll.Listener) error {
 
 // stopWS closes the WebSocket listener (its connections were closed with the others).
 func (gw *Gateway) stopWS(ctx context.Context) {
-	switch {
-	case gw.wsLoop != nil:
+	if gw.wsLoop != nil {
 		_ = gw.wsLoop.Shutdown(ctx)
-	case gw.wsLn != nil:
-		gw.wsLn.Close()
+	}
+	if gw.wsLn != nil {
+		gw.wsLn.Close() // once more after the loop's: pollnet frees the number only then
 	}
 }
 

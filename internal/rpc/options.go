@@ -11,7 +11,7 @@ import (
 	"github.com/cloudwego/kitex/client"
 	"github.com/cloudwego/kitex/server"
 
-	"github.com/platoim/plato/internal/pollnet"
+	"github.com/platoim/plato/sdk/business/pollnet"
 )
 
 // ConnectTimeout bounds dialing a peer; a peer that cannot be dialed in a second is down.

@@ -39,13 +39,15 @@ require (
 	golang.org/x/arch v0.14.0 // indirect
 	golang.org/x/net v0.24.0 // indirect
 	golang.org/x/sync v0.11.0 // indirect
-	golang.org/x/sys v0.30.0 // indirect
 	golang.org/x/text v0.14.0 // indirect
 	google.golang.org/genproto v0.0.0-20210513213006-bf773b8c8384 // indirect
 	google.golang.org/protobuf v1.33.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
 
-require github.com/platoim/plato/sdk v0.0.0
+require (
+	github.com/platoim/plato/sdk v0.0.0
+	golang.org/x/sys v0.30.0
+)
 
 replace github.com/platoim/plato/sdk => ../

@@ -12,6 +12,8 @@ import (
 
 	kserver "github.com/cloudwego/kitex/server"
 	"github.com/cloudwego/netpoll"
+
+	"github.com/platoim/plato/sdk/business/pollnet"
 	bizservice "github.com/platoim/plato/sdk/business/rpc/plato/api/business"
 )
 
@@ -75,7 +77,9 @@ func NewServer(ln net.Listener, h Handlers, opts ...ServerOption) (*Server, erro
 	for _, opt := range opts {
 		opt(&o)
 	}
-	nl, err := netpoll.ConvertListener(ln)
+	// Not netpoll.ConvertListener: its listener frees its descriptor number before netpoll stops
+	// polling it, which can cut off another socket of this process when the server stops (pollnet).
+	nl, err := pollnet.Convert(ln)
 	if err != nil {
 		return nil, fmt.Errorf("business server: using listener %s: %w", ln.Addr(), err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/cloudwego/netpoll"
 
-	"github.com/platoim/plato/internal/pollnet"
+	"github.com/platoim/plato/sdk/business/pollnet"
 	"github.com/platoim/plato/sdk/protocol"
 )
 

@@ -1,15 +1,23 @@
-// Package pollnet makes the listeners Plato hands to netpoll (the gateway's device and WebSocket
-// servers, and every Kitex server): netpoll's own (netpoll.CreateListener, ConvertListener) close
-// their descriptor twice, which in a process that keeps running other sockets can close one of
-// theirs.
+// Package pollnet makes listeners for netpoll and for Kitex servers that can stop beside other
+// sockets of the same process: Plato's gateway (device and WebSocket servers), every Kitex server
+// of Plato's, and the business server of this SDK. netpoll's own (netpoll.CreateListener, ConvertListener) lose
+// track of the descriptor they poll when they close, which in a process that keeps running other
+// sockets breaks one of those:
 //
-// netpoll v0.7.2's listener polls a dup of the listening socket (net.TCPListener.File) and closes it
-// with syscall.Close(fd) and then again through the *os.File that owns the same number; Kitex's
-// server Stop closes the listener twice more (transServer.Shutdown, then the event loop's). Between
-// two of those closes another goroutine can open a socket that gets the freed number, and the next
-// close closes it instead, whatever socket it now is. strace shows these closes when a state
-// server stops beside a gateway and another state server in one process (plato up, the end-to-end
-// tests); docs/netpoll-proposal.md, item 7.
+//   - netpoll v0.7.2's listener polls a dup of the listening socket (net.TCPListener.File) and
+//     closes it with syscall.Close(fd) and then again through the *os.File that owns the same
+//     number; Kitex's server Stop closes the listener twice more (transServer.Shutdown, then the
+//     event loop's). A later close closes whatever socket got the freed number meanwhile.
+//   - Kitex's Stop closes the listener first and only 100 ms or more later has netpoll take the
+//     number out of its epoll set (EPOLL_CTL_DEL). If a connection got the number meanwhile and
+//     was registered in the same set, it is the one taken out: it never hears of its input again,
+//     and its calls time out (a state server stopping beside a gateway and another state server in
+//     one process: the gateway's calls to the other one, and its pushes to the gateway, stalled).
+//
+// So the first Close here stops listening at once but keeps the number taken, by a placeholder
+// that no epoll set holds, and only the second frees it, after netpoll's detach (netpoll's server
+// detaches and then closes; Kitex closes before that as well). strace showed both;
+// docs/netpoll-proposal.md, item 7.
 package pollnet
 
 import (
@@ -39,8 +47,9 @@ func Listen(network, addr string) (netpoll.Listener, error) {
 	return nl, nil
 }
 
-// Convert makes ln a netpoll.Listener that owns ln: its Close closes ln and the descriptor netpoll
-// polls, each once, however often it is called.
+// Convert makes ln a netpoll.Listener that owns ln. Its first Close closes ln and stops the socket
+// netpoll polls, keeping its number taken; the second frees the number. An owner that closes the
+// listener only through netpoll's Shutdown (which detaches it first) closes it once more after.
 func Convert(ln net.Listener) (netpoll.Listener, error) {
 	if l, ok := ln.(*listener); ok {
 		return l, nil
@@ -71,10 +80,11 @@ func Convert(ln net.Listener) (netpoll.Listener, error) {
 
 type listener struct {
 	net.Listener
-	file *os.File // owns fd, a dup of the listening socket
+	file *os.File // owns fd, a dup of the listening socket, then its placeholder
 	fd   int
-	once sync.Once
-	err  error
+
+	mu     sync.Mutex
+	closes int
 }
 
 // Fd is the descriptor netpoll polls for connections.
@@ -109,14 +119,38 @@ func (l *listener) Accept() (net.Conn, error) {
 }
 
 func (l *listener) Close() error {
-	l.once.Do(func() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closes++
+	switch l.closes {
+	case 1:
 		err := l.Listener.Close()
 		if errors.Is(err, net.ErrClosed) {
 			err = nil
 		}
-		l.err = errors.Join(err, l.file.Close())
-	})
-	return l.err
+		return errors.Join(err, l.retire())
+	case 2:
+		return l.file.Close()
+	}
+	return nil
+}
+
+// retire puts a placeholder (/dev/null, which no epoll set can hold) on the polled number. That
+// drops this process's hold on the socket, so connections to it are refused (unless a new process
+// of an upgrade holds it too) and the kernel takes it out of netpoll's epoll set by itself, while
+// the number stays taken until netpoll has detached it. Should /dev/null not open (no descriptor
+// left), the socket itself keeps the number until the second Close, still listening: shutting it
+// down would stop it in a new process that was passed it as well.
+func (l *listener) retire() error {
+	null, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil
+	}
+	defer unix.Close(null)
+	if err := unix.Dup3(null, l.fd, unix.O_CLOEXEC); err != nil {
+		return fmt.Errorf("pollnet: stopping %s: %w", l.Addr(), err)
+	}
+	return nil
 }
 
 // conn hands an accepted descriptor to netpoll, which reads only its Fd and addresses and owns the
