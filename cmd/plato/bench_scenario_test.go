@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
+	"syscall"
 	"strings"
 	"testing"
 	"time"
@@ -37,6 +38,10 @@ func runBenchScenario(t *testing.T, limit time.Duration, summary any, args ...st
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, platoBinary(t), append([]string{"bench"}, args...)...)
+	// A bench past its limit is stopped with SIGQUIT, so that its goroutines, printed on stderr,
+	// say where it was stuck; SIGKILL follows should that not end it.
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGQUIT) }
+	cmd.WaitDelay = 10 * time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
