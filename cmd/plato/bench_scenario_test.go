@@ -5,8 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"os/exec"
-	"syscall"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
