@@ -6,14 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -182,29 +179,8 @@ func httpGet(t *testing.T, url string) string {
 	return string(b)
 }
 
-// freePort is a loopback address nothing listens on, for a process started later. It is picked
-// below the kernel's ephemeral range (32768 and up on Linux), where port 0 would pick: there the
-// outgoing connections of every test running meanwhile take their local ports, and one of them
-// could hold it by the time the process binds it. Ports handed out once are not handed out again.
-func freePort(t *testing.T) string {
-	t.Helper()
-	for range 1000 {
-		port := 20000 + rand.IntN(12000)
-		if _, taken := handedPorts.LoadOrStore(port, true); taken {
-			continue
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		return ln.Addr().String()
-	}
-	t.Fatal("no free loopback port below the ephemeral range")
-	return ""
-}
-
-var handedPorts sync.Map
+// freePort is a loopback address nothing listens on, for a process started later.
+func freePort(t *testing.T) string { return testkit.FreeAddr(t) }
 
 var (
 	reIPConf  = regexp.MustCompile(`ipconf\s+(http://\S+)`)

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -15,6 +14,7 @@ import (
 	"github.com/platoim/plato/core/platform/platformtest"
 	"github.com/platoim/plato/examples/demo"
 	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/testkit"
 	"github.com/platoim/plato/sdk/client"
 	"github.com/platoim/plato/sdk/poll"
 )
@@ -121,15 +121,7 @@ func checkClean(t *testing.T, what string, f *Figures, devices int) {
 }
 
 // freeAddr is a loopback address nothing listens on, for a server started later.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return testkit.FreeAddr(t) }
 
 // TestUplinkClosedLoopWithBaseline answers uplinks with the bench's own business server: at full
 // speed the demo's push queue overflows and it refuses with 2002 (what TestUplinkOpenLoop avoids by
