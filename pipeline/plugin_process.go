@@ -47,6 +47,7 @@ type proc struct {
 	tail    *stderrTail     // its last stderr lines
 	gone    <-chan struct{} // closed when the process has terminated (nil: not watched)
 	unwatch func()
+	sockDir string // holds go-plugin's control socket; removed by stop
 }
 
 // startPlugin launches the plugin binary of spec and dispenses its Processor. It does not Describe
@@ -60,8 +61,15 @@ func (in *instance) startPlugin(ctx context.Context, spec stageSpec) (*proc, err
 	if err := cloexec.All(); err != nil {
 		in.log.Warn("could not keep the host's descriptors from the plugin", "err", err)
 	}
+	// go-plugin's control socket goes in a directory of the host's, removed when the process is
+	// stopped: by default the plugin makes it in the temporary directory and removes it only when it
+	// exits cleanly, so each killed or crashed plugin would leave one behind there.
+	sockDir, err := os.MkdirTemp("", "plato-stage-ctl-")
+	if err != nil {
+		return nil, fmt.Errorf("starting plugin %s: a directory for its socket: %w", spec.path, err)
+	}
 	cmd := exec.Command(spec.path)
-	cmd.Env = append(os.Environ(), in.p.cfg.Env...)
+	cmd.Env = append(append(os.Environ(), in.p.cfg.Env...), plugin.EnvUnixSocketDir+"="+sockDir)
 	cmd.SysProcAttr = pluginProcAttr()
 	tail := &stderrTail{}
 	cc := &plugin.ClientConfig{
@@ -82,6 +90,7 @@ func (in *instance) startPlugin(ctx context.Context, spec stageSpec) (*proc, err
 	if spec.pinned {
 		sum, err := hex.DecodeString(spec.hash)
 		if err != nil {
+			_ = os.RemoveAll(sockDir)
 			return nil, fmt.Errorf("decoding sha256 of %s: %w", spec.path, err)
 		}
 		cc.SecureConfig = &plugin.SecureConfig{Checksum: sum, Hash: sha256.New()}
@@ -90,9 +99,10 @@ func (in *instance) startPlugin(ctx context.Context, spec stageSpec) (*proc, err
 	pr, err := stage.Dispense(client)
 	if err != nil {
 		client.Kill() // returns once the stderr reader is done: tail is complete
+		_ = os.RemoveAll(sockDir)
 		return nil, fmt.Errorf("starting plugin %s: %w%s", spec.path, err, stderrSuffix(tail.last()))
 	}
-	p := &proc{pr: pr, client: client, started: time.Now(), cmd: cmd, tail: tail, unwatch: func() {}}
+	p := &proc{pr: pr, client: client, started: time.Now(), cmd: cmd, tail: tail, sockDir: sockDir, unwatch: func() {}}
 	if cmd.Process != nil {
 		p.process, p.pid = cmd.Process, cmd.Process.Pid
 		p.gone, p.unwatch = watchExit(p.pid)
@@ -156,6 +166,7 @@ func (p *proc) stop() {
 		if p.client != nil {
 			p.client.Kill()
 			p.unwatch()
+			_ = os.RemoveAll(p.sockDir)
 		}
 	})
 }

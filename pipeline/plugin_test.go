@@ -308,7 +308,8 @@ func TestPluginDiesWithHost(t *testing.T) {
 	dir := t.TempDir()
 	writePipeline(t, dir, "chat", fileYAML(pluginStage(bin)))
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), helperEnv+"="+dir)
+	// A host killed cannot remove its plugins' socket directories: they go under the test's.
+	cmd.Env = append(os.Environ(), helperEnv+"="+dir, "TMPDIR="+t.TempDir())
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
