@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -89,6 +90,7 @@ wait:
 			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			_ = p.Shutdown(sctx)
 			cancel()
+			up.awaitAnswers()
 			fmt.Fprintln(stdout, "handed over to the new process; exiting")
 			return nil
 		case <-ctx.Done():
@@ -146,6 +148,56 @@ type upgrader struct {
 	cfg    config.Config
 	log    *slog.Logger
 	stdout io.Writer
+	// The control connections not answered yet: the process, once retired, waits for them before
+	// it exits, or `plato gateway upgrade` would read EOF instead of the outcome of the upgrade that
+	// retired it.
+	mu        sync.Mutex
+	answering int
+	retired   bool
+	answered  chan struct{} // closed when answering drops to 0 after retired
+}
+
+// answersBound is how long a retired process waits for its control answers to be written.
+const answersBound = 5 * time.Second
+
+// take counts a control connection to answer; false once the process is retired.
+func (u *upgrader) take() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.retired {
+		return false
+	}
+	u.answering++
+	return true
+}
+
+func (u *upgrader) answeredOne() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.answering--
+	if u.answering == 0 && u.answered != nil {
+		close(u.answered)
+		u.answered = nil
+	}
+}
+
+// awaitAnswers takes no more control connections and waits until those taken are answered, at
+// most answersBound.
+func (u *upgrader) awaitAnswers() {
+	u.mu.Lock()
+	u.retired = true
+	if u.answering == 0 {
+		u.mu.Unlock()
+		return
+	}
+	done := make(chan struct{})
+	u.answered = done
+	u.mu.Unlock()
+	select {
+	case <-done:
+	case <-time.After(answersBound):
+		u.log.Warn("upgrade: exiting before the outcome was written to plato gateway upgrade")
+	}
 }
 
 // upgrade starts the binary now on disk, with this process's arguments and environment, and
@@ -209,7 +261,12 @@ func (u *upgrader) serveControl(ln net.Listener) {
 		if err != nil {
 			return
 		}
+		if !u.take() {
+			c.Close()
+			return
+		}
 		go func() {
+			defer u.answeredOne()
 			defer c.Close()
 			line, err := bufio.NewReader(io.LimitReader(c, 256)).ReadString('\n')
 			if err != nil && line == "" {
