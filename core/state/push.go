@@ -185,14 +185,14 @@ func (s *Server) downlinkOutcome(cs *connState, seq, msgID uint64, payload []byt
 		if cs.isParked() {
 			// It dropped while the downlink was in the pipeline: the Resume replays it.
 			s.metrics.pushesQueued.Add(1)
-			s.consult(cs, seq, 1)
+			s.consultFirst(cs, seq)
 			return api.PushStatus_QUEUED, 0, queuedMessage
 		}
 		s.untrack(cs, seq, w, idx)
 		return api.PushStatus_FAILED, 0, "gateway queue full"
 	}
 	s.metrics.downlinks.Add(1)
-	s.consult(cs, seq, 1)
+	s.consultFirst(cs, seq)
 	return api.PushStatus_SENT, 0, ""
 }
 
