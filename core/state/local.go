@@ -111,9 +111,24 @@ type localPushing struct {
 
 // localPushAnswer reports what a local push did to each connection it reached.
 func (s *Server) localPushAnswer(pushed []*api.PushTarget, origins []fleet.TargetOrigin, targets []target, byBroadcast []*fleet.LocalTarget, broadcastConns []*connState, alsoUID []target) *fleet.LocalPushResponse {
-	resp := &fleet.LocalPushResponse{Targets: make([]*fleet.LocalTarget, len(pushed), len(pushed)+len(byBroadcast))}
+	var resp *fleet.LocalPushResponse
+	if len(pushed) == 1 && len(byBroadcast) == 0 && len(alsoUID) == 0 {
+		// One connection reached (each push of a typical PushBatch): one allocation.
+		one := &struct {
+			resp fleet.LocalPushResponse
+			ts   [1]*fleet.LocalTarget
+			t    fleet.LocalTarget
+		}{}
+		one.ts[0], one.resp.Targets = &one.t, one.ts[:]
+		resp = &one.resp
+	} else {
+		resp = &fleet.LocalPushResponse{Targets: make([]*fleet.LocalTarget, len(pushed), len(pushed)+len(byBroadcast))}
+		for i := range pushed {
+			resp.Targets[i] = &fleet.LocalTarget{}
+		}
+	}
 	for i, t := range pushed {
-		resp.Targets[i] = &fleet.LocalTarget{
+		*resp.Targets[i] = fleet.LocalTarget{
 			Did: t.Did, Uid: t.Uid, ConnId: t.ConnId, Status: int32(t.Status), Seq: t.Seq, Code: t.Code, Message: t.Message, Origin: origins[i],
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/platoim/plato/internal/timewheel"
 	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/stage"
 )
@@ -93,24 +92,36 @@ func (s *Server) consultFirst(cs *connState, seq uint64) {
 	cs.inflight[seq] = in
 	cs.mu.Unlock()
 	now := time.Now().UnixNano()
-	if !s.asks.add(s.wheel, deferredAsk{cs: cs, seq: seq, at: now, due: now + int64(min(wait/2, maxDeferral))}, s.sweepAsks) {
+	switch s.asks.add(deferredAsk{cs: cs, seq: seq, at: now, due: now + int64(min(wait/2, maxDeferral))}) {
+	case askFull:
 		s.ask(cs, seq, 1, now)
+	case askArm:
+		s.wheel.AfterFunc(askSweep, s.sweepAsks)
 	}
 }
 
-// add queues a deferred question and arms the sweep; false when the queue is full.
-func (d *deferredAsks) add(w *timewheel.Wheel, a deferredAsk, sweep func()) bool {
+// What add did with a question.
+type askAdded uint8
+
+const (
+	askQueued askAdded = iota // queued; the sweep is armed
+	askArm                    // queued; the caller arms the sweep
+	askFull                   // refused: the queue is full
+)
+
+// add queues a deferred question.
+func (d *deferredAsks) add(a deferredAsk) askAdded {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if len(d.q)-d.head >= maxDeferredAsks {
-		return false
+		return askFull
 	}
 	d.q = append(d.q, a)
 	if !d.armed {
 		d.armed = true
-		w.AfterFunc(askSweep, sweep)
+		return askArm
 	}
-	return true
+	return askQueued
 }
 
 // takeDue removes the questions due by now, in order, into buf, and reports whether others wait.

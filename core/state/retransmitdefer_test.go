@@ -67,21 +67,24 @@ func TestFirstQuestionIsDeferredSkippedOnceACKedAndTheWaitStillHolds(t *testing.
 
 // TestDeferredAsksAreBounded: past maxDeferredAsks the queue refuses, and the caller asks at once.
 func TestDeferredAsksAreBounded(t *testing.T) {
-	ts := newTestServer(t, noReconnectWindow)
 	var d deferredAsks
 	for i := range maxDeferredAsks {
-		if !d.add(ts.wheel, deferredAsk{seq: uint64(i), due: 1}, func() {}) {
-			t.Fatalf("refused question %d, under the bound", i)
+		want := askQueued
+		if i == 0 {
+			want = askArm
+		}
+		if got := d.add(deferredAsk{seq: uint64(i), due: 1}); got != want {
+			t.Fatalf("question %d: %v, want %v", i, got, want)
 		}
 	}
-	if d.add(ts.wheel, deferredAsk{due: 1}, func() {}) {
+	if d.add(deferredAsk{due: 1}) != askFull {
 		t.Fatal("took a question past the bound")
 	}
 	due, more := d.takeDue(1, nil)
 	if len(due) != maxDeferredAsks || more || !slices.IsSortedFunc(due, func(a, b deferredAsk) int { return int(a.seq) - int(b.seq) }) {
 		t.Fatalf("took %d (more %v), want all %d in order", len(due), more, maxDeferredAsks)
 	}
-	if !d.add(ts.wheel, deferredAsk{due: 1}, func() {}) {
-		t.Fatal("refused a question once emptied")
+	if d.add(deferredAsk{due: 1}) != askArm {
+		t.Fatal("a question once emptied does not arm the sweep again")
 	}
 }
