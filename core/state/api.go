@@ -156,8 +156,10 @@ type plannedPush struct {
 	msgID   uint64
 	timeout time.Duration
 	resp    *api.PushResponse
-	// lp is what each state server is asked to do with the connections it holds.
-	lp *fleet.LocalPushRequest
+	// lp is what each state server is asked to do with the connections it holds: lpv, in the
+	// same allocation.
+	lp  *fleet.LocalPushRequest
+	lpv fleet.LocalPushRequest
 }
 
 func (p *plannedPush) routeEvent() stage.Event {
@@ -211,10 +213,11 @@ func (s *Server) checkPush(ctx context.Context, app, key string, req *api.PushRe
 		members = int(count.Members)
 	}
 	p := &plannedPush{app: app, req: req, named: named, members: members, msgID: s.nextMsgID(), timeout: timeout}
-	p.lp = &fleet.LocalPushRequest{
+	p.lpv = fleet.LocalPushRequest{
 		AppId: app, Key: key, Dids: req.Dids, Uids: req.Uids, MsgId: int64(p.msgID),
 		WaitAck: req.WaitAck, TimeoutMs: int32(timeout / time.Millisecond),
 	}
+	p.lp = &p.lpv
 	return p, nil
 }
 
@@ -361,37 +364,39 @@ func (s *Server) route(ctx context.Context, ev stage.Event) (routing, error) {
 // routeStart is route without the wait: then runs when the pipeline decided, on a pipeline lane
 // (or at once without a pipeline), so a batch routes all its pushes in one go.
 func (s *Server) routeStart(ev stage.Event, then func(routing, error)) {
-	r := routing{route: stage.RouteDirect, qos: ev.QoS, payload: ev.Payload}
-	settle := func(r routing) routing {
-		if r.qos == stage.QoSDefault {
-			r.qos = stage.AtLeastOnce
-		}
-		return r
-	}
 	if s.pipe == nil {
-		then(settle(r), nil)
+		then(s.routeOf(ev.QoS, ev.Payload, pipeline.Outcome{}))
 		return
 	}
-	s.through(ev, refusable, func(out pipeline.Outcome) {
-		if out.Verdict != stage.Continue {
-			if out.Stage != "" {
-				s.metrics.routesRejected.Add(1)
-			}
-			code, msg := rejection(out)
-			then(r, platoError(code, "push refused: %s", msg))
-			return
+	// Only what routeOf needs is kept for the outcome, not the whole event.
+	qos, payload := ev.QoS, ev.Payload
+	s.through(ev, refusable, func(out pipeline.Outcome) { then(s.routeOf(qos, payload, out)) })
+}
+
+// routeOf settles a push's routing from its route signal's outcome: direct, and the QoS the
+// business asked for (qos, payload), or at least once, unless a stage chose otherwise.
+func (s *Server) routeOf(qos stage.QoS, payload []byte, out pipeline.Outcome) (routing, error) {
+	r := routing{route: stage.RouteDirect, qos: qos, payload: payload}
+	if out.Verdict != stage.Continue {
+		if out.Stage != "" {
+			s.metrics.routesRejected.Add(1)
 		}
-		if out.Route != stage.RouteDefault {
-			r.route = out.Route
-		}
-		if out.QoS != stage.QoSDefault {
-			r.qos = out.QoS
-		}
-		if out.Payload != nil {
-			r.payload = out.Payload
-		}
-		then(settle(r), nil)
-	})
+		code, msg := rejection(out)
+		return r, platoError(code, "push refused: %s", msg)
+	}
+	if out.Route != stage.RouteDefault {
+		r.route = out.Route
+	}
+	if out.QoS != stage.QoSDefault {
+		r.qos = out.QoS
+	}
+	if out.Payload != nil {
+		r.payload = out.Payload
+	}
+	if r.qos == stage.QoSDefault {
+		r.qos = stage.AtLeastOnce
+	}
+	return r, nil
 }
 
 // Bind makes the logged-in connections of dids join a session (or, with replace, be exactly its

@@ -18,7 +18,8 @@ type connKey struct {
 }
 
 // waiter collects the ACKs of one Push that asked to wait for them. done closes once every tracked
-// target ACKed, but not before arm: ACKs may arrive while later targets are still being sent.
+// target ACKed, but not before arm: ACKs may arrive while later targets are still being sent. done
+// is made by arm only when something is still awaited then: most waits of a batch end before.
 type waiter struct {
 	mu       sync.Mutex
 	pending  int
@@ -29,7 +30,7 @@ type waiter struct {
 }
 
 func newWaiter(n int) *waiter {
-	return &waiter{acked: make([]bool, n), done: make(chan struct{})}
+	return &waiter{acked: make([]bool, n)}
 }
 
 func (w *waiter) add() {
@@ -51,7 +52,7 @@ func (w *waiter) ack(i int) {
 
 // newCountdown is a waiter of items that are not told apart: each add is ended by a doneOne.
 func newCountdown() *waiter {
-	return &waiter{done: make(chan struct{})}
+	return &waiter{}
 }
 
 func (w *waiter) doneOne() {
@@ -61,17 +62,27 @@ func (w *waiter) doneOne() {
 	w.finish()
 }
 
-func (w *waiter) arm() {
+// arm lets done close once nothing is awaited, and returns it: nil when nothing is awaited now.
+func (w *waiter) arm() <-chan struct{} {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.armed = true
 	w.finish()
+	if w.finished {
+		return nil
+	}
+	if w.done == nil {
+		w.done = make(chan struct{})
+	}
+	return w.done
 }
 
 func (w *waiter) finish() {
 	if w.armed && w.pending == 0 && !w.finished {
 		w.finished = true
-		close(w.done)
+		if w.done != nil {
+			close(w.done)
+		}
 	}
 }
 

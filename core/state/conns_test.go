@@ -128,35 +128,34 @@ func TestConnsByUIDListsEveryDeviceOfTheUserInItsApp(t *testing.T) {
 }
 
 func TestWaiterClosesOnlyOnceArmedAndEveryTargetAcked(t *testing.T) {
-	w := &waiter{acked: make([]bool, 3), done: make(chan struct{})}
+	w := newWaiter(3)
 	w.add()
 	w.ack(0)
 	// Every target tracked so far has ACKed, but later ones are still being sent.
-	if isClosed(w.done) {
-		t.Fatal("done closed before arm")
+	if w.finished {
+		t.Fatal("finished before arm")
 	}
 	w.add()
 	w.add()
-	w.arm()
-	if isClosed(w.done) {
+	done := w.arm()
+	if done == nil || isClosed(done) {
 		t.Fatal("done closed with two targets pending")
 	}
 	w.ack(1)
 	w.ack(1) // a duplicate ACK counts once
-	if isClosed(w.done) {
+	if isClosed(done) {
 		t.Fatal("a duplicate ACK was counted twice")
 	}
 	w.ack(2)
-	if !isClosed(w.done) {
+	if !isClosed(done) {
 		t.Fatal("done not closed once every target ACKed")
 	}
 	w.ack(2) // late ACKs after done must not close it again (a panic)
 }
 
 func TestWaiterArmedWithNothingPendingIsDone(t *testing.T) {
-	w := &waiter{acked: make([]bool, 1), done: make(chan struct{})}
-	w.arm()
-	if !isClosed(w.done) {
+	w := newWaiter(1)
+	if done := w.arm(); done != nil {
 		t.Fatal("a waiter with nothing to wait for never finishes")
 	}
 }

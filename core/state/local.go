@@ -38,34 +38,36 @@ func (s *Server) localPush(ctx context.Context, req *fleet.LocalPushRequest) *fl
 // localPushStart starts localPush and returns the wait for its answer (see pushStart).
 func (s *Server) localPushStart(req *fleet.LocalPushRequest) func(ctx context.Context) *fleet.LocalPushResponse {
 	app := req.AppId
-	seen := map[*connState]fleet.TargetOrigin{}
-	var targets []target
-	var origins []fleet.TargetOrigin
-	var byBroadcast []*fleet.LocalTarget
-	var broadcastConns []*connState
-	// alsoUID are devices of named uids that their named did reaches already: sent once, and
-	// reported under the uid too, or the coordinator would report the uid offline.
-	var alsoUID []target
+	// One allocation holds what a push to one did (each push of a typical PushBatch) needs; seen,
+	// which tells a connection named twice, is made only when the push names more than one.
+	l := &localPushing{}
+	l.targets, l.origins = l.oneTarget[:0], l.oneOrigin[:0]
+	var seen map[*connState]fleet.TargetOrigin
+	if len(req.Dids)+len(req.Uids) > 1 || req.Session != "" {
+		seen = map[*connState]fleet.TargetOrigin{}
+	}
 	add := func(t target, o fleet.TargetOrigin) {
-		if first, ok := seen[t.cs]; ok {
-			if o == fleet.TargetOrigin_UID && first == fleet.TargetOrigin_DID {
-				alsoUID = append(alsoUID, t)
-				seen[t.cs] = o // once, however often the uid is named
+		if seen != nil {
+			if first, ok := seen[t.cs]; ok {
+				if o == fleet.TargetOrigin_UID && first == fleet.TargetOrigin_DID {
+					l.alsoUID = append(l.alsoUID, t)
+					seen[t.cs] = o // once, however often the uid is named
+				}
+				return
 			}
-			return
+			seen[t.cs] = o
 		}
-		seen[t.cs] = o
 		if req.ExcludeSession != "" && t.cs.member(req.ExcludeSession) && !t.cs.isParked() {
 			// It gets the session's broadcast: one copy is enough.
-			byBroadcast = append(byBroadcast, &fleet.LocalTarget{
+			l.byBroadcast = append(l.byBroadcast, &fleet.LocalTarget{
 				Did: t.did, Uid: t.uid, ConnId: int64(t.cs.key.id), Status: int32(api.PushStatus_SENT),
 				Message: "sent by the session broadcast", Origin: o,
 			})
-			broadcastConns = append(broadcastConns, t.cs)
+			l.broadcastConns = append(l.broadcastConns, t.cs)
 			return
 		}
-		targets = append(targets, t)
-		origins = append(origins, o)
+		l.targets = append(l.targets, t)
+		l.origins = append(l.origins, o)
 	}
 	for _, did := range req.Dids {
 		if cs := s.conns.byDID(app, did); cs != nil {
@@ -86,17 +88,47 @@ func (s *Server) localPushStart(req *fleet.LocalPushRequest) func(ctx context.Co
 	if req.TimeoutMs > 0 && time.Duration(req.TimeoutMs)*time.Millisecond < timeout {
 		timeout = time.Duration(req.TimeoutMs) * time.Millisecond
 	}
-	wait := s.pushStart(app, targets, uint64(req.MsgId), req.Payload, stage.QoS(req.Qos), req.WaitAck, timeout)
+	l.wait = s.pushStart(app, l.targets, uint64(req.MsgId), req.Payload, stage.QoS(req.Qos), req.WaitAck, timeout)
 	return func(ctx context.Context) *fleet.LocalPushResponse {
-		return s.localPushAnswer(wait(ctx), origins, targets, byBroadcast, broadcastConns, alsoUID)
+		return s.localPushAnswer(l.wait(ctx), l.origins, l.targets, l.byBroadcast, l.broadcastConns, l.alsoUID)
 	}
+}
+
+// localPushing is what localPushStart keeps for its answer.
+type localPushing struct {
+	targets        []target
+	origins        []fleet.TargetOrigin
+	byBroadcast    []*fleet.LocalTarget
+	broadcastConns []*connState
+	// alsoUID are devices of named uids that their named did reaches already: sent once, and
+	// reported under the uid too, or the coordinator would report the uid offline.
+	alsoUID []target
+	wait    func(context.Context) []*api.PushTarget
+
+	oneTarget [1]target
+	oneOrigin [1]fleet.TargetOrigin
 }
 
 // localPushAnswer reports what a local push did to each connection it reached.
 func (s *Server) localPushAnswer(pushed []*api.PushTarget, origins []fleet.TargetOrigin, targets []target, byBroadcast []*fleet.LocalTarget, broadcastConns []*connState, alsoUID []target) *fleet.LocalPushResponse {
-	resp := &fleet.LocalPushResponse{Targets: make([]*fleet.LocalTarget, len(pushed), len(pushed)+len(byBroadcast))}
+	var resp *fleet.LocalPushResponse
+	if len(pushed) == 1 && len(byBroadcast) == 0 && len(alsoUID) == 0 {
+		// One connection reached (each push of a typical PushBatch): one allocation.
+		one := &struct {
+			resp fleet.LocalPushResponse
+			ts   [1]*fleet.LocalTarget
+			t    fleet.LocalTarget
+		}{}
+		one.ts[0], one.resp.Targets = &one.t, one.ts[:]
+		resp = &one.resp
+	} else {
+		resp = &fleet.LocalPushResponse{Targets: make([]*fleet.LocalTarget, len(pushed), len(pushed)+len(byBroadcast))}
+		for i := range pushed {
+			resp.Targets[i] = &fleet.LocalTarget{}
+		}
+	}
 	for i, t := range pushed {
-		resp.Targets[i] = &fleet.LocalTarget{
+		*resp.Targets[i] = fleet.LocalTarget{
 			Did: t.Did, Uid: t.Uid, ConnId: t.ConnId, Status: int32(t.Status), Seq: t.Seq, Code: t.Code, Message: t.Message, Origin: origins[i],
 		}
 	}

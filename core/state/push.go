@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/platoim/plato/pipeline"
@@ -41,35 +42,21 @@ func (s *Server) push(ctx context.Context, appID string, targets []target, msgID
 // them all, so that downlinks to one connection keep the batch's order (seqs and pipeline lanes
 // are per connection) while the pushes run together. The timeout counts from the start.
 func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload []byte, qos stage.QoS, waitAck bool, timeout time.Duration) func(ctx context.Context) []*api.PushTarget {
-	deadline := time.Now().Add(timeout)
-	out := make([]*api.PushTarget, len(targets))
-	var w *waiter
-	if waitAck {
-		w = newWaiter(len(targets))
-	}
-	var acc *accepts
-	if qos != stage.AtMostOnce {
-		acc = newAccepts(len(targets))
-	}
-	// Outcomes arrive from pipeline lanes; the response is complete when all have, or at the
-	// deadline, after which late outcomes no longer touch the response being encoded.
-	var mu sync.Mutex
-	finished := false
-	// pending counts the outcomes still to come; a waiter, so the wait below needs no goroutine.
-	pending := newCountdown()
+	r := newPushRun(s, len(targets), qos, waitAck)
+	r.deadline = time.Now().Add(timeout)
 	// No stage listens to downlinks (the shipped pipeline): each is handled here, without the hop
 	// through its pipeline lane and the lane's goroutine (downlinkdirect.go).
 	direct := s.skips(appID, stage.SignalDownlink)
 	for i, tg := range targets {
-		t := &api.PushTarget{Did: tg.did, Uid: tg.uid, Status: api.PushStatus_OFFLINE}
-		out[i] = t
+		t := r.target(i)
+		t.Did, t.Uid, t.Status = tg.did, tg.uid, api.PushStatus_OFFLINE
 		cs := tg.cs
 		if cs == nil {
 			continue
 		}
 		t.ConnId = int64(cs.key.id)
 		cs.pushMu.Lock()
-		seq, tr := s.track(cs, msgID, payload, qos, w, i)
+		seq, tr := s.track(cs, msgID, payload, qos, r.w, i)
 		switch tr {
 		case trackClosed:
 			cs.pushMu.Unlock()
@@ -81,28 +68,18 @@ func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload
 			continue
 		}
 		t.Seq = int64(seq)
-		pending.add()
+		r.pending.add()
 		sp := s.startSignal(stage.SignalDownlink, appID)
-		outcome := func(o pipeline.Outcome) {
-			defer pending.doneOne()
-			status, code, msg := s.downlinkOutcome(cs, seq, msgID, payload, qos, o, w, acc, i)
-			sp.end(code)
-			mu.Lock()
-			if !finished {
-				t.Status, t.Code, t.Message = status, int32(code), msg
-			}
-			mu.Unlock()
-		}
 		switch lane := cs.downlinkLane(direct); lane {
 		case laneNone:
-			outcome(pipeline.Outcome{})
+			r.outcome(cs, seq, msgID, payload, qos, i, sp, pipeline.Outcome{})
 		case laneFull:
 			s.metrics.pipelineRefused.Add(1)
-			outcome(pipeline.Outcome{Verdict: stage.Reject, Code: uint16(protocol.CodeOverloaded), Message: "pipeline queue full; retry later"})
+			r.outcome(cs, seq, msgID, payload, qos, i, sp, pipeline.Outcome{Verdict: stage.Reject, Code: uint16(protocol.CodeOverloaded), Message: "pipeline queue full; retry later"})
 		default:
 			ev := stage.Event{Signal: stage.SignalDownlink, Conn: cs.stageConn(), Seq: seq, MsgID: msgID, Payload: payload, QoS: qos, TraceParent: sp.traceParent()}
 			s.through(ev, refusable, func(o pipeline.Outcome) {
-				outcome(o)
+				r.outcome(cs, seq, msgID, payload, qos, i, sp, o)
 				// After the outcome queued its frame: a later downlink that skips the lane
 				// queues behind it.
 				cs.leftLane()
@@ -110,62 +87,142 @@ func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload
 		}
 		cs.pushMu.Unlock()
 	}
-	return func(ctx context.Context) []*api.PushTarget {
-		// The deadline's context (and its timer) is made only if something is still awaited:
-		// in a batch, the pushes waited for after the first mostly are not.
-		var tctx context.Context
-		var cancel context.CancelFunc
-		defer func() {
-			if cancel != nil {
-				cancel()
-			}
-		}()
-		await := func(w *waiter) {
-			w.arm()
-			select {
-			case <-w.done:
-				return
-			default:
-			}
-			if tctx == nil {
-				tctx, cancel = context.WithDeadline(ctx, deadline)
-			}
-			select {
-			case <-w.done:
-			case <-tctx.Done():
-			}
+	return func(ctx context.Context) []*api.PushTarget { return r.wait(ctx, targets) }
+}
+
+// pushRun is one push's state from pushStart to its answer, in one allocation: what a push to a
+// single connection (each push of a typical PushBatch) needs is inside it.
+type pushRun struct {
+	s        *Server
+	deadline time.Time
+	out      []*api.PushTarget
+	w        *waiter  // waitAck: the device ACKs; nil otherwise
+	acc      *accepts // not at most once: the gateways' acceptance; nil otherwise
+	// Outcomes arrive from pipeline lanes; the response is complete when all have, or at the
+	// deadline, after which late outcomes no longer touch the response being encoded.
+	mu       sync.Mutex
+	finished bool
+	// pending counts the outcomes still to come; a waiter, so the wait needs no goroutine.
+	pending waiter
+
+	// The storage of a push to one connection.
+	one     [1]*api.PushTarget
+	oneT    api.PushTarget
+	oneAcc  accepts
+	oneW    waiter
+	oneAccW waiter
+	oneBool [2][1]bool // the acked slices of oneAcc.w and w
+	oneFail [1]atomic.Bool
+}
+
+func newPushRun(s *Server, n int, qos stage.QoS, waitAck bool) *pushRun {
+	r := &pushRun{s: s}
+	if n == 1 {
+		r.out = r.one[:]
+		if waitAck {
+			r.oneW.acked = r.oneBool[0][:]
+			r.w = &r.oneW
 		}
-		await(pending)
-		if acc != nil {
-			await(acc.w)
+		if qos != stage.AtMostOnce {
+			r.oneAccW.acked = r.oneBool[1][:]
+			r.oneAcc = accepts{w: &r.oneAccW, failed: r.oneFail[:]}
+			r.acc = &r.oneAcc
 		}
-		if w != nil {
-			await(w)
-		}
-		mu.Lock()
-		defer mu.Unlock()
-		finished = true
-		for i, t := range out {
-			if acc != nil && t.Status == api.PushStatus_SENT && acc.failed[i].Load() {
-				// The gateway did not answer: the device is likely dropping off. The downlink stays in
-				// flight for its Resume, and is reported undelivered if the connection ends first.
-				targets[i].cs.deferDownlink(uint64(t.Seq))
-				t.Status, t.Message = api.PushStatus_QUEUED, "the gateway did not answer: "+queuedMessage
-			}
-			if w == nil || t.Status != api.PushStatus_SENT {
-				continue
-			}
-			w.mu.Lock()
-			acked := w.acked[i]
-			w.mu.Unlock()
-			if acked {
-				t.Status = api.PushStatus_ACKED
-			} else {
-				t.Status = api.PushStatus_TIMEOUT
-			}
-		}
-		return out
+		return r
 	}
+	r.out = make([]*api.PushTarget, n)
+	if waitAck {
+		r.w = newWaiter(n)
+	}
+	if qos != stage.AtMostOnce {
+		r.acc = newAccepts(n)
+	}
+	return r
+}
+
+// target is the answer about the push's i-th target.
+func (r *pushRun) target(i int) *api.PushTarget {
+	if len(r.out) == 1 {
+		r.out[0] = &r.oneT
+	} else {
+		r.out[i] = &api.PushTarget{}
+	}
+	return r.out[i]
+}
+
+// outcome acts on the pipeline's outcome for the downlink to the i-th target, and records it.
+func (r *pushRun) outcome(cs *connState, seq, msgID uint64, payload []byte, qos stage.QoS, i int, sp *sigSpan, o pipeline.Outcome) {
+	defer r.pending.doneOne()
+	status, code, msg := r.s.downlinkOutcome(cs, seq, msgID, payload, qos, o, r.w, r.acc, i)
+	sp.end(code)
+	r.mu.Lock()
+	if !r.finished {
+		t := r.out[i]
+		t.Status, t.Code, t.Message = status, int32(code), msg
+	}
+	r.mu.Unlock()
+}
+
+// wait returns the push's answers once its outcomes, the gateways' acceptance and (waitAck) the
+// devices' ACKs are in, or at the deadline.
+func (r *pushRun) wait(ctx context.Context, targets []target) []*api.PushTarget {
+	// The deadline's context (and its timer) is made only if something is still awaited: in a
+	// batch, the pushes waited for after the first mostly are not.
+	var tctx context.Context
+	var cancel context.CancelFunc
+	defer func() {
+		if cancel != nil {
+			cancel()
+		}
+	}()
+	await := func(w *waiter) {
+		done := w.arm()
+		if done == nil {
+			return
+		}
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if tctx == nil {
+			tctx, cancel = context.WithDeadline(ctx, r.deadline)
+		}
+		select {
+		case <-done:
+		case <-tctx.Done():
+		}
+	}
+	await(&r.pending)
+	if r.acc != nil {
+		await(r.acc.w)
+	}
+	if r.w != nil {
+		await(r.w)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.finished = true
+	for i, t := range r.out {
+		if r.acc != nil && t.Status == api.PushStatus_SENT && r.acc.failed[i].Load() {
+			// The gateway did not answer: the device is likely dropping off. The downlink stays in
+			// flight for its Resume, and is reported undelivered if the connection ends first.
+			targets[i].cs.deferDownlink(uint64(t.Seq))
+			t.Status, t.Message = api.PushStatus_QUEUED, "the gateway did not answer: "+queuedMessage
+		}
+		if r.w == nil || t.Status != api.PushStatus_SENT {
+			continue
+		}
+		r.w.mu.Lock()
+		acked := r.w.acked[i]
+		r.w.mu.Unlock()
+		if acked {
+			t.Status = api.PushStatus_ACKED
+		} else {
+			t.Status = api.PushStatus_TIMEOUT
+		}
+	}
+	return r.out
 }
 
 // downlinkOutcome sends the downlink a pipeline let through, or forgets one it stopped.
@@ -185,14 +242,14 @@ func (s *Server) downlinkOutcome(cs *connState, seq, msgID uint64, payload []byt
 		if cs.isParked() {
 			// It dropped while the downlink was in the pipeline: the Resume replays it.
 			s.metrics.pushesQueued.Add(1)
-			s.consult(cs, seq, 1)
+			s.consultFirst(cs, seq)
 			return api.PushStatus_QUEUED, 0, queuedMessage
 		}
 		s.untrack(cs, seq, w, idx)
 		return api.PushStatus_FAILED, 0, "gateway queue full"
 	}
 	s.metrics.downlinks.Add(1)
-	s.consult(cs, seq, 1)
+	s.consultFirst(cs, seq)
 	return api.PushStatus_SENT, 0, ""
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/business/rpc/plato/api"
 	"github.com/platoim/plato/sdk/protocol"
 )
@@ -130,16 +131,28 @@ func (s *Server) routeAll(ctx context.Context, plans []*plannedPush, out []PushR
 	res := make([]routed, len(plans))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
+	set := func(i int, r routing, err error) {
+		mu.Lock()
+		res[i] = routed{r: r, err: err, done: true}
+		mu.Unlock()
+		wg.Done()
+	}
 	for i, p := range plans {
 		if p == nil {
 			continue
 		}
 		wg.Add(1)
-		s.routeStart(p.routeEvent(), func(r routing, err error) {
-			mu.Lock()
-			res[i] = routed{r: r, err: err, done: true}
-			mu.Unlock()
-			wg.Done()
+		ev := p.routeEvent()
+		if s.pipe == nil {
+			r, err := s.routeOf(ev.QoS, ev.Payload, pipeline.Outcome{})
+			set(i, r, err)
+			continue
+		}
+		// One closure per push, keeping only what routeOf needs.
+		qos, payload := ev.QoS, ev.Payload
+		s.through(ev, refusable, func(out pipeline.Outcome) {
+			r, err := s.routeOf(qos, payload, out)
+			set(i, r, err)
 		})
 	}
 	waitGroup(ctx, &wg)

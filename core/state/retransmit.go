@@ -1,6 +1,8 @@
 package state
 
 import (
+	"time"
+
 	"github.com/platoim/plato/pipeline"
 	"github.com/platoim/plato/sdk/protocol"
 	"github.com/platoim/plato/sdk/stage"
@@ -23,7 +25,11 @@ import (
 // consult asks the pipeline's retransmit stage what to do next about the downlink with seq, which
 // has been written attempts times. The question takes the lane's reserve: there is at most one per
 // in-flight downlink at a time, and a missed one would leave the downlink without a resend.
-func (s *Server) consult(cs *connState, seq uint64, attempts int) {
+func (s *Server) consult(cs *connState, seq uint64, attempts int) { s.ask(cs, seq, attempts, 0) }
+
+// ask is consult for a question that may have been deferred: since, when not 0, is when the
+// downlink was written, which the answer's wait counts from (retransmitdefer.go).
+func (s *Server) ask(cs *connState, seq uint64, attempts int, since int64) {
 	listened := !s.skips(cs.appID, stage.SignalRetransmit)
 	cs.mu.Lock()
 	in, ok := cs.inflight[seq]
@@ -41,12 +47,20 @@ func (s *Server) consult(cs *connState, seq uint64, attempts int) {
 		return // no stage keeps a policy: kept for the ACK and a Resume, never resent nor reported
 	}
 	ev := stage.Event{Signal: stage.SignalRetransmit, Conn: cs.stageConn(), Seq: seq, MsgID: in.msgID, QoS: in.qos, Attempts: attempts}
-	s.through(ev, reserved, func(out pipeline.Outcome) { s.decided(cs, seq, attempts, out) })
+	s.through(ev, reserved, func(out pipeline.Outcome) { s.decided(cs, seq, attempts, out, since) })
 }
 
 // decided arms the downlink's timer as the stage answered. An answer about an older attempt, or a
-// downlink ACKed or forgotten meanwhile, is dropped.
-func (s *Server) decided(cs *connState, seq uint64, attempts int, out pipeline.Outcome) {
+// downlink ACKed or forgotten meanwhile, is dropped. since, when not 0, is when the downlink was
+// written: the wait counts from then, as the question was deferred.
+func (s *Server) decided(cs *connState, seq uint64, attempts int, out pipeline.Outcome, since int64) {
+	if attempts == 1 {
+		s.answeredFirst(cs.appID, out)
+	}
+	wait := out.After
+	if since != 0 {
+		wait -= time.Duration(time.Now().UnixNano() - since)
+	}
 	cs.mu.Lock()
 	defer cs.mu.Unlock()
 	in, ok := cs.inflight[seq]
@@ -69,7 +83,7 @@ func (s *Server) decided(cs *connState, seq uint64, attempts int, out pipeline.O
 	}
 	in.gen++
 	gen := in.gen
-	in.timer = s.wheel.AfterFunc(out.After, func() { s.due(cs, seq, gen) })
+	in.timer = s.wheel.AfterFunc(wait, func() { s.due(cs, seq, gen) })
 	cs.inflight[seq] = in
 }
 

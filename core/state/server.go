@@ -74,6 +74,7 @@ type Server struct {
 	msgID       atomic.Uint64
 	boot        string // Ping's answer: another process, another boot
 	pipe        Pipeline
+	asks        deferredAsks // first retransmit questions not asked yet (retransmitdefer.go)
 	overload    *overload.Manager
 	sessions    *sessions
 	peers       *registry.Table[*peer]

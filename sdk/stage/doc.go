@@ -30,7 +30,9 @@
 //
 // Retransmits: the host keeps every unACKed downlink and its resend timer; a retransmit event
 // (RetransmitEvent: attempts so far) asks the stage that lists the signal what to do next, once
-// after the first write and again after each resend. Answer ResendAfter(d), GiveUpAfter(d) (the
+// after the first write and again after each resend. Plato's host defers the first question by
+// half the first wait the stage last answered (at most 1 s), counting the answer's wait from the
+// write, so a downlink ACKed sooner is never asked about. Answer ResendAfter(d), GiveUpAfter(d) (the
 // host reports the downlink undelivered) or Untrack() (see plugins/retransmit).
 //
 // Sessions: Host.Sessions asks the app's business server which sessions a connection belongs in,

@@ -3,7 +3,9 @@
 //
 // The state server keeps every unACKed downlink and its resend timer (on its timing wheel); it
 // asks this stage, with the retransmit signal and in batches, what to do about each one: once after
-// the downlink's first write, and again after every resend. The stage answers from its config: a
+// the downlink's first write (Plato's state server defers that question by half the first wait
+// this stage last answered, so most downlinks, ACKed sooner, are never asked about), and again
+// after every resend. The stage answers from its config: a
 // downlink written fewer than max_attempts times is resent if still unACKed after its wait
 // (initial_backoff, doubled per attempt up to max_backoff); one written max_attempts times is
 // reported undelivered to the business server if still unACKed after its wait. A disconnect
