@@ -58,7 +58,10 @@
 //   - Run, Reload, Watch and Close are safe for concurrent use.
 //   - Run never blocks: a full lane returns ErrBackpressure.
 //   - done is called on a lane goroutine and must be quick and must not block; it may call Run.
-//     A done that panics is recovered and logged.
+//     A done that panics is recovered and logged. An uplink no stage of its app listens to, whose
+//     lane is idle (nothing queued, no batch in the chain), gets its done on the caller of Run,
+//     before Run returns (run.go, passes; internal/batch RunIdle): the lane would only have
+//     passed it, and had nothing before it. The order rule above holds as through the lane.
 //   - Stages may call their Host from any goroutine; Host.SetTimer/Get/Put/Delete are served here,
 //     the rest by the Host given to New. State and timers belong to the pair (pipeline, stage
 //     name), so they survive the stage's process restarting and a reload that keeps the stage.

@@ -28,6 +28,8 @@ type Pipelines struct {
 	// snap is the current set of chains; lanes load it once per batch (see doc.go).
 	snap  atomic.Pointer[snapshot]
 	lanes appLanes
+	// noPass makes every signal take its lane (passes never does): for BenchmarkUplinkPass.
+	noPass bool
 
 	wheel  *timewheel.Wheel
 	scopes *scopes

@@ -19,7 +19,9 @@ type item struct {
 
 // Run queues ev on its connection's lane and returns at once; done (which may be nil) is called
 // exactly once with the outcome, on a lane goroutine, after the done of every earlier signal of
-// the same connection. Run returns ErrBackpressure when the lane is full and ErrClosed after
+// the same connection. An uplink that no stage of its app listens to, on an idle lane, gets its
+// done on the caller's goroutine before Run returns (passes): the caller must not hold what done
+// takes. Run returns ErrBackpressure when the lane is full and ErrClosed after
 // Close; done is not called then.
 func (p *Pipelines) Run(ev stage.Event, done func(Outcome)) error { return p.run(ev, done, false) }
 
@@ -39,8 +41,34 @@ func (p *Pipelines) run(ev stage.Event, done func(Outcome), reserved bool) error
 	if ev.Signal == stage.SignalRoute {
 		// A push has no connection: spread pushes over the lanes by message.
 		key = (fnvOffset ^ ev.MsgID) * fnvPrime
+	} else if ev.Signal == stage.SignalUplink && p.passes(ev, key, done) {
+		return nil
 	}
 	return laneErr(p.lanes.add(ev.Conn.AppID, key, item{ev: ev, done: done}, reserved))
+}
+
+// passes gives an uplink its outcome at once, on the caller's goroutine, when no stage of its app's
+// chain listens to its signal and its lane is idle (batch.Batcher.RunIdle): the lane would only
+// have called done with ev's payload, after the done of every signal queued before it, and an idle
+// lane has none left. The order a connection's signals get their done in is that of Run, as
+// through the lane. What it spares is the lane goroutine's wake-up per signal: the shipped auth
+// stage does not act on uplinks (ActsOn), so each uplink took a hand-off to a lane only to pass.
+// A reload that adds a listening stage meanwhile finds ev as it would find a signal a lane had
+// just run. Only uplinks pass: the state server's one caller of Run for them (its Deliver handler)
+// holds no lock across it; the other signals keep their lane.
+func (p *Pipelines) passes(ev stage.Event, key uint64, done func(Outcome)) bool {
+	if p.noPass || p.Listens(ev.Conn.AppID, ev.Signal) {
+		return false
+	}
+	b := p.lanes.of(ev.Conn.AppID)
+	if b == nil {
+		return false // closed: the lanes answer ErrClosed
+	}
+	return b.RunIdle(key, func() {
+		if done != nil {
+			p.finish(done, Outcome{Payload: ev.Payload})
+		}
+	})
 }
 
 // Fill is how full the fullest lane of any app is, as a fraction of its bound (batch.Batcher.Fill):

@@ -71,3 +71,7 @@ func ConnHasCold(gw *Gateway, id uint64) (cold, held bool) {
 	defer c.mu.Unlock()
 	return c.cold != nil, true
 }
+
+// IdleWriters reports the flush workers gw keeps waiting (taskrun.Runner): a test that counts
+// goroutines leaves them out, as it leaves out netpoll's (NetpollIdleWorkers).
+func IdleWriters(gw *Gateway) int { return gw.writers.Idle() }

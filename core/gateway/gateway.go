@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bytedance/gopkg/util/gopool"
 	"github.com/cloudwego/netpoll"
 
 	"github.com/cloudwego/kitex/server"
@@ -26,6 +25,7 @@ import (
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
 	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/gateway"
+	"github.com/platoim/plato/internal/taskrun"
 	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/internal/timewheel"
 	"github.com/platoim/plato/sdk/business/pollnet"
@@ -86,7 +86,7 @@ type Gateway struct {
 	wheel     *timewheel.Wheel
 	// slow watches the connections that may have too much unsent (slow.go).
 	slow    *slowWatch
-	writers gopool.Pool
+	writers *taskrun.Runner
 	metrics metrics
 	// instruments reads metrics for the Meter; unregistered at Shutdown.
 	instruments metric.Registration
@@ -175,8 +175,12 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 		closedIDs: newRecentIDs(closedWindow, closedMaxIDs),
 		wheel:     timewheel.New(100*time.Millisecond, 1024),
 		slow:      newSlowWatch(cfg.SlowConsumer.MaxUnsentBytes, cfg.SlowConsumer.MaxStall),
-		writers:   gopool.NewPool("plato-gateway-writers-"+cfg.ID, 1<<16, gopool.NewConfig()),
 	}
+	// A flush runs on a worker that keeps its stack between flushes (taskrun.Runner), as netpoll's
+	// tasks do: one flush per UplinkAck at low rates, each on a fresh gopool goroutine before.
+	gw.writers = taskrun.NewRunner(func(r any, stack []byte) {
+		gw.log.Error("a device write panicked", "panic", r, "stack", string(stack))
+	})
 	if len(cfg.Secret) > 0 {
 		gw.stateAuth = peerauth.NewVerifier(cfg.Secret, peerauth.State)
 	}

@@ -2,8 +2,11 @@ package gateway
 
 import (
 	"fmt"
+	"log/slog"
 
 	"github.com/cloudwego/netpoll"
+
+	"github.com/platoim/plato/internal/taskrun"
 )
 
 // netpoll's buffer policy for a process that holds many mostly idle device connections.
@@ -22,15 +25,32 @@ const (
 	NetpollMinNode = 128
 )
 
-// TuneNetpoll sets netpoll's process-wide buffer policy (NetpollReadBuffer, NetpollMinNode). It
+// netpollRunner runs netpoll's tasks in this process once TuneNetpoll installed it (netpoll's
+// runner is process-wide, as its buffer policy is): set once, before any connection exists.
+var netpollRunner *taskrun.Runner
+
+// NetpollIdleWorkers reports the goroutines netpoll's runner keeps waiting for tasks (at most
+// taskrun.MaxIdle), 0 before TuneNetpoll: a test that counts goroutines leaves them out.
+func NetpollIdleWorkers() int {
+	if netpollRunner == nil {
+		return 0
+	}
+	return netpollRunner.Idle()
+}
+
+// TuneNetpoll sets netpoll's process-wide buffer policy (NetpollReadBuffer, NetpollMinNode) and
+// its task runner (taskrun.Runner: workers that keep their stacks between tasks). It
 // changes package variables of netpoll that every new connection reads, so it is called once, at
 // the start of a process, before any netpoll connection or event loop exists: `plato` does it in
 // main, and tests in their TestMain.
 func TuneNetpoll() error {
 	netpoll.LinkBufferCap = NetpollMinNode
+	netpollRunner = taskrun.NewRunner(func(r any, stack []byte) {
+		slog.Error("a netpoll task panicked", "panic", r, "stack", string(stack))
+	})
 	// The zero values keep netpoll's defaults: the poller count, round-robin balancing, copying
 	// reads.
-	if err := netpoll.Configure(netpoll.Config{BufferSize: NetpollReadBuffer, LoadBalance: netpoll.RoundRobin}); err != nil {
+	if err := netpoll.Configure(netpoll.Config{BufferSize: NetpollReadBuffer, LoadBalance: netpoll.RoundRobin, Runner: netpollRunner.Run}); err != nil {
 		return fmt.Errorf("gateway: configuring netpoll's buffers: %w", err)
 	}
 	return nil

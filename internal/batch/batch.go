@@ -113,6 +113,43 @@ func (b *Batcher[T]) Add(key uint64, item T) error { return b.add(key, item, fal
 // returns ErrClosed once Close has been called.
 func (b *Batcher[T]) AddReserved(key uint64, item T) error { return b.add(key, item, true) }
 
+// RunIdle runs fn on the caller's goroutine, in place of an item sent on the lane that key maps to,
+// when that lane is idle: nothing queued and no batch being sent, so everything queued on it before
+// has been sent. It reports whether it ran fn; when it did not (the lane is busy, or closed), the
+// caller queues its item as usual. Items queued while fn runs wait for it and go after it, as they
+// would behind a batch in flight: fn takes the place of the lane's one batch in flight, and the
+// order of the lane's items is kept. It spares an idle lane the hand-off to its goroutine (a
+// wake-up, and on a multi-core machine often another thread's) for work the caller can do at once:
+// a pipeline signal no stage listens to (pipeline.Pipelines.Run). fn must not wait for the lane.
+func (b *Batcher[T]) RunIdle(key uint64, fn func()) bool {
+	l := b.lanes[b.index(key)]
+	l.mu.Lock()
+	if l.closed || l.state != stateIdle || l.count != 0 {
+		l.mu.Unlock()
+		return false
+	}
+	l.state = stateInline
+	l.pushed++ // a Barrier waits for fn as for a batch
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.sent++
+		// Hand back to the lane goroutine: it sends what was queued meanwhile, or exits on Close.
+		wake := l.count > 0 || l.closed
+		if wake {
+			l.state = stateBusy
+		} else {
+			l.state = stateIdle
+		}
+		l.mu.Unlock()
+		if wake {
+			l.signal()
+		}
+	}()
+	fn()
+	return true
+}
+
 // Fill is how full the fullest lane is, as a fraction of Config.MaxQueue (above 1 when reserved
 // items overfill it). An overload manager reads it: one full lane already refuses items.
 func (b *Batcher[T]) Fill() float64 {

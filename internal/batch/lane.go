@@ -10,6 +10,7 @@ const (
 	stateBusy   uint8 = iota // taking or sending a batch: will look at the queue afterwards anyway
 	stateIdle                // waiting for a first item
 	stateLinger              // waiting for a full batch or the linger timer
+	stateInline              // RunIdle's fn runs on its caller: the lane goroutine takes nothing meanwhile
 )
 
 // lane is one ordered queue with its own goroutine.
@@ -89,9 +90,13 @@ func (b *Batcher[T]) run(l *lane[T]) {
 	for {
 		l.mu.Lock()
 		// Loops, not ifs: a wake-up may be stale (a Close, or an Add racing the linger timer).
-		for l.count == 0 && !l.closed {
-			wasIdle = true
-			l.state = stateIdle
+		// While a RunIdle fn runs, what was queued meanwhile waits for it, even on Close: it is
+		// the lane's batch in flight (RunIdle signals when it is done).
+		for l.state == stateInline || (l.count == 0 && !l.closed) {
+			if l.state != stateInline {
+				wasIdle = true
+				l.state = stateIdle
+			}
 			l.mu.Unlock()
 			<-l.wake
 			l.mu.Lock()
