@@ -321,25 +321,13 @@ func (d *dataServer) openData(ctx context.Context, req []byte) error {
 	return nil
 }
 
-// serveRaw runs the batches that come on c, each on its own goroutine as on the Process stream,
-// until c closes.
+// serveRaw runs the batches that come on c until c closes (rawserve.go).
 func (s *server) serveRaw(c *net.UnixConn) {
-	out := &rawSender{c: c}
-	defer out.close()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel() // before the close: batches still running then see why their send failed
-	r := bufio.NewReaderSize(c, 64<<10)
-	var hdr [frameHeader]byte
-	for {
-		b, err := readFrame(r, maxFrame, &hdr, &out.batches)
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				s.log.Error("data socket from the host broken", "error", err)
-			}
-			return
-		}
-		go s.runBatch(ctx, b, out)
-	}
+	rr := &rawReader{s: s, ctx: ctx, cancel: cancel, out: &rawSender{c: c}, r: bufio.NewReaderSize(c, 64<<10)}
+	rr.takeover = time.AfterFunc(time.Hour, rr.takeOver)
+	rr.takeover.Stop()
+	rr.loop()
 }
 
 // rawSender is the plugin's resultSink on the data socket: it serializes the plugin's frames and
