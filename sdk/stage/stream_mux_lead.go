@@ -13,7 +13,7 @@ import (
 // round trip when one caller waits for each batch (docs/adr/0011-stage-data-socket.md).
 //
 // One goroutine at a time holds the reading role (muxStream.reading): a caller that finds it free
-// after sending takes it and reads, routing any other call's result to its waiter as the receiver
+// after sending, with no other call's result due, takes it and reads, routing any other call's result to its waiter as the receiver
 // would, until its own result comes or its ctx ends (the socket's read deadline is set to ctx's,
 // and moved to now when ctx is cancelled). It then passes the role to the receiver goroutine if a
 // result is still due (another caller's, or its own after it left), or frees it. The receiver reads
@@ -29,11 +29,18 @@ type leadReader interface {
 // longAgo is a read deadline in the past: a blocked read returns at once.
 var longAgo = time.Unix(1, 0)
 
-// lead takes the reading role for a call just sent, if it is free, and reads until the call's
-// result; ok false means another goroutine reads, and the caller waits for its result as usual.
+// lead takes the reading role for a call just sent, if it is free and no other result is due, and
+// reads until the call's result; ok false means the receiver reads, and the caller waits for its
+// result as usual.
 func (s *muxStream[Req, Resp]) lead(ctx context.Context, id uint64, w chan Resp) (r Resp, end callEnd, ok bool) {
 	s.mu.Lock()
 	if s.err != nil || s.reading {
+		s.mu.Unlock()
+		return r, end, false
+	}
+	if s.due > 1 { // others in flight: the receiver reads for all
+		s.reading = true
+		s.readReq <- struct{}{} // buffered, and empty: the role was free
 		s.mu.Unlock()
 		return r, end, false
 	}
