@@ -14,8 +14,8 @@ import (
 //
 // One goroutine at a time holds the reading role (muxStream.reading): a caller that finds it free
 // after sending, with no other call's result due, takes it and reads, routing any other call's result to its waiter as the receiver
-// would, until its own result comes or its ctx ends (the socket's read deadline is set to ctx's,
-// and moved to now when ctx is cancelled). It then passes the role to the receiver goroutine if a
+// would, until its own result comes or its ctx ends (an AfterFunc of ctx then moves the socket's
+// read deadline to the past). It then passes the role to the receiver goroutine if a
 // result is still due (another caller's, or its own after it left), or frees it. The receiver reads
 // while it holds the role and results are due, so late results are still read and counted
 // (Liveness), and a busy stream, where results are always due, is read by it as before.
@@ -49,6 +49,8 @@ func (s *muxStream[Req, Resp]) lead(ctx context.Context, id uint64, w chan Resp)
 	s.mu.Unlock()
 	var stop func() bool
 	if ctx.Done() != nil {
+		// Its deadline and its cancel both end ctx: the AfterFunc serves both, and a deadline set
+		// on the socket per call would add a timer per batch to the runtime's.
 		stop = context.AfterFunc(ctx, func() {
 			s.mu.Lock()
 			if s.leader == id { // still reading: make its read return
@@ -69,17 +71,13 @@ func (s *muxStream[Req, Resp]) lead(ctx context.Context, id uint64, w chan Resp)
 // readFor reads results, holding the reading role, until the one of call id.
 func (s *muxStream[Req, Resp]) readFor(ctx context.Context, id uint64, w chan Resp) (Resp, callEnd) {
 	var none Resp
-	dl, _ := ctx.Deadline()
-	s.mu.Lock()                       // s.dl is also set by the AfterFunc of a cancelled ctx, under mu
-	if err := ctx.Err(); err != nil { // cancelled before its AfterFunc could see a leader
+	s.mu.Lock()                       // s.dl is also set by the AfterFunc of an ended ctx, under mu
+	if err := ctx.Err(); err != nil { // ended before its AfterFunc could see a leader
 		s.mu.Unlock()
 		s.abandon(id, err)
 		return none, callCtxEnded
 	}
-	if !dl.Equal(s.dl) {
-		s.dl = dl
-		_ = s.leadConn.setReadDeadline(dl)
-	}
+	s.clearDeadline()
 	s.mu.Unlock()
 	for {
 		rid, resp, err := s.conn.recv()
@@ -127,10 +125,7 @@ func (s *muxStream[Req, Resp]) recvLoopLed() {
 			return
 		}
 		s.mu.Lock()
-		if !s.dl.IsZero() {
-			s.dl = time.Time{}
-			_ = s.leadConn.setReadDeadline(time.Time{})
-		}
+		s.clearDeadline()
 		s.mu.Unlock()
 		for {
 			id, resp, err := s.conn.recv()
@@ -149,5 +144,13 @@ func (s *muxStream[Req, Resp]) recvLoopLed() {
 				break
 			}
 		}
+	}
+}
+
+// clearDeadline lifts the read deadline an ended ctx's AfterFunc set, if any; s.mu is held.
+func (s *muxStream[Req, Resp]) clearDeadline() {
+	if !s.dl.IsZero() {
+		s.dl = time.Time{}
+		_ = s.leadConn.setReadDeadline(time.Time{})
 	}
 }

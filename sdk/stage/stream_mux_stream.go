@@ -34,7 +34,8 @@ type muxStream[Req, Resp any] struct {
 	// With leadConn: due counts the results still to come, of calls sent (or about to be) and
 	// not answered, their callers waiting or not; reading says a goroutine holds the reading
 	// role, leader which call's caller it is (0: the receiver, or nobody); dl is the socket's
-	// read deadline, set by the role's holder.
+	// read deadline: zero, or set in the past by an ended ctx's AfterFunc to make the leader's read
+	// return, and lifted by the next holder of the role.
 	due     int
 	reading bool
 	leader  uint64
