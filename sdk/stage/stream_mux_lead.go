@@ -34,7 +34,9 @@ var longAgo = time.Unix(1, 0)
 // result as usual.
 func (s *muxStream[Req, Resp]) lead(ctx context.Context, id uint64, w chan Resp) (r Resp, end callEnd, ok bool) {
 	s.mu.Lock()
-	if s.err != nil || s.reading {
+	if _, waiting := s.waiters[id]; !waiting || s.err != nil || s.reading {
+		// Its result already routed (by the receiver, before it gave the role up), or the
+		// stream ended, or another goroutine reads: w, or done, has the answer.
 		s.mu.Unlock()
 		return r, end, false
 	}
