@@ -200,9 +200,8 @@ func checkHello(c *net.UnixConn, secret []byte, dl time.Time) error {
 type rawConn struct {
 	c        *net.UnixConn
 	sc       syscall.RawConn
-	r        *bufio.Reader // the receiver's
-	rhdr     [frameHeader]byte
-	frames   *framePool // where sent batches' buffers go back
+	fr       frameReader // the holder of the reading role's (stream_mux_lead.go)
+	frames   *framePool  // where sent batches' buffers go back
 	answered *atomic.Uint64
 	fault    func(error)
 }
@@ -212,8 +211,12 @@ func newRawConn(c *net.UnixConn, frames *framePool, answered *atomic.Uint64, fau
 	if err != nil {
 		return nil, fmt.Errorf("data socket: %w", err)
 	}
-	return &rawConn{c: c, sc: sc, r: bufio.NewReaderSize(c, 64<<10), frames: frames, answered: answered, fault: fault}, nil
+	rc := &rawConn{c: c, sc: sc, frames: frames, answered: answered, fault: fault}
+	rc.fr = frameReader{r: bufio.NewReaderSize(c, 64<<10), limit: maxFrame}
+	return rc, nil
 }
+
+func (c *rawConn) setReadDeadline(t time.Time) error { return c.c.SetReadDeadline(t) }
 
 func (c *rawConn) close() { _ = c.c.Close() }
 
@@ -264,8 +267,11 @@ func (c *rawConn) trySend(b []byte) (n int, err error) {
 }
 
 func (c *rawConn) recv() (uint64, result, error) {
-	b, err := readFrame(c.r, maxFrame, &c.rhdr, nil) // its replies' payloads are sub-slices: not pooled
+	b, err := c.fr.next() // its replies' payloads are sub-slices: not pooled
 	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return 0, result{}, err // the reading caller's ctx ended; the frame's start is kept
+		}
 		if isFrameError(err) {
 			err = fmt.Errorf("stage plugin sent a bad frame on the data socket: %w", err)
 			c.fault(err)
@@ -321,25 +327,13 @@ func (d *dataServer) openData(ctx context.Context, req []byte) error {
 	return nil
 }
 
-// serveRaw runs the batches that come on c, each on its own goroutine as on the Process stream,
-// until c closes.
+// serveRaw runs the batches that come on c until c closes (rawserve.go).
 func (s *server) serveRaw(c *net.UnixConn) {
-	out := &rawSender{c: c}
-	defer out.close()
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel() // before the close: batches still running then see why their send failed
-	r := bufio.NewReaderSize(c, 64<<10)
-	var hdr [frameHeader]byte
-	for {
-		b, err := readFrame(r, maxFrame, &hdr, &out.batches)
-		if err != nil {
-			if !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
-				s.log.Error("data socket from the host broken", "error", err)
-			}
-			return
-		}
-		go s.runBatch(ctx, b, out)
-	}
+	rr := &rawReader{s: s, ctx: ctx, cancel: cancel, out: &rawSender{c: c}, r: bufio.NewReaderSize(c, 64<<10)}
+	rr.takeover = time.AfterFunc(time.Hour, rr.takeOver)
+	rr.takeover.Stop()
+	rr.loop()
 }
 
 // rawSender is the plugin's resultSink on the data socket: it serializes the plugin's frames and

@@ -156,3 +156,47 @@ func TestDataSocketLargeBatches(t *testing.T) {
 		t.Fatalf("data path %q", got)
 	}
 }
+
+// A caller alone in flight reads its result itself (stream_mux_lead.go); when its ctx ends first,
+// by deadline or by cancel, it leaves at once, the late result is still read (Answered counts
+// it), and the calls after it, alone or together, get their own results. The plugin runs a lone
+// batch in its reader (rawserve.go), so the slow batch must not hold up the ones behind it.
+func TestDataSocketCallerLeavesWhileReading(t *testing.T) {
+	r := startPlugin(t)
+	echoes(t, r.proc)
+	live := r.proc.(stage.Liveness)
+
+	// By deadline: the plugin's "sleep" answers 200 ms after the deadline it was sent.
+	before := live.Answered()
+	start := time.Now()
+	if _, err := process(r.proc, 300*time.Millisecond, uplink("d1", 1, "sleep")); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("sleep: %v, want the deadline", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the deadline took %v", d)
+	}
+	echoes(t, r.proc) // sent while the late result is due: the receiver reads for them
+	for deadline := time.Now().Add(10 * time.Second); live.Answered() < before+3+1; {
+		if time.Now().After(deadline) {
+			t.Fatalf("answered %d, want %d: the late result was not read", live.Answered(), before+4)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// By cancel, with no deadline: the plugin sleeps on (30 s) while later batches pass it.
+	ctx, cancel := context.WithCancel(context.Background())
+	left := make(chan error, 1)
+	go func() { left <- r.proc.Process(ctx, []stage.Event{uplink("d1", 2, "sleep")}, make([]stage.Reply, 1)) }()
+	time.Sleep(100 * time.Millisecond) // let it reach the plugin
+	echoes(t, r.proc)                  // behind a batch the plugin runs for 30 s
+	cancel()
+	select {
+	case err := <-left:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled call: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("a cancelled call did not leave")
+	}
+	echoes(t, r.proc)
+}

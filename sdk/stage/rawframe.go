@@ -61,6 +61,58 @@ func readFrame(r io.Reader, limit int, hdr *[frameHeader]byte, pool *framePool) 
 	return b, nil
 }
 
+// frameReader reads frames as readFrame does, but a read that fails part-way through a frame (a
+// deadline) keeps what it read, and the next call goes on from there: the host's callers read the
+// data socket with deadlines of their own (stream_mux_lead.go). Frames are new slices, the
+// caller's to keep.
+type frameReader struct {
+	r     io.Reader
+	limit int
+	hdr   [frameHeader]byte
+	hn    int    // header bytes read
+	body  []byte // the frame being read, once its header is
+	bn    int    // body bytes read
+}
+
+func (fr *frameReader) next() ([]byte, error) {
+	for fr.hn < frameHeader {
+		n, err := fr.r.Read(fr.hdr[fr.hn:])
+		fr.hn += n
+		if fr.hn == frameHeader {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) && fr.hn > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	if fr.body == nil {
+		n := binary.LittleEndian.Uint32(fr.hdr[:])
+		if uint64(n) > uint64(fr.limit) {
+			return nil, &frameError{msg: fmt.Sprintf("frame of %d bytes, more than the limit of %d", n, fr.limit)}
+		}
+		fr.body = make([]byte, n)
+	}
+	for fr.bn < len(fr.body) {
+		n, err := fr.r.Read(fr.body[fr.bn:])
+		fr.bn += n
+		if fr.bn == len(fr.body) {
+			break
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	b := fr.body
+	fr.hn, fr.body, fr.bn = 0, nil, 0
+	return b, nil
+}
+
 // beginFrame starts a frame in buf (its length is ignored): the header's room, for the message to
 // be appended after it; endFrame then fills the header in. A frame so built goes out in one write.
 func beginFrame(buf []byte) []byte { return append(buf[:0], 0, 0, 0, 0) }

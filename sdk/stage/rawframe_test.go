@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"os"
 	"testing"
 )
 
@@ -45,7 +46,9 @@ func TestReadFrame(t *testing.T) {
 // FuzzReadFrames feeds what a hostile plugin could write on the data socket through the host's
 // reading of it (rawConn.recv without the socket): a frame is never longer than the limit, a
 // frame error is exactly a header over the limit, and a Results that peeks fine decodes without
-// panicking, into as many replies as it has or with an error.
+// panicking, into as many replies as it has or with an error. The same bytes read a few at a
+// time, with a deadline expiring between every two reads (a caller reading its own result,
+// stream_mux_lead.go), give the same frames.
 func FuzzReadFrames(f *testing.F) {
 	ok := encodeResults(1, []Reply{{}, RejectWith(1, "x"), Rewrite([]byte("p"))})
 	f.Add(frameOf(ok))
@@ -56,11 +59,19 @@ func FuzzReadFrames(f *testing.F) {
 	f.Add([]byte{10, 0})
 	const limit = 1 << 16
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var hdr [frameHeader]byte
 		r := bytes.NewReader(data)
+		fr := frameReader{r: r, limit: limit}
+		chopped := frameReader{r: &choppyReader{data: data}, limit: limit}
 		for {
 			off := len(data) - r.Len()
-			b, err := readFrame(r, limit, &hdr, nil)
+			b, err := fr.next()
+			c, cerr := chopped.next()
+			for errors.Is(cerr, os.ErrDeadlineExceeded) {
+				c, cerr = chopped.next()
+			}
+			if !bytes.Equal(b, c) || (err == nil) != (cerr == nil) || isFrameError(err) != isFrameError(cerr) {
+				t.Fatalf("at %d: read whole %x %v, in pieces %x %v", off, b, err, c, cerr)
+			}
 			if err != nil {
 				over := off+frameHeader <= len(data) && binary.LittleEndian.Uint32(data[off:]) > limit
 				if isFrameError(err) != over {
@@ -79,4 +90,23 @@ func FuzzReadFrames(f *testing.F) {
 			}
 		}
 	})
+}
+
+// choppyReader reads data at most 3 bytes at a time, every other read failing with a deadline.
+type choppyReader struct {
+	data []byte
+	n    int
+}
+
+func (c *choppyReader) Read(p []byte) (int, error) {
+	c.n++
+	if c.n%2 == 1 {
+		return 0, os.ErrDeadlineExceeded
+	}
+	if len(c.data) == 0 {
+		return 0, io.EOF
+	}
+	k := copy(p[:min(len(p), 3)], c.data)
+	c.data = c.data[k:]
+	return k, nil
 }

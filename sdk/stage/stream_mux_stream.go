@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"time"
 )
 
 // muxStream is one open stream of a mux: callers register a waiter under their call's id and hand
@@ -25,8 +26,20 @@ type muxStream[Req, Resp any] struct {
 	wake    chan struct{} // cancels is not empty (buffered: one pending wake-up is enough)
 	done    chan struct{} // closed by fail
 
+	leadConn leadReader    // conn, when callers may read their results themselves; nil otherwise
+	readReq  chan struct{} // passes the reading role to the receiver (stream_mux_lead.go)
+
 	mu      sync.Mutex
 	waiters map[uint64]chan Resp
+	// With leadConn: due counts the results still to come, of calls sent (or about to be) and
+	// not answered, their callers waiting or not; reading says a goroutine holds the reading
+	// role, leader which call's caller it is (0: the receiver, or nobody); dl is the socket's
+	// read deadline: zero, or set in the past by an ended ctx's AfterFunc to make the leader's read
+	// return, and lifted by the next holder of the role.
+	due     int
+	reading bool
+	leader  uint64
+	dl      time.Time
 	cancels []uint64 // calls their callers gave up on (ctx cancelled), for the sender to cancel
 	err     error    // why the stream ended; set before done is closed
 }
@@ -60,7 +73,13 @@ func newMuxStream[Req, Resp any](c muxConn[Req, Resp], cancel context.CancelFunc
 		s.wake = make(chan struct{}, 1) // nil otherwise: the sender's select skips it
 	}
 	go s.sendLoop()
-	go s.recvLoop()
+	if l, ok := c.(leadReader); ok && s.direct != nil {
+		s.leadConn = l
+		s.readReq = make(chan struct{}, 1)
+		go s.recvLoopLed()
+	} else {
+		go s.recvLoop()
+	}
 	return s
 }
 
@@ -84,6 +103,11 @@ func (s *muxStream[Req, Resp]) call(ctx context.Context, id uint64, req Req) (Re
 			return none, callCtxEnded
 		case <-s.done:
 			return none, callNotSent
+		}
+	}
+	if s.leadConn != nil {
+		if r, end, ok := s.lead(ctx, id, w); ok {
+			return r, end
 		}
 	}
 	select {
@@ -164,12 +188,14 @@ func (s *muxStream[Req, Resp]) register(id uint64, w chan Resp) bool {
 		return false
 	}
 	s.waiters[id] = w
+	s.due++
 	return true
 }
 
 func (s *muxStream[Req, Resp]) unregister(id uint64) {
 	s.mu.Lock()
 	delete(s.waiters, id)
+	s.due = max(s.due-1, 0) // never sent: no result is due
 	s.mu.Unlock()
 }
 
@@ -265,13 +291,19 @@ func (s *muxStream[Req, Resp]) recvLoop() {
 			s.fail(err)
 			return
 		}
-		s.mu.Lock()
-		w, ok := s.waiters[id]
-		delete(s.waiters, id)
-		s.mu.Unlock()
-		if ok {
-			w <- resp // buffered: never blocks
-		}
+		s.route(id, resp)
+	}
+}
+
+// route hands resp to the waiter of call id, if it still waits.
+func (s *muxStream[Req, Resp]) route(id uint64, resp Resp) {
+	s.mu.Lock()
+	w, ok := s.waiters[id]
+	delete(s.waiters, id)
+	s.due = max(s.due-1, 0)
+	s.mu.Unlock()
+	if ok {
+		w <- resp // buffered: never blocks
 	}
 }
 
