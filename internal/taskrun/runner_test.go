@@ -70,9 +70,11 @@ func TestRunnerRunsConcurrentTasksAndKeepsAtMostMaxIdle(t *testing.T) {
 	}
 	until(t, "1000 more tasks", func() bool { return ran.Load() == 1000 })
 	until(t, "the workers to settle", func() bool { return r.Idle() == MaxIdle })
-	if after := runtime.NumGoroutine(); after > before {
-		t.Fatalf("goroutines %d after 1000 short tasks, %d before: idle workers were not reused", after, before)
-	}
+	// A worker started while all were busy leaves once it finds MaxIdle waiting: it may still be
+	// on its way out when Idle already says MaxIdle.
+	until(t, "the goroutines to come back to their count before the 1000 tasks", func() bool {
+		return runtime.NumGoroutine() <= before
+	})
 }
 
 // TestRunnerSurvivesAPanic: a task's panic is reported with its stack, and the worker goes on.
