@@ -21,7 +21,8 @@ const ConnectTimeout = time.Second
 // SIGINT/SIGTERM by itself; Plato's processes shut their roles down in order (gateways tell devices
 // and flush to the state server before it stops), so the signal is theirs to handle, not Kitex's.
 func Server(ln net.Listener) []server.Option {
-	// netpoll's own listener closes its descriptor more than once on Stop (internal/pollnet).
+	// netpoll's own listener closes its descriptor more than once on Stop, and frees its number
+	// before netpoll stops polling it (sdk/business/pollnet).
 	if nl, err := pollnet.Convert(ln); err == nil {
 		ln = nl
 	}
