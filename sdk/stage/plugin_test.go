@@ -36,9 +36,18 @@ func TestMain(m *testing.M) {
 		runHostHelper(bin)
 		return
 	}
+	// The plugins these tests launch, and the ones they kill, make go-plugin's control sockets in
+	// this directory (inherited through the environment) rather than leave them in the system's.
+	sockDir, err := os.MkdirTemp("", "stage-test-sock-")
+	if err == nil {
+		_ = os.Setenv(plugin.EnvUnixSocketDir, sockDir)
+	}
 	code := m.Run()
 	if buildDir != "" {
 		_ = os.RemoveAll(buildDir)
+	}
+	if sockDir != "" {
+		_ = os.RemoveAll(sockDir)
 	}
 	os.Exit(code)
 }
