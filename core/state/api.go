@@ -364,7 +364,7 @@ func (s *Server) route(ctx context.Context, ev stage.Event) (routing, error) {
 // routeStart is route without the wait: then runs when the pipeline decided, on a pipeline lane
 // (or at once without a pipeline), so a batch routes all its pushes in one go.
 func (s *Server) routeStart(ev stage.Event, then func(routing, error)) {
-	if s.pipe == nil {
+	if s.routeSkips(ev.Conn.AppID, ev.Session != "") {
 		then(s.routeOf(ev.QoS, ev.Payload, pipeline.Outcome{}))
 		return
 	}

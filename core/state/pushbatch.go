@@ -137,25 +137,38 @@ func (s *Server) routeAll(ctx context.Context, plans []*plannedPush, out []PushR
 		mu.Unlock()
 		wg.Done()
 	}
+	// The batch's pushes naming no session (the common case) skip the pipeline when no stage
+	// would be called for them; asked once per batch: a reload between pushes changes nothing
+	// about their order.
+	sessionless, piped := false, false
+	for _, p := range plans {
+		if p != nil {
+			sessionless = s.routeSkips(p.app, false)
+			break
+		}
+	}
 	for i, p := range plans {
 		if p == nil {
 			continue
 		}
 		wg.Add(1)
 		ev := p.routeEvent()
-		if s.pipe == nil {
+		if s.pipe == nil || ev.Session == "" && sessionless {
 			r, err := s.routeOf(ev.QoS, ev.Payload, pipeline.Outcome{})
 			set(i, r, err)
 			continue
 		}
 		// One closure per push, keeping only what routeOf needs.
+		piped = true
 		qos, payload := ev.QoS, ev.Payload
 		s.through(ev, refusable, func(out pipeline.Outcome) {
 			r, err := s.routeOf(qos, payload, out)
 			set(i, r, err)
 		})
 	}
-	waitGroup(ctx, &wg)
+	if piped { // else every route is settled: no goroutine to wait with
+		waitGroup(ctx, &wg)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	// The whole batch reaches at most MaxPushTargets connections directly, as one Push does.
