@@ -15,11 +15,21 @@ import (
 // declaredBit marks, in instance.acts, a declaration (rather than the listed set by default).
 const declaredBit = 1 << 15 // above every signal bit; see signalBit
 
+// sessionRoutesBit marks, in instance.acts, a stage that acts only on the route events of pushes
+// naming a session (stage.RouteSelector).
+const sessionRoutesBit = 1 << 14
+
+// setMask is the called-for set's bits in instance.acts.
+const setMask = sessionRoutesBit - 1
+
 // acts is a process's declaration, folded with the signals the YAML lists for it.
 type acts struct {
 	set      signalSet // the listed signals it is called for
 	unlisted signalSet // signals it declared that the YAML does not list (ignored; shown to operators)
 	declared bool      // the stage narrowed them (false: it is called for every listed signal)
+	// sessionRoutesOnly: route events of pushes naming no session continue past the stage
+	// (stage.RouteSelector); it is called for the others.
+	sessionRoutesOnly bool
 }
 
 // word packs a into instance.acts: the called-for set in the low byte, the unlisted set in the
@@ -29,11 +39,14 @@ func (a acts) word() uint32 {
 	if a.declared {
 		w |= declaredBit
 	}
+	if a.sessionRoutesOnly {
+		w |= sessionRoutesBit
+	}
 	return w
 }
 
 func actsOfWord(w uint32) acts {
-	return acts{set: signalSet(w & 0x7fff), unlisted: signalSet(w >> 16), declared: w&declaredBit != 0}
+	return acts{set: signalSet(w & setMask), unlisted: signalSet(w >> 16), declared: w&declaredBit != 0, sessionRoutesOnly: w&sessionRoutesBit != 0}
 }
 
 // declaredActs reads what pr's stage declared at its Init and folds it with the listed signals.
@@ -47,11 +60,13 @@ func (in *instance) declaredActs(pr *proc, listed []stage.Signal) acts {
 	for _, s := range listed {
 		a.set |= signalBit(s)
 	}
+	only := stage.SessionRoutesOnly(pr.pr)
+	a.sessionRoutesOnly = only
 	sigs, declared := stage.Declared(pr.pr)
 	if !declared {
 		return a
 	}
-	a = acts{declared: true}
+	a = acts{declared: true, sessionRoutesOnly: only}
 	var unlisted []stage.Signal
 	for _, s := range sigs {
 		switch {
@@ -81,6 +96,15 @@ func (in *instance) actsOn() acts { return actsOfWord(in.acts.Load()) }
 // at its last Init, said it acts on.
 func (st *step) calledFor() signalSet {
 	return st.signals & st.inst.actsOn().set
+}
+
+// calls reports whether a stage with the declaration a, listing the signals listed, is called
+// for ev.
+func (a acts) calls(listed signalSet, ev *stage.Event) bool {
+	if !(listed & a.set).has(ev.Signal) {
+		return false
+	}
+	return !a.sessionRoutesOnly || ev.Signal != stage.SignalRoute || ev.Session != ""
 }
 
 // names lists the signals of s in the order of stage.Signals.

@@ -79,7 +79,7 @@ func (p *Pipelines) runBatch(ctx context.Context, items []item) {
 // that set the timer), in queue order, split into calls of at most its batch size.
 func (p *Pipelines) runChain(ctx context.Context, c *chain, items []item, sc *laneScratch) {
 	for _, st := range c.steps {
-		called := st.calledFor() // once per step and batch: a re-Init applies from the next batch
+		a := st.inst.actsOn() // once per step and batch: a re-Init applies from the next batch
 		sc.sel = sc.sel[:0]
 		for _, i := range sc.idx {
 			if sc.outs[i].Verdict != stage.Continue {
@@ -90,7 +90,7 @@ func (p *Pipelines) runChain(ctx context.Context, c *chain, items []item, sc *la
 				if it.target != st.inst.scope {
 					continue
 				}
-			} else if !called.has(it.ev.Signal) {
+			} else if !a.calls(st.signals, &it.ev) {
 				continue
 			}
 			sc.sel = append(sc.sel, i)

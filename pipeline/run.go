@@ -123,6 +123,28 @@ func timerKey(appID, key string) uint64 {
 	return fnvString(h, key)
 }
 
+// ListensRoute reports whether a stage of appID's current chain would be called for the route
+// event of a push that names a session (session) or names none: ListensRoute(app, true) is
+// Listens(app, SignalRoute); with false, the stages that act on session pushes only
+// (stage.RouteSelector) do not count. A push's route event is not ordered with any connection's
+// signals, so a caller may settle it without the pipeline when nobody listens.
+func (p *Pipelines) ListensRoute(appID string, session bool) bool {
+	c := p.snap.Load().chainFor(appID)
+	if c == nil {
+		return false
+	}
+	ev := stage.Event{Signal: stage.SignalRoute}
+	if session {
+		ev.Session = "-"
+	}
+	for _, st := range c.steps {
+		if st.inst.actsOn().calls(st.signals, &ev) {
+			return true
+		}
+	}
+	return false
+}
+
 // Listens reports whether a stage of appID's current chain listens to sig (lists it and, at its
 // last Init, said it acts on it). A caller may skip the
 // pipeline for a notification nobody listens to (a downlink ACK, a retransmit question); a reload

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/platoim/plato/sdk/stage"
 )
 
 // ChainStatus is one compiled chain as the ops console shows it: the chain the pipeline serves
@@ -31,6 +33,9 @@ type StageStatus struct {
 	// past it without a call.
 	ActsOn         []string `json:"acts_on"`
 	ActsOnDeclared bool     `json:"acts_on_declared,omitempty"`
+	// RouteSessionsOnly: the stage said, at its last Init, that it acts only on the route events
+	// of pushes naming a session (stage.RouteSelector); the others continue past it.
+	RouteSessionsOnly bool `json:"route_sessions_only,omitempty"`
 	// Unlisted are signals the stage said it acts on that the file does not list: ignored.
 	Unlisted []string `json:"acts_on_unlisted,omitempty"`
 	// Timeout and FailOpen are the chain's settings for calling it.
@@ -106,6 +111,7 @@ func (s *step) status(now time.Time) StageStatus {
 	}
 	a := in.actsOn()
 	st.ActsOn, st.ActsOnDeclared = (a.set & s.signals).names(), a.declared
+	st.RouteSessionsOnly = a.sessionRoutesOnly && (a.set & s.signals).has(stage.SignalRoute)
 	if a.unlisted != 0 {
 		st.Unlisted = a.unlisted.names()
 	}

@@ -143,7 +143,7 @@ func (a *apiHandler) Push(ctx context.Context, req *api.PushRequest) (*api.PushR
 		func(ctx context.Context, peer *peer) (*fleet.LocalPushResponse, error) {
 			return peer.cli.LocalPush(ctx, lp, s.peerTimeout(p.timeout))
 		})
-	p.resp.Targets = mergeTargets(req, append(theirs, mine), failed)
+	p.resp.Targets = p.merge(append(theirs, mine), failed)
 	return p.resp, nil
 }
 
@@ -160,6 +160,11 @@ type plannedPush struct {
 	// same allocation.
 	lp  *fleet.LocalPushRequest
 	lpv fleet.LocalPushRequest
+	// The storage of resp, and of its answer about a push to one did (each push of a typical
+	// PushBatch).
+	respv   api.PushResponse
+	oneOut  [1]*api.PushTarget
+	oneTarg api.PushTarget
 }
 
 func (p *plannedPush) routeEvent() stage.Event {
@@ -172,6 +177,12 @@ func (p *plannedPush) routeEvent() stage.Event {
 // checkPush counts a push against its app's quota, checks its fields, counts the session's
 // members and gives it a msg_id: everything before its route is decided.
 func (s *Server) checkPush(ctx context.Context, app, key string, req *api.PushRequest) (*plannedPush, *api.PlatoError) {
+	return s.checkPushInto(ctx, &plannedPush{}, app, key, req)
+}
+
+// checkPushInto is checkPush filling p, zero and not copied after (a batch's plans are one
+// allocation). It returns p when the push may go on.
+func (s *Server) checkPushInto(ctx context.Context, p *plannedPush, app, key string, req *api.PushRequest) (*plannedPush, *api.PlatoError) {
 	if c := s.appCounters(app); c != nil {
 		c.pushes.Add(1)
 	}
@@ -212,7 +223,7 @@ func (s *Server) checkPush(ctx context.Context, app, key string, req *api.PushRe
 		}
 		members = int(count.Members)
 	}
-	p := &plannedPush{app: app, req: req, named: named, members: members, msgID: s.nextMsgID(), timeout: timeout}
+	p.app, p.req, p.named, p.members, p.msgID, p.timeout = app, req, named, members, s.nextMsgID(), timeout
 	p.lpv = fleet.LocalPushRequest{
 		AppId: app, Key: key, Dids: req.Dids, Uids: req.Uids, MsgId: int64(p.msgID),
 		WaitAck: req.WaitAck, TimeoutMs: int32(timeout / time.Millisecond),
@@ -225,7 +236,8 @@ func (s *Server) checkPush(ctx context.Context, app, key string, req *api.PushRe
 // completes what the state servers are asked.
 func (s *Server) planPush(p *plannedPush, r routing) *api.PlatoError {
 	req := p.req
-	p.resp = &api.PushResponse{MsgId: int64(p.msgID), Route: api.Route_DIRECT, Qos: api.QoS(r.qos), SessionMembers: int32(p.members)}
+	p.respv = api.PushResponse{MsgId: int64(p.msgID), Route: api.Route_DIRECT, Qos: api.QoS(r.qos), SessionMembers: int32(p.members)}
+	p.resp = &p.respv
 	p.lp.Payload, p.lp.Qos = r.payload, int32(r.qos)
 	switch {
 	case req.Session != "" && p.members > 0 && r.route == stage.RouteBroadcast && s.canBroadcast(r.qos):
@@ -256,6 +268,38 @@ func asPlatoError(err error) *api.PlatoError {
 		return pe
 	}
 	return platoError(protocol.CodeOverloaded, "%v", err)
+}
+
+// merge is mergeTargets for p's request, and for a push to one did (each push of a typical
+// PushBatch) without its maps and allocations: the answer is p's own storage.
+func (p *plannedPush) merge(parts []*fleet.LocalPushResponse, failed []error) []*api.PushTarget {
+	req := p.req
+	if len(req.Dids) != 1 || len(req.Uids) != 0 {
+		return mergeTargets(req, parts, failed)
+	}
+	did := req.Dids[0]
+	var found *fleet.LocalTarget
+	for _, part := range parts {
+		if part == nil {
+			continue
+		}
+		for _, t := range part.Targets {
+			if t.Origin != fleet.TargetOrigin_DID || t.Did != did {
+				return mergeTargets(req, parts, failed) // session members too: the general way
+			}
+			found = t // the last, as mergeTargets' map keeps
+		}
+	}
+	if found != nil {
+		p.oneTarg = api.PushTarget{Did: found.Did, Uid: found.Uid, ConnId: found.ConnId, Status: api.PushStatus(found.Status), Seq: found.Seq, Code: found.Code, Message: found.Message}
+	} else {
+		p.oneTarg = api.PushTarget{Did: did, Status: api.PushStatus_OFFLINE}
+		if len(failed) > 0 {
+			p.oneTarg.Status, p.oneTarg.Message = api.PushStatus_FAILED, "not known: "+errors.Join(failed...).Error()
+		}
+	}
+	p.oneOut[0] = &p.oneTarg
+	return p.oneOut[:]
 }
 
 // mergeTargets orders the state servers' targets as the request named them (dids, the devices of
@@ -364,7 +408,7 @@ func (s *Server) route(ctx context.Context, ev stage.Event) (routing, error) {
 // routeStart is route without the wait: then runs when the pipeline decided, on a pipeline lane
 // (or at once without a pipeline), so a batch routes all its pushes in one go.
 func (s *Server) routeStart(ev stage.Event, then func(routing, error)) {
-	if s.pipe == nil {
+	if s.routeSkips(ev.Conn.AppID, ev.Session != "") {
 		then(s.routeOf(ev.QoS, ev.Payload, pipeline.Outcome{}))
 		return
 	}

@@ -206,7 +206,8 @@ func (s *Server) sendDownlink(cs *connState, seq uint64, flags uint16, msgID uin
 }
 
 func (s *Server) sendDownlinkRoute(r *route, seq uint64, flags uint16, msgID uint64, payload []byte, qos stage.QoS, acc *accepts, idx int) bool {
-	body := (&protocol.Downlink{MsgID: msgID, Payload: payload}).Append(nil)
+	// Sized up front: one allocation, not one for the msg_id and another as the payload grows it.
+	body := (&protocol.Downlink{MsgID: msgID, Payload: payload}).Append(make([]byte, 0, 8+len(payload)))
 	f := &fleet.DownFrame{
 		ConnId: int64(r.key.id), Signal: int8(protocol.SigDownlink), Flags: int16(flags), Seq: int64(seq), Body: body,
 		Track: qos != stage.AtMostOnce,

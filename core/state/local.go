@@ -37,10 +37,18 @@ func (s *Server) localPush(ctx context.Context, req *fleet.LocalPushRequest) *fl
 
 // localPushStart starts localPush and returns the wait for its answer (see pushStart).
 func (s *Server) localPushStart(req *fleet.LocalPushRequest) func(ctx context.Context) *fleet.LocalPushResponse {
-	app := req.AppId
-	// One allocation holds what a push to one did (each push of a typical PushBatch) needs; seen,
-	// which tells a connection named twice, is made only when the push names more than one.
 	l := &localPushing{}
+	s.localPushInto(l, req)
+	return l.answer
+}
+
+// localPushInto is localPushStart with the push's state in l, zero and not copied after: a batch
+// keeps its pushes' in one allocation (localPushBatch); l.answer waits.
+func (s *Server) localPushInto(l *localPushing, req *fleet.LocalPushRequest) {
+	app := req.AppId
+	// l holds what a push to one did (each push of a typical PushBatch) needs; seen, which tells
+	// a connection named twice, is made only when the push names more than one.
+	l.s = s
 	l.targets, l.origins = l.oneTarget[:0], l.oneOrigin[:0]
 	var seen map[*connState]fleet.TargetOrigin
 	if len(req.Dids)+len(req.Uids) > 1 || req.Session != "" {
@@ -88,10 +96,12 @@ func (s *Server) localPushStart(req *fleet.LocalPushRequest) func(ctx context.Co
 	if req.TimeoutMs > 0 && time.Duration(req.TimeoutMs)*time.Millisecond < timeout {
 		timeout = time.Duration(req.TimeoutMs) * time.Millisecond
 	}
-	l.wait = s.pushStart(app, l.targets, uint64(req.MsgId), req.Payload, stage.QoS(req.Qos), req.WaitAck, timeout)
-	return func(ctx context.Context) *fleet.LocalPushResponse {
-		return s.localPushAnswer(l.wait(ctx), l.origins, l.targets, l.byBroadcast, l.broadcastConns, l.alsoUID)
-	}
+	s.pushStartRun(&l.run, app, l.targets, uint64(req.MsgId), req.Payload, stage.QoS(req.Qos), req.WaitAck, timeout)
+}
+
+// answer waits for the push l started and reports it.
+func (l *localPushing) answer(ctx context.Context) *fleet.LocalPushResponse {
+	return l.s.localPushAnswer(l.run.wait(ctx, l.targets), l.origins, l.targets, l.byBroadcast, l.broadcastConns, l.alsoUID, &l.one)
 }
 
 // localPushing is what localPushStart keeps for its answer.
@@ -103,22 +113,26 @@ type localPushing struct {
 	// alsoUID are devices of named uids that their named did reaches already: sent once, and
 	// reported under the uid too, or the coordinator would report the uid offline.
 	alsoUID []target
-	wait    func(context.Context) []*api.PushTarget
+	s       *Server
+	run     pushRun
 
 	oneTarget [1]target
 	oneOrigin [1]fleet.TargetOrigin
+	one       oneLocalAnswer
+}
+
+// oneLocalAnswer is the storage of a local push's answer about one connection.
+type oneLocalAnswer struct {
+	resp fleet.LocalPushResponse
+	ts   [1]*fleet.LocalTarget
+	t    fleet.LocalTarget
 }
 
 // localPushAnswer reports what a local push did to each connection it reached.
-func (s *Server) localPushAnswer(pushed []*api.PushTarget, origins []fleet.TargetOrigin, targets []target, byBroadcast []*fleet.LocalTarget, broadcastConns []*connState, alsoUID []target) *fleet.LocalPushResponse {
+// One connection reached (each push of a typical PushBatch) fills one, made by the caller.
+func (s *Server) localPushAnswer(pushed []*api.PushTarget, origins []fleet.TargetOrigin, targets []target, byBroadcast []*fleet.LocalTarget, broadcastConns []*connState, alsoUID []target, one *oneLocalAnswer) *fleet.LocalPushResponse {
 	var resp *fleet.LocalPushResponse
 	if len(pushed) == 1 && len(byBroadcast) == 0 && len(alsoUID) == 0 {
-		// One connection reached (each push of a typical PushBatch): one allocation.
-		one := &struct {
-			resp fleet.LocalPushResponse
-			ts   [1]*fleet.LocalTarget
-			t    fleet.LocalTarget
-		}{}
 		one.ts[0], one.resp.Targets = &one.t, one.ts[:]
 		resp = &one.resp
 	} else {

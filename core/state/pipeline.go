@@ -21,6 +21,12 @@ type listener interface {
 	Listens(appID string, sig stage.Signal) bool
 }
 
+// routeListener is a Pipeline that can tell whether a push's route event would reach a stage,
+// whether the push names a session or not (*pipeline.Pipelines can); see routeSkips.
+type routeListener interface {
+	ListensRoute(appID string, session bool) bool
+}
+
 // UsePipeline makes every signal pass through p. Call it before Start.
 func (s *Server) UsePipeline(p Pipeline) { s.pipe = p }
 
@@ -31,6 +37,18 @@ func (s *Server) UsePipeline(p Pipeline) { s.pipe = p }
 func (s *Server) skips(appID string, sig stage.Signal) bool {
 	l, ok := s.pipe.(listener)
 	return s.pipe == nil || ok && !l.Listens(appID, sig)
+}
+
+// routeSkips reports whether the route event of an appID push naming a session (session) or
+// none may be settled without the pipeline, because no stage would be called for it: with the
+// shipped qosroute config, a push to dids and uids (qosroute acts on session pushes only,
+// stage.RouteSelector). A route event is not ordered with any connection's signals.
+func (s *Server) routeSkips(appID string, session bool) bool {
+	if s.pipe == nil {
+		return true
+	}
+	l, ok := s.pipe.(routeListener)
+	return ok && !l.ListensRoute(appID, session)
 }
 
 // lanePolicy is what becomes of a signal that finds its pipeline lane full.

@@ -42,7 +42,15 @@ func (s *Server) push(ctx context.Context, appID string, targets []target, msgID
 // them all, so that downlinks to one connection keep the batch's order (seqs and pipeline lanes
 // are per connection) while the pushes run together. The timeout counts from the start.
 func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload []byte, qos stage.QoS, waitAck bool, timeout time.Duration) func(ctx context.Context) []*api.PushTarget {
-	r := newPushRun(s, len(targets), qos, waitAck)
+	r := &pushRun{}
+	s.pushStartRun(r, appID, targets, msgID, payload, qos, waitAck, timeout)
+	return func(ctx context.Context) []*api.PushTarget { return r.wait(ctx, targets) }
+}
+
+// pushStartRun is pushStart with the push's state in r, zero and not copied after: a batch keeps
+// its pushes' in one allocation (localPushBatch); r.wait(ctx, targets) waits.
+func (s *Server) pushStartRun(r *pushRun, appID string, targets []target, msgID uint64, payload []byte, qos stage.QoS, waitAck bool, timeout time.Duration) {
+	r.init(s, len(targets), qos, waitAck)
 	r.deadline = time.Now().Add(timeout)
 	// No stage listens to downlinks (the shipped pipeline): each is handled here, without the hop
 	// through its pipeline lane and the lane's goroutine (downlinkdirect.go).
@@ -87,7 +95,6 @@ func (s *Server) pushStart(appID string, targets []target, msgID uint64, payload
 		}
 		cs.pushMu.Unlock()
 	}
-	return func(ctx context.Context) []*api.PushTarget { return r.wait(ctx, targets) }
 }
 
 // pushRun is one push's state from pushStart to its answer, in one allocation: what a push to a
@@ -115,8 +122,9 @@ type pushRun struct {
 	oneFail [1]atomic.Bool
 }
 
-func newPushRun(s *Server, n int, qos stage.QoS, waitAck bool) *pushRun {
-	r := &pushRun{s: s}
+// init readies a zero r for a push to n connections; r holds pointers into itself from then on.
+func (r *pushRun) init(s *Server, n int, qos stage.QoS, waitAck bool) {
+	r.s = s
 	if n == 1 {
 		r.out = r.one[:]
 		if waitAck {
@@ -128,7 +136,7 @@ func newPushRun(s *Server, n int, qos stage.QoS, waitAck bool) *pushRun {
 			r.oneAcc = accepts{w: &r.oneAccW, failed: r.oneFail[:]}
 			r.acc = &r.oneAcc
 		}
-		return r
+		return
 	}
 	r.out = make([]*api.PushTarget, n)
 	if waitAck {
@@ -137,7 +145,6 @@ func newPushRun(s *Server, n int, qos stage.QoS, waitAck bool) *pushRun {
 	if qos != stage.AtMostOnce {
 		r.acc = newAccepts(n)
 	}
-	return r
 }
 
 // target is the answer about the push's i-th target.

@@ -49,12 +49,13 @@ func (s *Server) PushBatch(ctx context.Context, caller *api.Caller, reqs []*api.
 	}
 	out := make([]PushResult, len(reqs))
 	plans := make([]*plannedPush, len(reqs))
+	planned := make([]plannedPush, len(reqs)) // the batch's plans and answers, one allocation
 	for i, req := range reqs {
 		if perr := s.checkCaller(app, req); perr != nil {
 			out[i].Err = perr
 			continue
 		}
-		plans[i], out[i].Err = s.checkPush(ctx, app, caller.Key, req)
+		plans[i], out[i].Err = s.checkPushInto(ctx, &planned[i], app, caller.Key, req)
 	}
 	s.routeAll(ctx, plans, out)
 
@@ -85,8 +86,9 @@ func (s *Server) PushBatch(ctx context.Context, caller *api.Caller, reqs []*api.
 			}
 			return resp.Results, nil
 		})
+	parts := make([]*fleet.LocalPushResponse, 0, len(theirs)+1) // reused: merge keeps none
 	for k, i := range idx {
-		parts := make([]*fleet.LocalPushResponse, 0, len(theirs)+1)
+		parts = parts[:0]
 		for _, t := range theirs {
 			if t != nil {
 				parts = append(parts, t[k])
@@ -94,7 +96,7 @@ func (s *Server) PushBatch(ctx context.Context, caller *api.Caller, reqs []*api.
 		}
 		parts = append(parts, mine[k])
 		p := plans[i]
-		p.resp.Targets = mergeTargets(p.req, parts, failed)
+		p.resp.Targets = p.merge(parts, failed)
 		out[i].Resp = p.resp
 	}
 	return out, nil
@@ -137,25 +139,38 @@ func (s *Server) routeAll(ctx context.Context, plans []*plannedPush, out []PushR
 		mu.Unlock()
 		wg.Done()
 	}
+	// The batch's pushes naming no session (the common case) skip the pipeline when no stage
+	// would be called for them; asked once per batch: a reload between pushes changes nothing
+	// about their order.
+	sessionless, piped := false, false
+	for _, p := range plans {
+		if p != nil {
+			sessionless = s.routeSkips(p.app, false)
+			break
+		}
+	}
 	for i, p := range plans {
 		if p == nil {
 			continue
 		}
 		wg.Add(1)
 		ev := p.routeEvent()
-		if s.pipe == nil {
+		if s.pipe == nil || ev.Session == "" && sessionless {
 			r, err := s.routeOf(ev.QoS, ev.Payload, pipeline.Outcome{})
 			set(i, r, err)
 			continue
 		}
 		// One closure per push, keeping only what routeOf needs.
+		piped = true
 		qos, payload := ev.QoS, ev.Payload
 		s.through(ev, refusable, func(out pipeline.Outcome) {
 			r, err := s.routeOf(qos, payload, out)
 			set(i, r, err)
 		})
 	}
-	waitGroup(ctx, &wg)
+	if piped { // else every route is settled: no goroutine to wait with
+		waitGroup(ctx, &wg)
+	}
 	mu.Lock()
 	defer mu.Unlock()
 	// The whole batch reaches at most MaxPushTargets connections directly, as one Push does.
@@ -192,14 +207,16 @@ func (s *Server) routeAll(ctx context.Context, plans []*plannedPush, out []PushR
 }
 
 // localPushBatch starts the local part of every push in order, then waits for them all.
+// The pushes' states are one allocation: a late outcome (after the wait's deadline) only keeps
+// it alive a little longer, as nothing reuses it.
 func (s *Server) localPushBatch(ctx context.Context, lps []*fleet.LocalPushRequest) []*fleet.LocalPushResponse {
-	waits := make([]func(context.Context) *fleet.LocalPushResponse, len(lps))
+	ls := make([]localPushing, len(lps))
 	for i, lp := range lps {
-		waits[i] = s.localPushStart(lp)
+		s.localPushInto(&ls[i], lp)
 	}
 	out := make([]*fleet.LocalPushResponse, len(lps))
-	for i, wait := range waits {
-		out[i] = wait(ctx)
+	for i := range ls {
+		out[i] = ls[i].answer(ctx)
 	}
 	return out
 }
@@ -228,8 +245,10 @@ func (a *apiHandler) PushBatch(ctx context.Context, req *api.PushBatchRequest) (
 		return nil, err
 	}
 	out := &api.PushBatchResponse{Results: make([]*api.PushOutcome, len(res))}
+	outcomes := make([]api.PushOutcome, len(res)) // one allocation, not one per push
 	for i, r := range res {
-		out.Results[i] = &api.PushOutcome{Response: r.Resp, Error: r.Err}
+		outcomes[i] = api.PushOutcome{Response: r.Resp, Error: r.Err}
+		out.Results[i] = &outcomes[i]
 	}
 	return out, nil
 }

@@ -46,11 +46,24 @@ func Declared(p Processor) ([]Signal, bool) {
 type declaration struct {
 	signals  []Signal
 	declared bool
+	// sessionRoutesOnly is the stage's RoutesSessionsOnly (RouteSelector); independent of ActsOn.
+	sessionRoutesOnly bool
 }
 
 // actsOnOf asks s, just initialised, which signals it acts on. A panic in ActsOn is the stage's
 // bug: it fails the Init that asked, with the panic's value, rather than the host.
 func actsOnOf(s Stage) (d declaration, err error) {
+	only, err := routesSessionsOnlyOf(s)
+	if err != nil {
+		return declaration{}, err
+	}
+	d, err = signalsOf(s)
+	d.sessionRoutesOnly = only
+	return d, err
+}
+
+// signalsOf asks s, just initialised, which signals it acts on (SignalSelector).
+func signalsOf(s Stage) (d declaration, err error) {
 	sel, ok := s.(SignalSelector)
 	if !ok {
 		return declaration{}, nil
@@ -65,4 +78,53 @@ func actsOnOf(s Stage) (d declaration, err error) {
 		sigs = []Signal{}
 	}
 	return declaration{signals: sigs, declared: true}, nil
+}
+
+// RouteSelector is optional for a stage that handles the route signal. A stage implements it when
+// its config makes its answer to a push naming no session (only dids and uids) the same as the
+// host's own choice without it: direct delivery, the QoS the business asked for or at least once
+// when it asked none, the payload unchanged. The qosroute stage's default config is such a case:
+// it chooses only how sessions travel.
+//
+// After each successful Init, the host asks RoutesSessionsOnly (with ActsOn, and by the same
+// rules: the answer depends on the config only). When it answers true, the route events of pushes
+// that name no session continue past the stage as if it had answered the zero Reply: no call, no
+// batch slot, no timeout or on_failure; the stage still sees every push that names a session. A
+// stage that does not implement RouteSelector, or a plugin built with an SDK from before it, sees
+// every route event. A host from before it ignores the answer and sends them all, as before.
+type RouteSelector interface {
+	// RoutesSessionsOnly reports, for the config of the last Init, that the stage acts only on
+	// the route events of pushes that name a session.
+	RoutesSessionsOnly() bool
+}
+
+// RouteScopeDeclarer is implemented by the Processors this package makes. After a successful
+// Init, DeclaredSessionRoutesOnly returns what the stage's RoutesSessionsOnly answered (false when
+// the stage said nothing).
+type RouteScopeDeclarer interface {
+	DeclaredSessionRoutesOnly() bool
+}
+
+// SessionRoutesOnly returns what p's stage declared at its last Init about route events (see
+// RouteSelector), for any Processor: one that does not implement RouteScopeDeclarer said nothing.
+func SessionRoutesOnly(p Processor) bool {
+	if d, ok := p.(RouteScopeDeclarer); ok {
+		return d.DeclaredSessionRoutesOnly()
+	}
+	return false
+}
+
+// routesSessionsOnlyOf asks s, just initialised, whether it acts on session pushes' route events
+// only. A panic there is the stage's bug, failing the Init that asked, as one in ActsOn does.
+func routesSessionsOnlyOf(s Stage) (only bool, err error) {
+	sel, ok := s.(RouteSelector)
+	if !ok {
+		return false, nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("stage RoutesSessionsOnly panicked: %v", r)
+		}
+	}()
+	return sel.RoutesSessionsOnly(), nil
 }

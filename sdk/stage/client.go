@@ -57,10 +57,11 @@ type remote struct {
 }
 
 var (
-	_ Processor      = (*remote)(nil)
-	_ Liveness       = (*remote)(nil)
-	_ Fault          = (*remote)(nil)
-	_ SignalDeclarer = (*remote)(nil)
+	_ Processor          = (*remote)(nil)
+	_ Liveness           = (*remote)(nil)
+	_ Fault              = (*remote)(nil)
+	_ SignalDeclarer     = (*remote)(nil)
+	_ RouteScopeDeclarer = (*remote)(nil)
 )
 
 // Answered implements Liveness.
@@ -116,7 +117,7 @@ func (r *remote) Init(ctx context.Context, req InitRequest) error {
 		return callError("stage init", err)
 	}
 	// A plugin from before acts_on answers an empty InitResponse: declared stays false.
-	d := declaration{declared: resp.GetActsOnDeclared()}
+	d := declaration{declared: resp.GetActsOnDeclared(), sessionRoutesOnly: resp.GetRouteSessionsOnly()}
 	if d.declared {
 		d.signals = make([]Signal, len(resp.GetActsOn()))
 		for i, s := range resp.GetActsOn() {
@@ -139,6 +140,14 @@ func (r *remote) DeclaredSignals() ([]Signal, bool) {
 	r.hostMu.Lock()
 	defer r.hostMu.Unlock()
 	return r.decl.signals, r.decl.declared
+}
+
+// DeclaredSessionRoutesOnly implements RouteScopeDeclarer: what the plugin's last successful Init
+// answered (false from a plugin built before route_sessions_only).
+func (r *remote) DeclaredSessionRoutesOnly() bool {
+	r.hostMu.Lock()
+	defer r.hostMu.Unlock()
+	return r.decl.sessionRoutesOnly
 }
 
 // Close ends the stream (callers still waiting get ErrClosed) and stops serving the Host.

@@ -26,8 +26,9 @@ type inProcess struct {
 }
 
 var (
-	_ Processor      = (*inProcess)(nil)
-	_ SignalDeclarer = (*inProcess)(nil)
+	_ Processor          = (*inProcess)(nil)
+	_ SignalDeclarer     = (*inProcess)(nil)
+	_ RouteScopeDeclarer = (*inProcess)(nil)
 )
 
 func (p *inProcess) Describe(context.Context) (Info, []Signal, error) {
@@ -58,6 +59,14 @@ func (p *inProcess) DeclaredSignals() ([]Signal, bool) {
 		return d.signals, d.declared
 	}
 	return nil, false
+}
+
+// DeclaredSessionRoutesOnly implements RouteScopeDeclarer.
+func (p *inProcess) DeclaredSessionRoutesOnly() bool {
+	if d := p.decl.Load(); d != nil {
+		return d.sessionRoutesOnly
+	}
+	return false
 }
 
 func (p *inProcess) Process(ctx context.Context, events []Event, replies []Reply) error {

@@ -89,7 +89,7 @@ func (s *server) Init(ctx context.Context, req *pb.InitRequest) (*pb.InitRespons
 		oldMux.close()
 		_ = old.Close()
 	}
-	resp := &pb.InitResponse{ActsOnDeclared: d.declared}
+	resp := &pb.InitResponse{ActsOnDeclared: d.declared, RouteSessionsOnly: d.sessionRoutesOnly}
 	for _, sg := range d.signals {
 		resp.ActsOn = append(resp.ActsOn, clean(string(sg)))
 	}

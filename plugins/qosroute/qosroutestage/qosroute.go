@@ -40,8 +40,9 @@ type QoSRoute struct {
 }
 
 var (
-	_ stage.Stage        = (*QoSRoute)(nil)
-	_ stage.RouteHandler = (*QoSRoute)(nil)
+	_ stage.Stage         = (*QoSRoute)(nil)
+	_ stage.RouteHandler  = (*QoSRoute)(nil)
+	_ stage.RouteSelector = (*QoSRoute)(nil)
 )
 
 // Info names the stage.
@@ -55,6 +56,15 @@ func (q *QoSRoute) Init(_ context.Context, req stage.InitRequest) error {
 	}
 	q.cfg.Store(&c)
 	return nil
+}
+
+// RoutesSessionsOnly tells the host it may settle a push naming no session without the stage
+// when the config makes the stage's answer the host's own: direct, and the QoS asked for or at
+// least once (qos: at_least_once with honor_request on, the default). So the pushes to dids and
+// uids cost no event, and only session pushes, whose route this stage chooses, reach it.
+func (q *QoSRoute) RoutesSessionsOnly() bool {
+	c := q.cfg.Load()
+	return c != nil && c.QoS == stage.AtLeastOnce && c.HonorRequest
 }
 
 // OnRoute chooses the push's route and QoS; the push always continues.

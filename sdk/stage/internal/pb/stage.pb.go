@@ -670,8 +670,13 @@ type InitResponse struct {
 	// list, so that "acts on none of them" and "says nothing" differ.
 	ActsOnDeclared bool     `protobuf:"varint,1,opt,name=acts_on_declared,json=actsOnDeclared,proto3" json:"acts_on_declared,omitempty"`
 	ActsOn         []string `protobuf:"bytes,2,rep,name=acts_on,json=actsOn,proto3" json:"acts_on,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// route_sessions_only says the stage, with this config, acts only on the route events of pushes
+	// that name a session (the SDK's RouteSelector): the host lets the others continue past it as
+	// if it had answered continue. False (a plugin built before this field, or a stage without
+	// RouteSelector): the host sends it every route event. A host from before it ignores it.
+	RouteSessionsOnly bool `protobuf:"varint,3,opt,name=route_sessions_only,json=routeSessionsOnly,proto3" json:"route_sessions_only,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *InitResponse) Reset() {
@@ -716,6 +721,13 @@ func (x *InitResponse) GetActsOn() []string {
 		return x.ActsOn
 	}
 	return nil
+}
+
+func (x *InitResponse) GetRouteSessionsOnly() bool {
+	if x != nil {
+		return x.RouteSessionsOnly
+	}
+	return false
 }
 
 type PushRequest struct {
@@ -1871,10 +1883,11 @@ const file_stage_proto_rawDesc = "" +
 	"\bpipeline\x18\x01 \x01(\tR\bpipeline\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\tR\x05stage\x12\x16\n" +
 	"\x06config\x18\x03 \x01(\fR\x06config\x12$\n" +
-	"\x0ehost_broker_id\x18\x04 \x01(\rR\fhostBrokerId\"Q\n" +
+	"\x0ehost_broker_id\x18\x04 \x01(\rR\fhostBrokerId\"\x81\x01\n" +
 	"\fInitResponse\x12(\n" +
 	"\x10acts_on_declared\x18\x01 \x01(\bR\x0eactsOnDeclared\x12\x17\n" +
-	"\aacts_on\x18\x02 \x03(\tR\x06actsOn\"R\n" +
+	"\aacts_on\x18\x02 \x03(\tR\x06actsOn\x12.\n" +
+	"\x13route_sessions_only\x18\x03 \x01(\bR\x11routeSessionsOnly\"R\n" +
 	"\vPushRequest\x12\x15\n" +
 	"\x06app_id\x18\x01 \x01(\tR\x05appId\x12\x12\n" +
 	"\x04dids\x18\x02 \x03(\tR\x04dids\x12\x18\n" +
