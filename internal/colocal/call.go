@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cloudwego/kitex/client/callopt"
 	"github.com/cloudwego/kitex/pkg/kerrors"
 	"github.com/cloudwego/kitex/pkg/remote"
 
@@ -67,17 +68,17 @@ func clone[T any, P msg[T]](src P) (P, error) {
 // call runs one call of handler h on the caller's goroutine, or on the wire when the local server
 // has stopped. It returns what a Kitex client would: the handler's answer copied, or an error of
 // the same kerrors kind (rpc.KindOf) as the wire would give.
-func call[H any, Q any, PQ msg[Q], R any, PR msg[R]](
+func call[H, W any, Q any, PQ msg[Q], R any, PR msg[R]](
 	ctx context.Context, d *Dir, e *Entry[H], o *Options, m method, req PQ,
 	local func(h H, ctx context.Context, req PQ) (PR, error),
-	wire func(ctx context.Context, req PQ) (PR, error),
+	w W, wire func(w W, ctx context.Context, req PQ, opts ...callopt.Option) (PR, error), opts []callopt.Option,
 ) (PR, error) {
 	if ctx.Err() != nil {
 		// A Kitex call with an ended context fails at once, as a timeout.
 		return nil, kerrors.ErrRPCTimeout.WithCause(ctx.Err())
 	}
 	if !e.enter() {
-		return wire(ctx, req)
+		return wire(w, ctx, req, opts...)
 	}
 	start := time.Now()
 	resp, err := serveOne(e, m, req, local)

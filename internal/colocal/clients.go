@@ -48,38 +48,23 @@ type stateClient struct {
 var _ stateservice.Client = (*stateClient)(nil)
 
 func (c *stateClient) Deliver(ctx context.Context, req *fleet.DeliverRequest, opts ...callopt.Option) (*fleet.DeliverResponse, error) {
-	return call(ctx, c.d, c.e, &c.o, mDeliver, req, fleet.State.Deliver,
-		func(ctx context.Context, req *fleet.DeliverRequest) (*fleet.DeliverResponse, error) {
-			return c.wire.Deliver(ctx, req, opts...)
-		})
+	return call(ctx, c.d, c.e, &c.o, mDeliver, req, fleet.State.Deliver, c.wire, stateservice.Client.Deliver, opts)
 }
 
 func (c *stateClient) Ping(ctx context.Context, req *fleet.PingRequest, opts ...callopt.Option) (*fleet.PingResponse, error) {
-	return call(ctx, c.d, c.e, &c.o, mPing, req, fleet.State.Ping,
-		func(ctx context.Context, req *fleet.PingRequest) (*fleet.PingResponse, error) {
-			return c.wire.Ping(ctx, req, opts...)
-		})
+	return call(ctx, c.d, c.e, &c.o, mPing, req, fleet.State.Ping, c.wire, stateservice.Client.Ping, opts)
 }
 
 func (c *stateClient) LocalPush(ctx context.Context, req *fleet.LocalPushRequest, opts ...callopt.Option) (*fleet.LocalPushResponse, error) {
-	return call(ctx, c.d, c.e, &c.o, mLocalPush, req, fleet.State.LocalPush,
-		func(ctx context.Context, req *fleet.LocalPushRequest) (*fleet.LocalPushResponse, error) {
-			return c.wire.LocalPush(ctx, req, opts...)
-		})
+	return call(ctx, c.d, c.e, &c.o, mLocalPush, req, fleet.State.LocalPush, c.wire, stateservice.Client.LocalPush, opts)
 }
 
 func (c *stateClient) LocalPushBatch(ctx context.Context, req *fleet.LocalPushBatchRequest, opts ...callopt.Option) (*fleet.LocalPushBatchResponse, error) {
-	return call(ctx, c.d, c.e, &c.o, mLocalPushBatch, req, fleet.State.LocalPushBatch,
-		func(ctx context.Context, req *fleet.LocalPushBatchRequest) (*fleet.LocalPushBatchResponse, error) {
-			return c.wire.LocalPushBatch(ctx, req, opts...)
-		})
+	return call(ctx, c.d, c.e, &c.o, mLocalPushBatch, req, fleet.State.LocalPushBatch, c.wire, stateservice.Client.LocalPushBatch, opts)
 }
 
 func (c *stateClient) LocalSession(ctx context.Context, req *fleet.LocalSessionRequest, opts ...callopt.Option) (*fleet.LocalSessionResponse, error) {
-	return call(ctx, c.d, c.e, &c.o, mLocalSession, req, fleet.State.LocalSession,
-		func(ctx context.Context, req *fleet.LocalSessionRequest) (*fleet.LocalSessionResponse, error) {
-			return c.wire.LocalSession(ctx, req, opts...)
-		})
+	return call(ctx, c.d, c.e, &c.o, mLocalSession, req, fleet.State.LocalSession, c.wire, stateservice.Client.LocalSession, opts)
 }
 
 type gatewayClient struct {
@@ -92,15 +77,9 @@ type gatewayClient struct {
 var _ gwservice.Client = (*gatewayClient)(nil)
 
 func (c *gatewayClient) Push(ctx context.Context, req *fleet.PushRequest, opts ...callopt.Option) (*fleet.PushResponse, error) {
-	return call(ctx, c.d, c.e, &c.o, mPush, req, fleet.Gateway.Push,
-		func(ctx context.Context, req *fleet.PushRequest) (*fleet.PushResponse, error) {
-			return c.wire.Push(ctx, req, opts...)
-		})
+	return call(ctx, c.d, c.e, &c.o, mPush, req, fleet.Gateway.Push, c.wire, gwservice.Client.Push, opts)
 }
 
 func (c *gatewayClient) Sessions(ctx context.Context, req *fleet.SessionsRequest, opts ...callopt.Option) (*fleet.SessionsResponse, error) {
-	return call(ctx, c.d, c.e, &c.o, mSessions, req, fleet.Gateway.Sessions,
-		func(ctx context.Context, req *fleet.SessionsRequest) (*fleet.SessionsResponse, error) {
-			return c.wire.Sessions(ctx, req, opts...)
-		})
+	return call(ctx, c.d, c.e, &c.o, mSessions, req, fleet.Gateway.Sessions, c.wire, gwservice.Client.Sessions, opts)
 }
