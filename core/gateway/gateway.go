@@ -19,11 +19,13 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/platoim/plato/internal/apps"
+	"github.com/platoim/plato/internal/colocal"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/overload"
 	"github.com/platoim/plato/internal/peerauth"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/gateway"
 	"github.com/platoim/plato/internal/taskrun"
 	"github.com/platoim/plato/internal/telemetry"
@@ -60,6 +62,9 @@ type Config struct {
 	// Inherit, set in a process started by an upgrade, makes Start take over the listeners and
 	// connections of the old process (handover.go) instead of listening.
 	Inherit *Inheritance
+	// Local is the process's directory of in-process servers (internal/colocal): this gateway
+	// serves the process's state server through it, and calls it through it. Nil: over Kitex only.
+	Local *colocal.Dir
 }
 
 // Gateway is one running gateway.
@@ -129,6 +134,9 @@ type Gateway struct {
 	// uplinkLatency and stateCalls are the latency histograms (latency.go, telemetry.go).
 	uplinkLatency telemetry.Latency
 	stateCalls    *rpc.CallLatency
+
+	// local is this gateway in cfg.Local (nil without one).
+	local *colocal.Entry[fleet.Gateway]
 }
 
 // New prepares a gateway; Start runs it.
@@ -224,6 +232,8 @@ func (gw *Gateway) Start(ctx context.Context) error {
 	}
 	gw.rpc = gwservice.NewServer(&pushHandler{gw}, rpc.Server(gw.rpcLn)...)
 	rpc.Run(&gw.done, gw.rpc, gw.log, "gateway RPC server")
+	// Before the registry shows this gateway: a state server of the process calls it here.
+	gw.local = gw.cfg.Local.ServeGateway(gw.cfg.ID, gw.RPCAddr(), &pushHandler{gw})
 	gw.wheel.Start()
 	gw.overload.Start(ctx, gw.cfg.Overload.Interval, &gw.done)
 	gw.done.Add(1)

@@ -682,6 +682,8 @@ func (gw *Gateway) stopRPC() {
 	gw.ho.mu.Lock()
 	srv := gw.rpc
 	gw.ho.mu.Unlock()
+	// Local callers now go to the wire: refused there, or served by the process taking over.
+	gw.local.Stop(time.Second)
 	if srv != nil {
 		_ = srv.Stop()
 	} else if gw.rpcLn != nil {

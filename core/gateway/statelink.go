@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/platoim/plato/internal/batch"
+	"github.com/platoim/plato/internal/colocal"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
@@ -86,6 +87,7 @@ func (gw *Gateway) newStateLink(n registry.Node) (*stateLink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating state client for %s: %w", n.RPCAddr, err)
 	}
+	cli = gw.cfg.Local.StateClient(n, cli, colocal.Options{Timeout: gw.cfg.RPCTimeout, Latency: gw.stateCalls})
 	l := &stateLink{id: n.ID, cli: cli, gone: make(chan struct{})}
 	l.batch = batch.New(batch.Config{
 		MaxSize: gw.cfg.Batch.MaxSize, MaxDelay: gw.cfg.Batch.MaxDelay, Lanes: gw.cfg.Batch.Lanes,

@@ -25,6 +25,7 @@ import (
 	"github.com/platoim/plato/core/ipconf"
 	"github.com/platoim/plato/core/state"
 	"github.com/platoim/plato/internal/apps"
+	"github.com/platoim/plato/internal/colocal"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/natsd"
 	"github.com/platoim/plato/internal/registry"
@@ -115,6 +116,9 @@ type Platform struct {
 	// admin.addr is empty).
 	Telemetry *telemetry.Telemetry
 	Admin     *telemetry.Admin
+	// Local is the in-process link between this process's gateway and state server (nil when the
+	// process does not run both, or state.in_process_link is off).
+	Local *colocal.Dir
 
 	opts    Options
 	meter   metric.Meter
@@ -283,11 +287,22 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 			}
 		}
 	}
+	var local *colocal.Dir
+	if cfg.State.InProcessLink && has(RoleState) && has(RoleGateway) {
+		// The gateway and the state server call each other directly (docs/adr/0015-in-process-link.md).
+		local = colocal.New()
+		p.Local = local
+		instruments, err := p.instrumentLocal()
+		if err != nil {
+			return fmt.Errorf("creating in-process link metrics: %w", err)
+		}
+		p.stops = append(p.stops, func(context.Context) error { return instruments.Unregister() })
+	}
 	if has(RoleState) {
 		sc := state.Config{
 			State: cfg.State, MaxBody: cfg.Gateway.MaxBody, ReportInterval: cfg.Gateway.ReportInterval,
 			Meter: p.meter, Tracer: p.tracer, NATS: p.nc, GatewaySecret: []byte(cfg.Auth.TokenSecret),
-			Apps: p.Apps,
+			Apps: p.Apps, Local: local,
 		}
 		if p.Admin != nil {
 			sc.AdminAddr = p.Admin.Addr()
@@ -311,7 +326,7 @@ func (p *Platform) start(ctx context.Context, roles []string) error {
 	}
 	if has(RoleGateway) {
 		gc := gateway.Config{Gateway: cfg.Gateway, RPCTimeout: cfg.State.RPCTimeout, Meter: p.meter, NATS: p.nc, Tracer: p.tracer,
-			Secret: []byte(cfg.Auth.TokenSecret), Apps: p.Apps}
+			Secret: []byte(cfg.Auth.TokenSecret), Apps: p.Apps, Local: local}
 		if p.Admin != nil {
 			gc.AdminAddr = p.Admin.Addr()
 		}

@@ -142,3 +142,17 @@ func (p *Platform) instrumentApps() (metric.Registration, error) {
 		func(emit telemetry.Emit) { emit(int64(len(p.Apps.IDs()))) })
 	return o.Register()
 }
+
+// instrumentLocal publishes the calls the gateway and the state server of this process made to
+// each other in-process (state.in_process_link).
+func (p *Platform) instrumentLocal() (metric.Registration, error) {
+	o := telemetry.NewObservables(p.meter)
+	o.Counter("plato_in_process_calls_total", "{call}",
+		"Calls between this process's gateway and state server made in-process rather than over Kitex, by method.",
+		func(emit telemetry.Emit) {
+			for m, n := range p.Local.Calls() {
+				emit(n, attribute.String("method", strings.ToLower(m)))
+			}
+		})
+	return o.Register()
+}

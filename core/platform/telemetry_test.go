@@ -92,6 +92,8 @@ func TestMetricsAreExportedAsDocumented(t *testing.T) {
 		{"plato_gateway_uplink_latency_seconds_count", []string{`app="demo"`}, 3},
 		{"plato_gateway_state_call_seconds_count", []string{`method="deliver"`, `result="ok"`}, 1},
 		{"plato_state_gateway_call_seconds_count", []string{`method="push"`, `result="ok"`}, 1},
+		{"plato_in_process_calls_total", []string{`method="deliver"`}, 1},
+		{"plato_in_process_calls_total", []string{`method="push"`}, 1},
 		{"plato_state_business_call_seconds_count", []string{`app="demo"`, `result="ok"`}, 1},
 		{"plato_ipconf_request_seconds_count", []string{`route="/ip/list"`}, 3},
 	}

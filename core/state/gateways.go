@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/platoim/plato/internal/batch"
+	"github.com/platoim/plato/internal/colocal"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
@@ -69,6 +70,7 @@ func (s *Server) dialGateway(n registry.Node) (*gatewayLink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating gateway client for %s: %w", n.RPCAddr, err)
 	}
+	cli = s.cfg.Local.GatewayClient(n, cli, colocal.Options{Timeout: s.cfg.RPCTimeout, Latency: s.gatewayCalls})
 	l := &gatewayLink{id: n.ID, addr: n.RPCAddr, cli: cli}
 	b := s.cfg.Batch
 	l.batch = batch.New(batch.Config{MaxSize: b.MaxSize, MaxDelay: b.MaxDelay, Lanes: b.Lanes},

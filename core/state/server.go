@@ -17,11 +17,13 @@ import (
 	"github.com/platoim/plato/core/state/httpapi"
 	"github.com/platoim/plato/internal/apps"
 	"github.com/platoim/plato/internal/buildinfo"
+	"github.com/platoim/plato/internal/colocal"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/overload"
 	"github.com/platoim/plato/internal/peerauth"
 	"github.com/platoim/plato/internal/registry"
 	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/state"
 	"github.com/platoim/plato/internal/telemetry"
 	"github.com/platoim/plato/internal/timewheel"
@@ -51,6 +53,9 @@ type Config struct {
 	// AdminAddr is where this process's admin server answers (the ops console asks it for the
 	// pipelines and faults), published in the registry entry; empty: none.
 	AdminAddr string
+	// Local is the process's directory of in-process servers (internal/colocal): this state server
+	// serves gateways of the process through it, and calls them through it. Nil: over Kitex only.
+	Local *colocal.Dir
 }
 
 // Server is one running state server.
@@ -94,6 +99,9 @@ type Server struct {
 	// business servers (latency.go).
 	gatewayCalls    *rpc.CallLatency
 	businessLatency telemetry.Latency
+
+	// local is this server in cfg.Local (nil without one).
+	local *colocal.Entry[fleet.State]
 }
 
 // handler is the Kitex State service.
@@ -157,6 +165,8 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("state: registering Plato's RPC: %w", err)
 	}
 	rpc.Run(&s.done, s.rpc, s.log, "state RPC server")
+	// Before the registry shows this server: a gateway of the process that sees it calls it here.
+	s.local = s.cfg.Local.ServeState(s.cfg.ID, s.advertise(), &handler{s})
 	s.wheel.Start()
 	s.overload.Start(ctx, s.cfg.Overload.Interval, &s.done)
 	if err := s.gateways.Follow(ctx, s.reg); err != nil {
@@ -214,6 +224,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		cancel()
 		s.stopHTTP()
+		// Local callers now go to the wire, which refuses them as it does the others.
+		s.local.Stop(time.Second)
 		if s.rpc != nil {
 			_ = s.rpc.Stop()
 		} else if s.ln != nil {

@@ -438,7 +438,15 @@ type State struct {
 	Batch Batch `koanf:"batch"`
 	// Overload tunes the state server's overload manager.
 	Overload Overload `koanf:"overload"`
+	// InProcessLink has a gateway and this state server, when one process runs both, call each
+	// other's service directly instead of over loopback Kitex, with the wire's guarantees kept
+	// (docs/adr/0015-in-process-link.md). false: over Kitex as between processes. Default true.
+	InProcessLink bool `koanf:"in_process_link"`
 }
+
+// DefaultInProcessLink has a gateway and a state server of one process call each other directly
+// rather than over loopback Kitex (docs/adr/0015-in-process-link.md).
+const DefaultInProcessLink = true
 
 // Business tunes how state servers reach business servers (each app's address and keys are in
 // apps).
@@ -505,7 +513,7 @@ func Default() Config {
 			Addr: DefaultStateAddr, HTTPAddr: DefaultStateHTTPAddr, HeartbeatInterval: DefaultHeartbeat, HeartbeatTimeout: DefaultHeartbeatTimeout,
 			MaxInflight: DefaultMaxInflight, PushTimeout: DefaultPushTimeout, RPCTimeout: DefaultRPCTimeout,
 			ReconnectWindow: DefaultReconnectWindow, MaxParked: DefaultMaxParked, UplinkAckWait: DefaultUplinkAckWait,
-			Business: Business{Timeout: DefaultBusinessTimeout}, Batch: b, Overload: o,
+			Business: Business{Timeout: DefaultBusinessTimeout}, Batch: b, Overload: o, InProcessLink: DefaultInProcessLink,
 		},
 		Pipeline: Pipeline{PluginDir: DefaultPluginDir, Lanes: DefaultPipelineLanes, Watch: true, Breaker: breaker},
 		Demo:     Demo{Addr: DefaultBusinessAddr, LoginAddr: DefaultDemoLoginAddr},

@@ -1,0 +1,138 @@
+package colocal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/cloudwego/kitex/client/callopt"
+	"github.com/cloudwego/kitex/pkg/kerrors"
+	"github.com/cloudwego/kitex/pkg/remote"
+
+	"github.com/platoim/plato/internal/rpc"
+)
+
+// Options are what a local client keeps of its Kitex twin's options.
+type Options struct {
+	// Timeout is the client's call bound (state.rpc_timeout): an answer later than this fails the
+	// call with kerrors.ErrRPCTimeout and is dropped, as the wire's read deadline does (ADR 0013).
+	Timeout time.Duration
+	// Latency observes every call, as the Kitex client's middleware (rpc.CallLatency.Option) does.
+	Latency *rpc.CallLatency
+}
+
+// msg is a generated Thrift struct: what the wire encodes and decodes.
+type msg[T any] interface {
+	*T
+	BLength() int
+	FastWrite(buf []byte) int
+	FastRead(buf []byte) (int, error)
+}
+
+// bufs are the encode buffers: a copy is read back out of one at once, and FastRead copies every
+// string and binary it reads (cloudwego/gopkg's BinaryProtocol), so nothing keeps a buffer after
+// clone returns.
+var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxPooled keeps a rare huge call from pinning its buffer in the pool.
+const maxPooled = 1 << 20
+
+// clone copies src through the Thrift fast codec, as the wire does minus the syscalls: the copy
+// shares no memory with src, so the caller may reuse its request once the call returns and the
+// handler may keep what it got (and the other way round for the response).
+func clone[T any, P msg[T]](src P) (P, error) {
+	if src == nil {
+		return nil, nil
+	}
+	n := src.BLength()
+	bp := bufs.Get().(*[]byte)
+	if cap(*bp) < n {
+		*bp = make([]byte, n)
+	}
+	buf := (*bp)[:n]
+	w := src.FastWrite(buf)
+	dst := P(new(T))
+	_, err := dst.FastRead(buf[:w])
+	if cap(*bp) <= maxPooled {
+		bufs.Put(bp)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("copying %T: %w", src, err)
+	}
+	return dst, nil
+}
+
+// call runs one call of handler h on the caller's goroutine, or on the wire when the local server
+// has stopped. It returns what a Kitex client would: the handler's answer copied, or an error of
+// the same kerrors kind (rpc.KindOf) as the wire would give.
+func call[H, W any, Q any, PQ msg[Q], R any, PR msg[R]](
+	ctx context.Context, d *Dir, e *Entry[H], o *Options, m method, req PQ,
+	local func(h H, ctx context.Context, req PQ) (PR, error),
+	w W, wire func(w W, ctx context.Context, req PQ, opts ...callopt.Option) (PR, error), opts []callopt.Option,
+) (PR, error) {
+	if ctx.Err() != nil {
+		// A Kitex call with an ended context fails at once, as a timeout.
+		return nil, kerrors.ErrRPCTimeout.WithCause(ctx.Err())
+	}
+	if !e.enter() {
+		return wire(w, ctx, req, opts...)
+	}
+	start := time.Now()
+	resp, err := serveOne(e, m, req, local)
+	e.leave()
+	d.calls[m].Add(1)
+	if err == nil {
+		bound := o.Timeout
+		if dl, ok := ctx.Deadline(); ok && (bound <= 0 || dl.Sub(start) < bound) {
+			bound = dl.Sub(start)
+		}
+		if took := time.Since(start); bound > 0 && took > bound {
+			// The wire's caller would have given up at its read deadline; the late answer is
+			// dropped, the handler's effects stay, as with a server that answers too late.
+			resp, err = nil, kerrors.ErrRPCTimeout.WithCause(fmt.Errorf("in-process %s took %v, over the call's bound of %v", methodNames[m], took, bound))
+		}
+	}
+	o.Latency.Observe(methodNames[m], start, err)
+	return resp, err
+}
+
+// serveOne is the server's side: the request copied in, the handler under recover, the answer
+// copied out.
+func serveOne[H any, Q any, PQ msg[Q], R any, PR msg[R]](e *Entry[H], m method, req PQ, local func(h H, ctx context.Context, req PQ) (PR, error)) (resp PR, err error) {
+	in, err := clone(req)
+	if err != nil {
+		// The wire could not have encoded it either.
+		return nil, kerrors.ErrRemoteOrNetwork.WithCause(err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			// Kitex's server recovers a handler's panic and answers with an exception, which its
+			// client reports as a remote error.
+			resp, err = nil, remoteErr(fmt.Errorf("[happened in biz handler, method=%s] %w: %v\n%s", methodNames[m], kerrors.ErrPanic, r, debug.Stack()))
+		}
+	}()
+	// The handler gets a context of its own, as on the wire: none of the caller's values or
+	// cancellation cross (the handlers read nothing from it).
+	out, herr := local(e.h, context.Background(), in)
+	if herr != nil {
+		return nil, remoteErr(herr)
+	}
+	if out == nil {
+		// Kitex's server cannot encode a nil result either.
+		return nil, remoteErr(errors.New("the handler returned neither a result nor an error"))
+	}
+	cp, err := clone(out)
+	if err != nil {
+		return nil, remoteErr(err)
+	}
+	return cp, nil
+}
+
+// remoteErr is a handler's error as a Kitex client sees it: the server sent it as an application
+// exception, which the client's default error handler wraps as a remote error.
+func remoteErr(err error) error {
+	return kerrors.ErrRemoteOrNetwork.WithCauseAndExtraMsg(remote.NewTransErrorWithMsg(remote.InternalError, err.Error()), "remote")
+}
