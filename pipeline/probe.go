@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/platoim/plato/pipeline/config"
+	"github.com/platoim/plato/sdk/stage"
 )
 
 // ProbeResult is what Probe learned of one stage of one file.
@@ -24,6 +25,9 @@ type ProbeResult struct {
 	Declared bool
 	// Unlisted are signals the stage said it acts on that the file does not list (ignored).
 	Unlisted []string
+	// RouteSessionsOnly: it is called for route and said at Init that it acts only on the route
+	// events of pushes naming a session (stage.RouteSelector); the others pass it without a call.
+	RouteSessionsOnly bool
 }
 
 // Probe starts every stage of files exactly as New and a reload do (the plugin process through
@@ -52,7 +56,9 @@ func Probe(ctx context.Context, cfg Config, files []*config.File, logger *slog.L
 				r = ProbeResult{Err: err}
 				if err == nil {
 					a := c.steps[0].inst.actsOn()
-					r.ActsOn, r.Declared = c.steps[0].calledFor().names(), a.declared
+					called := c.steps[0].calledFor()
+					r.ActsOn, r.Declared = called.names(), a.declared
+					r.RouteSessionsOnly = a.sessionRoutesOnly && called.has(stage.SignalRoute)
 					if a.unlisted != 0 {
 						r.Unlisted = a.unlisted.names()
 					}

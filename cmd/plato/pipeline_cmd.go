@@ -234,8 +234,12 @@ func actsOnText(r pipeline.ProbeResult) string {
 		}
 		return strings.Join(s, ", ")
 	}
+	routes := ""
+	if r.RouteSessionsOnly {
+		routes = "; route only for pushes that name a session, the others past it without a call"
+	}
 	if !r.Declared {
-		return "acts on " + list(r.Signals) + " (every signal listed: it declares nothing)"
+		return "acts on " + list(r.Signals) + " (every signal listed: it declares nothing)" + routes
 	}
 	var skipped []string
 	for _, s := range r.Signals {
@@ -247,6 +251,7 @@ func actsOnText(r pipeline.ProbeResult) string {
 	if len(skipped) > 0 {
 		out += "; " + list(skipped) + ": past it without a call"
 	}
+	out += routes
 	if len(r.Unlisted) > 0 {
 		out += "; also acts on " + list(r.Unlisted) + " with this config, which the file does not list: ignored"
 	}
@@ -311,6 +316,7 @@ func runPipelineShow(ctx context.Context, args []string, stdout, stderr io.Write
 				continue
 			}
 			ss.ActsOn, ss.ActsOnDeclared, ss.Unlisted = nonNil(r.ActsOn), r.Declared, r.Unlisted
+			ss.RouteSessionsOnly = r.RouteSessionsOnly
 			ss.actsOnText = actsOnText(r)
 		}
 	}
@@ -362,8 +368,10 @@ type shownStage struct {
 	ActsOn         []string `json:"acts_on"`
 	ActsOnDeclared bool     `json:"acts_on_declared,omitempty"`
 	Unlisted       []string `json:"acts_on_unlisted,omitempty"`
-	LoadError      string   `json:"load_error,omitempty"`
-	actsOnText     string
+	// With --load: the stage routes only the pushes that name a session (stage.RouteSelector).
+	RouteSessionsOnly bool   `json:"route_sessions_only,omitempty"`
+	LoadError         string `json:"load_error,omitempty"`
+	actsOnText        string
 }
 
 func chainView(app string, own bool, f *pipeconfig.File) (shownChain, error) {

@@ -97,7 +97,8 @@ func TestPipelineValidateLoadStartsEachPlugin(t *testing.T) {
 	for _, w := range []string{
 		"shop/auth: started, Init accepted its config; acts on login (declared at Init); uplink: past it without a call\n",
 		"shop/blockdid: started, Init accepted its config; acts on login (declared at Init); also acts on uplink, downlink, heartbeat with this config, which the file does not list: ignored\n",
-		"shop/qosroute: started, Init accepted its config; acts on route (every signal listed: it declares nothing)\n",
+		// qosroute's defaults answer a push to dids as the host would (stage.RouteSelector).
+		"shop/qosroute: started, Init accepted its config; acts on route (every signal listed: it declares nothing); route only for pushes that name a session, the others past it without a call\n",
 	} {
 		if !strings.Contains(out, w) {
 			t.Fatalf("validate --load does not say %q:\n%s", w, out)
@@ -202,10 +203,10 @@ func TestPipelineShowPrintsTheEffectiveChain(t *testing.T) {
 	if a := v.Stages[0]; !a.ActsOnDeclared || fmt.Sprint(a.ActsOn) != "[login]" || fmt.Sprint(a.Signals) != "[login uplink]" {
 		t.Errorf("show --load --json, auth: %+v", a)
 	}
-	if b := v.Stages[1]; fmt.Sprint(b.ActsOn) != "[login]" || fmt.Sprint(b.Unlisted) != "[uplink downlink heartbeat]" {
+	if b := v.Stages[1]; fmt.Sprint(b.ActsOn) != "[login]" || fmt.Sprint(b.Unlisted) != "[uplink downlink heartbeat]" || b.RouteSessionsOnly {
 		t.Errorf("show --load --json, blockdid: %+v", b)
 	}
-	if q := v.Stages[2]; q.ActsOnDeclared || fmt.Sprint(q.ActsOn) != "[route]" || q.LoadError != "" {
+	if q := v.Stages[2]; q.ActsOnDeclared || fmt.Sprint(q.ActsOn) != "[route]" || !q.RouteSessionsOnly || q.LoadError != "" {
 		t.Errorf("show --load --json, qosroute: %+v", q)
 	}
 
