@@ -32,7 +32,7 @@ test: fmt-check vet ## every test, with the race detector, every module
 		(cd $$m && $(GO) test $(GOFLAGS_T) ./...) || exit 1; \
 	done
 	@# Allocation tests skip themselves under -race, which allocates: run them once without it.
-	$(GO) test -count=1 -run 'Alloc|DoesNotAllocate|AllocatesNothing' ./internal/batch ./core/ipconf ./internal/telemetry ./internal/rpc ./core/gateway
+	$(GO) test -count=1 -run 'Alloc|DoesNotAllocate|AllocatesNothing' ./internal/batch ./core/ipconf ./internal/telemetry ./internal/rpc ./core/gateway ./core/state
 	cd sdk/stage && $(GO) test -count=1 -run 'Allocates' .
 
 vet:
