@@ -17,9 +17,10 @@ func BenchmarkCloneDeliver(b *testing.B) {
 			for i := range n {
 				req.Events = append(req.Events, &fleet.UpEvent{ConnId: int64(i), Kind: fleet.UpKind_FRAME, Signal: 3, Seq: int64(i), Body: make([]byte, 64)})
 			}
+			bufs := newBufs()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := clone(req); err != nil {
+				if _, err := clone(bufs, req); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -32,10 +32,12 @@ type msg[T any] interface {
 	FastRead(buf []byte) (int, error)
 }
 
-// bufs are the encode buffers: a copy is read back out of one at once, and FastRead copies every
-// string and binary it reads (cloudwego/gopkg's BinaryProtocol), so nothing keeps a buffer after
-// clone returns.
-var bufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+// newBufs makes a Dir's pool of encode buffers: a copy is read back out of one at once, and
+// FastRead copies every string and binary it reads (cloudwego/gopkg's BinaryProtocol), so nothing
+// keeps a buffer after clone returns.
+func newBufs() *sync.Pool {
+	return &sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+}
 
 // maxPooled keeps a rare huge call from pinning its buffer in the pool.
 const maxPooled = 1 << 20
@@ -43,7 +45,7 @@ const maxPooled = 1 << 20
 // clone copies src through the Thrift fast codec, as the wire does minus the syscalls: the copy
 // shares no memory with src, so the caller may reuse its request once the call returns and the
 // handler may keep what it got (and the other way round for the response).
-func clone[T any, P msg[T]](src P) (P, error) {
+func clone[T any, P msg[T]](bufs *sync.Pool, src P) (P, error) {
 	if src == nil {
 		return nil, nil
 	}
@@ -81,7 +83,7 @@ func call[H, W any, Q any, PQ msg[Q], R any, PR msg[R]](
 		return wire(w, ctx, req, opts...)
 	}
 	start := time.Now()
-	resp, err := serveOne(e, m, req, local)
+	resp, err := serveOne(d.bufs, e, m, req, local)
 	e.leave()
 	d.calls[m].Add(1)
 	if err == nil {
@@ -101,8 +103,8 @@ func call[H, W any, Q any, PQ msg[Q], R any, PR msg[R]](
 
 // serveOne is the server's side: the request copied in, the handler under recover, the answer
 // copied out.
-func serveOne[H any, Q any, PQ msg[Q], R any, PR msg[R]](e *Entry[H], m method, req PQ, local func(h H, ctx context.Context, req PQ) (PR, error)) (resp PR, err error) {
-	in, err := clone(req)
+func serveOne[H any, Q any, PQ msg[Q], R any, PR msg[R]](bufs *sync.Pool, e *Entry[H], m method, req PQ, local func(h H, ctx context.Context, req PQ) (PR, error)) (resp PR, err error) {
+	in, err := clone(bufs, req)
 	if err != nil {
 		// The wire could not have encoded it either.
 		return nil, kerrors.ErrRemoteOrNetwork.WithCause(err)
@@ -124,7 +126,7 @@ func serveOne[H any, Q any, PQ msg[Q], R any, PR msg[R]](e *Entry[H], m method, 
 		// Kitex's server cannot encode a nil result either.
 		return nil, remoteErr(errors.New("the handler returned neither a result nor an error"))
 	}
-	cp, err := clone(out)
+	cp, err := clone(bufs, out)
 	if err != nil {
 		return nil, remoteErr(err)
 	}
