@@ -31,7 +31,7 @@ func (c *conn) releaseFlushes() {
 	}
 	c.mu.Unlock()
 	if start {
-		c.gw.writers.Go(c.flush)
+		c.startFlush()
 	}
 }
 

@@ -196,6 +196,9 @@ func (c *conn) appendLocked(o outFrame, force bool) (start, full bool) {
 			return false, true
 		}
 	}
+	if c.queue == nil {
+		c.queue = c.gw.queues.get()
+	}
 	c.queue = append(c.queue, o)
 	c.queued = satAdd(c.queued, size)
 	if !c.watched && int(c.sent)+int(c.writing)+int(c.queued) > c.gw.slow.limit {
@@ -222,7 +225,7 @@ func (c *conn) started(start, full bool) bool {
 		return false
 	}
 	if start {
-		c.gw.writers.Go(c.flush)
+		c.startFlush()
 	}
 	return true
 }
@@ -341,6 +344,7 @@ func (c *conn) flush() {
 		if answered > 0 && usage != nil {
 			observeUplinks(usage, q[:reached])
 		}
+		c.gw.queues.put(q) // written: the next queue of any connection may reuse it
 		if closeAfter {
 			c.abort(0)
 			return
@@ -368,7 +372,7 @@ func (c *conn) closeWith(code protocol.Code, msg string) bool {
 	start, _ := c.appendLocked(outFrame{down: f}, true)
 	c.mu.Unlock()
 	if start {
-		c.gw.writers.Go(c.flush)
+		c.startFlush()
 	}
 	return true
 }

@@ -33,7 +33,7 @@ type connCold struct {
 // coldLocked returns c's connCold, made if c has none. c.mu is held.
 func (c *conn) coldLocked() *connCold {
 	if c.cold == nil {
-		c.cold = &connCold{}
+		c.cold = c.gw.newColdLocked()
 	}
 	return c.cold
 }
@@ -43,11 +43,14 @@ func (c *conn) coldLocked() *connCold {
 // nothing). c.mu is held.
 func (c *conn) trimColdLocked() {
 	k := c.cold
-	if k == nil || k.loginTimer != nil || k.sessions != nil || k.upPending != nil || k.unacked != nil ||
+	if k == nil || k.loginTimer != nil || k.sessions != nil || k.upPending != nil || len(k.unacked) > 0 ||
 		k.handoff != nil || k.handing || k.limits != (deviceLimits{}) {
 		return
 	}
 	c.cold = nil
+	// Nothing else holds k: a handover keeps its pointer only while handing, and the rest read
+	// it under c.mu.
+	c.gw.freeCold(k)
 }
 
 // The readers below take c.mu held and a conn without connCold as an empty one.
@@ -67,7 +70,7 @@ func (c *conn) upPendingLocked() []pendingUplink {
 }
 
 func (c *conn) unackedLocked() []*fleet.DownFrame {
-	if c.cold == nil {
+	if c.cold == nil || len(c.cold.unacked) == 0 {
 		return nil
 	}
 	return c.cold.unacked

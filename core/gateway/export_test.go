@@ -75,3 +75,7 @@ func ConnHasCold(gw *Gateway, id uint64) (cold, held bool) {
 // IdleWriters reports the flush workers gw keeps waiting (taskrun.Runner): a test that counts
 // goroutines leaves them out, as it leaves out netpoll's (NetpollIdleWorkers).
 func IdleWriters(gw *Gateway) int { return gw.writers.Idle() }
+
+// RaceEnabled reports whether the test binary runs with the race detector, which allocates: the
+// allocation tests skip themselves then.
+const RaceEnabled = raceEnabled

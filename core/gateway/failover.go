@@ -63,8 +63,7 @@ func (c *conn) acked(seq int64) bool {
 		}
 	}
 	if len(k.unacked) == 0 {
-		k.unacked = nil
-		c.trimColdLocked()
+		c.trimColdLocked() // the empty slice goes with the connCold, for the next one (pushpool.go)
 	}
 	return found
 }

@@ -92,7 +92,11 @@ type Gateway struct {
 	// slow watches the connections that may have too much unsent (slow.go).
 	slow    *slowWatch
 	writers *taskrun.Runner
-	metrics metrics
+	// What pushes and their ACKs reuse (pushpool.go): write queues, connColds, device events and
+	// Deliver requests.
+	queues                     queueCache
+	colds, events, deliverReqs sync.Pool
+	metrics                    metrics
 	// instruments reads metrics for the Meter; unregistered at Shutdown.
 	instruments metric.Registration
 	nextID      atomic.Uint64

@@ -571,7 +571,7 @@ func (c *conn) unhand() {
 	}
 	c.mu.Unlock()
 	if start {
-		c.gw.writers.Go(c.flush)
+		c.startFlush()
 	}
 }
 

@@ -196,9 +196,9 @@ func (gw *Gateway) handle(c *conn, h protocol.Header, body []byte) {
 		}
 		c.forwarded(int64(h.Seq), monoNow())
 	}
-	if gw.forward(c, link, &fleet.UpEvent{
-		ConnId: int64(c.id), Kind: fleet.UpKind_FRAME, Signal: int8(h.Signal), Flags: int16(h.Flags), Seq: int64(h.Seq), Body: body,
-	}, reserved) {
+	ev := gw.newEvent() // back to the pool once delivered (pushpool.go)
+	ev.ConnId, ev.Kind, ev.Signal, ev.Flags, ev.Seq, ev.Body = int64(c.id), fleet.UpKind_FRAME, int8(h.Signal), int16(h.Flags), int64(h.Seq), body
+	if gw.forward(c, link, ev, reserved) {
 		return
 	}
 	switch h.Signal {

@@ -66,7 +66,7 @@ func (gw *Gateway) redirect(c *conn, targets []string) bool {
 	start, _ := c.appendLocked(outFrame{down: f}, action == fleet.DownAction_SEND_AND_CLOSE)
 	c.mu.Unlock()
 	if start {
-		c.gw.writers.Go(c.flush)
+		c.startFlush()
 	}
 	if loggedIn {
 		gw.wheel.AfterFunc(redirectGrace, func() { c.closeWith(protocol.CodeMigrated, "moved to another gateway") })

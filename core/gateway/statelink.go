@@ -27,6 +27,8 @@ type stateLink struct {
 	stopOnce sync.Once
 	lost     atomic.Bool
 	boot     atomic.Pointer[string]
+	// dctx is the batcher's context detached for the Deliver calls (pushpool.go).
+	dctx dctxCache
 }
 
 // bootOf is the state server's last boot, "" before its first ping.
@@ -100,17 +102,23 @@ func (gw *Gateway) newStateLink(n registry.Node) (*stateLink, error) {
 // lane is blocked meanwhile, which keeps each connection's events in order. Events a lost state
 // server never took are dropped, but for the CLOSED ones: the business must hear of those.
 func (gw *Gateway) deliver(ctx context.Context, l *stateLink, events []*fleet.UpEvent) {
-	req := &fleet.DeliverRequest{GatewayId: gw.cfg.ID, Events: events, Proof: gw.proof, Boot: l.bootOf(), AcksInReply: true}
+	// The request and, once the state server took them, the events are reused (pushpool.go):
+	// nothing keeps them once the call has returned.
+	req := gw.deliverRequest()
+	req.GatewayId, req.Events, req.Proof, req.Boot, req.AcksInReply = gw.cfg.ID, events, gw.proof, l.bootOf(), true
+	defer gw.freeDeliverRequest(req)
 	backoff := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		// Detached: a cancellable context would run the call on a Kitex pool goroutine; the
 		// client's call timeout bounds it (internal/rpc/bound.go).
-		resp, err := l.cli.Deliver(rpc.Detached(ctx), req)
+		resp, err := l.cli.Deliver(l.detached(ctx), req)
 		if err == nil {
 			if resp.Restarted {
 				// Another run of the state server than these events were for: watchState moves the
 				// connections to it; what was in these events is gone with the old run.
 				gw.rerouteClosed(events)
+			} else {
+				gw.freeEvents(events)
 			}
 			if len(resp.Acks) > 0 {
 				gw.writeReplyAcks(ctx, l, resp.Acks)

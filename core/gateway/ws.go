@@ -497,7 +497,7 @@ func (c *conn) sendRawAndClose(b []byte, code protocol.Code) {
 	start, _ := c.appendLocked(outFrame{down: &fleet.DownFrame{ConnId: int64(c.id), Action: fleet.DownAction_SEND_AND_CLOSE, Signal: wsRawSignal, Body: b}}, true)
 	c.mu.Unlock()
 	if start {
-		c.gw.writers.Go(c.flush)
+		c.startFlush()
 	}
 }
 

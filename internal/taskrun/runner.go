@@ -22,7 +22,7 @@ import (
 // At most MaxIdle workers wait: a burst that needed more leaves the rest to exit, so the goroutines
 // kept are bounded whatever the load or the number of connections (none is per connection).
 type Runner struct {
-	tasks   chan func()
+	tasks   chan Task
 	idle    atomic.Int64
 	maxIdle int64
 	onPanic func(r any, stack []byte)
@@ -37,21 +37,34 @@ const MaxIdle = 128
 // NewRunner returns a Runner that reports a task's panic to onPanic (with its stack) and goes on,
 // as gopool does.
 func NewRunner(onPanic func(r any, stack []byte)) *Runner {
-	return &Runner{tasks: make(chan func()), maxIdle: MaxIdle, onPanic: onPanic}
+	return &Runner{tasks: make(chan Task), maxIdle: MaxIdle, onPanic: onPanic}
 }
+
+// Task is a task of RunTask. A pointer that implements it (the gateway's device connection)
+// goes into the interface as it is, where a method value (c.flush) passed to Run is allocated on
+// every call.
+type Task interface{ Run() }
+
+// funcTask is a func as a Task: a func value is one pointer, so the conversion allocates nothing.
+type funcTask func()
+
+func (f funcTask) Run() { f() }
 
 // Run runs f on a waiting worker, or on a new one when none waits. It has the signature of
 // netpoll.Config.Runner; ctx is not used.
-func (r *Runner) Run(_ context.Context, f func()) {
+func (r *Runner) Run(_ context.Context, f func()) { r.RunTask(funcTask(f)) }
+
+// RunTask runs t.Run as Run runs a func.
+func (r *Runner) RunTask(t Task) {
 	select {
-	case r.tasks <- f: // an idle worker took it
+	case r.tasks <- t: // an idle worker took it
 	default:
-		go r.work(f)
+		go r.work(t)
 	}
 }
 
 // work runs f, then waits for further tasks while fewer than maxIdle workers wait.
-func (r *Runner) work(f func()) {
+func (r *Runner) work(f Task) {
 	for {
 		r.run(f)
 		if r.idle.Add(1) > r.maxIdle {
@@ -64,13 +77,13 @@ func (r *Runner) work(f func()) {
 }
 
 // run runs one task, recovering its panic so the worker (and the process) goes on.
-func (r *Runner) run(f func()) {
+func (r *Runner) run(f Task) {
 	defer func() {
 		if p := recover(); p != nil && r.onPanic != nil {
 			r.onPanic(p, debug.Stack())
 		}
 	}()
-	f()
+	f.Run()
 }
 
 // Go runs f as Run does.

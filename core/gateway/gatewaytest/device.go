@@ -3,6 +3,7 @@ package gatewaytest
 import (
 	"bufio"
 	"errors"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -58,6 +59,16 @@ func (d *Device) Read() protocol.Frame {
 		d.t.Fatalf("%s: reading a frame: %v", d.name(), err)
 	}
 	return f
+}
+
+// ReadFull reads exactly len(p) bytes (whole frames, when the test knows their size) into p,
+// allocating nothing: for a test that counts allocations.
+func (d *Device) ReadFull(p []byte) {
+	d.t.Helper()
+	_ = d.nc.SetReadDeadline(time.Now().Add(poll.Timeout))
+	if _, err := io.ReadFull(d.br, p); err != nil {
+		d.t.Fatalf("%s: reading %d bytes: %v", d.name(), len(p), err)
+	}
 }
 
 // ReadBroadcast reads the next frame, which must be a broadcast Downlink whose seq is its msg ID,

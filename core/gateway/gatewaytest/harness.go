@@ -9,6 +9,7 @@ import (
 
 	"github.com/platoim/plato/core/gateway"
 	"github.com/platoim/plato/internal/apps"
+	"github.com/platoim/plato/internal/colocal"
 	"github.com/platoim/plato/internal/config"
 	"github.com/platoim/plato/internal/peerauth"
 	"github.com/platoim/plato/internal/registry"
@@ -40,6 +41,10 @@ type Options struct {
 	BeforeStart func(*gateway.Gateway)
 	// Apps are the apps the gateway serves. Default: Apps, with the default limits.
 	Apps map[string]config.App
+	// Local, when set, links the gateway and the fake state server in-process through it, as
+	// `plato up` does (internal/colocal): the gateway's Deliver calls reach State directly, and
+	// Local.GatewayClient reaches the gateway's Push without Kitex.
+	Local *colocal.Dir
 }
 
 // Apps are the app IDs a harness gateway serves by default.
@@ -87,6 +92,10 @@ func New(t testing.TB, opts Options) *Harness {
 
 	b := startBus(ctx, t, log)
 	state := startState(ctx, t, b.reg)
+	if opts.Local != nil {
+		e := opts.Local.ServeState(StateID, state.Addr, state)
+		t.Cleanup(func() { e.Stop(poll.Timeout) })
+	}
 	tokens, err := token.NewSigner([]byte(TokenSecret), time.Hour)
 	if err != nil {
 		t.Fatalf("creating the token signer: %v", err)
@@ -104,7 +113,7 @@ func New(t testing.TB, opts Options) *Harness {
 	if err != nil {
 		t.Fatalf("the harness's apps: %v", err)
 	}
-	cfg := gateway.Config{Gateway: gc, RPCTimeout: 5 * time.Second, Apps: table}
+	cfg := gateway.Config{Gateway: gc, RPCTimeout: 5 * time.Second, Apps: table, Local: opts.Local}
 	if !opts.NoNATS {
 		cfg.NATS = b.nc
 	}

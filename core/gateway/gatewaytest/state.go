@@ -133,6 +133,13 @@ func (s *State) Forget() {
 	s.mu.Unlock()
 }
 
+// Delivered is how many events were delivered since the start or the last Forget.
+func (s *State) Delivered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.events)
+}
+
 // Count is how many events delivered so far match accepts, without copying them.
 func (s *State) Count(match func(*fleet.UpEvent) bool) int {
 	s.mu.Lock()
