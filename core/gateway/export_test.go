@@ -79,3 +79,6 @@ func IdleWriters(gw *Gateway) int { return gw.writers.Idle() }
 // RaceEnabled reports whether the test binary runs with the race detector, which allocates: the
 // allocation tests skip themselves then.
 const RaceEnabled = raceEnabled
+
+// FramesIn is how many frames of signal sig gw has read from devices.
+func FramesIn(gw *Gateway, sig protocol.Signal) int64 { return gw.metrics.framesIn.Load(uint8(sig)) }
