@@ -37,8 +37,8 @@ import (
 // (pushpool.go), as are a Deliver call's request and context, and the writers and netpoll's
 // runner keep enough idle workers not to start a goroutine per flush or read (taskrun.MaxIdle).
 // The build before made 8.1 objects per push in this test (15 in a first version of it that let
-// most calls carry one ACK). The bound
-// of 3 leaves room for the calls' share to vary, not for one more object per push.
+// most calls carry one ACK). The bound of 3 leaves room for the calls' share to vary, not for one
+// more object per push.
 func TestPushAllocationsPerPush(t *testing.T) {
 	if gateway.RaceEnabled {
 		t.Skip("the race detector allocates")
