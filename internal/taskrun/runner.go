@@ -30,14 +30,9 @@ type Runner struct {
 
 // MaxIdle bounds the workers a Runner keeps waiting. A task runs until its handler returns, and a
 // state server holds a Deliver call up to state.uplink_ack_wait, so the tasks running at once are
-// the calls in flight (a few per lane and peer) plus the device reads and writes of the moment. A
-// push batch reaches hundreds of devices at once: each gets a flush, and each device's ACK a read
-// task. With 128, `plato bench downlink --window 1` over 1,000 devices started more than one
-// goroutine per push, each growing its stack in the read path (runtime.newstack and newproc, 7% of
-// the server's CPU: docs/performance.md, "The gateway's push path"). A parked worker costs its
-// stack, 2 to 8 KB (the GC shrinks an idle one), so at most a few MB per Runner, and only after a
-// burst that needed that many.
-const MaxIdle = 1024
+// the calls in flight (a few per lane and peer) plus the device reads of the moment: a few dozen
+// on a busy two-core process. A parked worker costs its stack (the GC shrinks an idle one).
+const MaxIdle = 128
 
 // NewRunner returns a Runner that reports a task's panic to onPanic (with its stack) and goes on,
 // as gopool does.
