@@ -36,7 +36,9 @@ type lane[T any] struct {
 	// the items a merged send took from it, released when that send returns.
 	force bool
 	taken int
-	_     [64]byte // keep lanes' locks off each other's cache lines
+	// slot: Add woke this lane to send on an idle hop and counted its send in flight already.
+	slot bool
+	_    [64]byte // keep lanes' locks off each other's cache lines
 }
 
 func (l *lane[T]) signal() {
@@ -149,7 +151,10 @@ func (b *Batcher[T]) run(l *lane[T]) {
 		n := own
 		if b.merge != nil {
 			n, carried = b.carry(l, batch, n, carried)
-			b.merge.inflight++
+			if !l.slot {
+				b.merge.inflight++
+			}
+			l.slot = false
 		}
 		l.mu.Unlock()
 		b.send(b.ctx, batch[:n])

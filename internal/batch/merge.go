@@ -6,7 +6,7 @@ import "time"
 // lock the lanes then share.
 type merger struct {
 	wait     time.Duration
-	inflight int       // sends in flight, merged or not
+	inflight int       // sends in flight, merged or not, and lanes woken to make one (lane.slot)
 	merging  int       // lanes in stateMerging
 	since    time.Time // when merging last went from 0 to 1
 	timer    *time.Timer
@@ -36,6 +36,11 @@ func (b *Batcher[T]) mergeAdded(l *lane[T]) bool {
 	switch l.state {
 	case stateIdle:
 		if b.merge.inflight == 0 {
+			// The slot is taken now, not when the goroutine wakes: the items other lanes get
+			// meanwhile then wait for this send instead of waking their own goroutines, which
+			// would all find the hop idle and send apart.
+			b.merge.inflight++
+			l.slot = true
 			l.state = stateBusy
 			return true
 		}
@@ -49,9 +54,25 @@ func (b *Batcher[T]) mergeAdded(l *lane[T]) bool {
 	return false
 }
 
-// holds reports whether l, which has items, must wait for the send in flight to take them.
+// holds reports whether l, which has items, must wait for another lane's send in flight to take
+// them; a slot l took for a send of its own is then given back.
 func (b *Batcher[T]) holds(l *lane[T]) bool {
-	return b.merge != nil && b.merge.inflight > 0 && !l.closed && !l.force && l.count < b.maxSize
+	m := b.merge
+	if m == nil || l.closed || l.force || l.count >= b.maxSize || m.inflight-btoi(l.slot) == 0 {
+		return false
+	}
+	if l.slot {
+		m.inflight--
+		l.slot = false
+	}
+	return true
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // mustCarry reports whether lanes wait for a merged send that nobody is making: the goroutine that

@@ -94,73 +94,6 @@ func TestMergedSendCarriesEveryLane(t *testing.T) {
 	}
 }
 
-func btoi(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
-
-// A lane whose queue reaches a full batch does not wait for the send in flight: it sends on its
-// own, in parallel, as separate lanes would.
-func TestMergeFullLaneSendsOnItsOwn(t *testing.T) {
-	const maxSize = 8
-	bl := newBlocker()
-	b := New(Config{MaxSize: maxSize, Lanes: 2, MergeWait: time.Hour}, bl.send)
-	keys := laneKeys(b)
-	idleLanes(t, b)
-	b.Add(keys[0], item{keys[0], 0})
-	<-bl.entered
-	for i := range maxSize - 1 {
-		b.Add(keys[1], item{keys[1], i})
-	}
-	noSendFor(t, bl, 20*time.Millisecond, "a lane short of a full batch")
-	b.Add(keys[1], item{keys[1], maxSize - 1})
-	select {
-	case n := <-bl.entered:
-		if n != maxSize {
-			t.Fatalf("parallel send %d items, want the full %d", n, maxSize)
-		}
-	case <-time.After(waitLimit):
-		t.Fatal("a full lane waited for another lane's send")
-	}
-	close(bl.release)
-	closeOK(t, b)
-}
-
-// A send that does not return holds the other lanes' items at most MergeWait: then they go in a
-// send of their own.
-func TestMergeWaitBoundsASlowSend(t *testing.T) {
-	bl := newBlocker()
-	b := New(Config{MaxSize: 64, Lanes: 4, MergeWait: 20 * time.Millisecond}, bl.send)
-	keys := laneKeys(b)
-	idleLanes(t, b)
-	b.Add(keys[0], item{keys[0], 0})
-	<-bl.entered
-	start := time.Now()
-	b.Add(keys[1], item{keys[1], 0})
-	b.Add(keys[2], item{keys[2], 0})
-	select {
-	case n := <-bl.entered:
-		if n != 2 {
-			t.Fatalf("send after MergeWait %d items, want both waiting lanes' 2", n)
-		}
-		if waited := time.Since(start); waited < 20*time.Millisecond {
-			t.Fatalf("the waiting lanes sent after %v, before MergeWait (20ms)", waited)
-		}
-	case <-time.After(waitLimit):
-		t.Fatal("the waiting lanes were held by a send that did not return")
-	}
-	// The stalled lane's own items still wait for its send: one send in flight per lane.
-	b.Add(keys[0], item{keys[0], 1})
-	noSendFor(t, bl, 60*time.Millisecond, "the lane whose send is in flight")
-	close(bl.release)
-	closeOK(t, b)
-	if bl.total() != 4 {
-		t.Fatalf("%d of 4 items sent", bl.total())
-	}
-}
-
 // Concurrent producers, a callee that is sometimes slow, sends that may stall past MergeWait:
 // every item arrives once, each key's items in Add order, no send beyond the cap and no two sends
 // with items of one lane at once; and most sends merge lanes.
@@ -334,4 +267,27 @@ func TestMergeSteadyStateAllocs(t *testing.T) {
 	if allocs > 0.01 {
 		t.Fatalf("%.3f allocations per item in the steady state", allocs)
 	}
+}
+
+// Items for several lanes of an idle hop, added before any lane goroutine runs: one lane takes the
+// send, and the others' items wait for it (or ride in it) instead of each waking its own goroutine
+// to find the hop idle and send apart.
+func TestMergeIdleHopWakesOneLane(t *testing.T) {
+	bl := newBlocker()
+	b := New(Config{MaxSize: 64, Lanes: 4, MergeWait: time.Hour}, bl.send)
+	keys := laneKeys(b)
+	idleLanes(t, b)
+	for _, k := range keys {
+		b.Add(k, item{k, 0})
+	}
+	first := <-bl.entered
+	noSendFor(t, bl, 50*time.Millisecond, "a second lane of a hop whose first send is in flight")
+	bl.release <- struct{}{}
+	if first < len(keys) {
+		if n := <-bl.entered; first+n != len(keys) {
+			t.Fatalf("sends of %d and %d items, want the %d items in at most two", first, n, len(keys))
+		}
+	}
+	close(bl.release)
+	closeOK(t, b)
 }
