@@ -93,6 +93,7 @@ func (gw *Gateway) newStateLink(n registry.Node) (*stateLink, error) {
 	l := &stateLink{id: n.ID, cli: cli, gone: make(chan struct{})}
 	l.batch = batch.New(batch.Config{
 		MaxSize: gw.cfg.Batch.MaxSize, MaxDelay: gw.cfg.Batch.MaxDelay, Lanes: gw.cfg.Batch.Lanes,
+		MergeWait: gw.cfg.Batch.MergeWait,
 	}, func(ctx context.Context, events []*fleet.UpEvent) { gw.deliver(ctx, l, events) })
 	go gw.watchState(l)
 	return l, nil

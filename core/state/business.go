@@ -82,7 +82,7 @@ func (b *businesses) forApp(appID string) (*businessLink, error) {
 	l := &businessLink{addr: addr, key: app.BusinessKey, cli: cli, latency: b.s.businessObservers(appID)}
 	l.retry = newEventRetry(b.s, l)
 	bc := b.s.cfg.Batch
-	l.batch = batch.New(batch.Config{MaxSize: bc.MaxSize, MaxDelay: bc.MaxDelay, Lanes: bc.Lanes},
+	l.batch = batch.New(batch.Config{MaxSize: bc.MaxSize, MaxDelay: bc.MaxDelay, Lanes: bc.Lanes, MergeWait: bc.MergeWait},
 		func(ctx context.Context, items []bizItem) { b.s.deliverBusiness(ctx, l, items) })
 	b.byApp[appID] = l
 	return l, nil

@@ -73,7 +73,7 @@ func (s *Server) dialGateway(n registry.Node) (*gatewayLink, error) {
 	cli = s.cfg.Local.GatewayClient(n, cli, colocal.Options{Timeout: s.cfg.RPCTimeout, Latency: s.gatewayCalls})
 	l := &gatewayLink{id: n.ID, addr: n.RPCAddr, cli: cli}
 	b := s.cfg.Batch
-	l.batch = batch.New(batch.Config{MaxSize: b.MaxSize, MaxDelay: b.MaxDelay, Lanes: b.Lanes},
+	l.batch = batch.New(batch.Config{MaxSize: b.MaxSize, MaxDelay: b.MaxDelay, Lanes: b.Lanes, MergeWait: b.MergeWait},
 		func(ctx context.Context, items []downItem) { s.pushFrames(ctx, l, items) })
 	return l, nil
 }

@@ -32,6 +32,13 @@ type Config struct {
 	// MaxQueue is how many items may wait in one lane, not counting the batch being sent, before
 	// Add returns ErrFull. Default 8192 (used when <= 0).
 	MaxQueue int
+	// MergeWait, when positive, merges the lanes' sends (docs/adr/0016-merged-lanes.md): while a
+	// send is in flight, the items of the other lanes wait for it and go out together, in one
+	// send, when it returns, so a hop has one send in flight instead of one per lane and its
+	// batches are as big as one lane's would be. A lane still sends on its own, in parallel, when
+	// its batch is full, or when its items have waited MergeWait for a send that has not returned
+	// (a slow callee then gets the lanes' parallelism back). Zero: each lane sends on its own.
+	MergeWait time.Duration
 }
 
 const (
@@ -54,6 +61,7 @@ type Batcher[T any] struct {
 	maxSize  int
 	maxQueue int
 	delay    time.Duration // <= 0: natural batching, no linger
+	merge    *merger       // nil unless Config.MergeWait > 0
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -91,9 +99,20 @@ func New[T any](cfg Config, send SendFunc[T]) *Batcher[T] {
 		lanes:    make([]*lane[T], cfg.Lanes),
 		done:     make(chan struct{}),
 	}
+	var shared *sync.Mutex
+	if cfg.MergeWait > 0 {
+		// One lock for every lane: a merged send takes items of several lanes at once.
+		shared = new(sync.Mutex)
+		b.merge = &merger{wait: cfg.MergeWait}
+		b.merge.timer = time.AfterFunc(time.Hour, b.mergeTimeout)
+		b.merge.timer.Stop()
+	}
 	b.live.Store(int32(cfg.Lanes))
 	for i := range b.lanes {
-		l := &lane[T]{wake: make(chan struct{}, 1)}
+		l := &lane[T]{index: i, wake: make(chan struct{}, 1), mu: shared}
+		if l.mu == nil {
+			l.mu = &l.own
+		}
 		b.lanes[i] = l
 		go b.run(l)
 	}
@@ -176,9 +195,14 @@ func (b *Batcher[T]) add(key uint64, item T, reserved bool) error {
 	l.push(item, b.maxSize)
 	// Wake the lane goroutine only on the transitions it waits for, so that a busy lane costs no
 	// channel operation per item.
-	wake := l.state == stateIdle || (l.state == stateLinger && l.count >= b.maxSize)
-	if wake {
-		l.state = stateBusy
+	var wake bool
+	if b.merge != nil {
+		wake = b.mergeAdded(l)
+	} else {
+		wake = l.state == stateIdle || (l.state == stateLinger && l.count >= b.maxSize)
+		if wake {
+			l.state = stateBusy
+		}
 	}
 	l.mu.Unlock()
 	if wake {
@@ -224,6 +248,9 @@ func (b *Batcher[T]) Close(ctx context.Context) error {
 
 func (b *Batcher[T]) exit() {
 	if b.live.Add(-1) == 0 {
+		if b.merge != nil {
+			b.merge.timer.Stop()
+		}
 		b.cancel() // releases the context; no send can start any more
 		close(b.done)
 	}

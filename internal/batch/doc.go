@@ -11,6 +11,13 @@
 // flight at most). A positive Config.MaxDelay turns on a linger instead: a lane that was idle
 // waits that long after its first item, or for a full batch, before sending.
 //
+// With Config.MergeWait the lanes merge their sends: while any send is in flight, the other lanes'
+// items wait for it, and the goroutine whose send returns takes them all into its next send. A hop
+// then has one send in flight, carrying as much as one lane would, instead of one small send per
+// lane; each lane is still in at most one send at a time, so its items keep their order. A lane
+// sends on its own, in parallel, when it holds a full batch (a backlog) or when its items have
+// waited MergeWait (a slow callee), so a hop under load or stalled keeps its Config.Lanes sends.
+//
 // Concurrency rules:
 //
 //   - Add and Close are safe for concurrent use by any number of goroutines.
@@ -19,7 +26,7 @@
 //   - Items passed to Add from one goroutine with the same lane key reach SendFunc in that order.
 //     Items from different goroutines are ordered as their Add calls were serialised on the lane.
 //   - SendFunc calls for one lane never overlap; calls for different lanes run concurrently, one
-//     long-lived goroutine per lane. SendFunc must not keep the slice it is given (it is reused),
+//     long-lived goroutine per lane. With MergeWait a call may carry items of several lanes. SendFunc must not keep the slice it is given (it is reused),
 //     and must not call Close of its own Batcher, which would wait for it. It may call Add.
 //   - Close stops Add, flushes everything queued and waits for the lane goroutines to finish.
 package batch

@@ -56,6 +56,7 @@ const (
 	DefaultBatchSize        = 128
 	DefaultBatchDelay       = time.Duration(0) // natural batching: an idle hop sends at once
 	DefaultBatchLanes       = 4
+	DefaultBatchMergeWait   = 2 * time.Millisecond // lanes share one call in flight (ADR 0016)
 	DefaultRPCTimeout       = 3 * time.Second
 	DefaultLogLevel         = "info"
 	DefaultLogFormat        = "text"
@@ -466,6 +467,11 @@ type Batch struct {
 	MaxDelay time.Duration `koanf:"max_delay"`
 	// Lanes are independent ordered streams (a connection always uses the same one). Default 4.
 	Lanes int `koanf:"lanes"`
+	// MergeWait merges the lanes' calls: while a call to a peer is in flight, the other lanes'
+	// items wait for it and go out together in one call when it returns, at most this long; a
+	// lane with a full batch, or whose items waited this long, calls on its own. Default 2ms;
+	// 0 lets every lane call on its own (docs/adr/0016-merged-lanes.md).
+	MergeWait time.Duration `koanf:"merge_wait"`
 }
 
 // Demo configures the demo chat business server `plato up` starts.
@@ -482,7 +488,7 @@ type Demo struct {
 
 // Default returns the configuration with every default filled in.
 func Default() Config {
-	b := Batch{MaxSize: DefaultBatchSize, MaxDelay: DefaultBatchDelay, Lanes: DefaultBatchLanes}
+	b := Batch{MaxSize: DefaultBatchSize, MaxDelay: DefaultBatchDelay, Lanes: DefaultBatchLanes, MergeWait: DefaultBatchMergeWait}
 	o := Overload{
 		RefuseLogins: DefaultRefuseLogins, RefuseUplinks: DefaultRefuseUplinks,
 		ShedBroadcasts: DefaultShedBroadcasts, Interval: DefaultOverloadInterval,

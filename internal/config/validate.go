@@ -216,6 +216,9 @@ func (c *Config) validateBatch(key string, b Batch, bad func(string, string, ...
 	if b.MaxSize < 1 {
 		bad(key+".max_size", "must be at least 1, got %d", b.MaxSize)
 	}
+	if b.MergeWait < 0 {
+		bad(key+".merge_wait", "must not be negative, got %v", b.MergeWait)
+	}
 	if b.MaxDelay < 0 {
 		bad(key+".max_delay", "must not be negative, got %v", b.MaxDelay)
 	}
