@@ -90,12 +90,25 @@ func TestOrderAndSize(t *testing.T) {
 		}
 		rec.send(ctx, items)
 	})
+	produce(t, b, producers, perProducer, 0)
+	closeOK(t, b)
+	largest := checkOrder(t, rec.batches, maxSize, producers, perProducer)
+	t.Logf("%d batches, largest %d", len(rec.batches), largest)
+}
+
+// produce has producers goroutines each Add perProducer items under its own key (the producer's
+// number), in seq order, retrying ErrFull; with pace, each sleeps that long every 8 items.
+func produce(t *testing.T, b *Batcher[item], producers, perProducer int, pace time.Duration) {
+	t.Helper()
 	var wg sync.WaitGroup
 	for p := range producers {
 		wg.Go(func() {
 			for i := 0; i < perProducer; {
 				if err := b.Add(uint64(p), item{uint64(p), i}); err == nil {
 					i++
+					if pace > 0 && i%8 == 0 {
+						time.Sleep(pace)
+					}
 				} else if errors.Is(err, ErrFull) {
 					runtime.Gosched()
 				} else {
@@ -106,10 +119,15 @@ func TestOrderAndSize(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	closeOK(t, b)
+}
+
+// checkOrder fails t unless batches hold every item produce made, once, each key's in seq order,
+// no batch empty or beyond maxSize; it returns the largest batch.
+func checkOrder(t *testing.T, batches [][]item, maxSize, producers, perProducer int) int {
+	t.Helper()
 	next := make(map[uint64]int)
-	var largest int
-	for _, batch := range rec.batches {
+	largest := 0
+	for _, batch := range batches {
 		if len(batch) == 0 || len(batch) > maxSize {
 			t.Fatalf("batch of %d items, want 1..%d", len(batch), maxSize)
 		}
@@ -126,7 +144,7 @@ func TestOrderAndSize(t *testing.T) {
 			t.Fatalf("key %d: %d items delivered, want %d", p, next[uint64(p)], perProducer)
 		}
 	}
-	t.Logf("%d batches, largest %d", len(rec.batches), largest)
+	return largest
 }
 
 func TestLoneItemWaitsMaxDelay(t *testing.T) {

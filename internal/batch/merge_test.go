@@ -141,25 +141,7 @@ func mergeUnderLoad(t *testing.T, maxSize int, pace time.Duration) {
 		}
 		mu.Unlock()
 	})
-	var wg sync.WaitGroup
-	for p := range producers {
-		wg.Go(func() {
-			for i := 0; i < perProducer; {
-				if err := b.Add(uint64(p), item{uint64(p), i}); err == nil {
-					i++
-					if pace > 0 && i%8 == 0 {
-						time.Sleep(pace)
-					}
-				} else if errors.Is(err, ErrFull) {
-					runtime.Gosched()
-				} else {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	produce(t, b, producers, perProducer, pace)
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	if err := b.Barrier(ctx); err != nil {
@@ -178,23 +160,7 @@ func mergeUnderLoad(t *testing.T, maxSize int, pace time.Duration) {
 	if overlap != "" {
 		t.Fatal(overlap)
 	}
-	next := make(map[uint64]int)
-	for _, batch := range rec.batches {
-		if len(batch) == 0 || len(batch) > maxSize {
-			t.Fatalf("batch of %d items, want 1..%d", len(batch), maxSize)
-		}
-		for _, it := range batch {
-			if it.seq != next[it.key] {
-				t.Fatalf("key %d: got seq %d, want %d", it.key, it.seq, next[it.key])
-			}
-			next[it.key]++
-		}
-	}
-	for p := range producers {
-		if next[uint64(p)] != perProducer {
-			t.Fatalf("key %d: %d items delivered, want %d", p, next[uint64(p)], perProducer)
-		}
-	}
+	checkOrder(t, rec.batches, maxSize, producers, perProducer)
 	if pace > 0 && merged == 0 {
 		t.Fatal("no send carried more than one lane's items")
 	}

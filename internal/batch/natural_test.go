@@ -3,8 +3,6 @@ package batch
 import (
 	"context"
 	"errors"
-	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -107,42 +105,9 @@ func TestNaturalOrderUnderLoad(t *testing.T) {
 		}
 		rec.send(ctx, items)
 	})
-	var wg sync.WaitGroup
-	for p := range producers {
-		wg.Go(func() {
-			for i := 0; i < perProducer; {
-				if err := b.Add(uint64(p), item{uint64(p), i}); err == nil {
-					i++
-				} else if errors.Is(err, ErrFull) {
-					runtime.Gosched()
-				} else {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	produce(t, b, producers, perProducer, 0)
 	closeOK(t, b)
-	next := make(map[uint64]int)
-	largest := 0
-	for _, batch := range rec.batches {
-		if len(batch) == 0 || len(batch) > maxSize {
-			t.Fatalf("batch of %d items, want 1..%d", len(batch), maxSize)
-		}
-		largest = max(largest, len(batch))
-		for _, it := range batch {
-			if it.seq != next[it.key] {
-				t.Fatalf("key %d: got seq %d, want %d", it.key, it.seq, next[it.key])
-			}
-			next[it.key]++
-		}
-	}
-	for p := range producers {
-		if next[uint64(p)] != perProducer {
-			t.Fatalf("key %d: %d items delivered, want %d", p, next[uint64(p)], perProducer)
-		}
-	}
+	largest := checkOrder(t, rec.batches, maxSize, producers, perProducer)
 	// 40,000 items through 3 lanes whose sends sleep: batches of one only would mean the backlog
 	// was not batched at all.
 	if largest < 2 {
