@@ -142,7 +142,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.PerWorker, "per-worker", bench.DefaultPerWorker, "most devices per worker process")
 	fs.BoolVar(&o.Baseline, "baseline", false, "also run against a bare netpoll echo server with the same settings and report ratios")
 	fs.StringVar(&o.Sink, "sink", bench.DefaultSink, `did that uplinks address: payload {"to":"<sink>","text":"<seq>"}`)
-	fs.StringVar(&o.Business, "business", "", "serve a business server on this address that accepts every uplink and pushes nothing, instead of the demo's (route the app to it: plato up --set apps.bench.business=ADDR); an http:// URL takes them as webhooks (plato up --set apps.bench.business=URL, and the app's webhook_secret)")
+	fs.StringVar(&o.Business, "business", "", "serve a business server on this address that accepts every uplink and pushes nothing, instead of the demo's (route the app to it: plato up --set apps.bench.business=ADDR); an http:// URL takes them as webhooks (plato up --set apps.bench.business=URL, and the app's webhook_secret); it runs in the bench's parent process, whose cores the summary reports as bench_parent_cpu_cores")
 	fs.StringVar(&o.WebhookSecret, "webhook-secret", "", "with an http:// --business: the app's apps.<app>.webhook_secret (default $PLATO_APPS__<APP>__WEBHOOK_SECRET)")
 	fs.Float64Var(&o.BusinessRate, "business-rate", 0, "with --business: the most uplinks per second that business server takes, the rest waiting their turn (a business of known capacity, for overload)")
 	fs.DurationVar(&o.Drain, "drain", bench.DefaultDrain, "how long to wait for outstanding answers after the measured phase")

@@ -104,10 +104,16 @@ demo: {enabled: true, addr: "127.0.0.1:0", login_addr: ""}
 		Devices, Connected, Workers            int
 		Sent, Acked, Lost, Duplicated, Refused uint64
 		BytesPerConn                           float64                    `json:"bytes_per_conn"`
+		ParentCPU                              float64                    `json:"bench_parent_cpu_cores"`
 		Latency                                struct{ P50, P99 float64 } `json:"latency_us"`
 	}
 	if err := json.Unmarshal(bytes.TrimSpace(stdout.Bytes()), &s); err != nil {
 		t.Fatalf("stdout is not one JSON line: %v\n%s", err, stdout.String())
+	}
+	// The business server answering every uplink runs in the bench's parent process, apart from
+	// the device workers: its cores are reported on their own.
+	if s.ParentCPU <= 0 || !strings.Contains(stdout.String(), "its CPU is in bench_parent_cpu_cores") {
+		t.Errorf("bench_parent_cpu_cores %v, or the business server's note does not point to it:\n%s", s.ParentCPU, stdout.String())
 	}
 	if s.Workers != 2 || s.Connected != 8 || s.Acked == 0 || s.Acked != s.Sent || s.Lost != 0 || s.Duplicated != 0 || s.Refused != 0 {
 		t.Errorf("summary %+v\n%s", s, stdout.String())

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 )
 
@@ -49,6 +50,9 @@ type targetResult struct {
 	// CPU seconds used during the measured phase by the server processes (and their children) and
 	// by the workers (the parent's own process when they run in it).
 	serverCPU, clientCPU float64
+	// parentCPU is this process's own CPU in the measured phase when the devices run in workers
+	// of their own (runner.children): the business server's, mostly.
+	parentCPU float64
 	// childStarted and childEnded count the servers' child processes (plugins) that started or
 	// ended during the measured phase: a plugin restarted.
 	childStarted, childEnded int
@@ -150,11 +154,15 @@ func (r *runner) runTarget(ctx context.Context, tg target) (*targetResult, error
 	waitBroadcast := func() {}
 	start := time.Now()
 	cpu0 := cpuSample(tg.pids)
+	self0 := cpuSeconds(os.Getpid())
 	// The servers' CPU is sampled when the measured phase ends, not after the drain.
 	sampled := make(chan struct{})
 	sample := func() {
 		after := cpuSample(tg.pids)
 		out.serverCPU = cpuSince(cpu0, after)
+		if r.children {
+			out.parentCPU = max(0, cpuSeconds(os.Getpid())-self0)
+		}
 		out.childStarted, out.childEnded = churn(cpu0, after)
 	}
 	sampler := time.AfterFunc(o.Duration, func() {

@@ -30,6 +30,7 @@ func (r *runner) figures(t *targetResult) Figures {
 		f.MsgsPerSec = round3(float64(res.Acked) / secs)
 		f.ServerCPU = round3(t.serverCPU / secs)
 		f.ClientCPU = round3(t.clientCPU / secs)
+		f.ParentCPU = round3(t.parentCPU / secs)
 		if res.Acked > 0 && o.Scenario != ScenarioConnect {
 			f.ServerCPUPerMsg = round3(t.serverCPU * 1e6 / float64(res.Acked))
 		}

@@ -119,7 +119,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if sink != nil {
 		rec, dup := sink.counts()
 		s.Business = &BusinessFigures{Received: rec, Duplicated: dup}
-		where := "its CPU is in neither server_cpu_cores nor client_cpu_cores"
+		where := "its CPU is in bench_parent_cpu_cores (neither server_cpu_cores nor client_cpu_cores)"
 		if !r.children {
 			where = "its CPU is in client_cpu_cores, with the devices'"
 		}
@@ -152,7 +152,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		note("baseline: a bare netpoll echo server %s, same client and settings, no token check, state, pipeline or business hop; ratios are plato / baseline", where)
 	}
 	s.LoadAverage = &LoadAverage{Before: loadBefore, After: loadAverage()}
-	note("cores busy during the measured phase: server process(es) %.2f, bench %.2f, of %d on this machine; load average before %s, after %s (/proc/loadavg: 1, 5, 15 minutes)", s.ServerCPU, s.ClientCPU, runtime.NumCPU(), s.LoadAverage.Before, s.LoadAverage.After)
+	parent := ""
+	if r.children {
+		parent = fmt.Sprintf(" (its workers; its parent process %.2f)", s.ParentCPU)
+	}
+	note("cores busy during the measured phase: server process(es) %.2f, bench %.2f%s, of %d on this machine; load average before %s, after %s (/proc/loadavg: 1, 5, 15 minutes)", s.ServerCPU, s.ClientCPU, parent, runtime.NumCPU(), s.LoadAverage.Before, s.LoadAverage.After)
 	s.Notes = append(notes, scenarioNotes(s, o)...)
 	if plato.stopped {
 		s.Notes = append(s.Notes, "interrupted: the measured phase was cut short")

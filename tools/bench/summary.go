@@ -72,6 +72,10 @@ type Figures struct {
 	// during the measured phase (CPU seconds per second).
 	ServerCPU float64 `json:"server_cpu_cores"`
 	ClientCPU float64 `json:"client_cpu_cores"`
+	// ParentCPU is the cores the bench's parent process kept busy when its workers are processes
+	// of their own: its business server (--business), which answers every uplink on the same
+	// machine, and the coordination. 0 when the parent runs the devices itself (in ClientCPU).
+	ParentCPU float64 `json:"bench_parent_cpu_cores,omitempty"`
 	// ServerCPUPerMsg is the server processes' CPU time over the measured phase divided by the
 	// messages answered (uplinks ACKed, downlinks received), in microseconds.
 	ServerCPUPerMsg float64 `json:"server_cpu_us_per_msg,omitempty"`
