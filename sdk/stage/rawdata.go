@@ -204,6 +204,7 @@ type rawConn struct {
 	frames   *framePool  // where sent batches' buffers go back
 	answered *atomic.Uint64
 	fault    func(error)
+	io       io.ReadWriter
 }
 
 func newRawConn(c *net.UnixConn, frames *framePool, answered *atomic.Uint64, fault func(error)) (*rawConn, error) {
@@ -212,7 +213,8 @@ func newRawConn(c *net.UnixConn, frames *framePool, answered *atomic.Uint64, fau
 		return nil, fmt.Errorf("data socket: %w", err)
 	}
 	rc := &rawConn{c: c, sc: sc, frames: frames, answered: answered, fault: fault}
-	rc.fr = frameReader{r: bufio.NewReaderSize(c, 64<<10), limit: maxFrame}
+	rc.io = newSocketIO(c)
+	rc.fr = frameReader{r: bufio.NewReaderSize(rc.io, 64<<10), limit: maxFrame}
 	return rc, nil
 }
 
@@ -223,7 +225,7 @@ func (c *rawConn) close() { _ = c.c.Close() }
 // send writes a frame, or what trySend left of it, blocking until it is written (the sender
 // goroutine's way).
 func (c *rawConn) send(b []byte) error {
-	if _, err := c.c.Write(b); err != nil {
+	if _, err := c.io.Write(b); err != nil {
 		if errors.Is(err, net.ErrClosed) {
 			return io.EOF // closed by the receiver's failure, which carries the reason
 		}
@@ -240,7 +242,7 @@ func (c *rawConn) send(b []byte) error {
 func (c *rawConn) trySend(b []byte) (n int, err error) {
 	werr := c.sc.Write(func(fd uintptr) bool {
 		for n < len(b) {
-			m, e := syscall.Write(int(fd), b[n:])
+			m, e := rawWrite(fd, b[n:])
 			switch {
 			case e == syscall.EINTR:
 				continue
@@ -328,19 +330,14 @@ func (d *dataServer) openData(ctx context.Context, req []byte) error {
 }
 
 // serveRaw runs the batches that come on c until c closes (rawserve.go).
-func (s *server) serveRaw(c *net.UnixConn) {
-	ctx, cancel := context.WithCancel(context.Background())
-	rr := &rawReader{s: s, ctx: ctx, cancel: cancel, out: &rawSender{c: c}, r: bufio.NewReaderSize(c, 64<<10)}
-	rr.takeover = time.AfterFunc(time.Hour, rr.takeOver)
-	rr.takeover.Stop()
-	rr.loop()
-}
+func (s *server) serveRaw(c *net.UnixConn) { newRawReader(s, c).loop() }
 
 // rawSender is the plugin's resultSink on the data socket: it serializes the plugin's frames and
 // recycles the buffers of batches and results.
 type rawSender struct {
 	mu      sync.Mutex
 	c       *net.UnixConn
+	w       io.Writer
 	batches framePool
 	results framePool
 }
@@ -350,7 +347,7 @@ func (o *rawSender) buffer(n int) []byte { return beginFrame(o.results.get(n + f
 func (o *rawSender) send(b []byte) error {
 	b = endFrame(b)
 	o.mu.Lock()
-	_, err := o.c.Write(b)
+	_, err := o.w.Write(b)
 	o.mu.Unlock()
 	o.results.put(b)
 	return err

@@ -183,20 +183,26 @@ func TestDataSocketCallerLeavesWhileReading(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 
-	// By cancel, with no deadline: the plugin sleeps on (30 s) while later batches pass it.
-	ctx, cancel := context.WithCancel(context.Background())
-	left := make(chan error, 1)
-	go func() { left <- r.proc.Process(ctx, []stage.Event{uplink("d1", 2, "sleep")}, make([]stage.Reply, 1)) }()
-	time.Sleep(100 * time.Millisecond) // let it reach the plugin
-	echoes(t, r.proc)                  // behind a batch the plugin runs for 30 s
-	cancel()
-	select {
-	case err := <-left:
-		if !errors.Is(err, context.Canceled) {
-			t.Fatalf("cancelled call: %v", err)
+	// By cancel, with no deadline: the plugin sleeps on (30 s) while later batches pass it. The
+	// plugin's takeover timer ticks while batches come and stops after a tick with none, so the
+	// slow batch comes right after others (the timer ticking), and after a pause (the timer stopped).
+	for _, pause := range []time.Duration{0, 5 * time.Millisecond} {
+		echoes(t, r.proc)
+		time.Sleep(pause)
+		ctx, cancel := context.WithCancel(context.Background())
+		left := make(chan error, 1)
+		go func() { left <- r.proc.Process(ctx, []stage.Event{uplink("d1", 2, "sleep")}, make([]stage.Reply, 1)) }()
+		time.Sleep(100 * time.Millisecond) // let it reach the plugin
+		echoes(t, r.proc)                  // behind a batch the plugin runs for 30 s
+		cancel()
+		select {
+		case err := <-left:
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancelled call (pause %v): %v", pause, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("a cancelled call did not leave (pause %v)", pause)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("a cancelled call did not leave")
 	}
 	echoes(t, r.proc)
 }
