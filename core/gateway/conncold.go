@@ -43,7 +43,7 @@ func (c *conn) coldLocked() *connCold {
 // nothing). c.mu is held.
 func (c *conn) trimColdLocked() {
 	k := c.cold
-	if k == nil || k.loginTimer != nil || k.sessions != nil || k.upPending != nil || len(k.unacked) > 0 ||
+	if k == nil || k.loginTimer != nil || k.sessions != nil || len(k.upPending) > 0 || len(k.unacked) > 0 ||
 		k.handoff != nil || k.handing || k.limits != (deviceLimits{}) {
 		return
 	}

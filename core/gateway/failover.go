@@ -120,7 +120,7 @@ func (c *conn) dropPendingLocked(seq int64) (readAt int64) {
 		}
 	}
 	if len(k.upPending) == 0 {
-		k.upPending = nil
+		k.upPending = k.upPending[:0] // kept for the next uplink: a device that sends keeps its connCold
 		c.trimColdLocked()
 	}
 	return readAt

@@ -77,15 +77,20 @@ func (gw *Gateway) newColdLocked() *connCold {
 }
 
 // freeCold takes k, which trimColdLocked has just dropped from its connection (nothing in it, and
-// no handover holds it: see trimColdLocked), for another connection. Its unacked slice, empty,
-// is kept with it when small: the next at-least-once downlink reuses it.
+// no handover holds it: see trimColdLocked), for another connection. Its unacked and upPending
+// slices, empty, are kept with it when small: the next at-least-once downlink or uplink reuses
+// them.
 func (gw *Gateway) freeCold(k *connCold) {
 	u := k.unacked[:0]
 	if cap(u) > maxPooledUnacked {
 		u = nil
 	}
 	clear(u[:cap(u)]) // the frames ACKed: not kept alive here
-	*k = connCold{unacked: u}
+	p := k.upPending[:0]
+	if cap(p) > maxPooledUnacked {
+		p = nil
+	}
+	*k = connCold{unacked: u, upPending: p}
 	gw.colds.Put(k)
 }
 

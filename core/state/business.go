@@ -23,9 +23,12 @@ import (
 
 // bizItem is one event for a business server and what to do with its result.
 type bizItem struct {
-	ev   *api.Event
-	done func(code protocol.Code, msg string) // nil for notifications
-	sp   *sigSpan                             // the uplink's trace, when it is sampled
+	ev *api.Event
+	// up is the connection of an uplink, which gets the result (Server.uplinkDone); nil for
+	// notifications. seq is the uplink's.
+	up  *connState
+	seq uint64
+	sp  *sigSpan // the uplink's trace, when it is sampled
 }
 
 // businessLink delivers events to one app's business server (its endpoints, Kitex or webhook,
@@ -139,8 +142,8 @@ func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []b
 		s.log.Warn("delivering to business server failed", "addr", l.addr, "events", len(items), "err", err)
 		var again []*api.Event
 		for i, it := range items {
-			if it.done != nil {
-				it.done(code, "business server: "+err.Error())
+			if it.up != nil {
+				s.uplinkDone(it, code, "business server: "+err.Error())
 			} else {
 				// Uplinks are retried by their device, which gets the code; events only by us.
 				again = append(again, events[i])
@@ -150,7 +153,7 @@ func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []b
 		return
 	}
 	for i, it := range items {
-		if it.done == nil {
+		if it.up == nil {
 			continue
 		}
 		if i < len(resp.Results) && resp.Results[i] != nil && resp.Results[i].Code != 0 {
@@ -159,10 +162,10 @@ func (s *Server) deliverBusiness(ctx context.Context, l *businessLink, items []b
 			if c < 2000 || c > 2999 {
 				c = 2000
 			}
-			it.done(protocol.Code(c), resp.Results[i].Message)
+			s.uplinkDone(it, protocol.Code(c), resp.Results[i].Message)
 			continue
 		}
-		it.done(protocol.CodeOK, "")
+		s.uplinkDone(it, protocol.CodeOK, "")
 	}
 }
 

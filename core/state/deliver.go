@@ -258,22 +258,27 @@ func (s *Server) uplink(cs *connState, seq uint64, payload []byte, sp *sigSpan) 
 	cs.mu.Lock()
 	cs.upInflight++
 	cs.mu.Unlock()
-	done := func(code protocol.Code, msg string) {
-		s.ackUplink(cs, seq, code, msg, sp)
-		cs.mu.Lock()
-		cs.upInflight--
-		var dups []uint64
-		if cs.upInflight == 0 {
-			dups, cs.dupAcks = cs.dupAcks, nil
-		}
-		cs.mu.Unlock()
-		for _, d := range dups {
-			s.ackDuplicate(cs, d)
-		}
-	}
-	if err := l.batch.Add(cs.key.id, bizItem{ev: ev, done: done, sp: sp}); err != nil {
+	it := bizItem{ev: ev, up: cs, seq: seq, sp: sp}
+	if err := l.batch.Add(cs.key.id, it); err != nil {
 		s.metrics.businessQueueFull.Add(1)
-		done(protocol.CodeOverloaded, "business delivery queue full")
+		s.uplinkDone(it, protocol.CodeOverloaded, "business delivery queue full")
+	}
+}
+
+// uplinkDone answers the uplink it carried to the business server with its outcome, and then the
+// duplicates that arrived while it was in flight.
+func (s *Server) uplinkDone(it bizItem, code protocol.Code, msg string) {
+	cs := it.up
+	s.ackUplink(cs, it.seq, code, msg, it.sp)
+	cs.mu.Lock()
+	cs.upInflight--
+	var dups []uint64
+	if cs.upInflight == 0 {
+		dups, cs.dupAcks = cs.dupAcks, nil
+	}
+	cs.mu.Unlock()
+	for _, d := range dups {
+		s.ackDuplicate(cs, d)
 	}
 }
 
@@ -282,10 +287,17 @@ func (s *Server) uplink(cs *connState, seq uint64, payload []byte, sp *sigSpan) 
 func (s *Server) ackUplink(cs *connState, seq uint64, code protocol.Code, msg string, sp *sigSpan) {
 	s.metrics.uplinkAcks.Add(int(code))
 	s.countUplink(cs.appID, code)
-	body := (&protocol.Ack{Code: code, Message: msg}).Append(nil)
+	body := okAckBody
+	if code != protocol.CodeOK || msg != "" {
+		body = (&protocol.Ack{Code: code, Message: msg}).Append(nil)
+	}
 	s.routeAck(cs, seq, body)
 	sp.end(code)
 }
+
+// okAckBody is the UplinkAck body of nearly every uplink, shared by all of them: nothing writes
+// into a frame's body once it is made, and its capacity is its length, so an append copies.
+var okAckBody = func() []byte { b := (&protocol.Ack{Code: protocol.CodeOK}).Append(nil); return b[:len(b):len(b)] }()
 
 // keepAckLocked holds an UplinkAck for a parked connection, to send after its ResumeAck: the
 // device learns the real outcome of the uplinks it had in flight. It reports false when the
