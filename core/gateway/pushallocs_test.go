@@ -16,6 +16,23 @@ import (
 	"github.com/platoim/plato/sdk/protocol"
 )
 
+// countingHarness starts a gateway as the allocation tests count it: the state server linked
+// in-process (colocal), one lane, no periodic work of its own, and n devices logged in.
+func countingHarness(t *testing.T, n int) (*gatewaytest.Harness, *colocal.Dir, []*gatewaytest.Device) {
+	t.Helper()
+	dir := colocal.New()
+	h := gatewaytest.New(t, gatewaytest.Options{NoNATS: true, Local: dir, Configure: func(c *gateway.Config) {
+		c.ReportInterval = time.Hour
+		c.StatePingInterval = time.Hour
+		c.Batch.Lanes = 1
+	}})
+	devs := make([]*gatewaytest.Device, n)
+	for i := range devs {
+		devs[i] = h.Login("app", fmt.Sprintf("d%d", i))
+	}
+	return h, dir, devs
+}
+
 // An at-least-once push costs the gateway a bounded number of heap objects, the way `plato up`
 // runs it (the state server linked in-process, internal/colocal): 96 logged-in devices on real
 // loopback sockets, one Push of one tracked Downlink for each, each device reading its Downlink
@@ -43,19 +60,11 @@ func TestPushAllocationsPerPush(t *testing.T) {
 	if gateway.RaceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	dir := colocal.New()
-	h := gatewaytest.New(t, gatewaytest.Options{NoNATS: true, Local: dir, Configure: func(c *gateway.Config) {
-		// No periodic work of the gateway's own while the pushes are counted.
-		c.ReportInterval = time.Hour
-		c.StatePingInterval = time.Hour
-		c.Batch.Lanes = 1
-	}})
 	const n = 96
-	devs := make([]*gatewaytest.Device, n)
+	h, dir, devs := countingHarness(t, n)
 	frames := make([]*fleet.DownFrame, n)
 	body := (&protocol.Downlink{MsgID: 1, Payload: []byte("hello, device")}).Append(nil)
 	for i := range devs {
-		devs[i] = h.Login("app", fmt.Sprintf("d%d", i))
 		frames[i] = &fleet.DownFrame{
 			ConnId: int64(devs[i].ID), Signal: int8(protocol.SigDownlink), Body: body, Track: true,
 		}

@@ -1,14 +1,11 @@
 package gateway_test
 
 import (
-	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/platoim/plato/core/gateway"
-	"github.com/platoim/plato/core/gateway/gatewaytest"
-	"github.com/platoim/plato/internal/colocal"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/sdk/poll"
 	"github.com/platoim/plato/sdk/protocol"
@@ -32,17 +29,8 @@ func TestUplinkAllocationsPerUplink(t *testing.T) {
 	if gateway.RaceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	dir := colocal.New()
-	h := gatewaytest.New(t, gatewaytest.Options{NoNATS: true, Local: dir, Configure: func(c *gateway.Config) {
-		c.ReportInterval = time.Hour
-		c.StatePingInterval = time.Hour
-		c.Batch.Lanes = 1
-	}})
 	const n = 96
-	devs := make([]*gatewaytest.Device, n)
-	for i := range devs {
-		devs[i] = h.Login("app", fmt.Sprintf("d%d", i))
-	}
+	h, dir, devs := countingHarness(t, n)
 	var open atomic.Bool
 	open.Store(true)
 	okBody := (&protocol.Ack{}).Append(nil)
