@@ -15,6 +15,7 @@ import (
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	gwservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/gateway"
 	stateservice "github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet/state"
+	"github.com/platoim/plato/internal/testkit"
 	"github.com/platoim/plato/sdk/poll"
 )
 
@@ -75,17 +76,8 @@ func wireClient(t *testing.T, addr string) gwservice.Client {
 	return cli
 }
 
-// freeAddr is a loopback address nothing listens at (a port just released).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
+// freeAddr is a loopback address nothing listens at, below the ephemeral range (testkit.FreeAddr).
+func freeAddr(t *testing.T) string { return testkit.FreeAddr(t) }
 
 func node(id, addr string) registry.Node {
 	return registry.Node{ID: id, Role: registry.RoleGateway, RPCNetwork: "tcp", RPCAddr: addr}

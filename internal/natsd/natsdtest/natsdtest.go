@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/platoim/plato/internal/natsd"
+	"github.com/platoim/plato/internal/testkit"
 )
 
 // startTimeout bounds one start, and a cluster's wait for JetStream.
@@ -143,13 +145,18 @@ func (n *Node) server() *natsd.Server {
 	return n.srv
 }
 
-// FreePort returns a loopback TCP port that was free a moment ago.
+// FreePort is a loopback port nothing listens on, below the kernel's ephemeral range
+// (testkit.FreeAddr): a port from that range could be taken by another test's outgoing connection
+// between this pick and the node's bind, which made a cluster test fail under a second test run.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	_, port, err := net.SplitHostPort(testkit.FreeAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+	n, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
