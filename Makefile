@@ -50,7 +50,7 @@ gen: ## regenerate Kitex code from idl/*.thrift and the stage protocol's gRPC co
 	@# The fleet's internal services (fleet.thrift: gateway <-> state) live in the server module;
 	@# the business contract (plato.thrift) in the business SDK module, under sdk/business/rpc.
 	rm -rf internal/rpc/kitex_gen sdk/business/rpc
-	$(GO) tool kitex -module github.com/platoim/plato -gen-path internal/rpc/kitex_gen idl/fleet.thrift
+	$(GO) tool kitex -deep-copy-api -module github.com/platoim/plato -gen-path internal/rpc/kitex_gen idl/fleet.thrift
 	mkdir -p bin/gen && $(GO) build -o bin/gen/kitex github.com/cloudwego/kitex/tool/cmd/kitex
 	cd sdk/business && ../../bin/gen/kitex -module github.com/platoim/plato/sdk/business -gen-path rpc ../../idl/plato.thrift
 	@command -v protoc >/dev/null || { echo "make gen needs protoc (Debian: apt-get install protobuf-compiler)"; exit 1; }

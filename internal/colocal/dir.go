@@ -24,12 +24,11 @@ type Dir struct {
 	states   map[string]*Entry[fleet.State]
 	gateways map[string]*Entry[fleet.Gateway]
 	calls    [numMethods]atomic.Int64
-	bufs     *sync.Pool // the copies' encode buffers (call.go)
 }
 
 // New returns an empty directory.
 func New() *Dir {
-	return &Dir{states: map[string]*Entry[fleet.State]{}, gateways: map[string]*Entry[fleet.Gateway]{}, bufs: newBufs()}
+	return &Dir{states: map[string]*Entry[fleet.State]{}, gateways: map[string]*Entry[fleet.Gateway]{}}
 }
 
 // Entry is one local server's handler, served until Stop.

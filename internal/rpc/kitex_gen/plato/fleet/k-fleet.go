@@ -824,6 +824,71 @@ func (p *UpEvent) field16Length() int {
 	return l
 }
 
+func (p *UpEvent) DeepCopy(s interface{}) error {
+	src, ok := s.(*UpEvent)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	p.ConnId = src.ConnId
+
+	p.Kind = src.Kind
+
+	p.Signal = src.Signal
+
+	p.Flags = src.Flags
+
+	p.Seq = src.Seq
+
+	if len(src.Body) != 0 {
+		tmp := make([]byte, len(src.Body))
+		copy(tmp, src.Body)
+		p.Body = tmp
+	}
+
+	p.Reason = src.Reason
+
+	p.AppId = src.AppId
+
+	p.Did = src.Did
+
+	p.Uid = src.Uid
+
+	p.RemoteAddr = src.RemoteAddr
+
+	p.Traceparent = src.Traceparent
+
+	if src.Sessions != nil {
+		p.Sessions = make([]string, 0, len(src.Sessions))
+		for _, elem := range src.Sessions {
+			var _elem string
+			_elem = elem
+			p.Sessions = append(p.Sessions, _elem)
+		}
+	}
+
+	p.DownSeq = src.DownSeq
+
+	if src.Unacked != nil {
+		p.Unacked = make([]*DownFrame, 0, len(src.Unacked))
+		for _, elem := range src.Unacked {
+			var _elem *DownFrame
+			if elem != nil {
+				_elem = &DownFrame{}
+				if err := _elem.DeepCopy(elem); err != nil {
+					return err
+				}
+			}
+
+			p.Unacked = append(p.Unacked, _elem)
+		}
+	}
+
+	p.Orphan = src.Orphan
+
+	return nil
+}
+
 func (p *DownFrame) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -1233,6 +1298,35 @@ func (p *DownFrame) field8Length() int {
 	return l
 }
 
+func (p *DownFrame) DeepCopy(s interface{}) error {
+	src, ok := s.(*DownFrame)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	p.ConnId = src.ConnId
+
+	p.Action = src.Action
+
+	p.Signal = src.Signal
+
+	p.Flags = src.Flags
+
+	p.Seq = src.Seq
+
+	if len(src.Body) != 0 {
+		tmp := make([]byte, len(src.Body))
+		copy(tmp, src.Body)
+		p.Body = tmp
+	}
+
+	p.Did = src.Did
+
+	p.Track = src.Track
+
+	return nil
+}
+
 func (p *PushRequest) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -1442,6 +1536,34 @@ func (p *PushRequest) field3Length() int {
 	return l
 }
 
+func (p *PushRequest) DeepCopy(s interface{}) error {
+	src, ok := s.(*PushRequest)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	if src.Frames != nil {
+		p.Frames = make([]*DownFrame, 0, len(src.Frames))
+		for _, elem := range src.Frames {
+			var _elem *DownFrame
+			if elem != nil {
+				_elem = &DownFrame{}
+				if err := _elem.DeepCopy(elem); err != nil {
+					return err
+				}
+			}
+
+			p.Frames = append(p.Frames, _elem)
+		}
+	}
+
+	p.StateId = src.StateId
+
+	p.Proof = src.Proof
+
+	return nil
+}
+
 func (p *PushResponse) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -1621,6 +1743,33 @@ func (p *PushResponse) field2Length() int {
 	l +=
 		thrift.Binary.I64Length() * len(p.Moved)
 	return l
+}
+
+func (p *PushResponse) DeepCopy(s interface{}) error {
+	src, ok := s.(*PushResponse)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	if src.Gone != nil {
+		p.Gone = make([]int64, 0, len(src.Gone))
+		for _, elem := range src.Gone {
+			var _elem int64
+			_elem = elem
+			p.Gone = append(p.Gone, _elem)
+		}
+	}
+
+	if src.Moved != nil {
+		p.Moved = make([]int64, 0, len(src.Moved))
+		for _, elem := range src.Moved {
+			var _elem int64
+			_elem = elem
+			p.Moved = append(p.Moved, _elem)
+		}
+	}
+
+	return nil
 }
 
 func (p *SessionChange) FastRead(buf []byte) (int, error) {
@@ -1808,6 +1957,21 @@ func (p *SessionChange) field3Length() int {
 	l += thrift.Binary.FieldBeginLength()
 	l += thrift.Binary.BoolLength()
 	return l
+}
+
+func (p *SessionChange) DeepCopy(s interface{}) error {
+	src, ok := s.(*SessionChange)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	p.ConnId = src.ConnId
+
+	p.Session = src.Session
+
+	p.Join = src.Join
+
+	return nil
 }
 
 func (p *SessionsRequest) FastRead(buf []byte) (int, error) {
@@ -2019,6 +2183,34 @@ func (p *SessionsRequest) field3Length() int {
 	return l
 }
 
+func (p *SessionsRequest) DeepCopy(s interface{}) error {
+	src, ok := s.(*SessionsRequest)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	if src.Changes != nil {
+		p.Changes = make([]*SessionChange, 0, len(src.Changes))
+		for _, elem := range src.Changes {
+			var _elem *SessionChange
+			if elem != nil {
+				_elem = &SessionChange{}
+				if err := _elem.DeepCopy(elem); err != nil {
+					return err
+				}
+			}
+
+			p.Changes = append(p.Changes, _elem)
+		}
+	}
+
+	p.StateId = src.StateId
+
+	p.Proof = src.Proof
+
+	return nil
+}
+
 func (p *SessionsResponse) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -2198,6 +2390,33 @@ func (p *SessionsResponse) field2Length() int {
 	l +=
 		thrift.Binary.I64Length() * len(p.Moved)
 	return l
+}
+
+func (p *SessionsResponse) DeepCopy(s interface{}) error {
+	src, ok := s.(*SessionsResponse)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	if src.Gone != nil {
+		p.Gone = make([]int64, 0, len(src.Gone))
+		for _, elem := range src.Gone {
+			var _elem int64
+			_elem = elem
+			p.Gone = append(p.Gone, _elem)
+		}
+	}
+
+	if src.Moved != nil {
+		p.Moved = make([]int64, 0, len(src.Moved))
+		for _, elem := range src.Moved {
+			var _elem int64
+			_elem = elem
+			p.Moved = append(p.Moved, _elem)
+		}
+	}
+
+	return nil
 }
 
 func (p *DeliverRequest) FastRead(buf []byte) (int, error) {
@@ -2623,6 +2842,56 @@ func (p *DeliverRequest) field7Length() int {
 	return l
 }
 
+func (p *DeliverRequest) DeepCopy(s interface{}) error {
+	src, ok := s.(*DeliverRequest)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	p.GatewayId = src.GatewayId
+
+	if src.Events != nil {
+		p.Events = make([]*UpEvent, 0, len(src.Events))
+		for _, elem := range src.Events {
+			var _elem *UpEvent
+			if elem != nil {
+				_elem = &UpEvent{}
+				if err := _elem.DeepCopy(elem); err != nil {
+					return err
+				}
+			}
+
+			p.Events = append(p.Events, _elem)
+		}
+	}
+
+	p.Proof = src.Proof
+
+	p.Boot = src.Boot
+
+	p.AcksInReply = src.AcksInReply
+
+	if src.Gone != nil {
+		p.Gone = make([]int64, 0, len(src.Gone))
+		for _, elem := range src.Gone {
+			var _elem int64
+			_elem = elem
+			p.Gone = append(p.Gone, _elem)
+		}
+	}
+
+	if src.Moved != nil {
+		p.Moved = make([]int64, 0, len(src.Moved))
+		for _, elem := range src.Moved {
+			var _elem int64
+			_elem = elem
+			p.Moved = append(p.Moved, _elem)
+		}
+	}
+
+	return nil
+}
+
 func (p *DeliverResponse) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -2786,6 +3055,32 @@ func (p *DeliverResponse) field2Length() int {
 		l += v.BLength()
 	}
 	return l
+}
+
+func (p *DeliverResponse) DeepCopy(s interface{}) error {
+	src, ok := s.(*DeliverResponse)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	p.Restarted = src.Restarted
+
+	if src.Acks != nil {
+		p.Acks = make([]*DownFrame, 0, len(src.Acks))
+		for _, elem := range src.Acks {
+			var _elem *DownFrame
+			if elem != nil {
+				_elem = &DownFrame{}
+				if err := _elem.DeepCopy(elem); err != nil {
+					return err
+				}
+			}
+
+			p.Acks = append(p.Acks, _elem)
+		}
+	}
+
+	return nil
 }
 
 func (p *LocalTarget) FastRead(buf []byte) (int, error) {
@@ -3194,6 +3489,31 @@ func (p *LocalTarget) field8Length() int {
 	l += thrift.Binary.FieldBeginLength()
 	l += thrift.Binary.I32Length()
 	return l
+}
+
+func (p *LocalTarget) DeepCopy(s interface{}) error {
+	src, ok := s.(*LocalTarget)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	p.Did = src.Did
+
+	p.Uid = src.Uid
+
+	p.ConnId = src.ConnId
+
+	p.Status = src.Status
+
+	p.Seq = src.Seq
+
+	p.Code = src.Code
+
+	p.Message = src.Message
+
+	p.Origin = src.Origin
+
+	return nil
 }
 
 func (p *LocalPushRequest) FastRead(buf []byte) (int, error) {
@@ -3778,6 +4098,55 @@ func (p *LocalPushRequest) field10Length() int {
 	return l
 }
 
+func (p *LocalPushRequest) DeepCopy(s interface{}) error {
+	src, ok := s.(*LocalPushRequest)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	p.AppId = src.AppId
+
+	p.Key = src.Key
+
+	if src.Dids != nil {
+		p.Dids = make([]string, 0, len(src.Dids))
+		for _, elem := range src.Dids {
+			var _elem string
+			_elem = elem
+			p.Dids = append(p.Dids, _elem)
+		}
+	}
+
+	if src.Uids != nil {
+		p.Uids = make([]string, 0, len(src.Uids))
+		for _, elem := range src.Uids {
+			var _elem string
+			_elem = elem
+			p.Uids = append(p.Uids, _elem)
+		}
+	}
+
+	p.Session = src.Session
+
+	p.ExcludeSession = src.ExcludeSession
+
+	if len(src.Payload) != 0 {
+		tmp := make([]byte, len(src.Payload))
+		copy(tmp, src.Payload)
+		p.Payload = tmp
+	}
+
+	p.MsgId = src.MsgId
+
+	p.Qos = src.Qos
+
+	p.WaitAck = src.WaitAck
+
+	p.TimeoutMs = src.TimeoutMs
+
+	return nil
+}
+
 func (p *LocalPushResponse) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -3897,6 +4266,30 @@ func (p *LocalPushResponse) field1Length() int {
 		l += v.BLength()
 	}
 	return l
+}
+
+func (p *LocalPushResponse) DeepCopy(s interface{}) error {
+	src, ok := s.(*LocalPushResponse)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	if src.Targets != nil {
+		p.Targets = make([]*LocalTarget, 0, len(src.Targets))
+		for _, elem := range src.Targets {
+			var _elem *LocalTarget
+			if elem != nil {
+				_elem = &LocalTarget{}
+				if err := _elem.DeepCopy(elem); err != nil {
+					return err
+				}
+			}
+
+			p.Targets = append(p.Targets, _elem)
+		}
+	}
+
+	return nil
 }
 
 func (p *LocalPushBatchRequest) FastRead(buf []byte) (int, error) {
@@ -4020,6 +4413,30 @@ func (p *LocalPushBatchRequest) field1Length() int {
 	return l
 }
 
+func (p *LocalPushBatchRequest) DeepCopy(s interface{}) error {
+	src, ok := s.(*LocalPushBatchRequest)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	if src.Pushes != nil {
+		p.Pushes = make([]*LocalPushRequest, 0, len(src.Pushes))
+		for _, elem := range src.Pushes {
+			var _elem *LocalPushRequest
+			if elem != nil {
+				_elem = &LocalPushRequest{}
+				if err := _elem.DeepCopy(elem); err != nil {
+					return err
+				}
+			}
+
+			p.Pushes = append(p.Pushes, _elem)
+		}
+	}
+
+	return nil
+}
+
 func (p *LocalPushBatchResponse) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -4139,6 +4556,30 @@ func (p *LocalPushBatchResponse) field1Length() int {
 		l += v.BLength()
 	}
 	return l
+}
+
+func (p *LocalPushBatchResponse) DeepCopy(s interface{}) error {
+	src, ok := s.(*LocalPushBatchResponse)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	if src.Results != nil {
+		p.Results = make([]*LocalPushResponse, 0, len(src.Results))
+		for _, elem := range src.Results {
+			var _elem *LocalPushResponse
+			if elem != nil {
+				_elem = &LocalPushResponse{}
+				if err := _elem.DeepCopy(elem); err != nil {
+					return err
+				}
+			}
+
+			p.Results = append(p.Results, _elem)
+		}
+	}
+
+	return nil
 }
 
 func (p *LocalDevice) FastRead(buf []byte) (int, error) {
@@ -4479,6 +4920,34 @@ func (p *LocalDevice) field6Length() int {
 		l += thrift.Binary.StringLengthNocopy(v)
 	}
 	return l
+}
+
+func (p *LocalDevice) DeepCopy(s interface{}) error {
+	src, ok := s.(*LocalDevice)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	p.Did = src.Did
+
+	p.Uid = src.Uid
+
+	p.GatewayId = src.GatewayId
+
+	p.ConnId = src.ConnId
+
+	p.RemoteAddr = src.RemoteAddr
+
+	if src.Sessions != nil {
+		p.Sessions = make([]string, 0, len(src.Sessions))
+		for _, elem := range src.Sessions {
+			var _elem string
+			_elem = elem
+			p.Sessions = append(p.Sessions, _elem)
+		}
+	}
+
+	return nil
 }
 
 func (p *LocalSessionRequest) FastRead(buf []byte) (int, error) {
@@ -4822,6 +5291,34 @@ func (p *LocalSessionRequest) field5Length() int {
 	return l
 }
 
+func (p *LocalSessionRequest) DeepCopy(s interface{}) error {
+	src, ok := s.(*LocalSessionRequest)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	p.AppId = src.AppId
+
+	p.Key = src.Key
+
+	p.Op = src.Op
+
+	p.Session = src.Session
+
+	if src.Dids != nil {
+		p.Dids = make([]string, 0, len(src.Dids))
+		for _, elem := range src.Dids {
+			var _elem string
+			_elem = elem
+			p.Dids = append(p.Dids, _elem)
+		}
+	}
+
+	p.Message = src.Message
+
+	return nil
+}
+
 func (p *LocalSessionResponse) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -5052,6 +5549,41 @@ func (p *LocalSessionResponse) field3Length() int {
 	return l
 }
 
+func (p *LocalSessionResponse) DeepCopy(s interface{}) error {
+	src, ok := s.(*LocalSessionResponse)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	p.Members = src.Members
+
+	if src.Dids != nil {
+		p.Dids = make([]string, 0, len(src.Dids))
+		for _, elem := range src.Dids {
+			var _elem string
+			_elem = elem
+			p.Dids = append(p.Dids, _elem)
+		}
+	}
+
+	if src.Devices != nil {
+		p.Devices = make([]*LocalDevice, 0, len(src.Devices))
+		for _, elem := range src.Devices {
+			var _elem *LocalDevice
+			if elem != nil {
+				_elem = &LocalDevice{}
+				if err := _elem.DeepCopy(elem); err != nil {
+					return err
+				}
+			}
+
+			p.Devices = append(p.Devices, _elem)
+		}
+	}
+
+	return nil
+}
+
 func (p *PingRequest) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -5195,6 +5727,19 @@ func (p *PingRequest) field2Length() int {
 	return l
 }
 
+func (p *PingRequest) DeepCopy(s interface{}) error {
+	src, ok := s.(*PingRequest)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	p.GatewayId = src.GatewayId
+
+	p.Proof = src.Proof
+
+	return nil
+}
+
 func (p *PingResponse) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -5294,6 +5839,17 @@ func (p *PingResponse) field1Length() int {
 	return l
 }
 
+func (p *PingResponse) DeepCopy(s interface{}) error {
+	src, ok := s.(*PingResponse)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	p.Boot = src.Boot
+
+	return nil
+}
+
 func (p *GatewayPushArgs) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -5389,6 +5945,24 @@ func (p *GatewayPushArgs) field1Length() int {
 	l += thrift.Binary.FieldBeginLength()
 	l += p.Req.BLength()
 	return l
+}
+
+func (p *GatewayPushArgs) DeepCopy(s interface{}) error {
+	src, ok := s.(*GatewayPushArgs)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	var _req *PushRequest
+	if src.Req != nil {
+		_req = &PushRequest{}
+		if err := _req.DeepCopy(src.Req); err != nil {
+			return err
+		}
+	}
+	p.Req = _req
+
+	return nil
 }
 
 func (p *GatewayPushResult) FastRead(buf []byte) (int, error) {
@@ -5492,6 +6066,24 @@ func (p *GatewayPushResult) field0Length() int {
 	return l
 }
 
+func (p *GatewayPushResult) DeepCopy(s interface{}) error {
+	src, ok := s.(*GatewayPushResult)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	var _success *PushResponse
+	if src.Success != nil {
+		_success = &PushResponse{}
+		if err := _success.DeepCopy(src.Success); err != nil {
+			return err
+		}
+	}
+	p.Success = _success
+
+	return nil
+}
+
 func (p *GatewaySessionsArgs) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -5587,6 +6179,24 @@ func (p *GatewaySessionsArgs) field1Length() int {
 	l += thrift.Binary.FieldBeginLength()
 	l += p.Req.BLength()
 	return l
+}
+
+func (p *GatewaySessionsArgs) DeepCopy(s interface{}) error {
+	src, ok := s.(*GatewaySessionsArgs)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	var _req *SessionsRequest
+	if src.Req != nil {
+		_req = &SessionsRequest{}
+		if err := _req.DeepCopy(src.Req); err != nil {
+			return err
+		}
+	}
+	p.Req = _req
+
+	return nil
 }
 
 func (p *GatewaySessionsResult) FastRead(buf []byte) (int, error) {
@@ -5690,6 +6300,24 @@ func (p *GatewaySessionsResult) field0Length() int {
 	return l
 }
 
+func (p *GatewaySessionsResult) DeepCopy(s interface{}) error {
+	src, ok := s.(*GatewaySessionsResult)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	var _success *SessionsResponse
+	if src.Success != nil {
+		_success = &SessionsResponse{}
+		if err := _success.DeepCopy(src.Success); err != nil {
+			return err
+		}
+	}
+	p.Success = _success
+
+	return nil
+}
+
 func (p *StateDeliverArgs) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -5785,6 +6413,24 @@ func (p *StateDeliverArgs) field1Length() int {
 	l += thrift.Binary.FieldBeginLength()
 	l += p.Req.BLength()
 	return l
+}
+
+func (p *StateDeliverArgs) DeepCopy(s interface{}) error {
+	src, ok := s.(*StateDeliverArgs)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	var _req *DeliverRequest
+	if src.Req != nil {
+		_req = &DeliverRequest{}
+		if err := _req.DeepCopy(src.Req); err != nil {
+			return err
+		}
+	}
+	p.Req = _req
+
+	return nil
 }
 
 func (p *StateDeliverResult) FastRead(buf []byte) (int, error) {
@@ -5888,6 +6534,24 @@ func (p *StateDeliverResult) field0Length() int {
 	return l
 }
 
+func (p *StateDeliverResult) DeepCopy(s interface{}) error {
+	src, ok := s.(*StateDeliverResult)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	var _success *DeliverResponse
+	if src.Success != nil {
+		_success = &DeliverResponse{}
+		if err := _success.DeepCopy(src.Success); err != nil {
+			return err
+		}
+	}
+	p.Success = _success
+
+	return nil
+}
+
 func (p *StatePingArgs) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -5983,6 +6647,24 @@ func (p *StatePingArgs) field1Length() int {
 	l += thrift.Binary.FieldBeginLength()
 	l += p.Req.BLength()
 	return l
+}
+
+func (p *StatePingArgs) DeepCopy(s interface{}) error {
+	src, ok := s.(*StatePingArgs)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	var _req *PingRequest
+	if src.Req != nil {
+		_req = &PingRequest{}
+		if err := _req.DeepCopy(src.Req); err != nil {
+			return err
+		}
+	}
+	p.Req = _req
+
+	return nil
 }
 
 func (p *StatePingResult) FastRead(buf []byte) (int, error) {
@@ -6086,6 +6768,24 @@ func (p *StatePingResult) field0Length() int {
 	return l
 }
 
+func (p *StatePingResult) DeepCopy(s interface{}) error {
+	src, ok := s.(*StatePingResult)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	var _success *PingResponse
+	if src.Success != nil {
+		_success = &PingResponse{}
+		if err := _success.DeepCopy(src.Success); err != nil {
+			return err
+		}
+	}
+	p.Success = _success
+
+	return nil
+}
+
 func (p *StateLocalPushArgs) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -6181,6 +6881,24 @@ func (p *StateLocalPushArgs) field1Length() int {
 	l += thrift.Binary.FieldBeginLength()
 	l += p.Req.BLength()
 	return l
+}
+
+func (p *StateLocalPushArgs) DeepCopy(s interface{}) error {
+	src, ok := s.(*StateLocalPushArgs)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	var _req *LocalPushRequest
+	if src.Req != nil {
+		_req = &LocalPushRequest{}
+		if err := _req.DeepCopy(src.Req); err != nil {
+			return err
+		}
+	}
+	p.Req = _req
+
+	return nil
 }
 
 func (p *StateLocalPushResult) FastRead(buf []byte) (int, error) {
@@ -6284,6 +7002,24 @@ func (p *StateLocalPushResult) field0Length() int {
 	return l
 }
 
+func (p *StateLocalPushResult) DeepCopy(s interface{}) error {
+	src, ok := s.(*StateLocalPushResult)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	var _success *LocalPushResponse
+	if src.Success != nil {
+		_success = &LocalPushResponse{}
+		if err := _success.DeepCopy(src.Success); err != nil {
+			return err
+		}
+	}
+	p.Success = _success
+
+	return nil
+}
+
 func (p *StateLocalPushBatchArgs) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -6379,6 +7115,24 @@ func (p *StateLocalPushBatchArgs) field1Length() int {
 	l += thrift.Binary.FieldBeginLength()
 	l += p.Req.BLength()
 	return l
+}
+
+func (p *StateLocalPushBatchArgs) DeepCopy(s interface{}) error {
+	src, ok := s.(*StateLocalPushBatchArgs)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	var _req *LocalPushBatchRequest
+	if src.Req != nil {
+		_req = &LocalPushBatchRequest{}
+		if err := _req.DeepCopy(src.Req); err != nil {
+			return err
+		}
+	}
+	p.Req = _req
+
+	return nil
 }
 
 func (p *StateLocalPushBatchResult) FastRead(buf []byte) (int, error) {
@@ -6482,6 +7236,24 @@ func (p *StateLocalPushBatchResult) field0Length() int {
 	return l
 }
 
+func (p *StateLocalPushBatchResult) DeepCopy(s interface{}) error {
+	src, ok := s.(*StateLocalPushBatchResult)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	var _success *LocalPushBatchResponse
+	if src.Success != nil {
+		_success = &LocalPushBatchResponse{}
+		if err := _success.DeepCopy(src.Success); err != nil {
+			return err
+		}
+	}
+	p.Success = _success
+
+	return nil
+}
+
 func (p *StateLocalSessionArgs) FastRead(buf []byte) (int, error) {
 
 	var err error
@@ -6577,6 +7349,24 @@ func (p *StateLocalSessionArgs) field1Length() int {
 	l += thrift.Binary.FieldBeginLength()
 	l += p.Req.BLength()
 	return l
+}
+
+func (p *StateLocalSessionArgs) DeepCopy(s interface{}) error {
+	src, ok := s.(*StateLocalSessionArgs)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	var _req *LocalSessionRequest
+	if src.Req != nil {
+		_req = &LocalSessionRequest{}
+		if err := _req.DeepCopy(src.Req); err != nil {
+			return err
+		}
+	}
+	p.Req = _req
+
+	return nil
 }
 
 func (p *StateLocalSessionResult) FastRead(buf []byte) (int, error) {
@@ -6678,6 +7468,24 @@ func (p *StateLocalSessionResult) field0Length() int {
 		l += p.Success.BLength()
 	}
 	return l
+}
+
+func (p *StateLocalSessionResult) DeepCopy(s interface{}) error {
+	src, ok := s.(*StateLocalSessionResult)
+	if !ok {
+		return fmt.Errorf("%T's type not matched %T", s, p)
+	}
+
+	var _success *LocalSessionResponse
+	if src.Success != nil {
+		_success = &LocalSessionResponse{}
+		if err := _success.DeepCopy(src.Success); err != nil {
+			return err
+		}
+	}
+	p.Success = _success
+
+	return nil
 }
 
 func (p *GatewayPushArgs) GetFirstArgument() interface{} {
