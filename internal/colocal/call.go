@@ -12,6 +12,7 @@ import (
 	"github.com/cloudwego/kitex/pkg/remote"
 
 	"github.com/platoim/plato/internal/rpc"
+	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 )
 
 // Options are what a local client keeps of its Kitex twin's options.
@@ -39,11 +40,82 @@ func clone[T any, P msg[T]](src P) (P, error) {
 	if src == nil {
 		return nil, nil
 	}
+	// The calls that carry many frames or events make their elements in one array (copyList), as
+	// the codec's reader does, instead of one object each; the generated copy does the rest, so a
+	// field added to the IDL is copied too.
+	var (
+		d   any
+		err error
+	)
+	switch s := any(src).(type) {
+	case *fleet.DeliverRequest:
+		if len(s.Events) < shareFrom {
+			break
+		}
+		top, dst := *s, new(fleet.DeliverRequest)
+		top.Events = nil
+		if err = dst.DeepCopy(&top); err == nil {
+			dst.Events, err = copyList(s.Events)
+		}
+		d = dst
+	case *fleet.DeliverResponse:
+		if len(s.Acks) < shareFrom {
+			break
+		}
+		top, dst := *s, new(fleet.DeliverResponse)
+		top.Acks = nil
+		if err = dst.DeepCopy(&top); err == nil {
+			dst.Acks, err = copyList(s.Acks)
+		}
+		d = dst
+	case *fleet.PushRequest:
+		if len(s.Frames) < shareFrom {
+			break
+		}
+		top, dst := *s, new(fleet.PushRequest)
+		top.Frames = nil
+		if err = dst.DeepCopy(&top); err == nil {
+			dst.Frames, err = copyList(s.Frames)
+		}
+		d = dst
+	}
+	if d != nil {
+		if err != nil {
+			return nil, fmt.Errorf("copying %T: %w", src, err)
+		}
+		return d.(P), nil
+	}
 	dst := P(new(T))
 	if err := dst.DeepCopy(src); err != nil {
 		return nil, fmt.Errorf("copying %T: %w", src, err)
 	}
 	return dst, nil
+}
+
+// shareFrom is the shortest list copyList takes: the generated copy's fmt.Errorf makes the copy of
+// the struct around the list escape, one object that one array saves from three elements on.
+const shareFrom = 3
+
+// copyList deep-copies the elements of src into one array: two objects for the list, plus what
+// each element holds (a body), where one per element more would be made otherwise. An element
+// the caller keeps (a tracked downlink) keeps the array, as one decoded from the wire does.
+func copyList[T any, P msg[T]](src []P) ([]P, error) {
+	if src == nil {
+		return nil, nil
+	}
+	out := make([]P, len(src))
+	vals := make([]T, len(src))
+	for i, e := range src {
+		if e == nil {
+			continue
+		}
+		p := P(&vals[i])
+		if err := p.DeepCopy(e); err != nil {
+			return nil, err
+		}
+		out[i] = p
+	}
+	return out, nil
 }
 
 // call runs one call of handler h on the caller's goroutine, or on the wire when the local server
