@@ -31,7 +31,7 @@ func (c *conn) releaseFlushes() {
 	}
 	c.mu.Unlock()
 	if start {
-		c.startFlush()
+		c.flushHere()
 	}
 }
 

@@ -148,7 +148,7 @@ func (c *conn) enqueueFromState(stateID string, f *fleet.DownFrame) (ok, moved, 
 	// A frame a full queue refuses is lost with the connection, which is being closed for it: its
 	// close event tells the state server, with 1205. Reporting it gone would end the connection
 	// there at once as lost (1211), and the business would hear that instead.
-	return c.started(start, full) || full, false, refusedLogin
+	return c.startedHere(start, full) || full, false, refusedLogin
 }
 
 // enqueueLogin queues the state server's LOGIN_OK answer and marks the login accepted in one step,
@@ -166,7 +166,7 @@ func (c *conn) enqueueLogin(f *fleet.DownFrame) (accepted, ok bool) {
 	}
 	start, full := c.appendLocked(outFrame{down: f}, false)
 	c.mu.Unlock()
-	return accepted, c.started(start, full)
+	return accepted, c.startedHere(start, full)
 }
 
 // enqueueBroadcast queues a shared broadcast frame, only on a logged-in connection: a device hears
@@ -228,6 +228,16 @@ func (c *conn) started(start, full bool) bool {
 		c.startFlush()
 	}
 	return true
+}
+
+// startedHere is started for a state server's frames (a Push, a Deliver reply): the flush runs on
+// the caller's goroutine while the socket takes it (flushHere).
+func (c *conn) startedHere(start, full bool) bool {
+	if start && !full {
+		c.flushHere()
+		return true
+	}
+	return c.started(start, full)
 }
 
 // flush drains the queue onto the socket. Only one flush runs per conn (the flushing flag), so the
@@ -325,20 +335,7 @@ func (c *conn) flush() {
 			}
 		}
 		if err != nil {
-			// A write that timed out means the device stopped reading. It is counted once per
-			// connection: one already closing for another reason (a full queue, a stall) is not
-			// again. Any other error is the socket gone (or closed under the write).
-			if !errors.Is(err, netpoll.ErrWriteTimeout) {
-				c.abort(protocol.CodeConnectionLost)
-				return
-			}
-			c.mu.Lock()
-			first := c.reason == 0
-			c.mu.Unlock()
-			if first {
-				c.gw.metrics.slowConsumers[slowWriteTimeout].Add(1)
-			}
-			c.abort(protocol.CodeSlowConsumer)
+			c.writeFailed(err)
 			return
 		}
 		if answered > 0 && usage != nil {
@@ -350,6 +347,24 @@ func (c *conn) flush() {
 			return
 		}
 	}
+}
+
+// writeFailed closes c after a write to its socket failed with err.
+func (c *conn) writeFailed(err error) {
+	// A write that timed out means the device stopped reading. It is counted once per connection:
+	// one already closing for another reason (a full queue, a stall) is not again. Any other error
+	// is the socket gone (or closed under the write).
+	if !errors.Is(err, netpoll.ErrWriteTimeout) {
+		c.abort(protocol.CodeConnectionLost)
+		return
+	}
+	c.mu.Lock()
+	first := c.reason == 0
+	c.mu.Unlock()
+	if first {
+		c.gw.metrics.slowConsumers[slowWriteTimeout].Add(1)
+	}
+	c.abort(protocol.CodeSlowConsumer)
 }
 
 // closeWith sends Close(code) to the device, then closes the socket. It reports false when the

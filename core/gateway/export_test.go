@@ -82,3 +82,15 @@ const RaceEnabled = raceEnabled
 
 // FramesIn is how many frames of signal sig gw has read from devices.
 func FramesIn(gw *Gateway, sig protocol.Signal) int64 { return gw.metrics.framesIn.Load(uint8(sig)) }
+
+// Flushing reports whether a flush of connection id is under way (writehere.go): after a Push has
+// returned, only a writer finishing what the socket did not take.
+func Flushing(gw *Gateway, id uint64) bool {
+	c := gw.conns.get(id)
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.flushing
+}

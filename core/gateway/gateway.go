@@ -96,7 +96,9 @@ type Gateway struct {
 	// Deliver requests.
 	queues                     queueCache
 	colds, events, deliverReqs sync.Pool
-	metrics                    metrics
+	// writeBufs are the buffers of the device writes made on the caller's goroutine (writehere.go).
+	writeBufs sync.Pool
+	metrics   metrics
 	// instruments reads metrics for the Meter; unregistered at Shutdown.
 	instruments metric.Registration
 	nextID      atomic.Uint64
@@ -190,6 +192,7 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 	}
 	// A flush runs on a worker that keeps its stack between flushes (taskrun.Runner), as netpoll's
 	// tasks do: one flush per UplinkAck at low rates, each on a fresh gopool goroutine before.
+	gw.writeBufs.New = func() any { b := make([]byte, 0, writeBufSize); return &b }
 	gw.writers = taskrun.NewRunner(func(r any, stack []byte) {
 		gw.log.Error("a device write panicked", "panic", r, "stack", string(stack))
 	})
