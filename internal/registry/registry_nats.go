@@ -152,17 +152,7 @@ func (r *NATS) createBucket(ctx context.Context) (jetstream.KeyValue, time.Time,
 
 // ensureBucket creates the bucket, or updates it to the configuration, once.
 func (r *NATS) ensureBucket(ctx context.Context) (jetstream.KeyValue, time.Time, error) {
-	cctx, cancel := context.WithTimeout(ctx, checkTimeout)
-	defer cancel()
-	kv, err := r.js.CreateOrUpdateKeyValue(cctx, r.kvc)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("creating registry bucket %q (%d replicas): %w", r.kvc.Bucket, r.kvc.Replicas, err)
-	}
-	st, err := kv.Status(cctx)
-	if err != nil {
-		return nil, time.Time{}, fmt.Errorf("reading registry bucket %q: %w", r.kvc.Bucket, err)
-	}
-	return kv, created(st), nil
+	return ensureKV(ctx, r.js, r.kvc, "registry bucket")
 }
 
 // created is the creation time of the bucket's stream: a bucket re-created by anyone has a new one.
