@@ -325,15 +325,7 @@ func (c *conn) flush() {
 			}
 		}
 		err := w.Flush()
-		c.gw.metrics.bytesOut.Add(int64(n))
-		if broadcasts > 0 {
-			c.gw.metrics.broadcastFramesOut.Add(broadcasts)
-		}
-		for sig, k := range sent {
-			if k > 0 {
-				c.gw.metrics.framesOut.AddN(uint8(sig), k)
-			}
-		}
+		c.gw.countOut(n, &sent, broadcasts)
 		if err != nil {
 			c.writeFailed(err)
 			return

@@ -142,17 +142,23 @@ func (c *conn) wrote(q []outFrame, usage *appUsage, n int) {
 		}
 		sent[uint8(o.down.Signal)&15]++
 	}
-	c.gw.metrics.bytesOut.Add(int64(n))
-	if broadcasts > 0 {
-		c.gw.metrics.broadcastFramesOut.Add(broadcasts)
-	}
-	for sig, k := range sent {
-		if k > 0 {
-			c.gw.metrics.framesOut.AddN(uint8(sig), k)
-		}
-	}
+	c.gw.countOut(n, &sent, broadcasts)
 	if answered && usage != nil {
 		observeUplinks(usage, q)
 	}
 	c.gw.queues.put(q)
+}
+
+// countOut adds a written batch to the shared counters, once per batch rather than per frame: n
+// bytes, sent frames per signal, of which broadcasts were broadcast frames.
+func (gw *Gateway) countOut(n int, sent *[16]int64, broadcasts int64) {
+	gw.metrics.bytesOut.Add(int64(n))
+	if broadcasts > 0 {
+		gw.metrics.broadcastFramesOut.Add(broadcasts)
+	}
+	for sig, k := range sent {
+		if k > 0 {
+			gw.metrics.framesOut.AddN(uint8(sig), k)
+		}
+	}
 }
