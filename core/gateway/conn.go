@@ -257,88 +257,104 @@ func (c *conn) flush() {
 		}
 		c.queue = nil
 		usage := c.usage
-		if len(q) == 0 {
+		if len(q) == 0 || c.closed {
 			c.flushing = false
 			c.mu.Unlock()
 			return
 		}
 		c.writing, c.queued = c.queued, 0
+		// The batch goes into netpoll's buffer under c.mu: netpoll frees a closed connection's
+		// buffer after its close callbacks, and ours takes c.mu first, so a close cannot free
+		// the memory being written (netpoll's own lock covers only Flush, which checks for a
+		// close before it touches the buffer).
+		b, err := encodeOut(w, q, c.ws != nil)
 		c.mu.Unlock()
-
-		closeAfter := false
-		n := 0
-		// Frames per signal, added to the shared counters once per flush rather than per frame.
-		var sent [16]int64
-		var broadcasts int64
-		// reached counts the frames of q written (a Close ends the batch); answered those that
-		// answer an uplink, whose latency is observed once the batch is on the socket.
-		reached, answered := 0, 0
-		for _, o := range q {
-			reached++
-			if o.readAt != 0 {
-				answered++
-			}
-			if c.ws != nil {
-				m, last, err := wsWrite(w, o)
-				if err != nil {
-					c.abort(protocol.CodeConnectionLost)
-					return
-				}
-				n += m
-				if o.broadcast != nil {
-					sent[uint8(protocol.SigDownlink)]++
-					broadcasts++
-				} else if o.down.Signal != wsRawSignal {
-					sent[uint8(o.down.Signal)&15]++
-				}
-				if closeAfter = last; last {
-					break
-				}
-				continue
-			}
-			if o.broadcast != nil {
-				// Linked rather than copied when large: the bytes are never modified.
-				if _, err := w.WriteBinary(o.broadcast); err != nil {
-					c.abort(protocol.CodeConnectionLost)
-					return
-				}
-				n += len(o.broadcast)
-				sent[uint8(protocol.SigDownlink)]++
-				broadcasts++
-				continue
-			}
-			f := o.down
-			buf, err := w.Malloc(protocol.HeaderLen + len(f.Body))
-			if err != nil {
-				c.abort(protocol.CodeConnectionLost)
-				return
-			}
-			protocol.PutHeader(buf, protocol.Header{
-				Signal: protocol.Signal(f.Signal), Flags: uint16(f.Flags), Seq: uint64(f.Seq), Length: uint32(len(f.Body)),
-			})
-			copy(buf[protocol.HeaderLen:], f.Body)
-			n += len(buf)
-			sent[uint8(f.Signal)&15]++
-			if f.Action == fleet.DownAction_SEND_AND_CLOSE {
-				closeAfter = true
-				break
-			}
+		if err != nil {
+			c.abort(protocol.CodeConnectionLost)
+			return
 		}
-		err := w.Flush()
-		c.gw.countOut(n, &sent, broadcasts)
+		err = w.Flush()
+		c.gw.countOut(b.n, &b.sent, b.broadcasts)
 		if err != nil {
 			c.writeFailed(err)
 			return
 		}
-		if answered > 0 && usage != nil {
-			observeUplinks(usage, q[:reached])
+		if b.answered && usage != nil {
+			observeUplinks(usage, q[:b.reached])
 		}
 		c.gw.queues.put(q) // written: the next queue of any connection may reuse it
-		if closeAfter {
+		if b.closeAfter {
 			c.abort(0)
 			return
 		}
 	}
+}
+
+// outBatch is what encodeOut put into netpoll's buffer: n bytes, the frames per signal (added to
+// the shared counters once per flush rather than per frame), of which broadcasts were broadcast
+// frames; reached frames of the queue (a Close ends the batch), answered if any answers an
+// uplink, whose latency is observed once the batch is on the socket; closeAfter if it ends with a
+// Close.
+type outBatch struct {
+	n          int
+	sent       [16]int64
+	broadcasts int64
+	reached    int
+	answered   bool
+	closeAfter bool
+}
+
+// encodeOut writes q's frames into w, as WebSocket messages when ws.
+func encodeOut(w netpoll.Writer, q []outFrame, ws bool) (b outBatch, err error) {
+	for _, o := range q {
+		b.reached++
+		if o.readAt != 0 {
+			b.answered = true
+		}
+		if ws {
+			m, last, err := wsWrite(w, o)
+			if err != nil {
+				return b, err
+			}
+			b.n += m
+			if o.broadcast != nil {
+				b.sent[uint8(protocol.SigDownlink)]++
+				b.broadcasts++
+			} else if o.down.Signal != wsRawSignal {
+				b.sent[uint8(o.down.Signal)&15]++
+			}
+			if b.closeAfter = last; last {
+				break
+			}
+			continue
+		}
+		if o.broadcast != nil {
+			// Linked rather than copied when large: the bytes are never modified.
+			if _, err := w.WriteBinary(o.broadcast); err != nil {
+				return b, err
+			}
+			b.n += len(o.broadcast)
+			b.sent[uint8(protocol.SigDownlink)]++
+			b.broadcasts++
+			continue
+		}
+		f := o.down
+		buf, err := w.Malloc(protocol.HeaderLen + len(f.Body))
+		if err != nil {
+			return b, err
+		}
+		protocol.PutHeader(buf, protocol.Header{
+			Signal: protocol.Signal(f.Signal), Flags: uint16(f.Flags), Seq: uint64(f.Seq), Length: uint32(len(f.Body)),
+		})
+		copy(buf[protocol.HeaderLen:], f.Body)
+		b.n += len(buf)
+		b.sent[uint8(f.Signal)&15]++
+		if f.Action == fleet.DownAction_SEND_AND_CLOSE {
+			b.closeAfter = true
+			break
+		}
+	}
+	return b, nil
 }
 
 // writeFailed closes c after a write to its socket failed with err.

@@ -49,7 +49,7 @@ func (c *conn) flushHere() {
 		c.sent = satAdd(c.sent, int(c.writing))
 		c.writing = 0
 		q := c.queue
-		if len(q) == 0 || c.handingLocked() {
+		if len(q) == 0 || c.closed || c.handingLocked() {
 			c.flushing = false // a handed connection's queue goes to the new process
 			c.mu.Unlock()
 			return
