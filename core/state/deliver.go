@@ -20,6 +20,14 @@ import (
 // pipeline's callback; answers and business deliveries are queued on their own batchers. A caller
 // that reads answers in the reply (acks_in_reply) is held up to state.uplink_ack_wait for those of
 // its uplinks (replyacks.go).
+//
+// The request is only borrowed: a gateway in this process takes its events back for its next
+// frames once the call returns (internal/colocal's requestLent), so nothing here may keep the
+// request, an event, or an event's lists past the call; what is kept is copied out (strings,
+// which are immutable, and a frame's body, which the gateway makes for that frame alone). The
+// tests' deliver helpers wipe the events after each call, and under the race detector the
+// end-to-end tests report an event read after its call (a pipeline callback reading its login
+// event fails TestPipelineCarriesLoginUplinkDownlink with a data race).
 func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.DeliverResponse, error) {
 	s := h.s
 	if s.gwAuth != nil {
@@ -44,7 +52,7 @@ func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.
 	}
 	var col *ackCollector
 	if req.AcksInReply && s.cfg.UplinkAckWait > 0 {
-		col = newAckCollector()
+		col = newAckCollector(req.Events)
 	}
 	now := time.Now().UnixNano()
 	for _, ev := range req.Events {
@@ -117,7 +125,7 @@ func (h *handler) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.
 	if col == nil {
 		return &fleet.DeliverResponse{}, nil
 	}
-	col.wait(s.cfg.UplinkAckWait, &s.metrics)
+	col.wait(s.cfg.UplinkAckWait, &s.metrics, &s.waitTimers)
 	return &fleet.DeliverResponse{Acks: s.finish(col)}, nil
 }
 

@@ -66,14 +66,17 @@ func (c *ackCollector) stageHeartbeat(h heartbeatAck) bool {
 	if !c.open {
 		return false
 	}
+	if c.heartbeats == nil {
+		c.heartbeats = make([]heartbeatAck, 0, max(c.hbs, 1))
+	}
 	c.heartbeats = append(c.heartbeats, h)
 	return true
 }
 
-// heartbeatFrames appends the HeartbeatAcks staged in col, which finish has closed. One whose
+// heartbeatFrames adds to fs the HeartbeatAcks staged in col, which finish has closed. One whose
 // connection moved or was parked since goes where it is now, by Push (or nowhere), as it would
 // have at its decision.
-func (s *Server) heartbeatFrames(col *ackCollector, frames []*fleet.DownFrame) []*fleet.DownFrame {
+func (s *Server) heartbeatFrames(col *ackCollector, fs *frameSet) {
 	col.mu.Lock()
 	hbs := col.heartbeats
 	col.heartbeats = nil
@@ -84,9 +87,8 @@ func (s *Server) heartbeatFrames(col *ackCollector, frames []*fleet.DownFrame) [
 			s.pushHeartbeatAck(h.cs, h.seq)
 			continue
 		}
-		frames = append(frames, &fleet.DownFrame{ConnId: int64(h.r.key.id), Signal: int8(protocol.SigHeartbeatAck), Seq: int64(h.seq)})
+		fs.add(fleet.DownFrame{ConnId: int64(h.r.key.id), Signal: int8(protocol.SigHeartbeatAck), Seq: int64(h.seq)})
 		n++
 	}
 	s.metrics.hbAckPaths[ackByReply].Add(int64(n))
-	return frames
 }

@@ -118,6 +118,25 @@ func (ts *testServer) deliver(t testing.TB, gw string, evs ...*fleet.UpEvent) {
 	if _, err := (&handler{ts.Server}).Deliver(context.Background(), &fleet.DeliverRequest{GatewayId: gw, Events: evs}); err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
+	reuse(evs)
+}
+
+// reuse does to events what a gateway in the same process does once its Deliver call returned:
+// the request is only lent (internal/colocal's requestLent), and the gateway takes its events
+// back for the next frames. A server that kept one would see it wiped. Bodies stay: the gateway
+// makes one per frame and never reuses it.
+func reuse(evs []*fleet.UpEvent) {
+	for _, ev := range evs {
+		for i := range ev.Sessions {
+			ev.Sessions[i] = "reused"
+		}
+		for _, f := range ev.Unacked {
+			if f != nil {
+				*f = fleet.DownFrame{Seq: -1}
+			}
+		}
+		*ev = fleet.UpEvent{ConnId: -1, Did: "reused"}
+	}
 }
 
 // login logs a device in on testGW and returns its connection, which must then be its did's.

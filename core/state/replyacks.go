@@ -37,6 +37,9 @@ type ackCollector struct {
 	slots   []replySlot   // one per eligible connection, indexed by connState.replyIdx
 	// heartbeats are the HeartbeatAcks decided while the call was open (heartbeatreply.go).
 	heartbeats []heartbeatAck
+	// ups and hbs are the call's uplinks and heartbeats: the most slots and heartbeats it can
+	// gather, so that each list is made once at its full size rather than grown by doubling.
+	ups, hbs int
 }
 
 // replySlot is one connection's part of a reply: the route it answers on, and what it staged.
@@ -47,7 +50,19 @@ type replySlot struct {
 	expected int // its uplinks in the call not answered yet
 }
 
-func newAckCollector() *ackCollector { return &ackCollector{open: true} }
+// newAckCollector returns the collector of a call carrying events.
+func newAckCollector(events []*fleet.UpEvent) *ackCollector {
+	c := &ackCollector{open: true}
+	for _, ev := range events {
+		switch protocol.Signal(ev.Signal) {
+		case protocol.SigUplink:
+			c.ups++
+		case protocol.SigHeartbeat:
+			c.hbs++
+		}
+	}
+	return c
+}
 
 // expectUplink counts an uplink of cs arriving in the call col collects for (nil: the caller does
 // not read answers in its reply), and makes cs answer through col when the rules allow.
@@ -71,6 +86,9 @@ func (s *Server) expectUplink(cs *connState, col *ackCollector) {
 		return
 	}
 	col.mu.Lock()
+	if col.slots == nil {
+		col.slots = make([]replySlot, 0, max(col.ups, 1))
+	}
 	cs.replyTo, cs.replyIdx = col, int32(len(col.slots))
 	col.slots = append(col.slots, replySlot{cs: cs, r: r, expected: 1})
 	col.waiting++
@@ -87,7 +105,7 @@ func (s *Server) answersInTime(app string) bool {
 }
 
 // wait holds the call until every expected answer is in or the bound passes, and counts which.
-func (c *ackCollector) wait(bound time.Duration, m *metrics) {
+func (c *ackCollector) wait(bound time.Duration, m *metrics, timers *sync.Pool) {
 	c.mu.Lock()
 	if c.waiting <= 0 {
 		if len(c.slots) > 0 {
@@ -99,7 +117,14 @@ func (c *ackCollector) wait(bound time.Duration, m *metrics) {
 	c.done = make(chan struct{})
 	done := c.done
 	c.mu.Unlock()
-	t := time.NewTimer(bound)
+	// A timer from the pool: one per call waiting was a third of the wait's allocations. Since
+	// Go 1.23 a stopped timer's channel holds no stale tick, so a reused one cannot fire early.
+	t, _ := timers.Get().(*time.Timer)
+	if t == nil {
+		t = time.NewTimer(bound)
+	} else {
+		t.Reset(bound)
+	}
 	select {
 	case <-done:
 		m.ackWaits[waitAnswered].Add(1)
@@ -107,6 +132,7 @@ func (c *ackCollector) wait(bound time.Duration, m *metrics) {
 		m.ackWaits[waitTimedOut].Add(1)
 	}
 	t.Stop()
+	timers.Put(t)
 }
 
 // Outcomes of a Deliver call's wait, the index of metrics.ackWaits.
@@ -115,14 +141,17 @@ const (
 	waitTimedOut        // state.uplink_ack_wait passed first
 )
 
-// finish closes col and returns the answers its reply carries. A connection with an uplink still
+// finish closes col and returns the answers its reply carries. A gateway in this process gets
+// them as they are (internal/colocal's answerHandedOver): nothing here keeps or changes them
+// once returned. A connection with an uplink still
 // unanswered sends what it staged by Push, under its lock so that no later answer overtakes them.
 func (s *Server) finish(col *ackCollector) []*fleet.DownFrame {
 	col.mu.Lock()
 	col.open = false
 	slots := col.slots
+	n := len(col.slots) + len(col.heartbeats)
 	col.mu.Unlock()
-	var frames []*fleet.DownFrame
+	fs := newFrameSet(n)
 	for i := range slots {
 		sl := &slots[i]
 		cs := sl.cs
@@ -143,13 +172,40 @@ func (s *Server) finish(col *ackCollector) []*fleet.DownFrame {
 		}
 		cs.mu.Unlock()
 		for _, a := range acks {
-			frames = append(frames, &fleet.DownFrame{
+			fs.add(fleet.DownFrame{
 				ConnId: int64(sl.r.key.id), Signal: int8(protocol.SigUplinkAck), Seq: int64(a.seq), Body: a.body,
 			})
 		}
 	}
-	s.metrics.ackPaths[ackByReply].Add(int64(len(frames)))
-	return s.heartbeatFrames(col, frames)
+	s.metrics.ackPaths[ackByReply].Add(int64(len(fs.frames)))
+	s.heartbeatFrames(col, &fs)
+	return fs.frames
+}
+
+// frameSet makes a reply's frames in one array sized for the usual reply (one answer per slot
+// and heartbeat) instead of one object each; a frame beyond it is made on its own.
+type frameSet struct {
+	frames []*fleet.DownFrame
+	vals   []fleet.DownFrame
+}
+
+func newFrameSet(n int) frameSet {
+	if n == 0 {
+		return frameSet{}
+	}
+	return frameSet{frames: make([]*fleet.DownFrame, 0, n), vals: make([]fleet.DownFrame, 0, n)}
+}
+
+func (f *frameSet) add(fr fleet.DownFrame) {
+	var p *fleet.DownFrame
+	if len(f.vals) < cap(f.vals) {
+		f.vals = append(f.vals, fr)
+		p = &f.vals[len(f.vals)-1]
+	} else {
+		p = &fleet.DownFrame{}
+		*p = fr
+	}
+	f.frames = append(f.frames, p)
 }
 
 // routeAck sends one UplinkAck: staged for the reply of the call that carried its uplink when cs

@@ -20,6 +20,7 @@ func (ts *testServer) deliverReplying(t testing.TB, evs ...*fleet.UpEvent) *flee
 	if err != nil {
 		t.Fatalf("Deliver: %v", err)
 	}
+	reuse(evs)
 	return resp
 }
 
@@ -31,6 +32,7 @@ func (ts *testServer) deliverAsync(t testing.TB, evs ...*fleet.UpEvent) <-chan *
 		if err != nil {
 			t.Errorf("Deliver: %v", err)
 		}
+		reuse(evs)
 		out <- resp
 	}()
 	return out

@@ -170,8 +170,9 @@ func TestResumeIsRefusedWithNothingToResume(t *testing.T) {
 		resumeEvent(14, "other-app", "a", "alice", 1, 0), // another app's did
 		{ConnId: 15, Signal: int8(protocol.SigResume), Seq: 1, Body: []byte{1}, AppId: testApp, Did: "a", Uid: "alice"},
 	} {
+		id := uint64(ev.ConnId) // deliver hands ev back to the "gateway", which reuses it
 		ts.deliver(t, "gw-2", ev)
-		f, ack := untilResumeAck(t, gw2, uint64(ev.ConnId))
+		f, ack := untilResumeAck(t, gw2, id)
 		if ack.Code != protocol.CodeResumeRejected || f.Action != fleet.DownAction_RESUME_REFUSED {
 			t.Errorf("case %d: ResumeAck %+v action %v, want 1208 as RESUME_REFUSED", i, ack, f.Action)
 		}

@@ -80,15 +80,17 @@ type Server struct {
 	boot        string // Ping's answer: another process, another boot
 	pipe        Pipeline
 	asks        deferredAsks // first retransmit questions not asked yet (retransmitdefer.go)
-	overload    *overload.Manager
-	sessions    *sessions
-	peers       *registry.Table[*peer]
-	gwAuth      *peerauth.Verifier // nil: Deliver callers are not checked
-	proof       string             // peerauth.Proof of this state server, for gateways
-	ln          net.Listener
-	rpc         server.Server
-	http        *httpapi.Server // nil without state.http_addr
-	startedAt   time.Time
+	// waitTimers are the timers of Deliver calls holding for their answers (ackCollector.wait).
+	waitTimers sync.Pool
+	overload   *overload.Manager
+	sessions   *sessions
+	peers      *registry.Table[*peer]
+	gwAuth     *peerauth.Verifier // nil: Deliver callers are not checked
+	proof      string             // peerauth.Proof of this state server, for gateways
+	ln         net.Listener
+	rpc        server.Server
+	http       *httpapi.Server // nil without state.http_addr
+	startedAt  time.Time
 	// registered is closed when the registry entry is no longer refreshed (registry.Keep).
 	registered <-chan struct{}
 	cancel     context.CancelFunc

@@ -33,9 +33,9 @@ type msg[T any] interface {
 
 // clone copies src as the wire would hand it over: the copy shares no mutable memory with src
 // (binaries, lists and structs are copied; strings, immutable, are shared), so the caller may
-// reuse its request once the call returns and the handler may keep what it got, and the other
-// way round for the response. It replaced a round trip through the Thrift fast codec, which cost
-// three times as much (BenchmarkClone).
+// reuse its request once the call returns and the handler may keep what it got (but for
+// requestLent's), and the other way round for the response (but for answerHandedOver's). It replaced a round trip through the
+// Thrift fast codec, which cost three times as much (BenchmarkClone).
 func clone[T any, P msg[T]](src P) (P, error) {
 	if src == nil {
 		return nil, nil
@@ -152,14 +152,16 @@ func call[H, W any, Q any, PQ msg[Q], R any, PR msg[R]](
 	return resp, err
 }
 
-// serveOne is the server's side: the request copied in, the handler under recover, the answer
-// copied out.
+// serveOne is the server's side: the request copied in (or lent, requestLent), the handler under
+// recover, the answer copied out (or handed over, answerHandedOver).
 func serveOne[H any, Q any, PQ msg[Q], R any, PR msg[R]](e *Entry[H], m method, req PQ, local func(h H, ctx context.Context, req PQ) (PR, error)) (resp PR, err error) {
-	in, err := clone(req)
-	if err != nil {
-		// Only a mismatched type fails a generated deep copy, which the type parameters rule
-		// out; answered as the wire answers a request it cannot encode.
-		return nil, kerrors.ErrRemoteOrNetwork.WithCause(err)
+	in := req
+	if !requestLent[m] {
+		if in, err = clone(req); err != nil {
+			// Only a mismatched type fails a generated deep copy, which the type parameters rule
+			// out; answered as the wire answers a request it cannot encode.
+			return nil, kerrors.ErrRemoteOrNetwork.WithCause(err)
+		}
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -177,6 +179,9 @@ func serveOne[H any, Q any, PQ msg[Q], R any, PR msg[R]](e *Entry[H], m method, 
 	if out == nil {
 		// Kitex's server cannot encode a nil result either.
 		return nil, remoteErr(errors.New("the handler returned neither a result nor an error"))
+	}
+	if answerHandedOver[m] {
+		return out, nil
 	}
 	cp, err := clone(out)
 	if err != nil {

@@ -295,3 +295,72 @@ func (noopGateway) Push(context.Context, *fleet.PushRequest) (*fleet.PushRespons
 func (noopGateway) Sessions(context.Context, *fleet.SessionsRequest) (*fleet.SessionsResponse, error) {
 	return &fleet.SessionsResponse{}, nil
 }
+
+// state is a State service whose Deliver keeps what it got and answers with a response it keeps,
+// and whose Ping does the same, to see which answers cross as they are.
+type state struct {
+	mu      sync.Mutex
+	kept    *fleet.DeliverRequest
+	deliver *fleet.DeliverResponse
+	ping    *fleet.PingResponse
+}
+
+func (s *state) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.DeliverResponse, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.kept = req
+	return s.deliver, nil
+}
+
+func (s *state) Ping(context.Context, *fleet.PingRequest) (*fleet.PingResponse, error) {
+	return s.ping, nil
+}
+
+func (*state) LocalPush(context.Context, *fleet.LocalPushRequest) (*fleet.LocalPushResponse, error) {
+	return &fleet.LocalPushResponse{}, nil
+}
+
+func (*state) LocalPushBatch(context.Context, *fleet.LocalPushBatchRequest) (*fleet.LocalPushBatchResponse, error) {
+	return &fleet.LocalPushBatchResponse{}, nil
+}
+
+func (*state) LocalSession(context.Context, *fleet.LocalSessionRequest) (*fleet.LocalSessionResponse, error) {
+	return &fleet.LocalSessionResponse{}, nil
+}
+
+// Deliver crosses uncopied both ways: its request is lent to the handler (which copies what it
+// keeps) and its answer handed to the caller (the state server builds it for the call and keeps
+// none of it). Any other method's answer is copied.
+func TestDeliverCrossesUncopied(t *testing.T) {
+	d := colocal.New()
+	acks := []*fleet.DownFrame{{ConnId: 1, Body: []byte("ok")}, {ConnId: 2}, {ConnId: 3}}
+	s := &state{deliver: &fleet.DeliverResponse{Acks: acks}, ping: &fleet.PingResponse{Boot: "b1"}}
+	addr := freeAddr(t)
+	d.ServeState("state-1", addr, s)
+	wire, err := stateservice.NewClient("plato-state", rpc.Client(addr, 2*time.Second)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cli := d.StateClient(registry.Node{ID: "state-1", Role: registry.RoleState, RPCNetwork: "tcp", RPCAddr: addr}, wire, colocal.Options{Timeout: time.Second})
+	req := &fleet.DeliverRequest{GatewayId: "gw-1", Events: []*fleet.UpEvent{{ConnId: 1, Body: []byte("hello")}}}
+	resp, err := cli.Deliver(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	kept := s.kept
+	s.mu.Unlock()
+	if kept != req {
+		t.Fatal("the Deliver request was copied; it is lent to the handler as it is")
+	}
+	if resp != s.deliver {
+		t.Fatal("the Deliver answer was copied; it is handed over as it is")
+	}
+	ping, err := cli.Ping(context.Background(), &fleet.PingRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ping == s.ping || ping.Boot != "b1" {
+		t.Fatalf("the Ping answer %+v was not a copy of the handler's", ping)
+	}
+}

@@ -137,3 +137,18 @@ const (
 )
 
 var methodNames = [numMethods]string{"Deliver", "Ping", "LocalPush", "LocalPushBatch", "LocalSession", "Push", "Sessions"}
+
+// requestLent marks the methods whose handler only borrows its request: it reads it during the
+// call and copies what it keeps, so the request goes to the handler as it is, uncopied, and the
+// caller may reuse it once the call returns. Deliver's is (core/state's handler keeps strings and
+// an uplink's body, which the gateway made for that frame and never reuses): the copy was a
+// quarter of the bytes the process allocated per uplink at 20k uplinks/s. The others keep their
+// copy (Push's frames are kept by the gateway).
+var requestLent = [numMethods]bool{mDeliver: true}
+
+// answerHandedOver marks the methods whose handler builds its answer for the call and keeps no
+// part of it, so the answer goes to the caller as it is, uncopied. Deliver's is (core/state,
+// finish: frames made for this reply, the business's answer bodies, which nothing else holds):
+// the copy was 7% of the bytes the process allocated per uplink at 20k uplinks/s. The others
+// keep their copy (LocalPush's answer lives in its push's record, for one).
+var answerHandedOver = [numMethods]bool{mDeliver: true}
