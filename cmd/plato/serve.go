@@ -19,6 +19,7 @@ import (
 	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/examples/demo"
 	"github.com/platoim/plato/internal/config"
+	"github.com/platoim/plato/internal/gcfloor"
 )
 
 // DefaultConfigFile is read when --config is not given and the file exists.
@@ -231,6 +232,10 @@ func chatPageURL(loginAddr string, p *platform.Platform) string {
 // serve starts roles, prints where they listen, and runs until ctx ends (Ctrl-C).
 func serve(ctx context.Context, cfg config.Config, roles []string, stdout, stderr io.Writer) error {
 	logger := newLogger(cfg.Log, stderr)
+	if os.Getenv("GOGC") == "" {
+		// The operator's GOGC wins; without one, a small heap is not collected below the floor.
+		defer gcfloor.Start(uint64(cfg.Runtime.GCHeapFloor)).Stop()
+	}
 	p, err := platform.Start(ctx, cfg, roles, logger, platform.Options{Builtins: builtins(), Demo: demoServer})
 	if err != nil {
 		return err

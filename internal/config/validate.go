@@ -176,6 +176,9 @@ func (c *Config) Validate() error {
 	hostPort("demo.login_addr", c.Demo.LoginAddr, true)
 	hostPort("admin.addr", c.Admin.Addr, true)
 	c.validateTraces(bad)
+	if c.Runtime.GCHeapFloor < 0 {
+		bad("runtime.gc_heap_floor", "must not be negative (0: off), got %d", c.Runtime.GCHeapFloor)
+	}
 	return errors.Join(errs...)
 }
 
