@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -309,11 +310,25 @@ demo: {enabled: true, addr: "127.0.0.1:0", login_addr: "127.0.0.1:0"}
 	}
 
 	// One admin server for the whole process, with every role's metrics.
-	metrics := httpGet(t, up.waitLine(regexp.MustCompile(`admin\s+(http://\S+)`))+"/metrics")
+	adminURL := up.waitLine(regexp.MustCompile(`admin\s+(http://\S+)`))
+	metrics := httpGet(t, adminURL+"/metrics")
 	for _, name := range []string{"plato_gateway_connections ", "plato_state_logins_total ", "plato_ipconf_gateways ", "plato_nats_connected 1"} {
 		if !strings.Contains(metrics, "\n"+name) {
 			t.Errorf("/metrics has no %q line", name)
 		}
+	}
+	// The heap floor (runtime.gc_heap_floor): a process holding this little gets a GOGC over 100
+	// once a collection has run, unless GOGC is set in the environment.
+	if os.Getenv("GOGC") == "" {
+		gogc := regexp.MustCompile(`\ngo_gc_gogc_percent (\d+)`)
+		poll.Until(t, "GOGC raised by the heap floor", func() bool {
+			m := gogc.FindStringSubmatch(httpGet(t, adminURL+"/metrics"))
+			if m == nil {
+				return false
+			}
+			n, err := strconv.Atoi(m[1])
+			return err == nil && n > 100
+		})
 	}
 
 	// The ops console, at the URL printed: one process answers for its three roles once.
