@@ -19,7 +19,7 @@ import (
 	"github.com/platoim/plato/core/platform"
 	"github.com/platoim/plato/examples/demo"
 	"github.com/platoim/plato/internal/config"
-	"github.com/platoim/plato/internal/gcfloor"
+	"github.com/platoim/plato/sdk/gcfloor"
 )
 
 // DefaultConfigFile is read when --config is not given and the file exists.

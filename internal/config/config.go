@@ -140,7 +140,7 @@ type Config struct {
 // Runtime tunes the Go runtime of a process serving roles (plato up and each role's command).
 type Runtime struct {
 	// GCHeapFloor is the heap, in bytes, that a process may grow to before the collector runs,
-	// however little is live (internal/gcfloor): a small heap that moves many messages is then
+	// however little is live (sdk/gcfloor): a small heap that moves many messages is then
 	// collected less often. It changes nothing once half of it is live, and nothing when GOGC is
 	// set in the environment. Default 64 MiB; 0 turns it off.
 	GCHeapFloor int64 `koanf:"gc_heap_floor"`

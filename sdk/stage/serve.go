@@ -7,10 +7,16 @@ import (
 
 	plugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+
+	"github.com/platoim/plato/sdk/gcfloor"
 )
 
 // parentPollInterval is how often a plugin checks that its host is still alive.
 const parentPollInterval = time.Second
+
+// PluginGCHeapFloor is the heap a plugin process may grow to before Go's collector runs, however
+// little of it is live (sdk/gcfloor); GOGC in the plugin's environment turns it off.
+const PluginGCHeapFloor = 16 << 20
 
 // Serve is the whole main of a stage plugin:
 //
@@ -24,10 +30,18 @@ const parentPollInterval = time.Second
 // which writes JSON lines to the real stderr that the host relays at their level under the stage's
 // name.
 //
+// Serve also keeps the plugin's heap goal at 16 MiB or more (PluginGCHeapFloor) unless GOGC is set
+// in its environment.
+//
 // A plugin never outlives its host: Serve watches the parent process and exits the process as
 // soon as it changes, which is what happens when the host dies, even by SIGKILL.
 func Serve(s Stage) {
 	logger := newStderrLogger()
+	if os.Getenv("GOGC") == "" {
+		// A plugin holds a few MB and allocates per message: without a floor it is collected
+		// every few MB it allocates, a fifth of its CPU at batch 256 (docs/plugins.md, §8 "Memory").
+		defer gcfloor.Start(PluginGCHeapFloor).Stop()
+	}
 	ppid := os.Getppid()
 	go watchParent(ppid, parentPollInterval, func() {
 		logger.Error("stage host process is gone, exiting", "host_pid", ppid)

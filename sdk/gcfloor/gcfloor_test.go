@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/platoim/plato/internal/gcfloor"
+	"github.com/platoim/plato/sdk/gcfloor"
 	"github.com/platoim/plato/sdk/poll"
 )
 
