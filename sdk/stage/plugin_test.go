@@ -583,3 +583,26 @@ func hostBench(b *testing.B, r *running, op string, n, callers int) {
 		b.Fatalf("hostbench: %+v", replies[0])
 	}
 }
+
+// A plugin process runs with the SDK's heap floor (stage.PluginGCHeapFloor): a GOGC over 100 while
+// it holds little, and the GOGC of its environment when one is set there.
+func TestPluginRunsWithTheHeapFloor(t *testing.T) {
+	for _, c := range []struct {
+		env  []string
+		want func(int) bool
+		what string
+	}{
+		{nil, func(p int) bool { return p > 100 }, "over 100"},
+		{[]string{"GOGC=100"}, func(p int) bool { return p == 100 }, "100, as its environment says"},
+	} {
+		r := startPluginWith(t, stage.VersionedPlugins(), c.env...)
+		replies, err := process(r.proc, 10*time.Second, uplink("d1", 1, "gogc"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := strconv.Atoi(string(replies[0].Payload))
+		if err != nil || !c.want(p) {
+			t.Errorf("with environment %q the plugin runs with GOGC %q, want %s", c.env, replies[0].Payload, c.what)
+		}
+	}
+}

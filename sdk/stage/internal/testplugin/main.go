@@ -10,6 +10,7 @@
 //	"fail"    fails the signal (stage.FailWith)
 //	"host"    calls Host.Push, Put and Get, and rewrites the payload to the value it read back
 //	"print"   prints 1 MiB to stdout (after Serve: must not break anything), then echoes
+//	"gogc"    collects, then rewrites the payload to the GOGC percent the plugin runs with
 //	"hostbench:OP:N:P"  makes N Host ops from P goroutines (BenchmarkHostCall): OP "put-get" is a
 //	          Put then a Get of the same key, "set-timer" a SetTimer; rewrites the payload to "ok"
 //	"garbage-frame"    on the data socket, answers with a frame header claiming 4 GiB
@@ -33,6 +34,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"runtime"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -127,6 +130,12 @@ func (s *testStage) OnUplink(ctx context.Context, ev *stage.UplinkEvent) stage.R
 			return stage.RejectWith(2999, fmt.Sprintf("get: %v %v", ok, err))
 		}
 		return stage.Rewrite(v)
+	case "gogc":
+		// The GOGC the plugin runs with once a collection has run: stage.Serve's heap floor.
+		runtime.GC()
+		s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+		metrics.Read(s)
+		return stage.Rewrite(strconv.AppendUint(nil, s[0].Value.Uint64(), 10))
 	case "print":
 		line := append(bytes.Repeat([]byte("x"), 1023), '\n')
 		for range 1024 {
