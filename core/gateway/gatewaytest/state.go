@@ -1,7 +1,6 @@
 package gatewaytest
 
 import (
-	"bytes"
 	"context"
 	"sync"
 	"testing"
@@ -67,10 +66,17 @@ func startState(ctx context.Context, t testing.TB, reg registry.Registry) *State
 // Deliver records the batch, in order, and the connections reported gone or moved.
 func (s *State) Deliver(_ context.Context, req *fleet.DeliverRequest) (*fleet.DeliverResponse, error) {
 	s.mu.Lock()
-	for _, ev := range req.Events {
-		// The body may point into Kitex's read buffer, which is reused once the call returns.
-		ev.Body = bytes.Clone(ev.Body)
-		s.events = append(s.events, ev)
+	// A copy: the request is only lent, as to a real state server (core/state's Deliver). In
+	// process the gateway takes its events back once the call returns; over Kitex the body may
+	// point into the read buffer, which is reused. One array per call, as Kitex's reader makes:
+	// the allocation tests count this record too.
+	kept := make([]fleet.UpEvent, len(req.Events))
+	for i, ev := range req.Events {
+		if err := kept[i].DeepCopy(ev); err != nil {
+			s.mu.Unlock()
+			return nil, err
+		}
+		s.events = append(s.events, &kept[i])
 	}
 	s.gone = append(s.gone, req.Gone...)
 	s.moved = append(s.moved, req.Moved...)
