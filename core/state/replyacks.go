@@ -117,7 +117,7 @@ func (c *ackCollector) wait(bound time.Duration, m *metrics, timers *sync.Pool) 
 	c.done = make(chan struct{})
 	done := c.done
 	c.mu.Unlock()
-	// A timer from the pool: one per call waiting was a third of the wait's allocations. Since
+	// A timer from the pool: a new one per waiting call was most of the wait's allocations. Since
 	// Go 1.23 a stopped timer's channel holds no stale tick, so a reused one cannot fire early.
 	t, _ := timers.Get().(*time.Timer)
 	if t == nil {
@@ -141,10 +141,10 @@ const (
 	waitTimedOut        // state.uplink_ack_wait passed first
 )
 
-// finish closes col and returns the answers its reply carries. A gateway in this process gets
-// them as they are (internal/colocal's answerHandedOver): nothing here keeps or changes them
-// once returned. A connection with an uplink still
+// finish closes col and returns the answers its reply carries. A connection with an uplink still
 // unanswered sends what it staged by Push, under its lock so that no later answer overtakes them.
+// A gateway in this process gets the answers as they are (internal/colocal's answerHandedOver):
+// nothing here keeps or changes them once returned.
 func (s *Server) finish(col *ackCollector) []*fleet.DownFrame {
 	col.mu.Lock()
 	col.open = false
