@@ -232,10 +232,8 @@ func chatPageURL(loginAddr string, p *platform.Platform) string {
 // serve starts roles, prints where they listen, and runs until ctx ends (Ctrl-C).
 func serve(ctx context.Context, cfg config.Config, roles []string, stdout, stderr io.Writer) error {
 	logger := newLogger(cfg.Log, stderr)
-	if os.Getenv("GOGC") == "" {
-		// The operator's GOGC wins; without one, a small heap is not collected below the floor.
-		defer gcfloor.Start(uint64(cfg.Runtime.GCHeapFloor)).Stop()
-	}
+	// A small heap is not collected below the floor, unless GOGC is set in the environment.
+	defer gcfloor.Start(uint64(cfg.Runtime.GCHeapFloor)).Stop()
 	p, err := platform.Start(ctx, cfg, roles, logger, platform.Options{Builtins: builtins(), Demo: demoServer})
 	if err != nil {
 		return err

@@ -34,8 +34,9 @@ type msg[T any] interface {
 // clone copies src as the wire would hand it over: the copy shares no mutable memory with src
 // (binaries, lists and structs are copied; strings, immutable, are shared), so the caller may
 // reuse its request once the call returns and the handler may keep what it got (but for
-// requestLent's), and the other way round for the response (but for answerHandedOver's). It replaced a round trip through the
-// Thrift fast codec, which cost three times as much (BenchmarkClone).
+// requestLent's), and the other way round for the response (but for answerHandedOver's). It
+// replaced a round trip through the Thrift fast codec, which cost three times as much
+// (BenchmarkClone).
 func clone[T any, P msg[T]](src P) (P, error) {
 	if src == nil {
 		return nil, nil

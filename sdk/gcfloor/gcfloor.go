@@ -14,6 +14,7 @@
 package gcfloor
 
 import (
+	"os"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
@@ -37,14 +38,14 @@ type Floor struct {
 
 // Start keeps the heap goal at or above floor bytes, from the end of the next collection on:
 // after each cycle it sets GOGC so that the heap may grow to the floor, never below the GOGC the
-// process had. A floor of 0 does nothing. The process's GOGC must not be changed by others
-// meanwhile (Plato leaves it to this when GOGC is not set in the environment).
+// process had. A floor of 0 does nothing, and so does GOGC set in the environment: the
+// operator's choice wins. The process's GOGC must not be changed by others meanwhile.
 func Start(floor uint64) *Floor {
 	f := &Floor{floor: floor, sample: []metrics.Sample{{Name: "/gc/heap/live:bytes"}, {Name: "/gc/gogc:percent"}}}
 	metrics.Read(f.sample[1:])
 	f.base = int(f.sample[1].Value.Uint64())
 	f.set = f.base
-	if floor == 0 || f.base <= 0 { // GOGC=off: nothing to raise
+	if floor == 0 || f.base <= 0 || os.Getenv("GOGC") != "" { // f.base <= 0: GOGC=off
 		f.stopped.Store(true)
 		return f
 	}

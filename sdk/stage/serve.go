@@ -37,11 +37,10 @@ const PluginGCHeapFloor = 16 << 20
 // soon as it changes, which is what happens when the host dies, even by SIGKILL.
 func Serve(s Stage) {
 	logger := newStderrLogger()
-	if os.Getenv("GOGC") == "" {
-		// A plugin holds a few MB and allocates per message: without a floor it is collected
-		// every few MB it allocates, a fifth of its CPU at batch 256 (docs/plugins.md, §8 "Memory").
-		defer gcfloor.Start(PluginGCHeapFloor).Stop()
-	}
+	// A plugin holds a few MB and allocates per message: without a floor it is collected every
+	// few MB it allocates, a fifth of its CPU at batch 256 (docs/plugins.md, §8 "Memory"). GOGC
+	// in the environment turns it off.
+	defer gcfloor.Start(PluginGCHeapFloor).Stop()
 	ppid := os.Getppid()
 	go watchParent(ppid, parentPollInterval, func() {
 		logger.Error("stage host process is gone, exiting", "host_pid", ppid)

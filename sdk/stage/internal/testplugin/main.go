@@ -133,9 +133,9 @@ func (s *testStage) OnUplink(ctx context.Context, ev *stage.UplinkEvent) stage.R
 	case "gogc":
 		// The GOGC the plugin runs with once a collection has run: stage.Serve's heap floor.
 		runtime.GC()
-		s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
-		metrics.Read(s)
-		return stage.Rewrite(strconv.AppendUint(nil, s[0].Value.Uint64(), 10))
+		m := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+		metrics.Read(m)
+		return stage.Rewrite(strconv.AppendUint(nil, m[0].Value.Uint64(), 10))
 	case "print":
 		line := append(bytes.Repeat([]byte("x"), 1023), '\n')
 		for range 1024 {
