@@ -150,16 +150,11 @@ func (gw *Gateway) onSocketClosed(c *conn, nc netpoll.Connection) {
 		gw.onClose(c)
 		return
 	}
-	// The close callbacks run before netpoll's own, which frees the buffers: the poller is
-	// detached, so what is buffered now is all there is.
-	input := h.carry
-	r := nc.Reader()
-	if n := r.Len(); n > 0 {
-		if b, err := r.Next(n); err == nil {
-			input = append(append([]byte(nil), input...), b...)
-		}
+	// The close callbacks run before netpoll's own, which frees the buffers.
+	input, err := detachedInput(nc, h.carry)
+	if err != nil {
+		gw.log.Warn("upgrade: bytes a device sent during the handover may be lost", "conn", c.id, "err", err)
 	}
-	_ = r.Release()
 	h.input = input
 	h.fd, h.dup = -1, false
 	if fc, ok := nc.(interface{ Fd() int }); ok {
