@@ -129,3 +129,15 @@ func detachUnderLoad(t *testing.T, ln net.Listener, round int) {
 		}
 	}
 }
+
+// A connection that is not netpoll's own (or a netpoll whose layout changed) is refused before it
+// is detached, so passBatch leaves it to be redirected rather than lose its bytes.
+func TestPollerStateRefusesAnotherLayout(t *testing.T) {
+	type otherConn struct{ netpoll.Connection }
+	if _, err := pollerState(&otherConn{}); err == nil {
+		t.Fatal("pollerState accepted a connection without netpoll's operator")
+	}
+	if err := quiescePoller(&otherConn{}); err == nil {
+		t.Fatal("quiescePoller accepted a connection without netpoll's operator")
+	}
+}

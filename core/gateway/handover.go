@@ -496,7 +496,11 @@ func (gw *Gateway) passBatch(peer *net.UnixConn, batch []*conn, deadline time.Ti
 	var detached []*conn
 	for _, c := range idle {
 		d, ok := c.nc.(interface{ Detach() error })
-		if !ok {
+		if _, err := pollerState(c.nc); !ok || err != nil {
+			// Its bytes in flight could not be waited for (detach.go): it stays, to be redirected.
+			if err != nil {
+				gw.log.Error("upgrade: a connection cannot be passed safely", "conn", c.id, "err", err)
+			}
 			c.unhand()
 			failed = append(failed, c)
 			continue
