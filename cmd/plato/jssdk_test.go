@@ -40,7 +40,8 @@ var (
 )
 
 // jsSDK installs what the JS tests need when it is missing (scripts/install-js-deps: Debian's
-// nodejs, npm and chromium), then `npm ci` and `npm run build` in sdk/js, once per test run.
+// nodejs, npm and chromium), then `npm ci` and `npm run build` in sdk/js when what they made is
+// not current (prepareJS), once per test run.
 func jsSDK(t *testing.T) string {
 	t.Helper()
 	jsOnce.Do(func() {
@@ -67,13 +68,8 @@ func jsSDK(t *testing.T) string {
 			return
 		}
 		dir := filepath.Join(root, "sdk/js")
-		for _, args := range [][]string{{"npm", "ci", "--no-audit", "--no-fund", "--prefer-offline"}, {"npm", "run", "build"}} {
-			cmd := exec.Command(args[0], args[1:]...)
-			cmd.Dir = dir
-			if out, err := cmd.CombinedOutput(); err != nil {
-				jsErr = fmt.Errorf("%s in sdk/js: %v\n%s", strings.Join(args, " "), err, out)
-				return
-			}
+		if jsErr = prepareJS(dir, jsNodeV); jsErr != nil {
+			return
 		}
 		jsDir = dir
 	})
