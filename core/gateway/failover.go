@@ -175,6 +175,7 @@ func (gw *Gateway) watchState(l *stateLink) {
 			// Restarted: it is live, and holds nothing. Its connections move to it again (or, as
 			// the dids hash, to the others).
 			l.lost.Store(false)
+			gw.noteServable()
 			gw.metrics.statesLost.Add(1)
 			gw.log.Warn("state server restarted: moving its connections back", "state", l.id)
 			gw.moveConns(l)
@@ -182,6 +183,7 @@ func (gw *Gateway) watchState(l *stateLink) {
 			// It answers again: it was slow, not dead. New logins may go to it; the connections
 			// moved away stay where they are (it forgets them when it next writes to them).
 			l.lost.Store(false)
+			gw.noteServable()
 			gw.log.Warn("state server answers again", "state", l.id)
 		}
 	}
@@ -192,6 +194,7 @@ func (gw *Gateway) stateLost(l *stateLink, why string) {
 	if l.lost.Swap(true) {
 		return
 	}
+	gw.noteServable()
 	gw.metrics.statesLost.Add(1)
 	gw.log.Warn("state server lost: moving its connections", "state", l.id, "why", why)
 	gw.moveConns(l)

@@ -130,6 +130,9 @@ type Gateway struct {
 	lastRates rates
 	// reported is closed when the registry entry is no longer refreshed (registry.Keep).
 	reported <-chan struct{}
+	// servability registers the gateway again at once when it starts or stops taking logins
+	// (statelink.go).
+	servability servability
 
 	// wsLoop and wsLn serve WebSocket devices (ws.go); nil without gateway.ws_addr.
 	wsLoop netpoll.EventLoop
@@ -202,6 +205,7 @@ func New(cfg Config, reg registry.Registry, tokens *token.Signer, logger *slog.L
 	if cfg.MaxUplinksInFlight <= 0 {
 		gw.cfg.MaxUplinksInFlight = config.DefaultUplinksInFlight
 	}
+	gw.servability.nudge = make(chan struct{}, 1)
 	gw.links = newStateLinks(gw)
 	gw.overload = gw.newOverload()
 	gw.peers = registry.NewTable(registry.TableConfig[struct{}]{
@@ -280,7 +284,7 @@ func (gw *Gateway) Start(ctx context.Context) error {
 		gw.Shutdown(context.Background())
 		return err
 	}
-	if gw.reported, err = registry.Keep(ctx, gw.reg, gw.cfg.ReportInterval, gw.loadNode, gw.log); err != nil {
+	if gw.reported, err = registry.KeepNudged(ctx, gw.reg, gw.cfg.ReportInterval, gw.loadNode, gw.servability.nudge, gw.log); err != nil {
 		gw.Shutdown(context.Background())
 		return fmt.Errorf("gateway: %w", err)
 	}

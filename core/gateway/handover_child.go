@@ -181,7 +181,7 @@ func (gw *Gateway) startInherited(ctx context.Context) (err error) {
 		}
 	}()
 	gw.inheritWS(wsFD)
-	if gw.reported, err = registry.Keep(ctx, gw.reg, gw.cfg.ReportInterval, gw.loadNode, gw.log); err != nil {
+	if gw.reported, err = registry.KeepNudged(ctx, gw.reg, gw.cfg.ReportInterval, gw.loadNode, gw.servability.nudge, gw.log); err != nil {
 		return fmt.Errorf("gateway: %w", err)
 	}
 	gw.done.Add(1)

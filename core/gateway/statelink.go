@@ -46,7 +46,8 @@ func (l *stateLink) stop() { l.stopOnce.Do(func() { close(l.gone) }) }
 func newStateLinks(gw *Gateway) *registry.Table[*stateLink] {
 	return registry.NewTable(registry.TableConfig[*stateLink]{
 		Role: registry.RoleState, Dial: gw.newStateLink, Log: gw.log,
-		Drop: func(l *stateLink, _ string, _ bool) { gw.dropLink(l) },
+		Drop:    func(l *stateLink, _ string, _ bool) { gw.dropLink(l) },
+		Changed: gw.noteServable,
 	})
 }
 
@@ -77,6 +78,29 @@ func (gw *Gateway) servable() bool {
 		}
 	}
 	return false
+}
+
+// servability tells the registry refresh when the gateway starts or stops taking logins. Its
+// registry entry carries its endpoints only while it does (loadNode), and ipconf hands out, and
+// a migration moves devices to, only a gateway whose entry does: a report interval late, a
+// gateway just started or just linked again looks unavailable for that long, and one that lost
+// every state server is still handed out.
+type servability struct {
+	nudge chan struct{} // capacity 1: registry.KeepNudged's
+	was   atomic.Bool
+}
+
+// noteServable nudges the registry refresh when servable changed since it was last noted: a state
+// server joined or left the table, or was lost or answers again (failover.go).
+func (gw *Gateway) noteServable() {
+	now := gw.servable()
+	if gw.servability.was.Swap(now) == now {
+		return
+	}
+	select {
+	case gw.servability.nudge <- struct{}{}:
+	default: // one is pending: the refresh it makes reads the state then
+	}
 }
 
 // StateServers lists, in no particular order, the IDs of the live state servers this gateway

@@ -154,6 +154,12 @@ func Follow(ctx context.Context, r Registry, role Role, put func(Node), remove f
 // dead connection cannot hold back the next one. The returned channel is closed when the
 // refreshing stops.
 func Keep(ctx context.Context, r Registry, interval time.Duration, node func() Node, log *slog.Logger) (<-chan struct{}, error) {
+	return KeepNudged(ctx, r, interval, node, nil, log)
+}
+
+// KeepNudged is Keep that also registers again at once whenever nudge receives: a change the
+// others must not learn a report interval late (a gateway that starts or stops taking logins).
+func KeepNudged(ctx context.Context, r Registry, interval time.Duration, node func() Node, nudge <-chan struct{}, log *slog.Logger) (<-chan struct{}, error) {
 	n := node()
 	// Asked before the first put, so that a reset during it is not missed.
 	first := r.Resets()
@@ -171,7 +177,7 @@ func Keep(ctx context.Context, r Registry, interval time.Duration, node func() N
 	go func() {
 		defer close(stopped)
 		failing := false
-		tick.EveryOr(ctx, interval, resets, func(time.Time) {
+		tick.EveryOrNudged(ctx, interval, resets, nudge, func(time.Time) {
 			pctx, cancel := context.WithTimeout(ctx, max(interval, putTimeout))
 			err := r.Put(pctx, node())
 			cancel()

@@ -20,6 +20,9 @@ type TableConfig[L any] struct {
 	// re-registered at another RPC address (replaced by a fresh link). It runs with no lock held,
 	// on the watch goroutine: a slow Drop delays later registry events. Optional.
 	Drop func(l L, id string, gone bool)
+	// Changed is called after a link joined or left the table (after Drop), with no lock held, on
+	// the watch goroutine: the caller may look at the table as it now is. Optional.
+	Changed func()
 	// Log reports nodes joining and leaving. Optional.
 	Log *slog.Logger
 }
@@ -128,6 +131,9 @@ func (t *Table[L]) Put(n Node) {
 	if had && t.cfg.Drop != nil {
 		t.cfg.Drop(old.link, n.ID, false)
 	}
+	if t.cfg.Changed != nil {
+		t.cfg.Changed()
+	}
 }
 
 // Remove drops the link to node id, if there is one.
@@ -147,6 +153,9 @@ func (t *Table[L]) Remove(id string) {
 	}
 	if t.cfg.Drop != nil {
 		t.cfg.Drop(e.link, id, true)
+	}
+	if t.cfg.Changed != nil {
+		t.cfg.Changed()
 	}
 }
 

@@ -26,6 +26,13 @@ func Every(ctx context.Context, interval time.Duration, f func(now time.Time)) {
 // counts the interval from there. early is asked again before each call of f, so that an event
 // during f is not missed; a nil channel never fires.
 func EveryOr(ctx context.Context, interval time.Duration, early func() <-chan struct{}, f func(now time.Time)) {
+	EveryOrNudged(ctx, interval, early, nil, f)
+}
+
+// EveryOrNudged is EveryOr that also calls f, and counts the interval from there, each time nudge
+// receives (a nil nudge never does). A nudge sent during f is one more call after it; the sender
+// keeps nudges from piling up (a channel of capacity 1, sent to without blocking).
+func EveryOrNudged(ctx context.Context, interval time.Duration, early func() <-chan struct{}, nudge <-chan struct{}, f func(now time.Time)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	wake := early()
@@ -37,6 +44,10 @@ func EveryOr(ctx context.Context, interval time.Duration, early func() <-chan st
 			wake = early()
 			f(now)
 		case <-wake:
+			wake = early()
+			t.Reset(interval)
+			f(time.Now())
+		case <-nudge:
 			wake = early()
 			t.Reset(interval)
 			f(time.Now())

@@ -83,3 +83,29 @@ func TestEveryOrWithNilTicks(t *testing.T) {
 	cancel()
 	<-done
 }
+
+func TestEveryOrNudgedRunsOncePerNudge(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	nudge := make(chan struct{}, 1)
+	calls := make(chan time.Time, 8)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// An hour, and no early channel: only a nudge can call f within the test.
+		EveryOrNudged(ctx, time.Hour, func() <-chan struct{} { return nil }, nudge, func(now time.Time) { calls <- now })
+	}()
+	for i := range 3 {
+		nudge <- struct{}{}
+		select {
+		case <-calls:
+		case <-time.After(poll.Timeout):
+			t.Fatalf("nudge %d did not call f", i)
+		}
+	}
+	cancel()
+	<-done
+	if len(calls) != 0 {
+		t.Errorf("%d calls more than nudges", len(calls))
+	}
+}
