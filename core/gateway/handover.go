@@ -19,6 +19,7 @@ import (
 
 	"github.com/platoim/plato/internal/cloexec"
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
+	"github.com/platoim/plato/internal/timewheel"
 	"github.com/platoim/plato/sdk/protocol"
 )
 
@@ -102,9 +103,12 @@ type handoverState struct {
 }
 
 // connHandoff is a connection's part in a handover: set on the old side while it is passed, and
-// on the new side while bytes read by the old process (carry) start its next frame.
+// on the new side while bytes read by the old process (carry) start its next frame. Outside a
+// handover it holds the start of a frame not complete yet (carry.go).
 type connHandoff struct {
-	carry        []byte
+	carry []byte
+	// partial bounds the wait for the frame at the head of carry (carry.go); nil when none waits.
+	partial      *timewheel.Timer
 	detachCalled atomic.Bool
 	detached     chan struct{}
 	// Set by the close callback before detached is closed.

@@ -68,17 +68,17 @@ func (gw *Gateway) loginTimedOut(c *conn) {
 }
 
 // onRequest reads every complete frame. netpoll calls it again while input remains, so it must
-// consume all input or close: a partial frame blocks in Peek/Next up to the read timeout.
+// consume all input or close: the start of a frame not complete is carried (carry.go).
 func (gw *Gateway) onRequest(ctx context.Context, nc netpoll.Connection) error {
 	c, _ := ctx.Value(connCtxKey{}).(*conn)
 	if c == nil {
 		return nc.Close()
 	}
-	return gw.readFrames(c, nc)
+	return gw.readCarried(c, nc)
 }
 
-// readFrames reads c's complete frames. A frame is consumed only once complete, so that a read
-// interrupted to pass the connection to a new process leaves it whole (handover.go).
+// readFrames reads c's complete frames, and carries the start of one not complete yet
+// (carryRest): it never waits for input.
 func (gw *Gateway) readFrames(c *conn, nc netpoll.Connection) error {
 	r := nc.Reader()
 	defer r.Release()
@@ -93,7 +93,10 @@ func (gw *Gateway) readFrames(c *conn, nc netpoll.Connection) error {
 			// Discard what arrives after we decided to close, so netpoll does not spin on it.
 			return r.Skip(r.Len())
 		}
-		hb, err := peekWhole(c, r, protocol.HeaderLen)
+		if r.Len() < protocol.HeaderLen {
+			return gw.carryRest(c, r)
+		}
+		hb, err := r.Peek(protocol.HeaderLen)
 		if err != nil {
 			return gw.readFailed(c, err)
 		}
@@ -102,8 +105,8 @@ func (gw *Gateway) readFrames(c *conn, nc netpoll.Connection) error {
 			gw.protocolError(c, r, err)
 			return nil
 		}
-		if _, err := peekWhole(c, r, protocol.HeaderLen+int(h.Length)); err != nil {
-			return gw.readFailed(c, err)
+		if r.Len() < protocol.HeaderLen+int(h.Length) {
+			return gw.carryRest(c, r)
 		}
 		if err := r.Skip(protocol.HeaderLen); err != nil {
 			return err
