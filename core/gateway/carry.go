@@ -21,7 +21,9 @@ import (
 func (gw *Gateway) readCarried(c *conn, nc netpoll.Connection) error {
 	c.mu.Lock()
 	h := c.handoffLocked()
-	pending := h != nil && h.carry != nil && !c.handingLocked()
+	// Also while the connection is being passed: what arrives goes behind the carried bytes, and
+	// the close callback takes them all (detachedInput).
+	pending := h != nil && h.carry != nil
 	c.mu.Unlock()
 	if !pending {
 		if c.ws != nil {
