@@ -1,8 +1,6 @@
 package gateway
 
 import (
-	"github.com/cloudwego/netpoll"
-
 	"github.com/platoim/plato/internal/rpc/kitex_gen/plato/fleet"
 	"github.com/platoim/plato/sdk/protocol"
 )
@@ -33,15 +31,6 @@ func (c *conn) releaseFlushes() {
 	if start {
 		c.flushHere()
 	}
-}
-
-// peekWhole is r.Peek(n) for a read holding c's answers: when fewer than n bytes are in, the Peek
-// waits for the device, so the answers held so far go first.
-func peekWhole(c *conn, r netpoll.Reader, n int) ([]byte, error) {
-	if r.Len() < n {
-		c.releaseFlushes()
-	}
-	return r.Peek(n)
 }
 
 // overloadedAck is the body of every UplinkAck 1303 the gateway sends itself: encoded once and

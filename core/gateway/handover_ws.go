@@ -111,6 +111,7 @@ func (gw *Gateway) drainWSCarry(c *conn) {
 			if h.carry = carry[n:]; len(h.carry) == 0 {
 				h.carry = nil
 			}
+			c.carryConsumedLocked(h)
 			c.mu.Unlock()
 		}
 		drop := func() { consume(len(carry)) }

@@ -94,7 +94,11 @@ func TestDrainWSCarryRefusesBadInput(t *testing.T) {
 		gw.drainWSCarry(c)
 		q := rawQueued(t, c)
 		c.mu.Lock()
-		st, carry, action := c.state, c.cold.handoff.carry, fleet.DownAction(0)
+		st, action := c.state, fleet.DownAction(0)
+		var carry []byte // what was carried goes, and with it the handoff (carry.go)
+		if h := c.handoffLocked(); h != nil {
+			carry = h.carry
+		}
 		if len(c.queue) == 1 {
 			action = c.queue[0].down.Action
 		}

@@ -145,13 +145,14 @@ func (gw *Gateway) onWSConnect(ctx context.Context, nc netpoll.Connection) conte
 	return gw.accept(ctx, nc, &wsConn{})
 }
 
-// onWSRequest reads the handshake, then every complete WebSocket frame (readWS).
+// onWSRequest reads the handshake, then every complete WebSocket frame (readWS), behind what is
+// carried of one not complete (readCarried).
 func (gw *Gateway) onWSRequest(ctx context.Context, nc netpoll.Connection) error {
 	c, _ := ctx.Value(connCtxKey{}).(*conn)
 	if c == nil || c.ws == nil {
 		return nc.Close()
 	}
-	return gw.readWS(c, nc)
+	return gw.readCarried(c, nc)
 }
 
 // errHandingOff ends a read interrupted to pass the connection to a new process: its unconsumed
@@ -222,11 +223,9 @@ func (gw *Gateway) wsHandshake(c *conn, r netpoll.Reader) error {
 			}
 			return r.Skip(len(req))
 		}
-		// Wait for more of the request: up to the read timeout, and the login timer closes the
-		// socket (which ends the wait) when the handshake takes longer than gateway.login_timeout.
-		if _, err := r.Peek(n + 1); err != nil {
-			return gw.wsReadFailed(c, err)
-		}
+		// The rest comes later (carry.go), within gateway.login_timeout: the login timer answers
+		// 408 and closes otherwise.
+		return gw.carryRest(c, r)
 	}
 }
 
@@ -354,13 +353,20 @@ func httpError(status int, reason string) []byte {
 		status, http.StatusText(status), len(body), body)
 }
 
-// wsReadFrame reads one WebSocket frame, once it is complete, and acts on it.
+// wsReadFrame reads one WebSocket frame, once it is complete, and acts on it; the start of one not
+// complete is carried (carry.go).
 func (gw *Gateway) wsReadFrame(c *conn, r netpoll.Reader) error {
-	b, err := peekWhole(c, r, 2)
+	if r.Len() < 2 {
+		return gw.carryRest(c, r)
+	}
+	b, err := r.Peek(2)
 	if err != nil {
 		return gw.wsReadFailed(c, err)
 	}
-	hb, err := peekWhole(c, r, wsHeaderLen(b))
+	if r.Len() < wsHeaderLen(b) {
+		return gw.carryRest(c, r)
+	}
+	hb, err := r.Peek(wsHeaderLen(b))
 	if err != nil {
 		return gw.wsReadFailed(c, err)
 	}
@@ -373,8 +379,8 @@ func (gw *Gateway) wsReadFrame(c *conn, r netpoll.Reader) error {
 		gw.wsFail(c, r, status, reason)
 		return nil
 	}
-	if _, err := peekWhole(c, r, hl+int(h.Length)); err != nil {
-		return gw.wsReadFailed(c, err)
+	if r.Len() < hl+int(h.Length) {
+		return gw.carryRest(c, r)
 	}
 	if err := r.Skip(hl); err != nil {
 		return err

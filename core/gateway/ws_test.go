@@ -539,3 +539,67 @@ func TestRedirectListsEndpointsOfTheDevicesTransport(t *testing.T) {
 	check(f, "ws-device", other.WSEndpoint)
 	check(tcp.Read(), "tcp-device", other.Endpoint)
 }
+
+// WebSocket devices stopped mid-handshake or mid-message hold no goroutine (carry.go), and each
+// completes once the rest arrives: the half handshakes are answered 101, the half messages
+// answered as whole ones.
+func TestWSDevicesStoppedMidwayHoldNoGoroutine(t *testing.T) {
+	h := gatewaytest.New(t, gatewaytest.Options{})
+	held := func() int {
+		return runtime.NumGoroutine() - gateway.NetpollIdleWorkers() - gateway.IdleWriters(h.Gateway)
+	}
+	const n = 40
+	req := upgradeRequest("/plato")
+	raws := make([]net.Conn, n)
+	socks := make([]*wsclient.Conn, n)
+	for i := range n {
+		nc, err := net.DialTimeout("tcp", h.Gateway.WSAddr(), poll.Timeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { nc.Close() })
+		raws[i] = nc
+		socks[i] = dialWS(t, h, "")
+	}
+	ping := rawFrame(0x89, true, []byte("hi")) // a masked ping: answered with a pong
+	before := held()
+	for i := range n {
+		if _, err := raws[i].Write([]byte(req[:len(req)/2])); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := socks[i].Conn.Write(ping[:3]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A device that completes everything at once is answered meanwhile: the reads are done.
+	probe := dialWS(t, h, "")
+	if _, err := probe.Conn.Write(ping); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := ws.ReadFrame(probe.Conn); err != nil || f.Header.OpCode != ws.OpPong {
+		t.Fatalf("the probe's ping: %v %v, want a pong", f.Header.OpCode, err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if grown := held() - before; grown > n/2 {
+		t.Fatalf("%d goroutines more with %d handshakes and %d messages stopped midway", grown, n, n)
+	}
+	for i := range n {
+		if _, err := raws[i].Write([]byte(req[len(req)/2:])); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := socks[i].Conn.Write(ping[3:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		_ = raws[i].SetReadDeadline(time.Now().Add(poll.Timeout))
+		resp, err := http.ReadResponse(bufio.NewReader(raws[i]), nil)
+		if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+			body, _ := io.ReadAll(resp.Body)
+			t.Fatalf("half handshake %d, completed: %v %q %v, want 101", i, resp.StatusCode, body, err)
+		}
+		if f, err := ws.ReadFrame(socks[i].Conn); err != nil || f.Header.OpCode != ws.OpPong || string(f.Payload) != "hi" {
+			t.Fatalf("half ping %d, completed: %v %q %v, want a pong", i, f.Header.OpCode, f.Payload, err)
+		}
+	}
+}
