@@ -84,15 +84,15 @@ func TestDevicesStoppedMidFrameHoldNoGoroutine(t *testing.T) {
 	for _, d := range devs {
 		d.WriteRaw(protocol.AppendFrame(nil, protocol.SigUplink, 0, 1, []byte("half"))[:protocol.HeaderLen-2])
 	}
-	// The reads happen on their own time: give them a moment, then count. A read that waited would
-	// be waiting by then, and stay so for the read timeout (30 s).
+	// The reads happen on their own time, and a worker still finishing one counts: wait for the
+	// count to settle. A read that waited would hold its goroutine for the read timeout (30 s),
+	// longer than the poll.
 	quick := h.Login("a", "quick")
 	quick.Send(protocol.SigUplink, 0, 1, []byte("after"))
 	poll.Until(t, "an uplink sent after the halves", func() bool { return len(h.State.Received(quick.ID, protocol.SigUplink)) == 1 })
-	time.Sleep(100 * time.Millisecond)
-	if grown := held() - before; grown > n/2 {
-		t.Fatalf("%d goroutines more with %d devices stopped mid-frame", grown, n)
-	}
+	poll.Within(t, 10*time.Second, "no goroutine held by a device stopped mid-frame", func() bool {
+		return held()-before <= n/2
+	})
 	for _, d := range devs {
 		d.WriteRaw(protocol.AppendFrame(nil, protocol.SigUplink, 0, 1, []byte("half"))[protocol.HeaderLen-2:])
 	}
