@@ -87,14 +87,22 @@ func (gw *Gateway) servable() bool {
 // every state server is still handed out.
 type servability struct {
 	nudge chan struct{} // capacity 1: registry.KeepNudged's
-	was   atomic.Bool
+	// mu makes looking and noting one step: the registry watch and the failover pings note
+	// changes from two goroutines, and a stale note would miss the next change.
+	mu  sync.Mutex
+	was bool
 }
 
 // noteServable nudges the registry refresh when servable changed since it was last noted: a state
 // server joined or left the table, or was lost or answers again (failover.go).
 func (gw *Gateway) noteServable() {
+	sv := &gw.servability
+	sv.mu.Lock()
 	now := gw.servable()
-	if gw.servability.was.Swap(now) == now {
+	changed := now != sv.was
+	sv.was = now
+	sv.mu.Unlock()
+	if !changed {
 		return
 	}
 	select {
