@@ -141,6 +141,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Workers, "workers", 0, "worker processes carrying the devices (default: one per --per-worker devices)")
 	fs.IntVar(&o.PerWorker, "per-worker", bench.DefaultPerWorker, "most devices per worker process")
 	fs.BoolVar(&o.Baseline, "baseline", false, "also run against a bare netpoll echo server with the same settings and report ratios")
+	fs.Float64Var(&o.BaselineRate, "baseline-rate", 0, "with --baseline and --rate: offer the echo server this many messages per second instead, e.g. one that keeps the machine as busy as Plato's pass did (the summary's note gives both passes' cores), to compare tails at like load (default: --rate)")
 	fs.StringVar(&o.Sink, "sink", bench.DefaultSink, `did that uplinks address: payload {"to":"<sink>","text":"<seq>"}`)
 	fs.StringVar(&o.Business, "business", "", "serve a business server on this address that accepts every uplink and pushes nothing, instead of the demo's (route the app to it: plato up --set apps.bench.business=ADDR); an http:// URL takes them as webhooks (plato up --set apps.bench.business=URL, and the app's webhook_secret); it runs in the bench's parent process, whose cores the summary reports as bench_parent_cpu_cores")
 	fs.StringVar(&o.WebhookSecret, "webhook-secret", "", "with an http:// --business: the app's apps.<app>.webhook_secret (default $PLATO_APPS__<APP>__WEBHOOK_SECRET)")

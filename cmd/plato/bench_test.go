@@ -31,6 +31,8 @@ func TestBenchFlags(t *testing.T) {
 		{[]string{"bench", "uplink", "--duration", "11m"}, 1, "at most 10m0s"},
 		{[]string{"bench", "uplink", "--rate", "2000000"}, 1, "rate 2e+06"},
 		{[]string{"bench", "uplink", "--rate", "10", "--window", "2"}, 1, "not both"},
+		{[]string{"bench", "uplink", "--rate", "10", "--baseline-rate", "20"}, 1, "give it with --baseline and --rate"},
+		{[]string{"bench", "uplink", "--window", "1", "--baseline", "--baseline-rate", "20"}, 1, "baseline rate 20"},
 		{[]string{"bench", "connect", "--ipconf", "http://10.0.0.1:8080"}, 1, "loopback"},
 		{[]string{"bench", "connect", "--gateway-pid", "x"}, 1, "not a pid"},
 		{[]string{"bench", "connect", "extra"}, 1, "give one scenario"},

@@ -172,6 +172,33 @@ func TestUplinkOpenLoop(t *testing.T) {
 	}
 }
 
+// TestUplinkBaselineAtItsOwnRate offers the echo server another rate than Plato (--baseline-rate):
+// the baseline pass sends at its rate, and the summary drops the throughput ratio, which two rates
+// would make meaningless, and says what each pass kept busy.
+func TestUplinkBaselineAtItsOwnRate(t *testing.T) {
+	p := testPlatform(t, "")
+	o := tinyOptions(p, ScenarioUplink)
+	o.Rate, o.Baseline, o.BaselineRate = 100, true, 400
+	o.WorkerCommand = testWorkerCommand
+	s := runTiny(t, o)
+	checkClean(t, "plato", &s.Figures, o.Devices)
+	checkClean(t, "baseline", s.Baseline, o.Devices)
+	// A second at each rate: four times as many to the echo server, give or take the pacer's
+	// first and last millisecond.
+	if s.Sent > 120 || s.Baseline.Sent < 2*s.Sent || s.Baseline.Sent > 440 {
+		t.Errorf("sent %d to Plato at 100/s and %d to the echo server at 400/s, over about 1s", s.Sent, s.Baseline.Sent)
+	}
+	if s.BaselineRate != 400 || s.Rate != 100 {
+		t.Errorf("rate %v, baseline rate %v", s.Rate, s.BaselineRate)
+	}
+	if _, ok := s.Ratios["msgs_per_sec"]; ok || s.Ratios["latency_p99"] <= 0 {
+		t.Errorf("ratios %v: want latency ratios and no throughput ratio", s.Ratios)
+	}
+	if !slices.ContainsFunc(s.Notes, func(n string) bool { return strings.Contains(n, "the echo server was offered 400 messages/s, Plato 100") }) {
+		t.Errorf("no note on the baseline's rate: %q", s.Notes)
+	}
+}
+
 // TestOverload measures a capacity and offers 1.5 and 3 times it: each run is accounted, no
 // connection is closed, and whatever is not ACKed is refused 1303, never lost or failed otherwise.
 func TestOverload(t *testing.T) {

@@ -27,7 +27,8 @@ type target struct {
 	stateAddr string
 	stateHTTP string
 	echoPush  bool
-	pids      []int // the server processes whose RSS is measured
+	rate      float64 // the open loop's messages per second in total, when not Options.Rate
+	pids      []int   // the server processes whose RSS is measured
 	// byEndpoint maps each endpoint to the processes listening on it, when known, for the
 	// per-process breakdown.
 	byEndpoint map[string][]int
@@ -90,6 +91,10 @@ func sourceIP(k int) string {
 // runTarget runs the scenario once against tg.
 func (r *runner) runTarget(ctx context.Context, tg target) (*targetResult, error) {
 	o := r.opts
+	rate := o.Rate
+	if tg.rate > 0 {
+		rate = tg.rate
+	}
 	out := &targetResult{endpoints: tg.endpoints, byEndpoint: tg.byEndpoint}
 	defer func() { r.passes++ }()
 	defer r.prog.done()
@@ -120,7 +125,7 @@ func (r *runner) runTarget(ctx context.Context, tg target) (*targetResult, error
 			Role: roleDevices, Worker: k, Scenario: o.Scenario, AppID: o.AppID, AppKey: o.AppKey, RunID: r.runID + "-" + tg.name,
 			First: first, Count: count, Endpoints: tg.endpoints, TokenMode: tg.tokenMode, TokenSecret: o.TokenSecret,
 			CredentialSecret: o.CredentialSecret, CredentialKID: o.CredentialKID, IPConfURL: o.IPConfURL, StateAddr: tg.stateAddr, StateHTTP: tg.stateHTTP, EchoPush: tg.echoPush, Window: o.Window, Batch: o.Batch,
-			Rate: o.Rate * float64(count) / float64(o.Devices), Duration: o.Duration, Interval: o.Interval,
+			Rate: rate * float64(count) / float64(o.Devices), Duration: o.Duration, Interval: o.Interval,
 			Heartbeat: o.Heartbeat, Concurrency: o.Concurrency, Sink: o.Sink, Drain: o.Drain,
 			ConnectRate: o.ConnectRate * float64(count) / float64(o.Devices), ConnectBy: connectBy, Deadline: deadline,
 		}

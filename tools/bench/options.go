@@ -148,6 +148,12 @@ type Options struct {
 	PerWorker int
 	// Baseline also runs the same scenario against a bare netpoll echo server and reports ratios.
 	Baseline bool
+	// BaselineRate, with Baseline and an open loop (Rate), offers the echo server this rate
+	// instead of Rate. The echo server does less per message than Plato, so at Plato's rate it
+	// leaves more of the machine idle; at a higher rate that keeps the machine as busy as Plato's
+	// run did (the summary gives both passes' cores), its latency is what a bare server's tail is
+	// at that load. 0: Rate.
+	BaselineRate float64
 	// Sink is the did uplinks are addressed to. Default bench-sink.
 	Sink string
 	// Business, when set, is where the bench serves its own business server, which accepts every
@@ -340,6 +346,9 @@ func (o *Options) validate() error {
 	}
 	if o.Window > 0 && o.Rate > 0 {
 		bad("give a window (closed loop) or a rate (open loop), not both")
+	}
+	if o.BaselineRate != 0 && (!o.Baseline || o.Rate == 0 || o.BaselineRate < 0 || o.BaselineRate > MaxRate) {
+		bad("baseline rate %v: give it with --baseline and --rate (an open loop), above 0 and at most %d messages per second", o.BaselineRate, MaxRate)
 	}
 	if o.Interval < 100*time.Millisecond || o.Interval > time.Minute {
 		bad("interval %v: must be 100ms to 1m", o.Interval)

@@ -145,6 +145,12 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 		}
 		bf := r.figures(base)
 		s.Baseline, s.Ratios = &bf, ratios(&s.Figures, &bf)
+		if o.BaselineRate > 0 && o.BaselineRate != o.Rate {
+			// Rates offered apart do not divide into a throughput ratio.
+			delete(s.Ratios, "msgs_per_sec")
+			s.BaselineRate = o.BaselineRate
+			note("baseline rate: the echo server was offered %g messages/s, Plato %g; cores busy in all (server, bench, bench parent): Plato's pass %.2f, the baseline's %.2f; the latency ratios compare the two at those loads", o.BaselineRate, o.Rate, s.ServerCPU+s.ClientCPU+s.ParentCPU, bf.ServerCPU+bf.ClientCPU+bf.ParentCPU)
+		}
 		where := "in this process (no worker command), so its bytes_per_conn and server_cpu_cores include the bench's own"
 		if r.opts.WorkerCommand != nil {
 			where = fmt.Sprintf("in %d process(es) of its own", servers)
@@ -241,7 +247,7 @@ func (r *runner) runBaseline(ctx context.Context) (*targetResult, int, error) {
 	if len(pids) == 0 {
 		pids, byEndpoint = []int{os.Getpid()}, nil
 	}
-	res, err := r.runTarget(ctx, target{name: "baseline", endpoints: endpoints, tokenMode: tokenNone, echoPush: true, pids: pids, byEndpoint: byEndpoint})
+	res, err := r.runTarget(ctx, target{name: "baseline", endpoints: endpoints, tokenMode: tokenNone, echoPush: true, rate: o.BaselineRate, pids: pids, byEndpoint: byEndpoint})
 	return res, n, err
 }
 

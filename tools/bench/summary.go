@@ -19,8 +19,11 @@ type Summary struct {
 	Window int     `json:"window,omitempty"`
 	Rate   float64 `json:"rate,omitempty"`
 	Figures
-	Baseline *Figures           `json:"baseline,omitempty"`
-	Ratios   map[string]float64 `json:"ratios,omitempty"`
+	Baseline *Figures `json:"baseline,omitempty"`
+	// BaselineRate is the open loop's rate the baseline was offered, when --baseline-rate set it
+	// apart from Rate; there is then no msgs_per_sec ratio.
+	BaselineRate float64            `json:"baseline_rate,omitempty"`
+	Ratios       map[string]float64 `json:"ratios,omitempty"`
 	// Workers is how many processes carried the devices (0: this process).
 	Workers int `json:"workers"`
 	// Failover is the failover scenario's account (failover_figures.go).
