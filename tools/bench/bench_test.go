@@ -194,7 +194,9 @@ func TestUplinkBaselineAtItsOwnRate(t *testing.T) {
 	if _, ok := s.Ratios["msgs_per_sec"]; ok || s.Ratios["latency_p99"] <= 0 {
 		t.Errorf("ratios %v: want latency ratios and no throughput ratio", s.Ratios)
 	}
-	if !slices.ContainsFunc(s.Notes, func(n string) bool { return strings.Contains(n, "the echo server was offered 400 messages/s, Plato 100") }) {
+	if !slices.ContainsFunc(s.Notes, func(n string) bool {
+		return strings.Contains(n, "the echo server was offered 400 messages/s, Plato 100")
+	}) {
 		t.Errorf("no note on the baseline's rate: %q", s.Notes)
 	}
 }
