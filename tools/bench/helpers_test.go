@@ -58,7 +58,7 @@ func TestReportIsSelfContained(t *testing.T) {
 	for v := int64(1); v <= 5000; v++ {
 		h.Record(v * 997)
 	}
-	f := Figures{Connected: 3, Sent: 10, Acked: 10, Latency: latencyOf(&h), hist: &h, perSec: []uint64{5, 3, 2}, sentPerSec: []uint64{5, 3, 2}}
+	f := Figures{Connected: 3, Sent: 10, Acked: 10, Latency: latencyOf(&h), hist: &h, perSec: []uint64{5, 3, 2}, sentPerSec: []uint64{5, 3, 2}, ServerCPU: 0.5, ClientCPU: 0.25, ParentCPU: 0.125}
 	b := f
 	s := &Summary{Scenario: ScenarioUplink, Devices: 3, Duration: 3, Figures: f, Baseline: &b, Ratios: ratios(&f, &b), Notes: []string{"a <note> & more"}}
 	var out bytes.Buffer
@@ -66,7 +66,7 @@ func TestReportIsSelfContained(t *testing.T) {
 		t.Fatal(err)
 	}
 	page := out.String()
-	for _, want := range []string{"<svg", "<polyline", "99.9%", "Throughput over time", "a &lt;note&gt; &amp; more", `&#34;scenario&#34;:&#34;uplink&#34;`} {
+	for _, want := range []string{"<svg", "<polyline", "99.9%", "Throughput over time", "a &lt;note&gt; &amp; more", `&#34;scenario&#34;:&#34;uplink&#34;`, "cores busy in all: server, bench, bench parent</td><td>0.875"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("report lacks %q", want)
 		}

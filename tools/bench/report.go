@@ -76,6 +76,8 @@ func reportRows(s *Summary) []reportRow {
 		{"connects per second", "connect_rate", func(f *Figures) float64 { return f.ConnectRate }},
 		{"server bytes per connection", "bytes_per_conn", func(f *Figures) float64 { return f.BytesPerConn }},
 		{"bench bytes per connection", "", func(f *Figures) float64 { return f.ClientBytesPerConn }},
+		// What the machine was busy with: a baseline at --baseline-rate is compared at like load.
+		{"cores busy in all: server, bench, bench parent", "", func(f *Figures) float64 { return f.ServerCPU + f.ClientCPU + f.ParentCPU }},
 	}
 	var rows []reportRow
 	for _, m := range ms {
