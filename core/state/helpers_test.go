@@ -223,10 +223,11 @@ func (r *memRegistry) List(_ context.Context, role registry.Role) ([]registry.No
 
 func (r *memRegistry) Watch(ctx context.Context, role registry.Role) (<-chan registry.Event, error) {
 	nodes, _ := r.List(ctx, role)
-	ch := make(chan registry.Event, len(nodes))
+	ch := make(chan registry.Event, len(nodes)+1)
 	for _, n := range nodes {
 		ch <- registry.Event{Type: registry.EventPut, Node: n}
 	}
+	ch <- registry.Event{Type: registry.EventSynced}
 	go func() { <-ctx.Done(); close(ch) }()
 	return ch, nil
 }

@@ -79,6 +79,9 @@ const (
 	// EventFresh follows an EventStale once the watch is back and every node of the last known
 	// view either registered again or was reported gone (EventDelete): the view is current.
 	EventFresh
+	// EventSynced comes once, after the EventPut of every node registered when the watch
+	// opened: from then on the reader knows the role as the registry does. Only At is set.
+	EventSynced
 )
 
 // String names the event type in logs.
@@ -92,6 +95,8 @@ func (t EventType) String() string {
 		return "stale"
 	case EventFresh:
 		return "fresh"
+	case EventSynced:
+		return "synced"
 	}
 	return fmt.Sprintf("EventType(%d)", int(t))
 }
@@ -125,26 +130,59 @@ type Registry interface {
 }
 
 // Follow watches role and calls put for every node that appears or changes and remove for every
-// node that goes away, on one goroutine, until ctx ends. It returns once the watch is set up.
-// While the registry is unreachable nothing is removed: the last known nodes stay (the watch logs
-// the outage, and the process's registry metrics show it).
+// node that goes away, one call at a time, until ctx ends. It returns once the nodes registered
+// when the watch opened were put (EventSynced), or after followSyncWait if the registry is slow to
+// list them: a role that starts with the registry's view, rather than an empty one for its first
+// moments, does not refuse what it could serve (a gateway answering logins with 1210 because it
+// has not heard of the state servers yet). While the registry is unreachable nothing is removed:
+// the last known nodes stay (the watch logs the outage, and the process's registry metrics show
+// it).
 func Follow(ctx context.Context, r Registry, role Role, put func(Node), remove func(id string)) error {
 	events, err := r.Watch(ctx, role)
 	if err != nil {
 		return err
 	}
+	apply := func(ev Event) bool {
+		switch ev.Type {
+		case EventPut:
+			put(ev.Node)
+		case EventDelete:
+			remove(ev.Node.ID)
+		case EventSynced:
+			return true
+		}
+		return false
+	}
+	bound := time.NewTimer(followSyncWait)
+	defer bound.Stop()
+initial:
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return nil // ctx ended
+			}
+			if apply(ev) {
+				break initial
+			}
+		case <-bound.C:
+			break initial // the rest is applied as it comes
+		case <-ctx.Done():
+			break initial
+		}
+	}
 	go func() {
 		for ev := range events {
-			switch ev.Type {
-			case EventPut:
-				put(ev.Node)
-			case EventDelete:
-				remove(ev.Node.ID)
-			}
+			apply(ev)
 		}
 	}()
 	return nil
 }
+
+// followSyncWait bounds how long Follow waits for the registry's current nodes. Their listing
+// takes a NATS round trip or a few; the bound only keeps a starting role from hanging on a
+// registry that answers but does not list.
+const followSyncWait = 5 * time.Second
 
 // Keep registers the node that node() describes, then registers it again every interval until
 // ctx ends, so the entry lives exactly as long as the process keeps it fresh, and at once when the

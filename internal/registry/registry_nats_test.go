@@ -3,12 +3,14 @@ package registry
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/platoim/plato/internal/natsd"
+	"github.com/platoim/plato/sdk/poll"
 )
 
 // startNATS runs an embedded server on a random port and returns a JetStream context on it.
@@ -116,6 +118,10 @@ func TestNATSPutListWatchDelete(t *testing.T) {
 	if !initial["gw-1"] || !initial[odd] {
 		t.Fatalf("initial events named %v", initial)
 	}
+	// Then, once, that these were all the nodes registered.
+	if ev := nextEvent(t, ch); ev.Type != EventSynced {
+		t.Fatalf("after the initial puts got %+v, want synced", ev)
+	}
 
 	if err := r.Put(ctx, gateway("gw-1", 42)); err != nil {
 		t.Fatal(err)
@@ -141,6 +147,9 @@ func TestNATSPutListWatchDelete(t *testing.T) {
 	}
 	if ev := nextEvent(t, ch2); ev.Type != EventPut || ev.Node.ID != "gw-1" {
 		t.Fatalf("second watcher's first event = %+v", ev)
+	}
+	if ev := nextEvent(t, ch2); ev.Type != EventSynced {
+		t.Fatalf("second watcher's second event = %+v, want synced", ev)
 	}
 
 	wcancel()
@@ -168,6 +177,10 @@ func TestNATSTTLExpiry(t *testing.T) {
 	ch, err := r.Watch(ctx, RoleGateway)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// No node yet: the watch says so before anything else.
+	if ev := nextEvent(t, ch); ev.Type != EventSynced {
+		t.Fatalf("got %+v, want synced", ev)
 	}
 	if err := r.Put(ctx, gateway("gw-dying", 1)); err != nil {
 		t.Fatal(err)
@@ -291,4 +304,53 @@ func TestNATSWatchCancelledDuringSetup(t *testing.T) {
 	if _, err := r.List(ctx, RoleGateway); err == nil {
 		t.Error("List with a cancelled context succeeded")
 	}
+}
+
+// Follow returns knowing the nodes registered when it started: a gateway that starts must not
+// refuse logins for want of state servers it has not heard of yet. Later changes still follow.
+func TestFollowReturnsWithTheRegisteredNodes(t *testing.T) {
+	r := newTestNATS(t, time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, id := range []string{"st-1", "st-2"} {
+		if err := r.Put(ctx, Node{ID: id, Role: RoleState, RPCNetwork: "tcp", RPCAddr: "127.0.0.1:1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	known := map[string]bool{}
+	put := func(n Node) { mu.Lock(); known[n.ID] = true; mu.Unlock() }
+	remove := func(id string) { mu.Lock(); delete(known, id); mu.Unlock() }
+	fctx, fcancel := context.WithCancel(ctx)
+	defer fcancel()
+	if err := Follow(fctx, r, RoleState, put, remove); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	got := len(known)
+	mu.Unlock()
+	if got != 2 {
+		t.Fatalf("Follow returned knowing %d of the 2 registered state servers", got)
+	}
+	if err := r.Delete(ctx, RoleState, "st-1"); err != nil {
+		t.Fatal(err)
+	}
+	poll.Within(t, 10*time.Second, "the delete to follow", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return !known["st-1"] && known["st-2"]
+	})
+
+	// An empty role: Follow returns too, and what registers later is followed.
+	var gws sync.Map
+	if err := Follow(fctx, r, RoleGateway, func(n Node) { gws.Store(n.ID, true) }, func(string) {}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Put(ctx, gateway("gw-1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	poll.Within(t, 10*time.Second, "a gateway registered later to follow", func() bool {
+		_, ok := gws.Load("gw-1")
+		return ok
+	})
 }

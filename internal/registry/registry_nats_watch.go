@@ -87,6 +87,7 @@ type watch struct {
 	heard      time.Time       // when the registry last sent an entry (or the watch opened)
 	resyncEnd  time.Time       // when unconfirmed nodes are given up on; zero outside a resync
 	snapshotIn bool            // the current watcher delivered its snapshot
+	synced     bool            // EventSynced was sent (after the first snapshot)
 }
 
 func (w *watch) staleSince() time.Time {
@@ -207,7 +208,12 @@ func (w *watch) entry(ctx context.Context, e jetstream.KeyValueEntry) {
 	if e == nil {
 		w.mu.Lock()
 		w.snapshotIn = true
+		first := !w.synced
+		w.synced = true
 		w.mu.Unlock()
+		if first {
+			w.send(ctx, Event{Type: EventSynced, At: now})
+		}
 		w.maybeFresh(ctx)
 		return
 	}

@@ -182,6 +182,16 @@ func TestNATSRestartWithTheBucketInMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	rec.waitFor(t, 10*time.Second, fresh, EventDelete, "gw-new")
+	// The watch said it had listed the registry once, at its start, not again at the resync.
+	synced := 0
+	for _, ev := range rec.all() {
+		if ev.Type == EventSynced {
+			synced++
+		}
+	}
+	if synced != 1 || rec.index(0, EventSynced, "") > down {
+		t.Errorf("%d synced events, the first at %d (the outage began at %d): %+v", synced, rec.index(0, EventSynced, ""), down, rec.all())
+	}
 }
 
 // TestNATSBucketDeletedByHand deletes the bucket under a running registry, as `nats kv del`
