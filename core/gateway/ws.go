@@ -159,10 +159,15 @@ func (gw *Gateway) onWSRequest(ctx context.Context, nc netpoll.Connection) error
 // bytes go with it (handover.go).
 var errHandingOff = errors.New("the connection is being passed to a new process")
 
+// errCarried ends a read that moved the start of a handshake or frame into the carry (carryWS):
+// input that arrived meanwhile continues it, so it must go behind the carry (readCarried, on the
+// next call, which netpoll makes while input is left) and not be read as a frame of its own.
+var errCarried = errors.New("the rest of the input is carried")
+
 // readWS reads c's handshake, then every complete WebSocket frame. Like readFrames it consumes
-// all input or closes, and it consumes a handshake or a frame only once it is complete: a partial
-// one blocks in Peek up to the read timeout (or until the login timer closes the socket), and a
-// read interrupted there to pass the connection to a new process leaves it whole.
+// all input or closes, and it consumes a handshake or a frame only once it is complete: the start
+// of one that is not is carried (carryWS), and the read ends there, since what netpoll adds to
+// the input meanwhile continues it.
 func (gw *Gateway) readWS(c *conn, nc netpoll.Connection) error {
 	r := nc.Reader()
 	defer r.Release()
@@ -185,7 +190,7 @@ func (gw *Gateway) readWS(c *conn, nc netpoll.Connection) error {
 		} else {
 			err = gw.wsHandshake(c, r)
 		}
-		if errors.Is(err, errHandingOff) {
+		if errors.Is(err, errHandingOff) || errors.Is(err, errCarried) {
 			return nil
 		}
 		if err != nil {
@@ -193,6 +198,14 @@ func (gw *Gateway) readWS(c *conn, nc netpoll.Connection) error {
 		}
 	}
 	return nil
+}
+
+// carryWS is carryRest for readWS: errCarried ends its loop.
+func (gw *Gateway) carryWS(c *conn, r netpoll.Reader) error {
+	if err := gw.carryRest(c, r); err != nil {
+		return err
+	}
+	return errCarried
 }
 
 // wsReadFailed is readFailed for the WebSocket reads: errHandingOff when the read was interrupted
@@ -225,7 +238,7 @@ func (gw *Gateway) wsHandshake(c *conn, r netpoll.Reader) error {
 		}
 		// The rest comes later (carry.go), within gateway.login_timeout: the login timer answers
 		// 408 and closes otherwise.
-		return gw.carryRest(c, r)
+		return gw.carryWS(c, r)
 	}
 }
 
@@ -357,14 +370,14 @@ func httpError(status int, reason string) []byte {
 // complete is carried (carry.go).
 func (gw *Gateway) wsReadFrame(c *conn, r netpoll.Reader) error {
 	if r.Len() < 2 {
-		return gw.carryRest(c, r)
+		return gw.carryWS(c, r)
 	}
 	b, err := r.Peek(2)
 	if err != nil {
 		return gw.wsReadFailed(c, err)
 	}
 	if r.Len() < wsHeaderLen(b) {
-		return gw.carryRest(c, r)
+		return gw.carryWS(c, r)
 	}
 	hb, err := r.Peek(wsHeaderLen(b))
 	if err != nil {
@@ -380,7 +393,7 @@ func (gw *Gateway) wsReadFrame(c *conn, r netpoll.Reader) error {
 		return nil
 	}
 	if r.Len() < hl+int(h.Length) {
-		return gw.carryRest(c, r)
+		return gw.carryWS(c, r)
 	}
 	if err := r.Skip(hl); err != nil {
 		return err
