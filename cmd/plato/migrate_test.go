@@ -93,6 +93,23 @@ func (f *moveFleet) ops(t *testing.T, args ...string) (string, error) {
 	return string(out), err
 }
 
+// opsFound is ops for a command on a gateway the fleet keeps running, retried while the registry
+// does not list it: on a machine loaded enough that the gateway misses its registry refreshes for a
+// whole TTL (5 s), its entry expires until the next refresh, and plato ops cannot find it for
+// that moment. Every other outcome is returned.
+func (f *moveFleet) opsFound(t *testing.T, args ...string) (out string, err error) {
+	t.Helper()
+	poll.Within(t, 30*time.Second, "plato ops "+strings.Join(args, " ")+" to find its gateway", func() bool {
+		out, err = f.ops(t, args...)
+		if err != nil && strings.Contains(out, "is not live") {
+			t.Logf("plato ops %s, retried: %s", strings.Join(args, " "), strings.TrimSpace(out))
+			return false
+		}
+		return true
+	})
+	return out, err
+}
+
 // moveDevice is an SDK client that records what it receives.
 type moveDevice struct {
 	did     string
@@ -401,7 +418,7 @@ func TestOpsDrain(t *testing.T) {
 			t.Fatalf("%s: %d %q, want %d and a JSON error", tc.name, resp.StatusCode, e.Error, tc.want)
 		}
 	}
-	if out, err := f.ops(t, "drain", "gw-1", "--key", "nope"); err == nil || !strings.Contains(out, "wrong ops key") {
+	if out, err := f.opsFound(t, "drain", "gw-1", "--key", "nope"); err == nil || !strings.Contains(out, "wrong ops key") {
 		t.Fatalf("drain with a wrong key: %v\n%s", err, out)
 	}
 
@@ -485,19 +502,9 @@ func TestOpsDrain(t *testing.T) {
 	p.checkDelivered(t, devs)
 	f.checkResumedOnly(t, n+1)
 
-	// On a machine loaded enough that gw-1 misses its registry refreshes for a whole TTL (5 s), its
-	// entry expires until the next refresh and the ops command cannot find it for that moment.
-	poll.Within(t, 30*time.Second, "plato ops undrain gw-1", func() bool {
-		out, err := f.ops(t, "undrain", "gw-1")
-		if err != nil && strings.Contains(out, "is not live") {
-			t.Logf("plato ops undrain, retried: %s", strings.TrimSpace(out))
-			return false
-		}
-		if err != nil {
-			t.Fatalf("plato ops undrain: %v\n%s", err, out)
-		}
-		return true
-	})
+	if out, err := f.opsFound(t, "undrain", "gw-1"); err != nil {
+		t.Fatalf("plato ops undrain: %v\n%s", err, out)
+	}
 	poll.Within(t, 30*time.Second, "ipconf to hand out gw-1 again after undrain", func() bool { ok, _ := listed(); return ok })
 }
 
