@@ -77,7 +77,7 @@ func reportRows(s *Summary) []reportRow {
 		{"server bytes per connection", "bytes_per_conn", func(f *Figures) float64 { return f.BytesPerConn }},
 		{"bench bytes per connection", "", func(f *Figures) float64 { return f.ClientBytesPerConn }},
 		// What the machine was busy with: a baseline at --baseline-rate is compared at like load.
-		{"cores busy in all: server, bench, bench parent", "", func(f *Figures) float64 { return f.ServerCPU + f.ClientCPU + f.ParentCPU }},
+		{"cores busy in all: server, bench, bench parent", "", (*Figures).coresBusy},
 	}
 	var rows []reportRow
 	for _, m := range ms {

@@ -149,7 +149,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 			// Rates offered apart do not divide into a throughput ratio.
 			delete(s.Ratios, "msgs_per_sec")
 			s.BaselineRate = o.BaselineRate
-			note("baseline rate: the echo server was offered %g messages/s, Plato %g; cores busy in all (server, bench, bench parent): Plato's pass %.2f, the baseline's %.2f; the latency ratios compare the two at those loads", o.BaselineRate, o.Rate, s.ServerCPU+s.ClientCPU+s.ParentCPU, bf.ServerCPU+bf.ClientCPU+bf.ParentCPU)
+			note("baseline rate: the echo server was offered %g messages/s, Plato %g; cores busy in all (server, bench, bench parent): Plato's pass %.2f, the baseline's %.2f; the latency ratios compare the two at those loads", o.BaselineRate, o.Rate, s.coresBusy(), bf.coresBusy())
 		}
 		where := "in this process (no worker command), so its bytes_per_conn and server_cpu_cores include the bench's own"
 		if r.opts.WorkerCommand != nil {

@@ -194,5 +194,9 @@ func ratios(p, b *Figures) map[string]float64 {
 	return out
 }
 
+// coresBusy is every core the pass kept busy: the server processes, the bench's workers and its
+// parent (the business server), what a baseline at --baseline-rate is compared by.
+func (f *Figures) coresBusy() float64 { return f.ServerCPU + f.ClientCPU + f.ParentCPU }
+
 // JSON is the summary as one line (no newline).
 func (s *Summary) JSON() ([]byte, error) { return json.Marshal(s) }
